@@ -1,0 +1,34 @@
+# Tokengrid: `make demo` runs it, `make test` tests it. Both need only Python 3.11.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint install serve worker clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Tokengrid needs $(PYTHON) on PATH"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	bash scripts/demo.sh
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+worker: $(STAMP)
+	$(VENV)/bin/celery -A config worker -Q ingest,rollups,reports,billing,default --loglevel=INFO
+
+serve: $(STAMP)
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+clean:
+	rm -rf var/broker var/ingest

@@ -1,0 +1,217 @@
+"""Ingestion batches and rejects, raw generations, and the rollups every page reads.
+
+Raw generations carry no foreign-key constraints (ingest speed; the ids come from rows that
+ingestion registered first). Money is integer units of 1e-10 USD (`core.money`). Rollup key
+columns that may be absent (app, api key) hold 0 for "none", so a plain unique constraint can
+serve `INSERT ... ON CONFLICT` on every database.
+"""
+from django.db import models
+
+from billing.models import Account, ApiKey
+from marketplace.models import App, Model, Provider
+
+
+class IngestBatch(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    source = models.CharField(max_length=500, help_text="file name, or `api` for a POST")
+    path = models.CharField(max_length=1000, help_text="where the workers read it")
+    format = models.CharField(max_length=20)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    bytes = models.BigIntegerField(default=0)
+    lines = models.BigIntegerField(default=0)
+    accepted = models.BigIntegerField(default=0)
+    duplicates = models.BigIntegerField(default=0)
+    rejected = models.BigIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    header = models.TextField(blank=True, help_text="CSV header line, prepended to every chunk")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "ingest batches"
+
+    def __str__(self) -> str:
+        return f"batch {self.pk} ({self.source})"
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class IngestChunk(models.Model):
+    """A byte range of a batch's file; `done` commits with the chunk's rows (exactly once)."""
+
+    batch = models.ForeignKey(IngestBatch, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    first_line = models.BigIntegerField()
+    byte_start = models.BigIntegerField()
+    byte_end = models.BigIntegerField()
+    done = models.BooleanField(default=False)
+    lines = models.PositiveIntegerField(default=0)
+    accepted = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch", "index"]
+        constraints = [models.UniqueConstraint(fields=["batch", "index"], name="chunk_batch_index")]
+
+
+class Reject(models.Model):
+    batch = models.ForeignKey(IngestBatch, on_delete=models.CASCADE, related_name="rejects")
+    line = models.BigIntegerField()
+    reason = models.CharField(max_length=100)
+    raw = models.TextField(help_text="the first 2 KB of the record")
+
+    class Meta:
+        ordering = ["batch", "line"]
+        indexes = [models.Index(fields=["batch", "line"])]
+
+
+class Generation(models.Model):
+    """One routed request, as logged by the gateway; `id` is the gateway's idempotency key."""
+
+    id = models.CharField(max_length=128, primary_key=True)
+    created_at = models.DateTimeField()
+    account = models.ForeignKey(Account, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.DO_NOTHING, db_constraint=False, null=True,
+                                related_name="+")
+    model = models.ForeignKey(Model, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    provider = models.ForeignKey(Provider, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    app = models.ForeignKey(App, on_delete=models.DO_NOTHING, db_constraint=False, null=True, related_name="+")
+    batch_id = models.BigIntegerField(default=0)
+    tokens_prompt = models.BigIntegerField(default=0)
+    tokens_completion = models.BigIntegerField(default=0)
+    tokens_reasoning = models.BigIntegerField(default=0)
+    tokens_cached = models.BigIntegerField(default=0)
+    cost_units = models.BigIntegerField(default=0, help_text="total_cost in 1e-10 USD")
+    cost_priced = models.BooleanField(default=False, help_text="priced by Tokengrid from the catalog")
+    is_byok = models.BooleanField(default=False)
+    latency = models.IntegerField(null=True, help_text="ms to first token")
+    generation_time = models.IntegerField(null=True, help_text="ms")
+    status = models.SmallIntegerField(default=200)
+    finish_reason = models.CharField(max_length=40, blank=True)
+    streamed = models.BooleanField(null=True)
+    cancelled = models.BooleanField(null=True)
+    num_media_prompt = models.IntegerField(null=True)
+    num_media_completion = models.IntegerField(null=True)
+    num_search_results = models.IntegerField(null=True)
+    provider_responses = models.JSONField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "-created_at", "-id"], name="generation_account_time")]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def tokens(self) -> int:
+        return self.tokens_prompt + self.tokens_completion
+
+    @property
+    def succeeded(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class _Usage(models.Model):
+    """The counters every rollup adds up."""
+
+    requests = models.BigIntegerField(default=0)
+    failed = models.BigIntegerField(default=0)
+    tokens_prompt = models.BigIntegerField(default=0)
+    tokens_completion = models.BigIntegerField(default=0)
+    tokens_reasoning = models.BigIntegerField(default=0)
+    tokens_cached = models.BigIntegerField(default=0)
+    byok_tokens = models.BigIntegerField(default=0)
+    spend_units = models.BigIntegerField(default=0, help_text="BYOK excluded")
+
+    class Meta:
+        abstract = True
+
+
+class EndpointHour(_Usage):
+    """Per hour x model x provider: public rankings, model and provider pages, uptime.
+
+    `attempts` / `failed_attempts` count every entry of provider_responses against the provider
+    that was tried (or the final status when there are none), so a provider can have attempts
+    in an hour where it served no request.
+    """
+
+    hour = models.DateTimeField()
+    model = models.ForeignKey(Model, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    provider = models.ForeignKey(Provider, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    attempts = models.BigIntegerField(default=0)
+    failed_attempts = models.BigIntegerField(default=0)
+    latency_sum = models.BigIntegerField(default=0)
+    latency_count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["hour", "model", "provider"], name="endpointhour_key")]
+        indexes = [models.Index(fields=["model", "hour"]), models.Index(fields=["provider", "hour"])]
+
+
+class EndpointHistogram(models.Model):
+    """Per day x model x provider x metric x bucket: mergeable latency/throughput histograms.
+
+    Buckets are log-spaced (`analytics.histograms`); any union of rows yields p50/p90 within 5%.
+    """
+
+    class Metric(models.IntegerChoices):
+        LATENCY = 1
+        THROUGHPUT = 2
+
+    day = models.DateField()
+    model = models.ForeignKey(Model, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    provider = models.ForeignKey(Provider, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    metric = models.SmallIntegerField(choices=Metric.choices)
+    bucket = models.SmallIntegerField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "model", "provider", "metric", "bucket"],
+                                               name="endpointhistogram_key")]
+
+
+class AppDay(_Usage):
+    """Per day x app x model: app pages, top and trending apps, category rankings."""
+
+    day = models.DateField()
+    app = models.ForeignKey(App, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    model = models.ForeignKey(Model, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "app", "model"], name="appday_key")]
+        indexes = [models.Index(fields=["app", "day"])]
+
+
+class AccountHour(_Usage):
+    """Per hour x account x model x provider x api key x app: account pages and usage CSV.
+
+    `api_key_id` and `app_id` are 0 when the request had none.
+    """
+
+    hour = models.DateTimeField()
+    account = models.ForeignKey(Account, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    model = models.ForeignKey(Model, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    provider = models.ForeignKey(Provider, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    api_key_id = models.BigIntegerField(default=0)
+    app_id = models.BigIntegerField(default=0)
+    latency_sum = models.BigIntegerField(default=0)
+    latency_count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "hour", "model", "provider", "api_key_id", "app_id"],
+                                               name="accounthour_key")]

@@ -1,0 +1,30 @@
+"""Money as integers: 1 unit = 1e-10 USD, exact on every database and summed without drift.
+
+Analytics and the ledger store integer units (bigint); Decimal is used at the edges (parsing,
+pricing, display). 1e-10 USD resolves a single token at the cheapest catalog prices, and a
+bigint holds $922M in one row (PostgreSQL sums bigint into numeric, so totals never overflow).
+"""
+from decimal import ROUND_HALF_EVEN, Decimal
+
+UNITS_PER_USD = 10**10
+_QUANTUM = Decimal(1)
+
+
+def usd_to_units(amount: Decimal | int | str) -> int:
+    """Convert a USD amount to units, rounding half-even past 1e-10 USD."""
+    value = amount if isinstance(amount, Decimal) else Decimal(amount)
+    return int((value * UNITS_PER_USD).quantize(_QUANTUM, rounding=ROUND_HALF_EVEN))
+
+
+def units_to_usd(units: int | None) -> Decimal:
+    """Convert units to an exact Decimal USD amount."""
+    return Decimal(units or 0).scaleb(-10)
+
+
+def format_usd(units: int | None, places: int = 2) -> str:
+    """Human money: `$1,234.57`; small non-zero amounts keep significant digits."""
+    usd = units_to_usd(units)
+    if usd != 0 and abs(usd) < Decimal("0.01"):
+        return f"${usd.normalize():f}" if abs(usd) >= Decimal("0.000001") else "<$0.000001"
+    quantum = Decimal(1).scaleb(-places)
+    return f"${usd.quantize(quantum, rounding=ROUND_HALF_EVEN):,}"

@@ -1,0 +1,69 @@
+"""Settings come from the environment; production refuses to start unsafely."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL",
+                                                                        "CELERY_"))}
+    clean.update(env)
+    code = ("import django; django.setup(); from django.conf import settings as s; "
+            "print(s.DATABASES['default']['ENGINE'], s.CACHES['default']['BACKEND'], s.CELERY_BROKER_URL, s.DEBUG)")
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean | {"DJANGO_SETTINGS_MODULE": "config.settings"},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_production_without_secret_key_refuses_to_start():
+    result = _load_settings({"DJANGO_DEBUG": "0"})
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off" in result.stderr
+
+
+def test_production_with_secret_key_starts_without_debug():
+    result = _load_settings({"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 50})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == "False"
+
+
+def test_embedded_defaults_need_no_server():
+    result = _load_settings({})
+    assert result.returncode == 0, result.stderr
+    engine, cache, broker, debug = result.stdout.split()
+    assert engine == "django.db.backends.sqlite3"
+    assert cache == "django.core.cache.backends.locmem.LocMemCache"
+    assert broker == "filesystem://"
+
+
+def test_real_services_come_from_urls():
+    result = _load_settings({"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
+                             "REDIS_URL": "redis://127.0.0.1:6379/1",
+                             "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0"})
+    assert result.returncode == 0, result.stderr
+    engine, cache, broker, _ = result.stdout.split()
+    assert engine == "django.db.backends.postgresql"
+    assert cache == "django.core.cache.backends.redis.RedisCache"
+    assert broker == "redis://127.0.0.1:6379/0"
+
+
+@pytest.mark.django_db
+def test_healthz_answers_ok(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_plotly_js_is_served_from_the_installed_package(client):
+    import plotly
+
+    response = client.get(f"/assets/plotly-{plotly.__version__}.min.js")
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content)
+    assert len(body) > 1_000_000
+    assert b"plotly" in body[:2000].lower()
+    assert client.get("/assets/plotly-0.0.0.min.js").status_code == 404
