@@ -3,7 +3,7 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
-from .models import Account, LedgerEntry
+from .models import Account, ApiKey, LedgerEntry
 
 
 def accounts_lock(*, account_ids: Iterable[int]) -> dict[int, Account]:
@@ -41,3 +41,37 @@ def ledger_debit_usage(*, spend_by_account: dict[int, int], idempotency_prefix: 
                             reference=idempotency_prefix, actor="ingest", memo="usage")
         posted += entry is not None
     return posted
+
+
+def accounts_register(*, external_ids: Iterable[str]) -> dict[str, int]:
+    """Return account ids by gateway id, creating the unknown ones (safe under concurrency)."""
+    wanted = set(external_ids)
+    if not wanted:
+        return {}
+    found = dict(Account.objects.filter(external_id__in=wanted).values_list("external_id", "pk"))
+    missing = wanted - found.keys()
+    if missing:
+        Account.objects.bulk_create([Account(external_id=e) for e in sorted(missing)], ignore_conflicts=True)
+        found.update(Account.objects.filter(external_id__in=missing).values_list("external_id", "pk"))
+    return found
+
+
+def api_keys_register(*, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """Return API key ids by (account id, key id), creating the unknown ones."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    account_ids = {account_id for account_id, _ in wanted}
+    external = {external_id for _, external_id in wanted}
+
+    def existing() -> dict[tuple[int, str], int]:
+        rows = ApiKey.objects.filter(account_id__in=account_ids, external_id__in=external)
+        return {(a, e): pk for a, e, pk in rows.values_list("account_id", "external_id", "pk")}
+
+    found = existing()
+    missing = wanted - found.keys()
+    if missing:
+        ApiKey.objects.bulk_create([ApiKey(account_id=a, external_id=e) for a, e in sorted(missing)],
+                                   ignore_conflicts=True)
+        found = existing()
+    return {key: found[key] for key in wanted}

@@ -1,0 +1,180 @@
+"""Set-based apply of one chunk: stage rows, insert the new generations, roll up exactly those.
+
+PostgreSQL: COPY into a temporary staging table, `INSERT ... ON CONFLICT (id) DO NOTHING
+RETURNING id` decides which rows are new (concurrent chunks wait on each other's keys, so a
+generation is inserted once), the staging rows that were not inserted are dropped, and the
+rollups are upserted from what is left. SQLite: the same SQL, with executemany for COPY and an
+anti-join for the conflict test (SQLite transactions are serialized, so the two agree).
+
+Every upsert groups and orders by its key, so concurrent chunks take row locks in one order and
+cannot deadlock. Must run inside the caller's transaction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+from django.db import connection
+
+# Column order of the stage rows built by analytics.ingest._rows.
+STAGE_COLUMNS = (
+    ("id", "text"), ("created_at", "timestamptz"), ("hour", "timestamptz"), ("day", "date"),
+    ("account_id", "bigint"), ("api_key_id", "bigint"), ("model_id", "bigint"), ("provider_id", "bigint"),
+    ("app_id", "bigint"), ("batch_id", "bigint"),
+    ("tokens_prompt", "bigint"), ("tokens_completion", "bigint"), ("tokens_reasoning", "bigint"),
+    ("tokens_cached", "bigint"), ("cost_units", "bigint"), ("cost_priced", "boolean"), ("is_byok", "boolean"),
+    ("latency", "integer"), ("generation_time", "integer"), ("status", "smallint"), ("finish_reason", "text"),
+    ("streamed", "boolean"), ("cancelled", "boolean"), ("num_media_prompt", "integer"),
+    ("num_media_completion", "integer"), ("num_search_results", "integer"), ("provider_responses", "jsonb"),
+    ("failed", "smallint"), ("own_attempts", "integer"), ("own_failed", "integer"),
+    ("latency_bucket", "smallint"), ("throughput_bucket", "smallint"),
+)
+ATTEMPT_COLUMNS = (("gen_id", "text"), ("provider_id", "bigint"), ("failed", "smallint"))
+_JSON_AT = [name for name, _ in STAGE_COLUMNS].index("provider_responses")
+_DATETIME_AT = (1, 2)
+_DATE_AT = 3
+
+GENERATION_COLUMNS = (
+    "id", "created_at", "account_id", "api_key_id", "model_id", "provider_id", "app_id", "batch_id",
+    "tokens_prompt", "tokens_completion", "tokens_reasoning", "tokens_cached", "cost_units", "cost_priced",
+    "is_byok", "latency", "generation_time", "status", "finish_reason", "streamed", "cancelled",
+    "num_media_prompt", "num_media_completion", "num_search_results", "provider_responses",
+)
+_GENERATION_SELECT = ", ".join(
+    f"NULLIF({c}, 0)" if c in ("api_key_id", "app_id") else c for c in GENERATION_COLUMNS)
+
+_SPEND = "CASE WHEN is_byok THEN 0 ELSE cost_units END"
+_BYOK_TOKENS = "CASE WHEN is_byok THEN tokens_prompt + tokens_completion ELSE 0 END"
+USAGE_SUMS = {
+    "requests": "COUNT(*)",
+    "failed": "SUM(failed)",
+    "tokens_prompt": "SUM(tokens_prompt)",
+    "tokens_completion": "SUM(tokens_completion)",
+    "tokens_reasoning": "SUM(tokens_reasoning)",
+    "tokens_cached": "SUM(tokens_cached)",
+    "byok_tokens": f"SUM({_BYOK_TOKENS})",
+    "spend_units": f"SUM({_SPEND})",
+}
+LATENCY_SUMS = {
+    "latency_sum": "SUM(CASE WHEN failed = 0 THEN COALESCE(latency, 0) ELSE 0 END)",
+    "latency_count": "COUNT(CASE WHEN failed = 0 THEN latency END)",
+}
+
+
+@dataclass(frozen=True)
+class Applied:
+    inserted: int
+    spend_by_account: dict[int, int]
+
+
+def _upsert(table: str, keys: tuple[str, ...], sums: dict[str, str], source: str,
+            zeros: tuple[str, ...] = ()) -> str:
+    """Build `INSERT ... SELECT ... GROUP BY key ORDER BY key ON CONFLICT DO UPDATE (add)`."""
+    columns = (*keys, *sums, *zeros)
+    select = ", ".join((*keys, *sums.values(), *("0" for _ in zeros)))
+    key_list = ", ".join(keys)
+    updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in sums)
+    # `WHERE 1 = 1` keeps SQLite from reading ON CONFLICT as a join constraint.
+    return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {select} FROM {source} "
+            f"GROUP BY {key_list} ORDER BY {key_list} "
+            f"ON CONFLICT ({key_list}) DO UPDATE SET {updates}")
+
+
+def _all_usage_zeros(table_sums: dict[str, str]) -> tuple[str, ...]:
+    return tuple(c for c in (*USAGE_SUMS, *LATENCY_SUMS, "attempts", "failed_attempts") if c not in table_sums)
+
+
+_ENDPOINT_SUMS = {**USAGE_SUMS, "attempts": "SUM(own_attempts)", "failed_attempts": "SUM(own_failed)",
+                  **LATENCY_SUMS}
+_ATTEMPT_SUMS = {"attempts": "COUNT(*)", "failed_attempts": "SUM(failed)"}
+ROLLUP_SQL = (
+    _upsert("analytics_endpointhour", ("hour", "model_id", "provider_id"), _ENDPOINT_SUMS,
+            "ingest_stage WHERE 1 = 1"),
+    _upsert("analytics_endpointhour", ("hour", "model_id", "provider_id"), _ATTEMPT_SUMS,
+            "(SELECT s.hour AS hour, s.model_id AS model_id, a.provider_id AS provider_id, a.failed AS failed"
+            " FROM ingest_attempts a JOIN ingest_stage s ON s.id = a.gen_id) AS x WHERE 1 = 1",
+            zeros=_all_usage_zeros(_ATTEMPT_SUMS)),
+    _upsert("analytics_endpointhistogram", ("day", "model_id", "provider_id", "metric", "bucket"),
+            {"count": "COUNT(*)"},
+            "(SELECT day, model_id, provider_id, 1 AS metric, latency_bucket AS bucket FROM ingest_stage"
+            " WHERE latency_bucket IS NOT NULL UNION ALL"
+            " SELECT day, model_id, provider_id, 2 AS metric, throughput_bucket AS bucket FROM ingest_stage"
+            " WHERE throughput_bucket IS NOT NULL) AS x WHERE 1 = 1"),
+    _upsert("analytics_appday", ("day", "app_id", "model_id"), USAGE_SUMS, "ingest_stage WHERE app_id <> 0"),
+    _upsert("analytics_accounthour", ("account_id", "hour", "model_id", "provider_id", "api_key_id", "app_id"),
+            {**USAGE_SUMS, **LATENCY_SUMS}, "ingest_stage WHERE 1 = 1"),
+)
+SPEND_SQL = f"SELECT account_id, SUM({_SPEND}) FROM ingest_stage GROUP BY account_id ORDER BY account_id"
+
+
+def _create_temp_tables(cursor, postgres: bool) -> None:
+    for table, columns in (("ingest_stage", STAGE_COLUMNS), ("ingest_attempts", ATTEMPT_COLUMNS)):
+        spec = ", ".join(f"{name} {kind if postgres else ''}".rstrip() for name, kind in columns)
+        if postgres:
+            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({spec}) ON COMMIT DELETE ROWS")
+            cursor.execute(f"TRUNCATE {table}")
+        else:
+            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({spec})")
+            cursor.execute(f"DELETE FROM {table}")
+
+
+def _json(value) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _load_postgres(cursor, stage: list[tuple], extra_attempts: list[tuple]) -> int:
+    raw = cursor.cursor  # the psycopg cursor under Django's wrapper
+    names = ", ".join(name for name, _ in STAGE_COLUMNS)
+    with raw.copy(f"COPY ingest_stage ({names}) FROM STDIN") as copy:
+        for row in stage:
+            if row[_JSON_AT] is not None:
+                row = (*row[:_JSON_AT], _json(row[_JSON_AT]), *row[_JSON_AT + 1:])
+            copy.write_row(row)
+    if extra_attempts:
+        with raw.copy("COPY ingest_attempts (gen_id, provider_id, failed) FROM STDIN") as copy:
+            for row in extra_attempts:
+                copy.write_row(row)
+    cursor.execute(
+        f"WITH ins AS (INSERT INTO analytics_generation ({', '.join(GENERATION_COLUMNS)})"
+        f" SELECT {_GENERATION_SELECT} FROM ingest_stage ORDER BY id ON CONFLICT (id) DO NOTHING RETURNING id)"
+        " DELETE FROM ingest_stage s WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.id = s.id)")
+    return len(stage) - cursor.rowcount
+
+
+def _load_sqlite(cursor, stage: list[tuple], extra_attempts: list[tuple]) -> int:
+    ops = connection.ops
+    rows = []
+    for row in stage:
+        row = list(row)
+        for at in _DATETIME_AT:
+            row[at] = ops.adapt_datetimefield_value(row[at])
+        row[_DATE_AT] = ops.adapt_datefield_value(row[_DATE_AT])
+        row[_JSON_AT] = _json(row[_JSON_AT])
+        rows.append(row)
+    marks = ", ".join(["%s"] * len(STAGE_COLUMNS))
+    cursor.executemany(f"INSERT INTO ingest_stage VALUES ({marks})", rows)
+    if extra_attempts:
+        cursor.executemany("INSERT INTO ingest_attempts VALUES (%s, %s, %s)", extra_attempts)
+    cursor.execute("DELETE FROM ingest_stage WHERE EXISTS "
+                   "(SELECT 1 FROM analytics_generation g WHERE g.id = ingest_stage.id)")
+    cursor.execute(f"INSERT INTO analytics_generation ({', '.join(GENERATION_COLUMNS)})"
+                   f" SELECT {_GENERATION_SELECT} FROM ingest_stage")
+    return cursor.rowcount
+
+
+def apply(*, stage: list[tuple], extra_attempts: list[tuple]) -> Applied:
+    """Insert the new generations of a chunk and add exactly them into every rollup."""
+    if not stage:
+        return Applied(inserted=0, spend_by_account={})
+    postgres = connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        _create_temp_tables(cursor, postgres)
+        inserted = (_load_postgres if postgres else _load_sqlite)(cursor, stage, extra_attempts)
+        if inserted:
+            for sql in ROLLUP_SQL:
+                cursor.execute(sql)
+            cursor.execute(SPEND_SQL)
+            spend = {account_id: int(total) for account_id, total in cursor.fetchall() if total}
+        else:
+            spend = {}
+    return Applied(inserted=inserted, spend_by_account=spend)

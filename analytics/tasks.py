@@ -1,0 +1,46 @@
+"""Celery tasks of ingestion: thin wrappers that load ids and call `analytics.ingest`.
+
+Ingest tasks ack late (a worker killed mid-chunk leaves the message to be redelivered) and retry
+only errors that a second try can cure: lost connections, deadlocks, serialization failures.
+"""
+from celery import shared_task
+from django.core.cache import cache
+from django.db import InterfaceError, OperationalError
+
+from . import ingest
+
+TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=8)
+def ingest_batch_split(batch_id: int) -> int:
+    """Cut a batch's file into chunks and queue them; returns the number of chunks."""
+    try:
+        return ingest.batch_split(batch_id=batch_id).chunks_total
+    except ingest.IngestError:
+        return 0  # recorded on the batch as failed; nothing a retry would change
+
+
+@shared_task(bind=True, acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=60,
+             max_retries=10)
+def ingest_chunk(self, batch_id: int, index: int) -> dict:
+    """Apply one chunk of a batch exactly once."""
+    try:
+        result = ingest.chunk_ingest(batch_id=batch_id, index=index)
+    except TRANSIENT:
+        raise
+    except Exception as error:
+        # Not transient: a bug or a broken file. Record it on the batch, keep the message for the log.
+        ingest.batch_fail(batch_id=batch_id, error=f"chunk {index}: {type(error).__name__}: {error}")
+        raise
+    return {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": result.rejected,
+            "skipped": result.skipped}
+
+
+@shared_task(ignore_result=True)
+def rollup_rankings_refresh() -> None:
+    """Bump the rankings version: cached rankings keyed by the old one are no longer read."""
+    try:
+        cache.incr("rankings:version")
+    except ValueError:
+        cache.set("rankings:version", 1, None)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make demo`: migrate, load the catalog, start a worker, generate and ingest demo traffic once,
+# create the demo login, and serve on http://127.0.0.1:8000. Run again, it reuses what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+EVENTS="${DEMO_EVENTS:-200000}"
+DAYS="${DEMO_DAYS:-35}"
+mkdir -p var/demo
+started=$(date +%s)
+
+$PY manage.py migrate --noinput
+$PY manage.py catalog_sync
+
+.venv/bin/celery -A config worker -Q ingest,rollups,reports,billing,default --loglevel=WARNING \
+  --concurrency 2 >var/demo/worker.log 2>&1 &
+worker=$!
+trap 'kill $worker 2>/dev/null || true; wait $worker 2>/dev/null || true' EXIT INT TERM
+
+if [ "$($PY manage.py shell -c 'from analytics.models import Generation; print(int(Generation.objects.exists()))')" = "0" ]; then
+  $PY manage.py generate_traffic --events "$EVENTS" --days "$DAYS" --seed 7 --hostile-app --out var/demo/traffic.jsonl
+  $PY manage.py ingest var/demo/traffic.jsonl --wait
+else
+  echo "demo traffic already ingested: reusing it (delete var/ to start over)"
+fi
+$PY manage.py demo_setup
+echo "demo ready in $(( $(date +%s) - started )) s"
+echo
+echo "  Tokengrid is running at http://127.0.0.1:8000"
+echo "  Sign in at http://127.0.0.1:8000/accounts/login/ as  demo / tokengrid-demo"
+echo "  (staff pages: /admin/ and /ops/ingest/ with the same login)"
+echo
+$PY manage.py runserver 127.0.0.1:8000 --noreload
