@@ -1,0 +1,43 @@
+from django.contrib import admin
+
+from .models import Generation, IngestBatch, IngestChunk, Reject
+
+
+class ChunkInline(admin.TabularInline):
+    model = IngestChunk
+    extra = 0
+    can_delete = False
+    readonly_fields = ("index", "first_line", "byte_start", "byte_end", "done", "lines", "accepted", "duplicates",
+                       "rejected", "attempts", "finished_at")
+
+
+@admin.register(IngestBatch)
+class IngestBatchAdmin(admin.ModelAdmin):
+    list_display = ("id", "source", "format", "status", "lines", "accepted", "duplicates", "rejected",
+                    "chunks_done", "chunks_total", "created_at")
+    list_filter = ("status", "format")
+    search_fields = ("source",)
+    readonly_fields = [f.name for f in IngestBatch._meta.fields]
+    inlines = [ChunkInline]
+
+
+@admin.register(Reject)
+class RejectAdmin(admin.ModelAdmin):
+    list_display = ("batch", "line", "reason")
+    list_filter = ("reason",)
+    search_fields = ("reason", "raw")
+    list_select_related = ("batch",)
+    readonly_fields = ("batch", "line", "reason", "raw")
+
+
+@admin.register(Generation)
+class GenerationAdmin(admin.ModelAdmin):
+    list_display = ("id", "created_at", "account", "model", "provider", "tokens_prompt", "tokens_completion",
+                    "cost_units", "status")
+    list_select_related = ("account", "model", "provider")
+    search_fields = ("=id",)
+    show_full_result_count = False
+    raw_id_fields = ("account", "api_key", "model", "provider", "app")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # raw generations are the gateway's record: read-only
