@@ -1,0 +1,114 @@
+#!/usr/bin/env python
+"""Ingest throughput against the plain-COPY ceiling, in one run, on PostgreSQL.
+
+    .venv/bin/python bench/ingest.py [--events 1000000] [--workers 1] [--file F] [--keep]
+
+Creates (or reuses) the database `tokengrid_bench`, migrates it and loads the catalog, generates
+`--events` records with `generate_traffic` (or takes `--file`), runs ../shared/bench/copy_ceiling.py
+on the file, empties the generation and rollup tables, then ingests the same file through the real
+path (`manage.py ingest --wait`, Celery workers on Redis, COPY + set-based rollups + usage debits)
+and prints both rates, their ratio and each worker's peak memory (VmHWM).
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CEILING = ROOT.parent / "shared" / "bench" / "copy_ceiling.py"
+PG = "postgres://postgres@127.0.0.1:5432"
+DB = "tokengrid_bench"
+PY = sys.executable
+CELERY = str(Path(PY).parent / "celery")
+TABLES = ("analytics_generation", "analytics_endpointhour", "analytics_endpointhistogram", "analytics_appday",
+          "analytics_accounthour", "analytics_reject", "analytics_ingestchunk", "analytics_ingestbatch",
+          "billing_ledgerentry")
+
+
+def run(args: list[str], env: dict, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=ROOT, env=env, check=True, text=True, **kwargs)
+
+
+def psql(sql: str, database: str = "postgres") -> str:
+    return subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-tAc", sql],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def peak_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (each -P solo)")
+    parser.add_argument("--file", type=Path, help="an openrouter JSONL file to use instead of generating one")
+    parser.add_argument("--chunk-lines", type=int, default=50_000)
+    parser.add_argument("--keep", action="store_true", help="keep the generated file in var/bench/")
+    options = parser.parse_args()
+
+    env = {**os.environ, "DATABASE_URL": f"{PG}/{DB}", "CELERY_BROKER_URL": "redis://127.0.0.1:6379/13",
+           "REDIS_URL": "redis://127.0.0.1:6379/12", "INGEST_CHUNK_LINES": str(options.chunk_lines),
+           "DJANGO_SETTINGS_MODULE": "config.settings"}
+    if psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB}'") != "1":
+        psql(f"CREATE DATABASE {DB}")
+    run([PY, "manage.py", "migrate", "-v", "0"], env)
+    run([PY, "manage.py", "catalog_sync"], env, capture_output=True)
+
+    folder = ROOT / "var" / "bench"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = options.file or folder / f"traffic-{options.events}.jsonl"
+    if not path.exists():
+        started = time.perf_counter()
+        run([PY, "manage.py", "generate_traffic", "--events", str(options.events), "--out", str(path),
+             "--seed", "1"], env, capture_output=True)
+        print(f"generated {path.name} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    size = path.stat().st_size
+
+    ceiling = json.loads(run([PY, str(CEILING), str(path), f"{PG}/{DB}"], env, capture_output=True).stdout)
+
+    psql(f"TRUNCATE {', '.join(TABLES)}", DB)
+    psql("UPDATE billing_account SET balance_units = 0", DB)
+    subprocess.run([CELERY, "-A", "config", "purge", "-f"], cwd=ROOT, env=env, capture_output=True)
+    procs = []
+    for n in range(options.workers):
+        procs.append(subprocess.Popen(
+            [CELERY, "-A", "config", "worker", "-P", "solo", "-Q", "ingest,rollups,default", "-n", f"bench{n}@%h",
+             "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(4)
+    try:
+        started = time.perf_counter()
+        run([PY, "manage.py", "ingest", str(path), "--wait"], env, capture_output=True)
+        wall = time.perf_counter() - started
+        peaks = [peak_kib(p.pid) for p in procs]
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+    stats = psql("SELECT accepted, duplicates, rejected, extract(epoch FROM finished_at - created_at) "
+                 "FROM analytics_ingestbatch ORDER BY id DESC LIMIT 1", DB).split("|")
+    accepted, seconds = int(stats[0]), float(stats[3])
+    rate = accepted / seconds
+    result = {
+        "file": path.name, "records": ceiling["rows"], "bytes": size, "workers": options.workers,
+        "ceiling_rows_per_s": ceiling["rows_per_s"], "tokengrid_rows_per_s": round(rate),
+        "ratio": round(rate / ceiling["rows_per_s"], 3), "tokengrid_seconds": round(seconds, 2),
+        "command_wall_seconds": round(wall, 2), "accepted": accepted, "duplicates": int(stats[1]),
+        "rejected": int(stats[2]), "worker_peak_mib": [round(p / 1024) for p in peaks],
+    }
+    print(json.dumps(result))
+    if not options.keep and not options.file:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

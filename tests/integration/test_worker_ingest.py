@@ -1,0 +1,56 @@
+"""Ingestion through real Celery worker processes and the real broker (Redis on PostgreSQL runs)."""
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.db.models import Sum
+
+from analytics.models import EndpointHour, Generation, IngestBatch
+from billing.models import Account, LedgerEntry
+from core.money import usd_to_units
+from tests.analytics.conftest import record, write_jsonl
+
+pytestmark = [pytest.mark.slow]
+
+
+def _records(ids: range) -> list[dict]:
+    return [record(id=f"gen-{i}", account=f"acct_{i % 3}", model=f"lab/model-{i % 4}",
+                   provider_name=f"Provider {i % 2}", created_at=f"2026-03-0{1 + i % 5}T{i % 24:02d}:15:00Z",
+                   tokens_prompt=i % 1000, tokens_completion=i % 97, total_cost=float(f"0.000{i % 10}1"))
+            for i in ids]
+
+
+def test_a_real_worker_ingests_a_file_queued_by_the_command(tmp_path, workers, capsys):
+    path = write_jsonl(tmp_path / "traffic.jsonl", [*_records(range(300)), "not json", *_records(range(10))])
+    workers.start()
+
+    call_command("ingest", str(path), "--wait", "--timeout", "120")
+
+    out = capsys.readouterr().out
+    assert "traffic.jsonl: 300 accepted, 10 duplicates, 1 rejected" in out
+    batch = IngestBatch.objects.get()
+    assert batch.status == IngestBatch.Status.DONE
+    assert Generation.objects.count() == 300
+    assert EndpointHour.objects.aggregate(n=Sum("requests"))["n"] == 300
+
+
+@pytest.mark.postgres
+def test_two_workers_ingesting_overlapping_files_at_once_give_exact_totals(tmp_path, workers, settings):
+    settings.INGEST_CHUNK_LINES = 250
+    first = write_jsonl(tmp_path / "first.jsonl", _records(range(0, 3000)))
+    second = write_jsonl(tmp_path / "second.jsonl", _records(range(1500, 4500)))
+    workers.start(concurrency=2)
+    workers.start(concurrency=1)
+
+    call_command("ingest", str(first), str(second), "--wait", "--timeout", "240")
+
+    batches = list(IngestBatch.objects.order_by("pk"))
+    assert [b.status for b in batches] == ["done", "done"]
+    assert sum(b.accepted for b in batches) == 4500
+    assert sum(b.duplicates for b in batches) == 1500
+    assert Generation.objects.count() == 4500
+    assert EndpointHour.objects.aggregate(n=Sum("requests"))["n"] == 4500
+    truth = sum(usd_to_units(Decimal(repr(r["total_cost"]))) for r in _records(range(4500)))
+    assert EndpointHour.objects.aggregate(s=Sum("spend_units"))["s"] == truth
+    assert -sum(Account.objects.values_list("balance_units", flat=True)) == truth
+    assert LedgerEntry.objects.aggregate(s=Sum("amount_units"))["s"] == -truth
