@@ -4,4 +4,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("marketplace.api_urls")),
     path("", include("analytics.api_urls")),
+    path("", include("analytics.account_api_urls")),
 ]

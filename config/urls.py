@@ -13,5 +13,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("config.api_urls")),
     path("", include("analytics.urls")),
+    path("", include("analytics.account_urls")),
     path("", include("marketplace.urls")),
 ]

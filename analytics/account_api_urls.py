@@ -1,0 +1,2 @@
+"""Account API routes under /api/v1/: owned by the account-analytics work."""
+urlpatterns: list = []

@@ -1,0 +1,2 @@
+"""Account pages (/account/...): owned by the account-analytics work."""
+urlpatterns: list = []
