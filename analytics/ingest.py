@@ -24,11 +24,11 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from marketplace.pricing import PriceBook
+from marketplace.services import apps_register, models_register, providers_register
 
 from billing.services import accounts_register, api_keys_register, ledger_debit_usage
 from core.money import usd_to_units
-from marketplace.pricing import PriceBook
-from marketplace.services import apps_register, models_register, providers_register
 
 from . import formats, histograms, loader
 from .models import IngestBatch, IngestChunk, Reject
@@ -123,10 +123,8 @@ def batch_split(*, batch_id: int) -> IngestBatch:
             first, first_number, after_first = _first_record_line(handle)
             fmt = batch.format
             if fmt == "auto":
-                if not first:
-                    fmt = "openrouter"  # an empty file: nothing to detect, nothing to ingest
-                else:
-                    fmt = formats.detect_format(first.lstrip(b"\xef\xbb\xbf"))
+                # An empty file has nothing to detect and nothing to ingest.
+                fmt = formats.detect_format(first.lstrip(b"\xef\xbb\xbf")) if first else "openrouter"
             header = b""
             if fmt != "openrouter" and first:
                 candidate = formats.read_header(fmt, first.lstrip(b"\xef\xbb\xbf"))
@@ -300,10 +298,9 @@ def chunk_ingest(*, batch_id: int, index: int) -> ChunkResult:
     rejects: list[Reject] = []
     seen: set[str] = set()
     in_chunk_duplicates = 0
-    lines = 0
-    for lines, item in enumerate(formats.parse_lines(
+    for item in formats.parse_lines(
             batch.format, _chunk_lines(batch.path, chunk.byte_start, chunk.byte_end, chunk.first_line),
-            header=header, max_line_bytes=settings.INGEST_MAX_LINE_BYTES), start=1):
+            header=header, max_line_bytes=settings.INGEST_MAX_LINE_BYTES):
         if isinstance(item, formats.Rejected):
             rejects.append(Reject(batch_id=batch_id, line=item.line, reason=item.reason[:100],
                                   raw=item.raw[:RAW_LIMIT].replace("\x00", "\ufffd")))
@@ -340,7 +337,7 @@ def chunk_ingest(*, batch_id: int, index: int) -> ChunkResult:
 
             transaction.on_commit(rollup_rankings_refresh.delay)
     log.info("batch %s chunk %s: %s lines, %s accepted, %s duplicates, %s rejected",
-             batch_id, index, lines, result.accepted, result.duplicates, result.rejected)
+             batch_id, index, result.lines, result.accepted, result.duplicates, result.rejected)
     return result
 
 

@@ -69,6 +69,9 @@ class IngestChunk(models.Model):
         ordering = ["batch", "index"]
         constraints = [models.UniqueConstraint(fields=["batch", "index"], name="chunk_batch_index")]
 
+    def __str__(self) -> str:
+        return f"batch {self.batch_id} chunk {self.index}"
+
 
 class Reject(models.Model):
     batch = models.ForeignKey(IngestBatch, on_delete=models.CASCADE, related_name="rejects")
@@ -79,6 +82,9 @@ class Reject(models.Model):
     class Meta:
         ordering = ["batch", "line"]
         indexes = [models.Index(fields=["batch", "line"])]
+
+    def __str__(self) -> str:
+        return f"batch {self.batch_id} line {self.line}: {self.reason}"
 
 
 class Generation(models.Model):
@@ -162,6 +168,9 @@ class EndpointHour(_Usage):
         constraints = [models.UniqueConstraint(fields=["hour", "model", "provider"], name="endpointhour_key")]
         indexes = [models.Index(fields=["model", "hour"]), models.Index(fields=["provider", "hour"])]
 
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h model {self.model_id} provider {self.provider_id}"
+
 
 class EndpointHistogram(models.Model):
     """Per day x model x provider x metric x bucket: mergeable latency/throughput histograms.
@@ -184,6 +193,9 @@ class EndpointHistogram(models.Model):
         constraints = [models.UniqueConstraint(fields=["day", "model", "provider", "metric", "bucket"],
                                                name="endpointhistogram_key")]
 
+    def __str__(self) -> str:
+        return f"{self.day} model {self.model_id} provider {self.provider_id} bucket {self.bucket}"
+
 
 class AppDay(_Usage):
     """Per day x app x model: app pages, top and trending apps, category rankings."""
@@ -195,6 +207,9 @@ class AppDay(_Usage):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["day", "app", "model"], name="appday_key")]
         indexes = [models.Index(fields=["app", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.day} app {self.app_id} model {self.model_id}"
 
 
 class AccountHour(_Usage):
@@ -215,3 +230,6 @@ class AccountHour(_Usage):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "hour", "model", "provider", "api_key_id", "app_id"],
                                                name="accounthour_key")]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h account {self.account_id} model {self.model_id}"

@@ -110,6 +110,9 @@ class EndpointPrice(models.Model):
         ordering = ["endpoint", "-valid_from"]
         constraints = [models.UniqueConstraint(fields=["endpoint", "valid_from"], name="endpoint_price_from")]
 
+    def __str__(self) -> str:
+        return f"{self.endpoint_id} from {self.valid_from:%Y-%m-%d}"
+
 
 class AppCategory(models.Model):
     slug = models.SlugField(max_length=64, unique=True)

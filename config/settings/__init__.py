@@ -3,7 +3,7 @@
 Split by concern: `security` (secret key, debug, hosts), `base` (Django itself),
 `services` (database, cache, Celery broker, email) and `product` (ingest, billing knobs).
 """
-from .security import *  # noqa: F403  (first: the others read DEBUG)
 from .base import *  # noqa: F403
-from .services import *  # noqa: F403
 from .product import *  # noqa: F403
+from .security import *  # noqa: F403  (first: the others read DEBUG)
+from .services import *  # noqa: F403

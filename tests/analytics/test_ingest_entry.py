@@ -88,7 +88,8 @@ def test_staff_see_batches_and_download_neutralized_rejects(client, admin_user, 
     client.force_login(admin_user)
 
     page = client.get("/ops/ingest/").content.decode()
-    assert "bad.jsonl" in page and ">2<" in page.replace("</a>", "<")
+    assert "bad.jsonl" in page
+    assert ">2<" in page.replace("</a>", "<")
 
     response = client.get(f"/ops/ingest/{batch.pk}/rejects.csv")
     lines = b"".join(response.streaming_content).decode().splitlines()
@@ -105,5 +106,6 @@ def test_staff_can_upload_a_file(client, admin_user):
     response = client.post("/ops/ingest/", {"file": upload, "format": "auto"})
 
     batch = IngestBatch.objects.get()
-    assert response.status_code == 302 and response.url == f"/ops/ingest/{batch.pk}/"
+    assert response.status_code == 302
+    assert response.url == f"/ops/ingest/{batch.pk}/"
     assert batch.source == "upload.jsonl"

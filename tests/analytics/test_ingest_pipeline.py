@@ -6,7 +6,15 @@ from decimal import Decimal
 import pytest
 
 from analytics import histograms
-from analytics.models import AccountHour, AppDay, EndpointHistogram, EndpointHour, Generation, IngestBatch, Reject
+from analytics.models import (
+    AccountHour,
+    AppDay,
+    EndpointHistogram,
+    EndpointHour,
+    Generation,
+    IngestBatch,
+    Reject,
+)
 from billing.models import Account, ApiKey, LedgerEntry
 from marketplace.models import App, Author, Endpoint, Model, Provider
 

@@ -1,4 +1,5 @@
 """Real Celery worker processes against the test database and the configured broker."""
+import contextlib
 import os
 import signal
 import subprocess
@@ -73,10 +74,9 @@ class Workers:
 def workers(tmp_path, transactional_db):
     from config.celery import app
 
-    try:
-        app.control.purge()  # messages left by an earlier run would name batches that no longer exist
-    except Exception:  # noqa: BLE001,S110  (an empty or fresh broker has nothing to purge)
-        pass
+    # Messages left by an earlier run would name batches that no longer exist.
+    with contextlib.suppress(Exception):
+        app.control.purge()
     pool = Workers(tmp_path)
     yield pool
     pool.stop()
