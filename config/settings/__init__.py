@@ -5,5 +5,5 @@ Split by concern: `security` (secret key, debug, hosts), `base` (Django itself),
 """
 from .base import *  # noqa: F403
 from .product import *  # noqa: F403
-from .security import *  # noqa: F403  (first: the others read DEBUG)
+from .security import *  # noqa: F403
 from .services import *  # noqa: F403
