@@ -95,10 +95,11 @@ def test_a_file_becomes_generations_rollups_rejects_and_debits(tmp_path):
     acct_a.refresh_from_db()
     assert acct_a.balance == Decimal("-0.003")
 
+    # Latency histograms per day x endpoint: gen-1 (400 ms), gen-2 (300 ms), gen-3 (400 ms); gen-4 failed.
     latency = EndpointHistogram.objects.filter(metric=EndpointHistogram.Metric.LATENCY)
-    assert sorted(latency.values_list("bucket", "count")) == sorted(
-        [(histograms.bucket_of(400), 2), (histograms.bucket_of(300), 1)]
-        if histograms.bucket_of(400) != histograms.bucket_of(300) else [(histograms.bucket_of(400), 3)])
+    assert sorted(latency.values_list("model__slug", "provider__name", "bucket", "count")) == sorted([
+        (LLAMA, "DeepInfra", histograms.bucket_of(400), 1), (LLAMA, "Groq", histograms.bucket_of(300), 1),
+        (GPT, "OpenAI", histograms.bucket_of(400), 1)])
     throughput = EndpointHistogram.objects.filter(metric=EndpointHistogram.Metric.THROUGHPUT)
     assert sum(throughput.values_list("count", flat=True)) == 3  # gen-1 50 tok/s, gen-2 100, gen-3 10
 

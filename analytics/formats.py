@@ -1,0 +1,488 @@
+"""Routed-traffic log formats (../shared/formats.md): detection, parsing and validation.
+
+`parse_lines` turns raw lines into canonical `Record`s or `Rejected`s (line number, reason code,
+first 2 KB); it never raises on bad input. Pure Python, no database.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+import orjson
+
+FORMATS = ("openrouter", "litellm", "csv")
+RAW_LIMIT = 2048
+MAX_INT = 2**53
+MAX_COST = Decimal(1_000_000)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=1)
+BOM = b"\xef\xbb\xbf"
+LIMITS = {"id": 128, "model": 200, "account": 128, "api_key": 128, "provider_name": 200, "origin": 500,
+          "app_name": 200, "finish_reason": 40}
+
+
+class FormatError(ValueError):
+    """A file whose format cannot be detected or is unknown."""
+
+
+class Invalid(Exception):
+    """One record's first validation failure; `reason` is the reject code."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Record:
+    line: int
+    id: str
+    created_at: datetime
+    account: str
+    api_key: str | None
+    model: str
+    provider_name: str
+    origin: str | None
+    app_name: str | None
+    app_categories: tuple[str, ...]
+    tokens_prompt: int
+    tokens_completion: int
+    tokens_reasoning: int
+    tokens_cached: int
+    total_cost: Decimal | None
+    is_byok: bool
+    latency: int | None
+    generation_time: int | None
+    status: int
+    provider_responses: list[dict] | None
+    finish_reason: str | None
+    streamed: bool | None
+    cancelled: bool | None
+    num_media_prompt: int | None
+    num_media_completion: int | None
+    num_search_results: int | None
+
+
+@dataclass(slots=True)
+class Rejected:
+    line: int
+    reason: str
+    raw: str
+
+
+# ---------------------------------------------------------------- detection
+
+
+def detect_format(sample: bytes) -> str:
+    """Pick the format from the first non-blank record (formats.md, "Detection")."""
+    text = sample.lstrip(BOM).strip()
+    if not text:
+        raise FormatError("cannot detect format: the file has no records")
+    if text.startswith(b"{"):
+        try:
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict) and "request_id" in obj and "spend" in obj and "tokens_prompt" not in obj:
+            return "litellm"
+        # JSON Lines with tokens_prompt or a data wrapper; a broken first record is JSON Lines too, so
+        # that it is rejected with its reason rather than failing the whole file.
+        return "openrouter"
+    columns = {c.strip().lower() for c in _csv_row(text.decode("utf-8", errors="replace"))}
+    if {"request_id", "spend"} <= columns:
+        return "litellm"
+    if {"id", "model"} <= columns:
+        return "csv"
+    raise FormatError("cannot detect format: neither JSON Lines nor a CSV header naming id and model "
+                      "(or request_id and spend)")
+
+
+def read_header(fmt: str, first_line: bytes) -> bytes | None:
+    """The header line of a CSV file (None for JSON Lines)."""
+    text = first_line.lstrip(BOM).strip()
+    if fmt == "openrouter" or text.startswith(b"{"):
+        return None
+    return text
+
+
+def _csv_row(text: str) -> list[str]:
+    return next(csv.reader(io.StringIO(text)), [])
+
+
+# ---------------------------------------------------------------- field coercion
+
+
+def _string(obj: dict, field: str, *, required: bool = False, source: str | None = None) -> str | None:
+    value = obj.get(source or field)
+    if value is None or value == "":
+        if required:
+            raise Invalid(f"missing:{field}")
+        return None
+    if not isinstance(value, str):
+        if required or field in ("api_key",):
+            raise Invalid(f"type:{field}")
+        value = str(value)
+    limit = LIMITS.get(field)
+    if limit and len(value) > limit:
+        raise Invalid(f"too_long:{field}")
+    return value
+
+
+def _count(value, field: str) -> int:
+    if value is None or value == "":
+        return 0
+    if isinstance(value, bool):
+        raise Invalid(f"type:{field}")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise Invalid(f"type:{field}")
+        number = int(value)
+    else:
+        raise Invalid(f"type:{field}")
+    if number < 0:
+        raise Invalid(f"negative:{field}")
+    if number > MAX_INT:
+        raise Invalid(f"out_of_range:{field}")
+    return number
+
+
+def _optional_count(value, field: str) -> int | None:
+    return None if value is None or value == "" else _count(value, field)
+
+
+def _millis(value, field: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid(f"type:{field}")
+    if not math.isfinite(value):
+        raise Invalid(f"type:{field}")
+    if value < 0:
+        raise Invalid(f"negative:{field}")
+    if value > 86_400_000:
+        raise Invalid(f"out_of_range:{field}")
+    return round(value)
+
+
+def _cost(value) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise Invalid("type:total_cost")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise Invalid("type:total_cost")
+        amount = Decimal(repr(value))  # the shortest text that round-trips: the JSON number as written
+    elif isinstance(value, int):
+        amount = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            amount = Decimal(value.strip())
+        except InvalidOperation:
+            raise Invalid("type:total_cost") from None
+        if not amount.is_finite():
+            raise Invalid("type:total_cost")
+    else:
+        raise Invalid("type:total_cost")
+    if amount < 0:
+        raise Invalid("negative:total_cost")
+    if amount > MAX_COST:
+        raise Invalid("out_of_range:total_cost")
+    return amount
+
+
+def _status(value) -> int:
+    if value is None or value == "":
+        return 200
+    if isinstance(value, bool):
+        raise Invalid("type:status")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int):
+        raise Invalid("type:status")
+    if not 100 <= value <= 599:
+        raise Invalid("out_of_range:status")
+    return value
+
+
+def _flag(value, field: str) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "yes", "t", "y"):
+            return True
+        if lowered in ("false", "0", "no", "f", "n"):
+            return False
+    raise Invalid(f"type:{field}")
+
+
+_FAST_TS = len("2026-02-24T21:19:33.705Z")
+
+
+def _timestamp(value) -> datetime:
+    if value is None or value == "":
+        raise Invalid("missing:created_at")
+    if not isinstance(value, str):
+        raise Invalid("bad_timestamp")
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise Invalid("bad_timestamp") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    elif parsed.utcoffset():
+        parsed = parsed.astimezone(UTC)
+    else:
+        parsed = parsed.replace(tzinfo=UTC)
+    if parsed < EARLIEST or parsed > datetime.now(tz=UTC) + FUTURE_SLACK:
+        raise Invalid("out_of_range:created_at")
+    return parsed
+
+
+def _categories(value) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    items = value if isinstance(value, list) else str(value).split(",")
+    seen: dict[str, None] = {}
+    for item in items:
+        slug = str(item).strip().lower()[:64]
+        if slug:
+            seen[slug] = None
+    return tuple(seen)
+
+
+def _responses(value) -> list[dict] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise Invalid("type:provider_responses")
+    attempts = []
+    for item in value[:50]:
+        if not isinstance(item, dict):
+            raise Invalid("type:provider_responses")
+        name = item.get("provider_name")
+        name = str(name)[:200] if name not in (None, "") else "unknown"
+        try:
+            status = _status(item.get("status"))
+            latency = _millis(item.get("latency"), "provider_responses")
+        except Invalid:
+            raise Invalid("type:provider_responses") from None
+        attempts.append({"provider_name": name, "status": status, "latency": latency})
+    return attempts
+
+
+def _record(line: int, obj: dict, *, created_at: datetime | None = None) -> Record:
+    """Validate a canonical-field dict into a Record (openrouter and generic csv)."""
+    record_id = _string(obj, "id", required=True)
+    created = created_at or _timestamp(obj.get("created_at"))
+    account = _string(obj, "account", required=True)
+    model = _string(obj, "model", required=True)
+    return Record(
+        line=line, id=record_id, created_at=created, account=account,
+        api_key=_string(obj, "api_key"), model=model,
+        provider_name=_string(obj, "provider_name") or "unknown",
+        origin=_string(obj, "origin"), app_name=_string(obj, "app_name"),
+        app_categories=_categories(obj.get("app_categories")),
+        tokens_prompt=_count(obj.get("tokens_prompt"), "tokens_prompt"),
+        tokens_completion=_count(obj.get("tokens_completion"), "tokens_completion"),
+        tokens_reasoning=_count(obj.get("native_tokens_reasoning", obj.get("tokens_reasoning")),
+                                "native_tokens_reasoning"),
+        tokens_cached=_count(obj.get("native_tokens_cached", obj.get("tokens_cached")), "native_tokens_cached"),
+        total_cost=_cost(obj.get("total_cost")),
+        is_byok=bool(_flag(obj.get("is_byok"), "is_byok")),
+        latency=_millis(obj.get("latency"), "latency"),
+        generation_time=_millis(obj.get("generation_time"), "generation_time"),
+        status=_status(obj.get("status")),
+        provider_responses=_responses(obj.get("provider_responses")),
+        finish_reason=_string(obj, "finish_reason"),
+        streamed=_flag(obj.get("streamed"), "streamed"),
+        cancelled=_flag(obj.get("cancelled"), "cancelled"),
+        num_media_prompt=_optional_count(obj.get("num_media_prompt"), "num_media_prompt"),
+        num_media_completion=_optional_count(obj.get("num_media_completion"), "num_media_completion"),
+        num_search_results=_optional_count(obj.get("num_search_results"), "num_search_results"),
+    )
+
+
+def _litellm_time(value, field: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        return _timestamp(value)
+    except Invalid as error:
+        if field == "startTime":
+            raise
+        raise Invalid(f"bad_timestamp:{field}" if error.reason == "bad_timestamp" else error.reason) from None
+
+
+def _litellm_record(line: int, obj: dict) -> Record:
+    """Map a LiteLLM_SpendLogs row to the canonical fields (formats.md, section 2)."""
+    metadata = obj.get("metadata")
+    if isinstance(metadata, str) and metadata.strip():
+        try:
+            metadata = orjson.loads(metadata)
+        except orjson.JSONDecodeError:
+            metadata = None
+    origin = metadata.get("app") if isinstance(metadata, dict) else None
+    start = obj.get("startTime")
+    if start in (None, ""):
+        raise Invalid("missing:created_at")
+    started = _litellm_time(start, "startTime")
+    first_token = _litellm_time(obj.get("completionStartTime"), "completionStartTime")
+    ended = _litellm_time(obj.get("endTime"), "endTime")
+    latency = generation_time = None
+    if first_token is not None:
+        latency = max(0, round((first_token - started).total_seconds() * 1000))
+    if ended is not None:
+        generation_time = max(0, round((ended - (first_token or started)).total_seconds() * 1000))
+    account = next((obj[k] for k in ("organization_id", "team_id", "user") if obj.get(k) not in (None, "")),
+                   "default")
+    status = obj.get("status")
+    canonical = {
+        "id": obj.get("request_id"), "account": account if isinstance(account, str) else str(account),
+        "api_key": obj.get("api_key"), "model": obj.get("model_group") or obj.get("model"),
+        "provider_name": obj.get("custom_llm_provider"), "origin": origin if isinstance(origin, str) else None,
+        "tokens_prompt": obj.get("prompt_tokens"), "tokens_completion": obj.get("completion_tokens"),
+        "total_cost": obj.get("spend"), "latency": latency, "generation_time": generation_time,
+        "status": 500 if isinstance(status, str) and status.strip().lower() == "failure" else 200,
+    }
+    if canonical["id"] is None or canonical["id"] == "":
+        raise Invalid("missing:id")
+    if not isinstance(canonical["id"], str):
+        canonical["id"] = str(canonical["id"])
+    return _record(line, canonical, created_at=started)
+
+
+# ---------------------------------------------------------------- CSV typing
+
+_CSV_INTS = {
+    "csv": {"tokens_prompt", "tokens_completion", "native_tokens_reasoning", "native_tokens_cached",
+            "tokens_reasoning", "tokens_cached", "num_media_prompt", "num_media_completion",
+            "num_search_results", "status"},
+    "litellm": {"prompt_tokens", "completion_tokens"},
+}
+_CSV_NUMBERS = {"latency", "generation_time"}
+
+
+def _csv_typed(row: dict[str, str], fmt: str) -> dict:
+    """CSV cells are text: turn the numeric canonical columns into numbers (or raise type:)."""
+    typed: dict = {}
+    for key, value in row.items():
+        if key is None:
+            continue
+        cell = value.strip() if isinstance(value, str) else value
+        if cell == "" or cell is None:
+            typed[key] = None
+        elif key in _CSV_INTS[fmt]:
+            try:
+                typed[key] = int(cell)
+            except ValueError:
+                try:
+                    number = float(cell)
+                except ValueError:
+                    raise Invalid(f"type:{key}") from None
+                if not math.isfinite(number) or not number.is_integer():
+                    raise Invalid(f"type:{key}") from None
+                typed[key] = int(number)
+        elif key in _CSV_NUMBERS:
+            try:
+                number = float(cell)
+            except ValueError:
+                raise Invalid(f"type:{key}") from None
+            if not math.isfinite(number):
+                raise Invalid(f"type:{key}")
+            typed[key] = number
+        elif key == "provider_responses":
+            try:
+                typed[key] = orjson.loads(cell)
+            except orjson.JSONDecodeError:
+                raise Invalid("type:provider_responses") from None
+        else:
+            typed[key] = cell
+    return typed
+
+
+# ---------------------------------------------------------------- the parser
+
+
+def _raw(data: bytes) -> str:
+    return data[:RAW_LIMIT * 4].decode("utf-8", errors="replace")[:RAW_LIMIT]
+
+
+def parse_lines(fmt: str, lines: Iterable[tuple[int, bytes]], *, header: bytes | None = None,
+                max_line_bytes: int = 1_048_576) -> Iterator[Record | Rejected]:
+    """Yield one Record or Rejected per non-blank line; never raises on bad input."""
+    if fmt not in FORMATS:
+        raise FormatError(f"unknown format {fmt!r}")
+    columns: list[str] | None = None
+    json_lines = fmt == "openrouter"
+    if not json_lines and header:
+        columns = [c.strip().lower() for c in _csv_row(header.lstrip(BOM).decode("utf-8", errors="replace"))]
+        if fmt == "litellm":
+            # LiteLLM's columns are camelCase (startTime, ...): keep their canonical spelling.
+            columns = [_LITELLM_CASE.get(c, c) for c in columns]
+    for number, data in lines:
+        if len(data) > max_line_bytes:
+            yield Rejected(number, "too_large", _raw(data))
+            continue
+        if data.startswith(BOM):
+            data = data[3:]
+        stripped = data.strip()
+        if not stripped:
+            continue
+        try:
+            if stripped.startswith(b"{") or json_lines:
+                try:
+                    obj = orjson.loads(stripped)
+                except orjson.JSONDecodeError:
+                    try:
+                        stripped.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise Invalid("invalid_utf8") from None
+                    raise Invalid("invalid_json") from None
+                if not isinstance(obj, dict):
+                    raise Invalid("type:record")
+                if fmt == "openrouter" and "data" in obj and isinstance(obj["data"], dict):
+                    inner = obj["data"]
+                    for key in ("account", "api_key"):
+                        if key not in inner and key in obj:
+                            inner[key] = obj[key]
+                    obj = inner
+                record = _litellm_record(number, obj) if fmt == "litellm" else _record(number, obj)
+            else:
+                try:
+                    text = stripped.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise Invalid("invalid_utf8") from None
+                if columns is None:
+                    raise Invalid("bad_csv")
+                cells = _csv_row(text)
+                if len(cells) != len(columns):
+                    raise Invalid("bad_csv")
+                row = _csv_typed(dict(zip(columns, cells, strict=True)), fmt)
+                record = _litellm_record(number, row) if fmt == "litellm" else _record(number, row)
+        except Invalid as invalid:
+            yield Rejected(number, invalid.reason, _raw(data))
+            continue
+        except (ValueError, TypeError, OverflowError, RecursionError, csv.Error) as error:
+            yield Rejected(number, f"invalid:{type(error).__name__}", _raw(data))
+            continue
+        yield record
+
+
+_LITELLM_CASE = {c.lower(): c for c in (
+    "request_id", "startTime", "endTime", "completionStartTime", "model", "model_group",
+    "custom_llm_provider", "api_key", "spend", "prompt_tokens", "completion_tokens", "user", "team_id",
+    "organization_id", "status", "metadata")}

@@ -1,0 +1,103 @@
+"""Price a request that arrived without total_cost: the endpoint's price in force, else genai-prices."""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from genai_prices import Usage, calc_price
+
+from .models import Endpoint, EndpointPrice
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    prompt: Decimal
+    completion: Decimal
+    cache_read: Decimal | None
+    reasoning: Decimal | None
+
+    def cost(self, *, prompt: int, completion: int, reasoning: int, cached: int) -> Decimal:
+        """Cached tokens are part of prompt, reasoning tokens part of completion."""
+        cached = min(cached, prompt)
+        reasoning = min(reasoning, completion)
+        total = (prompt - cached) * self.prompt + (completion - reasoning) * self.completion
+        total += cached * (self.cache_read if self.cache_read is not None else self.prompt)
+        total += reasoning * (self.reasoning if self.reasoning is not None else self.completion)
+        return total
+
+
+class PriceBook:
+    """Every endpoint's price history in memory: one dict lookup and a bisect per priced record."""
+
+    def __init__(self, history: dict[tuple[str, str], tuple[list[datetime], list[Prices]]],
+                 cheapest: dict[str, Prices]):
+        self._history = history
+        self._cheapest = cheapest
+        self._genai_misses: set[str] = set()
+
+    @classmethod
+    def load(cls) -> PriceBook:
+        """Read endpoints and their price history (two queries)."""
+        history: dict[tuple[str, str], tuple[list[datetime], list[Prices]]] = {}
+        cheapest: dict[str, Prices] = {}
+        endpoints = Endpoint.objects.values_list(
+            "pk", "model__slug", "provider__name", "prompt_price", "completion_price", "cache_read_price",
+            "reasoning_price")
+        by_pk = {}
+        for pk, model, provider, prompt, completion, cache_read, reasoning in endpoints:
+            current = Prices(prompt, completion, cache_read, reasoning)
+            by_pk[pk] = (model, provider)
+            history[(model, provider)] = ([datetime.max.replace(tzinfo=UTC)], [current])
+            best = cheapest.get(model)
+            if best is None or (current.prompt + current.completion) < (best.prompt + best.completion):
+                cheapest[model] = current
+        rows = EndpointPrice.objects.order_by("endpoint_id", "valid_from").values_list(
+            "endpoint_id", "valid_from", "prompt_price", "completion_price", "cache_read_price", "reasoning_price")
+        past: dict[tuple[str, str], tuple[list[datetime], list[Prices]]] = {}
+        for endpoint_id, valid_from, prompt, completion, cache_read, reasoning in rows:
+            key = by_pk[endpoint_id]
+            starts, prices = past.setdefault(key, ([], []))
+            starts.append(valid_from)
+            prices.append(Prices(prompt, completion, cache_read, reasoning))
+        history.update(past)
+        return cls(history, cheapest)
+
+    def cost(self, *, model_slug: str, provider_name: str, created_at: datetime, tokens_prompt: int,
+             tokens_completion: int, tokens_reasoning: int, tokens_cached: int) -> Decimal | None:
+        """What the request cost at created_at, or None when nothing knows the model."""
+        counts = {"prompt": tokens_prompt, "completion": tokens_completion, "reasoning": tokens_reasoning,
+                  "cached": tokens_cached}
+        entry = self._history.get((model_slug, provider_name))
+        if entry is not None:
+            starts, prices = entry
+            if starts[-1].year == 9999:  # no history rows: the current price
+                return prices[-1].cost(**counts)
+            at = bisect.bisect_right(starts, created_at) - 1
+            return prices[max(at, 0)].cost(**counts)
+        priced = self._genai_cost(model_slug, created_at, counts)
+        if priced is not None:
+            return priced
+        fallback = self._cheapest.get(model_slug)
+        return fallback.cost(**counts) if fallback else None
+
+    def _genai_cost(self, model_slug: str, created_at: datetime, counts: dict[str, int]) -> Decimal | None:
+        if model_slug in self._genai_misses:
+            return None
+        usage = Usage(input_tokens=counts["prompt"], output_tokens=counts["completion"],
+                      cache_read_tokens=min(counts["cached"], counts["prompt"]) or None)
+        route = model_slug.split("/", 1)[-1]
+        for ref, provider in ((model_slug, "openrouter"), (route, None)):
+            try:
+                if provider:
+                    result = calc_price(usage, ref, provider_id=provider, genai_request_timestamp=created_at)
+                else:
+                    result = calc_price(usage, ref, genai_request_timestamp=created_at)
+            except Exception:  # noqa: BLE001  (genai-prices raises several kinds for an unknown model)
+                continue
+            return result.total_price
+        self._genai_misses.add(model_slug)
+        return None
