@@ -1,0 +1,9 @@
+from celery import shared_task
+
+from .services import catalog_sync
+
+
+@shared_task
+def catalog_sync_task() -> dict:
+    """Refresh the catalog from genai-prices; returns the report."""
+    return catalog_sync().as_dict()
