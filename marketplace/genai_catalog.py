@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from django.utils.text import slugify
 from genai_prices import data_snapshot, types
 
 PER_TOKEN = Decimal(1_000_000)
@@ -132,9 +133,10 @@ def catalog_entries() -> Iterator[ModelEntry]:
     providers = {p.id: p for p in data_snapshot.get_snapshot().providers}
     serving = [(providers[pid], name) for pid, name in PROVIDER_NAMES.items() if name and pid in providers]
     for info in providers["openrouter"].models:
-        if "/" not in info.id:
-            continue  # legacy aliases without an author
+        if "/" not in info.id or info.id.startswith("~"):
+            continue  # legacy aliases without an author, and router aliases such as `~vendor/latest`
         author, route = info.id.split("/", 1)
+        author = slugify(author)[:100] or "unknown"
         base_route = route.split(":", 1)[0]
         entry = ModelEntry(slug=info.id, author=author, route_name=route,
                            name=info.name or route.replace("-", " ").title(), description=info.description or "",

@@ -77,7 +77,7 @@ class Endpoint(models.Model):
                                           help_text="empty: reasoning tokens cost the completion price")
     context_length = models.PositiveIntegerField(null=True, blank=True)
     max_output = models.PositiveIntegerField(null=True, blank=True)
-    genai_prices_ref = models.CharField(max_length=200, blank=True, help_text="model id at that provider")
+    genai_prices_ref = models.CharField(max_length=200, blank=True, help_text="`provider id:model id` in genai-prices")
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:

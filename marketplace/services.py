@@ -186,7 +186,12 @@ def catalog_sync() -> CatalogSyncReport:
     Author.objects.bulk_update(update, ["name"])
     author_ids = dict(Author.objects.filter(slug__in=authors).values_list("slug", "pk"))
 
-    providers = {ep.provider_name: {"genai_prices_id": ep.genai_provider_id} for e in entries for ep in e.endpoints}
+    providers: dict[str, dict] = {}
+    for e in entries:
+        for ep in e.endpoints:
+            # A first-party endpoint at OpenRouter's price must not relabel a provider genai-prices lists.
+            if ep.provider_name not in providers or ep.genai_provider_id != "openrouter":
+                providers[ep.provider_name] = {"genai_prices_id": ep.genai_provider_id}
     existing_providers = {p.name: p for p in Provider.objects.filter(name__in=providers)}
     taken = set(Provider.objects.values_list("slug", flat=True))
     create, update = _sync_rows(
@@ -215,7 +220,8 @@ def catalog_sync() -> CatalogSyncReport:
             current = ep.current
             endpoints[key] = {"prompt_price": current.prompt, "completion_price": current.completion,
                               "cache_read_price": current.cache_read, "reasoning_price": current.reasoning,
-                              "context_length": ep.context_length, "genai_prices_ref": ep.genai_ref[:200]}
+                              "context_length": ep.context_length,
+                              "genai_prices_ref": f"{ep.genai_provider_id}:{ep.genai_ref}"[:200]}
             histories[key] = ep.prices
     endpoint_fields = ("prompt_price", "completion_price", "cache_read_price", "reasoning_price", "context_length",
                        "genai_prices_ref")

@@ -1,24 +1,44 @@
+"""Public catalog pages: the model list and the model, author, provider and app pages."""
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from .models import App, Author, Model, Provider
+from . import selectors
+from .models import Author, Provider
 
 
-def model_list(request):
-    return render(request, "marketplace/model_list.html", {"models": Model.objects.filter(listed=True)[:100]})
+def model_list(request: HttpRequest) -> HttpResponse:
+    """Search listed models by name and author."""
+    q = request.GET.get("q", "").strip()[:100]
+    author = request.GET.get("author", "").strip()[:100]
+    page = Paginator(selectors.models_search(q=q, author=author), 50).get_page(request.GET.get("page"))
+    return render(request, "marketplace/model_list.html", {
+        "page": page, "q": q, "author": author, "authors": selectors.authors_with_models()})
 
 
-def model_detail(request, author: str, name: str):
-    model = get_object_or_404(Model, author__slug=author, route_name=name, listed=True)
-    return render(request, "marketplace/model_detail.html", {"model": model})
+def model_detail(request: HttpRequest, author: str, name: str) -> HttpResponse:
+    """A model with its endpoints and prices."""
+    model = selectors.model_get(author=author, name=name)
+    if model is None:
+        raise Http404("No such model")
+    return render(request, "marketplace/model_detail.html", {
+        "model": model, "endpoints": selectors.model_endpoints(model=model)})
 
 
-def author_detail(request, slug: str):
-    return render(request, "marketplace/author_detail.html", {"author": get_object_or_404(Author, slug=slug)})
+def author_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    author = get_object_or_404(Author, slug=slug)
+    return render(request, "marketplace/author_detail.html", {
+        "author": author, "models": selectors.author_models(author=author)})
 
 
-def provider_detail(request, slug: str):
-    return render(request, "marketplace/provider_detail.html", {"provider": get_object_or_404(Provider, slug=slug)})
+def provider_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    provider = get_object_or_404(Provider, slug=slug)
+    return render(request, "marketplace/provider_detail.html", {
+        "provider": provider, "endpoints": selectors.provider_endpoints(provider=provider)})
 
 
-def app_detail(request, slug: str):
-    return render(request, "marketplace/app_detail.html", {"app": get_object_or_404(App, slug=slug, public=True)})
+def app_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    app = selectors.app_get(slug=slug)
+    if app is None:
+        raise Http404("No such app")
+    return render(request, "marketplace/app_detail.html", {"app": app})

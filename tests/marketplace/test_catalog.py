@@ -1,0 +1,158 @@
+"""catalog_sync from genai-prices, registration of what traffic names, and pricing."""
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from genai_prices import Usage, calc_price, data_snapshot
+
+from marketplace import services
+from marketplace.models import App, Author, Endpoint, EndpointPrice, Model, Provider
+from marketplace.pricing import PriceBook
+
+pytestmark = pytest.mark.django_db
+
+
+def _catalog() -> tuple:
+    return (
+        sorted(Model.objects.values_list("slug", "name", "author__slug", "context_length", "listed")),
+        sorted(Endpoint.objects.values_list("model__slug", "provider__name", "prompt_price", "completion_price",
+                                            "cache_read_price")),
+        sorted(EndpointPrice.objects.values_list("endpoint__model__slug", "endpoint__provider__name", "valid_from",
+                                                 "prompt_price")),
+        sorted(Provider.objects.values_list("slug", "name")),
+    )
+
+
+def test_catalog_sync_loads_hundreds_of_real_models_and_twice_gives_the_same_catalog():
+    first = services.catalog_sync()
+    catalog = _catalog()
+    second = services.catalog_sync()
+
+    assert first.models.added > 500
+    assert first.providers.added >= 40
+    assert first.endpoints.added > first.models.added
+    assert not second.changed_anything
+    assert second.models.unchanged == first.models.added
+    assert _catalog() == catalog
+
+
+def test_prices_are_decimal_per_token_and_equal_genai_prices_own():
+    services.catalog_sync()
+    genai = {(p.id, m.id): m for p in data_snapshot.get_snapshot().providers for m in p.models}
+
+    sonnet = Endpoint.objects.get(model__slug="anthropic/claude-sonnet-4", provider__name="Anthropic")
+    assert isinstance(sonnet.prompt_price, Decimal)
+    assert (sonnet.prompt_price, sonnet.completion_price) == (Decimal("0.000003"), Decimal("0.000015"))
+    assert sonnet.cache_read_price == Decimal("0.0000003")
+
+    # Every endpoint with a plain price equals its genai-prices source, per MTok / 1e6.
+    checked = 0
+    for endpoint in Endpoint.objects.all():
+        provider_id, model_id = endpoint.genai_prices_ref.split(":", 1)
+        price = genai[(provider_id, model_id)].prices
+        if isinstance(price, list) or getattr(price, "input_mtok", None) is None:
+            continue
+        base = getattr(price.input_mtok, "base", price.input_mtok)
+        assert endpoint.prompt_price == Decimal(base) / 1_000_000, endpoint
+        out = getattr(price.output_mtok, "base", price.output_mtok) or 0
+        assert endpoint.completion_price == Decimal(out) / 1_000_000, endpoint
+        checked += 1
+    assert checked > 500
+
+
+def test_a_changed_price_updates_the_endpoint_and_appends_history(monkeypatch):
+    from dataclasses import replace
+
+    from marketplace import genai_catalog
+
+    services.catalog_sync()
+    real_entries = genai_catalog.catalog_entries
+
+    def entries_with_a_price_cut():
+        for entry in real_entries():
+            for endpoint in entry.endpoints:
+                if entry.slug == "anthropic/claude-sonnet-4" and endpoint.provider_name == "Anthropic":
+                    endpoint.prices = [replace(p, prompt=Decimal("0.000002")) for p in endpoint.prices]
+            yield entry
+
+    monkeypatch.setattr(services, "catalog_entries", entries_with_a_price_cut)
+    report = services.catalog_sync()
+
+    endpoint = Endpoint.objects.get(model__slug="anthropic/claude-sonnet-4", provider__name="Anthropic")
+    assert endpoint.prompt_price == Decimal("0.000002")
+    assert (report.endpoints.changed, report.prices.added) == (1, 1)
+    history = list(endpoint.price_history.order_by("valid_from").values_list("prompt_price", flat=True))
+    assert history == [Decimal("0.000003"), Decimal("0.000002")]
+
+
+def test_unknown_models_are_registered_unlisted_and_registration_is_idempotent():
+    ids = services.models_register(slugs={"newlab/brand-new-1", "noauthor"})
+    again = services.models_register(slugs={"newlab/brand-new-1", "noauthor"})
+
+    assert ids == again
+    model = Model.objects.get(slug="newlab/brand-new-1")
+    assert (model.author.slug, model.route_name, model.listed, model.from_catalog) == (
+        "newlab", "brand-new-1", False, False)
+    assert Model.objects.get(slug="noauthor").author.slug == "unknown"
+    assert Author.objects.filter(slug="newlab").count() == 1
+
+
+def test_providers_and_apps_are_registered_once():
+    providers = services.providers_register(names={"Acme Cloud", "acme cloud!"})
+    assert len(set(providers.values())) == 2
+    assert sorted(Provider.objects.values_list("slug", flat=True)) == ["acme-cloud", "acme-cloud-2"]
+
+    apps = services.apps_register(apps={"https://x.example/tool": ("<b>Tool</b>", ["cli-agent", "programming-app"])})
+    again = services.apps_register(apps={"https://x.example/tool": ("Renamed", ["chat"])})
+    assert apps == again
+    app = App.objects.get()
+    assert app.name == "<b>Tool</b>"  # first sight wins; templates escape it
+    assert sorted(app.categories.values_list("slug", flat=True)) == ["cli-agent", "programming-app"]
+
+
+def test_pricebook_uses_the_endpoint_price_in_force_then_genai_prices():
+    services.catalog_sync()
+    book = PriceBook.load()
+    at = datetime(2026, 6, 1, tzinfo=UTC)
+
+    cost = book.cost(model_slug="anthropic/claude-sonnet-4", provider_name="Anthropic", created_at=at,
+                     tokens_prompt=1000, tokens_completion=100, tokens_reasoning=0, tokens_cached=200)
+    # 800 fresh prompt tokens at $3/M + 200 cached at $0.30/M + 100 completion at $15/M
+    assert cost == Decimal("0.00240") + Decimal("0.00006") + Decimal("0.0015")
+    expected = calc_price(Usage(input_tokens=1000, output_tokens=100, cache_read_tokens=200), "claude-sonnet-4",
+                          provider_id="anthropic", genai_request_timestamp=at).total_price
+    assert cost == expected
+
+    # No endpoint for this provider: genai-prices prices it.
+    unknown_provider = book.cost(model_slug="anthropic/claude-sonnet-4", provider_name="Nowhere", created_at=at,
+                                 tokens_prompt=1000, tokens_completion=100, tokens_reasoning=0, tokens_cached=0)
+    assert unknown_provider == Decimal("0.0045")
+    assert book.cost(model_slug="nobody/knows-this", provider_name="X", created_at=at, tokens_prompt=1,
+                     tokens_completion=1, tokens_reasoning=0, tokens_cached=0) is None
+
+
+def test_pricebook_follows_price_history():
+    author = Author.objects.create(slug="acme", name="Acme")
+    model = Model.objects.create(slug="acme/m", author=author, route_name="m", name="M")
+    provider = Provider.objects.create(slug="p", name="P")
+    endpoint = Endpoint.objects.create(model=model, provider=provider, prompt_price=Decimal("0.000002"),
+                                       completion_price=Decimal("0.000004"))
+    EndpointPrice.objects.create(endpoint=endpoint, valid_from=datetime(2000, 1, 1, tzinfo=UTC),
+                                 prompt_price=Decimal("0.000001"), completion_price=Decimal("0.000002"))
+    EndpointPrice.objects.create(endpoint=endpoint, valid_from=datetime(2026, 3, 1, tzinfo=UTC),
+                                 prompt_price=Decimal("0.000002"), completion_price=Decimal("0.000004"))
+    book = PriceBook.load()
+
+    def cost(when):
+        return book.cost(model_slug="acme/m", provider_name="P", created_at=when, tokens_prompt=1000,
+                         tokens_completion=1000, tokens_reasoning=0, tokens_cached=0)
+
+    assert cost(datetime(2026, 2, 28, 23, 59, tzinfo=UTC)) == Decimal("0.003")
+    assert cost(datetime(2026, 3, 1, tzinfo=UTC)) == Decimal("0.006")
+
+
+def test_catalog_sync_runs_as_a_celery_task():
+    from marketplace.tasks import catalog_sync_task
+
+    report = catalog_sync_task.apply().get()
+    assert report["models"]["added"] == Model.objects.count()
