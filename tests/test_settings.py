@@ -37,7 +37,7 @@ def test_embedded_defaults_need_no_server():
     engine, cache, broker, debug = result.stdout.split()
     assert engine == "django.db.backends.sqlite3"
     assert cache == "django.core.cache.backends.locmem.LocMemCache"
-    assert broker == "filesystem://"
+    assert broker == "filesystem://localhost/"
 
 
 def test_real_services_come_from_urls():
