@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -228,7 +229,15 @@ def _flag(value, field: str) -> bool | None:
     raise Invalid(f"type:{field}")
 
 
-_FAST_TS = len("2026-02-24T21:19:33.705Z")
+_latest_cache = [0.0, EARLIEST]
+
+
+def _latest() -> datetime:
+    """Now plus the allowed slack, recomputed at most once a second."""
+    now = time.monotonic()
+    if now - _latest_cache[0] > 1.0:
+        _latest_cache[0], _latest_cache[1] = now, datetime.now(tz=UTC) + FUTURE_SLACK
+    return _latest_cache[1]
 
 
 def _timestamp(value) -> datetime:
@@ -247,7 +256,7 @@ def _timestamp(value) -> datetime:
         parsed = parsed.astimezone(UTC)
     else:
         parsed = parsed.replace(tzinfo=UTC)
-    if parsed < EARLIEST or parsed > datetime.now(tz=UTC) + FUTURE_SLACK:
+    if parsed < EARLIEST or parsed > _latest():
         raise Invalid("out_of_range:created_at")
     return parsed
 
@@ -273,6 +282,11 @@ def _responses(value) -> list[dict] | None:
     for item in value[:50]:
         if not isinstance(item, dict):
             raise Invalid("type:provider_responses")
+        name, status, latency = item.get("provider_name"), item.get("status"), item.get("latency")
+        if (type(name) is str and 0 < len(name) <= 200 and type(status) is int and 100 <= status <= 599
+                and (latency is None or (type(latency) is int and 0 <= latency <= 86_400_000))):
+            attempts.append({"provider_name": name, "status": status, "latency": latency})
+            continue
         name = item.get("provider_name")
         name = str(name)[:200] if name not in (None, "") else "unknown"
         try:
@@ -284,35 +298,67 @@ def _responses(value) -> list[dict] | None:
     return attempts
 
 
+def _str_field(obj: dict, field: str, required: bool = False) -> str | None:
+    """Fast path for a well-formed string field; the checked path otherwise."""
+    value = obj.get(field)
+    if type(value) is str and 0 < len(value) <= LIMITS.get(field, 1 << 30):
+        return value
+    return _string(obj, field, required=required)
+
+
+def _int_field(value, field: str) -> int:
+    if type(value) is int and 0 <= value <= MAX_INT:
+        return value
+    return _count(value, field)
+
+
+def _ms_field(value, field: str) -> int | None:
+    if type(value) is int and 0 <= value <= 86_400_000:
+        return value
+    return _millis(value, field)
+
+
 def _record(line: int, obj: dict, *, created_at: datetime | None = None) -> Record:
     """Validate a canonical-field dict into a Record (openrouter and generic csv)."""
-    record_id = _string(obj, "id", required=True)
-    created = created_at or _timestamp(obj.get("created_at"))
-    account = _string(obj, "account", required=True)
-    model = _string(obj, "model", required=True)
+    get = obj.get
+    record_id = _str_field(obj, "id", True)
+    created = created_at or _timestamp(get("created_at"))
+    account = _str_field(obj, "account", True)
+    model = _str_field(obj, "model", True)
+    reasoning = get("native_tokens_reasoning")
+    if reasoning is None:
+        reasoning = get("tokens_reasoning")
+    cached = get("native_tokens_cached")
+    if cached is None:
+        cached = get("tokens_cached")
+    status = get("status")
+    byok = get("is_byok")
+    streamed = get("streamed")
+    cancelled = get("cancelled")
+    categories = get("app_categories")
+    media_prompt = get("num_media_prompt")
+    media_completion = get("num_media_completion")
+    searches = get("num_search_results")
     return Record(
-        line=line, id=record_id, created_at=created, account=account,
-        api_key=_string(obj, "api_key"), model=model,
-        provider_name=_string(obj, "provider_name") or "unknown",
-        origin=_string(obj, "origin"), app_name=_string(obj, "app_name"),
-        app_categories=_categories(obj.get("app_categories")),
-        tokens_prompt=_count(obj.get("tokens_prompt"), "tokens_prompt"),
-        tokens_completion=_count(obj.get("tokens_completion"), "tokens_completion"),
-        tokens_reasoning=_count(obj.get("native_tokens_reasoning", obj.get("tokens_reasoning")),
-                                "native_tokens_reasoning"),
-        tokens_cached=_count(obj.get("native_tokens_cached", obj.get("tokens_cached")), "native_tokens_cached"),
-        total_cost=_cost(obj.get("total_cost")),
-        is_byok=bool(_flag(obj.get("is_byok"), "is_byok")),
-        latency=_millis(obj.get("latency"), "latency"),
-        generation_time=_millis(obj.get("generation_time"), "generation_time"),
-        status=_status(obj.get("status")),
-        provider_responses=_responses(obj.get("provider_responses")),
-        finish_reason=_string(obj, "finish_reason"),
-        streamed=_flag(obj.get("streamed"), "streamed"),
-        cancelled=_flag(obj.get("cancelled"), "cancelled"),
-        num_media_prompt=_optional_count(obj.get("num_media_prompt"), "num_media_prompt"),
-        num_media_completion=_optional_count(obj.get("num_media_completion"), "num_media_completion"),
-        num_search_results=_optional_count(obj.get("num_search_results"), "num_search_results"),
+        line, record_id, created, account, _str_field(obj, "api_key"), model,
+        _str_field(obj, "provider_name") or "unknown", _str_field(obj, "origin"), _str_field(obj, "app_name"),
+        _categories(categories) if categories else (),
+        _int_field(get("tokens_prompt"), "tokens_prompt"),
+        _int_field(get("tokens_completion"), "tokens_completion"),
+        _int_field(reasoning, "native_tokens_reasoning"),
+        _int_field(cached, "native_tokens_cached"),
+        _cost(get("total_cost")),
+        byok if type(byok) is bool else bool(_flag(byok, "is_byok")),
+        _ms_field(get("latency"), "latency"),
+        _ms_field(get("generation_time"), "generation_time"),
+        status if type(status) is int and 100 <= status <= 599 else _status(status),
+        _responses(get("provider_responses")),
+        _str_field(obj, "finish_reason"),
+        streamed if streamed is None or type(streamed) is bool else _flag(streamed, "streamed"),
+        cancelled if cancelled is None or type(cancelled) is bool else _flag(cancelled, "cancelled"),
+        None if media_prompt is None else _optional_count(media_prompt, "num_media_prompt"),
+        None if media_completion is None else _optional_count(media_completion, "num_media_completion"),
+        None if searches is None else _optional_count(searches, "num_search_results"),
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import orjson
 from django.db import connection
+from psycopg.types.json import set_json_dumps
 
 # Column order of the stage rows built by analytics.ingest._rows.
 STAGE_COLUMNS = (
@@ -124,14 +125,16 @@ def _json(value) -> str | None:
 
 def _load_postgres(cursor, stage: list[tuple], extra_attempts: list[tuple]) -> int:
     raw = cursor.cursor  # the psycopg cursor under Django's wrapper
+    set_json_dumps(_json, context=raw)
     names = ", ".join(name for name, _ in STAGE_COLUMNS)
-    with raw.copy(f"COPY ingest_stage ({names}) FROM STDIN") as copy:
+    # Binary COPY: psycopg's C dumpers adapt each typed value without going through text.
+    with raw.copy(f"COPY ingest_stage ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([kind for _, kind in STAGE_COLUMNS])
         for row in stage:
-            if row[_JSON_AT] is not None:
-                row = (*row[:_JSON_AT], _json(row[_JSON_AT]), *row[_JSON_AT + 1:])
             copy.write_row(row)
     if extra_attempts:
-        with raw.copy("COPY ingest_attempts (gen_id, provider_id, failed) FROM STDIN") as copy:
+        with raw.copy("COPY ingest_attempts (gen_id, provider_id, failed) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types([kind for _, kind in ATTEMPT_COLUMNS])
             for row in extra_attempts:
                 copy.write_row(row)
     cursor.execute(

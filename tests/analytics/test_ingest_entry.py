@@ -11,6 +11,15 @@ from .conftest import record, run_batch, write_jsonl
 
 pytestmark = pytest.mark.django_db
 TOKEN = "s3cret-ingest-token"
+# The real OpenRouter record of formats.md (wrapper and provider_responses shortened there).
+OPENROUTER_EXAMPLE = (
+    '{"data":{"id":"gen-1771967973-0hZ8J5kY7qLMOKbPx0u3","created_at":"2026-02-24T21:19:33.705Z",'
+    '"model":"meta-llama/llama-4-scout-17b-16e-instruct","provider_name":"DeepInfra",'
+    '"origin":"https://github.com/wvanderp/Trick-question-bench","app_id":2872617,"streamed":true,"cancelled":true,'
+    '"latency":1016,"generation_time":2940,"tokens_prompt":65,"tokens_completion":116,"native_tokens_prompt":64,'
+    '"native_tokens_completion":98,"native_tokens_reasoning":0,"native_tokens_cached":0,"is_byok":false,'
+    '"finish_reason":null,"total_cost":0.00003452,"provider_responses":[{"provider_name":"DeepInfra","status":200,'
+    '"latency":420}],"account":"acct_7f3a","api_key":"key_91c2"}}')
 
 
 def test_the_command_exits_non_zero_for_an_unreadable_file(tmp_path):

@@ -234,3 +234,22 @@ def test_an_unreadable_file_is_refused_before_queueing(tmp_path):
     with pytest.raises(IngestError, match="cannot read"):
         batch_queue(path=tmp_path / "missing.jsonl", source="missing.jsonl")
     assert not IngestBatch.objects.exists()
+
+
+def test_every_field_of_a_record_is_kept(tmp_path):
+    from .test_ingest_entry import OPENROUTER_EXAMPLE
+
+    path = tmp_path / "one.jsonl"
+    path.write_text(OPENROUTER_EXAMPLE + "\n")
+    run_batch(path)
+
+    g = Generation.objects.select_related("account", "api_key", "model", "provider", "app").get()
+    assert g.id == "gen-1771967973-0hZ8J5kY7qLMOKbPx0u3"
+    assert g.created_at == datetime(2026, 2, 24, 21, 19, 33, 705000, tzinfo=UTC)
+    assert (g.account.external_id, g.api_key.external_id) == ("acct_7f3a", "key_91c2")
+    assert (g.model.slug, g.provider.name) == ("meta-llama/llama-4-scout-17b-16e-instruct", "DeepInfra")
+    assert g.app.origin == "https://github.com/wvanderp/Trick-question-bench"
+    assert (g.tokens_prompt, g.tokens_completion, g.tokens_reasoning, g.tokens_cached) == (65, 116, 0, 0)
+    assert (g.cost_units, g.cost_priced, g.is_byok) == (345_200, False, False)
+    assert (g.latency, g.generation_time, g.status, g.streamed, g.cancelled) == (1016, 2940, 200, True, True)
+    assert g.provider_responses == [{"provider_name": "DeepInfra", "status": 200, "latency": 420}]
