@@ -18,17 +18,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from marketplace.pricing import PriceBook
-from marketplace.services import apps_register, models_register, providers_register
 
 from billing.services import accounts_register, api_keys_register, ledger_debit_usage
-from core.money import usd_to_units
+from core.money import UNITS_PER_USD
+from marketplace.pricing import PriceBook
+from marketplace.services import apps_register, models_register, providers_register
 
 from . import formats, histograms, loader
 from .models import IngestBatch, IngestChunk, Reject
@@ -215,33 +216,18 @@ def pricebook_reset() -> None:
     _pricebook = None
 
 
-def _attempts(record: formats.Record) -> tuple[int, int, list[tuple[str, bool]]]:
-    """Split attempts into (at the serving provider, failed there, [(other provider, failed)])."""
-    failed_final = not 200 <= record.status < 300
-    if not record.provider_responses:
-        return 1, int(failed_final), []
-    own = own_failed = 0
-    others = []
-    for attempt in record.provider_responses:
-        status = attempt.get("status") or 200
-        failed = not 200 <= status < 300
-        name = attempt.get("provider_name") or "unknown"
-        if name == record.provider_name:
-            own += 1
-            own_failed += failed
-        else:
-            others.append((name, failed))
-    return own, own_failed, others
-
-
 def _rows(records: list[formats.Record], batch_id: int) -> tuple[list[tuple], list[tuple]]:
-    """Register what the records name, price the unpriced ones, and build stage rows."""
+    """Register what the records name, price the unpriced ones, and build stage rows.
+
+    The hot loop of ingestion: kept flat (locals, fast paths for the common single attempt).
+    """
     account_ids = accounts_register(external_ids={r.account for r in records})
     key_ids = api_keys_register(keys={(account_ids[r.account], r.api_key) for r in records if r.api_key})
     model_ids = models_register(slugs={r.model for r in records})
-    attempts = [_attempts(r) for r in records]
     provider_names = {r.provider_name for r in records}
-    provider_names.update(name for _, _, others in attempts for name, _ in others)
+    for r in records:
+        if r.provider_responses:
+            provider_names.update(a["provider_name"] for a in r.provider_responses)
     provider_ids = providers_register(names=provider_names)
     apps: dict[str, tuple[str, list[str]]] = {}
     for r in records:
@@ -251,37 +237,59 @@ def _rows(records: list[formats.Record], batch_id: int) -> tuple[list[tuple], li
     prices = None
 
     stage, extra_attempts = [], []
+    append, extra = stage.append, extra_attempts.append
     bucket_of = histograms.bucket_of
-    for r, (own, own_failed, others) in zip(records, attempts, strict=True):
-        cost_priced = r.total_cost is None
+    units_per_usd, one = Decimal(UNITS_PER_USD), Decimal(1)
+    last_hour_key, hour, day = None, None, None
+    for r in records:
+        cost = r.total_cost
+        cost_priced = cost is None
         if cost_priced:
             prices = prices or _price_book()
             cost = prices.cost(model_slug=r.model, provider_name=r.provider_name, created_at=r.created_at,
                                tokens_prompt=r.tokens_prompt, tokens_completion=r.tokens_completion,
                                tokens_reasoning=r.tokens_reasoning, tokens_cached=r.tokens_cached)
-            cost_units = usd_to_units(cost) if cost is not None else 0
-        else:
-            cost_units = usd_to_units(r.total_cost)
+        cost_units = int((cost * units_per_usd).quantize(one, rounding=ROUND_HALF_EVEN)) if cost else 0
         account_id = account_ids[r.account]
-        provider_id = provider_ids[r.provider_name]
+        provider = r.provider_name
+        status = r.status
+        failed = 0 if 200 <= status < 300 else 1
         created = r.created_at
-        failed = int(not 200 <= r.status < 300)
-        latency_bucket = bucket_of(r.latency) if r.latency is not None and not failed else None
-        throughput_bucket = None
-        if r.generation_time and r.tokens_completion and not failed:
-            throughput_bucket = bucket_of(r.tokens_completion * 1000 / r.generation_time)
-        stage.append((
-            r.id, created, created.replace(minute=0, second=0, microsecond=0), created.date(),
-            account_id, key_ids.get((account_id, r.api_key), 0) if r.api_key else 0,
-            model_ids[r.model], provider_id, app_ids.get(r.origin, 0) if r.origin else 0, batch_id,
-            r.tokens_prompt, r.tokens_completion, r.tokens_reasoning, r.tokens_cached,
-            cost_units, cost_priced, r.is_byok, r.latency, r.generation_time, r.status,
+        hour_key = created.timestamp() // 3600
+        if hour_key != last_hour_key:  # records mostly arrive in time order
+            last_hour_key, hour = hour_key, created.replace(minute=0, second=0, microsecond=0)
+            day = created.date()
+        attempts = r.provider_responses
+        if not attempts:
+            own, own_failed = 1, failed
+        elif len(attempts) == 1 and attempts[0]["provider_name"] == provider:
+            own, own_failed = 1, 0 if 200 <= attempts[0]["status"] < 300 else 1
+        else:
+            own = own_failed = 0
+            for attempt in attempts:
+                attempt_failed = 0 if 200 <= attempt["status"] < 300 else 1
+                if attempt["provider_name"] == provider:
+                    own += 1
+                    own_failed += attempt_failed
+                else:
+                    extra((r.id, provider_ids[attempt["provider_name"]], attempt_failed))
+        latency = r.latency
+        generation_time = r.generation_time
+        completion = r.tokens_completion
+        latency_bucket = throughput_bucket = None
+        if not failed:
+            if latency is not None:
+                latency_bucket = bucket_of(latency)
+            if generation_time and completion:
+                throughput_bucket = bucket_of(completion * 1000 / generation_time)
+        append((
+            r.id, created, hour, day, account_id, key_ids[(account_id, r.api_key)] if r.api_key else 0,
+            model_ids[r.model], provider_ids[provider], app_ids[r.origin] if r.origin else 0, batch_id,
+            r.tokens_prompt, completion, r.tokens_reasoning, r.tokens_cached,
+            cost_units, cost_priced, r.is_byok, latency, generation_time, status,
             r.finish_reason or "", r.streamed, r.cancelled, r.num_media_prompt, r.num_media_completion,
-            r.num_search_results, r.provider_responses, failed, own, own_failed,
-            latency_bucket, throughput_bucket,
+            r.num_search_results, attempts, failed, own, own_failed, latency_bucket, throughput_bucket,
         ))
-        for name, attempt_failed in others:
-            extra_attempts.append((r.id, provider_ids[name], int(attempt_failed)))
     return stage, extra_attempts
 
 
