@@ -17,7 +17,7 @@ $PY manage.py catalog_sync
 worker=$!
 trap 'kill $worker 2>/dev/null || true; wait $worker 2>/dev/null || true' EXIT INT TERM
 
-if [ "$($PY manage.py shell -c 'from analytics.models import Generation; print(int(Generation.objects.exists()))')" = "0" ]; then
+if [ "$($PY manage.py shell -v 0 -c 'from analytics.models import Generation; print(int(Generation.objects.exists()))' | tail -n 1)" = "0" ]; then
   $PY manage.py generate_traffic --events "$EVENTS" --days "$DAYS" --seed 7 --hostile-app --out var/demo/traffic.jsonl
   $PY manage.py ingest var/demo/traffic.jsonl --wait
 else
