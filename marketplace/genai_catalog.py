@@ -120,6 +120,13 @@ def _points(prices) -> list[PricePoint]:
     return points
 
 
+def _display_name(route: str) -> str:
+    """`deepcoder-14b-preview:free` -> `Deepcoder 14B Preview (free)`."""
+    base, _, variant = route.partition(":")
+    words = [w.upper() if w[:-1].isdigit() and w[-1:] in "bmk" else w.capitalize() for w in base.split("-")]
+    return " ".join(words) + (f" ({variant})" if variant else "")
+
+
 def _matches(provider: types.Provider, candidates: tuple[str, ...]) -> types.ModelInfo | None:
     """genai-prices' own rule: the provider's first model whose match clause accepts the name."""
     for model in provider.models:
@@ -138,9 +145,8 @@ def catalog_entries() -> Iterator[ModelEntry]:
         author, route = info.id.split("/", 1)
         author = slugify(author)[:100] or "unknown"
         base_route = route.split(":", 1)[0]
-        entry = ModelEntry(slug=info.id, author=author, route_name=route,
-                           name=info.name or route.replace("-", " ").title(), description=info.description or "",
-                           context_length=info.context_window)
+        entry = ModelEntry(slug=info.id, author=author, route_name=route, name=info.name or _display_name(route),
+                           description=info.description or "", context_length=info.context_window)
         free = route.endswith(":free")
         if not free:
             for provider, name in serving:
@@ -151,6 +157,8 @@ def catalog_entries() -> Iterator[ModelEntry]:
                 if points:
                     entry.endpoints.append(EndpointEntry(name, provider.id, matched.id,
                                                          matched.context_window or info.context_window, points))
+        if entry.context_length is None:
+            entry.context_length = max((ep.context_length or 0 for ep in entry.endpoints), default=0) or None
         if not entry.endpoints:
             points = _points(info.prices) or [PricePoint(EPOCH, Decimal(0), Decimal(0), None, None)]
             entry.endpoints.append(EndpointEntry(author_name(author), "openrouter", info.id, info.context_window,
