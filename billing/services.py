@@ -3,6 +3,8 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
+from core.bulk import ids_by_key
+
 from .models import Account, ApiKey, LedgerEntry
 
 
@@ -45,15 +47,8 @@ def ledger_debit_usage(*, spend_by_account: dict[int, int], idempotency_prefix: 
 
 def accounts_register(*, external_ids: Iterable[str]) -> dict[str, int]:
     """Return account ids by gateway id, creating the unknown ones (safe under concurrency)."""
-    wanted = set(external_ids)
-    if not wanted:
-        return {}
-    found = dict(Account.objects.filter(external_id__in=wanted).values_list("external_id", "pk"))
-    missing = wanted - found.keys()
-    if missing:
-        Account.objects.bulk_create([Account(external_id=e) for e in sorted(missing)], ignore_conflicts=True)
-        found.update(Account.objects.filter(external_id__in=missing).values_list("external_id", "pk"))
-    return found
+    return ids_by_key(Account, "external_id", external_ids,
+                      lambda missing: [Account(external_id=e) for e in sorted(missing)])
 
 
 def api_keys_register(*, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 from django.db import transaction
 from django.utils.text import slugify
 
+from core.bulk import ids_by_key
+
 from .genai_catalog import author_name as _author_name
 from .genai_catalog import catalog_entries
 from .models import App, AppCategory, Author, Endpoint, EndpointPrice, Model, Provider
@@ -17,14 +19,8 @@ from .models import App, AppCategory, Author, Endpoint, EndpointPrice, Model, Pr
 
 def authors_register(*, slugs: Iterable[str]) -> dict[str, int]:
     """Return author ids by slug, creating the unknown ones."""
-    wanted = set(slugs)
-    found = dict(Author.objects.filter(slug__in=wanted).values_list("slug", "pk"))
-    missing = wanted - found.keys()
-    if missing:
-        Author.objects.bulk_create([Author(slug=s, name=_author_name(s)) for s in sorted(missing)],
-                                   ignore_conflicts=True)
-        found.update(Author.objects.filter(slug__in=missing).values_list("slug", "pk"))
-    return found
+    return ids_by_key(Author, "slug", slugs,
+                      lambda missing: [Author(slug=s, name=_author_name(s)) for s in sorted(missing)])
 
 
 def _split_slug(slug: str) -> tuple[str, str]:
@@ -37,19 +33,14 @@ def _split_slug(slug: str) -> tuple[str, str]:
 
 def models_register(*, slugs: Iterable[str]) -> dict[str, int]:
     """Return model ids by slug; unknown slugs become unlisted models awaiting staff review."""
-    wanted = set(slugs)
-    if not wanted:
-        return {}
-    found = dict(Model.objects.filter(slug__in=wanted).values_list("slug", "pk"))
-    missing = wanted - found.keys()
-    if missing:
+
+    def build(missing: set[str]) -> list[Model]:
         parts = {slug: _split_slug(slug) for slug in missing}
         author_ids = authors_register(slugs={author for author, _ in parts.values()})
-        Model.objects.bulk_create([
-            Model(slug=slug, author_id=author_ids[author], route_name=name, name=name, listed=False)
-            for slug, (author, name) in sorted(parts.items())], ignore_conflicts=True)
-        found.update(Model.objects.filter(slug__in=missing).values_list("slug", "pk"))
-    return found
+        return [Model(slug=slug, author_id=author_ids[author], route_name=name, name=name, listed=False)
+                for slug, (author, name) in sorted(parts.items())]
+
+    return ids_by_key(Model, "slug", slugs, build)
 
 
 def _unique_slug(base: str, taken: set[str], fallback: str) -> str:
