@@ -148,7 +148,7 @@ def _accounts(rng: np.random.Generator, count: int, model_weights: np.ndarray, a
     for _ in range(count):
         n_models = int(min(len(model_weights), rng.integers(6, 30)))
         models = rng.choice(len(model_weights), n_models, replace=False, p=model_weights)
-        weights = model_weights[models] * (rng.pareto(1.2, n_models) + 0.3)
+        weights = model_weights[models] * rng.lognormal(0.0, 0.8, n_models)
         n_apps = int(min(len(app_weights), rng.integers(1, 8)))
         apps = rng.choice(len(app_weights), n_apps, replace=False, p=app_weights)
         app_w = app_weights[apps] * (rng.pareto(1.2, n_apps) + 0.3)

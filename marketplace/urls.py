@@ -5,8 +5,8 @@ from . import views
 app_name = "marketplace"
 
 urlpatterns = [
-    # Until the leaderboards land, the front page is the catalog.
-    path("", views.model_list, name="home"),
+    path("", views.rankings_page, name="home"),
+    path("rankings/", views.rankings_page, name="rankings"),
     path("models/", views.model_list, name="model-list"),
     path("models/<slug:author>/<str:name>/", views.model_detail, name="model"),
     path("authors/<slug:slug>/", views.author_detail, name="author"),

@@ -3,8 +3,23 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
+from analytics import rankings
+
 from . import selectors
 from .models import Author, Provider
+
+
+def rankings_page(request: HttpRequest) -> HttpResponse:
+    """The public leaderboards: models, providers and apps by tokens or spend over a window."""
+    window = rankings.window_parse(request.GET.get("window"))
+    metric = rankings.metric_parse(request.GET.get("metric"))
+    models = rankings.ranking_models(window=window, metric=metric, limit=100)
+    return render(request, "marketplace/rankings.html", {
+        "window": window, "metric": metric, "windows": list(rankings.WINDOWS), "metrics": rankings.METRICS,
+        "top": models[:20], "more": models[20:],
+        "providers": rankings.ranking_providers(window=window, metric=metric, limit=10),
+        "apps": rankings.ranking_apps(window=window, metric=metric, limit=10),
+    })
 
 
 def model_list(request: HttpRequest) -> HttpResponse:

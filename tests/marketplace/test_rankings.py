@@ -1,0 +1,99 @@
+"""Rankings against hand-computed truth: windows, change, share, listing and the page."""
+import re
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone
+
+from analytics import rankings
+from marketplace.models import App, Model
+from tests.analytics.conftest import record, run_batch, write_jsonl
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    cache.clear()
+
+
+def _at(now, hours_ago: float) -> str:
+    return (now - timedelta(hours=hours_ago)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@pytest.fixture
+def traffic(tmp_path):
+    """Two listed models and one unlisted, in the last day and the day before."""
+    now = timezone.now().replace(minute=30, second=0, microsecond=0)
+    rows = [
+        # last 24 h: alpha 1000 + 500 tokens ($0.30), beta 300 tokens ($0.60), hidden 5000 tokens
+        record(id="a1", model="lab/alpha", created_at=_at(now, 1), tokens_prompt=800, tokens_completion=200,
+               total_cost=0.2, origin="https://app.example", app_name="App One"),
+        record(id="a2", model="lab/alpha", created_at=_at(now, 5), tokens_prompt=400, tokens_completion=100,
+               total_cost=0.1),
+        record(id="b1", model="lab/beta", provider_name="Other", created_at=_at(now, 2), tokens_prompt=200,
+               tokens_completion=100, total_cost=0.6),
+        record(id="h1", model="lab/hidden", created_at=_at(now, 3), tokens_prompt=4000, tokens_completion=1000,
+               total_cost=9.0),
+        # the preceding 24 h: alpha 1000 tokens, beta 600 tokens
+        record(id="a0", model="lab/alpha", created_at=_at(now, 30), tokens_prompt=900, tokens_completion=100,
+               total_cost=0.05),
+        record(id="b0", model="lab/beta", provider_name="Other", created_at=_at(now, 40), tokens_prompt=500,
+               tokens_completion=100, total_cost=0.05),
+    ]
+    run_batch(write_jsonl(tmp_path / "r.jsonl", rows))
+    Model.objects.filter(slug__in=["lab/alpha", "lab/beta"]).update(listed=True)
+    return now
+
+
+def test_model_ranking_by_tokens_over_the_last_day(traffic):
+    window = rankings.window_parse("day", now=traffic)
+    rows = rankings.ranking_models(window=window, metric="tokens")
+
+    assert [(r.rank, r.slug, r.value, r.previous) for r in rows] == [
+        (1, "lab/alpha", 1500, 1000), (2, "lab/beta", 300, 600)]
+    assert rows[0].change == pytest.approx(0.5)
+    assert rows[1].change == pytest.approx(-0.5)
+    assert rows[0].share == pytest.approx(1500 / 1800)
+
+
+def test_model_ranking_by_spend_and_all_time(traffic):
+    spend = rankings.ranking_models(window=rankings.window_parse("day", now=traffic), metric="spend")
+    assert [(r.slug, r.value) for r in spend] == [("lab/beta", 6_000_000_000), ("lab/alpha", 3_000_000_000)]
+
+    all_time = rankings.ranking_models(window=rankings.window_parse("all", now=traffic), metric="tokens")
+    assert [(r.slug, r.value, r.previous, r.change) for r in all_time] == [
+        ("lab/alpha", 2500, None, None), ("lab/beta", 900, None, None)]
+
+
+def test_window_boundaries_are_whole_hours_ending_with_the_current_one(traffic):
+    window = rankings.window_parse("day", now=traffic)
+    assert window.end - window.start == timedelta(days=1)
+    assert window.end == traffic.replace(minute=0) + timedelta(hours=1)
+    assert window.previous.end == window.start
+
+
+def test_providers_and_public_apps(traffic):
+    window = rankings.window_parse("day", now=traffic)
+    providers = rankings.ranking_providers(window=window, metric="tokens")
+    assert [(r.name, r.value) for r in providers] == [("DeepInfra", 1500), ("Other", 300)]
+    apps = rankings.ranking_apps(window=window, metric="tokens")
+    assert [(r.name, r.value) for r in apps] == [("App One", 1000)]
+    App.objects.update(public=False)
+    cache.clear()
+    assert rankings.ranking_apps(window=window, metric="tokens") == []
+
+
+def test_the_rankings_page_reads_as_a_leaderboard(client, traffic, django_assert_max_num_queries):
+    with django_assert_max_num_queries(12):
+        response = client.get("/rankings/", {"window": "day", "metric": "tokens"})
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
+    assert "1 alpha Lab 1.5K +50% 83%" in text
+    assert "2 beta Lab 300 -50% 17%" in text
+    assert "hidden" not in text
+    assert client.get("/").status_code == 200
+
+
+def test_an_empty_site_says_so(client):
+    assert "No traffic in this window yet" in client.get("/rankings/").content.decode()
