@@ -30,3 +30,11 @@ def compact(number: int | None) -> str:
         if abs(n) >= limit:
             return f"{n / limit:.1f}{suffix}"
     return f"{int(number)}"
+
+
+@register.filter
+def percent(share: float | None, places: int = 1) -> str:
+    """A 0-1 share as a percentage: 0.9876 -> 98.8%."""
+    if share is None:
+        return "—"
+    return f"{share * 100:.{places}f}%"

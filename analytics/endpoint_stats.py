@@ -1,0 +1,71 @@
+"""Live figures of a model's endpoints, from rollups: traffic share, uptime, latency, throughput.
+
+uptime = successful attempts / attempts (every provider_responses entry, or the final status);
+latency (ms to first token) and throughput (completion tokens / generation time) come as p50 and
+p90 from the mergeable daily histograms, within 5% of the exact percentiles.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from . import histograms
+from .models import EndpointHistogram, EndpointHour
+
+STATS_DAYS = 7
+
+
+@dataclass(frozen=True)
+class EndpointStats:
+    provider_id: int
+    tokens_7d: int
+    share: float
+    uptime_1d: float | None
+    uptime_7d: float | None
+    latency_p50: float | None
+    latency_p90: float | None
+    throughput_p50: float | None
+    throughput_p90: float | None
+
+
+def _uptime(attempts: int, failed: int) -> float | None:
+    return (attempts - failed) / attempts if attempts else None
+
+
+def endpoint_stats(*, model_id: int, now: datetime | None = None) -> dict[int, EndpointStats]:
+    """Figures per provider of one model over the last 7 days (uptime also over the last day)."""
+    now = now or timezone.now()
+    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    week_start, day_start = end - timedelta(days=STATS_DAYS), end - timedelta(days=1)
+    week = {row["provider_id"]: row for row in EndpointHour.objects.filter(
+        model_id=model_id, hour__gte=week_start, hour__lt=end).values("provider_id").annotate(
+        tokens=Sum(F("tokens_prompt") + F("tokens_completion")), attempts=Sum("attempts"),
+        failed=Sum("failed_attempts"))}
+    day = {row["provider_id"]: row for row in EndpointHour.objects.filter(
+        model_id=model_id, hour__gte=day_start, hour__lt=end).values("provider_id").annotate(
+        attempts=Sum("attempts"), failed=Sum("failed_attempts"))}
+    counts: dict[tuple[int, int], dict[int, int]] = defaultdict(dict)
+    first_day = (end - timedelta(days=STATS_DAYS)).date()
+    for provider_id, metric, bucket, count in EndpointHistogram.objects.filter(
+            model_id=model_id, day__gte=first_day).values("provider_id", "metric", "bucket").annotate(
+            n=Sum("count")).values_list("provider_id", "metric", "bucket", "n").order_by():
+        counts[(provider_id, metric)][bucket] = count
+    total = sum(row["tokens"] or 0 for row in week.values())
+    stats = {}
+    for provider_id in set(week) | {p for p, _ in counts}:
+        row = week.get(provider_id, {})
+        today = day.get(provider_id, {})
+        latency = counts.get((provider_id, EndpointHistogram.Metric.LATENCY), {})
+        speed = counts.get((provider_id, EndpointHistogram.Metric.THROUGHPUT), {})
+        tokens = row.get("tokens") or 0
+        stats[provider_id] = EndpointStats(
+            provider_id=provider_id, tokens_7d=tokens, share=tokens / total if total else 0.0,
+            uptime_1d=_uptime(today.get("attempts") or 0, today.get("failed") or 0),
+            uptime_7d=_uptime(row.get("attempts") or 0, row.get("failed") or 0),
+            latency_p50=histograms.percentile(latency, 0.5), latency_p90=histograms.percentile(latency, 0.9),
+            throughput_p50=histograms.percentile(speed, 0.5), throughput_p90=histograms.percentile(speed, 0.9))
+    return stats
