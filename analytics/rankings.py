@@ -168,3 +168,86 @@ def ranking_apps(*, window: Window, metric: str, limit: int = 20) -> list[RankRo
         ]
 
     return _cached(f"apps:{window.name}:{window.end:%Y%m%d%H}:{metric}:{limit}", compute)
+
+
+@dataclass(frozen=True)
+class Series:
+    """Values per period for named series (a stacked chart and its table)."""
+
+    periods: list[str]
+    series: dict[str, list[int]]
+
+    @property
+    def rows(self) -> list[tuple[str, list[int]]]:
+        return list(self.series.items())
+
+
+def _weeks(now: datetime, weeks: int) -> tuple[datetime, list[datetime]]:
+    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    monday = (end - timedelta(days=end.weekday())).replace(hour=0)
+    starts = [monday - timedelta(weeks=i) for i in range(weeks - 1, -1, -1)]
+    return starts[0], starts
+
+
+def weekly_tokens(*, by: str, weeks: int = 8, top: int = 8, now: datetime | None = None) -> Series:
+    """Tokens per week of the top models (by="model") or authors (by="author"), the rest as Others."""
+    now = now or timezone.now()
+
+    def compute() -> Series:
+        from django.db.models.functions import TruncWeek
+
+        start, starts = _weeks(now, weeks)
+        key = "model_id" if by == "model" else "model__author_id"
+        rows = (EndpointHour.objects.filter(model__listed=True, hour__gte=start)
+                .annotate(week=TruncWeek("hour")).values("week", key)
+                .annotate(tokens=Sum(F("tokens_prompt") + F("tokens_completion"))).values_list("week", key, "tokens"))
+        per_key: dict[int, dict[str, int]] = {}
+        labels = [s.strftime("%Y-%m-%d") for s in starts]
+        for week, ident, tokens in rows:
+            label = (week.date() if hasattr(week, "date") else week).strftime("%Y-%m-%d")
+            per_key.setdefault(ident, {})[label] = per_key.get(ident, {}).get(label, 0) + (tokens or 0)
+        ranked = sorted(per_key, key=lambda k: -sum(per_key[k].values()))
+        names = _names(by, ranked[:top])
+        series = {names[k]: [per_key[k].get(label, 0) for label in labels] for k in ranked[:top]}
+        rest = ranked[top:]
+        if rest:
+            series["Others"] = [sum(per_key[k].get(label, 0) for k in rest) for label in labels]
+        return Series(labels, series)
+
+    return _cached(f"weekly:{by}:{weeks}:{top}:{now:%Y%m%d%H}", compute)
+
+
+def _names(by: str, ids: list[int]) -> dict[int, str]:
+    from marketplace.models import Author
+
+    if by == "model":
+        return {pk: m.name for pk, m in Model.objects.in_bulk(ids).items()}
+    return {pk: a.name for pk, a in Author.objects.in_bulk(ids).items()}
+
+
+@dataclass(frozen=True)
+class VolumeMoney:
+    author: str
+    url: str
+    token_share: float
+    spend_share: float
+
+
+def authors_volume_vs_money(*, window: Window, top: int = 12) -> list[VolumeMoney]:
+    """Each author's share of tokens beside its share of spend in the window."""
+
+    def compute() -> list[VolumeMoney]:
+        from marketplace.models import Author
+
+        listed = EndpointHour.objects.filter(model__listed=True)
+        tokens = _totals(listed, "model__author_id", "tokens", window)
+        spend = _totals(listed, "model__author_id", "spend", window)
+        total_tokens, total_spend = sum(tokens.values()), sum(spend.values())
+        ranked = sorted(set(tokens) | set(spend), key=lambda a: -(tokens.get(a, 0) / (total_tokens or 1)
+                                                                  + spend.get(a, 0) / (total_spend or 1)))[:top]
+        authors = Author.objects.in_bulk(ranked)
+        return [VolumeMoney(authors[a].name, authors[a].get_absolute_url(),
+                            tokens.get(a, 0) / total_tokens if total_tokens else 0.0,
+                            spend.get(a, 0) / total_spend if total_spend else 0.0) for a in ranked]
+
+    return _cached(f"volume-money:{window.name}:{window.end:%Y%m%d%H}:{top}", compute)

@@ -5,7 +5,7 @@ from django.shortcuts import get_object_or_404, render
 
 from analytics import rankings
 
-from . import selectors
+from . import charts, selectors
 from .models import Author, Provider
 
 
@@ -19,7 +19,20 @@ def rankings_page(request: HttpRequest) -> HttpResponse:
         "top": models[:20], "more": models[20:],
         "providers": rankings.ranking_providers(window=window, metric=metric, limit=10),
         "apps": rankings.ranking_apps(window=window, metric=metric, limit=10),
+        **_ranking_charts(window),
     })
+
+
+def _ranking_charts(window: rankings.Window) -> dict:
+    weekly_models = rankings.weekly_tokens(by="model")
+    weekly_authors = rankings.weekly_tokens(by="author", top=10)
+    volume = rankings.authors_volume_vs_money(window=window)
+    return {
+        "weekly_models": weekly_models, "weekly_authors": weekly_authors, "volume": volume,
+        "weekly_models_chart": charts.stacked_bars(weekly_models, title="Tokens per week, top models"),
+        "weekly_authors_chart": charts.stacked_bars(weekly_authors, title="Market share by author", percent=True),
+        "volume_chart": charts.volume_vs_money(volume),
+    }
 
 
 def model_list(request: HttpRequest) -> HttpResponse:

@@ -38,3 +38,12 @@ def percent(share: float | None, places: int = 1) -> str:
     if share is None:
         return "—"
     return f"{share * 100:.{places}f}%"
+
+
+@register.filter
+def index(sequence, position: int):
+    """sequence[position] in a template."""
+    try:
+        return sequence[position]
+    except (IndexError, TypeError, KeyError):
+        return None

@@ -97,3 +97,24 @@ def test_the_rankings_page_reads_as_a_leaderboard(client, traffic, django_assert
 
 def test_an_empty_site_says_so(client):
     assert "No traffic in this window yet" in client.get("/rankings/").content.decode()
+
+
+def test_the_page_carries_its_charts_as_escaped_json_with_tables(client, traffic):
+    from marketplace.models import App
+
+    App.objects.update(name="<img src=x onerror=alert(1)>")
+    body = client.get("/rankings/", {"window": "day"}).content.decode()
+    for chart in ("chart-weekly-models", "chart-author-share", "chart-volume-money"):
+        assert f'<div id="{chart}"' in body
+        assert f'<script id="{chart}-data" type="application/json">' in body
+    assert "<img src=x onerror=alert(1)>" not in body
+    assert "&lt;img src=x onerror=alert(1)&gt;" in body
+    # the no-JS table of the weekly chart: alpha's 2,500 tokens of all time fall in this week or the last
+    assert "Week of" in body
+    assert "/assets/plotly-" in body
+
+
+def test_volume_against_money_by_author(traffic):
+    window = rankings.window_parse("day", now=traffic)
+    [lab] = rankings.authors_volume_vs_money(window=window)
+    assert (lab.author, lab.token_share, lab.spend_share) == ("Lab", 1.0, 1.0)
