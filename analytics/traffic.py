@@ -197,7 +197,7 @@ def traffic_generate(*, events: int, out: Path, seed: int = 1, days: int = 30, e
     app_list = _apps(rng, apps, hostile_app)
     app_weights = _zipf(len(app_list), 0.9) if app_list else np.array([])
     account_list = _accounts(rng, accounts, model_weights, app_weights) if app_list else []
-    account_weights = _zipf(len(account_list), 1.1)
+    account_weights = _zipf(len(account_list), 0.8)
     pairs = _token_pairs()
     stamps = _timestamps(rng, events, days, end)
     all_providers = sorted({p for m in models for p in m.providers})

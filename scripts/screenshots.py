@@ -9,7 +9,8 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-PAGES = {"models.png": "/models/", "model.png": "/models/anthropic/claude-sonnet-4/"}
+PAGES = {"rankings.png": "/rankings/?window=month", "models.png": "/models/",
+         "model.png": "/models/google/gemini-2.5-flash/"}
 
 
 def main() -> None:
@@ -21,9 +22,12 @@ def main() -> None:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                                           "--disable-component-update", "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
         for name, path in PAGES.items():
             page.goto(base + path)
+            page.wait_for_load_state("networkidle")
+            if page.locator(".chart").count():
+                page.wait_for_selector(".chart[data-drawn=true]", timeout=15_000)
             page.screenshot(path=str(OUT / name))
             print(OUT / name)
         browser.close()
