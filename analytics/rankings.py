@@ -61,6 +61,7 @@ class RankRow:
     value: int
     previous: int | None
     share: float
+    trend: float | None = None
 
     @property
     def change(self) -> float | None:
@@ -77,22 +78,18 @@ def _expression(metric: str):
 def _totals(queryset, key: str, metric: str, window: Window | None) -> dict[int, int]:
     if window is None:
         return {}
-    if window.start is not None:
-        queryset = queryset.filter(**{f"{_time_field(queryset)}__gte": _bound(queryset, window.start)})
     if queryset.model is EndpointHour:
+        if window.start is not None:
+            queryset = queryset.filter(hour__gte=window.start)
         queryset = queryset.filter(hour__lt=window.end)
-    else:  # day rollups: the day holding the window's last moment is in
+    else:
+        # Day rollups: a window covers the dates after its start's date up to the date of its last
+        # moment, so `day` is today so far, `week` today and the six days before, without overlap.
+        if window.start is not None:
+            queryset = queryset.filter(day__gt=window.start.date())
         queryset = queryset.filter(day__lte=(window.end - timedelta(microseconds=1)).date())
     rows = queryset.values(key).annotate(value=Sum(_expression(metric))).values_list(key, "value")
     return {k: v or 0 for k, v in rows}
-
-
-def _time_field(queryset) -> str:
-    return "hour" if queryset.model is EndpointHour else "day"
-
-
-def _bound(queryset, moment: datetime):
-    return moment if queryset.model is EndpointHour else moment.date()
 
 
 def _version() -> int:
@@ -108,66 +105,103 @@ def _cached(key: str, compute):
     return value
 
 
-def ranking_models(*, window: Window, metric: str, limit: int = 100) -> list[RankRow]:
-    """Listed models ranked by tokens or spend in the window, with change and share."""
+Describe = dict[int, tuple[str, str, str, str, str]]  # id -> name, slug, url, author, author url
+
+
+def _ranking(key: str, queryset, id_field: str, metric: str, window: Window, limit: int,
+             describe, trending: bool = False) -> list[RankRow]:
+    """Rank ids of `queryset` by the metric in the window, with change (or trending) and share."""
 
     def compute() -> list[RankRow]:
-        listed = EndpointHour.objects.filter(model__listed=True)
-        current = _totals(listed, "model_id", metric, window)
-        previous = _totals(listed, "model_id", metric, window.previous)
+        current = _totals(queryset, id_field, metric, window)
+        if trending:
+            earlier = [_totals(queryset, id_field, metric, w) for w in _preceding(window, 3)]
+            baseline = {k: sum(e.get(k, 0) for e in earlier) / 3 for k in current}
+            scores = {k: v - baseline[k] for k, v in current.items()}
+        else:
+            scores = current
+        previous = _totals(queryset, id_field, metric, window.previous)
         total = sum(current.values())
-        top = sorted((item for item in current.items() if item[1] > 0), key=lambda kv: (-kv[1], kv[0]))[:limit]
-        models = Model.objects.select_related("author").in_bulk([model_id for model_id, _ in top])
-        return [
-            RankRow(rank=i, id=model_id, name=models[model_id].name, slug=models[model_id].slug,
-                    url=models[model_id].get_absolute_url(), author=models[model_id].author.name,
-                    author_url=models[model_id].author.get_absolute_url(), value=value,
-                    previous=previous.get(model_id) if window.previous else None,
-                    share=value / total if total else 0.0)
-            for i, (model_id, value) in enumerate(top, start=1)
-        ]
+        top = sorted((k for k, v in current.items() if v > 0), key=lambda k: (-scores[k], k))[:limit]
+        described = describe(top)
+        return [RankRow(i, k, *described[k], value=current[k],
+                        previous=previous.get(k) if window.previous else None,
+                        share=current[k] / total if total else 0.0,
+                        trend=scores[k] if trending else None)
+                for i, k in enumerate(top, start=1)]
 
-    return _cached(f"models:{window.name}:{window.end:%Y%m%d%H}:{metric}:{limit}", compute)
+    return _cached(f"{key}:{window.name}:{window.end:%Y%m%d%H}:{metric}:{limit}:{int(trending)}", compute)
+
+
+def _preceding(window: Window, count: int) -> list[Window]:
+    windows, current = [], window
+    for _ in range(count):
+        current = current.previous
+        if current is None:
+            return []
+        windows.append(current)
+    return windows
+
+
+def _describe_models(ids: list[int]) -> Describe:
+    models = Model.objects.select_related("author").in_bulk(ids)
+    return {k: (m.name, m.slug, m.get_absolute_url(), m.author.name, m.author.get_absolute_url())
+            for k, m in models.items()}
+
+
+def _describe_authors(ids: list[int]) -> Describe:
+    from marketplace.models import Author
+
+    return {k: (a.name, a.slug, a.get_absolute_url(), "", "") for k, a in Author.objects.in_bulk(ids).items()}
+
+
+def _describe_providers(ids: list[int]) -> Describe:
+    return {k: (p.name, p.slug, p.get_absolute_url(), "", "") for k, p in Provider.objects.in_bulk(ids).items()}
+
+
+def _describe_apps(ids: list[int]) -> Describe:
+    return {k: (a.name, a.slug, a.get_absolute_url(), a.origin, "") for k, a in App.objects.in_bulk(ids).items()}
+
+
+def ranking_models(*, window: Window, metric: str, limit: int = 100, category: str = "") -> list[RankRow]:
+    """Listed models ranked by tokens or spend in the window, with change and share.
+
+    With a category, only traffic from public apps of that category counts (apps roll up by day).
+    """
+    if category:
+        used = AppDay.objects.filter(model__listed=True, app__public=True, app__categories__slug=category)
+        return _ranking(f"models-{category}", used, "model_id", metric, window, limit, _describe_models)
+    listed = EndpointHour.objects.filter(model__listed=True)
+    return _ranking("models", listed, "model_id", metric, window, limit, _describe_models)
+
+
+def ranking_authors(*, window: Window, metric: str, limit: int = 20) -> list[RankRow]:
+    """Authors (labs) ranked by their listed models' traffic."""
+    listed = EndpointHour.objects.filter(model__listed=True)
+    return _ranking("authors", listed, "model__author_id", metric, window, limit, _describe_authors)
 
 
 def ranking_providers(*, window: Window, metric: str, limit: int = 20) -> list[RankRow]:
     """Providers ranked by what they served of listed models."""
-
-    def compute() -> list[RankRow]:
-        served = EndpointHour.objects.filter(model__listed=True)
-        current = _totals(served, "provider_id", metric, window)
-        previous = _totals(served, "provider_id", metric, window.previous)
-        total = sum(current.values())
-        top = sorted((item for item in current.items() if item[1] > 0), key=lambda kv: (-kv[1], kv[0]))[:limit]
-        providers = Provider.objects.in_bulk([provider_id for provider_id, _ in top])
-        return [
-            RankRow(rank=i, id=pid, name=providers[pid].name, slug=providers[pid].slug,
-                    url=providers[pid].get_absolute_url(), author="", author_url="", value=value,
-                    previous=previous.get(pid) if window.previous else None, share=value / total if total else 0.0)
-            for i, (pid, value) in enumerate(top, start=1)
-        ]
-
-    return _cached(f"providers:{window.name}:{window.end:%Y%m%d%H}:{metric}:{limit}", compute)
+    served = EndpointHour.objects.filter(model__listed=True)
+    return _ranking("providers", served, "provider_id", metric, window, limit, _describe_providers)
 
 
-def ranking_apps(*, window: Window, metric: str, limit: int = 20) -> list[RankRow]:
-    """Public apps ranked by their use of listed models (by day: apps roll up per day)."""
+def ranking_apps(*, window: Window, metric: str, limit: int = 20, trending: bool = False) -> list[RankRow]:
+    """Public apps ranked by their use of listed models (apps roll up per day).
 
-    def compute() -> list[RankRow]:
-        used = AppDay.objects.filter(app__public=True, model__listed=True)
-        current = _totals(used, "app_id", metric, window)
-        previous = _totals(used, "app_id", metric, window.previous)
-        total = sum(current.values())
-        top = sorted((item for item in current.items() if item[1] > 0), key=lambda kv: (-kv[1], kv[0]))[:limit]
-        apps = App.objects.in_bulk([app_id for app_id, _ in top])
-        return [
-            RankRow(rank=i, id=aid, name=apps[aid].name, slug=apps[aid].slug, url=apps[aid].get_absolute_url(),
-                    author=apps[aid].origin, author_url="", value=value,
-                    previous=previous.get(aid) if window.previous else None, share=value / total if total else 0.0)
-            for i, (aid, value) in enumerate(top, start=1)
-        ]
+    `trending` ranks by tokens in the window minus the mean of the three preceding windows.
+    """
+    used = AppDay.objects.filter(app__public=True, model__listed=True)
+    return _ranking("apps", used, "app_id", metric, window, limit, _describe_apps, trending=trending)
 
-    return _cached(f"apps:{window.name}:{window.end:%Y%m%d%H}:{metric}:{limit}", compute)
+
+def categories_in_use() -> list[tuple[str, str]]:
+    """(slug, name) of the categories public apps declare, for the selector."""
+    from marketplace.models import AppCategory
+
+    return _cached("categories", lambda: list(AppCategory.objects.filter(apps__public=True).distinct()
+                                              .order_by("name").values_list("slug", "name")))
 
 
 @dataclass(frozen=True)

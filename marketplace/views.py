@@ -13,10 +13,16 @@ def rankings_page(request: HttpRequest) -> HttpResponse:
     """The public leaderboards: models, providers and apps by tokens or spend over a window."""
     window = rankings.window_parse(request.GET.get("window"))
     metric = rankings.metric_parse(request.GET.get("metric"))
-    models = rankings.ranking_models(window=window, metric=metric, limit=100)
+    categories = rankings.categories_in_use()
+    category = request.GET.get("category", "")
+    category = category if category in dict(categories) else ""
+    models = rankings.ranking_models(window=window, metric=metric, limit=100, category=category)
     return render(request, "marketplace/rankings.html", {
         "window": window, "metric": metric, "windows": list(rankings.WINDOWS), "metrics": rankings.METRICS,
+        "categories": categories, "category": category, "category_name": dict(categories).get(category, ""),
         "top": models[:20], "more": models[20:],
+        "trending": rankings.ranking_apps(window=window, metric="tokens", limit=10, trending=True)
+        if window.previous else [],
         "providers": rankings.ranking_providers(window=window, metric=metric, limit=10),
         "apps": rankings.ranking_apps(window=window, metric=metric, limit=10),
         **_ranking_charts(window),

@@ -78,6 +78,7 @@ def test_providers_and_public_apps(traffic):
     window = rankings.window_parse("day", now=traffic)
     providers = rankings.ranking_providers(window=window, metric="tokens")
     assert [(r.name, r.value) for r in providers] == [("DeepInfra", 1500), ("Other", 300)]
+    window = rankings.window_parse("week", now=traffic)  # apps roll up by day
     apps = rankings.ranking_apps(window=window, metric="tokens")
     assert [(r.name, r.value) for r in apps] == [("App One", 1000)]
     App.objects.update(public=False)
@@ -86,7 +87,7 @@ def test_providers_and_public_apps(traffic):
 
 
 def test_the_rankings_page_reads_as_a_leaderboard(client, traffic, django_assert_max_num_queries):
-    with django_assert_max_num_queries(20):  # cold cache: every ranking and chart reads its rollup once
+    with django_assert_max_num_queries(30):  # cold cache: every ranking and chart reads its rollup once
         response = client.get("/rankings/", {"window": "day", "metric": "tokens"})
     with django_assert_max_num_queries(0):  # warm: everything comes from the rankings cache
         client.get("/rankings/", {"window": "day", "metric": "tokens"})
@@ -120,3 +121,43 @@ def test_volume_against_money_by_author(traffic):
     window = rankings.window_parse("day", now=traffic)
     [lab] = rankings.authors_volume_vs_money(window=window)
     assert (lab.author, lab.token_share, lab.spend_share) == ("Lab", 1.0, 1.0)
+
+
+def test_trending_apps_are_tokens_above_the_mean_of_three_preceding_windows(tmp_path):
+    now = timezone.now().replace(hour=12, minute=30, second=0, microsecond=0)  # noon: day windows are dates
+    rows = []
+    # steady: 300 tokens on each of the last 4 days; rising: 0, 0, 300 then 900 today.
+    for day, (steady, rising) in enumerate([(300, 900), (300, 300), (300, 0), (300, 0)]):
+        at = _at(now, 24 * day + 1)
+        rows.append(record(id=f"s{day}", created_at=at, tokens_prompt=steady, tokens_completion=0,
+                           origin="https://steady.example", app_name="Steady"))
+        if rising:
+            rows.append(record(id=f"r{day}", created_at=at, tokens_prompt=rising, tokens_completion=0,
+                               origin="https://rising.example", app_name="Rising"))
+    run_batch(write_jsonl(tmp_path / "t.jsonl", rows))
+    Model.objects.update(listed=True)
+    window = rankings.window_parse("day", now=now)
+
+    trending = rankings.ranking_apps(window=window, metric="tokens", trending=True)
+    assert [(r.name, r.value, r.trend) for r in trending] == [("Rising", 900, 800.0), ("Steady", 300, 0.0)]
+
+
+def test_a_category_re_ranks_models_by_the_apps_that_use_them(tmp_path):
+    now = timezone.now().replace(minute=30, second=0, microsecond=0)
+    rows = [
+        record(id="c1", model="lab/coder", created_at=_at(now, 1), tokens_prompt=100, tokens_completion=0,
+               origin="https://ide.example", app_categories="programming-app"),
+        record(id="c2", model="lab/chatty", created_at=_at(now, 1), tokens_prompt=1000, tokens_completion=0,
+               origin="https://chat.example", app_categories="chat"),
+        record(id="c3", model="lab/chatty", created_at=_at(now, 2), tokens_prompt=10, tokens_completion=0,
+               origin="https://ide.example"),
+    ]
+    run_batch(write_jsonl(tmp_path / "c.jsonl", rows))
+    Model.objects.update(listed=True)
+    window = rankings.window_parse("week", now=now)
+
+    everyone = rankings.ranking_models(window=window, metric="tokens")
+    coding = rankings.ranking_models(window=window, metric="tokens", category="programming-app")
+    assert [(r.slug, r.value) for r in everyone] == [("lab/chatty", 1010), ("lab/coder", 100)]
+    assert [(r.slug, r.value) for r in coding] == [("lab/coder", 100), ("lab/chatty", 10)]
+    assert ("programming-app", "Programming App") in rankings.categories_in_use()
