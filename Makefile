@@ -19,7 +19,7 @@ demo: $(STAMP)
 	bash scripts/demo.sh
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	CELERY_FILESYSTEM_DIR=var/test-broker $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

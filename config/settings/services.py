@@ -4,6 +4,8 @@ With no environment Tokengrid runs on SQLite, the local-memory cache and kombu's
 broker (a real worker process, no server). DATABASE_URL, REDIS_URL and CELERY_BROKER_URL move
 it onto PostgreSQL, Redis or RabbitMQ.
 """
+from pathlib import Path
+
 import dj_database_url
 
 from .env import BASE_DIR, env_int, env_str
@@ -32,7 +34,9 @@ else:
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost/")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _queue_dir = VAR_DIR / "broker"
+    # Its own folder per use: `make test` points it elsewhere so a running demo worker never
+    # takes the test suite's tasks.
+    _queue_dir = Path(env_str("CELERY_FILESYSTEM_DIR", str(VAR_DIR / "broker")))
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir / "queue"),
         "data_folder_out": str(_queue_dir / "queue"),
