@@ -4,6 +4,7 @@ import time
 import zlib
 
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -38,6 +39,14 @@ class IngestTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="ingest"'
+
+
+class IngestTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "analytics.api.IngestTokenAuthentication"
+    name = "ingestToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "the gateway's INGEST_TOKEN"}
 
 
 class HasIngestToken(BasePermission):

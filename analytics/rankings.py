@@ -285,3 +285,37 @@ def authors_volume_vs_money(*, window: Window, top: int = 12) -> list[VolumeMone
                             spend.get(a, 0) / total_spend if total_spend else 0.0) for a in ranked]
 
     return _cached(f"volume-money:{window.name}:{window.end:%Y%m%d%H}:{top}", compute)
+
+
+@dataclass(frozen=True)
+class DailyRow:
+    date: str
+    rank: int | None  # None for the `other` row
+    model: str
+    tokens_prompt: int
+    tokens_completion: int
+
+    @property
+    def tokens(self) -> int:
+        return self.tokens_prompt + self.tokens_completion
+
+
+def daily_top_models(*, start, end, top: int = 50) -> list[DailyRow]:
+    """Per UTC day from start to end (inclusive): the top listed models by tokens, then `other`."""
+    from django.db.models.functions import TruncDate
+
+    rows = (EndpointHour.objects.filter(model__listed=True, hour__date__gte=start, hour__date__lte=end)
+            .annotate(date=TruncDate("hour")).values("date", "model__slug")
+            .annotate(p=Sum("tokens_prompt"), c=Sum("tokens_completion")).values_list("date", "model__slug", "p", "c"))
+    per_day: dict = {}
+    for date, slug, prompt, completion in rows:
+        per_day.setdefault(date, []).append((slug, prompt or 0, completion or 0))
+    out = []
+    for date in sorted(per_day):
+        ranked = sorted(per_day[date], key=lambda r: (-(r[1] + r[2]), r[0]))
+        label = date.isoformat()
+        out += [DailyRow(label, i, slug, p, c) for i, (slug, p, c) in enumerate(ranked[:top], start=1)]
+        rest = ranked[top:]
+        if rest:
+            out.append(DailyRow(label, None, "other", sum(r[1] for r in rest), sum(r[2] for r in rest)))
+    return out

@@ -1,0 +1,76 @@
+"""The public API: rankings, model endpoints, the daily dataset, and the schema."""
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone
+
+from marketplace.models import Endpoint, Model, Provider
+from tests.analytics.conftest import record, run_batch, write_jsonl
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def day_of_traffic(tmp_path):
+    cache.clear()
+    now = timezone.now().replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows = [record(id=f"m{i}", model=f"lab/m{i:02d}", created_at=at, tokens_prompt=1000 - i, tokens_completion=i,
+                   total_cost=0.001) for i in range(55)]
+    run_batch(write_jsonl(tmp_path / "d.jsonl", rows))
+    Model.objects.update(listed=True)
+    return now.date()
+
+
+def test_model_rankings_api(client, day_of_traffic):
+    body = client.get("/api/v1/rankings/models", {"window": "week", "metric": "spend", "limit": 2}).json()
+    assert (body["window"], body["metric"]) == ("week", "spend")
+    assert [r["rank"] for r in body["results"]] == [1, 2]
+    assert body["results"][0]["value"] == "0.0010000000"  # exact USD, never a float
+    tokens = client.get("/api/v1/rankings/models", {"window": "week"}).json()["results"]
+    assert tokens[0]["value"] == "1000"
+    assert client.get("/api/v1/rankings/models", {"limit": "many"}).status_code == 400
+    for kind in ("authors", "providers", "apps"):
+        assert client.get(f"/api/v1/rankings/{kind}").status_code == 200
+
+
+def test_the_daily_dataset_has_top_50_and_an_other_row(client, day_of_traffic):
+    day = day_of_traffic.isoformat()
+    body = client.get("/api/v1/rankings/daily", {"start": day, "end": day}).json()
+    rows = body["rows"]
+    assert len(rows) == 51
+    assert rows[0] == {"date": day, "rank": 1, "model": "lab/m00", "tokens_prompt": 1000, "tokens_completion": 0,
+                       "tokens": 1000}
+    # models 50..54 have 1000 tokens each too but lose the tie on the slug: they make `other`
+    assert rows[-1] == {"date": day, "rank": None, "model": "other", "tokens_prompt": sum(1000 - i for i in range(50, 55)),
+                        "tokens_completion": sum(range(50, 55)), "tokens": 5000}
+
+    response = client.get("/api/v1/rankings/daily.csv", {"start": day, "end": day})
+    lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert lines[0] == ["date", "rank", "model", "tokens_prompt", "tokens_completion", "tokens"]
+    assert lines[1] == [day, "1", "lab/m00", "1000", "0", "1000"]
+    assert lines[-1][:3] == [day, "", "other"]
+    assert client.get("/api/v1/rankings/daily", {"start": "2026-13-01"}).status_code == 400
+
+
+def test_model_endpoints_api(client, day_of_traffic):
+    model = Model.objects.get(slug="lab/m01")
+    Endpoint.objects.create(model=model, provider=Provider.objects.get(name="DeepInfra"),
+                            prompt_price="0.000001", completion_price="0.000002")
+    body = client.get("/api/v1/models/lab/m01/endpoints").json()
+    [endpoint] = body["endpoints"]
+    assert (endpoint["provider"], endpoint["prompt_price_per_million"], endpoint["uptime_7d"]) == (
+        "DeepInfra", "1.000000000", 1.0)
+    assert endpoint["cheapest"] is True
+    assert client.get("/api/v1/models/lab/nothing/endpoints").status_code == 404
+
+
+def test_the_schema_documents_every_route(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    for route in ("/api/v1/rankings/models", "/api/v1/rankings/daily", "/api/v1/rankings/daily.csv",
+                  "/api/v1/models/{author}/{name}/endpoints", "/api/v1/ingest"):
+        assert route in schema["paths"], route
+    assert "ingestToken" in schema["components"]["securitySchemes"]
