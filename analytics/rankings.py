@@ -319,3 +319,89 @@ def daily_top_models(*, start, end, top: int = 50) -> list[DailyRow]:
         if rest:
             out.append(DailyRow(label, None, "other", sum(r[1] for r in rest), sum(r[2] for r in rest)))
     return out
+
+
+def daily_series(*, days: int = 30, group: str, now: datetime | None = None, **filters) -> Series:
+    """Tokens per UTC day for the last `days`, one series per `group` (e.g. provider__name)."""
+    from django.db.models.functions import TruncDate
+
+    now = now or timezone.now()
+    end = now.date()
+    start = end - timedelta(days=days - 1)
+
+    def compute() -> Series:
+        rows = (EndpointHour.objects.filter(hour__date__gte=start, model__listed=True, **filters)
+                .annotate(date=TruncDate("hour")).values("date", group)
+                .annotate(tokens=Sum(F("tokens_prompt") + F("tokens_completion"))).values_list("date", group, "tokens"))
+        labels = [(start + timedelta(days=i)).isoformat() for i in range(days)]
+        series: dict[str, list[int]] = {}
+        for date, name, tokens in rows:
+            index = (date - start).days
+            if 0 <= index < days:
+                series.setdefault(str(name), [0] * days)[index] += tokens or 0
+        ordered = dict(sorted(series.items(), key=lambda kv: -sum(kv[1])))
+        return Series(labels, ordered)
+
+    key = ":".join(f"{k}={v}" for k, v in sorted(filters.items()))
+    return _cached(f"daily:{group}:{days}:{key}:{end}", compute)
+
+
+def top_apps_of_model(*, model_id: int, window: Window, limit: int = 10) -> list[RankRow]:
+    """Public apps using a model most in the window."""
+    used = AppDay.objects.filter(app__public=True, model_id=model_id)
+    return _ranking(f"apps-of-model-{model_id}", used, "app_id", "tokens", window, limit, _describe_apps)
+
+
+def models_of(*, window: Window, limit: int = 20, **filters) -> list[RankRow]:
+    """Listed models by tokens in the window, restricted by filters (provider_id=…, model__author_id=…)."""
+    key = ":".join(f"{k}={v}" for k, v in sorted(filters.items()))
+    used = EndpointHour.objects.filter(model__listed=True, **filters)
+    return _ranking(f"models-of-{key}", used, "model_id", "tokens", window, limit, _describe_models)
+
+
+def models_of_app(*, app_id: int, window: Window, limit: int = 20) -> list[RankRow]:
+    """Listed models an app used most in the window (apps roll up by day)."""
+    used = AppDay.objects.filter(app_id=app_id, model__listed=True)
+    return _ranking(f"models-of-app-{app_id}", used, "model_id", "tokens", window, limit, _describe_models)
+
+
+def app_daily_tokens(*, app_id: int, days: int = 30, now: datetime | None = None) -> Series:
+    """An app's tokens per day, one series per model (top 6, then Others)."""
+    now = now or timezone.now()
+    end = now.date()
+    start = end - timedelta(days=days - 1)
+
+    def compute() -> Series:
+        rows = (AppDay.objects.filter(app_id=app_id, day__gte=start, model__listed=True)
+                .values_list("day", "model__name").annotate(tokens=Sum(F("tokens_prompt") + F("tokens_completion"))))
+        labels = [(start + timedelta(days=i)).isoformat() for i in range(days)]
+        series: dict[str, list[int]] = {}
+        for day, name, tokens in rows:
+            series.setdefault(name, [0] * days)[(day - start).days] += tokens or 0
+        ranked = sorted(series, key=lambda k: -sum(series[k]))
+        out = {k: series[k] for k in ranked[:6]}
+        if len(ranked) > 6:
+            out["Others"] = [sum(series[k][i] for k in ranked[6:]) for i in range(days)]
+        return Series(labels, out)
+
+    return _cached(f"app-daily:{app_id}:{days}:{end}", compute)
+
+
+def provider_daily_health(*, provider_id: int, days: int = 30, now: datetime | None = None) -> list[tuple]:
+    """Per day: (date, tokens, uptime, mean latency ms) of a provider over listed models."""
+    from django.db.models.functions import TruncDate
+
+    now = now or timezone.now()
+    start = now.date() - timedelta(days=days - 1)
+
+    def compute() -> list[tuple]:
+        rows = (EndpointHour.objects.filter(provider_id=provider_id, hour__date__gte=start, model__listed=True)
+                .annotate(date=TruncDate("hour")).values("date")
+                .annotate(tokens=Sum(F("tokens_prompt") + F("tokens_completion")), attempts=Sum("attempts"),
+                          failed=Sum("failed_attempts"), latency=Sum("latency_sum"), n=Sum("latency_count"))
+                .order_by("date"))
+        return [(r["date"].isoformat(), r["tokens"] or 0,
+                 (r["attempts"] - r["failed"]) / r["attempts"] if r["attempts"] else None,
+                 r["latency"] / r["n"] if r["n"] else None) for r in rows]
+
+    return _cached(f"provider-health:{provider_id}:{days}:{start}", compute)

@@ -32,3 +32,20 @@ def volume_vs_money(rows: list[VolumeMoney]) -> dict:
     fig.add_bar(name="share of spend", x=names, y=[r.spend_share * 100 for r in rows])
     fig.update_layout(title="Volume against money", yaxis_title="%", **{**LAYOUT, "barmode": "group"})
     return _figure(fig)
+
+
+def daily_stacked(series: Series, *, title: str) -> dict:
+    """Stacked bars per day."""
+    return stacked_bars(series, title=title)
+
+
+def provider_health(rows: list[tuple]) -> dict:
+    """A provider's daily uptime and mean latency."""
+    fig = go.Figure()
+    dates = [r[0] for r in rows]
+    fig.add_scatter(name="uptime %", x=dates, y=[None if r[2] is None else r[2] * 100 for r in rows], mode="lines+markers")
+    fig.add_scatter(name="mean latency ms", x=dates, y=[r[3] for r in rows], mode="lines", yaxis="y2")
+    fig.update_layout(title="Uptime and latency", yaxis={"title": "uptime %", "range": [0, 100.5]},
+                      yaxis2={"title": "ms", "overlaying": "y", "side": "right"},
+                      **{k: v for k, v in LAYOUT.items() if k != "barmode"})
+    return _figure(fig)

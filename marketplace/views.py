@@ -51,28 +51,44 @@ def model_list(request: HttpRequest) -> HttpResponse:
 
 
 def model_detail(request: HttpRequest, author: str, name: str) -> HttpResponse:
-    """A model with its endpoints and prices."""
+    """A model: prices, providers table with live figures, daily tokens by provider, top apps."""
     model = selectors.model_get(author=author, name=name)
     if model is None:
         raise Http404("No such model")
+    daily = rankings.daily_series(group="provider__name", model_id=model.pk)
+    week = rankings.window_parse("week")
     return render(request, "marketplace/model_detail.html", {
-        "model": model, "endpoints": selectors.model_endpoints(model=model)})
+        "model": model, "endpoints": selectors.model_endpoints(model=model), "daily": daily,
+        "daily_chart": charts.daily_stacked(daily, title="Tokens per day by provider"),
+        "apps": rankings.top_apps_of_model(model_id=model.pk, window=week)})
 
 
 def author_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """A lab: its models' traffic per day and its models."""
     author = get_object_or_404(Author, slug=slug)
+    daily = rankings.daily_series(group="model__name", model__author_id=author.pk)
     return render(request, "marketplace/author_detail.html", {
-        "author": author, "models": selectors.author_models(author=author)})
+        "author": author, "models": selectors.author_models(author=author), "daily": daily,
+        "daily_chart": charts.daily_stacked(daily, title="Tokens per day by model"),
+        "ranked": rankings.models_of(window=rankings.window_parse("month"), model__author_id=author.pk)})
 
 
 def provider_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """A provider: models served, tokens, uptime and latency over time."""
     provider = get_object_or_404(Provider, slug=slug)
+    health = rankings.provider_daily_health(provider_id=provider.pk)
     return render(request, "marketplace/provider_detail.html", {
-        "provider": provider, "endpoints": selectors.provider_endpoints(provider=provider)})
+        "provider": provider, "endpoints": selectors.provider_endpoints(provider=provider), "health": health,
+        "health_chart": charts.provider_health(health),
+        "ranked": rankings.models_of(window=rankings.window_parse("month"), provider_id=provider.pk)})
 
 
 def app_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """A public app: tokens over time and the models it uses."""
     app = selectors.app_get(slug=slug)
     if app is None:
         raise Http404("No such app")
-    return render(request, "marketplace/app_detail.html", {"app": app})
+    daily = rankings.app_daily_tokens(app_id=app.pk)
+    return render(request, "marketplace/app_detail.html", {
+        "app": app, "daily": daily, "daily_chart": charts.daily_stacked(daily, title="Tokens per day by model"),
+        "ranked": rankings.models_of_app(app_id=app.pk, window=rankings.window_parse("month"))})

@@ -64,10 +64,36 @@ def test_uptime_percentiles_and_share_per_provider(served):
 
 def test_the_model_page_marks_cheapest_fastest_and_most_reliable(client, served, django_assert_max_num_queries):
     model, _ = served
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(10):
         response = client.get(model.get_absolute_url())
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
     assert "B cheapest $1 $1" in text
     assert "A fastest most reliable $2 $2" in text
     assert "80.0% / 80.0%" in text
     assert "100.0% / 66.7%" in text
+
+
+def test_provider_health_per_day(served):
+    from analytics.rankings import provider_daily_health
+
+    model, now = served
+    a = Provider.objects.get(name="A")
+    days = {day: (tokens, uptime) for day, tokens, uptime, _ in provider_daily_health(provider_id=a.pk, now=now)}
+    # A's 4 requests and its failed attempt fall within the last 5 hours (one day, or two near midnight).
+    assert sum(t for t, _ in days.values()) == 900
+    if len(days) == 1:
+        assert next(iter(days.values()))[1] == pytest.approx(0.8)  # 4 successes of 5 attempts
+
+
+def test_author_provider_and_app_pages_chart_their_traffic(client, served):
+    from marketplace.models import App
+
+    model, _ = served
+    for url in (model.author.get_absolute_url(), Provider.objects.get(name="A").get_absolute_url()):
+        body = client.get(url).content.decode()
+        assert 'class="chart"' in body, url
+        assert "/assets/plotly-" in body
+    App.objects.create(slug="x", origin="https://x.example", name="<b>X</b>")
+    body = client.get("/apps/x/").content.decode()
+    assert "&lt;b&gt;X&lt;/b&gt;" in body
+    assert "No traffic in the last 30 days." in body
