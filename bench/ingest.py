@@ -53,13 +53,15 @@ def main() -> None:
     parser.add_argument("--file", type=Path, help="an openrouter JSONL file to use instead of generating one")
     parser.add_argument("--chunk-lines", type=int, default=50_000)
     parser.add_argument("--keep", action="store_true", help="keep the generated file in var/bench/")
+    parser.add_argument("--database", default=DB, help="PostgreSQL database to create or reuse")
     options = parser.parse_args()
+    db = options.database
 
-    env = {**os.environ, "DATABASE_URL": f"{PG}/{DB}", "CELERY_BROKER_URL": "redis://127.0.0.1:6379/13",
+    env = {**os.environ, "DATABASE_URL": f"{PG}/{db}", "CELERY_BROKER_URL": "redis://127.0.0.1:6379/13",
            "REDIS_URL": "redis://127.0.0.1:6379/12", "INGEST_CHUNK_LINES": str(options.chunk_lines),
            "DJANGO_SETTINGS_MODULE": "config.settings"}
-    if psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB}'") != "1":
-        psql(f"CREATE DATABASE {DB}")
+    if psql(f"SELECT 1 FROM pg_database WHERE datname = '{db}'") != "1":
+        psql(f"CREATE DATABASE {db}")
     run([PY, "manage.py", "migrate", "-v", "0"], env)
     run([PY, "manage.py", "catalog_sync"], env, capture_output=True)
 
@@ -73,10 +75,10 @@ def main() -> None:
         print(f"generated {path.name} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     size = path.stat().st_size
 
-    ceiling = json.loads(run([PY, str(CEILING), str(path), f"{PG}/{DB}"], env, capture_output=True).stdout)
+    ceiling = json.loads(run([PY, str(CEILING), str(path), f"{PG}/{db}"], env, capture_output=True).stdout)
 
-    psql(f"TRUNCATE {', '.join(TABLES)}", DB)
-    psql("UPDATE billing_account SET balance_units = 0", DB)
+    psql(f"TRUNCATE {', '.join(TABLES)}", db)
+    psql("UPDATE billing_account SET balance_units = 0", db)
     subprocess.run([CELERY, "-A", "config", "purge", "-f"], cwd=ROOT, env=env, capture_output=True)
     procs = []
     for n in range(options.workers):
@@ -96,7 +98,7 @@ def main() -> None:
         for p in procs:
             p.wait(timeout=30)
     stats = psql("SELECT accepted, duplicates, rejected, extract(epoch FROM finished_at - created_at) "
-                 "FROM analytics_ingestbatch ORDER BY id DESC LIMIT 1", DB).split("|")
+                 "FROM analytics_ingestbatch ORDER BY id DESC LIMIT 1", db).split("|")
     accepted, seconds = int(stats[0]), float(stats[3])
     rate = accepted / seconds
     result = {
