@@ -203,6 +203,7 @@ def traffic_generate(*, events: int, out: Path, seed: int = 1, days: int = 30, e
     all_providers = sorted({p for m in models for p in m.providers})
     provider_speed = {p: (float(rng.uniform(150, 1200)), float(rng.uniform(25, 250))) for p in all_providers}
 
+    out.parent.mkdir(parents=True, exist_ok=True)
     opener = gzip.open if str(out).endswith(".gz") else open
     used_models, used_providers = set(), set()
     with opener(out, "wt", encoding="utf-8", newline="\n") as handle:
