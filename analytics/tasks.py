@@ -37,9 +37,18 @@ def ingest_chunk(self, batch_id: int, index: int) -> dict:
             "skipped": result.skipped}
 
 
+RANKINGS_MAX_AGE_SECONDS = 60
+
+
 @shared_task(ignore_result=True)
 def rollup_rankings_refresh() -> None:
-    """Bump the rankings version: cached rankings keyed by the old one are no longer read."""
+    """Bump the rankings version at most once a minute: cached rankings under the old one expire.
+
+    Under continuous ingestion every chunk asks; the rate limit keeps pages served from the cache
+    (at most a minute stale) instead of recomputing them after every chunk.
+    """
+    if not cache.add("rankings:bumped", 1, RANKINGS_MAX_AGE_SECONDS):
+        return
     try:
         cache.incr("rankings:version")
     except ValueError:

@@ -118,3 +118,17 @@ def test_staff_can_upload_a_file(client, admin_user):
     assert response.status_code == 302
     assert response.url == f"/ops/ingest/{batch.pk}/"
     assert batch.source == "upload.jsonl"
+
+
+def test_rankings_version_moves_at_most_once_a_minute():
+    from django.core.cache import cache
+
+    from analytics.tasks import rollup_rankings_refresh
+
+    cache.clear()
+    rollup_rankings_refresh.run()
+    rollup_rankings_refresh.run()
+    assert cache.get("rankings:version") == 1
+    cache.delete("rankings:bumped")  # a minute later
+    rollup_rankings_refresh.run()
+    assert cache.get("rankings:version") == 2
