@@ -95,6 +95,12 @@ ROLLUP_SQL = (
             "(SELECT s.hour AS hour, s.model_id AS model_id, a.provider_id AS provider_id, a.failed AS failed"
             " FROM ingest_attempts a JOIN ingest_stage s ON s.id = a.gen_id) AS x WHERE 1 = 1",
             zeros=_all_usage_zeros(_ATTEMPT_SUMS)),
+    _upsert("analytics_endpointday", ("day", "model_id", "provider_id"), _ENDPOINT_SUMS,
+            "ingest_stage WHERE 1 = 1"),
+    _upsert("analytics_endpointday", ("day", "model_id", "provider_id"), _ATTEMPT_SUMS,
+            "(SELECT s.day AS day, s.model_id AS model_id, a.provider_id AS provider_id, a.failed AS failed"
+            " FROM ingest_attempts a JOIN ingest_stage s ON s.id = a.gen_id) AS x WHERE 1 = 1",
+            zeros=_all_usage_zeros(_ATTEMPT_SUMS)),
     _upsert("analytics_endpointhistogram", ("day", "model_id", "provider_id", "metric", "bucket"),
             {"count": "COUNT(*)"},
             "(SELECT day, model_id, provider_id, 1 AS metric, latency_bucket AS bucket FROM ingest_stage"

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from marketplace.models import App, Model, Provider
 
-from .models import AppDay, EndpointHour
+from .models import AppDay, EndpointDay, EndpointHour
 
 WINDOWS = {"day": timedelta(days=1), "week": timedelta(days=7), "month": timedelta(days=30), "all": None}
 METRICS = ("tokens", "spend")
@@ -163,6 +163,11 @@ def _describe_apps(ids: list[int]) -> Describe:
     return {k: (a.name, a.slug, a.get_absolute_url(), a.origin, "") for k, a in App.objects.in_bulk(ids).items()}
 
 
+def _endpoint_rollup(window: Window):
+    """The last 24 h needs hours; longer windows read the daily rollup (whole UTC dates)."""
+    return EndpointHour if window.name == "day" else EndpointDay
+
+
 def ranking_models(*, window: Window, metric: str, limit: int = 100, category: str = "") -> list[RankRow]:
     """Listed models ranked by tokens or spend in the window, with change and share.
 
@@ -171,19 +176,19 @@ def ranking_models(*, window: Window, metric: str, limit: int = 100, category: s
     if category:
         used = AppDay.objects.filter(model__listed=True, app__public=True, app__categories__slug=category)
         return _ranking(f"models-{category}", used, "model_id", metric, window, limit, _describe_models)
-    listed = EndpointHour.objects.filter(model__listed=True)
+    listed = _endpoint_rollup(window).objects.filter(model__listed=True)
     return _ranking("models", listed, "model_id", metric, window, limit, _describe_models)
 
 
 def ranking_authors(*, window: Window, metric: str, limit: int = 20) -> list[RankRow]:
     """Authors (labs) ranked by their listed models' traffic."""
-    listed = EndpointHour.objects.filter(model__listed=True)
+    listed = _endpoint_rollup(window).objects.filter(model__listed=True)
     return _ranking("authors", listed, "model__author_id", metric, window, limit, _describe_authors)
 
 
 def ranking_providers(*, window: Window, metric: str, limit: int = 20) -> list[RankRow]:
     """Providers ranked by what they served of listed models."""
-    served = EndpointHour.objects.filter(model__listed=True)
+    served = _endpoint_rollup(window).objects.filter(model__listed=True)
     return _ranking("providers", served, "provider_id", metric, window, limit, _describe_providers)
 
 
@@ -232,8 +237,8 @@ def weekly_tokens(*, by: str, weeks: int = 8, top: int = 8, now: datetime | None
 
         start, starts = _weeks(now, weeks)
         key = "model_id" if by == "model" else "model__author_id"
-        rows = (EndpointHour.objects.filter(model__listed=True, hour__gte=start)
-                .annotate(week=TruncWeek("hour")).values("week", key)
+        rows = (EndpointDay.objects.filter(model__listed=True, day__gte=start.date())
+                .annotate(week=TruncWeek("day")).values("week", key)
                 .annotate(tokens=Sum(F("tokens_prompt") + F("tokens_completion"))).values_list("week", key, "tokens"))
         per_key: dict[int, dict[str, int]] = {}
         labels = [s.strftime("%Y-%m-%d") for s in starts]
@@ -273,7 +278,7 @@ def authors_volume_vs_money(*, window: Window, top: int = 12) -> list[VolumeMone
     def compute() -> list[VolumeMoney]:
         from marketplace.models import Author
 
-        listed = EndpointHour.objects.filter(model__listed=True)
+        listed = _endpoint_rollup(window).objects.filter(model__listed=True)
         tokens = _totals(listed, "model__author_id", "tokens", window)
         spend = _totals(listed, "model__author_id", "spend", window)
         total_tokens, total_spend = sum(tokens.values()), sum(spend.values())
@@ -302,11 +307,10 @@ class DailyRow:
 
 def daily_top_models(*, start, end, top: int = 50) -> list[DailyRow]:
     """Per UTC day from start to end (inclusive): the top listed models by tokens, then `other`."""
-    from django.db.models.functions import TruncDate
 
-    rows = (EndpointHour.objects.filter(model__listed=True, hour__date__gte=start, hour__date__lte=end)
-            .annotate(date=TruncDate("hour")).values("date", "model__slug")
-            .annotate(p=Sum("tokens_prompt"), c=Sum("tokens_completion")).values_list("date", "model__slug", "p", "c"))
+    rows = (EndpointDay.objects.filter(model__listed=True, day__gte=start, day__lte=end)
+            .values("day", "model__slug")
+            .annotate(p=Sum("tokens_prompt"), c=Sum("tokens_completion")).values_list("day", "model__slug", "p", "c"))
     per_day: dict = {}
     for date, slug, prompt, completion in rows:
         per_day.setdefault(date, []).append((slug, prompt or 0, completion or 0))
@@ -323,15 +327,14 @@ def daily_top_models(*, start, end, top: int = 50) -> list[DailyRow]:
 
 def daily_series(*, days: int = 30, group: str, now: datetime | None = None, **filters) -> Series:
     """Tokens per UTC day for the last `days`, one series per `group` (e.g. provider__name)."""
-    from django.db.models.functions import TruncDate
 
     now = now or timezone.now()
     end = now.date()
     start = end - timedelta(days=days - 1)
 
     def compute() -> Series:
-        rows = (EndpointHour.objects.filter(hour__date__gte=start, model__listed=True, **filters)
-                .annotate(date=TruncDate("hour")).values("date", group)
+        rows = (EndpointDay.objects.filter(day__gte=start, model__listed=True, **filters)
+                .annotate(date=F("day")).values("date", group)
                 .annotate(tokens=Sum(F("tokens_prompt") + F("tokens_completion"))).values_list("date", group, "tokens"))
         labels = [(start + timedelta(days=i)).isoformat() for i in range(days)]
         series: dict[str, list[int]] = {}
@@ -355,7 +358,7 @@ def top_apps_of_model(*, model_id: int, window: Window, limit: int = 10) -> list
 def models_of(*, window: Window, limit: int = 20, **filters) -> list[RankRow]:
     """Listed models by tokens in the window, restricted by filters (provider_id=…, model__author_id=…)."""
     key = ":".join(f"{k}={v}" for k, v in sorted(filters.items()))
-    used = EndpointHour.objects.filter(model__listed=True, **filters)
+    used = _endpoint_rollup(window).objects.filter(model__listed=True, **filters)
     return _ranking(f"models-of-{key}", used, "model_id", "tokens", window, limit, _describe_models)
 
 
@@ -389,18 +392,17 @@ def app_daily_tokens(*, app_id: int, days: int = 30, now: datetime | None = None
 
 def provider_daily_health(*, provider_id: int, days: int = 30, now: datetime | None = None) -> list[tuple]:
     """Per day: (date, tokens, uptime, mean latency ms) of a provider over listed models."""
-    from django.db.models.functions import TruncDate
 
     now = now or timezone.now()
     start = now.date() - timedelta(days=days - 1)
 
     def compute() -> list[tuple]:
-        rows = (EndpointHour.objects.filter(provider_id=provider_id, hour__date__gte=start, model__listed=True)
-                .annotate(date=TruncDate("hour")).values("date")
+        rows = (EndpointDay.objects.filter(provider_id=provider_id, day__gte=start, model__listed=True)
+                .values("day")
                 .annotate(tokens=Sum(F("tokens_prompt") + F("tokens_completion")), attempts=Sum("attempts"),
                           failed=Sum("failed_attempts"), latency=Sum("latency_sum"), n=Sum("latency_count"))
-                .order_by("date"))
-        return [(r["date"].isoformat(), r["tokens"] or 0,
+                .order_by("day"))
+        return [(r["day"].isoformat(), r["tokens"] or 0,
                  (r["attempts"] - r["failed"]) / r["attempts"] if r["attempts"] else None,
                  r["latency"] / r["n"] if r["n"] else None) for r in rows]
 

@@ -9,7 +9,7 @@ from django.db.models.functions import TruncDate, TruncHour
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics.models import AccountHour, AppDay, EndpointHour, Generation, IngestBatch
+from analytics.models import AccountHour, AppDay, EndpointDay, EndpointHour, Generation, IngestBatch
 from billing.models import Account, LedgerEntry
 from core.money import usd_to_units
 
@@ -39,7 +39,7 @@ record_strategy = st.fixed_dictionaries({
 
 
 def _clean():
-    for model in (EndpointHour, AccountHour, AppDay, Generation, LedgerEntry, IngestBatch):
+    for model in (EndpointHour, EndpointDay, AccountHour, AppDay, Generation, LedgerEntry, IngestBatch):
         model.objects.all().delete()
     Account.objects.update(balance_units=0)
 
@@ -72,6 +72,15 @@ def test_rollups_equal_a_direct_aggregate_of_generations(records, chunk_lines, s
         for r in EndpointHour.objects.filter(requests__gt=0)
     }
     assert rolled == direct
+
+    # The daily rollup is the hourly one summed by date, attempts included.
+    daily = {}
+    for r in EndpointHour.objects.all():
+        key = (r.hour.date(), r.model_id, r.provider_id)
+        daily[key] = tuple(a + b for a, b in zip(daily.get(key, (0,) * 5), (
+            r.requests, r.tokens_prompt, r.spend_units, r.attempts, r.failed_attempts), strict=True))
+    assert {(r.day, r.model_id, r.provider_id): (r.requests, r.tokens_prompt, r.spend_units, r.attempts,
+                                                  r.failed_attempts) for r in EndpointDay.objects.all()} == daily
 
     by_account = {
         (row["account_id"], row["hour"]): (row["n"], row["s"] or 0)
