@@ -21,6 +21,7 @@ from .models import AppDay, EndpointDay, EndpointHour
 WINDOWS = {"day": timedelta(days=1), "week": timedelta(days=7), "month": timedelta(days=30), "all": None}
 METRICS = ("tokens", "spend")
 CACHE_SECONDS = 600
+CACHE_PAGE_SECONDS = 60  # whole rendered pages, as stale as the rankings version allows
 
 
 @dataclass(frozen=True)

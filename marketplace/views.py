@@ -2,6 +2,7 @@
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.views.decorators.cache import cache_page
 
 from analytics import rankings
 
@@ -9,6 +10,7 @@ from . import charts, selectors
 from .models import Author, Provider
 
 
+@cache_page(rankings.CACHE_PAGE_SECONDS)
 def rankings_page(request: HttpRequest) -> HttpResponse:
     """The public leaderboards: models, providers and apps by tokens or spend over a window."""
     window = rankings.window_parse(request.GET.get("window"))
