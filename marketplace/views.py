@@ -52,6 +52,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
         "page": page, "q": q, "author": author, "authors": selectors.authors_with_models()})
 
 
+@cache_page(rankings.CACHE_PAGE_SECONDS)
 def model_detail(request: HttpRequest, author: str, name: str) -> HttpResponse:
     """A model: prices, providers table with live figures, daily tokens by provider, top apps."""
     model = selectors.model_get(author=author, name=name)
@@ -65,6 +66,7 @@ def model_detail(request: HttpRequest, author: str, name: str) -> HttpResponse:
         "apps": rankings.top_apps_of_model(model_id=model.pk, window=week)})
 
 
+@cache_page(rankings.CACHE_PAGE_SECONDS)
 def author_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """A lab: its models' traffic per day and its models."""
     author = get_object_or_404(Author, slug=slug)
@@ -75,6 +77,7 @@ def author_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "ranked": rankings.models_of(window=rankings.window_parse("month"), model__author_id=author.pk)})
 
 
+@cache_page(rankings.CACHE_PAGE_SECONDS)
 def provider_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """A provider: models served, tokens, uptime and latency over time."""
     provider = get_object_or_404(Provider, slug=slug)
@@ -85,6 +88,7 @@ def provider_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "ranked": rankings.models_of(window=rankings.window_parse("month"), provider_id=provider.pk)})
 
 
+@cache_page(rankings.CACHE_PAGE_SECONDS)
 def app_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """A public app: tokens over time and the models it uses."""
     app = selectors.app_get(slug=slug)
