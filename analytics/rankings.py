@@ -93,12 +93,21 @@ def _totals(queryset, key: str, metric: str, window: Window | None) -> dict[int,
     return {k: v or 0 for k, v in rows}
 
 
-def _version() -> int:
+def version() -> int:
+    """The rankings version: cached rankings and pages are keyed by it."""
     return cache.get("rankings:version") or 0
 
 
+def rankings_invalidate() -> None:
+    """Move the version now (staff changed what may appear publicly)."""
+    try:
+        cache.incr("rankings:version")
+    except ValueError:
+        cache.set("rankings:version", 1, None)
+
+
 def _cached(key: str, compute):
-    full_key = f"rankings:{_version()}:{key}"
+    full_key = f"rankings:{version()}:{key}"
     value = cache.get(full_key)
     if value is None:
         value = compute()

@@ -8,6 +8,7 @@ from django.core.cache import cache
 from django.db import InterfaceError, OperationalError
 
 from . import ingest
+from .rankings import rankings_invalidate
 
 TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
@@ -47,9 +48,5 @@ def rollup_rankings_refresh() -> None:
     Under continuous ingestion every chunk asks; the rate limit keeps pages served from the cache
     (at most a minute stale) instead of recomputing them after every chunk.
     """
-    if not cache.add("rankings:bumped", 1, RANKINGS_MAX_AGE_SECONDS):
-        return
-    try:
-        cache.incr("rankings:version")
-    except ValueError:
-        cache.set("rankings:version", 1, None)
+    if cache.add("rankings:bumped", 1, RANKINGS_MAX_AGE_SECONDS):
+        rankings_invalidate()

@@ -1,8 +1,8 @@
 """Public catalog pages: the model list and the model, author, provider and app pages."""
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.views.decorators.cache import cache_page
 
 from analytics import rankings
 
@@ -10,9 +10,31 @@ from . import charts, selectors
 from .models import Author, Provider
 
 
-@cache_page(rankings.CACHE_PAGE_SECONDS)
+def _page_cached(request: HttpRequest, build) -> HttpResponse:
+    """Serve an anonymous GET from the cache of rendered pages, keyed by the rankings version.
+
+    The version moves when new traffic is ingested (at most once a minute) and at once when staff
+    hide an app or unlist a model, so a cached page never outlives what it may show.
+    """
+    if request.user.is_authenticated:
+        return build()
+    key = f"page:{rankings.version()}:{request.get_full_path()}"
+    body = cache.get(key)
+    if body is None:
+        response = build()
+        if response.status_code != 200:
+            return response
+        body = response.content
+        cache.set(key, body, rankings.CACHE_PAGE_SECONDS)
+    return HttpResponse(body)
+
+
 def rankings_page(request: HttpRequest) -> HttpResponse:
     """The public leaderboards: models, providers and apps by tokens or spend over a window."""
+    return _page_cached(request, lambda: _rankings_page(request))
+
+
+def _rankings_page(request: HttpRequest) -> HttpResponse:
     window = rankings.window_parse(request.GET.get("window"))
     metric = rankings.metric_parse(request.GET.get("metric"))
     categories = rankings.categories_in_use()
@@ -52,12 +74,15 @@ def model_list(request: HttpRequest) -> HttpResponse:
         "page": page, "q": q, "author": author, "authors": selectors.authors_with_models()})
 
 
-@cache_page(rankings.CACHE_PAGE_SECONDS)
 def model_detail(request: HttpRequest, author: str, name: str) -> HttpResponse:
     """A model: prices, providers table with live figures, daily tokens by provider, top apps."""
     model = selectors.model_get(author=author, name=name)
     if model is None:
         raise Http404("No such model")
+    return _page_cached(request, lambda: _model_page(request, model))
+
+
+def _model_page(request: HttpRequest, model) -> HttpResponse:
     daily = rankings.daily_series(group="provider__name", model_id=model.pk)
     week = rankings.window_parse("week")
     return render(request, "marketplace/model_detail.html", {
@@ -66,7 +91,6 @@ def model_detail(request: HttpRequest, author: str, name: str) -> HttpResponse:
         "apps": rankings.top_apps_of_model(model_id=model.pk, window=week)})
 
 
-@cache_page(rankings.CACHE_PAGE_SECONDS)
 def author_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """A lab: its models' traffic per day and its models."""
     author = get_object_or_404(Author, slug=slug)
@@ -77,7 +101,6 @@ def author_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "ranked": rankings.models_of(window=rankings.window_parse("month"), model__author_id=author.pk)})
 
 
-@cache_page(rankings.CACHE_PAGE_SECONDS)
 def provider_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """A provider: models served, tokens, uptime and latency over time."""
     provider = get_object_or_404(Provider, slug=slug)
@@ -88,12 +111,15 @@ def provider_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "ranked": rankings.models_of(window=rankings.window_parse("month"), provider_id=provider.pk)})
 
 
-@cache_page(rankings.CACHE_PAGE_SECONDS)
 def app_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """A public app: tokens over time and the models it uses."""
     app = selectors.app_get(slug=slug)
     if app is None:
         raise Http404("No such app")
+    return _page_cached(request, lambda: _app_page(request, app))
+
+
+def _app_page(request: HttpRequest, app) -> HttpResponse:
     daily = rankings.app_daily_tokens(app_id=app.pk)
     return render(request, "marketplace/app_detail.html", {
         "app": app, "daily": daily, "daily_chart": charts.daily_stacked(daily, title="Tokens per day by model"),

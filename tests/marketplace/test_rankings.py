@@ -161,3 +161,13 @@ def test_a_category_re_ranks_models_by_the_apps_that_use_them(tmp_path):
     assert [(r.slug, r.value) for r in everyone] == [("lab/chatty", 1010), ("lab/coder", 100)]
     assert [(r.slug, r.value) for r in coding] == [("lab/coder", 100), ("lab/chatty", 10)]
     assert ("programming-app", "Programming App") in rankings.categories_in_use()
+
+
+def test_hiding_an_app_takes_it_off_cached_pages_at_once(client, traffic):
+    first = client.get("/rankings/", {"window": "week"}).content.decode()
+    assert "App One" in first
+    app = App.objects.get(name="App One")
+    app.public = False
+    app.save(update_fields=["public"])  # what the admin does
+    assert "App One" not in client.get("/rankings/", {"window": "week"}).content.decode()
+    assert client.get(f"/apps/{app.slug}/").status_code == 404
