@@ -20,7 +20,7 @@ from .models import AppDay, EndpointDay, EndpointHour
 
 WINDOWS = {"day": timedelta(days=1), "week": timedelta(days=7), "month": timedelta(days=30), "all": None}
 METRICS = ("tokens", "spend")
-CACHE_SECONDS = 600
+CACHE_SECONDS = 24 * 3600  # keyed by the rankings version, so long-lived entries are never stale
 CACHE_PAGE_SECONDS = 60  # whole rendered pages, as stale as the rankings version allows
 
 
@@ -417,3 +417,27 @@ def provider_daily_health(*, provider_id: int, days: int = 30, now: datetime | N
                  r["latency"] / r["n"] if r["n"] else None) for r in rows]
 
     return _cached(f"provider-health:{provider_id}:{days}:{start}", compute)
+
+
+def rankings_prewarm() -> int:
+    """Compute every ranking and chart of the rankings page for the current version; returns how many.
+
+    Runs on the rollups queue after the version moves, so visitors read them from the cache.
+    """
+    count = 0
+    for name in WINDOWS:
+        window = window_parse(name)
+        for metric in METRICS:
+            ranking_models(window=window, metric=metric, limit=100)
+            ranking_providers(window=window, metric=metric, limit=10)
+            ranking_apps(window=window, metric=metric, limit=10)
+            count += 3
+        if window.previous:
+            ranking_apps(window=window, metric="tokens", limit=10, trending=True)
+            count += 1
+        authors_volume_vs_money(window=window)
+        count += 1
+    weekly_tokens(by="model")
+    weekly_tokens(by="author", top=10)
+    categories_in_use()
+    return count + 3

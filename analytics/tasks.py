@@ -8,7 +8,7 @@ from django.core.cache import cache
 from django.db import InterfaceError, OperationalError
 
 from . import ingest
-from .rankings import rankings_invalidate
+from .rankings import rankings_invalidate, rankings_prewarm
 
 TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
@@ -43,10 +43,11 @@ RANKINGS_MAX_AGE_SECONDS = 60
 
 @shared_task(ignore_result=True)
 def rollup_rankings_refresh() -> None:
-    """Bump the rankings version at most once a minute: cached rankings under the old one expire.
+    """Bump the rankings version at most once a minute, then compute the new rankings ahead.
 
     Under continuous ingestion every chunk asks; the rate limit keeps pages served from the cache
-    (at most a minute stale) instead of recomputing them after every chunk.
+    (at most a minute stale), and the prewarm means visitors never wait for a cold computation.
     """
     if cache.add("rankings:bumped", 1, RANKINGS_MAX_AGE_SECONDS):
         rankings_invalidate()
+        rankings_prewarm()

@@ -4,8 +4,9 @@
     .venv/bin/python bench/pages.py --database tokengrid_bench [--iterations 30] [--wrk-seconds 10]
 
 Prints, as one JSON line: the number of generations and rollup rows; server time p50/p90 of the
-rankings page (month window) and of the busiest model's page, cold (rankings cache emptied
-before each request) and warm (cached); and, when `wrk` is installed, requests/s of the rankings
+rankings page (month window) and of the busiest model's page: cold (cache emptied before each
+request), prewarmed (after `rankings_prewarm`, as the rollups task leaves it, page not cached) and
+page_cached (the rendered page cached); and, when `wrk` is installed, requests/s of the rankings
 page against a trivial view (/healthz) of the same gunicorn server in the same run.
 Fill a database with `bench/ingest.py` (it keeps its data in `tokengrid_bench`).
 """
@@ -67,18 +68,30 @@ def main() -> None:
     client = Client()
     result = {"database": options.database, "generations": generations,
               "endpointhour_rows": EndpointHour.objects.count()}
+    from analytics.rankings import rankings_prewarm
+
     for name, url in pages.items():
-        cold, warm = [], []
+        cold, prewarmed, warm = [], [], []
         for _ in range(options.iterations):
             cache.clear()
             started = time.perf_counter()
             assert client.get(url).status_code == 200
             cold.append(time.perf_counter() - started)
+        cache.clear()
+        started = time.perf_counter()
+        rankings_prewarm()
+        prewarm_seconds = time.perf_counter() - started
+        separator = "&" if "?" in url else "?"
+        for i in range(options.iterations):  # rankings cached by the prewarm, the rendered page not
+            started = time.perf_counter()
+            client.get(f"{url}{separator}nocache={i}")
+            prewarmed.append(time.perf_counter() - started)
         for _ in range(options.iterations):
             started = time.perf_counter()
             client.get(url)
             warm.append(time.perf_counter() - started)
-        result[name] = {"url": url, "cold": percentiles(cold), "warm": percentiles(warm)}
+        result[name] = {"url": url, "cold": percentiles(cold), "prewarmed": percentiles(prewarmed),
+                        "page_cached": percentiles(warm), "prewarm_seconds": round(prewarm_seconds, 2)}
 
     if shutil.which("wrk") and shutil.which(str(Path(sys.executable).parent / "gunicorn")):
         server_env = {**os.environ, **env, "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "bench-" + "x" * 40,

@@ -171,3 +171,10 @@ def test_hiding_an_app_takes_it_off_cached_pages_at_once(client, traffic):
     app.save(update_fields=["public"])  # what the admin does
     assert "App One" not in client.get("/rankings/", {"window": "week"}).content.decode()
     assert client.get(f"/apps/{app.slug}/").status_code == 404
+
+
+def test_the_prewarm_leaves_the_rankings_page_without_rollup_queries(client, traffic, django_assert_max_num_queries):
+    rankings.rankings_prewarm()
+    with django_assert_max_num_queries(1):  # at most the session-less auth check; no rollup reads
+        response = client.get("/rankings/", {"window": "month", "metric": "spend"})
+    assert "alpha" in response.content.decode()
