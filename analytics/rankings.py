@@ -230,6 +230,12 @@ class Series:
     def rows(self) -> list[tuple[str, list[int]]]:
         return list(self.series.items())
 
+    @property
+    def table(self) -> list[tuple[str, list[int]]]:
+        """One row per period with the value of each series (the chart's no-JS table)."""
+        columns = list(self.series.values())
+        return [(period, [values[i] for values in columns]) for i, period in enumerate(self.periods)]
+
 
 def _weeks(now: datetime, weeks: int) -> tuple[datetime, list[datetime]]:
     end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)

@@ -39,11 +39,3 @@ def percent(share: float | None, places: int = 1) -> str:
         return "—"
     return f"{share * 100:.{places}f}%"
 
-
-@register.filter
-def index(sequence, position: int):
-    """sequence[position] in a template."""
-    try:
-        return sequence[position]
-    except (IndexError, TypeError, KeyError):
-        return None
