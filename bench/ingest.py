@@ -12,7 +12,6 @@ and prints both rates, their ratio and each worker's peak memory (VmHWM).
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -24,8 +23,8 @@ PG = "postgres://postgres@127.0.0.1:5432"
 DB = "tokengrid_bench"
 PY = sys.executable
 CELERY = str(Path(PY).parent / "celery")
-TABLES = ("analytics_generation", "analytics_endpointhour", "analytics_endpointhistogram", "analytics_appday",
-          "analytics_accounthour", "analytics_reject", "analytics_ingestchunk", "analytics_ingestbatch",
+TABLES = ("analytics_generation", "analytics_endpointhour", "analytics_endpointday", "analytics_endpointhistogram",
+          "analytics_appday", "analytics_accountday", "analytics_accounthour", "analytics_reject", "analytics_ingestchunk", "analytics_ingestbatch",
           "billing_ledgerentry")
 
 
@@ -110,7 +109,7 @@ def main() -> None:
     }
     print(json.dumps(result))
     if not options.keep and not options.file:
-        shutil.rmtree(folder, ignore_errors=True)
+        path.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
