@@ -1,11 +1,16 @@
 """The one door for money: every balance change writes a ledger entry in the same transaction."""
+import secrets
 from collections.abc import Iterable
 
+from django.core.mail import send_mail
 from django.db import transaction
+from django.utils import timezone
 
 from core.bulk import ids_by_key
 
-from .models import Account, ApiKey, LedgerEntry
+from .models import Account, ApiKey, Invitation, LedgerEntry, Membership
+
+ROLE_RANK = {Membership.Role.VIEWER: 0, Membership.Role.MEMBER: 1, Membership.Role.OWNER: 2}
 
 
 def accounts_lock(*, account_ids: Iterable[int]) -> dict[int, Account]:
@@ -70,3 +75,46 @@ def api_keys_register(*, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str
                                    ignore_conflicts=True)
         found = existing()
     return {key: found[key] for key in wanted}
+
+
+def invitation_create(*, account: Account, email: str, role: str, invited_by, accept_url) -> Invitation:
+    """Invite `email` to the account and send the link (after commit); `accept_url(token)` builds it."""
+    invitation = Invitation.objects.create(account=account, email=email.strip().lower(), role=role,
+                                           token=secrets.token_urlsafe(32), invited_by=invited_by)
+    link = accept_url(invitation.token)
+    transaction.on_commit(lambda: send_mail(
+        subject=f"You are invited to {account} on Tokengrid",
+        message=(f"{invited_by.get_username()} invited you to the Tokengrid account {account} as {role}.\n\n"
+                 f"Accept here: {link}\n"),
+        from_email=None, recipient_list=[invitation.email]))
+    return invitation
+
+
+def invitation_accept(*, invitation: Invitation, user) -> Membership:
+    """Join the invitation's account (once); an existing membership keeps the higher role."""
+    with transaction.atomic():
+        invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        membership, created = Membership.objects.get_or_create(
+            user=user, account=invitation.account, defaults={"role": invitation.role})
+        if not created and ROLE_RANK[invitation.role] > ROLE_RANK[membership.role]:
+            membership.role = invitation.role
+            membership.save(update_fields=["role"])
+        if invitation.accepted_at is None:
+            invitation.accepted_at, invitation.accepted_by = timezone.now(), user
+            invitation.save(update_fields=["accepted_at", "accepted_by"])
+        return membership
+
+
+class LastOwnerError(Exception):
+    """An account must keep at least one owner."""
+
+
+def membership_remove(*, account: Account, membership_id: int) -> None:
+    """Remove a member of `account`; refuses to remove the last owner (404 for other accounts)."""
+    with transaction.atomic():
+        accounts_lock(account_ids=[account.pk])
+        membership = Membership.objects.get(pk=membership_id, account=account)
+        if (membership.role == Membership.Role.OWNER
+                and not account.memberships.filter(role=Membership.Role.OWNER).exclude(pk=membership.pk).exists()):
+            raise LastOwnerError("an account keeps at least one owner")
+        membership.delete()

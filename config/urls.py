@@ -14,5 +14,6 @@ urlpatterns = [
     path("api/v1/", include("config.api_urls")),
     path("", include("analytics.urls")),
     path("", include("analytics.account_urls")),
+    path("", include("billing.urls")),
     path("", include("marketplace.urls")),
 ]

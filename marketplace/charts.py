@@ -9,14 +9,23 @@ LAYOUT = {"barmode": "stack", "legend": {"orientation": "h", "y": -0.2}, "height
           "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)"}
 
 
-def stacked_bars(series: Series, *, title: str, percent: bool = False) -> dict:
+def stacked_bars(series: Series, *, title: str, percent: bool = False, unit: str = "tokens") -> dict:
     """Stacked bars per period; `percent` stacks to 100%."""
     totals = [sum(values[i] for values in series.series.values()) or 1 for i in range(len(series.periods))]
     data = []
     for name, values in series.series.items():
         y = [round(v / t * 100, 3) for v, t in zip(values, totals, strict=True)] if percent else values
         data.append({"type": "bar", "name": name, "x": series.periods, "y": y})
-    layout = {**LAYOUT, "title": {"text": title}, "yaxis": {"title": {"text": "% of tokens" if percent else "tokens"}}}
+    layout = {**LAYOUT, "title": {"text": title}, "yaxis": {"title": {"text": f"% of {unit}" if percent else unit}}}
+    return {"data": data, "layout": layout}
+
+
+def lines(series: Series, *, title: str, unit: str) -> dict:
+    """One line per series (for values that do not add up, such as a mean latency)."""
+    data = [{"type": "scatter", "mode": "lines+markers", "name": name, "x": series.periods, "y": values}
+            for name, values in series.series.items()]
+    layout = {**{k: v for k, v in LAYOUT.items() if k != "barmode"}, "title": {"text": title},
+              "yaxis": {"title": {"text": unit}}}
     return {"data": data, "layout": layout}
 
 

@@ -1,0 +1,141 @@
+"""Account analytics pages: overview, activity, the generation log and usage reports.
+
+Each view parses the query string, reads the signed-in user's current account (`request.account`,
+set by `billing.access.account_required` from their own memberships) through one selector, and
+renders. Nothing here takes an account id from the URL, so another account's data cannot be named.
+"""
+from urllib.parse import urlencode
+
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+
+from billing.access import account_required
+from core.csvutil import csv_stream
+from marketplace import charts
+
+from . import generation_log, usage
+from . import reports as usage_reports
+from .models import Generation
+
+TOP_DIMENSIONS = ("model", "api_key", "app", "provider")
+
+
+def _period(request: HttpRequest) -> usage.Period:
+    return usage.period_parse(request.GET.get("period"), start=request.GET.get("start"), end=request.GET.get("end"))
+
+
+def _period_context(request: HttpRequest, period: usage.Period) -> dict:
+    return {"period": period, "periods": usage.PERIOD_LABELS,
+            "custom_start": request.GET.get("start", period.first_day.isoformat()),
+            "custom_end": request.GET.get("end", period.last_day.isoformat())}
+
+
+@account_required
+def overview(request: HttpRequest) -> HttpResponse:
+    """Spend, tokens, requests, cost per 1M tokens and cache hits against the previous period."""
+    account_id = request.account.pk
+    period = _period(request)
+    now, before = usage.usage_totals(account_id=account_id, period=period)
+    spend = usage.usage_by_day(account_id=account_id, period=period, metric="spend")
+    tokens = usage.usage_by_day(account_id=account_id, period=period, metric="tokens")
+    unit = "hour" if not period.by_day else "day"
+    return render(request, "account/overview.html", {
+        **_period_context(request, period),
+        "totals": now, "comparisons": usage.comparisons(now, before), "spend": spend, "tokens": tokens,
+        "spend_chart": charts.stacked_bars(spend, title=f"Spend per {unit} by model", unit="USD"),
+        "tokens_chart": charts.stacked_bars(tokens, title=f"Tokens per {unit} by model"),
+        "tops": [(usage.DIMENSION_LABELS[d], d, usage.usage_top(account_id=account_id, period=period, dimension=d))
+                 for d in TOP_DIMENSIONS],
+        "balance_units": request.account.balance_units,
+    })
+
+
+@account_required
+def activity(request: HttpRequest) -> HttpResponse:
+    """One metric over time, grouped by up to two dimensions; every choice lives in the URL."""
+    period = _period(request)
+    metric = request.GET.get("metric") if request.GET.get("metric") in usage.METRICS else "spend"
+    group_by = usage.group_by_parse(request.GET.getlist("group_by"))
+    granularity = usage.activity_granularity(period, request.GET.get("granularity"))
+    result = usage.usage_activity(account_id=request.account.pk, period=period, metric=metric, group_by=group_by,
+                                  granularity=granularity)
+    title = f"{result.metric_label} per {granularity}"
+    chart = (charts.stacked_bars(result.series, title=title, unit=result.metric_label) if result.additive
+             else charts.lines(result.series, title=title, unit=result.metric_label))
+    return render(request, "account/activity.html", {
+        **_period_context(request, period), "activity": result, "chart": chart,
+        "metrics": {k: v[0] for k, v in usage.METRICS.items()}, "dimensions": usage.DIMENSION_LABELS,
+        "granularities": usage.GRANULARITIES, "group_first": group_by[0] if group_by else "",
+        "group_second": group_by[1] if len(group_by) > 1 else "",
+    })
+
+
+@account_required
+def generations(request: HttpRequest) -> HttpResponse:
+    """The generation log, newest first, filtered, paged by cursor."""
+    log_filter = generation_log.log_filter_parse(request.GET)
+    page = generation_log.generations_page(account_id=request.account.pk, log_filter=log_filter,
+                                           after=request.GET.get("after"))
+    params = {k: v for k, v in request.GET.items() if k != "after" and v}
+    return render(request, "account/generations.html", {
+        "page": page, "names": generation_log.names_for(page.rows, account_id=request.account.pk),
+        "choices": generation_log.filter_choices(account_id=request.account.pk), "filters": request.GET,
+        "next_url": f"?{urlencode({**params, 'after': page.next_cursor})}" if page.next_cursor else None,
+        "first_url": f"?{urlencode(params)}" if request.GET.get("after") else None,
+    })
+
+
+@account_required
+def generation(request: HttpRequest, generation_id: str) -> HttpResponse:
+    """Every field kept for one generation of the account."""
+    try:
+        row = generation_log.generation_of(account_id=request.account.pk, generation_id=generation_id)
+    except Generation.DoesNotExist:
+        raise Http404("No such generation in this account.") from None
+    return render(request, "account/generation.html", {
+        "g": row, "names": generation_log.names_for([row], account_id=request.account.pk)})
+
+
+@account_required
+def reports(request: HttpRequest) -> HttpResponse:
+    """Downloads (usage.csv, generations.csv) and printable monthly reports."""
+    first, last = usage.date_range_parse(request.GET.get("start"), request.GET.get("end"))
+    return render(request, "account/reports.html", {
+        "start": first, "end": last, "groups": usage.REPORT_GROUPS, "default_groups": usage.REPORT_DEFAULT,
+        "usage_columns": usage.usage_csv_header(usage.REPORT_DEFAULT), "generation_columns": generation_log.CSV_HEADER,
+        "months": usage_reports.months_with_usage(account_id=request.account.pk),
+    })
+
+
+def _csv_response(body, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(body, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@account_required
+def usage_csv(request: HttpRequest) -> StreamingHttpResponse:
+    """Usage per day x model x API key (or other `group_by`), streamed."""
+    first, last = usage.date_range_parse(request.GET.get("start"), request.GET.get("end"))
+    group_by = usage.report_groups_parse(request.GET.get("group_by"))
+    header = usage.usage_csv_header(group_by)
+    rows = usage.usage_report(account_id=request.account.pk, first=first, last=last, group_by=group_by)
+    return _csv_response(csv_stream(header, usage.usage_report_rows(rows, header)),
+                         f"usage-{request.account.external_id}-{first}-{last}.csv")
+
+
+@account_required
+def generations_csv(request: HttpRequest) -> StreamingHttpResponse:
+    """Every field of every generation in the range, streamed with flat memory."""
+    first, last = usage.date_range_parse(request.GET.get("start"), request.GET.get("end"))
+    return _csv_response(generation_log.generations_csv(account_id=request.account.pk, first=first, last=last),
+                         f"generations-{request.account.external_id}-{first}-{last}.csv")
+
+
+@account_required
+def monthly_report(request: HttpRequest, year: int, month: int) -> HttpResponse:
+    """A printable monthly usage report: totals, charts and tables by model and key (pandas)."""
+    if not 1 <= month <= 12 or not 2000 <= year <= 2100:
+        raise Http404
+    report = usage_reports.monthly_usage(account_id=request.account.pk, year=year, month=month)
+    return render(request, "account/monthly_report.html", {"report": report})

@@ -1,0 +1,287 @@
+"""An account's generation log: filtered, newest first, paged by key set; and its CSV export.
+
+Pages walk the index (account, created_at DESC, id DESC) from a cursor, so page 10,000 costs what
+page 1 costs, and rows that arrive while someone pages never shift what they see next (no gaps,
+no repeats). The CSV streams: on PostgreSQL straight out of `COPY (SELECT …) TO STDOUT`, with
+formula-like text cells neutralized in SQL; elsewhere through Python's csv writer.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import orjson
+from django.db import connection
+from django.db.models import Q
+
+from billing.models import ApiKey
+from core.csvutil import safe_cell
+from marketplace.models import App, Model, Provider
+
+from .models import Generation
+
+STATUSES = {"ok": Q(status__gte=200, status__lt=300), "error": ~Q(status__gte=200, status__lt=300)}
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    model: int | None = None
+    api_key: int | None = None
+    provider: int | None = None
+    app: int | None = None
+    status: str = ""
+    start: datetime | None = None
+    end: datetime | None = None  # exclusive
+
+    def q(self) -> Q:
+        q = Q()
+        for field in ("model", "api_key", "provider", "app"):
+            value = getattr(self, field)
+            if value is not None:
+                q &= Q(**{f"{field}_id": value})
+        if self.status in STATUSES:
+            q &= STATUSES[self.status]
+        if self.start:
+            q &= Q(created_at__gte=self.start)
+        if self.end:
+            q &= Q(created_at__lt=self.end)
+        return q
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _day(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def log_filter_parse(params) -> LogFilter:
+    """Filters from a query string: ids of model, api_key, provider, app; status; start/end dates (UTC)."""
+    start, end = _day(params.get("start")), _day(params.get("end"))
+    return LogFilter(
+        model=_int(params.get("model")), api_key=_int(params.get("api_key")), provider=_int(params.get("provider")),
+        app=_int(params.get("app")), status=params.get("status", "") if params.get("status") in STATUSES else "",
+        start=datetime.combine(start, time(), tzinfo=UTC) if start else None,
+        end=datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC) if end else None)
+
+
+def cursor_encode(created_at: datetime, generation_id: str) -> str:
+    raw = orjson.dumps([created_at.astimezone(UTC).isoformat(), generation_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor_decode(value: str | None) -> tuple[datetime, str] | None:
+    """The (created_at, id) a page continues after; None for a missing or mangled cursor."""
+    if not value:
+        return None
+    try:
+        stamp, generation_id = orjson.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+        created = datetime.fromisoformat(stamp)
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        return None
+    if created.tzinfo is None or not isinstance(generation_id, str):
+        return None
+    return created, generation_id
+
+
+@dataclass(frozen=True)
+class LogPage:
+    rows: list[Generation]
+    next_cursor: str | None
+
+
+def generations_page(*, account_id: int, log_filter: LogFilter, after: str | None = None,
+                     size: int = PAGE_SIZE) -> LogPage:
+    """One page of the account's generations, newest first, after the cursor."""
+    rows = Generation.objects.filter(Q(account_id=account_id) & log_filter.q())
+    position = cursor_decode(after)
+    if position:
+        created, generation_id = position
+        rows = rows.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=generation_id))
+    page = list(rows.order_by("-created_at", "-id")[: size + 1])
+    more = len(page) > size
+    page = page[:size]
+    return LogPage(rows=page, next_cursor=cursor_encode(page[-1].created_at, page[-1].id) if more else None)
+
+
+def generation_of(*, account_id: int, generation_id: str) -> Generation:
+    """One generation of the account (DoesNotExist for anyone else's)."""
+    return Generation.objects.get(account_id=account_id, id=generation_id)
+
+
+@dataclass(frozen=True)
+class Names:
+    models: dict[int, str]
+    providers: dict[int, str]
+    apps: dict[int, str]
+    keys: dict[int, str]
+
+
+def names_for(rows: list[Generation], *, account_id: int) -> Names:
+    """Display names of the models, providers, apps and keys on a page (four queries at most)."""
+    def ids(attr: str) -> set[int]:
+        return {getattr(r, attr) for r in rows if getattr(r, attr)}
+
+    return Names(
+        models=dict(Model.objects.filter(pk__in=ids("model_id")).values_list("pk", "slug")),
+        providers=dict(Provider.objects.filter(pk__in=ids("provider_id")).values_list("pk", "name")),
+        apps={pk: name or origin for pk, name, origin in
+              App.objects.filter(pk__in=ids("app_id")).values_list("pk", "name", "origin")},
+        keys={pk: name or external for pk, name, external in
+              ApiKey.objects.filter(pk__in=ids("api_key_id"), account_id=account_id)
+              .values_list("pk", "name", "external_id")})
+
+
+def filter_choices(*, account_id: int) -> dict[str, list[tuple[int, str]]]:
+    """What the log can be filtered by: the account's keys and what its rollups have seen."""
+    from .models import AccountDay
+
+    seen = AccountDay.objects.filter(account_id=account_id)
+    model_ids = seen.values("model_id").distinct()
+    provider_ids = seen.values("provider_id").distinct()
+    app_ids = seen.exclude(app_id=0).values("app_id").distinct()
+    return {
+        "model": list(Model.objects.filter(pk__in=model_ids).order_by("slug").values_list("pk", "slug")),
+        "provider": list(Provider.objects.filter(pk__in=provider_ids).order_by("name").values_list("pk", "name")),
+        "app": [(pk, name or origin) for pk, name, origin in
+                App.objects.filter(pk__in=app_ids).order_by("name").values_list("pk", "name", "origin")],
+        "api_key": [(pk, name or external) for pk, name, external in
+                    ApiKey.objects.filter(account_id=account_id).values_list("pk", "name", "external_id")],
+    }
+
+
+# --- generations.csv ---------------------------------------------------------------------
+
+# (header, SQL expression over g = generation, m = model, p = provider, a = app, k = api key, untrusted text)
+CSV_COLUMNS = (
+    ("id", "g.id", True),
+    ("created_at", "g.created_at", False),
+    ("model", "m.slug", True),
+    ("provider", "p.slug", True),
+    ("app", "a.name", True),
+    ("app_origin", "a.origin", True),
+    ("api_key", "k.external_id", True),
+    ("tokens_prompt", "g.tokens_prompt", False),
+    ("tokens_completion", "g.tokens_completion", False),
+    ("tokens_reasoning", "g.tokens_reasoning", False),
+    ("tokens_cached", "g.tokens_cached", False),
+    ("total_cost_usd", "g.cost_units", False),
+    ("cost_priced_by_tokengrid", "g.cost_priced", False),
+    ("is_byok", "g.is_byok", False),
+    ("latency_ms", "g.latency", False),
+    ("generation_time_ms", "g.generation_time", False),
+    ("status", "g.status", False),
+    ("finish_reason", "g.finish_reason", True),
+    ("streamed", "g.streamed", False),
+    ("cancelled", "g.cancelled", False),
+    ("num_media_prompt", "g.num_media_prompt", False),
+    ("num_media_completion", "g.num_media_completion", False),
+    ("num_search_results", "g.num_search_results", False),
+    ("provider_responses", "g.provider_responses", True),
+    ("batch_id", "g.batch_id", False),
+)
+CSV_HEADER = [name for name, _, _ in CSV_COLUMNS]
+_FROM = ("FROM analytics_generation g JOIN marketplace_model m ON m.id = g.model_id"
+         " JOIN marketplace_provider p ON p.id = g.provider_id LEFT JOIN marketplace_app a ON a.id = g.app_id"
+         " LEFT JOIN billing_apikey k ON k.id = g.api_key_id"
+         " WHERE g.account_id = %s AND g.created_at >= %s AND g.created_at < %s")
+_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+def _pg_column(name: str, expression: str, untrusted: bool) -> str:
+    if name == "created_at":
+        return "to_char(g.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+    if name == "total_cost_usd":
+        return "to_char(g.cost_units::numeric / 10000000000, 'FM9999999999990.0000000000')"
+    if expression.endswith(("cost_priced", "is_byok", "streamed", "cancelled")):
+        return f"CASE {expression} WHEN true THEN 'true' WHEN false THEN 'false' END"
+    if untrusted:
+        text = f"{expression}::text"
+        # The same rule as core.csvutil.safe_cell: formula-like text gets a leading quote.
+        return (f"CASE WHEN left({text}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') AND {text} !~ '{_NUMBER}'"
+                f" THEN '''' || {text} ELSE {text} END")
+    return expression
+
+
+def _range(first: date, last: date) -> tuple[datetime, datetime]:
+    return (datetime.combine(first, time(), tzinfo=UTC),
+            datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC))
+
+
+def generations_csv(*, account_id: int, first: date, last: date) -> Iterator[bytes]:
+    """Every field of every generation of the account in [first, last] (UTC dates), oldest first."""
+    start, end = _range(first, last)
+    yield (",".join(CSV_HEADER) + "\r\n").encode()
+    if connection.vendor == "postgresql":
+        yield from _csv_postgres(account_id, start, end)
+    else:
+        yield from _csv_python(account_id, start, end)
+
+
+def _csv_postgres(account_id: int, start: datetime, end: datetime) -> Iterator[bytes]:
+    select = ", ".join(_pg_column(*column) for column in CSV_COLUMNS)
+    sql = f"COPY (SELECT {select} {_FROM} ORDER BY g.created_at, g.id) TO STDOUT WITH (FORMAT csv)"
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor, cursor.copy(sql, (account_id, start, end)) as copy:
+        buffer = bytearray()
+        for block in copy:
+            buffer += block
+            if len(buffer) >= 256 * 1024:
+                yield bytes(buffer)
+                buffer.clear()
+        if buffer:
+            yield bytes(buffer)
+
+
+def _csv_value(name: str, value) -> object:
+    if value is None:
+        return ""
+    if name == "created_at":
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if name == "total_cost_usd":
+        return f"{value // 10**10}.{value % 10**10:010d}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if name == "provider_responses":
+        return safe_cell(orjson.dumps(value).decode())
+    return value
+
+
+def _csv_python(account_id: int, start: datetime, end: datetime) -> Iterator[bytes]:
+    untrusted = {i for i, (_, _, flag) in enumerate(CSV_COLUMNS) if flag}
+    select = ", ".join(expression for _, expression, _ in CSV_COLUMNS)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {select} {_FROM} ORDER BY g.created_at, g.id", (account_id, start, end))
+        converters = connection.ops
+        while rows := cursor.fetchmany(5000):
+            for row in rows:
+                cells = []
+                for i, value in enumerate(row):
+                    name = CSV_HEADER[i]
+                    if name == "created_at" and isinstance(value, str):
+                        value = converters.convert_datetimefield_value(value, None, connection)
+                    if name in ("cost_priced_by_tokengrid", "is_byok", "streamed", "cancelled") and value is not None:
+                        value = bool(value)
+                    if name == "provider_responses" and isinstance(value, str):
+                        value = orjson.loads(value)
+                    value = _csv_value(name, value)
+                    cells.append(safe_cell(value) if i in untrusted and name != "provider_responses" else value)
+                writer.writerow(cells)
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+

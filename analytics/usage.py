@@ -1,0 +1,486 @@
+"""An account's own usage, read from the account rollups: AccountHour by hour, AccountDay by day.
+
+Every function takes the account id first and reads only that account's rows. Periods are UTC:
+`24h` is the last 24 whole hours (the current one included), `7d`/`30d`/`90d` are whole UTC days
+(today included), `custom` is an inclusive range of dates. Each period compares with the
+preceding period of the same length.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from billing.models import ApiKey
+from core.money import units_to_usd
+from marketplace.models import App, Model, Provider
+
+from .models import AccountDay, AccountHour
+from .rankings import Series
+
+PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30),
+           "90d": timedelta(days=90)}
+PERIOD_LABELS = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days",
+                 "custom": "Custom range"}
+MAX_CUSTOM_DAYS = 400
+DIMENSIONS = {"model": "model_id", "api_key": "api_key_id", "provider": "provider_id", "app": "app_id"}
+DIMENSION_LABELS = {"model": "Model", "api_key": "API key", "provider": "Provider", "app": "App"}
+COUNTERS = ("requests", "failed", "tokens_prompt", "tokens_completion", "tokens_reasoning", "tokens_cached",
+            "byok_tokens", "spend_units", "latency_sum", "latency_count")
+# metric -> (label, numerator counters, denominator counter or None)
+METRICS = {
+    "spend": ("Spend (USD)", ("spend_units",), None),
+    "tokens": ("Tokens", ("tokens_prompt", "tokens_completion"), None),
+    "tokens_prompt": ("Prompt tokens", ("tokens_prompt",), None),
+    "tokens_completion": ("Completion tokens", ("tokens_completion",), None),
+    "tokens_reasoning": ("Reasoning tokens", ("tokens_reasoning",), None),
+    "requests": ("Requests", ("requests",), None),
+    "failures": ("Failed requests", ("failed",), None),
+    "latency": ("Mean latency (ms)", ("latency_sum",), "latency_count"),
+}
+GRANULARITIES = ("hour", "day", "week")
+MAX_HOURLY_DAYS = 31
+TOP_SERIES = 10
+
+
+@dataclass(frozen=True)
+class Period:
+    name: str
+    start: datetime  # inclusive, UTC
+    end: datetime  # exclusive, UTC
+    by_day: bool  # whole UTC days: the daily rollup can answer
+
+    @property
+    def label(self) -> str:
+        if self.name == "custom":
+            return f"{self.start:%Y-%m-%d} to {self.end - timedelta(days=1):%Y-%m-%d}"
+        return PERIOD_LABELS[self.name]
+
+    @property
+    def previous(self) -> Period:
+        return Period(self.name, self.start - (self.end - self.start), self.start, self.by_day)
+
+    @property
+    def first_day(self) -> date:
+        return self.start.date()
+
+    @property
+    def last_day(self) -> date:
+        """The last day the period touches (inclusive)."""
+        return (self.end - timedelta(microseconds=1)).date()
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _date(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def period_parse(name: str | None, *, start: str | None = None, end: str | None = None,
+                 now: datetime | None = None) -> Period:
+    """A period from the query string; anything unknown or invalid means the last 30 days."""
+    now = (now or timezone.now()).astimezone(UTC)
+    if name == "custom":
+        first, last = _date(start), _date(end)
+        if first and last and first <= last and (last - first).days < MAX_CUSTOM_DAYS:
+            return Period("custom", _midnight(first), _midnight(last + timedelta(days=1)), True)
+        name = "30d"
+    if name == "24h":
+        end_at = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        return Period("24h", end_at - PERIODS["24h"], end_at, False)
+    name = name if name in PERIODS else "30d"
+    end_at = _midnight(now.date() + timedelta(days=1))
+    return Period(name, end_at - PERIODS[name], end_at, True)
+
+
+def date_range_parse(start: str | None, end: str | None, *, default_days: int = 30,
+                     now: datetime | None = None) -> tuple[date, date]:
+    """An inclusive range of dates for reports; unknown or reversed values fall back to the last N days."""
+    today = (now or timezone.now()).astimezone(UTC).date()
+    last = _date(end) or today
+    first = _date(start) or last - timedelta(days=default_days - 1)
+    if first > last:
+        first, last = last, first
+    return first, last
+
+
+def _source(account_id: int, start: datetime, end: datetime, *, hourly: bool):
+    """Rollup rows of the account in [start, end) and the name of their time column."""
+    if hourly:
+        return AccountHour.objects.filter(account_id=account_id, hour__gte=start, hour__lt=end), "hour"
+    return AccountDay.objects.filter(account_id=account_id, day__gte=start.date(), day__lt=end.date()), "day"
+
+
+def _sums(prefix: str = "", condition: Q | None = None) -> dict:
+    return {f"{prefix}{c}": Sum(c, filter=condition, default=0) for c in COUNTERS}
+
+
+@dataclass(frozen=True)
+class Totals:
+    requests: int = 0
+    failed: int = 0
+    tokens_prompt: int = 0
+    tokens_completion: int = 0
+    tokens_reasoning: int = 0
+    tokens_cached: int = 0
+    byok_tokens: int = 0
+    spend_units: int = 0
+    latency_sum: int = 0
+    latency_count: int = 0
+
+    @classmethod
+    def of(cls, row: dict, prefix: str = "") -> Totals:
+        return cls(**{f.name: int(row.get(prefix + f.name) or 0) for f in fields(cls)})
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    @property
+    def tokens(self) -> int:
+        return self.tokens_prompt + self.tokens_completion
+
+    @property
+    def spend(self) -> Decimal:
+        return units_to_usd(self.spend_units)
+
+    @property
+    def cost_per_million_units(self) -> int | None:
+        """Average spend per 1M tokens (BYOK tokens excluded, as their spend is)."""
+        paid = self.tokens - self.byok_tokens
+        return self.spend_units * 1_000_000 // paid if paid > 0 else None
+
+    @property
+    def cache_hit_share(self) -> float | None:
+        return self.tokens_cached / self.tokens_prompt if self.tokens_prompt else None
+
+    @property
+    def failure_share(self) -> float | None:
+        return self.failed / self.requests if self.requests else None
+
+    @property
+    def mean_latency_ms(self) -> float | None:
+        return self.latency_sum / self.latency_count if self.latency_count else None
+
+    def value(self, metric: str) -> Decimal | float | int | None:
+        _, numerators, denominator = METRICS[metric]
+        top = sum(getattr(self, c) for c in numerators)
+        if metric == "spend":
+            return units_to_usd(top)
+        if denominator is None:
+            return top
+        bottom = getattr(self, denominator)
+        return top / bottom if bottom else None
+
+
+def _change(now: int | float | None, before: int | float | None) -> float | None:
+    if now is None or not before:
+        return None
+    return (now - before) / before
+
+
+@dataclass(frozen=True)
+class Comparison:
+    label: str
+    key: str
+    value: object
+    previous: object
+    kind: str  # usd | int | percent | usd_per_million | money
+
+    @property
+    def change(self) -> float | None:
+        return _change(self.value, self.previous)
+
+
+def usage_totals(*, account_id: int, period: Period) -> tuple[Totals, Totals]:
+    """The period's totals and the preceding period's, in one query."""
+    previous = period.previous
+    rows, column = _source(account_id, previous.start, period.end, hourly=not period.by_day)
+    boundary = period.start if column == "hour" else period.start.date()
+    row = rows.aggregate(**_sums("now_", Q(**{f"{column}__gte": boundary})),
+                         **_sums("before_", Q(**{f"{column}__lt": boundary})))
+    return Totals.of(row, "now_"), Totals.of(row, "before_")
+
+
+def comparisons(now: Totals, before: Totals) -> list[Comparison]:
+    return [
+        Comparison("Spend", "spend", now.spend_units, before.spend_units, "usd"),
+        Comparison("Tokens", "tokens", now.tokens, before.tokens, "int"),
+        Comparison("Requests", "requests", now.requests, before.requests, "int"),
+        Comparison("Cost per 1M tokens", "cost_per_million", now.cost_per_million_units,
+                   before.cost_per_million_units, "usd"),
+        Comparison("Cache hits", "cache_hit_share", now.cache_hit_share, before.cache_hit_share, "percent"),
+    ]
+
+
+def dimension_names(dimension: str, ids: Iterable[int], *, account_id: int) -> dict[int, str]:
+    """Display names of model, key, provider or app ids (0 means none)."""
+    wanted = {i for i in ids if i}
+    names: dict[int, str] = {0: {"api_key": "(no key)", "app": "(no app)"}.get(dimension, "(none)")}
+    if not wanted:
+        return names
+    if dimension == "model":
+        names.update(Model.objects.filter(pk__in=wanted).values_list("pk", "slug"))
+    elif dimension == "provider":
+        names.update(Provider.objects.filter(pk__in=wanted).values_list("pk", "name"))
+    elif dimension == "app":
+        names.update((pk, name or origin) for pk, name, origin in
+                     App.objects.filter(pk__in=wanted).values_list("pk", "name", "origin"))
+    elif dimension == "api_key":
+        names.update((pk, name or external) for pk, name, external in
+                     ApiKey.objects.filter(pk__in=wanted, account_id=account_id)
+                     .values_list("pk", "name", "external_id"))
+    for missing in wanted - names.keys():
+        names[missing] = f"#{missing}"
+    return names
+
+
+@dataclass(frozen=True)
+class TopRow:
+    id: int
+    name: str
+    totals: Totals
+    share: float  # of the period's spend, or of its tokens when nothing was spent
+
+
+def usage_top(*, account_id: int, period: Period, dimension: str, limit: int = 8) -> list[TopRow]:
+    """The account's top models, keys, providers or apps in the period, by spend then tokens."""
+    column = DIMENSIONS[dimension]
+    rows, _ = _source(account_id, period.start, period.end, hourly=not period.by_day)
+    grouped = list(rows.values(column).annotate(**_sums()).order_by())
+    totals = [(row[column], Totals.of(row)) for row in grouped]
+    totals.sort(key=lambda item: (-item[1].spend_units, -item[1].tokens, item[0]))
+    spend = sum(t.spend_units for _, t in totals)
+    tokens = sum(t.tokens for _, t in totals)
+    names = dimension_names(dimension, (i for i, _ in totals[:limit]), account_id=account_id)
+    return [TopRow(i, names[i], t, (t.spend_units / spend) if spend else (t.tokens / tokens if tokens else 0.0))
+            for i, t in totals[:limit]]
+
+
+def _bucket_labels(period: Period, granularity: str) -> list[str]:
+    if granularity == "hour":
+        count = int((period.end - period.start) / timedelta(hours=1))
+        return [f"{period.start + timedelta(hours=i):%Y-%m-%d %H:00}" for i in range(count)]
+    days = [period.first_day + timedelta(days=i) for i in range((period.last_day - period.first_day).days + 1)]
+    if granularity == "week":
+        return list(dict.fromkeys(_week_label(d) for d in days))
+    return [d.isoformat() for d in days]
+
+
+def _week_label(day: date) -> str:
+    return (day - timedelta(days=day.weekday())).isoformat()
+
+
+def _bucket_of(value, granularity: str) -> str:
+    if granularity == "hour":
+        return f"{value.astimezone(UTC):%Y-%m-%d %H:00}"
+    return _week_label(value) if granularity == "week" else value.isoformat()
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    labels: tuple[str, ...]
+    totals: Totals
+    value: object
+    share: float | None
+
+
+@dataclass(frozen=True)
+class Activity:
+    period: Period
+    metric: str
+    group_by: tuple[str, ...]
+    granularity: str
+    series: Series  # top groups per bucket, the rest as Others
+    groups: list[GroupRow]  # every group over the whole period
+    total: Totals
+
+    @property
+    def metric_label(self) -> str:
+        return METRICS[self.metric][0]
+
+    @property
+    def additive(self) -> bool:
+        return METRICS[self.metric][2] is None
+
+    @property
+    def group_labels(self) -> list[str]:
+        return [DIMENSION_LABELS[d] for d in self.group_by]
+
+
+def activity_granularity(period: Period, granularity: str | None) -> str:
+    """Hourly buckets only for periods up to a month; a day otherwise."""
+    granularity = granularity if granularity in GRANULARITIES else ("hour" if not period.by_day else "day")
+    if granularity == "hour" and period.end - period.start > timedelta(days=MAX_HOURLY_DAYS):
+        return "day"
+    return granularity
+
+
+def group_by_parse(values: Iterable[str]) -> tuple[str, ...]:
+    """Up to two distinct dimensions, in the order given."""
+    return tuple(dict.fromkeys(v for v in values if v in DIMENSIONS))[:2]
+
+
+def usage_activity(*, account_id: int, period: Period, metric: str, group_by: tuple[str, ...],
+                   granularity: str) -> Activity:
+    """One metric per time bucket, grouped by up to two dimensions."""
+    metric = metric if metric in METRICS else "spend"
+    columns = [DIMENSIONS[d] for d in group_by]
+    hourly = granularity == "hour"
+    rows, time_column = _source(account_id, period.start, period.end, hourly=hourly)
+    cells: dict[tuple, dict[str, Totals]] = defaultdict(dict)
+    for row in rows.values(time_column, *columns).annotate(**_sums()).order_by():
+        key = tuple(row[c] for c in columns)
+        bucket = _bucket_of(row[time_column], granularity)
+        totals = Totals.of(row)
+        previous = cells[key].get(bucket)
+        cells[key][bucket] = previous + totals if previous else totals
+    names = [dimension_names(d, {key[i] for key in cells}, account_id=account_id) for i, d in enumerate(group_by)]
+    group_totals = {key: sum(by_bucket.values(), Totals()) for key, by_bucket in cells.items()}
+    total = sum(group_totals.values(), Totals())
+    additive = METRICS[metric][2] is None
+    whole = total.value(metric) if additive else None
+
+    def labels(key: tuple) -> tuple[str, ...]:
+        return tuple(names[i][k] for i, k in enumerate(key)) or ("All",)
+
+    def rank(key: tuple):
+        value = group_totals[key].value(metric)
+        return (-(value or 0), labels(key))
+
+    ordered = sorted(cells, key=rank)
+    groups = [GroupRow(labels(k), group_totals[k], group_totals[k].value(metric),
+                       (group_totals[k].value(metric) / whole) if additive and whole else None) for k in ordered]
+    periods = _bucket_labels(period, granularity)
+    series: dict[str, list] = {}
+    top, rest = ordered[:TOP_SERIES], ordered[TOP_SERIES:]
+    for key in top:
+        series[" · ".join(labels(key))] = [_chart_value(cells[key].get(p), metric) for p in periods]
+    if rest:
+        merged = [sum((cells[k][p] for k in rest if p in cells[k]), Totals()) for p in periods]
+        series["Others"] = [_chart_value(t, metric) for t in merged]
+    return Activity(period=period, metric=metric, group_by=group_by, granularity=granularity,
+                    series=Series(periods=periods, series=series), groups=groups, total=total)
+
+
+def _chart_value(totals: Totals | None, metric: str):
+    if totals is None:
+        return 0 if METRICS[metric][2] is None else None
+    value = totals.value(metric)
+    return round(value, 1) if isinstance(value, float) else value
+
+
+def usage_by_day(*, account_id: int, period: Period, metric: str, top: int = 8) -> Series:
+    """Spend or tokens per day stacked by model (top models, the rest as Others)."""
+    activity = usage_activity(account_id=account_id, period=period, metric=metric, group_by=("model",),
+                              granularity="hour" if not period.by_day else "day")
+    if len(activity.series.series) <= top + 1:
+        return activity.series
+    items = list(activity.series.series.items())
+    kept, rest = dict(items[:top]), items[top:]
+    kept["Others"] = [sum(values[i] for _, values in rest) for i in range(len(activity.series.periods))]
+    return Series(periods=activity.series.periods, series=kept)
+
+
+# --- usage.csv -------------------------------------------------------------------------------
+
+REPORT_GROUPS = ("day", "week", "month", "model", "api_key", "provider", "app")
+REPORT_DEFAULT = ("day", "model", "api_key")
+USAGE_CSV_COUNTERS = ("requests", "failures", "tokens_prompt", "tokens_completion", "tokens_reasoning",
+                      "tokens_cached", "tokens_total", "byok_tokens", "spend_usd")
+
+
+def report_groups_parse(value: str | None) -> tuple[str, ...]:
+    """`group_by` of usage.csv: a comma list of REPORT_GROUPS (at most one time grouping)."""
+    chosen = [v.strip() for v in (value or "").split(",") if v.strip() in REPORT_GROUPS]
+    times = [v for v in chosen if v in ("day", "week", "month")]
+    chosen = [v for v in chosen if v not in ("day", "week", "month") or v == (times[0] if times else None)]
+    return tuple(dict.fromkeys(chosen)) or REPORT_DEFAULT
+
+
+def usage_csv_header(group_by: tuple[str, ...]) -> list[str]:
+    header = []
+    for group in group_by:
+        header += {"day": ["date"], "week": ["week"], "month": ["month"], "model": ["model"],
+                   "api_key": ["api_key", "api_key_name"], "provider": ["provider"], "app": ["app", "app_origin"]}[group]
+    return header + list(USAGE_CSV_COUNTERS)
+
+
+def _period_label(day: date, group: str) -> str:
+    if group == "week":
+        return _week_label(day)
+    if group == "month":
+        return f"{day:%Y-%m}"
+    return day.isoformat()
+
+
+def usage_report(*, account_id: int, first: date, last: date, group_by: tuple[str, ...]) -> list[dict]:
+    """Rows of usage.csv (and the usage API): totals per group over an inclusive range of UTC dates."""
+    time_group = next((g for g in group_by if g in ("day", "week", "month")), None)
+    dims = [g for g in group_by if g in DIMENSIONS]
+    columns = [DIMENSIONS[d] for d in dims]
+    rows = AccountDay.objects.filter(account_id=account_id, day__gte=first, day__lte=last)
+    merged: dict[tuple, Totals] = {}
+    values = ("day", *columns) if time_group else columns
+    for row in rows.values(*values).annotate(**_sums()).order_by():
+        key = ((_period_label(row["day"], time_group),) if time_group else ()) + tuple(row[c] for c in columns)
+        totals = Totals.of(row)
+        merged[key] = merged[key] + totals if key in merged else totals
+    offset = 1 if time_group else 0
+    lookups = {d: _report_names(d, {key[i + offset] for key in merged}, account_id) for i, d in enumerate(dims)}
+
+    def named(key: tuple) -> dict:
+        row = {{"day": "date"}.get(time_group, time_group): key[0]} if time_group else {}
+        for i, dim in enumerate(dims):
+            first, second = lookups[dim][key[i + offset]]
+            if dim == "api_key":
+                row.update(api_key=first, api_key_name=second)
+            elif dim == "app":
+                row.update(app=first, app_origin=second)
+            else:
+                row[dim] = first
+        return row
+
+    out = []
+    for key in merged:
+        totals = merged[key]
+        row = named(key)
+        row.update(requests=totals.requests, failures=totals.failed, tokens_prompt=totals.tokens_prompt,
+                   tokens_completion=totals.tokens_completion, tokens_reasoning=totals.tokens_reasoning,
+                   tokens_cached=totals.tokens_cached, tokens_total=totals.tokens, byok_tokens=totals.byok_tokens,
+                   spend_usd=totals.spend)
+        out.append(row)
+    order = [c for c in usage_csv_header(group_by) if c not in USAGE_CSV_COUNTERS]
+    out.sort(key=lambda r: tuple(r[c] for c in order))
+    return out
+
+
+def _report_names(dimension: str, ids: set[int], account_id: int) -> dict[int, tuple[str, str]]:
+    """(name, second column) per id: the key's gateway id and name, the app's name and origin."""
+    wanted = {i for i in ids if i}
+    if dimension == "api_key":
+        found = {pk: (external, name) for pk, external, name in ApiKey.objects.filter(
+            pk__in=wanted, account_id=account_id).values_list("pk", "external_id", "name")}
+    elif dimension == "app":
+        found = {pk: (name, origin) for pk, name, origin in
+                 App.objects.filter(pk__in=wanted).values_list("pk", "name", "origin")}
+    else:
+        found = {pk: (name, "") for pk, name in dimension_names(dimension, wanted, account_id=account_id).items()}
+    found[0] = ("", "")
+    for missing in ids - found.keys():
+        found[missing] = (f"#{missing}", "")
+    return found
+
+
+def usage_report_rows(rows: list[dict], header: list[str]) -> Iterator[list]:
+    for row in rows:
+        yield [f"{row[c]:f}" if isinstance(row[c], Decimal) else row[c] for c in header]

@@ -1,0 +1,125 @@
+"""Who may see which account: the current account of a signed-in user, and account API tokens.
+
+Every account page and account API reads `request.account`, set here from the user's own
+memberships only, so another account's data is never in reach: its ids simply do not resolve
+(404). Roles are ordered viewer < member < owner.
+"""
+import functools
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+from django.shortcuts import render
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from .models import Account, AccountToken, Membership
+from .services import ROLE_RANK
+
+SESSION_KEY = "tokengrid_account_id"
+TOKEN_PREFIX = "tg_"
+
+
+@dataclass(frozen=True)
+class AccountContext:
+    account: Account
+    membership: Membership
+    memberships: list[Membership]
+
+    def can(self, role: str) -> bool:
+        return ROLE_RANK[self.membership.role] >= ROLE_RANK[role]
+
+
+def account_context(request: HttpRequest) -> AccountContext | None:
+    """The signed-in user's current account (the one chosen last, else the first), or None."""
+    memberships = list(Membership.objects.filter(user=request.user).select_related("account")
+                       .order_by("account__name", "account__external_id"))
+    if not memberships:
+        return None
+    chosen = request.session.get(SESSION_KEY)
+    current = next((m for m in memberships if m.account_id == chosen), memberships[0])
+    return AccountContext(account=current.account, membership=current, memberships=memberships)
+
+
+def account_switch(request: HttpRequest, *, account_id: int) -> bool:
+    """Make `account_id` the current account if the user is a member of it."""
+    if not Membership.objects.filter(user=request.user, account_id=account_id).exists():
+        return False
+    request.session[SESSION_KEY] = account_id
+    return True
+
+
+def account_required(view=None, *, role: str = Membership.Role.VIEWER):
+    """Sign-in plus a membership: sets `request.account`, `request.membership`, `request.account_ctx`.
+
+    Anonymous users go to the sign-in page; a user without any account sees how to get one;
+    a role below `role` answers 403.
+    """
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(request: HttpRequest, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            ctx = account_context(request)
+            if ctx is None:
+                return render(request, "account/no_account.html", status=403)
+            if not ctx.can(role):
+                raise PermissionDenied(f"needs the {role} role on this account")
+            request.account, request.membership, request.account_ctx = ctx.account, ctx.membership, ctx
+            return func(request, *args, **kwargs)
+        return wrapper
+    return decorate(view) if view is not None else decorate
+
+
+def token_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def account_token_create(*, account: Account, name: str, created_by=None) -> tuple[AccountToken, str]:
+    """Create an account API token; the secret is returned once and only its hash is kept."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = AccountToken.objects.create(account=account, name=name[:100], prefix=secret[:10],
+                                        key_hash=token_hash(secret), created_by=created_by)
+    return token, secret
+
+
+class AccountTokenAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer tg_…`: authenticates as the token's account (request.auth)."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        scheme, _, secret = header.partition(" ")
+        if scheme != self.keyword or not secret.startswith(TOKEN_PREFIX):
+            return None
+        token = (AccountToken.objects.select_related("account", "created_by")
+                 .filter(key_hash=token_hash(secret.strip()), revoked_at__isnull=True).first())
+        if token is None:
+            raise exceptions.AuthenticationFailed("invalid or revoked account token")
+        now = timezone.now()
+        if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+            AccountToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        return (token.created_by or _TokenUser(), token)
+
+    def authenticate_header(self, request) -> str:
+        return self.keyword
+
+
+class _TokenUser:
+    """The user of a token whose creator was deleted: authenticated, nothing more."""
+
+    is_authenticated = True
+    is_active = True
+    is_staff = False
+    pk = None
+
+
+def api_account(request) -> Account:
+    """The account an account-API request speaks for (the token's), or 403."""
+    if isinstance(request.auth, AccountToken):
+        return request.auth.account
+    raise exceptions.NotAuthenticated("send an account API token: Authorization: Bearer tg_…")

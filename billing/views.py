@@ -1,0 +1,115 @@
+"""Account membership pages: switching accounts, members and invitations, account API tokens."""
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from . import services
+from .access import account_required, account_switch, account_token_create
+from .forms import InviteForm, SignUpForm, TokenForm
+from .models import AccountToken, Invitation, Membership
+
+OWNER = Membership.Role.OWNER
+
+
+def _int_or_404(value: str | None) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        raise Http404 from None
+
+
+@login_required
+@require_POST
+def switch(request: HttpRequest) -> HttpResponse:
+    """Make another of the user's accounts the current one."""
+    if not account_switch(request, account_id=_int_or_404(request.POST.get("account_id"))):
+        raise Http404
+    target = request.POST.get("next", "")
+    return redirect(target if target.startswith("/account/") else "account:overview")
+
+
+@account_required
+def members(request: HttpRequest) -> HttpResponse:
+    """Members of the account and open invitations; owners invite and remove."""
+    account = request.account
+    form = InviteForm()
+    if request.method == "POST":
+        if not request.account_ctx.can(OWNER):
+            return HttpResponse("Only owners manage members.", status=403)
+        if "remove" in request.POST:
+            return _member_remove(request)
+        form = InviteForm(request.POST)
+        if form.is_valid():
+            services.invitation_create(
+                account=account, email=form.cleaned_data["email"], role=form.cleaned_data["role"],
+                invited_by=request.user,
+                accept_url=lambda token: request.build_absolute_uri(reverse("billing:invitation", args=[token])))
+            messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+            return redirect("billing:members")
+    return render(request, "account/members.html", {
+        "members": account.memberships.select_related("user").order_by("user__username"),
+        "invitations": account.invitations.filter(accepted_at__isnull=True).select_related("invited_by"),
+        "form": form, "is_owner": request.account_ctx.can(OWNER),
+    })
+
+
+def _member_remove(request: HttpRequest) -> HttpResponse:
+    try:
+        services.membership_remove(account=request.account, membership_id=_int_or_404(request.POST["remove"]))
+    except Membership.DoesNotExist:
+        raise Http404 from None
+    except services.LastOwnerError as error:
+        messages.error(request, f"Not removed: {error}.")
+    else:
+        messages.success(request, "Member removed.")
+    return redirect("billing:members")
+
+
+def invitation(request: HttpRequest, token: str) -> HttpResponse:
+    """Accept an invitation: signed-in users join at once, others sign in or create a user first."""
+    invite = get_object_or_404(Invitation.objects.select_related("account"), token=token)
+    if invite.accepted_at is not None and invite.accepted_by_id != getattr(request.user, "pk", None):
+        return render(request, "account/invitation.html", {"invite": invite, "used": True}, status=410)
+    form = SignUpForm()
+    if request.method == "POST":
+        if not request.user.is_authenticated:
+            form = SignUpForm(request.POST)
+            if not form.is_valid():
+                return render(request, "account/invitation.html", {"invite": invite, "form": form})
+            user = form.save()
+            user.email = invite.email
+            user.save(update_fields=["email"])
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        membership = services.invitation_accept(invitation=invite, user=request.user)
+        account_switch(request, account_id=membership.account_id)
+        messages.success(request, f"You joined {membership.account} as {membership.role}.")
+        return redirect("account:overview")
+    return render(request, "account/invitation.html", {"invite": invite, "form": form})
+
+
+@account_required
+def tokens(request: HttpRequest) -> HttpResponse:
+    """Account API tokens: members create and revoke; the secret is shown once."""
+    form, secret = TokenForm(), None
+    if request.method == "POST":
+        if not request.account_ctx.can(Membership.Role.MEMBER):
+            return HttpResponse("Viewers cannot manage tokens.", status=403)
+        if "revoke" in request.POST:
+            token = get_object_or_404(AccountToken, pk=_int_or_404(request.POST["revoke"]), account=request.account)
+            if token.revoked_at is None:
+                token.revoked_at = timezone.now()
+                token.save(update_fields=["revoked_at"])
+            messages.success(request, f"Token {token.name} revoked.")
+            return redirect("billing:tokens")
+        form = TokenForm(request.POST)
+        if form.is_valid():
+            _, secret = account_token_create(account=request.account, name=form.cleaned_data["name"],
+                                             created_by=request.user)
+            form = TokenForm()
+    return render(request, "account/tokens.html", {
+        "tokens": request.account.tokens.select_related("created_by"), "form": form, "secret": secret})
