@@ -22,7 +22,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
     }
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # A file, not memory, so that real worker processes in the tests share it; named after the
+    # database so that two checkouts (or two people) testing at once do not share one file.
+    _name = Path(DATABASES["default"]["NAME"])
+    DATABASES["default"]["TEST"] = {"NAME": str(_name.with_name(f"test-{_name.stem}.sqlite3"))}
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
