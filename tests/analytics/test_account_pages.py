@@ -73,7 +73,8 @@ def test_anonymous_users_are_sent_to_sign_in(client):
 def test_sign_in_page_and_sign_in(client, alice):
     assert "Sign in" in _text(client.get("/accounts/login/"))
     response = client.post("/accounts/login/", {"username": "alice", "password": "pw-alice-123"})
-    assert response.status_code == 302 and response["Location"] == "/account/"
+    assert response.status_code == 302
+    assert response["Location"] == "/account/"
     assert client.get("/account/").status_code == 200
 
 
@@ -126,7 +127,8 @@ def test_activity_groups_and_keeps_state_in_the_url(client, alice):
     assert chart.periods == [D2.isoformat(), D1.isoformat()]
     assert chart.series == {"lab/alpha · k1": [1500, 3000], "lab/beta · k2": [0, 3200]}
     body = response.content.decode()
-    assert 'value="tokens" selected' in body and 'value="day" selected' in body
+    assert 'value="tokens" selected' in body
+    assert 'value="day" selected' in body
 
 
 def test_activity_latency_is_a_mean_not_a_sum(client, alice):
@@ -146,7 +148,9 @@ def test_generation_log_filters_and_detail(client, alice, traffic):
     beta = Generation.objects.get(id="r2").model_id
     assert [g.id for g in client.get("/account/generations/", {"model": beta}).context["page"].rows] == ["r5", "r2"]
     detail = _text(client.get("/account/generations/r1/"))
-    assert "=HYPERLINK" in detail and "1000" in detail and "$0.0150000000" in detail
+    assert "=HYPERLINK" in detail
+    assert "1000" in detail
+    assert "$0.0150000000" in detail
     assert client.get("/account/generations/b1/").status_code == 404  # account B's
     assert client.get("/account/generations/nope/").status_code == 404
 
@@ -199,12 +203,15 @@ def test_generations_csv_has_every_field_oldest_first_and_neutralized(client, al
     assert [r["id"] for r in rows] == ["r4", "r1", "r2", "r3", "r5"]
     r1, r2 = rows[1], rows[2]
     assert r1["finish_reason"] == "'=HYPERLINK(\"http://x\")"
-    assert r1["app"] == "'@evil app" and r1["app_origin"] == "https://a.example/"
+    assert r1["app"] == "'@evil app"
+    assert r1["app_origin"] == "https://a.example/"
     assert (r1["tokens_prompt"], r1["tokens_reasoning"], r1["tokens_cached"]) == ("1000", "100", "200")
     assert r2["created_at"] == f"{D1.isoformat()}T04:30:00.000000Z"
     assert (r2["model"], r2["provider"], r2["api_key"], r2["total_cost_usd"]) == ("lab/beta", "provtwo", "k2",
                                                                                    "0.0300000000")
-    assert rows[4]["is_byok"] == "true" and rows[3]["status"] == "500" and rows[3]["latency_ms"] == ""
+    assert rows[4]["is_byok"] == "true"
+    assert rows[3]["status"] == "500"
+    assert rows[3]["latency_ms"] == ""
     assert set(rows[0]) == set(generation_log.CSV_HEADER)
 
 
@@ -228,7 +235,8 @@ def test_other_accounts_are_out_of_reach(client, alice, traffic):
     stranger = get_user_model().objects.create_user("stranger", password="pw-stranger-1")
     client.force_login(stranger)
     response = client.get("/account/")
-    assert response.status_code == 403 and "No account yet" in _text(response)
+    assert response.status_code == 403
+    assert "No account yet" in _text(response)
 
 
 def test_switching_between_own_accounts(client, alice, traffic):
@@ -279,6 +287,7 @@ def test_account_api_token_reads_only_its_account(client, alice, traffic):
     first = client.get("/api/v1/account/generations", {"limit": 2}, **auth).json()
     assert [g["id"] for g in first["results"]] == ["r5", "r3"]
     rest = client.get("/api/v1/account/generations", {"after": first["next"], "limit": 10}, **auth).json()
-    assert [g["id"] for g in rest["results"]] == ["r2", "r1", "r4"] and rest["next"] is None
+    assert [g["id"] for g in rest["results"]] == ["r2", "r1", "r4"]
+    assert rest["next"] is None
     assert client.get("/api/v1/account/usage").status_code in (401, 403)
     assert client.get("/api/v1/account/usage", HTTP_AUTHORIZATION="Bearer tg_wrong").status_code == 401
