@@ -36,8 +36,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     account_id = request.account.pk
     period = _period(request)
     now, before = usage.usage_totals(account_id=account_id, period=period)
-    spend = usage.usage_by_day(account_id=account_id, period=period, metric="spend")
-    tokens = usage.usage_by_day(account_id=account_id, period=period, metric="tokens")
+    spend, tokens = usage.usage_by_day(account_id=account_id, period=period)
     unit = "hour" if not period.by_day else "day"
     return render(request, "account/overview.html", {
         **_period_context(request, period),

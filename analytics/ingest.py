@@ -31,8 +31,10 @@ from core.money import UNITS_PER_USD
 from marketplace.pricing import PriceBook
 from marketplace.services import apps_register, models_register, providers_register
 
-from . import formats, histograms, loader
+from . import formats, histograms, loader, usage
 from .models import IngestBatch, IngestChunk, Reject
+
+ACCOUNT_AT = [name for name, _ in loader.STAGE_COLUMNS].index("account_id")
 
 log = logging.getLogger(__name__)
 
@@ -345,6 +347,9 @@ def chunk_ingest(*, batch_id: int, index: int) -> ChunkResult:
         if locked.done:  # another worker applied it while we parsed
             return ChunkResult(locked.lines, locked.accepted, locked.duplicates, locked.rejected, skipped=True)
         applied = loader.apply(stage=stage, extra_attempts=extra_attempts)
+        if applied.inserted:
+            accounts = {row[ACCOUNT_AT] for row in stage}
+            transaction.on_commit(lambda: usage.usage_invalidate(account_ids=accounts))
         Reject.objects.bulk_create(rejects, batch_size=1000)
         ledger_debit_usage(spend_by_account=applied.spend_by_account,
                            idempotency_prefix=f"ingest:batch:{batch_id}:chunk:{index}")

@@ -7,12 +7,16 @@ preceding period of the same length.
 """
 from __future__ import annotations
 
+import functools
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
+from django.core.cache import cache
 from django.db.models import Q, Sum
 from django.utils import timezone
 
@@ -46,6 +50,39 @@ METRICS = {
 GRANULARITIES = ("hour", "day", "week")
 MAX_HOURLY_DAYS = 31
 TOP_SERIES = 10
+CACHE_SECONDS = 3600  # keyed by the account's usage version, which ingestion moves
+
+
+def usage_version(account_id: int) -> int:
+    return cache.get(f"usage:version:{account_id}") or 0
+
+
+def usage_invalidate(*, account_ids: Iterable[int]) -> None:
+    """Move the usage version of accounts that just received traffic (call after commit)."""
+    for account_id in sorted(set(account_ids)):
+        try:
+            cache.incr(f"usage:version:{account_id}")
+        except ValueError:
+            cache.set(f"usage:version:{account_id}", 1, None)
+
+
+def _account_cached(func):
+    """Cache a selector's result per account, period and arguments, until the account's next chunk."""
+    @functools.wraps(func)
+    def wrapper(*, account_id: int, period: Period, **kwargs):
+        key = f"{func.__name__}:{period.key}:" + ":".join(f"{k}={kwargs[k]}" for k in sorted(kwargs))
+        return _cached(account_id, key, lambda: func(account_id=account_id, period=period, **kwargs))
+    return wrapper
+
+
+def _cached(account_id: int, key: str, compute):
+    """An account's computed usage, cached until its next ingested chunk."""
+    full = f"usage:{account_id}:{usage_version(account_id)}:{key}"
+    value = cache.get(full)
+    if value is None:
+        value = compute()
+        cache.set(full, value, CACHE_SECONDS)
+    return value
 
 
 @dataclass(frozen=True)
@@ -60,6 +97,10 @@ class Period:
         if self.name == "custom":
             return f"{self.start:%Y-%m-%d} to {self.end - timedelta(days=1):%Y-%m-%d}"
         return PERIOD_LABELS[self.name]
+
+    @property
+    def key(self) -> str:
+        return f"{self.start:%Y%m%d%H}-{self.end:%Y%m%d%H}"
 
     @property
     def previous(self) -> Period:
@@ -125,8 +166,9 @@ def _sums(prefix: str = "", condition: Q | None = None) -> dict:
     return {f"{prefix}{c}": Sum(c, filter=condition, default=0) for c in COUNTERS}
 
 
-@dataclass(frozen=True)
-class Totals:
+class Totals(NamedTuple):
+    """The rollup counters of some rows; `+` adds them (a NamedTuple: this sits in hot loops)."""
+
     requests: int = 0
     failed: int = 0
     tokens_prompt: int = 0
@@ -140,10 +182,10 @@ class Totals:
 
     @classmethod
     def of(cls, row: dict, prefix: str = "") -> Totals:
-        return cls(**{f.name: int(row.get(prefix + f.name) or 0) for f in fields(cls)})
+        return cls._make([int(row[prefix + c] or 0) for c in COUNTERS])
 
-    def __add__(self, other: Totals) -> Totals:
-        return Totals(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+    def __add__(self, other: Totals) -> Totals:  # type: ignore[override]
+        return Totals._make(map(operator.add, self, other))
 
     @property
     def tokens(self) -> int:
@@ -201,6 +243,7 @@ class Comparison:
         return _change(self.value, self.previous)
 
 
+@_account_cached
 def usage_totals(*, account_id: int, period: Period) -> tuple[Totals, Totals]:
     """The period's totals and the preceding period's, in one query."""
     previous = period.previous
@@ -252,6 +295,7 @@ class TopRow:
     share: float  # of the period's spend, or of its tokens when nothing was spent
 
 
+@_account_cached
 def usage_top(*, account_id: int, period: Period, dimension: str, limit: int = 8) -> list[TopRow]:
     """The account's top models, keys, providers or apps in the period, by spend then tokens."""
     column = DIMENSIONS[dimension]
@@ -330,6 +374,7 @@ def group_by_parse(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v for v in values if v in DIMENSIONS))[:2]
 
 
+@_account_cached
 def usage_activity(*, account_id: int, period: Period, metric: str, group_by: tuple[str, ...],
                    granularity: str) -> Activity:
     """One metric per time bucket, grouped by up to two dimensions."""
@@ -379,16 +424,31 @@ def _chart_value(totals: Totals | None, metric: str):
     return round(value, 1) if isinstance(value, float) else value
 
 
-def usage_by_day(*, account_id: int, period: Period, metric: str, top: int = 8) -> Series:
-    """Spend or tokens per day stacked by model (top models, the rest as Others)."""
-    activity = usage_activity(account_id=account_id, period=period, metric=metric, group_by=("model",),
-                              granularity="hour" if not period.by_day else "day")
-    if len(activity.series.series) <= top + 1:
-        return activity.series
-    items = list(activity.series.series.items())
-    kept, rest = dict(items[:top]), items[top:]
-    kept["Others"] = [sum(values[i] for _, values in rest) for i in range(len(activity.series.periods))]
-    return Series(periods=activity.series.periods, series=kept)
+@_account_cached
+def usage_by_day(*, account_id: int, period: Period, top: int = 8) -> tuple[Series, Series]:
+    """Spend and tokens per day (per hour for 24 h) stacked by model: the top models, the rest as Others."""
+    granularity = "hour" if not period.by_day else "day"
+    rows, time_column = _source(account_id, period.start, period.end, hourly=not period.by_day)
+    spend: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    tokens: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for at, model_id, spend_units, prompt, completion in (
+            rows.values(time_column, "model_id").annotate(s=Sum("spend_units"), p=Sum("tokens_prompt"),
+                                                          c=Sum("tokens_completion"))
+            .order_by().values_list(time_column, "model_id", "s", "p", "c")):
+        bucket = _bucket_of(at, granularity)
+        spend[model_id][bucket] += int(spend_units)
+        tokens[model_id][bucket] += int(prompt + completion)
+    periods = _bucket_labels(period, granularity)
+    names = dimension_names("model", spend.keys(), account_id=account_id)
+
+    def stacked(values: dict[int, dict[str, int]], to_value) -> Series:
+        ordered = sorted(values, key=lambda m: (-sum(values[m].values()), names[m]))
+        series = {names[m]: [to_value(values[m].get(p, 0)) for p in periods] for m in ordered[:top]}
+        if len(ordered) > top:
+            series["Others"] = [to_value(sum(values[m].get(p, 0) for m in ordered[top:])) for p in periods]
+        return Series(periods=periods, series=series)
+
+    return stacked(spend, units_to_usd), stacked(tokens, int)
 
 
 # --- usage.csv -------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def test_embedded_defaults_need_no_server():
     assert result.returncode == 0, result.stderr
     engine, cache, broker, debug = result.stdout.split()
     assert engine == "django.db.backends.sqlite3"
-    assert cache == "django.core.cache.backends.locmem.LocMemCache"
+    assert cache == "django.core.cache.backends.filebased.FileBasedCache"  # shared by web and workers
     assert broker == "filesystem://localhost/"
 
 

@@ -4,6 +4,7 @@ With no environment Tokengrid runs on SQLite, the local-memory cache and kombu's
 broker (a real worker process, no server). DATABASE_URL, REDIS_URL and CELERY_BROKER_URL move
 it onto PostgreSQL, Redis or RabbitMQ.
 """
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -31,8 +32,14 @@ REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
                           "KEY_PREFIX": "tokengrid"}}
-else:
+elif "pytest" in sys.modules:
+    # Each test run its own cache: two suites at once must not clear each other's entries.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+else:
+    # Shared by the web server and the worker processes, so that ingestion moving the rankings
+    # and usage versions reaches the pages (a per-process memory cache would never hear of it).
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(VAR_DIR / "cache"), "OPTIONS": {"MAX_ENTRIES": 20_000}}}
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost/")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}

@@ -291,3 +291,13 @@ def test_account_api_token_reads_only_its_account(client, alice, traffic):
     assert rest["next"] is None
     assert client.get("/api/v1/account/usage").status_code in (401, 403)
     assert client.get("/api/v1/account/usage", HTTP_AUTHORIZATION="Bearer tg_wrong").status_code == 401
+
+
+def test_pages_show_new_traffic_at_once_though_cached(client, alice, tmp_path, django_capture_on_commit_callbacks):
+    client.force_login(alice)
+    params = {"period": "custom", "start": D1.isoformat(), "end": D1.isoformat()}
+    assert re.search(r"Requests 3 ", _text(client.get("/account/", params)))
+    assert re.search(r"Requests 3 ", _text(client.get("/account/", params)))  # from the cache
+    with django_capture_on_commit_callbacks(execute=True):
+        run_batch(write_jsonl(tmp_path / "more.jsonl", [record(id="late", created_at=_at(D1, 20), account="acct_a")]))
+    assert re.search(r"Requests 4 ", _text(client.get("/account/", params)))

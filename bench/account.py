@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""Account pages and exports at the server, on a PostgreSQL database already filled by ingestion.
+
+    .venv/bin/python bench/account.py --database tokengrid_bench [--iterations 30] [--rows 1000000]
+
+Signs in a bench user as a member of the busiest account (most requests) and prints, as one JSON
+line: server time p50/p90 of the overview (30 days) and the activity page (30 days by day, grouped
+by model and key), cold (cache emptied before each request) and cached (as the account's pages
+are until its next ingested chunk); the time to download usage.csv for the busiest account's busiest calendar month
+(day x model x key); and generations.csv over the newest days that hold `--rows` generations of
+that account: rows/s and the process's peak memory before and after (flat memory = no growth).
+Fill a database with `bench/ingest.py --events 10000000` (it keeps its data in `tokengrid_bench`).
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def percentiles(samples: list[float]) -> dict:
+    ordered = sorted(samples)
+    return {"p50_ms": round(statistics.median(ordered) * 1000, 1),
+            "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))] * 1000, 1)}
+
+
+def peak_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", default="tokengrid_bench")
+    parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--rows", type=int, default=1_000_000, help="generations in the generations.csv export")
+    options = parser.parse_args()
+    os.environ.update({"DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{options.database}",
+                       "REDIS_URL": "redis://127.0.0.1:6379/11", "DJANGO_SETTINGS_MODULE": "config.settings"})
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.cache import cache
+    from django.core.management import call_command
+    from django.db import connection
+    from django.db.models import Sum
+    from django.db.models.functions import TruncMonth
+    from django.test import Client
+
+    from analytics.models import AccountDay
+    from billing.models import Membership
+
+    call_command("migrate", verbosity=0)
+    busiest = (AccountDay.objects.values("account_id").annotate(n=Sum("requests")).order_by("-n").first())
+    if busiest is None:
+        sys.exit("the database holds no traffic: fill it with bench/ingest.py first")
+    account_id = busiest["account_id"]
+    user, _ = get_user_model().objects.get_or_create(username="bench-account")
+    Membership.objects.get_or_create(user=user, account_id=account_id, defaults={"role": "viewer"})
+    client = Client()
+    client.force_login(user)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM analytics_generation")
+        generations = cursor.fetchone()[0]
+    result = {"database": options.database, "generations": generations, "account_requests": busiest["n"],
+              "accountday_rows": AccountDay.objects.filter(account_id=account_id).count()}
+
+    pages = {"overview": "/account/?period=30d",
+             "activity": "/account/activity/?metric=spend&group_by=model&group_by=api_key&granularity=day&period=30d"}
+    for name, url in pages.items():
+        client.get(url)  # connections, templates
+        cold, cached = [], []
+        for _ in range(options.iterations):
+            cache.clear()
+            started = time.perf_counter()
+            assert client.get(url).status_code == 200
+            cold.append(time.perf_counter() - started)
+        for _ in range(options.iterations):
+            started = time.perf_counter()
+            client.get(url)
+            cached.append(time.perf_counter() - started)
+        result[name] = {"url": url, "cold": percentiles(cold), "cached": percentiles(cached)}
+
+    month = (AccountDay.objects.filter(account_id=account_id).annotate(m=TruncMonth("day")).values("m")
+             .annotate(n=Sum("requests")).order_by("-n").first()["m"])
+    last = (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    started = time.perf_counter()
+    response = client.get(f"/account/reports/usage.csv?start={month}&end={last}")
+    lines = sum(chunk.count(b"\n") for chunk in response.streaming_content)
+    result["usage_csv_month"] = {"month": f"{month:%Y-%m}", "rows": lines - 1,
+                                 "seconds": round(time.perf_counter() - started, 3)}
+
+    # The newest days that hold at least --rows generations of the account.
+    per_day = list(AccountDay.objects.filter(account_id=account_id).values("day").annotate(n=Sum("requests"))
+                   .order_by("-day").values_list("day", "n"))
+    total, first_day = 0, per_day[-1][0]
+    for day, n in per_day:
+        total += n
+        first_day = day
+        if total >= options.rows:
+            break
+    end_day = per_day[0][0]
+    memory_before = peak_mib()
+    started = time.perf_counter()
+    response = client.get(f"/account/reports/generations.csv?start={first_day}&end={end_day}")
+    rows = sum(chunk.count(b"\n") for chunk in response.streaming_content) - 1
+    seconds = time.perf_counter() - started
+    result["generations_csv"] = {"start": str(first_day), "end": str(end_day), "rows": rows,
+                                 "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds),
+                                 "peak_mib_before": memory_before, "peak_mib_after": peak_mib()}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
