@@ -14,47 +14,79 @@ from billing.access import AccountTokenAuthentication, api_account
 from . import generation_log, usage
 
 
+class UsageQuerySerializer(serializers.Serializer):
+    start = serializers.DateField(required=False, help_text="first UTC date (default: 29 days before end)")
+    end = serializers.DateField(required=False, help_text="last UTC date, included (default: today)")
+    group_by = serializers.CharField(required=False, default=",".join(usage.REPORT_DEFAULT),
+                                     help_text=f"comma list of {', '.join(usage.REPORT_GROUPS)}")
+
+
+class UsageRowSerializer(serializers.Serializer):
+    date = serializers.CharField(required=False)
+    week = serializers.CharField(required=False)
+    month = serializers.CharField(required=False)
+    model = serializers.CharField(required=False)
+    api_key = serializers.CharField(required=False)
+    api_key_name = serializers.CharField(required=False)
+    provider = serializers.CharField(required=False)
+    app = serializers.CharField(required=False)
+    app_origin = serializers.CharField(required=False)
+    requests = serializers.IntegerField()
+    failures = serializers.IntegerField()
+    tokens_prompt = serializers.IntegerField()
+    tokens_completion = serializers.IntegerField()
+    tokens_reasoning = serializers.IntegerField()
+    tokens_cached = serializers.IntegerField()
+    tokens_total = serializers.IntegerField()
+    byok_tokens = serializers.IntegerField()
+    spend_usd = serializers.DecimalField(max_digits=30, decimal_places=10)
+
+
+class UsageReportSerializer(serializers.Serializer):
+    start = serializers.DateField()
+    end = serializers.DateField()
+    group_by = serializers.ListField(child=serializers.CharField())
+    rows = UsageRowSerializer(many=True)
+
+
+class AccountGenerationSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    model_id = serializers.IntegerField()
+    provider_id = serializers.IntegerField()
+    app_id = serializers.IntegerField(allow_null=True)
+    api_key_id = serializers.IntegerField(allow_null=True)
+    tokens_prompt = serializers.IntegerField()
+    tokens_completion = serializers.IntegerField()
+    tokens_reasoning = serializers.IntegerField()
+    tokens_cached = serializers.IntegerField()
+    total_cost_usd = serializers.SerializerMethodField()
+    is_byok = serializers.BooleanField()
+    latency = serializers.IntegerField(allow_null=True)
+    generation_time = serializers.IntegerField(allow_null=True)
+    status = serializers.IntegerField()
+    finish_reason = serializers.CharField()
+    provider_responses = serializers.JSONField(allow_null=True)
+
+    def get_total_cost_usd(self, obj) -> str:
+        return f"{obj.cost_units // 10**10}.{obj.cost_units % 10**10:010d}"
+
+
+class GenerationPageSerializer(serializers.Serializer):
+    results = AccountGenerationSerializer(many=True)
+    next = serializers.CharField(allow_null=True, help_text="pass as `after` for the next (older) page")
+
+
 class _AccountApi(APIView):
     authentication_classes = [AccountTokenAuthentication]
     permission_classes = [IsAuthenticated]
 
 
 class UsageApi(_AccountApi):
-    class InputSerializer(serializers.Serializer):
-        start = serializers.DateField(required=False, help_text="first UTC date (default: 29 days before end)")
-        end = serializers.DateField(required=False, help_text="last UTC date, included (default: today)")
-        group_by = serializers.CharField(required=False, default=",".join(usage.REPORT_DEFAULT),
-                                         help_text=f"comma list of {', '.join(usage.REPORT_GROUPS)}")
-
-    class RowSerializer(serializers.Serializer):
-        date = serializers.CharField(required=False)
-        week = serializers.CharField(required=False)
-        month = serializers.CharField(required=False)
-        model = serializers.CharField(required=False)
-        api_key = serializers.CharField(required=False)
-        api_key_name = serializers.CharField(required=False)
-        provider = serializers.CharField(required=False)
-        app = serializers.CharField(required=False)
-        app_origin = serializers.CharField(required=False)
-        requests = serializers.IntegerField()
-        failures = serializers.IntegerField()
-        tokens_prompt = serializers.IntegerField()
-        tokens_completion = serializers.IntegerField()
-        tokens_reasoning = serializers.IntegerField()
-        tokens_cached = serializers.IntegerField()
-        tokens_total = serializers.IntegerField()
-        byok_tokens = serializers.IntegerField()
-        spend_usd = serializers.DecimalField(max_digits=30, decimal_places=10)
-
-    class OutputSerializer(serializers.Serializer):
-        start = serializers.DateField()
-        end = serializers.DateField()
-        group_by = serializers.ListField(child=serializers.CharField())
-        rows = serializers.ListField(child=serializers.DictField())
 
     @extend_schema(
         operation_id="account_usage", tags=["account"],
-        parameters=[InputSerializer], responses=OutputSerializer,
+        parameters=[UsageQuerySerializer], responses=UsageReportSerializer,
         examples=[OpenApiExample("a day", value={
             "start": "2026-11-01", "end": "2026-11-01", "group_by": ["day", "model", "api_key"],
             "rows": [{"date": "2026-11-01", "model": "openai/gpt-5", "api_key": "key_91c2", "api_key_name": "",
@@ -64,7 +96,7 @@ class UsageApi(_AccountApi):
         description="Usage of the token's account per group over UTC days: the rows of usage.csv.")
     def get(self, request):
         account = api_account(request)
-        params = self.InputSerializer(data=request.query_params)
+        params = UsageQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         first, last = usage.date_range_parse(request.query_params.get("start"), request.query_params.get("end"))
         group_by = usage.report_groups_parse(params.validated_data["group_by"])
@@ -75,34 +107,9 @@ class UsageApi(_AccountApi):
 
 
 class GenerationsApi(_AccountApi):
-    class GenerationSerializer(serializers.Serializer):
-        id = serializers.CharField()
-        created_at = serializers.DateTimeField()
-        model_id = serializers.IntegerField()
-        provider_id = serializers.IntegerField()
-        app_id = serializers.IntegerField(allow_null=True)
-        api_key_id = serializers.IntegerField(allow_null=True)
-        tokens_prompt = serializers.IntegerField()
-        tokens_completion = serializers.IntegerField()
-        tokens_reasoning = serializers.IntegerField()
-        tokens_cached = serializers.IntegerField()
-        total_cost_usd = serializers.SerializerMethodField()
-        is_byok = serializers.BooleanField()
-        latency = serializers.IntegerField(allow_null=True)
-        generation_time = serializers.IntegerField(allow_null=True)
-        status = serializers.IntegerField()
-        finish_reason = serializers.CharField()
-        provider_responses = serializers.JSONField(allow_null=True)
-
-        def get_total_cost_usd(self, obj) -> str:
-            return f"{obj.cost_units // 10**10}.{obj.cost_units % 10**10:010d}"
-
-    class OutputSerializer(serializers.Serializer):
-        results = serializers.ListField(child=serializers.DictField())
-        next = serializers.CharField(allow_null=True, help_text="pass as `after` for the next (older) page")
 
     @extend_schema(
-        operation_id="account_generations", tags=["account"], responses=OutputSerializer,
+        operation_id="account_generations", tags=["account"], responses=GenerationPageSerializer,
         parameters=[OpenApiParameter(name, int, description=f"{name} id") for name in
                     ("model", "api_key", "provider", "app")] + [
             OpenApiParameter("status", str, enum=list(generation_log.STATUSES)),
@@ -120,5 +127,5 @@ class GenerationsApi(_AccountApi):
         page = generation_log.generations_page(
             account_id=account.pk, log_filter=generation_log.log_filter_parse(request.query_params),
             after=request.query_params.get("after"), size=limit)
-        return Response({"results": self.GenerationSerializer(page.rows, many=True).data,
+        return Response({"results": AccountGenerationSerializer(page.rows, many=True).data,
                          "next": page.next_cursor})

@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.shortcuts import render
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from .models import Account, AccountToken, Membership
@@ -123,3 +124,14 @@ def api_account(request) -> Account:
     if isinstance(request.auth, AccountToken):
         return request.auth.account
     raise exceptions.NotAuthenticated("send an account API token: Authorization: Bearer tg_…")
+
+
+class AccountTokenScheme(OpenApiAuthenticationExtension):
+    """The account token in the OpenAPI schema."""
+
+    target_class = "billing.access.AccountTokenAuthentication"
+    name = "accountToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer",
+                "description": "an account API token (tg_…), created on /account/tokens/"}
