@@ -17,7 +17,7 @@ from . import generation_log, usage
 from . import reports as usage_reports
 from .models import Generation
 
-TOP_DIMENSIONS = ("model", "api_key", "app", "provider")
+TOP_DIMENSIONS = {"model": "models", "api_key": "API keys", "app": "apps", "provider": "providers"}
 
 
 def _period(request: HttpRequest) -> usage.Period:
@@ -43,8 +43,9 @@ def overview(request: HttpRequest) -> HttpResponse:
         "totals": now, "comparisons": usage.comparisons(now, before), "spend": spend, "tokens": tokens,
         "spend_chart": charts.stacked_bars(spend, title=f"Spend per {unit} by model", unit="USD"),
         "tokens_chart": charts.stacked_bars(tokens, title=f"Tokens per {unit} by model"),
-        "tops": [(usage.DIMENSION_LABELS[d], d, usage.usage_top(account_id=account_id, period=period, dimension=d))
-                 for d in TOP_DIMENSIONS],
+        "tops": [(usage.DIMENSION_LABELS[d], plural, d,
+                  usage.usage_top(account_id=account_id, period=period, dimension=d))
+                 for d, plural in TOP_DIMENSIONS.items()],
         "balance_units": request.account.balance_units,
     })
 

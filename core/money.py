@@ -24,7 +24,8 @@ def units_to_usd(units: int | None) -> Decimal:
 def format_usd(units: int | None, places: int = 2) -> str:
     """Human money: `$1,234.57`; small non-zero amounts keep significant digits."""
     usd = units_to_usd(units)
-    if usd != 0 and abs(usd) < Decimal("0.01"):
-        return f"${usd.normalize():f}" if abs(usd) >= Decimal("0.000001") else "<$0.000001"
+    sign, usd = ("-" if usd < 0 else ""), abs(usd)
+    if usd != 0 and usd < Decimal("0.01"):
+        return f"{sign}${usd.normalize():f}" if usd >= Decimal("0.000001") else f"{'>-' if sign else '<'}$0.000001"
     quantum = Decimal(1).scaleb(-places)
-    return f"${usd.quantize(quantum, rounding=ROUND_HALF_EVEN):,}"
+    return f"{sign}${usd.quantize(quantum, rounding=ROUND_HALF_EVEN):,}"
