@@ -81,8 +81,11 @@ def monthly_usage(*, account_id: int, year: int, month: int) -> MonthlyReport:
     order = [name for name in [*top, "Others"] if name in pivot.columns]
     daily = Series(periods=[d.isoformat() for d in days],
                    series={name: [units_to_usd(int(v)) for v in pivot[name].tolist()] for name in order})
-    model_chart = {"data": [{"type": "pie", "labels": [r["name"] for r in by_model[:10]],
-                             "values": [units_to_usd(r["spend_units"]) for r in by_model[:10]], "hole": 0.45}],
+    slices = by_model[:9]
+    rest = sum(r["spend_units"] for r in by_model[9:])
+    labels = [r["name"] for r in slices] + (["Others"] if rest else [])
+    values = [units_to_usd(r["spend_units"]) for r in slices] + ([units_to_usd(rest)] if rest else [])
+    model_chart = {"data": [{"type": "pie", "labels": labels, "values": values, "hole": 0.45, "sort": False}],
                    "layout": {"title": {"text": "Spend by model"}, "height": 380, "paper_bgcolor": "rgba(0,0,0,0)"}}
     return MonthlyReport(year=year, month=month, first=first, last=last, totals=totals, by_model=by_model,
                          by_key=by_key, daily=daily,
