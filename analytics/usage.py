@@ -70,7 +70,8 @@ def _account_cached(func):
     """Cache a selector's result per account, period and arguments, until the account's next chunk."""
     @functools.wraps(func)
     def wrapper(*, account_id: int, period: Period, **kwargs):
-        key = f"{func.__name__}:{period.key}:" + ":".join(f"{k}={kwargs[k]}" for k in sorted(kwargs))
+        arguments = ":".join(f"{k}={'+'.join(v) if isinstance(v, tuple) else v}" for k, v in sorted(kwargs.items()))
+        key = f"{func.__name__}:{period.key}:{arguments}"
         return _cached(account_id, key, lambda: func(account_id=account_id, period=period, **kwargs))
     return wrapper
 
