@@ -9,6 +9,7 @@ from django.utils import timezone
 from analytics import rankings
 from marketplace.models import App, Model
 from tests.analytics.conftest import record, run_batch, write_jsonl
+from tests.marketplace.conftest import hours_before
 
 pytestmark = pytest.mark.django_db
 
@@ -16,35 +17,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     cache.clear()
-
-
-def _at(now, hours_ago: float) -> str:
-    return (now - timedelta(hours=hours_ago)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-@pytest.fixture
-def traffic(tmp_path):
-    """Two listed models and one unlisted, in the last day and the day before."""
-    now = timezone.now().replace(minute=30, second=0, microsecond=0)
-    rows = [
-        # last 24 h: alpha 1000 + 500 tokens ($0.30), beta 300 tokens ($0.60), hidden 5000 tokens
-        record(id="a1", model="lab/alpha", created_at=_at(now, 1), tokens_prompt=800, tokens_completion=200,
-               total_cost=0.2, origin="https://app.example", app_name="App One"),
-        record(id="a2", model="lab/alpha", created_at=_at(now, 5), tokens_prompt=400, tokens_completion=100,
-               total_cost=0.1),
-        record(id="b1", model="lab/beta", provider_name="Other", created_at=_at(now, 2), tokens_prompt=200,
-               tokens_completion=100, total_cost=0.6),
-        record(id="h1", model="lab/hidden", created_at=_at(now, 3), tokens_prompt=4000, tokens_completion=1000,
-               total_cost=9.0),
-        # the preceding 24 h: alpha 1000 tokens, beta 600 tokens
-        record(id="a0", model="lab/alpha", created_at=_at(now, 30), tokens_prompt=900, tokens_completion=100,
-               total_cost=0.05),
-        record(id="b0", model="lab/beta", provider_name="Other", created_at=_at(now, 40), tokens_prompt=500,
-               tokens_completion=100, total_cost=0.05),
-    ]
-    run_batch(write_jsonl(tmp_path / "r.jsonl", rows))
-    Model.objects.filter(slug__in=["lab/alpha", "lab/beta"]).update(listed=True)
-    return now
 
 
 def test_model_ranking_by_tokens_over_the_last_day(traffic):
@@ -128,7 +100,7 @@ def test_trending_apps_are_tokens_above_the_mean_of_three_preceding_windows(tmp_
     rows = []
     # steady: 300 tokens on each of the last 4 days; rising: 0, 0, 300 then 900 today.
     for day, (steady, rising) in enumerate([(300, 900), (300, 300), (300, 0), (300, 0)]):
-        at = _at(now, 24 * day + 1)
+        at = hours_before(now, 24 * day + 1)
         rows.append(record(id=f"s{day}", created_at=at, tokens_prompt=steady, tokens_completion=0,
                            origin="https://steady.example", app_name="Steady"))
         if rising:
@@ -145,11 +117,11 @@ def test_trending_apps_are_tokens_above_the_mean_of_three_preceding_windows(tmp_
 def test_a_category_re_ranks_models_by_the_apps_that_use_them(tmp_path):
     now = timezone.now().replace(minute=30, second=0, microsecond=0)
     rows = [
-        record(id="c1", model="lab/coder", created_at=_at(now, 1), tokens_prompt=100, tokens_completion=0,
+        record(id="c1", model="lab/coder", created_at=hours_before(now, 1), tokens_prompt=100, tokens_completion=0,
                origin="https://ide.example", app_categories="programming-app"),
-        record(id="c2", model="lab/chatty", created_at=_at(now, 1), tokens_prompt=1000, tokens_completion=0,
+        record(id="c2", model="lab/chatty", created_at=hours_before(now, 1), tokens_prompt=1000, tokens_completion=0,
                origin="https://chat.example", app_categories="chat"),
-        record(id="c3", model="lab/chatty", created_at=_at(now, 2), tokens_prompt=10, tokens_completion=0,
+        record(id="c3", model="lab/chatty", created_at=hours_before(now, 2), tokens_prompt=10, tokens_completion=0,
                origin="https://ide.example"),
     ]
     run_batch(write_jsonl(tmp_path / "c.jsonl", rows))
