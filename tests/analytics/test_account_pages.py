@@ -115,11 +115,12 @@ def test_overview_custom_period_and_empty_state(client, alice):
     assert "No requests in this period." in empty
 
 
-def test_activity_groups_and_keeps_state_in_the_url(client, alice):
+def test_activity_groups_and_keeps_state_in_the_url(client, alice, django_assert_max_num_queries):
     client.force_login(alice)
-    response = client.get("/account/activity/", {"metric": "tokens", "group_by": ["model", "api_key"],
-                                                  "granularity": "day", "period": "custom",
-                                                  "start": D2.isoformat(), "end": D1.isoformat()})
+    with django_assert_max_num_queries(7):
+            response = client.get("/account/activity/", {"metric": "tokens", "group_by": ["model", "api_key"],
+                                                      "granularity": "day", "period": "custom",
+                                                      "start": D2.isoformat(), "end": D1.isoformat()})
     text = _text(response)
     rows = re.findall(r"(lab/\w+) (k\d) (\d+) ([\d.]+%)", text)
     assert rows == [("lab/alpha", "k1", "4500", "58.4%"), ("lab/beta", "k2", "3200", "41.6%")]
@@ -139,9 +140,10 @@ def test_activity_latency_is_a_mean_not_a_sum(client, alice):
     assert groups == {"lab/alpha": 400.0, "lab/beta": 500.0}
 
 
-def test_generation_log_filters_and_detail(client, alice, traffic):
+def test_generation_log_filters_and_detail(client, alice, traffic, django_assert_max_num_queries):
     client.force_login(alice)
-    text = _text(client.get("/account/generations/"))
+    with django_assert_max_num_queries(12):  # session, user, memberships, page, 4 names, 4 filter lists
+        text = _text(client.get("/account/generations/"))
     assert text.index(D1.isoformat() + " 13:00:00") < text.index(D2.isoformat() + " 10:00:00")
     failed = client.get("/account/generations/", {"status": "error"})
     assert [g.id for g in failed.context["page"].rows] == ["r3"]
