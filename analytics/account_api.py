@@ -100,10 +100,10 @@ class UsageApi(_AccountApi):
         params.is_valid(raise_exception=True)
         first, last = usage.date_range_parse(request.query_params.get("start"), request.query_params.get("end"))
         group_by = usage.report_groups_parse(params.validated_data["group_by"])
+        header = usage.usage_csv_header(group_by)
         rows = usage.usage_report(account_id=account.pk, first=first, last=last, group_by=group_by)
-        for row in rows:
-            row["spend_usd"] = f"{row['spend_usd']:f}"
-        return Response({"start": first, "end": last, "group_by": list(group_by), "rows": rows})
+        return Response({"start": first, "end": last, "group_by": list(group_by),
+                         "rows": [dict(zip(header, row, strict=True)) for row in rows]})
 
 
 class GenerationsApi(_AccountApi):

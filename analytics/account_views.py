@@ -120,7 +120,7 @@ def usage_csv(request: HttpRequest) -> StreamingHttpResponse:
     group_by = usage.report_groups_parse(request.GET.get("group_by"))
     header = usage.usage_csv_header(group_by)
     rows = usage.usage_report(account_id=request.account.pk, first=first, last=last, group_by=group_by)
-    return _csv_response(csv_stream(header, usage.usage_report_rows(rows, header)),
+    return _csv_response(csv_stream(header, rows),
                          f"usage-{request.account.external_id}-{first}-{last}.csv")
 
 

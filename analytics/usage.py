@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 import operator
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Q, Sum
 from django.utils import timezone
 
@@ -484,64 +485,63 @@ def _period_label(day: date, group: str) -> str:
     return day.isoformat()
 
 
-def usage_report(*, account_id: int, first: date, last: date, group_by: tuple[str, ...]) -> list[dict]:
-    """Rows of usage.csv (and the usage API): totals per group over an inclusive range of UTC dates."""
+# group -> (SQL columns selected and grouped, the matching CSV columns); the joins give names.
+_REPORT_SQL = {
+    "day": (("r.day",), ("date",)),
+    "week": (("r.day",), ("week",)),
+    "month": (("r.day",), ("month",)),
+    "model": (("m.slug",), ("model",)),
+    "api_key": (("k.external_id", "k.name"), ("api_key", "api_key_name")),
+    "provider": (("p.slug",), ("provider",)),
+    "app": (("a.name", "a.origin"), ("app", "app_origin")),
+}
+_REPORT_SUMS = ", ".join(f"CAST(SUM(r.{c}) AS BIGINT)" for c in (
+    "requests", "failed", "tokens_prompt", "tokens_completion", "tokens_reasoning", "tokens_cached", "byok_tokens",
+    "spend_units"))
+_REPORT_FROM = (
+    "FROM analytics_accountday r JOIN marketplace_model m ON m.id = r.model_id"
+    " JOIN marketplace_provider p ON p.id = r.provider_id"
+    " LEFT JOIN billing_apikey k ON k.id = r.api_key_id AND k.account_id = r.account_id"
+    " LEFT JOIN marketplace_app a ON a.id = r.app_id"
+    " WHERE r.account_id = %s AND r.day >= %s AND r.day <= %s")
+
+
+def _usd_text(units: int) -> str:
+    return f"{units // 10**10}.{units % 10**10:010d}" if units >= 0 else "-" + _usd_text(-units)
+
+
+def usage_report(*, account_id: int, first: date, last: date, group_by: tuple[str, ...]) -> list[list]:
+    """Rows of usage.csv (and the usage API), in `usage_csv_header` order, sorted by the group columns.
+
+    Totals per group over an inclusive range of UTC dates, from the daily account rollup; one
+    grouped query that joins the names, so a month of the busiest account is a single scan.
+    Without a grouping column the one row is the range's total.
+    """
+    columns = [c for group in group_by for c in _REPORT_SQL[group][0]]
+    select = ", ".join(columns)
+    sql = f"SELECT {select}, {_REPORT_SUMS} {_REPORT_FROM} GROUP BY {select}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (account_id, first, last))
+        fetched = cursor.fetchall()
+    width = len(columns)
     time_group = next((g for g in group_by if g in ("day", "week", "month")), None)
-    dims = [g for g in group_by if g in DIMENSIONS]
-    columns = [DIMENSIONS[d] for d in dims]
-    rows = AccountDay.objects.filter(account_id=account_id, day__gte=first, day__lte=last)
-    merged: dict[tuple, Totals] = {}
-    values = ("day", *columns) if time_group else columns
-    for row in rows.values(*values).annotate(**_sums()).order_by():
-        key = ((_period_label(row["day"], time_group),) if time_group else ()) + tuple(row[c] for c in columns)
-        totals = Totals.of(row)
-        merged[key] = merged[key] + totals if key in merged else totals
-    offset = 1 if time_group else 0
-    lookups = {d: _report_names(d, {key[i + offset] for key in merged}, account_id) for i, d in enumerate(dims)}
-
-    def named(key: tuple) -> dict:
-        row = {{"day": "date"}.get(time_group, time_group): key[0]} if time_group else {}
-        for i, dim in enumerate(dims):
-            first, second = lookups[dim][key[i + offset]]
-            if dim == "api_key":
-                row.update(api_key=first, api_key_name=second)
-            elif dim == "app":
-                row.update(app=first, app_origin=second)
-            else:
-                row[dim] = first
-        return row
-
+    day_at = columns.index("r.day") if time_group else None
+    merged: dict[tuple, list[int]] = {}
+    for row in fetched:
+        key = list(row[:width])
+        if day_at is not None:
+            day = key[day_at]
+            day = date.fromisoformat(day) if isinstance(day, str) else day
+            key[day_at] = _period_label(day, time_group)
+        key = tuple("" if v is None else v for v in key)
+        counts = [int(v or 0) for v in row[width:]]
+        if key in merged:  # weeks and months fold several days into one row
+            merged[key] = [a + b for a, b in zip(merged[key], counts, strict=True)]
+        else:
+            merged[key] = counts
     out = []
-    for key in merged:
-        totals = merged[key]
-        row = named(key)
-        row.update(requests=totals.requests, failures=totals.failed, tokens_prompt=totals.tokens_prompt,
-                   tokens_completion=totals.tokens_completion, tokens_reasoning=totals.tokens_reasoning,
-                   tokens_cached=totals.tokens_cached, tokens_total=totals.tokens, byok_tokens=totals.byok_tokens,
-                   spend_usd=totals.spend)
-        out.append(row)
-    order = [c for c in usage_csv_header(group_by) if c not in USAGE_CSV_COUNTERS]
-    out.sort(key=lambda r: tuple(r[c] for c in order))
+    for key in sorted(merged):  # in Python: the same order on every database
+        requests, failed, prompt, completion, reasoning, cached, byok, spend = merged[key]
+        out.append([*key, requests, failed, prompt, completion, reasoning, cached, prompt + completion, byok,
+                    _usd_text(spend)])
     return out
-
-
-def _report_names(dimension: str, ids: set[int], account_id: int) -> dict[int, tuple[str, str]]:
-    """(name, second column) per id: the key's gateway id and name, the app's name and origin."""
-    wanted = {i for i in ids if i}
-    if dimension == "api_key":
-        found = {pk: (external, name) for pk, external, name in ApiKey.objects.filter(
-            pk__in=wanted, account_id=account_id).values_list("pk", "external_id", "name")}
-    elif dimension == "app":
-        found = {pk: (name, origin) for pk, name, origin in
-                 App.objects.filter(pk__in=wanted).values_list("pk", "name", "origin")}
-    else:
-        found = {pk: (name, "") for pk, name in dimension_names(dimension, wanted, account_id=account_id).items()}
-    found[0] = ("", "")
-    for missing in ids - found.keys():
-        found[missing] = (f"#{missing}", "")
-    return found
-
-
-def usage_report_rows(rows: list[dict], header: list[str]) -> Iterator[list]:
-    for row in rows:
-        yield [f"{row[c]:f}" if isinstance(row[c], Decimal) else row[c] for c in header]

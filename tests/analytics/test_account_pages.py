@@ -198,6 +198,22 @@ def test_usage_csv_rows_equal_hand_computed_truth(client, alice):
     assert [r[:3] for r in by_app[1:]] == [["", "", "2"], ["'@evil app", "https://a.example/", "2"]]
 
 
+def test_usage_csv_folds_days_into_weeks_and_months(client, alice):
+    client.force_login(alice)
+    per_day = {D2: (1, 1500), D1: (3, 6200)}  # requests, tokens
+    for group, label in (("week", lambda d: (d - timedelta(days=d.weekday())).isoformat()),
+                         ("month", lambda d: f"{d:%Y-%m}")):
+        expected: dict[str, list[int]] = {}
+        for day, (requests, tokens) in per_day.items():
+            totals = expected.setdefault(label(day), [0, 0])
+            totals[0] += requests
+            totals[1] += tokens
+        body = b"".join(client.get("/account/reports/usage.csv", {
+            "start": D2.isoformat(), "end": D1.isoformat(), "group_by": group}).streaming_content).decode()
+        rows = list(csv.DictReader(io.StringIO(body)))
+        assert {r[group]: [int(r["requests"]), int(r["tokens_total"])] for r in rows} == expected
+
+
 def test_generations_csv_has_every_field_oldest_first_and_neutralized(client, alice):
     client.force_login(alice)
     response = client.get("/account/reports/generations.csv", {"start": D40.isoformat(), "end": TODAY.isoformat()})
