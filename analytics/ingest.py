@@ -349,7 +349,7 @@ def chunk_ingest(*, batch_id: int, index: int) -> ChunkResult:
         applied = loader.apply(stage=stage, extra_attempts=extra_attempts)
         if applied.inserted:
             accounts = {row[ACCOUNT_AT] for row in stage}
-            transaction.on_commit(lambda: usage.usage_invalidate(account_ids=accounts))
+            transaction.on_commit(lambda: usage.usage_refresh(account_ids=accounts))
         Reject.objects.bulk_create(rejects, batch_size=1000)
         ledger_debit_usage(spend_by_account=applied.spend_by_account,
                            idempotency_prefix=f"ingest:batch:{batch_id}:chunk:{index}")

@@ -52,10 +52,40 @@ GRANULARITIES = ("hour", "day", "week")
 MAX_HOURLY_DAYS = 31
 TOP_SERIES = 10
 CACHE_SECONDS = 3600  # keyed by the account's usage version, which ingestion moves
+REFRESH_SECONDS = 60  # the version moves at most once a minute per account
 
 
 def usage_version(account_id: int) -> int:
     return cache.get(f"usage:version:{account_id}") or 0
+
+
+def usage_refresh(*, account_ids: Iterable[int]) -> None:
+    """After a chunk committed: move each account's usage version at most once a minute, and prewarm.
+
+    Pages are then at most a minute stale and read what the prewarm computed; accounts asked
+    again inside the minute get one catch-up run a minute later, so no chunk is left out.
+    """
+    from . import tasks
+
+    ids = sorted(set(account_ids))
+    due = [i for i in ids if cache.add(f"usage:bumped:{i}", 1, REFRESH_SECONDS)]
+    if due:
+        usage_invalidate(account_ids=due)
+        tasks.usage_prewarm.delay(due)
+    later = [i for i in ids if i not in due and cache.add(f"usage:pending:{i}", 1, REFRESH_SECONDS)]
+    if later:
+        tasks.usage_refresh_later.apply_async(args=[later], countdown=REFRESH_SECONDS + 1)
+
+
+def usage_prewarm(*, account_id: int) -> None:
+    """Compute and cache what the overview and the activity page show by default."""
+    period = period_parse(None)
+    usage_totals(account_id=account_id, period=period)
+    usage_by_day(account_id=account_id, period=period)
+    for dimension in ("model", "api_key", "app", "provider"):
+        usage_top(account_id=account_id, period=period, dimension=dimension)
+    usage_activity(account_id=account_id, period=period, metric="spend", group_by=(),
+                   granularity=activity_granularity(period, None))
 
 
 def usage_invalidate(*, account_ids: Iterable[int]) -> None:

@@ -66,6 +66,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "analytics.tasks.ingest_*": {"queue": "ingest"},
     "analytics.tasks.rollup_*": {"queue": "rollups"},
+    "analytics.tasks.usage_*": {"queue": "rollups"},
     "analytics.tasks.report_*": {"queue": "reports"},
     "billing.tasks.*": {"queue": "billing"},
 }

@@ -51,5 +51,7 @@ def _no_task_queueing(monkeypatch):
     """In-process runs apply chunks directly; stop on_commit hooks from queueing real tasks."""
     from analytics import tasks
 
-    for name in ("ingest_batch_split", "ingest_chunk", "rollup_rankings_refresh"):
+    for name in ("ingest_batch_split", "ingest_chunk", "rollup_rankings_refresh", "usage_prewarm",
+                 "usage_refresh_later"):
         monkeypatch.setattr(getattr(tasks, name), "delay", lambda *a, **k: None)
+        monkeypatch.setattr(getattr(tasks, name), "apply_async", lambda *a, **k: None)

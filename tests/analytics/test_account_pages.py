@@ -319,3 +319,33 @@ def test_pages_show_new_traffic_at_once_though_cached(client, alice, tmp_path, d
     with django_capture_on_commit_callbacks(execute=True):
         run_batch(write_jsonl(tmp_path / "more.jsonl", [record(id="late", created_at=_at(D1, 20), account="acct_a")]))
     assert re.search(r"Requests 4 ", _text(client.get("/account/", params)))
+
+
+def test_usage_version_moves_once_a_minute_and_catches_up(traffic, monkeypatch):
+    from django.core.cache import cache
+
+    from analytics import tasks, usage
+
+    prewarmed, later = [], []
+    monkeypatch.setattr(tasks.usage_prewarm, "delay", prewarmed.append)
+    monkeypatch.setattr(tasks.usage_refresh_later, "apply_async", lambda **kw: later.append(kw))
+    a, b = traffic["a"].pk, traffic["b"].pk
+    usage.usage_refresh(account_ids=[a])
+    usage.usage_refresh(account_ids=[a, b])
+    usage.usage_refresh(account_ids=[a, b])
+    assert (usage.usage_version(a), usage.usage_version(b)) == (1, 1)
+    assert prewarmed == [[a], [b]]
+    assert later == [{"args": [[a]], "countdown": 61}, {"args": [[b]], "countdown": 61}]
+    cache.delete(f"usage:bumped:{a}")  # a minute later, the catch-up run
+    tasks.usage_refresh_later.run([a])
+    assert usage.usage_version(a) == 2
+
+
+def test_prewarm_fills_what_the_overview_reads(client, alice, traffic, django_assert_max_num_queries):
+    from analytics import usage
+
+    usage.usage_prewarm(account_id=traffic["a"].pk)
+    client.force_login(alice)
+    with django_assert_max_num_queries(4):  # session, user, memberships (+ savepoint): no usage query
+        response = client.get("/account/")
+    assert re.search(r"Spend \$0\.0450 ", _text(response))
