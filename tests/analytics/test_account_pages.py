@@ -11,19 +11,12 @@ from django.core import mail
 from analytics import generation_log
 from analytics.models import Generation
 from billing.access import account_token_create
-from billing.models import Account, Membership
+from billing.models import Membership
 
-from .conftest import record, run_batch, write_jsonl
+from .conftest import D1, D2, D40, TODAY, account_traffic, record, run_batch, write_jsonl
+from .conftest import at as _at
 
 pytestmark = pytest.mark.django_db
-
-TODAY = datetime.now(tz=UTC).date()
-D1, D2, D40 = (TODAY - timedelta(days=n) for n in (1, 2, 40))
-
-
-def _at(day, hour, minute=0) -> str:
-    return datetime.combine(day, time(hour, minute), tzinfo=UTC).isoformat().replace("+00:00", "Z")
-
 
 def _text(response) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
@@ -31,28 +24,7 @@ def _text(response) -> str:
 
 @pytest.fixture
 def traffic(tmp_path):
-    """Account A: four requests in the last 30 days and one 40 days ago; account B: one."""
-    alpha = {"model": "lab/alpha", "provider_name": "ProvOne", "api_key": "k1"}
-    beta = {"model": "lab/beta", "provider_name": "ProvTwo", "api_key": "k2"}
-    records = [
-        record(id="r1", created_at=_at(D2, 10), origin="https://a.example/", app_name="@evil app", tokens_prompt=1000,
-               tokens_completion=500, native_tokens_reasoning=100, native_tokens_cached=200, total_cost=0.015,
-               finish_reason='=HYPERLINK("http://x")', account="acct_a", **alpha),
-        # 23:30 at UTC-5 is 04:30 UTC the next day: it belongs to D1.
-        record(id="r2", created_at=f"{D2.isoformat()}T23:30:00-05:00", tokens_prompt=2000, tokens_completion=1000,
-               total_cost=0.03, latency=600, account="acct_a", **beta),
-        record(id="r3", created_at=_at(D1, 12), origin="https://a.example/", tokens_prompt=3000, tokens_completion=0,
-               total_cost=0, status=500, latency=None, account="acct_a", **alpha),
-        record(id="r4", created_at=_at(D40, 8), tokens_prompt=500, tokens_completion=500, total_cost=0.01,
-               account="acct_a", **alpha),
-        record(id="r5", created_at=_at(D1, 13), tokens_prompt=100, tokens_completion=100, total_cost=0.002,
-               is_byok=True, account="acct_a", **beta),
-        record(id="b1", created_at=_at(D1, 9), tokens_prompt=9999, tokens_completion=1, total_cost=9.99,
-               account="acct_b", model="lab/alpha", provider_name="ProvOne", api_key="kb"),
-    ]
-    batch = run_batch(write_jsonl(tmp_path / "traffic.jsonl", records))
-    assert batch.accepted == 6
-    return {"a": Account.objects.get(external_id="acct_a"), "b": Account.objects.get(external_id="acct_b")}
+    return account_traffic(tmp_path)
 
 
 @pytest.fixture

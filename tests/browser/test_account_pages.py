@@ -1,0 +1,76 @@
+"""An account holder in a real browser: sign in, read the overview, change the period, download usage.csv."""
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from playwright.sync_api import expect
+
+from billing.models import Membership
+from tests.analytics.conftest import D1, D2, account_traffic
+from tests.browser.conftest import charts_drawn, rows_of
+
+pytestmark = pytest.mark.browser
+PASSWORD = "Alice-pass-2718"  # noqa: S105
+
+
+@pytest.fixture
+def account_site(transactional_db, tmp_path):
+    """Account A's fixture traffic (tests/analytics/conftest.py) and its owner, alice."""
+    accounts = account_traffic(tmp_path)
+    user = get_user_model().objects.create_user("alice", "alice@example.com", PASSWORD)
+    Membership.objects.create(user=user, account=accounts["a"], role=Membership.Role.OWNER)
+    return accounts
+
+
+def _sign_in(tab) -> None:
+    tab.open("/account/")  # anonymous: sent to the sign-in page, and back after it
+    assert tab.page.url == f"{tab.origin}/accounts/login/?next=/account/"
+    tab.page.get_by_label("Username").fill("alice")
+    tab.page.get_by_label("Password").fill(PASSWORD)
+    with tab.page.expect_navigation():
+        tab.page.get_by_role("button", name="Sign in").click()
+    assert tab.page.url == f"{tab.origin}/account/"
+
+
+def test_overview_then_a_custom_period(tab, account_site):
+    _sign_in(tab)
+    # Last 30 days: $0.045 (BYOK excluded) against $0.01 in the 30 days before.
+    expect(tab.page.locator('[data-stat="spend"]')).to_contain_text("$0.0450")
+    expect(tab.page.locator('[data-stat="spend"]')).to_contain_text("+350.0% vs previous")
+    expect(tab.page.locator('[data-stat="requests"]')).to_contain_text("4")
+    assert charts_drawn(tab.page) == ["chart-spend", "chart-tokens"]
+    assert rows_of(tab.page, '[data-top="model"] table') == [
+        ["lab/beta", "$0.0300", "3.2K", "2", "66.7%"], ["lab/alpha", "$0.0150", "4.5K", "2", "33.3%"]]
+
+    tab.page.locator('input[name="start"]').fill(D2.isoformat())
+    tab.page.locator('input[name="end"]').fill(D2.isoformat())
+    with tab.page.expect_navigation():
+        tab.page.get_by_role("button", name="Apply").click()
+    assert f"start={D2.isoformat()}" in tab.page.url
+    expect(tab.page.get_by_role("heading", level=1)).to_contain_text(f"{D2.isoformat()} to {D2.isoformat()}")
+    expect(tab.page.locator('[data-stat="spend"]')).to_contain_text("$0.0150")
+    expect(tab.page.locator('[data-stat="requests"]')).to_contain_text("1")
+
+    with tab.page.expect_navigation():
+        tab.page.get_by_role("link", name="Last 7 days").click()
+    expect(tab.page.locator('[data-stat="requests"] .value')).to_have_text("4")
+
+
+def test_download_usage_csv_from_the_reports_page(tab, account_site):
+    _sign_in(tab)
+    with tab.page.expect_navigation():
+        tab.page.get_by_role("navigation", name="Account").get_by_role("link", name="Reports").click()
+    tab.page.locator("#usage-start").fill(D2.isoformat())
+    tab.page.locator("#usage-end").fill(D1.isoformat())
+    with tab.page.expect_download() as download:
+        tab.page.get_by_role("button", name="Download usage.csv").click()
+    assert download.value.suggested_filename == f"usage-acct_a-{D2.isoformat()}-{D1.isoformat()}.csv"
+    rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
+    assert rows[0][:4] == ["date", "model", "api_key", "api_key_name"]
+    assert [(r[0], r[1], r[2], r[4], r[-1]) for r in rows[1:]] == [
+        (D2.isoformat(), "lab/alpha", "k1", "1", "0.0150000000"),
+        (D1.isoformat(), "lab/alpha", "k1", "1", "0.0000000000"),
+        (D1.isoformat(), "lab/beta", "k2", "2", "0.0300000000"),
+    ]
