@@ -1,6 +1,17 @@
-from django.contrib import admin
+import uuid
 
-from .models import Account, ApiKey, LedgerEntry, Membership
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from core.money import format_usd, usd_to_units
+
+from .credit_forms import AdjustForm
+from .models import Account, ApiKey, LedgerEntry, Membership, Payment, PromoCode, PromoRedemption
+from .services import ledger_adjust
 
 
 class MembershipInline(admin.TabularInline):
@@ -11,28 +22,58 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
+    """Balances change only through the ledger: `Adjust balance` posts an adjustment with a reason."""
+
     list_display = ("external_id", "name", "balance", "created")
     search_fields = ("external_id", "name")
-    readonly_fields = ("balance_units",)
+    readonly_fields = ("balance_units", "adjust_link", "low_balance_armed", "auto_topup_armed")
     inlines = [MembershipInline]
+
+    def get_urls(self):
+        return [path("<int:account_id>/adjust/", self.admin_site.admin_view(self.adjust_view),
+                     name="billing_account_adjust"), *super().get_urls()]
+
+    @admin.display(description="balance")
+    def adjust_link(self, obj: Account) -> str:
+        if obj.pk is None:
+            return "-"
+        return format_html('{} · <a href="{}">Adjust balance</a>', format_usd(obj.balance_units, 4),
+                           reverse("admin:billing_account_adjust", args=[obj.pk]))
+
+    def adjust_view(self, request, account_id: int):
+        """Post a ledger adjustment (staff with change permission; the reason is required)."""
+        account = get_object_or_404(Account, pk=account_id)
+        if not self.has_change_permission(request, account):
+            raise PermissionDenied
+        if request.method == "POST":
+            form = AdjustForm(request.POST)
+            if form.is_valid():
+                entry = ledger_adjust(account_id=account.pk, amount_units=usd_to_units(form.cleaned_data["amount"]),
+                                      reason=form.cleaned_data["reason"], actor=request.user.get_username(),
+                                      idempotency_key=f"adjustment:{form.cleaned_data['token']}")
+                if entry is None:
+                    messages.warning(request, "This adjustment was already posted.")
+                else:
+                    messages.success(request, f"Adjusted by {format_usd(entry.amount_units, 4)}; balance now "
+                                              f"{format_usd(entry.balance_after_units, 4)}.")
+                return redirect("admin:billing_account_change", account.pk)
+        else:
+            form = AdjustForm(initial={"token": uuid.uuid4().hex})
+        return TemplateResponse(request, "admin/billing/account/adjust.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "original": account,
+            "title": f"Adjust the balance of {account}", "form": form,
+            "balance": format_usd(account.balance_units, 4)})
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("external_id", "name", "account", "created")
+    list_display = ("external_id", "name", "account", "limit_units", "limit_interval", "created")
     search_fields = ("external_id", "name", "account__external_id")
     list_select_related = ("account",)
+    readonly_fields = ("alert_80_interval", "alert_100_interval")
 
 
-@admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin):
-    """Read-only: the ledger is append-only and written only through billing.services."""
-
-    list_display = ("created", "account", "kind", "amount", "reference", "actor")
-    list_filter = ("kind",)
-    search_fields = ("account__external_id", "reference", "idempotency_key")
-    list_select_related = ("account",)
-
+class _ReadOnly(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
@@ -41,3 +82,42 @@ class LedgerEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(_ReadOnly):
+    """Read-only: the ledger is append-only and written only through billing.services."""
+
+    list_display = ("created", "account", "kind", "amount", "reference", "actor")
+    list_filter = ("kind",)
+    search_fields = ("account__external_id", "reference", "idempotency_key")
+    list_select_related = ("account",)
+
+
+@admin.register(Payment)
+class PaymentAdmin(_ReadOnly):
+    """Read-only: payments move through the gateways and `billing.purchases`."""
+
+    list_display = ("created", "account", "kind", "gateway", "amount_units", "fee_units", "refunded_units", "status")
+    list_filter = ("status", "kind", "gateway")
+    search_fields = ("account__external_id", "external_id")
+    list_select_related = ("account",)
+
+
+class PromoRedemptionInline(admin.TabularInline):
+    model = PromoRedemption
+    extra = 0
+    can_delete = False
+    readonly_fields = ("account", "amount_units", "created", "expires_at", "expired_units")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(PromoCode)
+class PromoCodeAdmin(admin.ModelAdmin):
+    list_display = ("code", "amount", "redemptions", "max_redemptions", "redeemable_until", "credit_expiry_days",
+                    "active")
+    search_fields = ("code",)
+    readonly_fields = ("redemptions",)
+    inlines = [PromoRedemptionInline]

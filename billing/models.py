@@ -19,6 +19,18 @@ class Account(models.Model):
     name = models.CharField(max_length=200, blank=True)
     balance_units = models.BigIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True)
+    # Low-balance alert: one email per crossing below the threshold; `ledger_post` re-arms it
+    # when the balance is back at or above the threshold.
+    low_balance_threshold_units = models.BigIntegerField(null=True, blank=True)
+    low_balance_armed = models.BooleanField(default=True)
+    # Auto top-up: after a usage debit leaves the balance under the threshold, one charge of
+    # `auto_topup_amount_units` to the saved payment method. `auto_topup_armed` is the pending
+    # marker: claimed by a conditional UPDATE (so one crossing charges once), re-armed by
+    # `ledger_post` when the balance is back at or above the threshold.
+    auto_topup_enabled = models.BooleanField(default=False)
+    auto_topup_threshold_units = models.BigIntegerField(default=0)
+    auto_topup_amount_units = models.BigIntegerField(default=0)
+    auto_topup_armed = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["external_id"]
@@ -52,10 +64,21 @@ class Membership(models.Model):
 class ApiKey(models.Model):
     """A gateway API key of an account, known by its id or hash (never the secret)."""
 
+    class Interval(models.TextChoices):
+        DAILY = "daily"
+        WEEKLY = "weekly"
+        MONTHLY = "monthly"
+        NEVER = "never"
+
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="api_keys")
     external_id = models.CharField(max_length=128)
     name = models.CharField(max_length=200, blank=True)
     created = models.DateTimeField(auto_now_add=True)
+    limit_units = models.BigIntegerField(null=True, blank=True, help_text="spending limit per interval; empty: none")
+    limit_interval = models.CharField(max_length=8, choices=Interval.choices, default=Interval.MONTHLY)
+    # The start of the interval whose 80% / 100% alert was sent: one email per level per interval.
+    alert_80_interval = models.DateTimeField(null=True, blank=True)
+    alert_100_interval = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["account", "external_id"]
@@ -95,6 +118,105 @@ class LedgerEntry(models.Model):
     @property
     def amount(self) -> Decimal:
         return units_to_usd(self.amount_units)
+
+
+class PaymentMethod(models.Model):
+    """The payment method an account saved for auto top-up (one per account)."""
+
+    account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="payment_method")
+    gateway = models.CharField(max_length=20)
+    customer_ref = models.CharField(max_length=200, blank=True, help_text="the gateway's customer id")
+    token = models.CharField(max_length=200, help_text="the gateway's payment method id")
+    label = models.CharField(max_length=100)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.gateway})"
+
+
+class Payment(models.Model):
+    """A purchase of credits through a gateway: `amount_units` credited, `fee_units` kept on top."""
+
+    class Kind(models.TextChoices):
+        PURCHASE = "purchase"
+        AUTO_TOPUP = "auto_topup", "auto top-up"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="payments")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.PURCHASE)
+    gateway = models.CharField(max_length=20)
+    external_id = models.CharField(max_length=200, unique=True, null=True, blank=True,
+                                  help_text="the gateway's payment id (Checkout session, PaymentIntent)")
+    amount_units = models.BigIntegerField(help_text="credits bought")
+    fee_units = models.BigIntegerField()
+    refunded_units = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    failure = models.TextField(blank=True)
+    save_method = models.BooleanField(default=False, help_text="keep the payment method for auto top-up")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["account", "-created"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {units_to_usd(self.amount_units)} on {self.account} ({self.status})"
+
+    @property
+    def total_units(self) -> int:
+        return self.amount_units + self.fee_units
+
+
+class PromoCode(models.Model):
+    """Credits granted by code: once per account, at most `max_redemptions` times in all."""
+
+    code = models.CharField(max_length=40, unique=True, help_text="stored upper-case; redeemed case-insensitively")
+    amount_units = models.BigIntegerField()
+    max_redemptions = models.PositiveIntegerField(null=True, blank=True, help_text="empty: unlimited")
+    redemptions = models.PositiveIntegerField(default=0, editable=False)
+    redeemable_until = models.DateTimeField(null=True, blank=True)
+    credit_expiry_days = models.PositiveIntegerField(null=True, blank=True,
+                                                     help_text="the granted credits expire after this many days")
+    active = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.code
+
+    def save(self, *args, **kwargs):
+        self.code = self.code.strip().upper()
+        super().save(*args, **kwargs)
+
+    @property
+    def amount(self) -> Decimal:
+        return units_to_usd(self.amount_units)
+
+
+class PromoRedemption(models.Model):
+    promo = models.ForeignKey(PromoCode, on_delete=models.PROTECT, related_name="redeemed")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="promo_redemptions")
+    amount_units = models.BigIntegerField()
+    created = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    expired_units = models.BigIntegerField(null=True, blank=True, help_text="set once the expiry was posted")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["promo", "account"], name="promo_once_per_account")]
+        indexes = [models.Index(fields=["expires_at"], condition=models.Q(expired_units__isnull=True),
+                                name="promo_redemption_to_expire")]
+
+    def __str__(self) -> str:
+        return f"{self.promo} for {self.account}"
 
 
 class Invitation(models.Model):

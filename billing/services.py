@@ -30,15 +30,28 @@ def ledger_post(*, account_id: int, kind: str, amount_units: int, idempotency_ke
         if LedgerEntry.objects.filter(idempotency_key=idempotency_key).exists():
             return None
         account.balance_units += amount_units
-        account.save(update_fields=["balance_units"])
+        fields = ["balance_units"]
+        # Back at or above a threshold: the next crossing below it alerts (or tops up) again.
+        if (not account.low_balance_armed and account.low_balance_threshold_units is not None
+                and account.balance_units >= account.low_balance_threshold_units):
+            account.low_balance_armed = True
+            fields.append("low_balance_armed")
+        if not account.auto_topup_armed and account.balance_units >= account.auto_topup_threshold_units:
+            account.auto_topup_armed = True
+            fields.append("auto_topup_armed")
+        account.save(update_fields=fields)
         return LedgerEntry.objects.create(
             account=account, kind=kind, amount_units=amount_units, balance_after_units=account.balance_units,
             idempotency_key=idempotency_key, reference=reference, actor=actor, memo=memo)
 
 
 def ledger_debit_usage(*, spend_by_account: dict[int, int], idempotency_prefix: str) -> int:
-    """Debit each account once for ingested spend (units); returns how many entries were posted."""
-    posted = 0
+    """Debit each account once for ingested spend (units); returns how many entries were posted.
+
+    After the caller's transaction commits, the debited accounts are checked for low balance,
+    auto top-up and key limits by a task on the billing queue.
+    """
+    posted: list[int] = []
     for account_id in sorted(spend_by_account):
         spend = spend_by_account[account_id]
         if spend == 0:
@@ -46,8 +59,24 @@ def ledger_debit_usage(*, spend_by_account: dict[int, int], idempotency_prefix: 
         entry = ledger_post(account_id=account_id, kind=LedgerEntry.Kind.USAGE, amount_units=-spend,
                             idempotency_key=f"{idempotency_prefix}:account:{account_id}",
                             reference=idempotency_prefix, actor="ingest", memo="usage")
-        posted += entry is not None
-    return posted
+        if entry is not None:
+            posted.append(account_id)
+    if posted:
+        from .tasks import billing_after_debit
+
+        transaction.on_commit(lambda: billing_after_debit.delay(posted))
+    return len(posted)
+
+
+def ledger_adjust(*, account_id: int, amount_units: int, reason: str, actor: str,
+                  idempotency_key: str) -> LedgerEntry | None:
+    """A staff correction of a balance: an adjustment entry with its reason and who made it."""
+    if not reason.strip():
+        raise ValueError("an adjustment needs a reason")
+    if not actor:
+        raise ValueError("an adjustment needs an actor")
+    return ledger_post(account_id=account_id, kind=LedgerEntry.Kind.ADJUSTMENT, amount_units=amount_units,
+                       idempotency_key=idempotency_key, reference="admin", actor=actor, memo=reason.strip())
 
 
 def accounts_register(*, external_ids: Iterable[str]) -> dict[str, int]:
@@ -118,3 +147,23 @@ def membership_remove(*, account: Account, membership_id: int) -> None:
                 and not account.memberships.filter(role=Membership.Role.OWNER).exclude(pk=membership.pk).exists()):
             raise LastOwnerError("an account keeps at least one owner")
         membership.delete()
+
+
+def api_key_limit_set(*, account: Account, key_id: int, limit_units: int | None, interval: str) -> ApiKey:
+    """Set a key's spending limit and reset interval (ApiKey.DoesNotExist for another account's key).
+
+    A new limit re-arms its 80% and 100% alerts.
+    """
+    if limit_units is not None and limit_units < 0:
+        raise ValueError("a limit cannot be negative")
+    key = ApiKey.objects.get(pk=key_id, account=account)
+    key.limit_units, key.limit_interval = limit_units, interval
+    key.alert_80_interval = key.alert_100_interval = None
+    key.save(update_fields=["limit_units", "limit_interval", "alert_80_interval", "alert_100_interval"])
+    return key
+
+
+def low_balance_threshold_set(*, account: Account, threshold_units: int | None) -> None:
+    """Set (or clear) the low-balance alert threshold; the next crossing below it emails the owners."""
+    account.low_balance_threshold_units, account.low_balance_armed = threshold_units, True
+    account.save(update_fields=["low_balance_threshold_units", "low_balance_armed"])

@@ -1,7 +1,7 @@
 """Account pages owned by billing: membership, invitations, API tokens, credits, keys, statements."""
 from django.urls import path
 
-from . import views
+from . import credit_views, views
 
 app_name = "billing"
 
@@ -10,4 +10,10 @@ urlpatterns = [
     path("account/members/", views.members, name="members"),
     path("account/tokens/", views.tokens, name="tokens"),
     path("invitations/<str:token>/", views.invitation, name="invitation"),
+    path("account/credits/", credit_views.credits, name="credits"),
+    path("account/keys/", credit_views.keys, name="keys"),
+    path("account/statements/", credit_views.statements, name="statements"),
+    path("account/statements/<str:month>/", credit_views.statement, name="statement"),
+    path("account/statements/<str:month>/csv", credit_views.statement_csv, name="statement-csv"),
+    path("billing/stripe/webhook/", credit_views.stripe_webhook, name="stripe-webhook"),
 ]

@@ -5,4 +5,5 @@ urlpatterns = [
     path("", include("marketplace.api_urls")),
     path("", include("analytics.api_urls")),
     path("", include("analytics.account_api_urls")),
+    path("", include("billing.api_urls")),
 ]

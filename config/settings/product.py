@@ -9,3 +9,12 @@ INGEST_MAX_LINE_BYTES = env_int("INGEST_MAX_LINE_BYTES", 1024 * 1024)
 
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+
+# Credits (billing): amounts in USD as decimal strings, never floats.
+BILLING_FEE_PERCENT = env_str("BILLING_FEE_PERCENT", "5.5")
+BILLING_FEE_MIN_USD = env_str("BILLING_FEE_MIN_USD", "0.80")
+BILLING_PURCHASE_MIN_USD = env_str("BILLING_PURCHASE_MIN_USD", "5")
+BILLING_PURCHASE_MAX_USD = env_str("BILLING_PURCHASE_MAX_USD", "10000")
+BILLING_REFUND_WINDOW_DAYS = env_int("BILLING_REFUND_WINDOW_DAYS", 30)
+# "demo" succeeds at once; "stripe" needs STRIPE_SECRET_KEY; empty: stripe when the key is set, else demo.
+BILLING_GATEWAY = env_str("BILLING_GATEWAY")

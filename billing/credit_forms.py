@@ -1,0 +1,52 @@
+"""Forms of the credits, keys and statements pages, and of the admin's balance adjustment."""
+from decimal import Decimal
+
+from django import forms
+
+from .models import ApiKey
+
+MONEY = {"max_digits": 12, "decimal_places": 2, "min_value": Decimal(0)}
+
+
+class BuyForm(forms.Form):
+    amount = forms.DecimalField(label="Amount (USD)", **MONEY)
+    save_method = forms.BooleanField(label="Save the payment method for auto top-up", required=False)
+
+
+class AutoTopupForm(forms.Form):
+    enabled = forms.BooleanField(label="Top up automatically", required=False)
+    threshold = forms.DecimalField(label="When the balance falls under (USD)", **MONEY)
+    amount = forms.DecimalField(label="Add (USD)", **MONEY)
+
+
+class LowBalanceForm(forms.Form):
+    threshold = forms.DecimalField(label="Email the owners when the balance falls under (USD)", required=False,
+                                   help_text="empty: no alert", **MONEY)
+
+
+class PromoForm(forms.Form):
+    code = forms.CharField(max_length=40)
+
+
+class KeyLimitForm(forms.Form):
+    limit = forms.DecimalField(label="Limit (USD)", required=False, max_digits=14, decimal_places=4,
+                               min_value=Decimal(0), help_text="empty: no limit")
+    interval = forms.ChoiceField(choices=ApiKey.Interval.choices)
+
+
+class AdjustForm(forms.Form):
+    amount = forms.DecimalField(label="Amount (USD)", max_digits=22, decimal_places=10,
+                                help_text="positive credits, negative debits")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="required; kept on the entry")
+    token = forms.CharField(widget=forms.HiddenInput, help_text="posts once, however often the form is sent")
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("Say why.")
+        return reason
+
+    def clean_amount(self) -> Decimal:
+        if self.cleaned_data["amount"] == 0:
+            raise forms.ValidationError("An adjustment moves the balance.")
+        return self.cleaned_data["amount"]

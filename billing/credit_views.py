@@ -1,0 +1,264 @@
+"""The account's credits, keys and statements pages, and the Stripe webhook.
+
+Every page reads `request.account` (set from the user's own memberships by `account_required`),
+and every id in a form is looked up within that account: another account's purchase or key
+answers 404. Viewers read; members also set key limits and redeem promo codes; owners buy,
+refund and change the account's settings.
+"""
+import logging
+from datetime import date
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from core.csvutil import csv_stream
+from core.money import units_to_usd, usd_to_units
+
+from . import promos, purchases, selectors, services, webhooks
+from .access import account_required
+from .credit_forms import AutoTopupForm, BuyForm, KeyLimitForm, LowBalanceForm, PromoForm
+from .gateways import gateway_get
+from .models import ApiKey, Membership, Payment, PaymentMethod
+
+log = logging.getLogger(__name__)
+OWNER, MEMBER = Membership.Role.OWNER, Membership.Role.MEMBER
+
+
+def _denied(request: HttpRequest, role: str) -> HttpResponse | None:
+    if request.account_ctx.can(role):
+        return None
+    return HttpResponse(f"Only {'owners' if role == OWNER else 'owners and members'} can do this.", status=403)
+
+
+def _int_or_404(value) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        raise Http404 from None
+
+
+@account_required
+def credits(request: HttpRequest) -> HttpResponse:
+    """Balance, buying credits (with the fee shown first), auto top-up, alerts, promo codes, refunds,
+    purchases and the ledger."""
+    if request.method == "POST":
+        return _credits_post(request)
+    buy = BuyForm(request.GET or None)
+    quote = quote_error = None
+    if "amount" in request.GET and buy.is_valid():
+        try:
+            quote = purchases.credits_quote(amount=buy.cleaned_data["amount"])
+        except purchases.PurchaseError as error:
+            quote_error = str(error)
+    return render(request, "account/credits.html", _credits_context(request, buy=buy, quote=quote,
+                                                                     quote_error=quote_error))
+
+
+def _credits_context(request: HttpRequest, **extra) -> dict:
+    account = request.account
+    now = timezone.now()
+    payments = Paginator(Payment.objects.filter(account=account), 10).get_page(request.GET.get("ppage"))
+    for payment in payments:
+        payment.refundable_units = purchases.refundable_units(payment=payment, balance_units=account.balance_units,
+                                                              now=now)
+        payment.refund_until = purchases.refund_deadline(payment)
+    low, high = purchases.purchase_limits()
+    context = {
+        "balance_units": account.balance_units,
+        "payments": payments,
+        "ledger": Paginator(account.ledger.order_by("-created", "-id"), 25).get_page(request.GET.get("page")),
+        "method": PaymentMethod.objects.filter(account=account).first(),
+        "gateway": gateway_get().name,
+        "fee_percent": Decimal(settings.BILLING_FEE_PERCENT), "fee_min": Decimal(settings.BILLING_FEE_MIN_USD),
+        "purchase_min": low, "purchase_max": high, "refund_days": settings.BILLING_REFUND_WINDOW_DAYS,
+        "is_owner": request.account_ctx.can(OWNER), "is_member": request.account_ctx.can(MEMBER),
+        "topup_form": AutoTopupForm(initial={
+            "enabled": account.auto_topup_enabled, "threshold": units_to_usd(account.auto_topup_threshold_units),
+            "amount": units_to_usd(account.auto_topup_amount_units) or Decimal(25)}),
+        "alert_form": LowBalanceForm(initial={"threshold": None if account.low_balance_threshold_units is None
+                                              else units_to_usd(account.low_balance_threshold_units)}),
+        "promo_form": PromoForm(),
+        "buy": BuyForm(),
+    }
+    context.update(extra)
+    return context
+
+
+def _credits_post(request: HttpRequest) -> HttpResponse:
+    action = request.POST.get("action")
+    handler = {"pay": _pay, "refund": _refund, "topup": _topup, "alert": _alert, "promo": _promo,
+               "demo_method": _demo_method}.get(action)
+    if handler is None:
+        return HttpResponse("Unknown action.", status=400)
+    denied = _denied(request, MEMBER if action == "promo" else OWNER)
+    return denied or handler(request)
+
+
+def _pay(request: HttpRequest) -> HttpResponse:
+    form = BuyForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Enter an amount in dollars and cents.")
+        return redirect("billing:credits")
+    back = request.build_absolute_uri(reverse("billing:credits"))
+    try:
+        payment, checkout = purchases.credits_purchase_start(
+            account=request.account, amount=form.cleaned_data["amount"], user=request.user,
+            save_method=form.cleaned_data["save_method"], success_url=f"{back}?paid=1", cancel_url=back)
+    except purchases.PurchaseError as error:
+        messages.error(request, str(error))
+        return redirect("billing:credits")
+    if checkout.redirect_url:
+        return redirect(checkout.redirect_url)
+    messages.success(request, f"Added ${units_to_usd(payment.amount_units):,.2f} of credits "
+                              f"(charged ${units_to_usd(payment.total_units):,.2f}).")
+    return redirect("billing:credits")
+
+
+def _refund(request: HttpRequest) -> HttpResponse:
+    try:
+        entry = purchases.credits_refund(account=request.account, payment_id=_int_or_404(request.POST.get("payment")),
+                                         user=request.user)
+    except Payment.DoesNotExist:
+        raise Http404 from None
+    except purchases.PurchaseError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Refunded ${-units_to_usd(entry.amount_units):,.2f}; the fee is kept.")
+    return redirect("billing:credits")
+
+
+def _topup(request: HttpRequest) -> HttpResponse:
+    form = AutoTopupForm(request.POST)
+    if form.is_valid():
+        try:
+            purchases.auto_topup_settings_save(account=request.account, **form.cleaned_data)
+        except purchases.PurchaseError as error:
+            messages.error(request, f"Auto top-up not saved: {error}")
+        else:
+            messages.success(request, "Auto top-up saved." if form.cleaned_data["enabled"] else "Auto top-up is off.")
+    else:
+        messages.error(request, "Auto top-up not saved: enter both amounts in dollars and cents.")
+    return redirect("billing:credits")
+
+
+def _alert(request: HttpRequest) -> HttpResponse:
+    form = LowBalanceForm(request.POST)
+    if form.is_valid():
+        threshold = form.cleaned_data["threshold"]
+        services.low_balance_threshold_set(account=request.account,
+                                           threshold_units=None if threshold is None else usd_to_units(threshold))
+        messages.success(request, "Low-balance alert saved." if threshold is not None else "Low-balance alert off.")
+    else:
+        messages.error(request, "Enter the threshold in dollars and cents.")
+    return redirect("billing:credits")
+
+
+def _promo(request: HttpRequest) -> HttpResponse:
+    form = PromoForm(request.POST)
+    if form.is_valid():
+        try:
+            redemption = promos.promo_redeem(account=request.account, code=form.cleaned_data["code"],
+                                             actor=request.user.get_username())
+        except promos.PromoError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, f"Code redeemed: ${units_to_usd(redemption.amount_units):,.2f} of credits"
+                             + (f", usable until {redemption.expires_at:%Y-%m-%d}." if redemption.expires_at else "."))
+    return redirect("billing:credits")
+
+
+def _demo_method(request: HttpRequest) -> HttpResponse:
+    if gateway_get().name != "demo":
+        return HttpResponse("Only the demo gateway saves demo cards.", status=400)
+    purchases.demo_method_save(account=request.account)
+    messages.success(request, "Demo card saved for auto top-up.")
+    return redirect("billing:credits")
+
+
+@account_required
+def keys(request: HttpRequest) -> HttpResponse:
+    """Every API key's limit, usage in its current interval and what is left; members set limits."""
+    if request.method == "POST":
+        denied = _denied(request, MEMBER)
+        if denied:
+            return denied
+        form = KeyLimitForm(request.POST)
+        key_id = _int_or_404(request.POST.get("key"))
+        if not form.is_valid():
+            messages.error(request, "Enter the limit in dollars (up to 4 decimals) and an interval.")
+            return redirect("billing:keys")
+        limit = form.cleaned_data["limit"]
+        try:
+            key = services.api_key_limit_set(account=request.account, key_id=key_id,
+                                             limit_units=None if limit is None else usd_to_units(limit),
+                                             interval=form.cleaned_data["interval"])
+        except ApiKey.DoesNotExist:
+            raise Http404 from None
+        messages.success(request, f"Limit of {key} saved.")
+        return redirect("billing:keys")
+    return render(request, "account/keys.html", {
+        "limits": selectors.key_limits(account_id=request.account.pk), "intervals": ApiKey.Interval.choices,
+        "can_edit": request.account_ctx.can(MEMBER)})
+
+
+def _month_or_404(request: HttpRequest, month: str) -> date:
+    try:
+        first = date.fromisoformat(f"{month}-01")
+    except ValueError:
+        raise Http404 from None
+    if first not in selectors.statement_months(account=request.account):
+        raise Http404
+    return first
+
+
+@account_required
+def statements(request: HttpRequest) -> HttpResponse:
+    """The account's months, newest first, each with a statement."""
+    return render(request, "account/statements.html", {"months": selectors.statement_months(account=request.account)})
+
+
+@account_required
+def statement(request: HttpRequest, month: str) -> HttpResponse:
+    """One month: opening balance, movements by kind, usage by model, closing balance; printable."""
+    return render(request, "account/statement.html", {
+        "statement": selectors.statement_month(account=request.account, month=_month_or_404(request, month))})
+
+
+@account_required
+def statement_csv(request: HttpRequest, month: str) -> HttpResponse:
+    """The statement as CSV: one row per line, amounts in USD with 10 decimals."""
+    st = selectors.statement_month(account=request.account, month=_month_or_404(request, month))
+
+    def usd(units: int) -> str:
+        return f"{units_to_usd(units):.10f}"
+
+    rows = [("balance", "Opening balance", "", "", usd(st.opening_units))]
+    rows += [("movement", label, "", "", usd(units)) for label, units in st.lines]
+    rows.append(("balance", "Closing balance", "", "", usd(st.closing_units)))
+    rows += [("usage by model", row.model, row.requests, row.tokens, usd(row.spend_units)) for row in st.usage_by_model]
+    response = StreamingHttpResponse(csv_stream(("section", "item", "requests", "tokens", "amount_usd"), rows),
+                                     content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="statement-{request.account.external_id}-{st.slug}.csv"'
+    return response
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    """Stripe's events: verified by the Stripe-Signature header; a paid Checkout credits once."""
+    try:
+        event = webhooks.stripe_event_parse(payload=request.body,
+                                            signature=request.headers.get("Stripe-Signature", ""))
+    except webhooks.WebhookError as error:
+        log.warning("stripe webhook refused: %s", error)
+        return HttpResponse("invalid signature", status=400)
+    outcome = webhooks.stripe_event_apply(event=event)
+    return HttpResponse(outcome, content_type="text/plain")

@@ -1,0 +1,180 @@
+"""Payment gateways behind one interface: a demo gateway that succeeds at once, and Stripe.
+
+A gateway only talks to the payment provider; crediting is `billing.purchases`' job, keyed on
+the gateway's payment id so that a payment credits once however often it is reported.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+from typing import TYPE_CHECKING, Protocol
+
+from django.conf import settings
+
+from core.money import UNITS_PER_USD, units_to_usd
+
+if TYPE_CHECKING:
+    from .models import Payment, PaymentMethod
+
+UNITS_PER_CENT = UNITS_PER_USD // 100
+
+
+class GatewayError(Exception):
+    """The provider refused or failed: the message is safe to show and to email."""
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A started payment: `external_id` is the gateway's payment id; `redirect_url` where to pay,
+    or None when it was paid at once (`paid`)."""
+
+    external_id: str
+    redirect_url: str | None = None
+    paid: bool = False
+    method: SavedMethod | None = None
+
+
+@dataclass(frozen=True)
+class SavedMethod:
+    token: str
+    label: str
+    customer_ref: str = ""
+
+
+@dataclass(frozen=True)
+class Charge:
+    external_id: str
+
+
+def cents(units: int) -> int:
+    """Whole cents of an amount that the fee arithmetic already rounded to cents."""
+    if units % UNITS_PER_CENT:
+        raise ValueError(f"{units_to_usd(units)} USD is not a whole number of cents")
+    return units // UNITS_PER_CENT
+
+
+def units_floor_cents(units: int) -> int:
+    """Round an amount down to whole cents (what can be paid back)."""
+    usd = units_to_usd(units).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+    return int(usd * UNITS_PER_USD)
+
+
+class PaymentGateway(Protocol):
+    name: str
+
+    def checkout_start(self, *, payment: Payment, success_url: str, cancel_url: str) -> Checkout:
+        """Start paying `payment.total_units`; paid at once or by redirecting the buyer."""
+
+    def charge_saved(self, *, payment: Payment, method: PaymentMethod) -> Charge:
+        """Charge a saved method without the buyer present (auto top-up); raises GatewayError."""
+
+    def refund(self, *, payment: Payment, amount_units: int) -> str:
+        """Pay back part of a payment (whole cents); returns the refund's id."""
+
+
+class DemoGateway:
+    """Succeeds at once and saves a demo card; a method whose token starts with `decline` fails."""
+
+    name = "demo"
+
+    def checkout_start(self, *, payment: Payment, success_url: str, cancel_url: str) -> Checkout:
+        method = SavedMethod(token=f"demo_pm_{uuid.uuid4().hex[:12]}", label="Demo card •••• 4242") \
+            if payment.save_method else None
+        return Checkout(external_id=f"demo_{uuid.uuid4().hex}", paid=True, method=method)
+
+    def charge_saved(self, *, payment: Payment, method: PaymentMethod) -> Charge:
+        if method.token.startswith("decline"):
+            raise GatewayError("the card was declined (demo)")
+        return Charge(external_id=f"demo_{uuid.uuid4().hex}")
+
+    def refund(self, *, payment: Payment, amount_units: int) -> str:
+        return f"demo_re_{uuid.uuid4().hex[:16]}"
+
+
+class StripeGateway:
+    """Stripe Checkout for purchases, off-session PaymentIntents for auto top-up, Refunds."""
+
+    name = "stripe"
+
+    def __init__(self, secret_key: str):
+        import stripe
+
+        self.stripe = stripe
+        self.client_options = {"api_key": secret_key}
+
+    def checkout_start(self, *, payment: Payment, success_url: str, cancel_url: str) -> Checkout:
+        params: dict = {
+            "mode": "payment",
+            "line_items": [{"quantity": 1, "price_data": {
+                "currency": "usd", "unit_amount": cents(payment.total_units),
+                "product_data": {"name": f"Tokengrid credits ${units_to_usd(payment.amount_units):.2f} "
+                                         f"(fee ${units_to_usd(payment.fee_units):.2f})"}}}],
+            "success_url": success_url, "cancel_url": cancel_url,
+            "client_reference_id": str(payment.pk),
+            "metadata": {"payment": str(payment.pk), "account": str(payment.account_id)},
+        }
+        if payment.save_method:
+            params["customer_creation"] = "always"
+            params["payment_intent_data"] = {"setup_future_usage": "off_session"}
+        try:
+            session = self.stripe.checkout.Session.create(
+                **params, **self.client_options, idempotency_key=f"tokengrid-checkout-{payment.pk}")
+        except self.stripe.StripeError as error:
+            raise GatewayError(error.user_message or "the payment could not be started") from error
+        return Checkout(external_id=session["id"], redirect_url=session["url"])
+
+    def charge_saved(self, *, payment: Payment, method: PaymentMethod) -> Charge:
+        try:
+            intent = self.stripe.PaymentIntent.create(
+                amount=cents(payment.total_units), currency="usd", customer=method.customer_ref,
+                payment_method=method.token, off_session=True, confirm=True,
+                metadata={"payment": str(payment.pk), "account": str(payment.account_id)},
+                idempotency_key=f"tokengrid-topup-{payment.pk}", **self.client_options)
+        except self.stripe.StripeError as error:
+            raise GatewayError(error.user_message or str(error)) from error
+        if intent["status"] != "succeeded":
+            raise GatewayError(f"the payment is {intent['status']}")
+        return Charge(external_id=intent["id"])
+
+    def refund(self, *, payment: Payment, amount_units: int) -> str:
+        key = "payment_intent" if payment.external_id.startswith("pi_") else None
+        try:
+            if key is None:  # a Checkout session: refund its PaymentIntent
+                session = self.stripe.checkout.Session.retrieve(payment.external_id, **self.client_options)
+                intent = session["payment_intent"]
+            else:
+                intent = payment.external_id
+            refund = self.stripe.Refund.create(payment_intent=intent, amount=cents(amount_units),
+                                               **self.client_options)
+        except self.stripe.StripeError as error:
+            raise GatewayError(error.user_message or str(error)) from error
+        return refund["id"]
+
+    def method_from_session(self, session: dict) -> SavedMethod | None:
+        """The card a completed Checkout session saved for later, if it saved one."""
+        if not session.get("customer") or not session.get("payment_intent"):
+            return None
+        try:
+            intent = self.stripe.PaymentIntent.retrieve(session["payment_intent"], expand=["payment_method"],
+                                                        **self.client_options)
+        except self.stripe.StripeError:
+            return None
+        method = intent["payment_method"]
+        if not method:
+            return None
+        card = method.get("card") or {}
+        label = f"{card.get('brand', 'card').title()} •••• {card.get('last4', '????')}"
+        return SavedMethod(token=method["id"], label=label, customer_ref=session["customer"])
+
+
+def gateway_get(name: str | None = None) -> PaymentGateway:
+    """The configured gateway (BILLING_GATEWAY; else Stripe when STRIPE_SECRET_KEY is set, else demo)."""
+    name = name or settings.BILLING_GATEWAY or ("stripe" if settings.STRIPE_SECRET_KEY else "demo")
+    if name == "stripe":
+        if not settings.STRIPE_SECRET_KEY:
+            raise GatewayError("Stripe is not configured (STRIPE_SECRET_KEY)")
+        return StripeGateway(settings.STRIPE_SECRET_KEY)
+    if name == "demo":
+        return DemoGateway()
+    raise GatewayError(f"unknown payment gateway {name!r}")

@@ -1,0 +1,78 @@
+"""Promo codes: credits granted once per account, and their expiry."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from core.money import format_usd
+
+from .models import Account, LedgerEntry, PromoCode, PromoRedemption
+from .services import accounts_lock, ledger_post
+
+
+class PromoError(Exception):
+    """The code cannot be redeemed; the message is for the person redeeming."""
+
+
+def promo_redeem(*, account: Account, code: str, actor: str = "") -> PromoRedemption:
+    """Grant a promo code's credits to the account: once per account, within its redemption limit."""
+    code = code.strip().upper()
+    now = timezone.now()
+    with transaction.atomic():
+        accounts_lock(account_ids=[account.pk])
+        # The promo row lock keeps the redemption count exact when many accounts redeem at once.
+        promo = PromoCode.objects.select_for_update().filter(code=code, active=True).first()
+        if promo is None or (promo.redeemable_until and promo.redeemable_until < now):
+            raise PromoError("This code is not valid.")
+        if PromoRedemption.objects.filter(promo=promo, account=account).exists():
+            raise PromoError("This account already redeemed this code.")
+        if promo.max_redemptions is not None and promo.redemptions >= promo.max_redemptions:
+            raise PromoError("This code has been fully redeemed.")
+        expires = now + timedelta(days=promo.credit_expiry_days) if promo.credit_expiry_days else None
+        try:
+            with transaction.atomic():
+                redemption = PromoRedemption.objects.create(promo=promo, account=account,
+                                                            amount_units=promo.amount_units, expires_at=expires)
+        except IntegrityError:
+            raise PromoError("This account already redeemed this code.") from None
+        PromoCode.objects.filter(pk=promo.pk).update(redemptions=F("redemptions") + 1)
+        ledger_post(account_id=account.pk, kind=LedgerEntry.Kind.GRANT, amount_units=promo.amount_units,
+                    idempotency_key=f"promo:{promo.pk}:account:{account.pk}", reference=promo.code, actor=actor,
+                    memo=f"promo code {promo.code}" + (f", expires {expires:%Y-%m-%d}" if expires else ""))
+        return redemption
+
+
+def grant_expire(*, redemption_id: int, now=None) -> LedgerEntry | None:
+    """Expire what is left of one granted promo credit.
+
+    Promo credits count as spent first: what is left is the grant minus the usage debited since
+    it was granted, never below zero and never more than the balance.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        redemption = PromoRedemption.objects.select_related("promo").get(pk=redemption_id)
+        account = accounts_lock(account_ids=[redemption.account_id])[redemption.account_id]
+        redemption = PromoRedemption.objects.select_for_update().get(pk=redemption_id)
+        if redemption.expired_units is not None or redemption.expires_at is None or redemption.expires_at > now:
+            return None
+        used = -(LedgerEntry.objects.filter(account=account, kind=LedgerEntry.Kind.USAGE,
+                                            created__gte=redemption.created).aggregate(s=Sum("amount_units"))["s"] or 0)
+        left = max(0, min(redemption.amount_units - used, account.balance_units))
+        redemption.expired_units = left
+        redemption.save(update_fields=["expired_units"])
+        if left == 0:
+            return None
+        return ledger_post(account_id=account.pk, kind=LedgerEntry.Kind.EXPIRY, amount_units=-left,
+                           idempotency_key=f"expiry:promo-redemption:{redemption.pk}",
+                           reference=redemption.promo.code, actor="expiry",
+                           memo=f"{format_usd(left)} of promo code {redemption.promo.code} expired")
+
+
+def grants_expire(*, now=None) -> int:
+    """Expire every granted credit that is due; returns how many expiry entries were posted."""
+    now = now or timezone.now()
+    due = PromoRedemption.objects.filter(expired_units__isnull=True, expires_at__lte=now).values_list("pk", flat=True)
+    return sum(grant_expire(redemption_id=pk, now=now) is not None for pk in list(due))

@@ -1,0 +1,22 @@
+"""Celery tasks of billing (queue "billing"): thin wrappers that call the services."""
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from . import alerts, promos
+
+TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
+def billing_after_debit(account_ids: list[int]) -> None:
+    """Low-balance alerts, auto top-up and key-limit alerts for accounts that were just debited.
+
+    Safe to run twice: every alert and top-up is claimed by a conditional UPDATE.
+    """
+    alerts.billing_after_debit(account_ids=account_ids)
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
+def billing_grants_expire() -> int:
+    """Post the expiry of promo credits that are due (run daily, or `manage.py credits_expire`)."""
+    return promos.grants_expire()

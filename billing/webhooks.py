@@ -1,0 +1,57 @@
+"""Stripe webhooks: verify the signature, then credit the payment a completed Checkout paid for."""
+from __future__ import annotations
+
+import logging
+
+import stripe
+from django.conf import settings
+
+from core.money import UNITS_PER_USD
+
+from .gateways import StripeGateway
+from .models import Payment
+from .purchases import payment_complete, payment_fail
+
+log = logging.getLogger(__name__)
+PAID_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
+FAILED_EVENTS = {"checkout.session.async_payment_failed", "checkout.session.expired"}
+
+
+class WebhookError(Exception):
+    """A request that is not a genuine Stripe event (bad signature or payload): answer 400."""
+
+
+def stripe_event_parse(*, payload: bytes, signature: str) -> dict:
+    """The verified event; WebhookError when the Stripe-Signature header does not match."""
+    secret = settings.STRIPE_WEBHOOK_SECRET
+    if not secret:
+        raise WebhookError("STRIPE_WEBHOOK_SECRET is not set")
+    try:
+        event = stripe.Webhook.construct_event(payload, signature, secret)
+    except (ValueError, stripe.SignatureVerificationError) as error:
+        raise WebhookError(str(error)) from error
+    return event.to_dict() if hasattr(event, "to_dict") else dict(event)
+
+
+def stripe_event_apply(*, event: dict) -> str:
+    """Act on a verified event; returns what was done (for the log). Credits once per payment."""
+    kind = event.get("type", "")
+    session = (event.get("data") or {}).get("object") or {}
+    if kind not in PAID_EVENTS | FAILED_EVENTS:
+        return "ignored"
+    payment = Payment.objects.filter(gateway="stripe", external_id=session.get("id")).first()
+    if payment is None:
+        log.warning("stripe event %s for unknown session %s", event.get("id"), session.get("id"))
+        return "unknown payment"
+    if kind in FAILED_EVENTS:
+        payment_fail(payment_id=payment.pk, reason=kind.rsplit(".", 1)[-1].replace("_", " "))
+        return "failed"
+    if session.get("payment_status") != "paid":
+        return "not paid yet"
+    method = None
+    if payment.save_method and settings.STRIPE_SECRET_KEY and payment.status == Payment.Status.PENDING:
+        method = StripeGateway(settings.STRIPE_SECRET_KEY).method_from_session(session)
+    paid = session.get("amount_total")
+    entry = payment_complete(payment_id=payment.pk, method=method,
+                             amount_paid_units=None if paid is None else int(paid) * (UNITS_PER_USD // 100))
+    return "credited" if entry is not None else "already credited"

@@ -1,0 +1,106 @@
+"""Auto top-up: one charge per crossing under the threshold, never two at once; failures emailed."""
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+
+from billing.alerts import billing_after_debit
+from billing.models import Account, Payment
+from billing.purchases import PurchaseError, auto_topup_run, auto_topup_settings_save
+from billing.services import ledger_debit_usage
+from core.money import usd_to_units
+
+from .conftest import buy, run_threads, with_demo_card
+
+
+def _rule(account, threshold="5", amount="20"):
+    auto_topup_settings_save(account=account, enabled=True, threshold=Decimal(threshold), amount=Decimal(amount))
+    account.refresh_from_db()
+
+
+def _debit(account, usd: str, key: str):
+    ledger_debit_usage(spend_by_account={account.pk: usd_to_units(usd)}, idempotency_prefix=key)
+
+
+@pytest.mark.django_db
+def test_a_crossing_charges_one_top_up(acct_a, owner, after_debit_calls, django_capture_on_commit_callbacks):
+    buy(acct_a, "10")
+    with_demo_card(acct_a)
+    _rule(acct_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        _debit(acct_a, "6", "d1")
+    assert after_debit_calls == [[acct_a.pk]]  # queued on the billing queue after commit
+
+    for _ in range(3):  # the task delivered three times: one top-up
+        billing_after_debit(account_ids=[acct_a.pk])
+    topups = Payment.objects.filter(kind="auto_topup")
+    assert [(p.status, p.amount_units, p.fee_units) for p in topups.all()] == [
+        ("succeeded", usd_to_units("20"), usd_to_units("1.10"))]
+    acct_a.refresh_from_db()
+    assert acct_a.balance_units == usd_to_units("24")
+
+    _debit(acct_a, "3", "d2")  # 21: above the threshold, nothing to do
+    billing_after_debit(account_ids=[acct_a.pk])
+    assert topups.count() == 1
+    _debit(acct_a, "17", "d3")  # 4: a new crossing, a new top-up
+    billing_after_debit(account_ids=[acct_a.pk])
+    assert topups.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_top_up_that_leaves_the_balance_low_does_not_repeat(acct_a):
+    with_demo_card(acct_a)
+    _rule(acct_a, threshold="50", amount="10")
+    _debit(acct_a, "100", "d1")  # -100
+    billing_after_debit(account_ids=[acct_a.pk])
+    _debit(acct_a, "1", "d2")  # still the same crossing
+    billing_after_debit(account_ids=[acct_a.pk])
+    assert Payment.objects.filter(kind="auto_topup").count() == 1
+    buy(acct_a, "200")  # back above: armed again
+    acct_a.refresh_from_db()
+    assert acct_a.auto_topup_armed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_checks_after_one_crossing_charge_once():
+    account = Account.objects.create(external_id="acct_race")
+    buy(account, "10")
+    with_demo_card(account)
+    _rule(account)
+    _debit(account, "8", "d1")
+    results = run_threads(10, lambda i: auto_topup_run(account_id=account.pk))
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert sum(r is not None for r in results) == 1
+    assert Payment.objects.filter(kind="auto_topup").count() == 1
+    account.refresh_from_db()
+    assert account.balance_units == usd_to_units("22")
+
+
+@pytest.mark.django_db
+def test_a_failed_charge_is_recorded_emailed_and_stops_auto_top_up(acct_a, owner, django_capture_on_commit_callbacks):
+    buy(acct_a, "10")
+    with_demo_card(acct_a, token="decline_pm")
+    _rule(acct_a)
+    _debit(acct_a, "6", "d1")
+    with django_capture_on_commit_callbacks(execute=True):
+        payment = auto_topup_run(account_id=acct_a.pk)
+    assert (payment.status, payment.failure) == ("failed", "the card was declined (demo)")
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["olivia@example.com"]
+    assert "Auto top-up failed" in mail.outbox[0].subject
+    assert "the card was declined" in mail.outbox[0].body
+    acct_a.refresh_from_db()
+    assert not acct_a.auto_topup_enabled
+    assert acct_a.balance_units == usd_to_units("4")
+
+
+@pytest.mark.django_db
+def test_auto_top_up_needs_a_saved_method(client, owner, acct_a):
+    with pytest.raises(PurchaseError, match="payment method"):
+        _rule(acct_a)
+    client.force_login(owner)
+    client.post("/account/credits/", {"action": "demo_method"})
+    client.post("/account/credits/", {"action": "topup", "enabled": "on", "threshold": "5", "amount": "20"})
+    acct_a.refresh_from_db()
+    assert (acct_a.auto_topup_enabled, acct_a.auto_topup_threshold_units) == (True, usd_to_units("5"))
+    assert "adds $20.00 under $5.00" in client.get("/account/credits/").content.decode()

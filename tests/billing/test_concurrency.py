@@ -1,0 +1,64 @@
+"""Twenty threads buying, debiting and refunding at once: every balance still equals its entries."""
+import random
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.db.models import Sum
+
+from billing.models import Account, LedgerEntry, Payment
+from billing.purchases import PurchaseError, credits_refund
+from billing.services import ledger_debit_usage
+from core.money import usd_to_units
+
+from .conftest import buy, run_threads
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_threads_buying_debiting_and_refunding_keep_the_books_exact():
+    accounts = [Account.objects.create(external_id=f"acct_{i}") for i in range(3)]
+    seed_payments = {a.pk: [buy(a, "100").pk] for a in accounts}
+
+    def work(i: int) -> dict:
+        rng = random.Random(i)
+        done = {"bought": 0, "debited": 0, "refunded": 0, "refused": 0}
+        for step in range(6):
+            account = accounts[rng.randrange(3)]
+            action = (i + step) % 3
+            if action == 0:
+                amount = Decimal(rng.randrange(500, 5000)) / 100
+                buy(account, str(amount))
+                done["bought"] += usd_to_units(amount)
+            elif action == 1:
+                # A chunk debiting two accounts at once, as ingestion does (row locks in pk order).
+                spend = {a.pk: rng.randrange(1, 10**11) for a in rng.sample(accounts, 2)}
+                ledger_debit_usage(spend_by_account=spend, idempotency_prefix=f"ingest:batch:{i}:chunk:{step}")
+                done["debited"] += sum(spend.values())
+            else:
+                try:
+                    entry = credits_refund(account=account, payment_id=seed_payments[account.pk][0])
+                    done["refunded"] += -entry.amount_units
+                except PurchaseError:
+                    done["refused"] += 1
+        return done
+
+    results = run_threads(20, work)
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert not errors, errors
+    for account in accounts:
+        account.refresh_from_db()
+        entries = LedgerEntry.objects.filter(account=account)
+        assert account.balance_units == entries.aggregate(s=Sum("amount_units"))["s"]
+        assert account.balance_units == entries.order_by("-id").first().balance_after_units
+        # Each entry's balance after is the running sum: no update was lost between two writers.
+        running = 0
+        for amount, after in entries.order_by("id").values_list("amount_units", "balance_after_units"):
+            running += amount
+            assert after == running
+        seed = Payment.objects.get(pk=seed_payments[account.pk][0])
+        assert 0 <= seed.refunded_units <= seed.amount_units
+        assert -(entries.filter(kind="refund").aggregate(s=Sum("amount_units"))["s"] or 0) == seed.refunded_units
+    total = sum(a.balance_units for a in accounts)
+    moved = sum(r["bought"] - r["debited"] - r["refunded"] for r in results)
+    assert total == 3 * usd_to_units("100") + moved
+    call_command("ledger_verify")

@@ -1,0 +1,111 @@
+"""Per-key limits: usage in the current UTC interval from the hourly rollup, the page, the API, alerts."""
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core import mail
+
+from analytics import ingest
+from billing.access import account_token_create
+from billing.alerts import key_alerts_check
+from billing.models import ApiKey
+from billing.selectors import interval_bounds
+from core.money import usd_to_units
+from tests.analytics.conftest import record, run_batch, write_jsonl
+
+from .conftest import iso, text_of
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def key_traffic(tmp_path, acct_a, acct_b):
+    """Key k1 of acct_a: $0.015 + $0.03 now, $0.5 forty days ago, a BYOK request; acct_b's kb: $9.99."""
+    ingest.pricebook_reset()
+    now = datetime.now(tz=UTC) - timedelta(seconds=5)
+    records = [
+        record(id="g1", created_at=iso(now), total_cost=0.015, account="acct_a", api_key="k1"),
+        record(id="g2", created_at=iso(now), total_cost=0.03, account="acct_a", api_key="k1"),
+        record(id="g3", created_at=iso(now), total_cost=0.2, is_byok=True, account="acct_a", api_key="k1"),
+        record(id="g4", created_at=iso(now - timedelta(days=40)), total_cost=0.5, account="acct_a", api_key="k1"),
+        record(id="g5", created_at=iso(now), total_cost=0.001, account="acct_a", api_key="k2"),
+        record(id="b1", created_at=iso(now), total_cost=9.99, account="acct_b", api_key="kb"),
+    ]
+    assert run_batch(write_jsonl(tmp_path / "keys.jsonl", records)).accepted == 6
+    return {k.external_id: k for k in ApiKey.objects.all()}
+
+
+def test_interval_bounds_in_utc():
+    moment = datetime(2026, 12, 31, 23, 30, tzinfo=UTC)  # a Thursday
+    assert interval_bounds("daily", moment) == (datetime(2026, 12, 31, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    assert interval_bounds("weekly", moment) == (datetime(2026, 12, 28, tzinfo=UTC), datetime(2027, 1, 4, tzinfo=UTC))
+    assert interval_bounds("monthly", moment) == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    assert interval_bounds("never", moment) == (None, None)
+
+
+def test_members_set_a_limit_and_read_usage_and_remaining(client, member, key_traffic):
+    k1 = key_traffic["k1"]
+    client.force_login(member)
+    assert client.post("/account/keys/", {"key": k1.pk, "limit": "0.05", "interval": "daily"}).status_code == 302
+    k1.refresh_from_db()
+    assert (k1.limit_units, k1.limit_interval) == (usd_to_units("0.05"), "daily")
+    page = text_of(client.get("/account/keys/"))
+    # $0.045 spent today (BYOK excluded, the old request outside the interval): 90%, $0.005 left.
+    assert "k1 " + str(k1.pk) + " $0.05 daily $0.0450 (90%) $0.005 " in page
+    client.post("/account/keys/", {"key": k1.pk, "limit": "0.05", "interval": "never"})
+    assert "$0.5450 (1090%) $0.0000 · limit reached" in text_of(client.get("/account/keys/"))
+
+
+def test_viewers_read_limits_only(client, viewer, key_traffic):
+    client.force_login(viewer)
+    assert "owners and members set them" in text_of(client.get("/account/keys/"))
+    assert client.post("/account/keys/", {"key": key_traffic["k1"].pk, "limit": "1", "interval": "daily"}
+                       ).status_code == 403
+
+
+def test_another_accounts_key_answers_404(client, owner, key_traffic):
+    kb = key_traffic["kb"]
+    client.force_login(owner)
+    assert client.post("/account/keys/", {"key": kb.pk, "limit": "1", "interval": "daily"}).status_code == 404
+    kb.refresh_from_db()
+    assert kb.limit_units is None
+    assert "kb" not in text_of(client.get("/account/keys/"))
+
+
+def test_the_key_api_answers_limit_usage_and_remaining(client, key_traffic, acct_a, owner):
+    k1, kb = key_traffic["k1"], key_traffic["kb"]
+    ApiKey.objects.filter(pk=k1.pk).update(limit_units=usd_to_units("0.05"), limit_interval="monthly")
+    _, secret = account_token_create(account=acct_a, name="gateway", created_by=owner)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    body = client.get(f"/api/v1/keys/{k1.pk}", **auth).json()
+    start, reset = interval_bounds("monthly", datetime.now(tz=UTC))
+    assert body == {"id": k1.pk, "key": "k1", "name": "", "limit_usd": "0.0500000000", "interval": "monthly",
+                    "usage_usd": "0.0450000000", "remaining_usd": "0.0050000000", "exhausted": False,
+                    "interval_start": start.isoformat().replace("+00:00", "Z"),
+                    "resets_at": reset.isoformat().replace("+00:00", "Z")}
+    assert client.get(f"/api/v1/keys/{kb.pk}", **auth).status_code == 404
+    assert client.get("/api/v1/keys/999999", **auth).status_code == 404
+    assert client.get(f"/api/v1/keys/{k1.pk}").status_code in (401, 403)
+    listed = client.get("/api/v1/keys", **auth).json()
+    assert sorted(k["key"] for k in listed) == ["k1", "k2"]
+    no_limit = next(k for k in listed if k["key"] == "k2")
+    assert (no_limit["limit_usd"], no_limit["remaining_usd"]) == (None, None)
+
+
+def test_key_alerts_at_80_and_100_percent_once_per_interval(key_traffic, owner, django_capture_on_commit_callbacks):
+    k1 = key_traffic["k1"]
+    ApiKey.objects.filter(pk=k1.pk).update(limit_units=usd_to_units("0.05"), limit_interval="daily")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert key_alerts_check(account_id=k1.account_id) == [(k1.pk, 80)]
+        assert key_alerts_check(account_id=k1.account_id) == []
+    assert len(mail.outbox) == 1
+    assert "at 80% of its limit" in mail.outbox[0].subject
+
+    ApiKey.objects.filter(pk=k1.pk).update(limit_units=usd_to_units("0.045"))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert key_alerts_check(account_id=k1.account_id) == [(k1.pk, 100)]
+        assert key_alerts_check(account_id=k1.account_id) == []
+    assert "at 100% of its limit" in mail.outbox[1].subject
+    assert "refuses it until the limit resets" in mail.outbox[1].body
+
+    tomorrow = datetime.now(tz=UTC) + timedelta(days=1)  # a new interval: nothing spent yet, no alert
+    assert key_alerts_check(account_id=k1.account_id, now=tomorrow) == []

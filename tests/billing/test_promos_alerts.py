@@ -1,0 +1,94 @@
+"""Promo codes (once per account, limited, expiring) and the low-balance alert (once per crossing)."""
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from billing.alerts import low_balance_check
+from billing.models import PromoCode, PromoRedemption
+from billing.promos import PromoError, grants_expire, promo_redeem
+from billing.services import ledger_debit_usage
+from core.money import usd_to_units
+
+from .conftest import buy, text_of
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_member_redeems_a_code_once(client, member, acct_a):
+    PromoCode.objects.create(code="launch25", amount_units=usd_to_units("25"), credit_expiry_days=30)
+    client.force_login(member)
+    client.post("/account/credits/", {"action": "promo", "code": " Launch25 "})
+    page = text_of(client.get("/account/credits/"))
+    assert "Code redeemed: $25.00 of credits, usable until" in page
+    assert "Balance $25.00" in page
+    client.post("/account/credits/", {"action": "promo", "code": "LAUNCH25"})
+    assert "This account already redeemed this code." in text_of(client.get("/account/credits/"))
+    acct_a.refresh_from_db()
+    assert acct_a.balance_units == usd_to_units("25")
+    entry = acct_a.ledger.get()
+    assert (entry.kind, entry.actor, entry.reference) == ("grant", "mike", "LAUNCH25")
+
+
+def test_limited_inactive_and_late_codes_are_refused(acct_a, acct_b):
+    PromoCode.objects.create(code="ONE", amount_units=usd_to_units("5"), max_redemptions=1)
+    PromoCode.objects.create(code="OFF", amount_units=usd_to_units("5"), active=False)
+    PromoCode.objects.create(code="LATE", amount_units=usd_to_units("5"),
+                             redeemable_until=timezone.now() - timedelta(minutes=1))
+    promo_redeem(account=acct_a, code="one")
+    with pytest.raises(PromoError, match="fully redeemed"):
+        promo_redeem(account=acct_b, code="one")
+    for code in ("OFF", "LATE", "NOPE"):
+        with pytest.raises(PromoError, match="not valid"):
+            promo_redeem(account=acct_b, code=code)
+    assert PromoCode.objects.get(code="ONE").redemptions == 1
+    acct_b.refresh_from_db()
+    assert acct_b.balance_units == 0
+
+
+def test_granted_credits_expire_what_is_left_once(acct_a):
+    PromoCode.objects.create(code="TRIAL", amount_units=usd_to_units("10"), credit_expiry_days=7)
+    buy(acct_a, "20")
+    promo_redeem(account=acct_a, code="TRIAL")
+    ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("3.5")}, idempotency_prefix="t")
+    assert grants_expire() == 0  # not due yet
+    later = timezone.now() + timedelta(days=8)
+    assert grants_expire(now=later) == 1
+    assert grants_expire(now=later) == 0
+    acct_a.refresh_from_db()
+    # Promo credits are spent first: 10 - 3.5 = 6.5 expire; the purchased 20 stay.
+    assert acct_a.balance_units == usd_to_units("20")
+    assert acct_a.ledger.get(kind="expiry").amount_units == -usd_to_units("6.5")
+    assert PromoRedemption.objects.get().expired_units == usd_to_units("6.5")
+
+
+def test_expiry_never_takes_more_than_the_balance(acct_a):
+    PromoCode.objects.create(code="TRIAL", amount_units=usd_to_units("10"), credit_expiry_days=1)
+    promo_redeem(account=acct_a, code="TRIAL")
+    ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("12")}, idempotency_prefix="t")
+    assert grants_expire(now=timezone.now() + timedelta(days=2)) == 0
+    acct_a.refresh_from_db()
+    assert acct_a.balance_units == -usd_to_units("2")
+
+
+def test_low_balance_alert_once_per_crossing(client, owner, acct_a, django_capture_on_commit_callbacks):
+    buy(acct_a, "10")
+    client.force_login(owner)
+    client.post("/account/credits/", {"action": "alert", "threshold": "5"})
+    with django_capture_on_commit_callbacks(execute=True):
+        ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("6")}, idempotency_prefix="d1")
+        assert low_balance_check(account_id=acct_a.pk)
+        ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("1")}, idempotency_prefix="d2")
+        assert not low_balance_check(account_id=acct_a.pk)
+    assert len(mail.outbox) == 1
+    assert "Low credit balance" in mail.outbox[0].subject
+    assert "is $4.00, under your alert threshold of $5.00" in mail.outbox[0].body
+    buy(acct_a, "20")  # back above: the next crossing alerts again
+    with django_capture_on_commit_callbacks(execute=True):
+        ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("22")}, idempotency_prefix="d3")
+        assert low_balance_check(account_id=acct_a.pk)
+    assert len(mail.outbox) == 2
+    client.post("/account/credits/", {"action": "alert", "threshold": ""})
+    acct_a.refresh_from_db()
+    assert acct_a.low_balance_threshold_units is None
