@@ -27,9 +27,11 @@ from .access import account_required
 from .credit_forms import AutoTopupForm, BuyForm, KeyLimitForm, LowBalanceForm, PromoForm
 from .gateways import gateway_get
 from .models import ApiKey, Membership, Payment, PaymentMethod
+from .templatetags.ledger_money import usd_input
 
 log = logging.getLogger(__name__)
 OWNER, MEMBER = Membership.Role.OWNER, Membership.Role.MEMBER
+TOPUP_THRESHOLD_DEFAULT, TOPUP_AMOUNT_DEFAULT = Decimal(5), Decimal(25)  # what the form suggests
 
 
 def _denied(request: HttpRequest, role: str) -> HttpResponse | None:
@@ -81,10 +83,10 @@ def _credits_context(request: HttpRequest, **extra) -> dict:
         "purchase_min": low, "purchase_max": high, "refund_days": settings.BILLING_REFUND_WINDOW_DAYS,
         "is_owner": request.account_ctx.can(OWNER), "is_member": request.account_ctx.can(MEMBER),
         "topup_form": AutoTopupForm(initial={
-            "enabled": account.auto_topup_enabled, "threshold": units_to_usd(account.auto_topup_threshold_units),
-            "amount": units_to_usd(account.auto_topup_amount_units) or Decimal(25)}),
-        "alert_form": LowBalanceForm(initial={"threshold": None if account.low_balance_threshold_units is None
-                                              else units_to_usd(account.low_balance_threshold_units)}),
+            "enabled": account.auto_topup_enabled,
+            "threshold": usd_input(account.auto_topup_threshold_units or usd_to_units(TOPUP_THRESHOLD_DEFAULT)),
+            "amount": usd_input(account.auto_topup_amount_units or usd_to_units(TOPUP_AMOUNT_DEFAULT))}),
+        "alert_form": LowBalanceForm(initial={"threshold": usd_input(account.low_balance_threshold_units)}),
         "promo_form": PromoForm(),
         "buy": BuyForm(),
     }

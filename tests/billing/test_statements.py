@@ -56,7 +56,7 @@ def test_statement_months_and_totals(client, owner, books):
     # 100 + 30 - 30 + 10 - 0.045 = 109.955
     assert ("Opening balance $100.0000 Purchases $30.0000 Promo grants $10.0000 Refunds -$30.0000 "
             "Usage -$0.0450 Adjustments $0.0000 Expired credits $0.0000 Closing balance $109.9550") in current
-    assert "lab/beta 1 1500 $0.0300" in current
+    assert "lab/beta 1 1,500 $0.0300" in current
     assert "lab/alpha 1 150 $0.0150" in current
     assert "Total $0.0450" in current
     assert "$70" not in current  # acct_b's purchase

@@ -1,17 +1,28 @@
-"""Create the demo login and attach it to the busiest account (idempotent)."""
+"""Create the demo login, attach it to the busiest account and give that account credits to show (idempotent)."""
+from decimal import ROUND_CEILING, Decimal
+
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db.models import Sum
+from django.utils import timezone
 
 from analytics.models import AccountHour
-from billing.models import Account, Membership
+from billing.models import Account, ApiKey, Membership, Payment, PromoCode, PromoRedemption
+from billing.promos import promo_redeem
+from billing.purchases import credits_purchase_start
+from billing.selectors import interval_bounds
+from billing.services import low_balance_threshold_set
+from core.money import format_usd, units_to_usd, usd_to_units
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "tokengrid-demo"  # noqa: S105  (printed by `make demo`; local demo only)
+LAUNCH_CODE = "TOKENGRID-LAUNCH"  # redeemed by the demo account: a grant on its statement
+DEMO_CODE = "DEMO-10"  # printed, for the person trying the demo to redeem
 
 
 class Command(BaseCommand):
-    help = "Create the demo user (staff) and make it the owner of the account with the most traffic."
+    help = ("Create the demo user (staff) and make it the owner of the account with the most traffic; give the "
+            "account a purchase, a promo grant, key limits and a promo code to redeem.")
 
     def handle(self, *args, **options):
         user, created = get_user_model().objects.get_or_create(
@@ -31,3 +42,38 @@ class Command(BaseCommand):
             account.save(update_fields=["name"])
         Membership.objects.get_or_create(user=user, account=account, defaults={"role": Membership.Role.OWNER})
         self.stdout.write(f"demo login: {DEMO_USERNAME} / {DEMO_PASSWORD} (owner of {account.external_id})")
+        self._credits(account, user)
+
+    def _credits(self, account: Account, user) -> None:
+        """A purchase that covers the usage so far, a redeemed grant, key limits, an alert, a code to redeem."""
+        if not Payment.objects.filter(account=account, status=Payment.Status.SUCCEEDED).exists():
+            account.refresh_from_db(fields=["balance_units"])
+            owed = max(Decimal(0), -units_to_usd(account.balance_units)).quantize(Decimal(1), rounding=ROUND_CEILING)
+            amount = min(max(owed + 100, Decimal(5)), Decimal(10_000))
+            credits_purchase_start(account=account, amount=amount, user=user, save_method=True, gateway_name="demo")
+        launch, _ = PromoCode.objects.get_or_create(code=LAUNCH_CODE, defaults={"amount_units": usd_to_units("25")})
+        if not PromoRedemption.objects.filter(promo=launch, account=account).exists():
+            promo_redeem(account=account, code=LAUNCH_CODE, actor="demo_setup")
+        PromoCode.objects.get_or_create(code=DEMO_CODE, defaults={
+            "amount_units": usd_to_units("10"), "credit_expiry_days": 30, "max_redemptions": 1000})
+        if account.low_balance_threshold_units is None:
+            low_balance_threshold_set(account=account, threshold_units=usd_to_units("10"))
+        self._key_limits(account)
+        account.refresh_from_db(fields=["balance_units"])
+        month = timezone.now().strftime("%Y-%m")
+        self.stdout.write(f"credits: balance {format_usd(account.balance_units)}; promo code to redeem on "
+                          f"/account/credits/: {DEMO_CODE}; statement: /account/statements/{month}/")
+
+    def _key_limits(self, account: Account) -> None:
+        """The busiest keys get limits, once: monthly at twice this month's spend, and a daily one."""
+        if ApiKey.objects.filter(account=account, limit_units__isnull=False).exists():
+            return
+        start, _ = interval_bounds(ApiKey.Interval.MONTHLY, timezone.now())
+        spend = dict(AccountHour.objects.filter(account=account, hour__gte=start).exclude(api_key_id=0)
+                     .values_list("api_key_id").annotate(s=Sum("spend_units")).values_list("api_key_id", "s"))
+        keys = sorted(ApiKey.objects.filter(account=account), key=lambda k: -(spend.get(k.pk) or 0))
+        for key, interval in zip(keys, (ApiKey.Interval.MONTHLY, ApiKey.Interval.DAILY), strict=False):
+            used = units_to_usd(spend.get(key.pk) or 0)
+            limit = max(Decimal(5), (used * 2).quantize(Decimal(1), rounding=ROUND_CEILING)) \
+                if interval == ApiKey.Interval.MONTHLY else Decimal(2)
+            ApiKey.objects.filter(pk=key.pk).update(limit_units=usd_to_units(limit), limit_interval=interval)
