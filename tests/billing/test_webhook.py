@@ -3,9 +3,11 @@ from decimal import Decimal
 
 import pytest
 import stripe
+from django.test import Client
 
 from billing.models import LedgerEntry, Payment, PaymentMethod
-from billing.purchases import credits_purchase_start
+from billing.purchases import auto_topup_run, auto_topup_settings_save, credits_purchase_start, credits_refund
+from billing.services import ledger_debit_usage
 from core.money import usd_to_units
 
 from .conftest import checkout_event, run_threads, stripe_signature
@@ -99,8 +101,6 @@ def test_unpaid_expired_and_unknown_sessions(client, acct_a, stripe_checkout):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_same_webhook_delivered_ten_times_at_once_credits_once(acct_a, stripe_checkout):
-    from django.test import Client
-
     payment, _ = credits_purchase_start(account=acct_a, amount=Decimal("40"))
     # Stripe retries with new timestamps; also a second event id for the same payment.
     payloads = [checkout_event(payment.external_id, 4220, event_id=f"evt_{i % 2}") for i in range(10)]
@@ -116,3 +116,38 @@ def test_the_same_webhook_delivered_ten_times_at_once_credits_once(acct_a, strip
     assert LedgerEntry.objects.filter(account=acct_a).count() == 1
     payment.refresh_from_db()
     assert payment.status == "succeeded"
+
+
+@pytest.mark.django_db
+def test_stripe_auto_top_up_charges_the_saved_card_off_session(acct_a, owner, stripe_checkout, monkeypatch):
+    intents = []
+
+    def create(**params):
+        intents.append(params)
+        return {"id": "pi_test_topup", "status": "succeeded"}
+
+    monkeypatch.setattr(stripe.PaymentIntent, "create", create)
+    PaymentMethod.objects.create(account=acct_a, gateway="stripe", customer_ref="cus_1", token="pm_1",
+                                 label="Visa •••• 4242")
+    auto_topup_settings_save(account=acct_a, enabled=True, threshold=Decimal("5"), amount=Decimal("50"))
+    ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("1")}, idempotency_prefix="d1")
+    payment = auto_topup_run(account_id=acct_a.pk)
+    assert (payment.status, payment.external_id) == ("succeeded", "pi_test_topup")
+    assert intents[0]["amount"] == 5275  # $50 + 5.5%
+    assert (intents[0]["customer"], intents[0]["payment_method"], intents[0]["off_session"]) == ("cus_1", "pm_1", True)
+    assert intents[0]["idempotency_key"] == f"tokengrid-topup-{payment.pk}"
+    acct_a.refresh_from_db()
+    assert acct_a.balance_units == usd_to_units("49")
+
+
+@pytest.mark.django_db
+def test_stripe_refund_pays_back_whole_cents_of_the_payment_intent(acct_a, stripe_checkout, monkeypatch):
+    refunds = []
+    monkeypatch.setattr(stripe.checkout.Session, "retrieve", lambda sid, **kw: {"id": sid, "payment_intent": "pi_9"})
+    monkeypatch.setattr(stripe.Refund, "create", lambda **kw: refunds.append(kw) or {"id": "re_1"})
+    payment, _ = credits_purchase_start(account=acct_a, amount=Decimal("10"))
+    payload = checkout_event(payment.external_id, 1080)
+    Client().post(URL, payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=stripe_signature(payload))
+    entry = credits_refund(account=acct_a, payment_id=payment.pk)
+    assert (refunds[0]["payment_intent"], refunds[0]["amount"]) == ("pi_9", 1000)  # the $0.80 fee is kept
+    assert entry.idempotency_key == "refund:stripe:re_1"
