@@ -9,6 +9,7 @@ from django.db.models import F, Q
 from core.money import format_usd
 
 from .models import Account, ApiKey
+from .promos import grants_expire
 from .purchases import auto_topup_run, owners_email
 from .selectors import KeyLimit, key_limits
 
@@ -60,8 +61,14 @@ def key_alerts_check(*, account_id: int, now=None) -> list[tuple[int, int]]:
 
 
 def billing_after_debit(*, account_ids: Iterable[int]) -> None:
-    """After usage debits: low-balance alerts, auto top-ups and key-limit alerts."""
-    for account_id in sorted(set(account_ids)):
+    """After usage debits: due promo expiries, low-balance alerts, auto top-ups and key-limit alerts.
+
+    Expiring here too means promo credits expire without a scheduler as long as traffic flows;
+    `manage.py credits_expire` covers idle accounts.
+    """
+    account_ids = sorted(set(account_ids))
+    grants_expire(account_ids=account_ids)
+    for account_id in account_ids:
         low_balance_check(account_id=account_id)
         auto_topup_run(account_id=account_id)
         key_alerts_check(account_id=account_id)

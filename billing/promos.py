@@ -71,8 +71,10 @@ def grant_expire(*, redemption_id: int, now=None) -> LedgerEntry | None:
                            memo=f"{format_usd(left)} of promo code {redemption.promo.code} expired")
 
 
-def grants_expire(*, now=None) -> int:
-    """Expire every granted credit that is due; returns how many expiry entries were posted."""
+def grants_expire(*, now=None, account_ids: list[int] | None = None) -> int:
+    """Expire every granted credit that is due (of the given accounts); returns the entries posted."""
     now = now or timezone.now()
-    due = PromoRedemption.objects.filter(expired_units__isnull=True, expires_at__lte=now).values_list("pk", flat=True)
-    return sum(grant_expire(redemption_id=pk, now=now) is not None for pk in list(due))
+    due = PromoRedemption.objects.filter(expired_units__isnull=True, expires_at__lte=now)
+    if account_ids is not None:
+        due = due.filter(account_id__in=account_ids)
+    return sum(grant_expire(redemption_id=pk, now=now) is not None for pk in list(due.values_list("pk", flat=True)))

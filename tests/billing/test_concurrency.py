@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.db.models import Sum
 
 from billing.models import Account, LedgerEntry, Payment
-from billing.purchases import PurchaseError, credits_refund
+from billing.purchases import PurchaseError, credits_refund, payment_complete
 from billing.services import ledger_debit_usage
 from core.money import usd_to_units
 
@@ -62,3 +62,31 @@ def test_twenty_threads_buying_debiting_and_refunding_keep_the_books_exact():
     moved = sum(r["bought"] - r["debited"] - r["refunded"] for r in results)
     assert total == 3 * usd_to_units("100") + moved
     call_command("ledger_verify")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_webhooks_and_refunds_on_one_account_at_once_never_deadlock():
+    """Completing payments and refunding others lock account then payment, in the same order."""
+    account = Account.objects.create(external_id="acct_locks")
+    paid = [buy(account, "20") for _ in range(5)]
+    pending = [Payment.objects.create(account=account, gateway="demo", external_id=f"demo_pending_{i}",
+                                      amount_units=usd_to_units("10"), fee_units=usd_to_units("0.80"))
+               for i in range(5)]
+
+    def work(i: int):
+        kind, k = divmod(i, 5)
+        if kind == 0:
+            return payment_complete(payment_id=pending[k].pk)
+        try:  # a refund racing the completion of the same payment, or of a paid one
+            return credits_refund(account=account, payment_id=(pending if kind == 1 else paid)[k].pk)
+        except PurchaseError:
+            return None
+
+    results = run_threads(15, work)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    account.refresh_from_db()
+    entries = LedgerEntry.objects.filter(account=account)
+    assert entries.filter(kind="purchase").count() == 10  # every pending payment credited once
+    assert entries.filter(kind="refund").count() == 5 + sum(r is not None for r in results[5:10])
+    assert account.balance_units == entries.aggregate(s=Sum("amount_units"))["s"]
+    assert account.balance_units == usd_to_units("150") - sum(p.refunded_units for p in Payment.objects.all())

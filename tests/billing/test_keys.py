@@ -109,3 +109,14 @@ def test_key_alerts_at_80_and_100_percent_once_per_interval(key_traffic, owner, 
 
     tomorrow = datetime.now(tz=UTC) + timedelta(days=1)  # a new interval: nothing spent yet, no alert
     assert key_alerts_check(account_id=k1.account_id, now=tomorrow) == []
+
+
+def test_the_keys_page_reads_usage_in_a_bounded_number_of_queries(client, owner, acct_a, key_traffic,
+                                                                 django_assert_max_num_queries):
+    for i in range(30):
+        ApiKey.objects.create(account=acct_a, external_id=f"extra_{i}", limit_units=usd_to_units("1"),
+                              limit_interval=("daily", "weekly", "monthly", "never")[i % 4])
+    client.force_login(owner)
+    with django_assert_max_num_queries(12):
+        response = client.get("/account/keys/")
+    assert len(response.context["limits"]) == 32

@@ -92,3 +92,16 @@ def test_low_balance_alert_once_per_crossing(client, owner, acct_a, django_captu
     client.post("/account/credits/", {"action": "alert", "threshold": ""})
     acct_a.refresh_from_db()
     assert acct_a.low_balance_threshold_units is None
+
+
+def test_due_grants_expire_after_the_next_usage_debit(acct_a):
+    from billing.alerts import billing_after_debit
+
+    PromoCode.objects.create(code="SHORT", amount_units=usd_to_units("10"), credit_expiry_days=1)
+    promo_redeem(account=acct_a, code="SHORT")
+    PromoRedemption.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
+    ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("4")}, idempotency_prefix="t")
+    billing_after_debit(account_ids=[acct_a.pk])
+    acct_a.refresh_from_db()
+    assert acct_a.balance_units == 0
+    assert acct_a.ledger.get(kind="expiry").amount_units == -usd_to_units("6")
