@@ -25,7 +25,7 @@ from core.money import units_to_usd, usd_to_units
 from . import promos, purchases, selectors, services, webhooks
 from .access import account_required
 from .credit_forms import AutoTopupForm, BuyForm, KeyLimitForm, LowBalanceForm, PromoForm
-from .gateways import gateway_get
+from .gateways import GatewayError, gateway_get
 from .models import ApiKey, Membership, Payment, PaymentMethod
 from .templatetags.ledger_money import usd_input
 
@@ -64,6 +64,13 @@ def credits(request: HttpRequest) -> HttpResponse:
                                                                      quote_error=quote_error))
 
 
+def _gateway_name() -> str:
+    try:
+        return gateway_get().name
+    except GatewayError:
+        return "unavailable"
+
+
 def _credits_context(request: HttpRequest, **extra) -> dict:
     account = request.account
     now = timezone.now()
@@ -78,7 +85,7 @@ def _credits_context(request: HttpRequest, **extra) -> dict:
         "payments": payments,
         "ledger": Paginator(account.ledger.order_by("-created", "-id"), 25).get_page(request.GET.get("page")),
         "method": PaymentMethod.objects.filter(account=account).first(),
-        "gateway": gateway_get().name,
+        "gateway": _gateway_name(),
         "fee_percent": Decimal(settings.BILLING_FEE_PERCENT), "fee_min": Decimal(settings.BILLING_FEE_MIN_USD),
         "purchase_min": low, "purchase_max": high, "refund_days": settings.BILLING_REFUND_WINDOW_DAYS,
         "is_owner": request.account_ctx.can(OWNER), "is_member": request.account_ctx.can(MEMBER),
@@ -178,7 +185,7 @@ def _promo(request: HttpRequest) -> HttpResponse:
 
 
 def _demo_method(request: HttpRequest) -> HttpResponse:
-    if gateway_get().name != "demo":
+    if _gateway_name() != "demo":
         return HttpResponse("Only the demo gateway saves demo cards.", status=400)
     purchases.demo_method_save(account=request.account)
     messages.success(request, "Demo card saved for auto top-up.")

@@ -196,13 +196,17 @@ def auto_topup_claim(*, account_id: int) -> bool:
 
 def auto_topup_run(*, account_id: int) -> Payment | None:
     """Charge one top-up if the balance crossed under the threshold; record and email a failure."""
-    if not PaymentMethod.objects.filter(account_id=account_id).exists() or not auto_topup_claim(
-            account_id=account_id):
+    account = Account.objects.select_related("payment_method").filter(pk=account_id).first()
+    method = getattr(account, "payment_method", None) if account else None
+    if method is None:
         return None
-    account = Account.objects.select_related("payment_method").get(pk=account_id)
-    method = account.payment_method
-    amount = units_to_usd(account.auto_topup_amount_units)
-    quote = credits_quote(amount=amount)
+    try:  # the limits may have changed since the rule was saved: then there is nothing to charge
+        quote = credits_quote(amount=units_to_usd(account.auto_topup_amount_units))
+    except PurchaseError:
+        log.warning("auto top-up of account %s skipped: amount outside the purchase limits", account_id)
+        return None
+    if not auto_topup_claim(account_id=account_id):
+        return None
     payment = Payment.objects.create(account=account, kind=Payment.Kind.AUTO_TOPUP, gateway=method.gateway,
                                      amount_units=quote.amount_units, fee_units=quote.fee_units)
     try:

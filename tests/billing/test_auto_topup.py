@@ -104,3 +104,14 @@ def test_auto_top_up_needs_a_saved_method(client, owner, acct_a):
     acct_a.refresh_from_db()
     assert (acct_a.auto_topup_enabled, acct_a.auto_topup_threshold_units) == (True, usd_to_units("5"))
     assert "adds $20.00 under $5.00" in client.get("/account/credits/").content.decode()
+
+
+@pytest.mark.django_db
+def test_a_rule_outside_new_purchase_limits_charges_nothing(acct_a, settings):
+    with_demo_card(acct_a)
+    _rule(acct_a, threshold="5", amount="20")
+    settings.BILLING_PURCHASE_MIN_USD = "50"
+    _debit(acct_a, "1", "d1")
+    assert auto_topup_run(account_id=acct_a.pk) is None
+    acct_a.refresh_from_db()
+    assert acct_a.auto_topup_armed  # not claimed: the next debit after a fix still tops up
