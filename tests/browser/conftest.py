@@ -138,3 +138,31 @@ def charts_drawn(page: "Page") -> list[str]:
         "charts => charts.filter(chart => chart.querySelector('svg.main-svg')).map(chart => chart.id)")
     assert drawn == page.locator(".chart").evaluate_all("charts => charts.map(chart => chart.id)")
     return drawn
+
+
+PASSWORD = "Alice-pass-2718"  # noqa: S105  (a test user's)
+
+
+@pytest.fixture
+def account_site(transactional_db, tmp_path):
+    """Account A's fixture traffic (tests/analytics/conftest.py) and its owner, alice."""
+    from django.contrib.auth import get_user_model
+
+    from billing.models import Membership
+    from tests.analytics.conftest import account_traffic
+
+    accounts = account_traffic(tmp_path)
+    user = get_user_model().objects.create_user("alice", "alice@example.com", PASSWORD)
+    Membership.objects.create(user=user, account=accounts["a"], role=Membership.Role.OWNER)
+    return accounts
+
+
+def sign_in(tab: Tab, *, next_path: str) -> None:
+    """Open an account page anonymously, sign in as alice on the form it sends to, land back on it."""
+    tab.open(next_path)
+    assert tab.page.url == f"{tab.origin}/accounts/login/?next={next_path}"
+    tab.page.get_by_label("Username").fill("alice")
+    tab.page.get_by_label("Password").fill(PASSWORD)
+    with tab.page.expect_navigation():
+        tab.page.get_by_role("button", name="Sign in").click()
+    assert tab.page.url == f"{tab.origin}{next_path}"

@@ -4,38 +4,16 @@ import io
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
-from billing.models import Membership
-from tests.analytics.conftest import D1, D2, account_traffic
-from tests.browser.conftest import charts_drawn, rows_of
+from tests.analytics.conftest import D1, D2
+from tests.browser.conftest import charts_drawn, rows_of, sign_in
 
 pytestmark = pytest.mark.browser
-PASSWORD = "Alice-pass-2718"  # noqa: S105
-
-
-@pytest.fixture
-def account_site(transactional_db, tmp_path):
-    """Account A's fixture traffic (tests/analytics/conftest.py) and its owner, alice."""
-    accounts = account_traffic(tmp_path)
-    user = get_user_model().objects.create_user("alice", "alice@example.com", PASSWORD)
-    Membership.objects.create(user=user, account=accounts["a"], role=Membership.Role.OWNER)
-    return accounts
-
-
-def _sign_in(tab) -> None:
-    tab.open("/account/")  # anonymous: sent to the sign-in page, and back after it
-    assert tab.page.url == f"{tab.origin}/accounts/login/?next=/account/"
-    tab.page.get_by_label("Username").fill("alice")
-    tab.page.get_by_label("Password").fill(PASSWORD)
-    with tab.page.expect_navigation():
-        tab.page.get_by_role("button", name="Sign in").click()
-    assert tab.page.url == f"{tab.origin}/account/"
 
 
 def test_overview_then_a_custom_period(tab, account_site):
-    _sign_in(tab)
+    sign_in(tab, next_path="/account/")
     # Last 30 days: $0.045 (BYOK excluded) against $0.01 in the 30 days before.
     expect(tab.page.locator('[data-stat="spend"]')).to_contain_text("$0.0450")
     expect(tab.page.locator('[data-stat="spend"]')).to_contain_text("+350.0% vs previous")
@@ -59,7 +37,7 @@ def test_overview_then_a_custom_period(tab, account_site):
 
 
 def test_download_usage_csv_from_the_reports_page(tab, account_site):
-    _sign_in(tab)
+    sign_in(tab, next_path="/account/")
     with tab.page.expect_navigation():
         tab.page.get_by_role("navigation", name="Account").get_by_role("link", name="Reports").click()
     tab.page.locator("#usage-start").fill(D2.isoformat())
