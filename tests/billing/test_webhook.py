@@ -151,3 +151,18 @@ def test_stripe_refund_pays_back_whole_cents_of_the_payment_intent(acct_a, strip
     entry = credits_refund(account=acct_a, payment_id=payment.pk)
     assert (refunds[0]["payment_intent"], refunds[0]["amount"]) == ("pi_9", 1000)  # the $0.80 fee is kept
     assert entry.idempotency_key == "refund:stripe:re_1"
+
+
+@pytest.mark.django_db
+def test_a_checkout_that_saves_the_card_keeps_it_for_auto_top_up(client, acct_a, stripe_checkout, monkeypatch):
+    def retrieve(intent_id, **params):
+        assert (intent_id, params["expand"]) == ("pi_test_1", ["payment_method"])
+        return {"id": intent_id, "payment_method": {"id": "pm_card", "card": {"brand": "visa", "last4": "4242"}}}
+
+    monkeypatch.setattr(stripe.PaymentIntent, "retrieve", retrieve)
+    payment, _ = credits_purchase_start(account=acct_a, amount=Decimal("10"), save_method=True)
+    payload = checkout_event(payment.external_id, 1080).replace(b'"customer":null', b'"customer":"cus_9"')
+    assert _post(client, payload, stripe_signature(payload)).content == b"credited"
+    method = PaymentMethod.objects.get(account=acct_a)
+    assert (method.gateway, method.customer_ref, method.token, method.label) == (
+        "stripe", "cus_9", "pm_card", "Visa •••• 4242")
