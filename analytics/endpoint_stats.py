@@ -37,9 +37,18 @@ def _uptime(attempts: int, failed: int) -> float | None:
 
 
 def endpoint_stats(*, model_id: int, now: datetime | None = None) -> dict[int, EndpointStats]:
-    """Figures per provider of one model over the last 7 days (uptime also over the last day)."""
+    """Figures per provider of one model over the last 7 days (uptime also over the last day).
+
+    Cached under the rankings version, like the rankings: new traffic moves it.
+    """
+    from .rankings import _cached
+
     now = now or timezone.now()
     end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return _cached(f"endpoint-stats:{model_id}:{end:%Y%m%d%H}", lambda: _endpoint_stats(model_id, end))
+
+
+def _endpoint_stats(model_id: int, end: datetime) -> dict[int, EndpointStats]:
     week_start, day_start = end - timedelta(days=STATS_DAYS), end - timedelta(days=1)
     week = {row["provider_id"]: row for row in EndpointHour.objects.filter(
         model_id=model_id, hour__gte=week_start, hour__lt=end).values("provider_id").annotate(

@@ -446,4 +446,20 @@ def rankings_prewarm() -> int:
     weekly_tokens(by="model")
     weekly_tokens(by="author", top=10)
     categories_in_use()
-    return count + 3
+    return count + 3 + _model_pages_prewarm()
+
+
+MODEL_PAGES_PREWARMED = 20
+
+
+def _model_pages_prewarm() -> int:
+    """The figures of the month's top model pages (most visitors follow the leaderboard)."""
+    from .endpoint_stats import endpoint_stats
+
+    week = window_parse("week")
+    top = ranking_models(window=window_parse("month"), metric="tokens", limit=MODEL_PAGES_PREWARMED)
+    for row in top:
+        endpoint_stats(model_id=row.id)
+        daily_series(group="provider__name", model_id=row.id)
+        top_apps_of_model(model_id=row.id, window=week)
+    return 3 * len(top)
