@@ -210,31 +210,12 @@ def _pg_column(name: str, expression: str, untrusted: bool) -> str:
         return "(g.cost_units / 10000000000)::text || '.' || lpad((g.cost_units %% 10000000000)::text, 10, '0')"
     if expression.endswith(("cost_priced", "is_byok", "streamed", "cancelled")):
         return f"CASE {expression} WHEN true THEN 'true' WHEN false THEN 'false' END"
-    if name == "provider_responses":  # JSON text starts with [, {, " or a digit: never a formula
-        return f"{expression}::text"
-    if untrusted and expression not in _LOOKUP_COLUMNS:
-        return _pg_safe(expression)
+    if untrusted:
+        text = f"{expression}::text"
+        # The same rule as core.csvutil.safe_cell: formula-like text gets a leading quote.
+        return (f"CASE WHEN left({text}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') AND {text} !~ '{_NUMBER}'"
+                f" THEN '''' || {text} ELSE {text} END")
     return expression
-
-
-def _pg_safe(text: str) -> str:
-    """The same rule as core.csvutil.safe_cell, in SQL: formula-like text gets a leading quote."""
-    return (f"CASE WHEN left({text}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') AND {text} !~ '{_NUMBER}'"
-            f" THEN '''' || {text} ELSE {text} END")
-
-
-# The names come from the small lookup tables, neutralized there once per lookup row rather than
-# once per generation (OFFSET 0 keeps the planner from folding the subqueries into the scan).
-_LOOKUP_COLUMNS = ("m.slug", "p.slug", "a.name", "a.origin", "k.external_id")
-_PG_FROM = (
-    "FROM analytics_generation g"
-    f" JOIN (SELECT id, {_pg_safe('slug')} AS slug FROM marketplace_model OFFSET 0) m ON m.id = g.model_id"
-    f" JOIN (SELECT id, {_pg_safe('slug')} AS slug FROM marketplace_provider OFFSET 0) p ON p.id = g.provider_id"
-    f" LEFT JOIN (SELECT id, {_pg_safe('name')} AS name, {_pg_safe('origin')} AS origin FROM marketplace_app"
-    " OFFSET 0) a ON a.id = g.app_id"
-    f" LEFT JOIN (SELECT id, {_pg_safe('external_id')} AS external_id FROM billing_apikey WHERE account_id = %s"
-    " OFFSET 0) k ON k.id = g.api_key_id"
-    " WHERE g.account_id = %s AND g.created_at >= %s AND g.created_at < %s")
 
 
 def _range(first: date, last: date) -> tuple[datetime, datetime]:
@@ -254,12 +235,12 @@ def generations_csv(*, account_id: int, first: date, last: date) -> Iterator[byt
 
 def _csv_postgres(account_id: int, start: datetime, end: datetime) -> Iterator[bytes]:
     select = ", ".join(_pg_column(*column) for column in CSV_COLUMNS)
-    sql = f"COPY (SELECT {select} {_PG_FROM} ORDER BY g.created_at, g.id) TO STDOUT WITH (FORMAT csv)"
+    sql = f"COPY (SELECT {select} {_FROM} ORDER BY g.created_at, g.id) TO STDOUT WITH (FORMAT csv)"
     connection.ensure_connection()
     # jit off: compiling ~40 expressions costs more than it saves on one account's rows.
     with transaction.atomic(), connection.connection.cursor() as cursor:
         cursor.execute("SET LOCAL jit = off")
-        yield from _copy_blocks(cursor, sql, (account_id, account_id, start, end))
+        yield from _copy_blocks(cursor, sql, (account_id, start, end))
 
 
 def _copy_blocks(cursor, sql: str, params: tuple) -> Iterator[bytes]:
