@@ -210,6 +210,10 @@ def _pg_column(name: str, expression: str, untrusted: bool) -> str:
         return "(g.cost_units / 10000000000)::text || '.' || lpad((g.cost_units %% 10000000000)::text, 10, '0')"
     if expression.endswith(("cost_priced", "is_byok", "streamed", "cancelled")):
         return f"CASE {expression} WHEN true THEN 'true' WHEN false THEN 'false' END"
+    if name == "provider_responses":
+        # JSON text starts with [, {, ", a digit, t, f, n or a minus sign followed by a digit (a
+        # number, left alone by the rule below too): never a formula. One jsonb-to-text, not three.
+        return f"{expression}::text"
     if untrusted:
         text = f"{expression}::text"
         # The same rule as core.csvutil.safe_cell: formula-like text gets a leading quote.
