@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint install serve worker clean
+.PHONY: demo test lint install serve worker beat clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Tokengrid needs $(PYTHON) on PATH"; exit 1; }
@@ -26,6 +26,9 @@ lint: $(STAMP)
 
 worker: $(STAMP)
 	$(VENV)/bin/celery -A config worker -Q ingest,rollups,reports,billing,default --loglevel=INFO
+
+beat: $(STAMP)
+	$(VENV)/bin/celery -A config beat --schedule var/celerybeat-schedule --loglevel=INFO
 
 serve: $(STAMP)
 	$(PY) manage.py runserver 127.0.0.1:8000

@@ -373,6 +373,12 @@ def chunk_ingest(*, batch_id: int, index: int) -> ChunkResult:
     return result
 
 
+def batches_mark_ranked() -> int:
+    """Stamp finished batches not yet in the rankings: the rankings version just moved past them."""
+    return IngestBatch.objects.filter(status=IngestBatch.Status.DONE, ranked_at__isnull=True).update(
+        ranked_at=timezone.now())
+
+
 def batch_cleanup(*, batch: IngestBatch) -> None:
     """Remove the decompressed copy of a finished batch (the source file is the user's)."""
     path = Path(batch.path)

@@ -34,6 +34,8 @@ class IngestBatch(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    ranked_at = models.DateTimeField(null=True, blank=True,
+                                     help_text="when the rankings version first moved after the batch was done")
 
     class Meta:
         ordering = ["-id"]
@@ -47,6 +49,11 @@ class IngestBatch(models.Model):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+    @property
+    def lag_seconds(self) -> float | None:
+        """Ingest lag: from the batch being queued to its data being in the rankings."""
+        return (self.ranked_at - self.created_at).total_seconds() if self.ranked_at else None
 
 
 class IngestChunk(models.Model):

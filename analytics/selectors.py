@@ -20,3 +20,13 @@ def rejects_rows(*, batch_id: int) -> Iterator[tuple]:
     """Rows of a batch's rejects CSV, streamed from the database in line order."""
     for reject in rejects_of_batch(batch_id=batch_id).iterator(chunk_size=2000):
         yield (reject.batch_id, reject.line, reject.reason, reject.raw)
+
+
+def ingest_lag_recent(*, batches: int = 20) -> float | None:
+    """Median seconds from a batch queued to its data in the rankings, over the latest ranked batches."""
+    lags = sorted(b.lag_seconds for b in IngestBatch.objects.filter(ranked_at__isnull=False)
+                  .order_by("-id").only("created_at", "ranked_at")[:batches])
+    if not lags:
+        return None
+    middle = len(lags) // 2
+    return lags[middle] if len(lags) % 2 else (lags[middle - 1] + lags[middle]) / 2

@@ -52,6 +52,7 @@ def rollup_rankings_refresh() -> None:
     """
     if cache.add("rankings:bumped", 1, RANKINGS_MAX_AGE_SECONDS):
         rankings_invalidate()
+        ingest.batches_mark_ranked()
         rankings_prewarm()
     elif cache.add("rankings:pending", 1, RANKINGS_MAX_AGE_SECONDS):
         rollup_rankings_refresh.apply_async(countdown=RANKINGS_MAX_AGE_SECONDS + 1)

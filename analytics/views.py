@@ -24,7 +24,8 @@ def ops_ingest(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"{upload.name} queued as batch {batch.pk}.")
         return redirect("analytics:ops-batch", batch_id=batch.pk)
     page = Paginator(selectors.batches_recent(), 50).get_page(request.GET.get("page"))
-    return render(request, "analytics/ops_ingest.html", {"page": page, "form": form})
+    return render(request, "analytics/ops_ingest.html", {"page": page, "form": form,
+                                                          "lag": selectors.ingest_lag_recent()})
 
 
 @staff_member_required

@@ -13,7 +13,7 @@ $PY manage.py migrate --noinput
 $PY manage.py catalog_sync
 
 .venv/bin/celery -A config worker -Q ingest,rollups,reports,billing,default --loglevel=WARNING \
-  --concurrency 2 >var/demo/worker.log 2>&1 &
+  --concurrency 2 -B --schedule var/demo/celerybeat-schedule >var/demo/worker.log 2>&1 &
 worker=$!
 trap 'kill $worker 2>/dev/null || true; wait $worker 2>/dev/null || true' EXIT INT TERM
 

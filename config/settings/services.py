@@ -71,6 +71,15 @@ CELERY_TASK_ROUTES = {
     "billing.tasks.*": {"queue": "billing"},
 }
 CELERY_WORKER_QUEUES = "ingest,rollups,reports,billing,default"
+# Periodic work (`celery -A config beat`, or a worker with -B in the demo). Key limits need no reset
+# task: usage is counted from the start of each key's UTC interval. Statements are computed on demand.
+CELERY_BEAT_SCHEDULE = {
+    # Windows end at the current hour: refresh and prewarm the rankings as the hour turns, even
+    # when no traffic arrives (rate-limited with ingestion's own refreshes).
+    "rankings-refresh": {"task": "analytics.tasks.rollup_rankings_refresh", "schedule": 300.0},
+    # Promo credits past their expiry, for accounts with no usage debit to trigger it.
+    "credits-expire": {"task": "billing.tasks.billing_grants_expire", "schedule": 3600.0},
+}
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Tokengrid <noreply@tokengrid.local>")

@@ -136,3 +136,26 @@ def test_rankings_version_moves_at_most_once_a_minute(monkeypatch):
     cache.delete("rankings:bumped")  # a minute later
     rollup_rankings_refresh.run()
     assert cache.get("rankings:version") == 2
+
+
+def test_ingest_lag_runs_from_queued_to_the_rankings(client, tmp_path, monkeypatch, admin_user):
+    from datetime import timedelta
+
+    from django.core.cache import cache
+
+    from analytics.models import IngestBatch
+    from analytics.tasks import rollup_rankings_refresh
+
+    from .conftest import record, run_batch, write_jsonl
+
+    batch = run_batch(write_jsonl(tmp_path / "lag.jsonl", [record(id="lag-1")]))
+    IngestBatch.objects.filter(pk=batch.pk).update(created_at=batch.created_at - timedelta(seconds=90))
+    client.force_login(admin_user)
+    assert "pending" in client.get("/ops/ingest/").content.decode()
+    cache.clear()
+    monkeypatch.setattr("analytics.tasks.rankings_prewarm", lambda: 0)
+    rollup_rankings_refresh.run()
+    batch.refresh_from_db()
+    assert 90 <= batch.lag_seconds < 120
+    page = client.get("/ops/ingest/").content.decode()
+    assert f"<strong>{batch.lag_seconds:.1f} s</strong>" in page
