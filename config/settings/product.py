@@ -18,3 +18,8 @@ BILLING_PURCHASE_MAX_USD = env_str("BILLING_PURCHASE_MAX_USD", "10000")
 BILLING_REFUND_WINDOW_DAYS = env_int("BILLING_REFUND_WINDOW_DAYS", 30)
 # "demo" succeeds at once; "stripe" needs STRIPE_SECRET_KEY; empty: stripe when the key is set, else demo.
 BILLING_GATEWAY = env_str("BILLING_GATEWAY")
+
+# Sign-in: after this many failures a username (or a client address) is refused for a while.
+LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
+LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 50)
+LOGIN_LOCK_SECONDS = env_int("LOGIN_LOCK_SECONDS", 15 * 60)

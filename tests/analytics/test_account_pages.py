@@ -321,3 +321,15 @@ def test_prewarm_fills_what_the_overview_reads(client, alice, traffic, django_as
     with django_assert_max_num_queries(4):  # session, user, memberships (+ savepoint): no usage query
         response = client.get("/account/")
     assert re.search(r"Spend \$0\.0450 ", _text(response))
+
+
+def test_repeated_failed_sign_ins_lock_the_username(client, alice, settings):
+    settings.LOGIN_MAX_FAILURES = 3
+    for _ in range(3):
+        response = client.post("/accounts/login/", {"username": "alice", "password": "wrong"})
+        assert "Please enter a correct username and password" in _text(response)
+    response = client.post("/accounts/login/", {"username": "Alice", "password": "pw-alice-123"})
+    assert response.status_code == 200  # the right password is refused too while locked
+    assert "Too many failed sign-ins. Try again in 15 minutes." in _text(response)
+    get_user_model().objects.create_user("bob", password="pw-bob-12345")
+    assert client.post("/accounts/login/", {"username": "bob", "password": "pw-bob-12345"}).status_code == 302
