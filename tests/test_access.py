@@ -1,0 +1,104 @@
+"""Who may reach what: every route that takes an id or a slug, every account page, every form.
+
+The route tables below must name every parametrized route of the site (the first test fails when a
+new one appears), so that each new id-taking URL gets an access check here.
+"""
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import get_resolver
+
+from analytics.models import Generation, IngestBatch
+from billing.access import account_token_create
+from billing.models import ApiKey, Membership
+from tests.analytics.conftest import D1, account_traffic
+
+pytestmark = pytest.mark.django_db
+
+# Routes that show no account's data: public pages and files, or a secret in the URL itself.
+PUBLIC = {"plotly-js", "password_reset_confirm", "api-model-endpoints", "model", "author", "provider", "app",
+          "invitation"}
+# Routes of an account's own objects: another account's object answers 404 (or 403).
+OWN_OBJECTS = {"generation", "api-key", "api-ingest-batch"}
+# Routes of the current account by period: another account's figures never appear on them.
+BY_PERIOD = {"monthly-report", "statement", "statement-csv"}
+STAFF_ONLY = {"ops-batch", "ops-batch-rejects", "ops-batch-retry"}
+
+
+def _routes(patterns=None, prefix=""):
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if hasattr(pattern, "url_patterns"):
+            yield from _routes(pattern.url_patterns, prefix + str(pattern.pattern))
+        else:
+            yield prefix + str(pattern.pattern), pattern.name
+
+
+def test_every_parametrized_route_has_an_access_rule():
+    parametrized = {name for route, name in _routes() if "<" in route and not route.startswith("admin/")}
+    assert parametrized == PUBLIC | OWN_OBJECTS | BY_PERIOD | STAFF_ONLY
+
+
+@pytest.fixture
+def site(tmp_path):
+    accounts = account_traffic(tmp_path)
+    alice = get_user_model().objects.create_user("alice", "alice@example.com", "pw-alice-123")
+    Membership.objects.create(user=alice, account=accounts["a"], role=Membership.Role.OWNER)
+    client = Client()
+    client.force_login(alice)
+    _, secret = account_token_create(account=accounts["a"], name="a", created_by=alice)
+    return {**accounts, "client": client, "token": secret}
+
+
+def test_account_a_cannot_reach_account_b_objects(site):
+    client, auth = site["client"], {"HTTP_AUTHORIZATION": f"Bearer {site['token']}"}
+    b_generation = Generation.objects.get(account_id=site["b"].pk)
+    b_key = ApiKey.objects.get(account=site["b"])
+    batch = IngestBatch.objects.get()
+    assert client.get(f"/account/generations/{b_generation.pk}/").status_code == 404
+    assert client.get(f"/api/v1/keys/{b_key.pk}", **auth).status_code == 404
+    own_key = ApiKey.objects.filter(account=site["a"]).first()
+    assert client.get(f"/api/v1/keys/{own_key.pk}", **auth).status_code == 200  # the check can pass
+    assert client.get(f"/api/v1/ingest/{batch.pk}", **auth).status_code in (401, 403)  # gateway token only
+    month = f"{D1:%Y-%m}"
+    for url in (f"/account/reports/monthly/{month}/", f"/account/statements/{month}/",
+                f"/account/statements/{month}/csv"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        assert not re.search(rb"9[.,]99", body), url  # account B's only request cost $9.99
+
+
+def test_staff_pages_refuse_account_holders(site):
+    batch = IngestBatch.objects.get()
+    for url in (f"/ops/ingest/{batch.pk}/", f"/ops/ingest/{batch.pk}/rejects.csv", "/ops/ingest/", "/admin/"):
+        response = site["client"].get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith("/admin/login/"), url
+    assert site["client"].post(f"/ops/ingest/{batch.pk}/retry").status_code == 302
+
+
+def test_anonymous_users_are_sent_to_sign_in_from_every_account_page(site):
+    anonymous = Client()
+    b_generation = Generation.objects.get(account_id=site["b"].pk)
+    concrete = {"generation": f"/account/generations/{b_generation.pk}/",
+                "monthly-report": f"/account/reports/monthly/{D1:%Y-%m}/",
+                "statement": f"/account/statements/{D1:%Y-%m}/", "statement-csv": f"/account/statements/{D1:%Y-%m}/csv"}
+    urls = [concrete.get(name, "/" + route) for route, name in _routes() if route.startswith("account/")]
+    assert len(urls) >= 15
+    for url in urls:
+        response = anonymous.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith("/accounts/login/?next="), url
+
+
+FORMS = ("/account/switch/", "/account/members/", "/account/tokens/", "/account/credits/", "/account/keys/",
+         "/accounts/logout/", "/accounts/password_change/", "/accounts/login/", "/accounts/password_reset/")
+
+
+def test_every_form_needs_its_csrf_token(site):
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(get_user_model().objects.get(username="alice"))
+    for url in FORMS:
+        assert strict.post(url, {"name": "x", "email": "x@example.com"}).status_code == 403, url
