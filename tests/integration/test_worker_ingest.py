@@ -64,15 +64,15 @@ def test_a_worker_killed_mid_file_and_restarted_leaves_exact_totals(tmp_path, wo
 
     from .conftest import wait_for
 
-    settings.INGEST_CHUNK_LINES = 400
-    records = _records(range(12_000))
+    settings.INGEST_CHUNK_LINES = 2_000  # about a second per chunk: the kill lands inside one
+    records = _records(range(16_000))
     path = write_jsonl(tmp_path / "big.jsonl", records)
     fast_redelivery = {"CELERY_VISIBILITY_TIMEOUT": "3", "CELERY_UNACKED_RESTORE_INTERVAL": "1"}
     victim = workers.start(concurrency=1, extra_env=fast_redelivery)
 
     call_command("ingest", str(path))  # queued, no wait
     batch = IngestBatch.objects.get()
-    wait_for(lambda: IngestBatch.objects.get().chunks_done >= 3, timeout=120, message="no chunk done",
+    wait_for(lambda: IngestBatch.objects.get().chunks_done >= 2, timeout=120, message="no chunk done",
              workers=workers)
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait(timeout=10)
@@ -84,9 +84,9 @@ def test_a_worker_killed_mid_file_and_restarted_leaves_exact_totals(tmp_path, wo
              message="the batch did not finish after the restart", workers=workers)
 
     batch.refresh_from_db()
-    assert (batch.accepted, batch.duplicates, batch.rejected) == (12_000, 0, 0)
-    assert Generation.objects.count() == 12_000
-    assert EndpointHour.objects.aggregate(n=Sum("requests"))["n"] == 12_000
+    assert (batch.accepted, batch.duplicates, batch.rejected) == (16_000, 0, 0)
+    assert Generation.objects.count() == 16_000
+    assert EndpointHour.objects.aggregate(n=Sum("requests"))["n"] == 16_000
     truth = sum(usd_to_units(Decimal(repr(r["total_cost"]))) for r in records)
     assert EndpointHour.objects.aggregate(s=Sum("spend_units"))["s"] == truth
     assert LedgerEntry.objects.aggregate(s=Sum("amount_units"))["s"] == -truth
