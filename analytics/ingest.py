@@ -17,13 +17,14 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 
 from billing.services import accounts_register, api_keys_register, ledger_debit_usage
@@ -209,6 +210,29 @@ def batch_retry(*, batch_id: int) -> int:
     for index in pending:
         ingest_chunk.delay(batch_id, index)
     return len(pending)
+
+
+def batches_stalled_requeue(*, idle_seconds: int) -> list[int]:
+    """Queue again the undone chunks of batches that made no progress for `idle_seconds`.
+
+    A broker that lost its queue (Redis restarted without persistence) or a filesystem broker
+    whose worker died leaves chunk tasks that will never run; their batch would wait forever.
+    Re-queued chunks are safe: a chunk already done is skipped, and one runs exactly once.
+    Returns the ids of the batches queued again.
+    """
+    cutoff = timezone.now() - timedelta(seconds=idle_seconds)
+    open_batches = IngestBatch.objects.filter(status__in=(IngestBatch.Status.QUEUED, IngestBatch.Status.RUNNING),
+                                              created_at__lt=cutoff)
+    stalled = []
+    for batch in open_batches.annotate(last_chunk=Max("chunks__finished_at")).order_by("pk"):
+        last = max(t for t in (batch.created_at, batch.started_at, batch.last_chunk) if t is not None)
+        # A re-queue counts as activity, so a batch is queued again at most once per idle period.
+        if last < cutoff and cache.add(f"ingest:requeued:{batch.pk}", 1, idle_seconds):
+            batch_retry(batch_id=batch.pk)
+            stalled.append(batch.pk)
+    if stalled:
+        log.warning("re-queued stalled batches %s", stalled)
+    return stalled
 
 
 def _chunk_lines(path: str, start: int, end: int, first_line: int) -> Iterator[tuple[int, bytes]]:

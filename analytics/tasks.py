@@ -58,6 +58,15 @@ def rollup_rankings_refresh() -> None:
         rollup_rankings_refresh.apply_async(countdown=RANKINGS_MAX_AGE_SECONDS + 1)
 
 
+STALLED_BATCH_SECONDS = 600
+
+
+@shared_task(ignore_result=True)
+def ingest_stalled_requeue() -> list[int]:
+    """Queue again the chunks of batches with no progress for 10 minutes (lost broker messages)."""
+    return ingest.batches_stalled_requeue(idle_seconds=STALLED_BATCH_SECONDS)
+
+
 @shared_task(ignore_result=True)
 def usage_refresh_later(account_ids: list[int]) -> None:
     """The catch-up run of `usage.usage_refresh` for accounts refreshed less than a minute ago."""

@@ -6,6 +6,7 @@ from config.celery import app
 QUEUES = {
     "analytics.tasks.ingest_batch_split": "ingest",
     "analytics.tasks.ingest_chunk": "ingest",
+    "analytics.tasks.ingest_stalled_requeue": "ingest",
     "analytics.tasks.rollup_rankings_refresh": "rollups",
     "analytics.tasks.usage_prewarm": "rollups",
     "analytics.tasks.usage_refresh_later": "rollups",
@@ -31,7 +32,7 @@ def test_every_registered_task_of_ours_has_a_route():
 def test_the_beat_schedule_is_loaded_and_names_real_tasks():
     app.loader.import_default_modules()
     schedule = app.conf.beat_schedule
-    assert set(schedule) == {"rankings-refresh", "credits-expire"}
+    assert set(schedule) == {"rankings-refresh", "credits-expire", "ingest-stalled"}
     for entry in schedule.values():
         assert entry["task"] in app.tasks
     assert schedule["rankings-refresh"]["schedule"] == 300.0

@@ -88,6 +88,8 @@ CELERY_BEAT_SCHEDULE = {
     "rankings-refresh": {"task": "analytics.tasks.rollup_rankings_refresh", "schedule": 300.0},
     # Promo credits past their expiry, for accounts with no usage debit to trigger it.
     "credits-expire": {"task": "billing.tasks.billing_grants_expire", "schedule": 3600.0},
+    # Batches whose chunk tasks were lost (a broker restarted without persistence) are queued again.
+    "ingest-stalled": {"task": "analytics.tasks.ingest_stalled_requeue", "schedule": 300.0},
 }
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

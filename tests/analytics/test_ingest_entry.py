@@ -159,3 +159,30 @@ def test_ingest_lag_runs_from_queued_to_the_rankings(client, tmp_path, monkeypat
     assert 90 <= batch.lag_seconds < 120
     page = client.get("/ops/ingest/").content.decode()
     assert f"<strong>{batch.lag_seconds:.1f} s</strong>" in page
+
+
+def test_stalled_batches_are_queued_again_once_per_idle_period(tmp_path, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from analytics import ingest, tasks
+    from analytics.models import IngestBatch, IngestChunk
+
+    from .conftest import record, write_jsonl
+
+    queued = []
+    monkeypatch.setattr(tasks.ingest_chunk, "delay", lambda batch_id, index: queued.append((batch_id, index)))
+    path = write_jsonl(tmp_path / "stall.jsonl", [record(id=f"s{i}") for i in range(5)])
+    stalled = ingest.batch_queue(path=path, source="stall.jsonl", fmt="auto")
+    ingest.batch_split(batch_id=stalled.pk)  # chunks queued; the broker then "loses" them
+    fresh = ingest.batch_queue(path=path, source="fresh.jsonl", fmt="auto")
+    long_ago = timezone.now() - timedelta(minutes=30)
+    IngestBatch.objects.filter(pk=stalled.pk).update(created_at=long_ago, started_at=long_ago)
+    queued.clear()
+
+    assert ingest.batches_stalled_requeue(idle_seconds=600) == [stalled.pk]
+    chunks = list(IngestChunk.objects.filter(batch_id=stalled.pk).values_list("index", flat=True))
+    assert queued == [(stalled.pk, i) for i in chunks]
+    assert fresh.pk not in [b for b, _ in queued]  # queued a moment ago: not stalled
+    assert ingest.batches_stalled_requeue(idle_seconds=600) == []  # not twice in one idle period
