@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.access import AccountTokenAuthentication, api_account
+from core.money import units_text
 
 from . import generation_log, usage
 
@@ -69,7 +70,7 @@ class AccountGenerationSerializer(serializers.Serializer):
     provider_responses = serializers.JSONField(allow_null=True)
 
     def get_total_cost_usd(self, obj) -> str:
-        return f"{obj.cost_units // 10**10}.{obj.cost_units % 10**10:010d}"
+        return units_text(obj.cost_units)
 
 
 class GenerationPageSerializer(serializers.Serializer):

@@ -20,9 +20,11 @@ from django.db.models import Q
 
 from billing.models import ApiKey
 from core.csvutil import safe_cell
+from core.money import units_text
 from marketplace.models import App, Model, Provider
 
 from .models import Generation
+from .usage import dimension_names
 
 STATUSES = {"ok": Q(status__gte=200, status__lt=300), "error": ~Q(status__gte=200, status__lt=300)}
 PAGE_SIZE = 50
@@ -131,17 +133,11 @@ class Names:
 
 def names_for(rows: list[Generation], *, account_id: int) -> Names:
     """Display names of the models, providers, apps and keys on a page (four queries at most)."""
-    def ids(attr: str) -> set[int]:
-        return {getattr(r, attr) for r in rows if getattr(r, attr)}
+    def names(dimension: str, attr: str) -> dict[int, str]:
+        return dimension_names(dimension, {getattr(r, attr) for r in rows}, account_id=account_id)
 
-    return Names(
-        models=dict(Model.objects.filter(pk__in=ids("model_id")).values_list("pk", "slug")),
-        providers=dict(Provider.objects.filter(pk__in=ids("provider_id")).values_list("pk", "name")),
-        apps={pk: name or origin for pk, name, origin in
-              App.objects.filter(pk__in=ids("app_id")).values_list("pk", "name", "origin")},
-        keys={pk: name or external for pk, name, external in
-              ApiKey.objects.filter(pk__in=ids("api_key_id"), account_id=account_id)
-              .values_list("pk", "name", "external_id")})
+    return Names(models=names("model", "model_id"), providers=names("provider", "provider_id"),
+                 apps=names("app", "app_id"), keys=names("api_key", "api_key_id"))
 
 
 def filter_choices(*, account_id: int) -> dict[str, list[tuple[int, str]]]:
@@ -265,7 +261,7 @@ def _csv_value(name: str, value) -> object:
     if name == "created_at":
         return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if name == "total_cost_usd":
-        return f"{value // 10**10}.{value % 10**10:010d}"
+        return units_text(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if name == "provider_responses":

@@ -241,14 +241,9 @@ class AppDay(_Usage):
         return f"{self.day} app {self.app_id} model {self.model_id}"
 
 
-class AccountDay(_Usage):
-    """Per day x account x model x provider x api key x app: account pages over days and weeks, usage CSV.
+class _AccountUsage(_Usage):
+    """The key columns and latency sums the account rollups share; `api_key_id`, `app_id` 0 for none."""
 
-    The same counters as AccountHour; periods of days read ~24x fewer rows here.
-    `api_key_id` and `app_id` are 0 when the request had none.
-    """
-
-    day = models.DateField()
     account = models.ForeignKey(Account, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
     model = models.ForeignKey(Model, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
     provider = models.ForeignKey(Provider, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
@@ -258,6 +253,18 @@ class AccountDay(_Usage):
     latency_count = models.BigIntegerField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class AccountDay(_AccountUsage):
+    """Per day x account x model x provider x api key x app: account pages over days and weeks, usage CSV.
+
+    The same counters as AccountHour; periods of days read ~24x fewer rows here.
+    """
+
+    day = models.DateField()
+
+    class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "day", "model", "provider", "api_key_id", "app_id"],
                                                name="accountday_key")]
 
@@ -265,20 +272,10 @@ class AccountDay(_Usage):
         return f"{self.day} account {self.account_id} model {self.model_id}"
 
 
-class AccountHour(_Usage):
-    """Per hour x account x model x provider x api key x app: account pages by hour, key limits.
-
-    `api_key_id` and `app_id` are 0 when the request had none.
-    """
+class AccountHour(_AccountUsage):
+    """Per hour x account x model x provider x api key x app: account pages by hour (24 h, hourly activity)."""
 
     hour = models.DateTimeField()
-    account = models.ForeignKey(Account, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
-    model = models.ForeignKey(Model, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
-    provider = models.ForeignKey(Provider, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
-    api_key_id = models.BigIntegerField(default=0)
-    app_id = models.BigIntegerField(default=0)
-    latency_sum = models.BigIntegerField(default=0)
-    latency_count = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "hour", "model", "provider", "api_key_id", "app_id"],

@@ -22,7 +22,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from billing.models import ApiKey
-from core.money import units_to_usd
+from core.money import units_text, units_to_usd
 from marketplace.models import App, Model, Provider
 
 from .models import AccountDay, AccountHour
@@ -536,10 +536,6 @@ _REPORT_FROM = (
     " WHERE r.account_id = %s AND r.day >= %s AND r.day <= %s")
 
 
-def _usd_text(units: int) -> str:
-    return f"{units // 10**10}.{units % 10**10:010d}" if units >= 0 else "-" + _usd_text(-units)
-
-
 def usage_report(*, account_id: int, first: date, last: date, group_by: tuple[str, ...]) -> list[list]:
     """Rows of usage.csv (and the usage API), in `usage_csv_header` order, sorted by the group columns.
 
@@ -573,5 +569,5 @@ def usage_report(*, account_id: int, first: date, last: date, group_by: tuple[st
     for key in sorted(merged):  # in Python: the same order on every database
         requests, failed, prompt, completion, reasoning, cached, byok, spend = merged[key]
         out.append([*key, requests, failed, prompt, completion, reasoning, cached, prompt + completion, byok,
-                    _usd_text(spend)])
+                    units_text(spend)])
     return out

@@ -21,6 +21,12 @@ def units_to_usd(units: int | None) -> Decimal:
     return Decimal(units or 0).scaleb(-10)
 
 
+def units_text(units: int) -> str:
+    """Exact USD text with all ten decimals, for CSV and JSON: `0.0150000000`, `-1.0000000000`."""
+    sign, units = ("-", -units) if units < 0 else ("", units)
+    return f"{sign}{units // UNITS_PER_USD}.{units % UNITS_PER_USD:010d}"
+
+
 def format_usd(units: int | None, places: int = 2) -> str:
     """Human money: `$1,234.57`; small non-zero amounts keep significant digits."""
     usd = units_to_usd(units)
