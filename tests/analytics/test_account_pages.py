@@ -333,3 +333,16 @@ def test_repeated_failed_sign_ins_lock_the_username(client, alice, settings):
     assert "Too many failed sign-ins. Try again in 15 minutes." in _text(response)
     get_user_model().objects.create_user("bob", password="pw-bob-12345")
     assert client.post("/accounts/login/", {"username": "bob", "password": "pw-bob-12345"}).status_code == 302
+
+
+def test_untrusted_names_are_escaped_on_the_account_pages(client, alice, tmp_path):
+    hostile = "<img src=x onerror=alert(1)>"
+    run_batch(write_jsonl(tmp_path / "hostile.jsonl", [record(
+        id="h1", created_at=_at(D1, 15), account="acct_a", api_key="k1", model="lab/alpha",
+        provider_name=hostile, origin="https://evil.example/", app_name=hostile, finish_reason=hostile)]))
+    client.force_login(alice)
+    for url in ("/account/?period=30d", "/account/activity/?group_by=app&group_by=provider&period=30d",
+                "/account/generations/", "/account/generations/h1/"):
+        body = client.get(url).content.decode()
+        assert hostile not in body, url
+        assert "&lt;img src=x onerror=alert(1)&gt;" in body or "\\u003Cimg src=x" in body, url
