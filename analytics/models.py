@@ -95,16 +95,24 @@ class Reject(models.Model):
 
 
 class Generation(models.Model):
-    """One routed request, as logged by the gateway; `id` is the gateway's idempotency key."""
+    """One routed request, as logged by the gateway; `id` is the gateway's idempotency key.
+
+    Two indexes only, the key and the account's time order (the generation log and exports):
+    every index is paid on each ingested row, and pages read the rollups, not this table.
+    """
 
     id = models.CharField(max_length=128, primary_key=True)
     created_at = models.DateTimeField()
-    account = models.ForeignKey(Account, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
-    api_key = models.ForeignKey(ApiKey, on_delete=models.DO_NOTHING, db_constraint=False, null=True,
+    account = models.ForeignKey(Account, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
                                 related_name="+")
-    model = models.ForeignKey(Model, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
-    provider = models.ForeignKey(Provider, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
-    app = models.ForeignKey(App, on_delete=models.DO_NOTHING, db_constraint=False, null=True, related_name="+")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+                                null=True, related_name="+")
+    model = models.ForeignKey(Model, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+                              related_name="+")
+    provider = models.ForeignKey(Provider, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+                                 related_name="+")
+    app = models.ForeignKey(App, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, null=True,
+                            related_name="+")
     batch_id = models.BigIntegerField(default=0)
     tokens_prompt = models.BigIntegerField(default=0)
     tokens_completion = models.BigIntegerField(default=0)
