@@ -3,14 +3,20 @@
 Ingest tasks ack late (a worker killed mid-chunk leaves the message to be redelivered) and retry
 only errors that a second try can cure: lost connections, deadlocks, serialization failures.
 """
+import psycopg
 from celery import shared_task
+from django.conf import settings
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError
 
 from . import ingest, usage
 from .rankings import rankings_invalidate, rankings_prewarm
 
-TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+# psycopg's own classes too: the COPY of a chunk runs on the raw psycopg cursor, outside Django's
+# error wrapper, so a connection dropped mid-COPY raises psycopg.OperationalError (AdminShutdown,
+# "terminating connection due to administrator command"), not django.db.OperationalError.
+TRANSIENT = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError,
+             ConnectionError, TimeoutError)
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=8)
@@ -58,13 +64,10 @@ def rollup_rankings_refresh() -> None:
         rollup_rankings_refresh.apply_async(countdown=RANKINGS_MAX_AGE_SECONDS + 1)
 
 
-STALLED_BATCH_SECONDS = 600
-
-
 @shared_task(ignore_result=True)
 def ingest_stalled_requeue() -> list[int]:
-    """Queue again the chunks of batches with no progress for 10 minutes (lost broker messages)."""
-    return ingest.batches_stalled_requeue(idle_seconds=STALLED_BATCH_SECONDS)
+    """Queue again the chunks of batches with no progress for INGEST_STALLED_SECONDS (lost broker messages)."""
+    return ingest.batches_stalled_requeue(idle_seconds=settings.INGEST_STALLED_SECONDS)
 
 
 @shared_task(ignore_result=True)

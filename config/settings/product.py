@@ -6,6 +6,9 @@ INGEST_CHUNK_LINES = env_int("INGEST_CHUNK_LINES", 50_000)
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 64 * 1024 * 1024)
 INGEST_MAX_DECOMPRESSED_BYTES = env_int("INGEST_MAX_DECOMPRESSED_BYTES", 512 * 1024 * 1024)
 INGEST_MAX_LINE_BYTES = env_int("INGEST_MAX_LINE_BYTES", 1024 * 1024)
+# A batch with no progress for this long has its undone chunks queued again (their messages were
+# lost, e.g. a broker restarted without persistence). Longer than a chunk ever takes.
+INGEST_STALLED_SECONDS = env_int("INGEST_STALLED_SECONDS", 600)
 
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")

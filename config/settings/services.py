@@ -10,6 +10,7 @@ from pathlib import Path
 import dj_database_url
 
 from .env import BASE_DIR, env_int, env_str
+from .product import INGEST_STALLED_SECONDS
 
 VAR_DIR = BASE_DIR / "var"
 
@@ -60,10 +61,14 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # A task taken by a worker that then died (SIGKILL, OOM, lost machine) is handed out again
     # after the visibility timeout: Redis's default is an hour; a chunk takes seconds, so 5 minutes.
     # Unacknowledged messages are swept every `unacked_restore_interval` seconds.
+    # The sweep holds a Redis mutex; a worker killed while holding it would block every sweep until
+    # the mutex expires (kombu: 5 minutes), so it expires with the visibility timeout.
+    _visibility_timeout = env_int("CELERY_VISIBILITY_TIMEOUT", 300)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 300),
+        "visibility_timeout": _visibility_timeout,
         "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10),
         "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": min(300, _visibility_timeout),
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_str("CELERY_TASK_ALWAYS_EAGER", "") in {"1", "true"}
@@ -88,8 +93,10 @@ CELERY_BEAT_SCHEDULE = {
     "rankings-refresh": {"task": "analytics.tasks.rollup_rankings_refresh", "schedule": 300.0},
     # Promo credits past their expiry, for accounts with no usage debit to trigger it.
     "credits-expire": {"task": "billing.tasks.billing_grants_expire", "schedule": 3600.0},
-    # Batches whose chunk tasks were lost (a broker restarted without persistence) are queued again.
-    "ingest-stalled": {"task": "analytics.tasks.ingest_stalled_requeue", "schedule": 300.0},
+    # Batches whose chunk tasks were lost (a broker restarted without persistence) are queued again;
+    # swept twice per idle period (INGEST_STALLED_SECONDS), at most every 5 minutes.
+    "ingest-stalled": {"task": "analytics.tasks.ingest_stalled_requeue",
+                       "schedule": float(min(300, max(1, INGEST_STALLED_SECONDS // 2)))},
 }
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

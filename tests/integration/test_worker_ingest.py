@@ -8,20 +8,15 @@ from django.db.models import Sum
 from analytics.models import EndpointHour, Generation, IngestBatch
 from billing.models import Account, LedgerEntry
 from core.money import usd_to_units
-from tests.analytics.conftest import record, write_jsonl
+from tests.analytics.conftest import write_jsonl
+
+from .conftest import totals_assert_truth, traffic
 
 pytestmark = [pytest.mark.slow]
 
 
-def _records(ids: range) -> list[dict]:
-    return [record(id=f"gen-{i}", account=f"acct_{i % 3}", model=f"lab/model-{i % 4}",
-                   provider_name=f"Provider {i % 2}", created_at=f"2026-03-0{1 + i % 5}T{i % 24:02d}:15:00Z",
-                   tokens_prompt=i % 1000, tokens_completion=i % 97, total_cost=float(f"0.000{i % 10}1"))
-            for i in ids]
-
-
 def test_a_real_worker_ingests_a_file_queued_by_the_command(tmp_path, workers, capsys):
-    path = write_jsonl(tmp_path / "traffic.jsonl", [*_records(range(300)), "not json", *_records(range(10))])
+    path = write_jsonl(tmp_path / "traffic.jsonl", [*traffic(range(300)), "not json", *traffic(range(10))])
     workers.start()
 
     call_command("ingest", str(path), "--wait", "--timeout", "120")
@@ -37,8 +32,8 @@ def test_a_real_worker_ingests_a_file_queued_by_the_command(tmp_path, workers, c
 @pytest.mark.postgres
 def test_two_workers_ingesting_overlapping_files_at_once_give_exact_totals(tmp_path, workers, settings):
     settings.INGEST_CHUNK_LINES = 250
-    first = write_jsonl(tmp_path / "first.jsonl", _records(range(0, 3000)))
-    second = write_jsonl(tmp_path / "second.jsonl", _records(range(1500, 4500)))
+    first = write_jsonl(tmp_path / "first.jsonl", traffic(range(0, 3000)))
+    second = write_jsonl(tmp_path / "second.jsonl", traffic(range(1500, 4500)))
     workers.start(concurrency=2)
     workers.start(concurrency=1)
 
@@ -50,7 +45,7 @@ def test_two_workers_ingesting_overlapping_files_at_once_give_exact_totals(tmp_p
     assert sum(b.duplicates for b in batches) == 1500
     assert Generation.objects.count() == 4500
     assert EndpointHour.objects.aggregate(n=Sum("requests"))["n"] == 4500
-    truth = sum(usd_to_units(Decimal(repr(r["total_cost"]))) for r in _records(range(4500)))
+    truth = sum(usd_to_units(Decimal(repr(r["total_cost"]))) for r in traffic(range(4500)))
     assert EndpointHour.objects.aggregate(s=Sum("spend_units"))["s"] == truth
     assert -sum(Account.objects.values_list("balance_units", flat=True)) == truth
     assert LedgerEntry.objects.aggregate(s=Sum("amount_units"))["s"] == -truth
@@ -65,7 +60,7 @@ def test_a_worker_killed_mid_file_and_restarted_leaves_exact_totals(tmp_path, wo
     from .conftest import wait_for
 
     settings.INGEST_CHUNK_LINES = 2_000  # about a second per chunk: the kill lands inside one
-    records = _records(range(16_000))
+    records = traffic(range(16_000))
     path = write_jsonl(tmp_path / "big.jsonl", records)
     fast_redelivery = {"CELERY_VISIBILITY_TIMEOUT": "3", "CELERY_UNACKED_RESTORE_INTERVAL": "1"}
     victim = workers.start(concurrency=1, extra_env=fast_redelivery)
@@ -85,9 +80,4 @@ def test_a_worker_killed_mid_file_and_restarted_leaves_exact_totals(tmp_path, wo
 
     batch.refresh_from_db()
     assert (batch.accepted, batch.duplicates, batch.rejected) == (16_000, 0, 0)
-    assert Generation.objects.count() == 16_000
-    assert EndpointHour.objects.aggregate(n=Sum("requests"))["n"] == 16_000
-    truth = sum(usd_to_units(Decimal(repr(r["total_cost"]))) for r in records)
-    assert EndpointHour.objects.aggregate(s=Sum("spend_units"))["s"] == truth
-    assert LedgerEntry.objects.aggregate(s=Sum("amount_units"))["s"] == -truth
-    call_command("ledger_verify")  # exits non-zero on any difference
+    totals_assert_truth(path)

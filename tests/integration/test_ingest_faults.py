@@ -1,0 +1,171 @@
+"""Faults during ingestion, with real worker processes on PostgreSQL: a database connection dropped
+mid-chunk, and a broker restarted (without persistence) while a file's chunks wait in its queue.
+
+After each, generations, every rollup, each balance and the ledger equal the truth read from the
+file, and `ledger_verify` passes.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+from django.core.management import call_command
+from django.db import connection
+
+from analytics.models import IngestBatch, IngestChunk
+from tests.analytics.conftest import write_jsonl
+
+from .conftest import ROOT, _database_url, totals_assert_truth, traffic, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+# Backends of this test database (never this process's own) inside a chunk's transaction: the
+# chunk's `select_for_update` holds a RowShareLock on the chunk table until commit or rollback.
+CHUNK_BACKENDS = """
+    SELECT a.pid FROM pg_stat_activity a
+    WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
+      AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.mode = 'RowShareLock'
+                  AND l.relation = 'analytics_ingestchunk'::regclass)
+"""
+
+
+def _chunk_backends_terminate(delay: float, statement: str = "") -> int:
+    """Wait for a chunk transaction (running `statement`...), let it run `delay` s more, terminate it."""
+    query = CHUNK_BACKENDS + (" AND a.state = 'active' AND a.query LIKE %s" if statement else "")
+    params = [f"{statement}%"] if statement else []
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        if not cursor.fetchall():
+            return 0
+        time.sleep(delay)
+        # Only backends still inside a chunk's transaction count.
+        cursor.execute(f"SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM ({query}) AS chunk", params)
+        return cursor.fetchone()[0]
+
+
+def test_database_connections_dropped_mid_chunk_roll_back_and_are_retried(tmp_path, workers, settings):
+    settings.INGEST_CHUNK_LINES = 2_000  # 12 chunks of a fraction of a second each
+    path = write_jsonl(tmp_path / "big.jsonl", traffic(range(24_000)))
+    workers.start(concurrency=1)
+
+    call_command("ingest", str(path))
+    # Twice in the COPY into the staging table (psycopg's own cursor, outside Django's error
+    # wrapper), then at points further into the transaction: upserts, debits, the chunk's update.
+    faults = [(0.0, "COPY"), (0.0, "COPY"), (0.0, ""), (0.05, ""), (0.1, "")]
+    terminated = 0
+    deadline = time.monotonic() + 120
+    while faults and time.monotonic() < deadline:
+        if IngestBatch.objects.get().status in (IngestBatch.Status.DONE, IngestBatch.Status.FAILED):
+            break
+        if killed := _chunk_backends_terminate(*faults[0]):
+            terminated += killed
+            faults.pop(0)
+            time.sleep(0.3)  # the next one in another chunk (or this chunk's retry)
+    assert terminated >= 4, f"only {terminated} chunk transactions terminated\n{workers.logs()}"
+
+    wait_for(lambda: IngestBatch.objects.get().status != IngestBatch.Status.RUNNING, timeout=240,
+             message="the batch did not finish", workers=workers)
+    batch = IngestBatch.objects.get()
+    assert batch.status == IngestBatch.Status.DONE, batch.error
+    assert (batch.accepted, batch.duplicates, batch.rejected) == (24_000, 0, 0)
+    # The terminated chunks ran again (attempts count every start of a chunk, before its transaction).
+    retried = IngestChunk.objects.filter(attempts__gt=1).count()
+    assert retried >= 1, workers.logs()
+    totals_assert_truth(path)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class OwnRedis:
+    """A throwaway redis-server without persistence, on a port of its own (never the shared 6379)."""
+
+    def __init__(self, directory):
+        self.port = _free_port()
+        self.directory = directory
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        wait_for(lambda: self._pings(client), timeout=20, message="own redis-server did not start")
+
+    @staticmethod
+    def _pings(client) -> bool:
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            return False
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def queued(self, queue: str) -> int:
+        return redis.Redis(port=self.port).llen(queue)
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    if not shutil.which("redis-server"):
+        pytest.skip("needs redis-server")
+    server = OwnRedis(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+QUEUE_AND_SPLIT = """
+import sys
+from pathlib import Path
+
+import django
+
+django.setup()
+from analytics import ingest
+
+batch = ingest.batch_queue(path=Path(sys.argv[1]), source="lost.jsonl")
+print(ingest.batch_split(batch_id=batch.pk).chunks_total)
+"""
+
+
+def test_a_broker_restarted_without_its_queue_gets_the_chunks_queued_again(tmp_path, workers, settings, own_redis):
+    settings.INGEST_CHUNK_LINES = 1_000
+    path = write_jsonl(tmp_path / "lost.jsonl", traffic(range(6_000)))
+    env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "config.settings",
+           "CELERY_BROKER_URL": own_redis.url, "INGEST_CHUNK_LINES": "1000"}
+    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+
+    # No worker runs: the split and its 6 chunk tasks wait in the broker's ingest queue.
+    queued = subprocess.run([sys.executable, "-c", QUEUE_AND_SPLIT, str(path)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120, check=True)
+    assert queued.stdout.split()[-1] == "6"
+    assert own_redis.queued("ingest") == 1 + 6
+
+    own_redis.kill()  # kill -9: no persistence, the queue is gone
+    own_redis.start()
+    assert own_redis.queued("ingest") == 0
+
+    # The worker runs beat too; with INGEST_STALLED_SECONDS=4 it sweeps every 2 s.
+    stalled = {"CELERY_BROKER_URL": own_redis.url, "INGEST_STALLED_SECONDS": "4"}
+    workers.start(concurrency=1, extra_env=stalled, extra_args=("-B", "--schedule", str(tmp_path / "beat")))
+    wait_for(lambda: IngestBatch.objects.get().status != IngestBatch.Status.RUNNING, timeout=120,
+             message="the stalled batch was not queued again", workers=workers)
+
+    batch = IngestBatch.objects.get()
+    assert batch.status == IngestBatch.Status.DONE, batch.error
+    assert (batch.accepted, batch.duplicates, batch.rejected, batch.chunks_done) == (6_000, 0, 0, 6)
+    assert f"re-queued stalled batches [{batch.pk}]" in workers.logs(tail=10**7)
+    totals_assert_truth(path)
