@@ -11,6 +11,13 @@ from billing.models import Account, ApiKey
 from marketplace.models import App, Model, Provider
 
 
+def _ref(to):
+    """A rollup's reference: no database constraint (ingestion registered the row first) and no
+    index of its own (each rollup's composite key and indexes serve its queries)."""
+    return models.ForeignKey(to, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+                             related_name="+")
+
+
 class IngestBatch(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -172,8 +179,8 @@ class EndpointHour(_Usage):
     """
 
     hour = models.DateTimeField()
-    model = models.ForeignKey(Model, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
-    provider = models.ForeignKey(Provider, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    model = _ref(Model)
+    provider = _ref(Provider)
     attempts = models.BigIntegerField(default=0)
     failed_attempts = models.BigIntegerField(default=0)
     latency_sum = models.BigIntegerField(default=0)
@@ -194,8 +201,8 @@ class EndpointDay(_Usage):
     """
 
     day = models.DateField()
-    model = models.ForeignKey(Model, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
-    provider = models.ForeignKey(Provider, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    model = _ref(Model)
+    provider = _ref(Provider)
     attempts = models.BigIntegerField(default=0)
     failed_attempts = models.BigIntegerField(default=0)
     latency_sum = models.BigIntegerField(default=0)
@@ -220,8 +227,8 @@ class EndpointHistogram(models.Model):
         THROUGHPUT = 2
 
     day = models.DateField()
-    model = models.ForeignKey(Model, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
-    provider = models.ForeignKey(Provider, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    model = _ref(Model)
+    provider = _ref(Provider)
     metric = models.SmallIntegerField(choices=Metric.choices)
     bucket = models.SmallIntegerField()
     count = models.BigIntegerField(default=0)
@@ -229,6 +236,7 @@ class EndpointHistogram(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["day", "model", "provider", "metric", "bucket"],
                                                name="endpointhistogram_key")]
+        indexes = [models.Index(fields=["model", "day"], name="endpointhistogram_model_day")]
 
     def __str__(self) -> str:
         return f"{self.day} model {self.model_id} provider {self.provider_id} bucket {self.bucket}"
@@ -238,12 +246,13 @@ class AppDay(_Usage):
     """Per day x app x model: app pages, top and trending apps, category rankings."""
 
     day = models.DateField()
-    app = models.ForeignKey(App, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
-    model = models.ForeignKey(Model, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    app = _ref(App)
+    model = _ref(Model)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["day", "app", "model"], name="appday_key")]
-        indexes = [models.Index(fields=["app", "day"])]
+        indexes = [models.Index(fields=["app", "day"]),
+                   models.Index(fields=["model", "day"], name="appday_model_day")]
 
     def __str__(self) -> str:
         return f"{self.day} app {self.app_id} model {self.model_id}"
@@ -252,9 +261,9 @@ class AppDay(_Usage):
 class _AccountUsage(_Usage):
     """The key columns and latency sums the account rollups share; `api_key_id`, `app_id` 0 for none."""
 
-    account = models.ForeignKey(Account, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
-    model = models.ForeignKey(Model, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
-    provider = models.ForeignKey(Provider, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    account = _ref(Account)
+    model = _ref(Model)
+    provider = _ref(Provider)
     api_key_id = models.BigIntegerField(default=0)
     app_id = models.BigIntegerField(default=0)
     latency_sum = models.BigIntegerField(default=0)
