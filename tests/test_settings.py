@@ -67,3 +67,36 @@ def test_plotly_js_is_served_from_the_installed_package(client):
     assert len(body) > 1_000_000
     assert b"plotly" in body[:2000].lower()
     assert client.get("/assets/plotly-0.0.0.min.js").status_code == 404
+
+
+def _production(code: list[str]) -> subprocess.CompletedProcess:
+    """Run manage.py (or Python) with production settings: DEBUG off, a strong secret key, a real host."""
+    import secrets
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_"))}
+    env = clean | {"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": secrets.token_urlsafe(60),
+                   "DJANGO_ALLOWED_HOSTS": "tokengrid.example", "DJANGO_SETTINGS_MODULE": "config.settings"}
+    return subprocess.run([sys.executable, *code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_production_settings_pass_the_deploy_check_without_a_warning():
+    result = _production(["manage.py", "check", "--deploy", "--fail-level", "WARNING"])
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_production_answers_with_the_security_headers():
+    code = ("import django; django.setup(); from django.test import Client; "
+            "from django.test.utils import setup_test_environment; setup_test_environment(); "
+            "plain = Client().get('/healthz', HTTP_HOST='tokengrid.example'); "
+            "r = Client().get('/healthz', secure=True, HTTP_HOST='tokengrid.example'); "
+            "print(plain.status_code, plain.headers.get('Location')); "
+            "[print(k, '=', r.headers.get(k)) for k in ('Strict-Transport-Security', 'X-Content-Type-Options', "
+            "'X-Frame-Options', 'Referrer-Policy', 'Cross-Origin-Opener-Policy')]")
+    result = _production(["-c", code])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "301 https://tokengrid.example/healthz"  # plain http goes to https
+    assert lines[1:] == ["Strict-Transport-Security = max-age=31536000; includeSubDomains; preload",
+                         "X-Content-Type-Options = nosniff", "X-Frame-Options = DENY",
+                         "Referrer-Policy = same-origin", "Cross-Origin-Opener-Policy = same-origin"]
