@@ -68,11 +68,10 @@ class Applied:
     spend_by_account: dict[int, int]
 
 
-def _upsert(table: str, keys: tuple[str, ...], sums: dict[str, str], source: str,
-            zeros: tuple[str, ...] = ()) -> str:
+def _upsert(table: str, keys: tuple[str, ...], sums: dict[str, str], source: str) -> str:
     """Build `INSERT ... SELECT ... GROUP BY key ORDER BY key ON CONFLICT DO UPDATE (add)`."""
-    columns = (*keys, *sums, *zeros)
-    select = ", ".join((*keys, *sums.values(), *("0" for _ in zeros)))
+    columns = (*keys, *sums)
+    select = ", ".join((*keys, *sums.values()))
     key_list = ", ".join(keys)
     updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in sums)
     # `WHERE 1 = 1` keeps SQLite from reading ON CONFLICT as a join constraint.
@@ -81,26 +80,18 @@ def _upsert(table: str, keys: tuple[str, ...], sums: dict[str, str], source: str
             f"ON CONFLICT ({key_list}) DO UPDATE SET {updates}")
 
 
-def _all_usage_zeros(table_sums: dict[str, str]) -> tuple[str, ...]:
-    return tuple(c for c in (*USAGE_SUMS, *LATENCY_SUMS, "attempts", "failed_attempts") if c not in table_sums)
-
-
-_ENDPOINT_SUMS = {**USAGE_SUMS, "attempts": "SUM(own_attempts)", "failed_attempts": "SUM(own_failed)",
-                  **LATENCY_SUMS}
-_ATTEMPT_SUMS = {"attempts": "COUNT(*)", "failed_attempts": "SUM(failed)"}
+# Requests and the provider attempts of other providers (fallbacks) feed the endpoint rollups in
+# one pass: an attempt row counts as an attempt only (request 0, no tokens, no latency).
+_ENDPOINT_SOURCE = (
+    "(SELECT hour, day, model_id, provider_id, 1 AS request, failed, tokens_prompt, tokens_completion,"
+    " tokens_reasoning, tokens_cached, cost_units, is_byok, latency, own_attempts, own_failed FROM ingest_stage"
+    " UNION ALL SELECT s.hour, s.day, s.model_id, a.provider_id, 0, 0, 0, 0, 0, 0, 0, FALSE, NULL, 1, a.failed"
+    " FROM ingest_attempts a JOIN ingest_stage s ON s.id = a.gen_id) AS x WHERE 1 = 1")
+_ENDPOINT_SUMS = {**USAGE_SUMS, "requests": "SUM(request)", "attempts": "SUM(own_attempts)",
+                  "failed_attempts": "SUM(own_failed)", **LATENCY_SUMS}
 ROLLUP_SQL = (
-    _upsert("analytics_endpointhour", ("hour", "model_id", "provider_id"), _ENDPOINT_SUMS,
-            "ingest_stage WHERE 1 = 1"),
-    _upsert("analytics_endpointhour", ("hour", "model_id", "provider_id"), _ATTEMPT_SUMS,
-            "(SELECT s.hour AS hour, s.model_id AS model_id, a.provider_id AS provider_id, a.failed AS failed"
-            " FROM ingest_attempts a JOIN ingest_stage s ON s.id = a.gen_id) AS x WHERE 1 = 1",
-            zeros=_all_usage_zeros(_ATTEMPT_SUMS)),
-    _upsert("analytics_endpointday", ("day", "model_id", "provider_id"), _ENDPOINT_SUMS,
-            "ingest_stage WHERE 1 = 1"),
-    _upsert("analytics_endpointday", ("day", "model_id", "provider_id"), _ATTEMPT_SUMS,
-            "(SELECT s.day AS day, s.model_id AS model_id, a.provider_id AS provider_id, a.failed AS failed"
-            " FROM ingest_attempts a JOIN ingest_stage s ON s.id = a.gen_id) AS x WHERE 1 = 1",
-            zeros=_all_usage_zeros(_ATTEMPT_SUMS)),
+    _upsert("analytics_endpointhour", ("hour", "model_id", "provider_id"), _ENDPOINT_SUMS, _ENDPOINT_SOURCE),
+    _upsert("analytics_endpointday", ("day", "model_id", "provider_id"), _ENDPOINT_SUMS, _ENDPOINT_SOURCE),
     _upsert("analytics_endpointhistogram", ("day", "model_id", "provider_id", "metric", "bucket"),
             {"count": "COUNT(*)"},
             "(SELECT day, model_id, provider_id, 1 AS metric, latency_bucket AS bucket FROM ingest_stage"
@@ -179,6 +170,9 @@ def apply(*, stage: list[tuple], extra_attempts: list[tuple]) -> Applied:
         return Applied(inserted=0, spend_by_account={})
     postgres = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
+        if postgres:
+            # The sorts and hash aggregates of a 50k-row chunk fit in memory instead of spilling to disk.
+            cursor.execute("SET LOCAL work_mem = '64MB'")
         _create_temp_tables(cursor, postgres)
         inserted = (_load_postgres if postgres else _load_sqlite)(cursor, stage, extra_attempts)
         if inserted:
