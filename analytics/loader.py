@@ -136,11 +136,34 @@ def _load_postgres(cursor, stage: list[tuple], extra_attempts: list[tuple]) -> i
             copy.set_types([kind for _, kind in ATTEMPT_COLUMNS])
             for row in extra_attempts:
                 copy.write_row(row)
+    return _generations_insert_postgres(cursor, len(stage))
+
+
+def _generations_insert_postgres(cursor, staged: int) -> int:
+    """Insert the chunk's new generations; drop every other staging row; return the number inserted.
+
+    The ids go into the narrow key table first (one unique index over every month, since the
+    partitioned generation table cannot have one on `id` alone): `ON CONFLICT (id) DO NOTHING`
+    makes a concurrent chunk with the same id wait for this one's commit and then skip it, in id
+    order so two chunks never deadlock. Rows below the retention horizon (their month was dropped,
+    analytics.partitions) are skipped like duplicates. Only the staging rows whose key went in stay,
+    and they alone become generations (routed to their month's partition) and reach the rollups.
+    """
+    from .partitions import HORIZON_SQL
+
+    # Locked first (the lock the insert takes anyway), so retention cannot move the horizon and drop
+    # months between reading it here and routing rows below.
+    cursor.execute("LOCK TABLE analytics_generation IN ROW EXCLUSIVE MODE")
     cursor.execute(
-        f"WITH ins AS (INSERT INTO analytics_generation ({', '.join(GENERATION_COLUMNS)})"
-        f" SELECT {_GENERATION_SELECT} FROM ingest_stage ORDER BY id ON CONFLICT (id) DO NOTHING RETURNING id)"
-        " DELETE FROM ingest_stage s WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.id = s.id)")
-    return len(stage) - cursor.rowcount
+        "WITH k AS (INSERT INTO analytics_generationkey (id, created_at)"
+        f" SELECT id, created_at FROM ingest_stage WHERE created_at >= {HORIZON_SQL}"
+        " ORDER BY id ON CONFLICT (id) DO NOTHING RETURNING id)"
+        " DELETE FROM ingest_stage s WHERE NOT EXISTS (SELECT 1 FROM k WHERE k.id = s.id)")
+    inserted = staged - cursor.rowcount
+    if inserted:
+        cursor.execute(f"INSERT INTO analytics_generation ({', '.join(GENERATION_COLUMNS)})"
+                       f" SELECT {_GENERATION_SELECT} FROM ingest_stage")
+    return inserted
 
 
 def _load_sqlite(cursor, stage: list[tuple], extra_attempts: list[tuple]) -> int:

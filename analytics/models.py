@@ -104,8 +104,12 @@ class Reject(models.Model):
 class Generation(models.Model):
     """One routed request, as logged by the gateway; `id` is the gateway's idempotency key.
 
-    Two indexes only, the key and the account's time order (the generation log and exports):
-    every index is paid on each ingested row, and pages read the rollups, not this table.
+    On PostgreSQL the table is partitioned by month of `created_at` (`analytics.partitions`,
+    migration 0007): no primary key in the database (a partitioned table's unique index must hold
+    `created_at`), uniqueness of `id` comes from `GenerationKey`, and one index, the account's time
+    order (the generation log and exports): every index is paid on each ingested row, and pages read
+    the rollups, not this table. Its shape there is SQL of migration 0007: change it with SQL too.
+    SQLite keeps a plain table keyed by `id`.
     """
 
     id = models.CharField(max_length=128, primary_key=True)
@@ -152,6 +156,22 @@ class Generation(models.Model):
     @property
     def succeeded(self) -> bool:
         return 200 <= self.status < 300
+
+
+class GenerationKey(models.Model):
+    """Every generation id ingested, with its `created_at` (PostgreSQL only; empty on SQLite).
+
+    The exactly-once gate: ingestion inserts a chunk's ids here first (`ON CONFLICT (id) DO
+    NOTHING`) and only the ids that went in become generations and reach the rollups. Narrow and
+    not partitioned, so one unique index covers every month; retention deletes the keys of dropped
+    months. It also finds a generation's month for the detail page (partition pruning).
+    """
+
+    id = models.CharField(max_length=128, primary_key=True)
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.id
 
 
 class _Usage(models.Model):

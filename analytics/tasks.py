@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError
 
-from . import ingest, usage
+from . import ingest, partitions, usage
 from .rankings import rankings_invalidate, rankings_prewarm
 
 # psycopg's own classes too: the COPY of a chunk runs on the raw psycopg cursor, outside Django's
@@ -81,3 +81,17 @@ def usage_prewarm(account_ids: list[int]) -> None:
     """Compute the accounts' default overview and activity ahead, after their version moved."""
     for account_id in account_ids:
         usage.usage_prewarm(account_id=account_id)
+
+
+@shared_task(ignore_result=True)
+def partitions_upkeep() -> list[str]:
+    """Create the generation partitions of this month and the next ones; empty the default partition."""
+    done = partitions.partitions_ensure(months_ahead=settings.GENERATION_PARTITIONS_AHEAD)
+    return [f"{month:%Y-%m}" for month in done.created]
+
+
+@shared_task(ignore_result=True)
+def partitions_retention() -> list[str]:
+    """Drop the raw generation partitions past GENERATION_RETENTION_MONTHS (rollups stay)."""
+    done = partitions.retention_apply(months=settings.GENERATION_RETENTION_MONTHS)
+    return [f"{month:%Y-%m}" for month in done.dropped]

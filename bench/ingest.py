@@ -23,7 +23,7 @@ PG = "postgres://postgres@127.0.0.1:5432"
 DB = "tokengrid_bench"
 PY = sys.executable
 CELERY = str(Path(PY).parent / "celery")
-TABLES = ("analytics_generation", "analytics_endpointhour", "analytics_endpointday", "analytics_endpointhistogram",
+TABLES = ("analytics_generation", "analytics_generationkey", "analytics_endpointhour", "analytics_endpointday", "analytics_endpointhistogram",
           "analytics_appday", "analytics_accountday", "analytics_accounthour", "analytics_reject", "analytics_ingestchunk", "analytics_ingestbatch",
           "billing_ledgerentry")
 

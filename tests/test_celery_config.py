@@ -7,6 +7,8 @@ QUEUES = {
     "analytics.tasks.ingest_batch_split": "ingest",
     "analytics.tasks.ingest_chunk": "ingest",
     "analytics.tasks.ingest_stalled_requeue": "ingest",
+    "analytics.tasks.partitions_upkeep": "default",
+    "analytics.tasks.partitions_retention": "default",
     "analytics.tasks.rollup_rankings_refresh": "rollups",
     "analytics.tasks.usage_prewarm": "rollups",
     "analytics.tasks.usage_refresh_later": "rollups",
@@ -32,7 +34,21 @@ def test_every_registered_task_of_ours_has_a_route():
 def test_the_beat_schedule_is_loaded_and_names_real_tasks():
     app.loader.import_default_modules()
     schedule = app.conf.beat_schedule
-    assert set(schedule) == {"rankings-refresh", "credits-expire", "ingest-stalled"}
+    assert set(schedule) == {"rankings-refresh", "credits-expire", "ingest-stalled", "partitions-upkeep",
+                             "partitions-retention"}
     for entry in schedule.values():
         assert entry["task"] in app.tasks
     assert schedule["rankings-refresh"]["schedule"] == 300.0
+    assert schedule["partitions-upkeep"]["schedule"] == 3600.0
+
+
+@pytest.mark.parametrize("entry", ["partitions-upkeep", "partitions-retention"])
+def test_partition_tasks_run_from_the_schedule_and_are_no_ops_on_sqlite(entry, db, on_postgres):
+    """Each scheduled partition task runs as beat would send it (by name, to its queue)."""
+    app.loader.import_default_modules()
+    task = app.tasks[app.conf.beat_schedule[entry]["task"]]
+    assert app.amqp.router.route({}, task.name)["queue"].name == "default"
+    result = task.apply().get()
+    assert isinstance(result, list)
+    if not on_postgres:
+        assert result == []

@@ -26,3 +26,9 @@ BILLING_GATEWAY = env_str("BILLING_GATEWAY")
 LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
 LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 50)
 LOGIN_LOCK_SECONDS = env_int("LOGIN_LOCK_SECONDS", 15 * 60)
+
+# Raw generations (PostgreSQL, monthly partitions): months kept, counted back from the current one;
+# a month that ended more than this long ago is dropped whole (rollups are kept forever). 0: keep all.
+GENERATION_RETENTION_MONTHS = env_int("GENERATION_RETENTION_MONTHS", 13)
+# Partitions made ahead by the upkeep task: this month and the next N.
+GENERATION_PARTITIONS_AHEAD = env_int("GENERATION_PARTITIONS_AHEAD", 3)

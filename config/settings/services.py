@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 from .env import BASE_DIR, env_int, env_str
 from .product import INGEST_STALLED_SECONDS
@@ -97,6 +98,13 @@ CELERY_BEAT_SCHEDULE = {
     # swept twice per idle period (INGEST_STALLED_SECONDS), at most every 5 minutes.
     "ingest-stalled": {"task": "analytics.tasks.ingest_stalled_requeue",
                        "schedule": float(min(300, max(1, INGEST_STALLED_SECONDS // 2)))},
+    # Raw generation partitions for this month and the next GENERATION_PARTITIONS_AHEAD, and rows that
+    # landed in the default partition moved to their month's (PostgreSQL; a no-op on SQLite).
+    "partitions-upkeep": {"task": "analytics.tasks.partitions_upkeep", "schedule": 3600.0},
+    # Raw months past GENERATION_RETENTION_MONTHS dropped, at a quiet hour: it briefly holds the
+    # generation table's ACCESS EXCLUSIVE lock.
+    "partitions-retention": {"task": "analytics.tasks.partitions_retention",
+                             "schedule": crontab(minute=17, hour=3)},
 }
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -9,7 +9,15 @@ from django.db.models.functions import TruncDate, TruncHour
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics.models import AccountHour, AppDay, EndpointDay, EndpointHour, Generation, IngestBatch
+from analytics.models import (
+    AccountHour,
+    AppDay,
+    EndpointDay,
+    EndpointHour,
+    Generation,
+    GenerationKey,
+    IngestBatch,
+)
 from billing.models import Account, LedgerEntry
 from core.money import usd_to_units
 
@@ -39,7 +47,7 @@ record_strategy = st.fixed_dictionaries({
 
 
 def _clean():
-    for model in (EndpointHour, EndpointDay, AccountHour, AppDay, Generation, LedgerEntry, IngestBatch):
+    for model in (EndpointHour, EndpointDay, AccountHour, AppDay, Generation, GenerationKey, LedgerEntry, IngestBatch):
         model.objects.all().delete()
     Account.objects.update(balance_units=0)
 
