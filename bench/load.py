@@ -171,6 +171,8 @@ def main() -> None:
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/8")
     parser.add_argument("--cache", default="redis://127.0.0.1:6379/9")
     parser.add_argument("--no-ingest", action="store_true", help="the same load with no ingestion, for comparison")
+    parser.add_argument("--chunk-lines", type=int, default=10_000,
+                        help="lines per ingest task (fewer than the default 50k: progress is counted per chunk)")
     options = parser.parse_args()
 
     if os.environ.get("TOKENGRID_BENCH_LOCKED") != "1":  # never two benchmarks at once on this machine
@@ -182,7 +184,7 @@ def main() -> None:
     env = {**os.environ, "DATABASE_URL": f"{PG}/{options.database}", "CELERY_BROKER_URL": options.broker,
            "REDIS_URL": options.cache, "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_DEBUG": "0",
            "DJANGO_SECRET_KEY": "load-bench-" + "x" * 50, "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-           "DJANGO_SECURE_SSL_REDIRECT": "0"}
+           "DJANGO_SECURE_SSL_REDIRECT": "0", "INGEST_CHUNK_LINES": str(options.chunk_lines)}
     started = time.perf_counter()
     database_copy(options.template, options.database)
     subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
@@ -231,14 +233,17 @@ def main() -> None:
                  "--logfile", str(logs / "worker.log")], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
             subprocess.run([PY, "manage.py", "ingest", str(path)], cwd=ROOT, env=env, check=True,
                            capture_output=True)
+        queued = time.monotonic()
         run = subprocess.run(["wrk", "-t2", f"-c{options.connections}", f"-d{options.seconds}s", "--timeout", "10s",
                               "-s", str(script), f"http://127.0.0.1:{port}"], capture_output=True, text=True,
                              check=True)
         load = json.loads(run.stdout.strip().splitlines()[-1])
         load_after = [round(x, 2) for x in os.getloadavg()]
+        # Both stamps from the same clock (Django's): a finished batch's own time, else queued until now.
         batch = psql("SELECT status, accepted, duplicates, rejected, chunks_done, chunks_total, "
-                     "extract(epoch FROM coalesce(finished_at, now()) - started_at) FROM analytics_ingestbatch "
-                     "WHERE started_at IS NOT NULL ORDER BY id DESC LIMIT 1", options.database).split("|")
+                     "extract(epoch FROM finished_at - created_at) FROM analytics_ingestbatch "
+                     "ORDER BY id DESC LIMIT 1", options.database).split("|")
+        batch[-1] = batch[-1] or str(time.monotonic() - queued)
     finally:
         server.terminate()
         if worker:
