@@ -23,7 +23,7 @@ from core.csvutil import safe_cell
 from core.money import units_text
 from marketplace.models import App, Model, Provider
 
-from .models import Generation, GenerationKey
+from .models import Generation
 from .usage import dimension_names
 
 STATUSES = {"ok": Q(status__gte=200, status__lt=300), "error": ~Q(status__gte=200, status__lt=300)}
@@ -111,10 +111,7 @@ def generations_page(*, account_id: int, log_filter: LogFilter, after: str | Non
     position = cursor_decode(after)
     if position:
         created, generation_id = position
-        # The redundant `created_at <= cursor` is what the index (and partition pruning) can use:
-        # without it the OR is a filter and page N reads the N pages before it.
-        rows = rows.filter(Q(created_at__lte=created),
-                           Q(created_at__lt=created) | Q(created_at=created, id__lt=generation_id))
+        rows = rows.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=generation_id))
     page = list(rows.order_by("-created_at", "-id")[: size + 1])
     more = len(page) > size
     page = page[:size]
@@ -122,15 +119,8 @@ def generations_page(*, account_id: int, log_filter: LogFilter, after: str | Non
 
 
 def generation_of(*, account_id: int, generation_id: str) -> Generation:
-    """One generation of the account (DoesNotExist for anyone else's).
-
-    On PostgreSQL the key table gives the generation's `created_at` first, so the lookup reads one
-    month's partition through the account index instead of probing every month.
-    """
-    rows = Generation.objects.filter(account_id=account_id, id=generation_id)
-    if connection.vendor == "postgresql":
-        rows = rows.filter(created_at=GenerationKey.objects.filter(id=generation_id).values("created_at")[:1])
-    return rows.get()
+    """One generation of the account (DoesNotExist for anyone else's)."""
+    return Generation.objects.get(account_id=account_id, id=generation_id)
 
 
 @dataclass(frozen=True)
@@ -199,32 +189,67 @@ CSV_COLUMNS = (
     ("batch_id", "g.batch_id", False),
 )
 CSV_HEADER = [name for name, _, _ in CSV_COLUMNS]
-_FROM = ("FROM analytics_generation g JOIN marketplace_model m ON m.id = g.model_id"
-         " JOIN marketplace_provider p ON p.id = g.provider_id LEFT JOIN marketplace_app a ON a.id = g.app_id"
-         " LEFT JOIN billing_apikey k ON k.id = g.api_key_id"
-         " WHERE g.account_id = %s AND g.created_at >= %s AND g.created_at < %s")
+# Every generation in the range, also one whose catalog row is missing (the raw table has no
+# foreign keys): its names are empty, as on PostgreSQL, where they come from lookups, not joins.
+_FROM = ("FROM analytics_generation g LEFT JOIN marketplace_model m ON m.id = g.model_id"
+         " LEFT JOIN marketplace_provider p ON p.id = g.provider_id LEFT JOIN marketplace_app a ON a.id = g.app_id"
+         " LEFT JOIN billing_apikey k ON k.id = g.api_key_id")
+_RANGE = "g.account_id = %s AND g.created_at >= %s AND g.created_at < %s"
+_ORDER = "ORDER BY g.created_at, g.id"
 _NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
 
+def _pg_safe(text: str) -> str:
+    """core.csvutil.safe_cell's rule in SQL: formula-like text gets a leading quote.
+
+    `ascii() < 65` first: every dangerous first character sorts below 'A', so an ordinary cell
+    costs one integer test instead of six comparisons of a copied first letter.
+    """
+    return (f"CASE WHEN ascii({text}) < 65 AND left({text}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r')"
+            f" AND {text} !~ '{_NUMBER}' THEN '''' || {text} ELSE {text} END")
+
+
+def _pg_names(table: str, column: str) -> str:
+    """A jsonb array holding each row's neutralized `column` at the position of its id.
+
+    Uncorrelated, so PostgreSQL computes it once (an InitPlan); `->> id` then finds a row's name
+    in constant time. No join is left in the export's plan: it is the account index read in
+    order. Catalog ids are dense (registration inserts only missing names), so the array is about
+    as long as the table.
+    """
+    return (f"(SELECT jsonb_agg({_pg_safe(f't.{column}')} ORDER BY s.i) FROM generate_series(0,"
+            f" (SELECT coalesce(max(id), 0) FROM {table})) s(i) LEFT JOIN {table} t ON t.id = s.i)")
+
+
+# An account's key ids are not dense: its keys in a jsonb object by id.
+_PG_KEYS = (f"(SELECT jsonb_object_agg(k.id, {_pg_safe('k.external_id')}) FROM billing_apikey k"
+            " WHERE k.account_id = %s)")
+_PG_NAMES = {
+    "model": f"{_pg_names('marketplace_model', 'slug')} ->> g.model_id::int",
+    "provider": f"{_pg_names('marketplace_provider', 'slug')} ->> g.provider_id::int",
+    "app": f"{_pg_names('marketplace_app', 'name')} ->> g.app_id::int",
+    "app_origin": f"{_pg_names('marketplace_app', 'origin')} ->> g.app_id::int",
+    "api_key": f"{_PG_KEYS} ->> g.api_key_id::text",
+}
+
+
 def _pg_column(name: str, expression: str, untrusted: bool) -> str:
-    # Text built from integers and timestamps directly: to_char() and numeric division cost more
-    # than the rest of the row. Costs are never negative (the parser rejects them).
+    # Text built directly: one to_char() for the time, integer arithmetic for the cost (numeric
+    # division costs more). Costs are never negative (the parser rejects them).
+    if name in _PG_NAMES:
+        return _PG_NAMES[name]
     if name == "created_at":
-        return ("to_char(g.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.')"
-                " || lpad((extract(microseconds FROM g.created_at)::int %% 1000000)::text, 6, '0') || 'Z'")
+        return "to_char(g.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
     if name == "total_cost_usd":
         return "(g.cost_units / 10000000000)::text || '.' || lpad((g.cost_units %% 10000000000)::text, 10, '0')"
     if expression.endswith(("cost_priced", "is_byok", "streamed", "cancelled")):
-        return f"CASE {expression} WHEN true THEN 'true' WHEN false THEN 'false' END"
+        return f"{expression}::text"  # 'true' or 'false' (boolean to text; NULL stays NULL)
     if name == "provider_responses":
         # JSON text starts with [, {, ", a digit, t, f, n or a minus sign followed by a digit (a
         # number, left alone by the rule below too): never a formula. One jsonb-to-text, not three.
         return f"{expression}::text"
     if untrusted:
-        text = f"{expression}::text"
-        # The same rule as core.csvutil.safe_cell: formula-like text gets a leading quote.
-        return (f"CASE WHEN left({text}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') AND {text} !~ '{_NUMBER}'"
-                f" THEN '''' || {text} ELSE {text} END")
+        return _pg_safe(f"{expression}::text")
     return expression
 
 
@@ -243,14 +268,32 @@ def generations_csv(*, account_id: int, first: date, last: date) -> Iterator[byt
         yield from _csv_python(account_id, start, end)
 
 
-def _csv_postgres(account_id: int, start: datetime, end: datetime) -> Iterator[bytes]:
+# The order is the account index (account, created_at DESC, id DESC) read backwards. Left alone,
+# once the account holds a large share of the table the planner prefers a parallel scan of all of
+# it and a sort of the range (slower, and the sort spills to disk), and on two cores parallel
+# workers only compete with this backend and the process reading it. jit off: compiling the
+# expressions costs more than it saves on one account's rows.
+PG_EXPORT_SETTINGS = ("SET LOCAL enable_sort = off", "SET LOCAL max_parallel_workers_per_gather = 0",
+                      "SET LOCAL jit = off")
+
+
+def pg_export_select() -> str:
+    """The export's SELECT on PostgreSQL (parameters: `pg_export_params`)."""
     select = ", ".join(_pg_column(*column) for column in CSV_COLUMNS)
-    sql = f"COPY (SELECT {select} {_FROM} ORDER BY g.created_at, g.id) TO STDOUT WITH (FORMAT csv)"
+    return f"SELECT {select} FROM analytics_generation g WHERE {_RANGE} {_ORDER}"
+
+
+def pg_export_params(account_id: int, start: datetime, end: datetime) -> tuple:
+    return (account_id, account_id, start, end)  # the account's keys, then the range
+
+
+def _csv_postgres(account_id: int, start: datetime, end: datetime) -> Iterator[bytes]:
+    sql = f"COPY ({pg_export_select()}) TO STDOUT WITH (FORMAT csv)"
     connection.ensure_connection()
-    # jit off: compiling ~40 expressions costs more than it saves on one account's rows.
     with transaction.atomic(), connection.connection.cursor() as cursor:
-        cursor.execute("SET LOCAL jit = off")
-        yield from _copy_blocks(cursor, sql, (account_id, start, end))
+        for setting in PG_EXPORT_SETTINGS:
+            cursor.execute(setting)
+        yield from _copy_blocks(cursor, sql, pg_export_params(account_id, start, end))
 
 
 def _copy_blocks(cursor, sql: str, params: tuple) -> Iterator[bytes]:
@@ -285,8 +328,11 @@ def _csv_python(account_id: int, start: datetime, end: datetime) -> Iterator[byt
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {select} {_FROM} ORDER BY g.created_at, g.id", (account_id, start, end))
         converters = connection.ops
+        # As the ORM stores them (SQLite compares text): a bare datetime would be sent with its
+        # "+00:00" and miss rows exactly at the start, and take rows exactly at the end.
+        bounds = [converters.adapt_datetimefield_value(moment) for moment in (start, end)]
+        cursor.execute(f"SELECT {select} {_FROM} WHERE {_RANGE} {_ORDER}", (account_id, *bounds))
         while rows := cursor.fetchmany(5000):
             for row in rows:
                 cells = []
