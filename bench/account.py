@@ -2,6 +2,7 @@
 """Account pages and exports at the server, on a PostgreSQL database already filled by ingestion.
 
     .venv/bin/python bench/account.py --database tokengrid_bench [--iterations 30] [--rows 1000000]
+        [--only pages|usage_csv|generations_csv] [--export-runs 3]
 
 Signs in a bench user as a member of the busiest account (most requests) and prints, as one JSON
 line: server time p50/p90 of the overview (30 days) and the activity page (30 days by day, grouped
@@ -9,7 +10,8 @@ by model and key), cold (cache emptied before each request) and cached (after `u
 the refresh after each ingested chunk leaves them; the grouped activity view is cached by its
 first visit); the time to download usage.csv for the busiest account's busiest calendar month
 (day x model x key); and generations.csv over the newest days that hold `--rows` generations of
-that account: rows/s and the process's peak memory before and after (flat memory = no growth).
+that account, `--export-runs` times: the median rows/s, every run's, and the process's peak memory
+before the first and after the last (flat memory = no growth).
 Fill a database with `bench/ingest.py --events 10000000` (it keeps its data in `tokengrid_bench`).
 """
 import argparse
@@ -36,11 +38,42 @@ def peak_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def generations_csv(client, account_id: int, rows_wanted: int, runs: int) -> dict:
+    """Download generations.csv over the newest days holding `rows_wanted` of the account's rows."""
+    from django.db.models import Sum
+
+    from analytics.models import AccountDay
+
+    per_day = list(AccountDay.objects.filter(account_id=account_id).values("day").annotate(n=Sum("requests"))
+                   .order_by("-day").values_list("day", "n"))
+    total, first_day = 0, per_day[-1][0]
+    for day, n in per_day:
+        total += n
+        first_day = day
+        if total >= rows_wanted:
+            break
+    end_day = per_day[0][0]
+    memory_before = peak_mib()
+    rates, seconds = [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = client.get(f"/account/reports/generations.csv?start={first_day}&end={end_day}")
+        rows = sum(chunk.count(b"\n") for chunk in response.streaming_content) - 1
+        seconds.append(time.perf_counter() - started)
+        rates.append(rows / seconds[-1])
+    return {"start": str(first_day), "end": str(end_day), "rows": rows,
+            "seconds": round(statistics.median(seconds), 2), "rows_per_s": round(statistics.median(rates)),
+            "runs_rows_per_s": [round(rate) for rate in rates],
+            "peak_mib_before": memory_before, "peak_mib_after": peak_mib()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", default="tokengrid_bench")
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--rows", type=int, default=1_000_000, help="generations in the generations.csv export")
+    parser.add_argument("--only", choices=("pages", "usage_csv", "generations_csv"), help="measure only this")
+    parser.add_argument("--export-runs", type=int, default=3, help="downloads of generations.csv (median)")
     options = parser.parse_args()
     os.environ.update({"DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{options.database}",
                        "REDIS_URL": "redis://127.0.0.1:6379/11", "DJANGO_SETTINGS_MODULE": "config.settings"})
@@ -78,7 +111,7 @@ def main() -> None:
 
     pages = {"overview": "/account/?period=30d",
              "activity": "/account/activity/?metric=spend&group_by=model&group_by=api_key&granularity=day&period=30d"}
-    for name, url in pages.items():
+    for name, url in pages.items() if options.only in (None, "pages") else ():
         client.get(url)  # connections, templates
         cold, cached = [], []
         for _ in range(options.iterations):
@@ -97,33 +130,18 @@ def main() -> None:
         result[name] = {"url": url, "cold": percentiles(cold), "cached": percentiles(cached),
                         "prewarm_seconds": round(prewarm_seconds, 2)}
 
-    month = (AccountDay.objects.filter(account_id=account_id).annotate(m=TruncMonth("day")).values("m")
-             .annotate(n=Sum("requests")).order_by("-n").first()["m"])
-    last = (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
-    started = time.perf_counter()
-    response = client.get(f"/account/reports/usage.csv?start={month}&end={last}")
-    lines = sum(chunk.count(b"\n") for chunk in response.streaming_content)
-    result["usage_csv_month"] = {"month": f"{month:%Y-%m}", "rows": lines - 1,
-                                 "seconds": round(time.perf_counter() - started, 3)}
+    if options.only in (None, "usage_csv"):
+        month = (AccountDay.objects.filter(account_id=account_id).annotate(m=TruncMonth("day")).values("m")
+                 .annotate(n=Sum("requests")).order_by("-n").first()["m"])
+        last = (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        started = time.perf_counter()
+        response = client.get(f"/account/reports/usage.csv?start={month}&end={last}")
+        lines = sum(chunk.count(b"\n") for chunk in response.streaming_content)
+        result["usage_csv_month"] = {"month": f"{month:%Y-%m}", "rows": lines - 1,
+                                     "seconds": round(time.perf_counter() - started, 3)}
 
-    # The newest days that hold at least --rows generations of the account.
-    per_day = list(AccountDay.objects.filter(account_id=account_id).values("day").annotate(n=Sum("requests"))
-                   .order_by("-day").values_list("day", "n"))
-    total, first_day = 0, per_day[-1][0]
-    for day, n in per_day:
-        total += n
-        first_day = day
-        if total >= options.rows:
-            break
-    end_day = per_day[0][0]
-    memory_before = peak_mib()
-    started = time.perf_counter()
-    response = client.get(f"/account/reports/generations.csv?start={first_day}&end={end_day}")
-    rows = sum(chunk.count(b"\n") for chunk in response.streaming_content) - 1
-    seconds = time.perf_counter() - started
-    result["generations_csv"] = {"start": str(first_day), "end": str(end_day), "rows": rows,
-                                 "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds),
-                                 "peak_mib_before": memory_before, "peak_mib_after": peak_mib()}
+    if options.only in (None, "generations_csv"):
+        result["generations_csv"] = generations_csv(client, account_id, options.rows, options.export_runs)
     print(json.dumps(result))
 
 
