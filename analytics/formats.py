@@ -263,10 +263,24 @@ def _timestamp(value) -> datetime:
     return parsed
 
 
+_CATEGORY_CACHE: dict[str, tuple[str, ...]] = {}
+
+
 def _categories(value) -> tuple[str, ...]:
     if value is None or value == "":
         return ()
-    items = value if isinstance(value, list) else str(value).split(",")
+    if type(value) is str:
+        # An app sends the same categories text with every request: parse each text once.
+        cached = _CATEGORY_CACHE.get(value)
+        if cached is None:
+            if len(_CATEGORY_CACHE) > 10_000:
+                _CATEGORY_CACHE.clear()
+            cached = _CATEGORY_CACHE[value] = _category_slugs(value.split(","))
+        return cached
+    return _category_slugs(value if isinstance(value, list) else str(value).split(","))
+
+
+def _category_slugs(items) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for item in items:
         slug = str(item).strip().lower()[:64]
@@ -497,6 +511,8 @@ class _FastRecord(msgspec.Struct):
     tokens_completion: _Count | None = None
     native_tokens_reasoning: _Count | None = None
     native_tokens_cached: _Count | None = None
+    tokens_reasoning: _Count | None = None
+    tokens_cached: _Count | None = None
     total_cost: Decimal | None = None
     is_byok: bool | None = None
     latency: _Millis | None = None
@@ -520,27 +536,28 @@ _decode_wrapped = msgspec.json.Decoder(_FastWrapped).decode
 _FAST_ERRORS = (msgspec.MsgspecError, ValueError)  # ValueError: invalid UTF-8 inside a string
 
 
-def _fast_record(line: int, data: bytes) -> Record | None:
+def _fast_record(line: int, data: bytes, latest: datetime) -> Record | None:
     """The Record of a well-formed openrouter line, or None to take the checked path."""
     try:
         fast = _decode_wrapped(data).data if data.startswith(b'{"data"') else _decode_bare(data)
     except _FAST_ERRORS:
         return None
     created = fast.created_at
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
-    elif created.utcoffset():
-        created = created.astimezone(UTC)
+    if created.tzinfo is not UTC:
+        created = created.replace(tzinfo=UTC) if created.tzinfo is None else created.astimezone(UTC)
     cost = fast.total_cost
-    if (created < EARLIEST or created > _latest()
+    if (created < EARLIEST or created > latest
             or (cost is not None and (not cost.is_finite() or cost < 0 or cost > MAX_COST))):
         return None
     attempts = fast.provider_responses
+    categories = fast.app_categories
     return Record(
         line, fast.id, created, fast.account, fast.api_key, fast.model, fast.provider_name or "unknown",
-        fast.origin, fast.app_name, _categories(fast.app_categories) if fast.app_categories else (),
-        fast.tokens_prompt or 0, fast.tokens_completion or 0, fast.native_tokens_reasoning or 0,
-        fast.native_tokens_cached or 0, cost, bool(fast.is_byok), fast.latency, fast.generation_time,
+        fast.origin, fast.app_name, _categories(categories) if categories else (),
+        fast.tokens_prompt or 0, fast.tokens_completion or 0,
+        fast.native_tokens_reasoning if fast.native_tokens_reasoning is not None else fast.tokens_reasoning or 0,
+        fast.native_tokens_cached if fast.native_tokens_cached is not None else fast.tokens_cached or 0,
+        cost, fast.is_byok is True, fast.latency, fast.generation_time,
         fast.status or 200,
         None if attempts is None else [
             {"provider_name": a.provider_name, "status": a.status, "latency": a.latency} for a in attempts[:50]],
@@ -567,6 +584,7 @@ def parse_lines(fmt: str, lines: Iterable[tuple[int, bytes]], *, header: bytes |
         if fmt == "litellm":
             # LiteLLM's columns are camelCase (startTime, ...): keep their canonical spelling.
             columns = [_LITELLM_CASE.get(c, c) for c in columns]
+    latest = _latest()
     for number, data in lines:
         if len(data) > max_line_bytes:
             yield Rejected(number, "too_large", _raw(data))
@@ -577,7 +595,7 @@ def parse_lines(fmt: str, lines: Iterable[tuple[int, bytes]], *, header: bytes |
         if not stripped:
             continue
         if json_lines:
-            record = _fast_record(number, stripped)
+            record = _fast_record(number, stripped, latest)
             if record is not None:
                 yield record
                 continue
