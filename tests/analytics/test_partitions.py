@@ -1,12 +1,14 @@
 """Monthly partitions of raw generations on PostgreSQL: made ahead, strays moved, retention drops only raw months."""
+import re
 from datetime import UTC, date, datetime
 
 import pytest
 from django.db import connection
 from django.db.models import Sum
+from django.test.utils import CaptureQueriesContext
 
 from analytics import partitions
-from analytics.generation_log import generation_of
+from analytics.generation_log import LogFilter, generation_of, generations_page
 from analytics.models import AccountDay, EndpointDay, EndpointHour, Generation, GenerationKey, IngestBatch
 from billing.models import Account, LedgerEntry
 
@@ -106,3 +108,26 @@ def test_retention_clears_stray_rows_below_the_horizon_from_the_default_partitio
     assert not GenerationKey.objects.filter(id__startswith="2021-06").exists()
     # Upkeep never recreates a month below the horizon.
     assert date(2021, 6, 1) not in partitions.partitions_ensure(months_ahead=0, now=NOW).created
+
+
+def _partitions_read(sql: str) -> set[str]:
+    """The generation partitions an executed plan really scanned (not pruned, not `never executed`)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {sql}")
+        plan = [row[0] for row in cursor.fetchall()]
+    return {m[1] for line in plan if "never executed" not in line
+            and (m := re.search(r" on (analytics_generation_(?:p\d{4}_\d{2}|default))\b", line))}
+
+
+def test_the_detail_and_a_dated_log_page_read_one_month(tmp_path):
+    run_batch(_traffic(tmp_path, "two-months.jsonl", ["2026-10", "2026-11"]))
+    partitions.partitions_ensure(months_ahead=0)  # October out of the default partition, if it is there
+    account = Account.objects.get(external_id="acct_a")
+    with CaptureQueriesContext(connection) as detail:
+        generation_of(account_id=account.pk, generation_id="2026-10-1")
+    assert _partitions_read(detail.captured_queries[-1]["sql"]) == {"analytics_generation_p2026_10"}
+
+    november = LogFilter(start=datetime(2026, 11, 1, tzinfo=UTC), end=datetime(2026, 12, 1, tzinfo=UTC))
+    with CaptureQueriesContext(connection) as page:
+        assert len(generations_page(account_id=account.pk, log_filter=november).rows) == 3
+    assert _partitions_read(page.captured_queries[-1]["sql"]) == {"analytics_generation_p2026_11"}
