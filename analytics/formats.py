@@ -533,7 +533,9 @@ class _FastWrapped(msgspec.Struct):
 
 _decode_bare = msgspec.json.Decoder(_FastRecord).decode
 _decode_wrapped = msgspec.json.Decoder(_FastWrapped).decode
-_FAST_ERRORS = (msgspec.MsgspecError, ValueError)  # ValueError: invalid UTF-8 inside a string
+# ValueError: invalid UTF-8 inside a string; RecursionError: nesting deeper than msgspec allows.
+_FAST_ERRORS = (msgspec.MsgspecError, ValueError, RecursionError)
+NUL_ESCAPE = b"\\u0000"  # the only way a NUL reaches a JSON string; PostgreSQL text cannot hold it
 
 
 def _fast_record(line: int, data: bytes, latest: datetime) -> Record | None:
@@ -568,6 +570,14 @@ def _fast_record(line: int, data: bytes, latest: datetime) -> Record | None:
 # ---------------------------------------------------------------- the parser
 
 
+def _has_nul(record: Record) -> bool:
+    """Whether any text of the record holds a NUL character (the checked path only)."""
+    texts = [record.id, record.account, record.api_key, record.model, record.provider_name, record.origin,
+             record.app_name, record.finish_reason, *record.app_categories,
+             *(a["provider_name"] for a in record.provider_responses or ())]
+    return any(text and "\x00" in text for text in texts)
+
+
 def _raw(data: bytes) -> str:
     return data[:RAW_LIMIT * 4].decode("utf-8", errors="replace")[:RAW_LIMIT]
 
@@ -594,7 +604,7 @@ def parse_lines(fmt: str, lines: Iterable[tuple[int, bytes]], *, header: bytes |
         stripped = data.strip()
         if not stripped:
             continue
-        if json_lines:
+        if json_lines and NUL_ESCAPE not in stripped:
             record = _fast_record(number, stripped, latest)
             if record is not None:
                 yield record
@@ -630,6 +640,8 @@ def parse_lines(fmt: str, lines: Iterable[tuple[int, bytes]], *, header: bytes |
                     raise Invalid("bad_csv")
                 row = _csv_typed(dict(zip(columns, cells, strict=True)), fmt)
                 record = _litellm_record(number, row) if fmt == "litellm" else _record(number, row)
+            if _has_nul(record):
+                raise Invalid("nul_character")
         except Invalid as invalid:
             yield Rejected(number, invalid.reason, _raw(data))
             continue

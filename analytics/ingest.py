@@ -438,9 +438,13 @@ def upload_store(*, chunks: Iterator[bytes], suffix: str = ".ndjson") -> Path:
     """Write an uploaded body to the ingest folder, where every worker can read it."""
     stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%S%f")
     target = _ingest_dir() / f"upload-{stamp}{suffix}"
-    with target.open("wb") as handle:
-        for block in chunks:
-            handle.write(block)
+    try:
+        with target.open("wb") as handle:
+            for block in chunks:
+                handle.write(block)
+    except BaseException:
+        target.unlink(missing_ok=True)  # a refused or broken upload leaves nothing behind
+        raise
     return target
 
 

@@ -78,6 +78,9 @@ def test_account_and_key_may_sit_beside_the_wrapper():
     (_good(origin="o" * 501), "too_long:origin"),
     ('{"id": "g1", "total_cost": NaN}', "invalid_json"),
     ('{"id": "g1", "total_cost": Infinity}', "invalid_json"),
+    (_good(model="lab/\u0000m"), "nul_character"),
+    (_good(provider_responses=[{"provider_name": "A\u0000", "status": 200}]), "nul_character"),
+    ('{"id": "g1", "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "invalid_json"),
 ])
 def test_each_bad_record_is_rejected_with_its_reason_and_kept_raw(line, reason):
     parsed = _parse("openrouter", _good(id="before"), line, _good(id="after"))

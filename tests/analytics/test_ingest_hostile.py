@@ -3,7 +3,7 @@ through the real chunk path (small chunks, so rejects and good rows share and st
 
 Each bad record is rejected with its reason and line and kept raw; every good record beside it is
 kept; a 10 MB line does not hold more memory than a few times its size. The ingest API caps the
-decompressed size of a gzip body. Known gaps are strict xfails: they pass once the parser is fixed.
+decompressed size of a gzip body, and a refused upload leaves no file behind.
 """
 import gzip
 import json
@@ -116,7 +116,7 @@ def test_a_hostile_corpus_rejects_each_bad_record_with_its_reason_and_line_and_k
 
 @pytest.fixture
 def _uploads_removed():
-    """Remove what a test's uploads leave in the ingest folder (see the xfail below)."""
+    """Remove what a test's uploads leave in the ingest folder."""
     from analytics.ingest import _ingest_dir
 
     before = set(_ingest_dir().iterdir())
@@ -142,8 +142,6 @@ def test_a_gzip_bomb_through_the_api_gets_413_and_no_batch(client, settings):
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(strict=True, reason="ingest.upload_store leaves the partial upload (up to the decompressed "
-                                       "limit, 512 MiB by default) in var/ingest when the API answers 413")
 @pytest.mark.usefixtures("_uploads_removed")
 def test_a_refused_upload_leaves_no_file_behind(client, settings):
     from analytics.ingest import _ingest_dir
@@ -160,8 +158,6 @@ def test_a_refused_upload_leaves_no_file_behind(client, settings):
     assert set(_ingest_dir().iterdir()) == before
 
 
-@pytest.mark.xfail(strict=True, reason="analytics.formats raises RecursionError on deeply nested JSON "
-                                       "(msgspec/orjson depth limit not caught): a 200 KB line fails its chunk")
 def test_deeply_nested_json_is_rejected_not_raised():
     line = b'{"id": "deep", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     [rejected] = parse_lines("openrouter", [(1, line)])
@@ -170,8 +166,6 @@ def test_deeply_nested_json_is_rejected_not_raised():
 
 @pytest.mark.django_db
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, reason="a \\u0000 escape in a text field parses, then PostgreSQL refuses NUL "
-                                       "in text: the whole chunk fails and its good rows with it")
 def test_a_nul_escape_in_a_text_field_is_rejected_and_its_chunk_kept(tmp_path):
     path = tmp_path / "nul.jsonl"
     path.write_bytes(b"\n".join([_line(id="good-a"), _line(id="nul", model="lab/\u0000m"), _line(id="good-b")]))
