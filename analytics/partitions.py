@@ -9,9 +9,9 @@ record of a dropped month is counted as a duplicate and never reaches the rollup
 
 Upkeep (beat, hourly): create the partitions of the current month and the next ones ahead, and
 move the default partition's rows into partitions of their own months. Each month is built as a
-plain table and then ATTACHed: that takes SHARE UPDATE EXCLUSIVE on the parent (ingestion's inserts
-and the generation log's reads go on) and ACCESS EXCLUSIVE on the new table and the default
-partition (scanned; kept small by this very task). Retention (beat, daily) drops whole months past
+plain table and then ATTACHed, under SHARE on the parent: inserts wait for it (at most a chunk's
+commit plus the move, about once a month), the generation log's reads go on except while ATTACH
+scans the default partition (kept small by this very task) under ACCESS EXCLUSIVE. Retention (beat, daily) drops whole months past
 the window: DROP and DETACH take ACCESS EXCLUSIVE on the parent, so they wait for running chunk
 transactions and block new ones for the (short) duration. Both use `lock_timeout` and give up
 rather than queue behind a long chunk (the next run retries), and one advisory lock, so two
@@ -96,13 +96,16 @@ def _claim(cursor) -> bool:
 def _month_attach(cursor, month: date) -> int:
     """Build one month's partition from the default partition's rows of that month and attach it.
 
-    Runs in the caller's transaction. The default partition is locked first (rows for the month
-    cannot arrive between the move and the attach); ATTACH then checks both tables, which are small.
+    Runs in the caller's transaction. SHARE on the parent first: it waits for the chunk
+    transactions that are inserting and holds new ones back until commit (reads go on). Without it
+    a chunk that planned its insert before the ATTACH would route a row of this month to the
+    default partition afterwards and fail its partition check; and rows could arrive between the
+    move and the attach. ATTACH then scans the default partition (small) under ACCESS EXCLUSIVE.
     Returns the rows moved.
     """
     name, start, end = partition_name(month), _bound(month), _bound(month_add(month, 1))
+    cursor.execute(f"LOCK TABLE {PARENT} IN SHARE MODE")
     cursor.execute(f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
-    cursor.execute(f"LOCK TABLE {DEFAULT} IN ACCESS EXCLUSIVE MODE")
     cursor.execute(f"WITH moved AS (DELETE FROM {DEFAULT} WHERE created_at >= {start} AND created_at < {end}"
                    f" RETURNING *) INSERT INTO {name} SELECT * FROM moved")
     moved = cursor.rowcount
