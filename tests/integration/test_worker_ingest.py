@@ -59,7 +59,7 @@ def test_a_worker_killed_mid_file_and_restarted_leaves_exact_totals(tmp_path, wo
 
     from .conftest import wait_for
 
-    settings.INGEST_CHUNK_LINES = 2_000  # about a second per chunk: the kill lands inside one
+    settings.INGEST_CHUNK_LINES = 2_000  # 8 chunks; the kill after 2 lands while others wait
     records = traffic(range(16_000))
     path = write_jsonl(tmp_path / "big.jsonl", records)
     fast_redelivery = {"CELERY_VISIBILITY_TIMEOUT": "3", "CELERY_UNACKED_RESTORE_INTERVAL": "1"}
