@@ -52,6 +52,9 @@ HOSTILE = [
     (b'{"id": "raw-control-\x01", "created_at": "2026-03-02T10:00:00Z"}', "invalid_json"),
     (b'{"id": "raw-nul-\x00", "created_at": "2026-03-02T10:00:00Z"}', "invalid_json"),
     (b'{"id": "lone-surrogate-\\ud800", "model": "x/y"}', "invalid_json"),
+    (b'{"id": "deep", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "invalid_json"),  # deeper than msgspec allows
+    (_line(id="nul-model", model="lab/\u0000m"), "nul_character"),  # PostgreSQL text cannot hold a NUL
+    (_line(id="nul-provider", provider_responses=[{"provider_name": "P\u0000", "status": 200}]), "nul_character"),
     (_line(id="future", created_at="2999-01-01T00:00:00Z"), "out_of_range:created_at"),
     (_line(id="past", created_at="1970-01-01T00:00:00Z"), "out_of_range:created_at"),
     (_line(id="year-one", created_at="0001-01-01T00:00:00Z"), "out_of_range:created_at"),
@@ -165,7 +168,6 @@ def test_deeply_nested_json_is_rejected_not_raised():
 
 
 @pytest.mark.django_db
-@pytest.mark.postgres
 def test_a_nul_escape_in_a_text_field_is_rejected_and_its_chunk_kept(tmp_path):
     path = tmp_path / "nul.jsonl"
     path.write_bytes(b"\n".join([_line(id="good-a"), _line(id="nul", model="lab/\u0000m"), _line(id="good-b")]))
@@ -174,4 +176,4 @@ def test_a_nul_escape_in_a_text_field_is_rejected_and_its_chunk_kept(tmp_path):
 
     assert batch.status == IngestBatch.Status.DONE, batch.error
     assert sorted(Generation.objects.values_list("id", flat=True)) == ["good-a", "good-b"]
-    assert Reject.objects.get().line == 2
+    assert (Reject.objects.get().line, Reject.objects.get().reason) == (2, "nul_character")
