@@ -7,8 +7,9 @@ DB1 holds generations in the plain table (before migration 0007), DB2 in monthly
 the key table (after); fill both with `bench/ingest.py` from the same file. Each round, in each
 database in turn, inside a transaction that is rolled back: stage `--rows` rows copied from
 existing generations (new ids, or the same ids for the all-duplicates case), then time only the
-statements that decide which rows are new and insert them, as `analytics.loader` runs them before
-and after partitioning. Prints one JSON line: per case and database the median ms per chunk and
+statements that decide which rows are new and insert them, as `analytics.loader` ran them before
+partitioning, after it (75174fc: the key insert with ON CONFLICT), and since 3cb4bc7 (a plain key
+insert in a savepoint first, ON CONFLICT only when it meets a duplicate). Prints one JSON line: per case and database the median ms per chunk and
 µs per row.
 """
 import argparse
@@ -29,15 +30,27 @@ BEFORE = (f"WITH ins AS (INSERT INTO analytics_generation ({COLUMNS}) SELECT {CO
 HORIZON = ("COALESCE((SELECT (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']*)''\\)'))[1]"
            "::timestamptz FROM pg_class c WHERE c.oid = to_regclass('analytics_generation_expired')),"
            " '-infinity'::timestamptz)")
-AFTER = ("LOCK TABLE analytics_generation IN ROW EXCLUSIVE MODE",
-         "WITH k AS (INSERT INTO analytics_generationkey (id, created_at)"
-         f" SELECT id, created_at FROM ingest_stage WHERE created_at >= {HORIZON}"
-         " ORDER BY id ON CONFLICT (id) DO NOTHING RETURNING id)"
-         " DELETE FROM ingest_stage s WHERE NOT EXISTS (SELECT 1 FROM k WHERE k.id = s.id)",
-         f"INSERT INTO analytics_generation ({COLUMNS}) SELECT {COLUMNS} FROM ingest_stage")
+LOCK = "LOCK TABLE analytics_generation IN ROW EXCLUSIVE MODE"
+KEYS = ("INSERT INTO analytics_generationkey (id, created_at) SELECT id, created_at FROM ingest_stage"
+        f" WHERE created_at >= {HORIZON} ORDER BY id")
+KEYS_SKIPPING = (f"WITH k AS ({KEYS} ON CONFLICT (id) DO NOTHING RETURNING id)"
+                 " DELETE FROM ingest_stage s WHERE NOT EXISTS (SELECT 1 FROM k WHERE k.id = s.id)")
+GENERATIONS = f"INSERT INTO analytics_generation ({COLUMNS}) SELECT {COLUMNS} FROM ingest_stage"
+AFTER = (LOCK, KEYS_SKIPPING, GENERATIONS)  # as in commit 75174fc
 
 
-def one_chunk(conn: psycopg.Connection, statements: tuple[str, ...], rows: int, offset: int, fresh: bool) -> float:
+def plain_insert_first(conn: psycopg.Connection, cursor) -> None:
+    """As analytics.loader runs it since 3cb4bc7: a plain key insert in a savepoint, ON CONFLICT if it fails."""
+    cursor.execute(LOCK)
+    try:
+        with conn.transaction():
+            cursor.execute(KEYS)
+    except psycopg.errors.UniqueViolation:
+        cursor.execute(KEYS_SKIPPING)
+    cursor.execute(GENERATIONS)
+
+
+def one_chunk(conn: psycopg.Connection, statements, rows: int, offset: int, fresh: bool) -> float:
     new_id = "'bench-' || %s || '-' || id" if fresh else "id"
     with conn.transaction(force_rollback=True), conn.cursor() as cursor:
         cursor.execute(STAGE)
@@ -46,8 +59,11 @@ def one_chunk(conn: psycopg.Connection, statements: tuple[str, ...], rows: int, 
                        (offset, offset, rows) if fresh else (offset, rows))
         cursor.execute("ANALYZE ingest_stage")
         started = time.perf_counter()
-        for sql in statements:
-            cursor.execute(sql)
+        if callable(statements):
+            statements(conn, cursor)
+        else:
+            for sql in statements:
+                cursor.execute(sql)
         return time.perf_counter() - started
 
 
@@ -58,8 +74,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=5)
     options = parser.parse_args()
-    targets = {"plain table (before)": (options.plain, BEFORE), "partitions + key table (after)":
-               (options.partitioned, AFTER)}
+    targets = {"plain table (before)": (options.plain, BEFORE),
+               "key table ON CONFLICT + partitions (75174fc)": (options.partitioned, AFTER),
+               "key table plain insert first + partitions (3cb4bc7)": (options.partitioned, plain_insert_first)}
     conns = {name: psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{db}", autocommit=True)
              for name, (db, _) in targets.items()}
     result = {"rows_per_chunk": options.rows, "rounds": options.rounds}
