@@ -1,10 +1,12 @@
 """Set-based apply of one chunk: stage rows, insert the new generations, roll up exactly those.
 
-PostgreSQL: COPY into a temporary staging table, `INSERT ... ON CONFLICT (id) DO NOTHING
-RETURNING id` decides which rows are new (concurrent chunks wait on each other's keys, so a
-generation is inserted once), the staging rows that were not inserted are dropped, and the
-rollups are upserted from what is left. SQLite: the same SQL, with executemany for COPY and an
-anti-join for the conflict test (SQLite transactions are serialized, so the two agree).
+PostgreSQL: COPY into a temporary staging table; the chunk's ids go into the key table
+(`analytics_generationkey`, the one unique index over every monthly partition), by a plain insert
+when none was seen before and by `ON CONFLICT (id) DO NOTHING RETURNING id` after a duplicate
+(concurrent chunks wait on each other's keys, so a generation is inserted once); the staging rows
+whose key did not go in are dropped, the rest become generations and are upserted into the
+rollups. SQLite: the same SQL, with executemany for COPY and an anti-join for the conflict test
+(SQLite transactions are serialized, so the two agree).
 
 Every upsert groups and orders by its key, so concurrent chunks take row locks in one order and
 cannot deadlock. Must run inside the caller's transaction.
