@@ -152,8 +152,23 @@ def partitions_ensure(*, months_ahead: int, now: datetime | None = None) -> Upke
         except OperationalError as error:
             if not _lock_timed_out(error):
                 raise
+            _default_vacuum(moved)
             return Upkeep(created=created, moved_rows=moved, skipped=True)  # the next run goes on
+    _default_vacuum(moved)
     return Upkeep(created=created, moved_rows=moved)
+
+
+def _default_vacuum(removed: int) -> None:
+    """Vacuum the default partition after rows left it.
+
+    The generation log reads the default partition's account index on every unpruned page: left to
+    autovacuum, the dead entries of moved rows cost each page a walk over them (6,681 buffers and
+    82 ms after 1.5M rows moved, measured at 10M). VACUUM takes SHARE UPDATE EXCLUSIVE on it only;
+    inserts and reads go on. It cannot run inside a transaction (tests); autovacuum does it then.
+    """
+    if removed and not connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute(f"VACUUM (ANALYZE) {DEFAULT}")
 
 
 @dataclass(frozen=True)
@@ -196,6 +211,7 @@ def retention_apply(*, months: int, now: datetime | None = None) -> Retention:
             for month in dropped:
                 cursor.execute(f"DROP TABLE {partition_name(month)}")
             cursor.execute(f"DELETE FROM {DEFAULT} WHERE created_at < {bound}")
+            strays = cursor.rowcount
             cursor.execute(f"DROP TABLE IF EXISTS {EXPIRED}")
             cursor.execute(f"CREATE TABLE {EXPIRED} (LIKE {PARENT} INCLUDING DEFAULTS INCLUDING CONSTRAINTS,"
                            " CONSTRAINT generation_expired CHECK (false))")
@@ -204,6 +220,7 @@ def retention_apply(*, months: int, now: datetime | None = None) -> Retention:
         if not _lock_timed_out(error):
             raise
         return Retention(horizon=current, dropped=[], keys_deleted=0, skipped=True)  # the next run retries
+    _default_vacuum(strays)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM analytics_generationkey WHERE created_at < {bound}")
         keys_deleted = cursor.rowcount

@@ -131,3 +131,18 @@ def test_the_detail_and_a_dated_log_page_read_one_month(tmp_path):
     with CaptureQueriesContext(connection) as page:
         assert len(generations_page(account_id=account.pk, log_filter=november).rows) == 3
     assert _partitions_read(page.captured_queries[-1]["sql"]) == {"analytics_generation_p2026_11"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_upkeep_outside_a_transaction_vacuums_the_default_partition_it_emptied(tmp_path):
+    """As beat runs it (autocommit): the moved rows' dead index entries would slow every log page."""
+    run_batch(_traffic(tmp_path, "old.jsonl", ["2018-07"]))
+    try:
+        assert partitions.partitions_ensure(months_ahead=0).moved_rows == 3
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT last_vacuum IS NOT NULL, n_dead_tup FROM pg_stat_user_tables WHERE relname = %s",
+                           [partitions.DEFAULT])
+            assert cursor.fetchone() == (True, 0)
+    finally:  # committed DDL outlives the flush of a transactional test
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {partitions.partition_name(date(2018, 7, 1))}")
