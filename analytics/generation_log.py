@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from billing.models import ApiKey
-from core.csvutil import safe_cell
+from core.csvutil import NUMBER_PATTERN, safe_cell
 from core.money import units_text
 from marketplace.models import App, Model, Provider
 
@@ -206,7 +206,7 @@ _FROM = ("FROM analytics_generation g LEFT JOIN marketplace_model m ON m.id = g.
          " LEFT JOIN billing_apikey k ON k.id = g.api_key_id")
 _RANGE = "g.account_id = %s AND g.created_at >= %s AND g.created_at < %s"
 _ORDER = "ORDER BY g.created_at, g.id"
-_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_NUMBER = NUMBER_PATTERN
 
 
 def _pg_safe(text: str) -> str:

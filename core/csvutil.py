@@ -1,9 +1,15 @@
 """CSV output that spreadsheets cannot execute, streamed row by row."""
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator
 
 DANGEROUS_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# A plain decimal number, the one kind of dangerous-looking text a spreadsheet reads as a value.
+# Shared with the SQL export (analytics.generation_log), so both neutralize exactly the same cells;
+# Python's float() would also let through "-inf", "-nan" and "-1_0", which spreadsheets evaluate.
+NUMBER_PATTERN = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_NUMBER = re.compile(NUMBER_PATTERN)
 
 
 def safe_cell(value) -> str:
@@ -17,11 +23,7 @@ def safe_cell(value) -> str:
 
 
 def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    return _NUMBER.fullmatch(text) is not None
 
 
 def csv_stream(header: Iterable[str], rows: Iterable[Iterable], *, batch: int = 1000) -> Iterator[str]:
