@@ -1,7 +1,7 @@
 from django.contrib import admin
-from django.db import connection
 
-from .models import Generation, GenerationKey, IngestBatch, IngestChunk, Reject
+from .generation_log import generations_with_id
+from .models import Generation, IngestBatch, IngestChunk, Reject
 
 
 class ChunkInline(admin.TabularInline):
@@ -44,18 +44,10 @@ class GenerationAdmin(admin.ModelAdmin):
         return False  # raw generations are the gateway's record: read-only
 
     def get_object(self, request, object_id, from_field=None):
-        return _by_key(self.get_queryset(request), object_id).first()
+        return generations_with_id(self.get_queryset(request), object_id).first()
 
     def get_search_results(self, request, queryset, search_term):
         # The partitioned table has no index on id alone: the key table names the month to read.
         if not search_term:
             return queryset, False
-        return _by_key(queryset, search_term.strip()), False
-
-
-def _by_key(queryset, generation_id: str):
-    """The generation with this id, read from its month's partition only on PostgreSQL."""
-    queryset = queryset.filter(id=generation_id)
-    if connection.vendor == "postgresql":
-        queryset = queryset.filter(created_at=GenerationKey.objects.filter(id=generation_id).values("created_at")[:1])
-    return queryset
+        return generations_with_id(queryset, search_term.strip()), False

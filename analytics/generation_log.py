@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from billing.models import ApiKey
-from core.csvutil import NUMBER_PATTERN, safe_cell
+from core.csvutil import DANGEROUS_PREFIXES, NUMBER_PATTERN, safe_cell
 from core.money import units_text
 from marketplace.models import App, Model, Provider
 
@@ -122,15 +122,20 @@ def generations_page(*, account_id: int, log_filter: LogFilter, after: str | Non
 
 
 def generation_of(*, account_id: int, generation_id: str) -> Generation:
-    """One generation of the account (DoesNotExist for anyone else's).
+    """One generation of the account (DoesNotExist for anyone else's)."""
+    return generations_with_id(Generation.objects.filter(account_id=account_id), generation_id).get()
+
+
+def generations_with_id(rows, generation_id: str):
+    """`rows` narrowed to the generation with this id (the detail page and the admin).
 
     On PostgreSQL the key table gives the generation's `created_at` first, so the lookup reads one
-    month's partition through the account index instead of probing every month.
+    month's partition instead of probing every month (the partitions have no index on id alone).
     """
-    rows = Generation.objects.filter(account_id=account_id, id=generation_id)
+    rows = rows.filter(id=generation_id)
     if connection.vendor == "postgresql":
         rows = rows.filter(created_at=GenerationKey.objects.filter(id=generation_id).values("created_at")[:1])
-    return rows.get()
+    return rows
 
 
 @dataclass(frozen=True)
@@ -203,10 +208,12 @@ CSV_HEADER = [name for name, _, _ in CSV_COLUMNS]
 # foreign keys): its names are empty, as on PostgreSQL, where they come from lookups, not joins.
 _FROM = ("FROM analytics_generation g LEFT JOIN marketplace_model m ON m.id = g.model_id"
          " LEFT JOIN marketplace_provider p ON p.id = g.provider_id LEFT JOIN marketplace_app a ON a.id = g.app_id"
-         " LEFT JOIN billing_apikey k ON k.id = g.api_key_id")
+         " LEFT JOIN billing_apikey k ON k.id = g.api_key_id AND k.account_id = g.account_id")
 _RANGE = "g.account_id = %s AND g.created_at >= %s AND g.created_at < %s"
 _ORDER = "ORDER BY g.created_at, g.id"
 _NUMBER = NUMBER_PATTERN
+# core.csvutil's prefixes as SQL characters; all sort below 'A', which the ascii() pre-test relies on.
+_PG_PREFIXES = ", ".join(f"chr({ord(prefix)})" for prefix in DANGEROUS_PREFIXES)
 
 
 def _pg_safe(text: str) -> str:
@@ -215,7 +222,7 @@ def _pg_safe(text: str) -> str:
     `ascii() < 65` first: every dangerous first character sorts below 'A', so an ordinary cell
     costs one integer test instead of six comparisons of a copied first letter.
     """
-    return (f"CASE WHEN ascii({text}) < 65 AND left({text}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r')"
+    return (f"CASE WHEN ascii({text}) < 65 AND left({text}, 1) IN ({_PG_PREFIXES})"
             f" AND {text} !~ '{_NUMBER}' THEN '''' || {text} ELSE {text} END")
 
 

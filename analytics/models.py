@@ -11,11 +11,11 @@ from billing.models import Account, ApiKey
 from marketplace.models import App, Model, Provider
 
 
-def _ref(to):
-    """A rollup's reference: no database constraint (ingestion registered the row first) and no
-    index of its own (each rollup's composite key and indexes serve its queries)."""
+def _ref(to, *, null: bool = False):
+    """A reference of raw generations and rollups: no database constraint (ingestion registered the
+    row first) and no index of its own (each table's composite key and indexes serve its queries)."""
     return models.ForeignKey(to, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
-                             related_name="+")
+                             null=null, related_name="+")
 
 
 class IngestBatch(models.Model):
@@ -114,16 +114,11 @@ class Generation(models.Model):
 
     id = models.CharField(max_length=128, primary_key=True)
     created_at = models.DateTimeField()
-    account = models.ForeignKey(Account, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
-                                related_name="+")
-    api_key = models.ForeignKey(ApiKey, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
-                                null=True, related_name="+")
-    model = models.ForeignKey(Model, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
-                              related_name="+")
-    provider = models.ForeignKey(Provider, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
-                                 related_name="+")
-    app = models.ForeignKey(App, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, null=True,
-                            related_name="+")
+    account = _ref(Account)
+    api_key = _ref(ApiKey, null=True)
+    model = _ref(Model)
+    provider = _ref(Provider)
+    app = _ref(App, null=True)
     batch_id = models.BigIntegerField(default=0)
     tokens_prompt = models.BigIntegerField(default=0)
     tokens_completion = models.BigIntegerField(default=0)
@@ -161,8 +156,9 @@ class Generation(models.Model):
 class GenerationKey(models.Model):
     """Every generation id ingested, with its `created_at` (PostgreSQL only; empty on SQLite).
 
-    The exactly-once gate: ingestion inserts a chunk's ids here first (`ON CONFLICT (id) DO
-    NOTHING`) and only the ids that went in become generations and reach the rollups. Narrow and
+    The exactly-once gate: ingestion inserts a chunk's ids here first (a plain insert, or `ON
+    CONFLICT (id) DO NOTHING` once a duplicate shows up: analytics.loader) and only the ids that
+    went in become generations and reach the rollups. Narrow and
     not partitioned, so one unique index covers every month; retention deletes the keys of dropped
     months. It also finds a generation's month for the detail page (partition pruning).
     """

@@ -117,6 +117,14 @@ def test_a_generation_whose_catalog_row_is_gone_is_still_exported(catalog):
     assert (row["id"], row["model"], row["provider"]) == ("orphan", "", "prov")
 
 
+def test_a_key_of_another_account_is_never_named(catalog):
+    mine = ApiKey.objects.create(account=catalog["account"], external_id="key_mine")
+    theirs = ApiKey.objects.create(account=catalog["other"], external_id="key_theirs")
+    Generation.objects.bulk_create([_generation(catalog, "a", START, api_key=mine),
+                                    _generation(catalog, "b", START + MICRO, api_key=theirs)])
+    assert [(r["id"], r["api_key"]) for r in _export(catalog["account"])] == [("a", "key_mine"), ("b", "")]
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the COPY plan is PostgreSQL's")
 def test_postgres_export_reads_the_account_index_in_order_without_a_sort(catalog):
     Generation.objects.bulk_create([_generation(catalog, f"g{i:04d}", START + timedelta(seconds=i)) for i in range(500)])
