@@ -7,7 +7,8 @@ Creates (or reuses) the database `tokengrid_bench`, migrates it and loads the ca
 `--events` records with `generate_traffic` (or takes `--file`), runs ../shared/bench/copy_ceiling.py
 on the file, empties the generation and rollup tables, then ingests the same file through the real
 path (`manage.py ingest --wait`, Celery workers on Redis, COPY + set-based rollups + usage debits)
-and prints both rates, their ratio and each worker's peak memory (VmHWM).
+and prints both rates, their ratio, each worker's peak memory (VmHWM) and the CPU time each run took
+(the machine's busy time, and the workers' own share of it).
 """
 import argparse
 import json
@@ -44,6 +45,19 @@ def peak_kib(pid: int) -> int:
     return 0
 
 
+def busy_seconds() -> float:
+    """CPU time the whole machine spent busy (all cores, every process), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -74,7 +88,9 @@ def main() -> None:
         print(f"generated {path.name} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     size = path.stat().st_size
 
+    busy = busy_seconds()
     ceiling = json.loads(run([PY, str(CEILING), str(path), f"{PG}/{db}"], env, capture_output=True).stdout)
+    ceiling_cpu = busy_seconds() - busy
 
     psql(f"TRUNCATE {', '.join(TABLES)}", db)
     psql("UPDATE billing_account SET balance_units = 0", db)
@@ -87,9 +103,12 @@ def main() -> None:
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     time.sleep(4)
     try:
-        started = time.perf_counter()
+        started, busy = time.perf_counter(), busy_seconds()
+        workers_cpu = sum(cpu_seconds(p.pid) for p in procs)
         run([PY, "manage.py", "ingest", str(path), "--wait"], env, capture_output=True)
         wall = time.perf_counter() - started
+        ingest_cpu = busy_seconds() - busy
+        workers_cpu = sum(cpu_seconds(p.pid) for p in procs) - workers_cpu
         peaks = [peak_kib(p.pid) for p in procs]
     finally:
         for p in procs:
@@ -106,6 +125,10 @@ def main() -> None:
         "ratio": round(rate / ceiling["rows_per_s"], 3), "tokengrid_seconds": round(seconds, 2),
         "command_wall_seconds": round(wall, 2), "accepted": accepted, "duplicates": int(stats[1]),
         "rejected": int(stats[2]), "worker_peak_mib": [round(p / 1024) for p in peaks],
+        # Where the CPU went (the machine's busy time while each ran, all processes): the two rates
+        # are bounded by these on a machine with few cores.
+        "ceiling_cpu_seconds": round(ceiling_cpu, 1), "tokengrid_cpu_seconds": round(ingest_cpu, 1),
+        "tokengrid_workers_cpu_seconds": round(workers_cpu, 1),
     }
     print(json.dumps(result))
     if not options.keep and not options.file:
