@@ -345,11 +345,13 @@ def _rows(records: list[formats.Record], batch_id: int) -> tuple[list[tuple], li
 
 @contextlib.contextmanager
 def _gc_paused():
-    """Pause the cyclic garbage collector while a chunk's objects are built.
+    """Pause the cyclic garbage collector while a chunk is ingested.
 
     Parsing allocates several objects per record and none of them form cycles (reference counting
     frees them), yet each allocation burst set off collections that walked every live record:
-    half the parse time. The collector runs again, and catches up, as soon as the block ends.
+    half the parse time. The pause spans the whole chunk, so the collector runs again only after
+    the chunk's objects are gone (re-enabled between parse and apply, its first collections walked
+    the 50k live records: 72 ms a chunk, bench/ingest_profile.py).
     """
     if not gc.isenabled():
         yield
@@ -363,6 +365,11 @@ def _gc_paused():
 
 def chunk_ingest(*, batch_id: int, index: int) -> ChunkResult:
     """Parse one chunk and apply it exactly once; a chunk already done is skipped."""
+    with _gc_paused():
+        return _chunk_ingest(batch_id, index)  # its records are freed before the collector resumes
+
+
+def _chunk_ingest(batch_id: int, index: int) -> ChunkResult:
     chunk = IngestChunk.objects.select_related("batch").get(batch_id=batch_id, index=index)
     if chunk.done:
         return ChunkResult(chunk.lines, chunk.accepted, chunk.duplicates, chunk.rejected, skipped=True)
@@ -374,27 +381,25 @@ def chunk_ingest(*, batch_id: int, index: int) -> ChunkResult:
     rejects: list[Reject] = []
     seen: set[str] = set()
     in_chunk_duplicates = 0
-    with _gc_paused():
-        for item in formats.parse_lines(
-                batch.format, _chunk_lines(batch.path, chunk.byte_start, chunk.byte_end, chunk.first_line),
-                header=header, max_line_bytes=settings.INGEST_MAX_LINE_BYTES):
-            if isinstance(item, formats.Rejected):
-                rejects.append(Reject(batch_id=batch_id, line=item.line, reason=item.reason[:100],
-                                      raw=item.raw[:RAW_LIMIT].replace("\x00", "\ufffd")))
-            elif item.id in seen:
-                in_chunk_duplicates += 1
-            else:
-                seen.add(item.id)
-                records.append(item)
-        del seen
-        stage, extra_attempts = _rows(records, batch_id) if records else ([], [])
+    for item in formats.parse_lines(
+            batch.format, _chunk_lines(batch.path, chunk.byte_start, chunk.byte_end, chunk.first_line),
+            header=header, max_line_bytes=settings.INGEST_MAX_LINE_BYTES):
+        if isinstance(item, formats.Rejected):
+            rejects.append(Reject(batch_id=batch_id, line=item.line, reason=item.reason[:100],
+                                  raw=item.raw[:RAW_LIMIT].replace("\x00", "\ufffd")))
+        elif item.id in seen:
+            in_chunk_duplicates += 1
+        else:
+            seen.add(item.id)
+            records.append(item)
+    del seen
+    stage, extra_attempts = _rows(records, batch_id) if records else ([], [])
 
     with transaction.atomic():
         locked = IngestChunk.objects.select_for_update().get(pk=chunk.pk)
         if locked.done:  # another worker applied it while we parsed
             return ChunkResult(locked.lines, locked.accepted, locked.duplicates, locked.rejected, skipped=True)
-        with _gc_paused():
-            applied = loader.apply(stage=stage, extra_attempts=extra_attempts)
+        applied = loader.apply(stage=stage, extra_attempts=extra_attempts)
         if applied.inserted:
             accounts = {row[ACCOUNT_AT] for row in stage}
             transaction.on_commit(lambda: usage.usage_refresh(account_ids=accounts))

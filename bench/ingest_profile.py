@@ -1,0 +1,147 @@
+#!/usr/bin/env python
+"""Where one chunk's time goes: ingestion's stages in microseconds per record, on PostgreSQL.
+
+    .venv/bin/python bench/ingest_profile.py [--file F] [--chunks 6] [--database tokengrid_bench]
+
+Runs the real chunk path (`analytics.ingest.chunk_ingest`) in this process, one chunk after
+another on an emptied database, and times each stage: parsing, building stage rows, the COPY into
+staging, every SQL statement of the apply (keys, generations, each rollup, the usage sums) and the
+rest (the chunk's bookkeeping and ledger debits). One process alone, so the stages never overlap
+and their times add up to the chunk's; a statement's wall time is the server's work on an otherwise
+idle machine. It then prints what that costs against the ceiling on this machine: with every core
+busy, `cores / (seconds per record)` is the most ingestion can reach, and the same without the
+rollups shows what the rest alone allows. Run `bench/ingest.py --keep` first: it makes the file
+and the database.
+"""
+import argparse
+import gc
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--file", type=Path, default=ROOT / "var" / "bench" / "traffic-1000000.jsonl")
+    parser.add_argument("--database", default="tokengrid_bench")
+    parser.add_argument("--chunks", type=int, default=6, help="chunks to ingest (the first is not counted)")
+    parser.add_argument("--chunk-lines", type=int, default=50_000)
+    options = parser.parse_args()
+    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{options.database}"
+    os.environ["INGEST_CHUNK_LINES"] = str(options.chunk_lines)
+
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    from analytics import formats, ingest, loader, tasks
+    from analytics.models import IngestChunk
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from ingest import TABLES  # the tables bench/ingest.py empties
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(TABLES)}")
+        cursor.execute("UPDATE billing_account SET balance_units = 0")
+    for task in (tasks.ingest_chunk, tasks.ingest_batch_split, tasks.rollup_rankings_refresh):
+        task.delay = lambda *args, **kwargs: None  # this process runs the chunks itself
+    spent: dict[str, float] = defaultdict(float)
+
+    def timed(name, function):
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - started
+        return wrapper
+
+    def parse_timed(*args, **kwargs):
+        items = formats.parse_lines.__wrapped__(*args, **kwargs)
+        while True:
+            started = time.perf_counter()
+            try:
+                item = next(items)
+            except StopIteration:
+                spent["parse and validate (Python)"] += time.perf_counter() - started
+                return
+            spent["parse and validate (Python)"] += time.perf_counter() - started
+            yield item
+
+    def statement_name(sql: str) -> str:
+        if sql.startswith("INSERT INTO analytics_"):
+            table = sql.split()[2].removeprefix("analytics_")
+            return f"SQL insert {table}" if table in ("generation", "generationkey") else f"SQL rollup {table}"
+        if sql.startswith("WITH k AS"):
+            return "SQL insert generationkey"
+        if sql.startswith("SELECT account_id, SUM"):
+            return "SQL usage sums"
+        return "SQL other: " + sql[:50]
+
+    def sql_timer(execute, sql, params, many, context):
+        name = statement_name(sql)
+        if not name:
+            return execute(sql, params, many, context)
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            spent[name] += time.perf_counter() - started
+
+    parse_timed.__wrapped__ = formats.parse_lines
+    formats.parse_lines = parse_timed
+    ingest._rows = timed("register, price, build stage rows (Python)", ingest._rows)
+    loader._load_postgres = timed("_load", loader._load_postgres)
+    loader._generations_insert_postgres = timed("_insert", loader._generations_insert_postgres)
+
+    connection.ensure_connection()
+    connection.connection.commit = timed("COMMIT (the WAL flushed to disk)", connection.connection.commit)
+    collecting = []
+
+    def gc_timer(phase, info):
+        if phase == "start":
+            collecting.append(time.perf_counter())
+        elif collecting:
+            spent["cyclic garbage collector"] += time.perf_counter() - collecting.pop()
+
+    gc.callbacks.append(gc_timer)
+    batch = ingest.batch_queue(path=options.file, source="profile")
+    ingest.batch_split(batch_id=batch.pk)
+    chunks = list(IngestChunk.objects.filter(batch=batch).order_by("index").values_list("index", flat=True))
+    per_record: dict[str, list[float]] = defaultdict(list)
+    with connection.execute_wrapper(sql_timer):
+        for index in chunks[:options.chunks]:
+            spent.clear()
+            started = time.perf_counter()
+            result = ingest.chunk_ingest(batch_id=batch.pk, index=index)
+            total = time.perf_counter() - started
+            spent["COPY into staging (client and server)"] = spent.pop("_load") - spent.pop("_insert")
+            spent["chunk bookkeeping, rejects, ledger debits"] = total - sum(spent.values())
+            if index == chunks[0]:
+                continue  # warms the catalog registration and the caches
+            for name, seconds in list(spent.items()):
+                per_record[name].append(seconds / result.lines * 1e6)
+            per_record["total"].append(total / result.lines * 1e6)
+
+    rows = {name: statistics.median(values) for name, values in per_record.items()}
+    total = rows.pop("total")
+    print(f"median of {len(per_record['total'])} chunks of {options.chunk_lines:,} records, µs per record:")
+    for name, value in sorted(rows.items(), key=lambda item: -item[1]):
+        print(f"  {value:6.2f}  {value / total:5.1%}  {name}")
+    rollups = sum(value for name, value in rows.items() if name.startswith("SQL rollup"))
+    cores = os.cpu_count() or 1
+    print(f"  {total:6.2f}  total (one process, nothing overlapping); rollups {rollups:.2f}")
+    print(f"with {cores} cores all busy: at most {cores / total * 1e6:,.0f} records/s; "
+          f"without any rollup at most {cores / (total - rollups) * 1e6:,.0f} records/s")
+
+
+if __name__ == "__main__":
+    main()
