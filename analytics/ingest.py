@@ -307,6 +307,7 @@ def _rows(records: list[formats.Record], batch_id: int) -> tuple[list[tuple], li
         if hour_key != last_hour_key:  # records mostly arrive in time order
             last_hour_key, hour = hour_key, created.replace(minute=0, second=0, microsecond=0)
             day = created.date()
+        model_id = model_ids[r.model]
         attempts = r.provider_responses
         if not attempts:
             own, own_failed = 1, failed
@@ -320,7 +321,7 @@ def _rows(records: list[formats.Record], batch_id: int) -> tuple[list[tuple], li
                     own += 1
                     own_failed += attempt_failed
                 else:
-                    extra((r.id, provider_ids[attempt["provider_name"]], attempt_failed))
+                    extra((r.id, hour, day, model_id, provider_ids[attempt["provider_name"]], attempt_failed))
         latency = r.latency
         generation_time = r.generation_time
         completion = r.tokens_completion
@@ -334,7 +335,7 @@ def _rows(records: list[formats.Record], batch_id: int) -> tuple[list[tuple], li
                 throughput_bucket = bucket_of(completion * 1000 / generation_time)
         append((
             r.id, created, hour, day, account_id, key_ids[(account_id, r.api_key)] if r.api_key else 0,
-            model_ids[r.model], provider_ids[provider], app_ids[r.origin] if r.origin else 0, batch_id,
+            model_id, provider_ids[provider], app_ids[r.origin] if r.origin else 0, batch_id,
             r.tokens_prompt, completion, r.tokens_reasoning, r.tokens_cached,
             cost_units, cost_priced, r.is_byok, latency, generation_time, status,
             r.finish_reason or "", r.streamed, r.cancelled, r.num_media_prompt, r.num_media_completion,

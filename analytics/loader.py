@@ -32,7 +32,10 @@ STAGE_COLUMNS = (
     ("failed", "smallint"), ("own_attempts", "integer"), ("own_failed", "integer"),
     ("latency_bucket", "smallint"), ("throughput_bucket", "smallint"),
 )
-ATTEMPT_COLUMNS = (("gen_id", "text"), ("provider_id", "bigint"), ("failed", "smallint"))
+# A provider_responses entry of another provider than the one that served (a fallback), with its
+# generation's id (to drop it with a duplicate generation) and the hour, day and model it counts in.
+ATTEMPT_COLUMNS = (("gen_id", "text"), ("hour", "timestamptz"), ("day", "date"), ("model_id", "bigint"),
+                   ("provider_id", "bigint"), ("failed", "smallint"))
 _JSON_AT = [name for name, _ in STAGE_COLUMNS].index("provider_responses")
 _DATETIME_AT = (1, 2)
 _DATE_AT = 3
@@ -87,8 +90,8 @@ def _upsert(table: str, keys: tuple[str, ...], sums: dict[str, str], source: str
 _ENDPOINT_SOURCE = (
     "(SELECT hour, day, model_id, provider_id, 1 AS request, failed, tokens_prompt, tokens_completion,"
     " tokens_reasoning, tokens_cached, cost_units, is_byok, latency, own_attempts, own_failed FROM ingest_stage"
-    " UNION ALL SELECT s.hour, s.day, s.model_id, a.provider_id, 0, 0, 0, 0, 0, 0, 0, FALSE, NULL, 1, a.failed"
-    " FROM ingest_attempts a JOIN ingest_stage s ON s.id = a.gen_id) AS x WHERE 1 = 1")
+    " UNION ALL SELECT hour, day, model_id, provider_id, 0, 0, 0, 0, 0, 0, 0, FALSE, NULL, 1, failed"
+    " FROM ingest_attempts) AS x WHERE 1 = 1")
 _ENDPOINT_SUMS = {**USAGE_SUMS, "requests": "SUM(request)", "attempts": "SUM(own_attempts)",
                   "failed_attempts": "SUM(own_failed)", **LATENCY_SUMS}
 ROLLUP_SQL = (
@@ -106,6 +109,9 @@ ROLLUP_SQL = (
     _upsert("analytics_accounthour", ("account_id", "hour", "model_id", "provider_id", "api_key_id", "app_id"),
             {**USAGE_SUMS, **LATENCY_SUMS}, "ingest_stage WHERE 1 = 1"),
 )
+# The fallback attempts of generations that were not inserted (duplicates) count nowhere.
+_ATTEMPTS_OF_DROPPED_SQL = ("DELETE FROM ingest_attempts WHERE NOT EXISTS"
+                            " (SELECT 1 FROM ingest_stage s WHERE s.id = ingest_attempts.gen_id)")
 SPEND_SQL = f"SELECT account_id, SUM({_SPEND}) FROM ingest_stage GROUP BY account_id ORDER BY account_id"
 
 
@@ -134,7 +140,8 @@ def _load_postgres(cursor, stage: list[tuple], extra_attempts: list[tuple]) -> i
         for row in stage:
             copy.write_row(row)
     if extra_attempts:
-        with raw.copy("COPY ingest_attempts (gen_id, provider_id, failed) FROM STDIN (FORMAT BINARY)") as copy:
+        names = ", ".join(name for name, _ in ATTEMPT_COLUMNS)
+        with raw.copy(f"COPY ingest_attempts ({names}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types([kind for _, kind in ATTEMPT_COLUMNS])
             for row in extra_attempts:
                 copy.write_row(row)
@@ -173,6 +180,8 @@ def _generations_insert_postgres(cursor, staged: int) -> int:
     else:
         if keyed < staged:  # rows below the horizon
             cursor.execute(f"DELETE FROM ingest_stage WHERE created_at < {HORIZON_SQL}")
+    if keyed < staged:
+        cursor.execute(_ATTEMPTS_OF_DROPPED_SQL)
     if keyed:
         cursor.execute(f"INSERT INTO analytics_generation ({', '.join(GENERATION_COLUMNS)})"
                        f" SELECT {_GENERATION_SELECT} FROM ingest_stage")
@@ -182,6 +191,8 @@ def _generations_insert_postgres(cursor, staged: int) -> int:
 def _load_sqlite(cursor, stage: list[tuple], extra_attempts: list[tuple]) -> int:
     ops = connection.ops
     rows = []
+    attempts = [(gen_id, ops.adapt_datetimefield_value(hour), ops.adapt_datefield_value(day), *rest)
+                for gen_id, hour, day, *rest in extra_attempts]
     for row in stage:
         row = list(row)
         for at in _DATETIME_AT:
@@ -191,10 +202,13 @@ def _load_sqlite(cursor, stage: list[tuple], extra_attempts: list[tuple]) -> int
         rows.append(row)
     marks = ", ".join(["%s"] * len(STAGE_COLUMNS))
     cursor.executemany(f"INSERT INTO ingest_stage VALUES ({marks})", rows)
-    if extra_attempts:
-        cursor.executemany("INSERT INTO ingest_attempts VALUES (%s, %s, %s)", extra_attempts)
+    if attempts:
+        cursor.executemany(f"INSERT INTO ingest_attempts VALUES ({', '.join(['%s'] * len(ATTEMPT_COLUMNS))})",
+                           attempts)
     cursor.execute("DELETE FROM ingest_stage WHERE EXISTS "
                    "(SELECT 1 FROM analytics_generation g WHERE g.id = ingest_stage.id)")
+    if cursor.rowcount and attempts:
+        cursor.execute(_ATTEMPTS_OF_DROPPED_SQL)
     cursor.execute(f"INSERT INTO analytics_generation ({', '.join(GENERATION_COLUMNS)})"
                    f" SELECT {_GENERATION_SELECT} FROM ingest_stage")
     return cursor.rowcount

@@ -129,6 +129,8 @@ def main() -> None:
         # are bounded by these on a machine with few cores.
         "ceiling_cpu_seconds": round(ceiling_cpu, 1), "tokengrid_cpu_seconds": round(ingest_cpu, 1),
         "tokengrid_workers_cpu_seconds": round(workers_cpu, 1),
+        # The ratio this machine allows at this CPU cost: every core busy with ingestion.
+        "ratio_cpu_bound": round((os.cpu_count() or 1) * accepted / ingest_cpu / ceiling["rows_per_s"], 3),
     }
     print(json.dumps(result))
     if not options.keep and not options.file:
