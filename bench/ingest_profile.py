@@ -76,7 +76,7 @@ def main() -> None:
             spent["parse and validate (Python)"] += time.perf_counter() - started
             yield item
 
-    def statement_name(sql: str) -> str:
+    def statement_name(sql: str) -> str:  # the statements of analytics.loader by name, the rest together
         if sql.startswith("INSERT INTO analytics_"):
             table = sql.split()[2].removeprefix("analytics_")
             return f"SQL insert {table}" if table in ("generation", "generationkey") else f"SQL rollup {table}"
@@ -84,12 +84,10 @@ def main() -> None:
             return "SQL insert generationkey"
         if sql.startswith("SELECT account_id, SUM"):
             return "SQL usage sums"
-        return "SQL other: " + sql[:50]
+        return "SQL: catalog, chunk and ledger rows, savepoints"
 
     def sql_timer(execute, sql, params, many, context):
         name = statement_name(sql)
-        if not name:
-            return execute(sql, params, many, context)
         started = time.perf_counter()
         try:
             return execute(sql, params, many, context)
@@ -124,7 +122,7 @@ def main() -> None:
             result = ingest.chunk_ingest(batch_id=batch.pk, index=index)
             total = time.perf_counter() - started
             spent["COPY into staging (client and server)"] = spent.pop("_load") - spent.pop("_insert")
-            spent["chunk bookkeeping, rejects, ledger debits"] = total - sum(spent.values())
+            spent["Python: chunk bookkeeping, rejects, ledger debits"] = total - sum(spent.values())
             if index == chunks[0]:
                 continue  # warms the catalog registration and the caches
             for name, seconds in list(spent.items()):
