@@ -186,21 +186,30 @@ class _Usage(models.Model):
         abstract = True
 
 
-class EndpointHour(_Usage):
-    """Per hour x model x provider: public rankings, model and provider pages, uptime.
+class _EndpointUsage(_Usage):
+    """What the endpoint rollups count besides requests: the attempts made of each provider and the
+    latency sums.
 
     `attempts` / `failed_attempts` count every entry of provider_responses against the provider
     that was tried (or the final status when there are none), so a provider can have attempts
-    in an hour where it served no request.
+    in a period where it served no request.
     """
 
-    hour = models.DateTimeField()
     model = _ref(Model)
     provider = _ref(Provider)
     attempts = models.BigIntegerField(default=0)
     failed_attempts = models.BigIntegerField(default=0)
     latency_sum = models.BigIntegerField(default=0)
     latency_count = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class EndpointHour(_EndpointUsage):
+    """Per hour x model x provider: public rankings, model and provider pages, uptime."""
+
+    hour = models.DateTimeField()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["hour", "model", "provider"], name="endpointhour_key")]
@@ -210,19 +219,13 @@ class EndpointHour(_Usage):
         return f"{self.hour:%Y-%m-%d %H}h model {self.model_id} provider {self.provider_id}"
 
 
-class EndpointDay(_Usage):
+class EndpointDay(_EndpointUsage):
     """Per day x model x provider: the same counters as EndpointHour, for week/month/all windows.
 
     Pages over long windows read ~24x fewer rows here than in the hourly rollup.
     """
 
     day = models.DateField()
-    model = _ref(Model)
-    provider = _ref(Provider)
-    attempts = models.BigIntegerField(default=0)
-    failed_attempts = models.BigIntegerField(default=0)
-    latency_sum = models.BigIntegerField(default=0)
-    latency_count = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["day", "model", "provider"], name="endpointday_key")]
