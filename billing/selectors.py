@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from django.db.models import Sum
+from django.db.models import Min, Sum
 from django.utils import timezone
 
 from analytics.models import AccountDay
@@ -146,10 +146,16 @@ class Statement:
 
 
 def statement_months(*, account: Account, today: date | None = None) -> list[date]:
-    """Months with a statement, newest first: from the account's first entry (or creation) to now."""
+    """Months with a statement, newest first: from the account's creation, first entry or first usage to now.
+
+    Usage counts because logs may be ingested after the fact: an account registered today by a
+    backfill has statements for the months its requests ran in.
+    """
     today = today or timezone.now().date()
     first = LedgerEntry.objects.filter(account=account).order_by("created").values_list("created", flat=True).first()
-    begin = min(first or account.created, account.created).astimezone(UTC).date().replace(day=1)
+    begin = min(first or account.created, account.created).astimezone(UTC).date()
+    first_use = AccountDay.objects.filter(account=account).aggregate(day=Min("day"))["day"]
+    begin = min(begin, first_use or begin).replace(day=1)
     months, month = [], today.replace(day=1)
     while month >= begin:
         months.append(month)

@@ -97,3 +97,21 @@ def test_months_outside_the_account_answer_404(client, owner, owner_b, books):
     mine = text_of(client.get(f"/account/statements/{books['this']:%Y-%m}/"))
     assert "Purchases $70.0000" in mine
     assert "lab/beta" not in mine
+
+
+def test_backfilled_usage_has_its_months_statement(client, owner_b, tmp_path):
+    """An account registered today by logs of requests that ran two months ago gets that month's statement."""
+    ingest.pricebook_reset()
+    this_month = datetime.now(tz=UTC).replace(day=1, hour=12, minute=0, second=0, microsecond=0)
+    two_ago = (this_month - timedelta(days=32)).replace(day=10)
+    run_batch(write_jsonl(tmp_path / "backfill.jsonl", [
+        record(id="old1", created_at=iso(two_ago), model="lab/alpha", total_cost=0.25, account="acct_b"),
+        record(id="old2", created_at=iso(two_ago), model="lab/alpha", total_cost=0.5, account="acct_b")]))
+    client.force_login(owner_b)
+    listing = text_of(client.get("/account/statements/"))
+    between = (this_month - timedelta(days=1)).replace(day=1)
+    assert f"{this_month:%B %Y} CSV {between:%B %Y} CSV {two_ago:%B %Y} CSV" in listing
+    page = text_of(client.get(f"/account/statements/{two_ago:%Y-%m}/"))
+    assert "lab/alpha 2 300 $0.7500" in page  # by the days the requests ran; debited this month
+    before = (two_ago.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    assert client.get(f"/account/statements/{before}/").status_code == 404
