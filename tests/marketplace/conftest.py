@@ -17,9 +17,13 @@ def hours_before(now: datetime, hours_ago: float) -> str:
 def leaderboard_traffic(directory: Path) -> datetime:
     """Ingest two listed models and one unlisted, in the last day and the day before; return `now`."""
     now = timezone.now().replace(minute=30, second=0, microsecond=0)
+    # App One's request runs today (an hour ago, or at midnight in the first hour): apps roll up by
+    # day, so their `day` window is today so far.
+    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    app_hours_ago = min(1, (now - midnight).total_seconds() / 3600)
     rows = [
         # last 24 h: alpha 1000 + 500 tokens ($0.30), beta 300 tokens ($0.60), hidden 5000 tokens
-        record(id="a1", model="lab/alpha", created_at=hours_before(now, 1), tokens_prompt=800,
+        record(id="a1", model="lab/alpha", created_at=hours_before(now, app_hours_ago), tokens_prompt=800,
                tokens_completion=200, total_cost=0.2, origin="https://app.example", app_name="App One"),
         record(id="a2", model="lab/alpha", created_at=hours_before(now, 5), tokens_prompt=400,
                tokens_completion=100, total_cost=0.1),
