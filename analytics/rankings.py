@@ -84,10 +84,11 @@ def _totals(queryset, key: str, metric: str, window: Window | None) -> dict[int,
             queryset = queryset.filter(hour__gte=window.start)
         queryset = queryset.filter(hour__lt=window.end)
     else:
-        # Day rollups: a window covers the dates after its start's date up to the date of its last
-        # moment, so `day` is today so far, `week` today and the six days before, without overlap.
+        # Day rollups: a window covers the dates after the date of the moment before its start, up
+        # to the date of its last moment, so `day` is today so far and `week` today and the six days
+        # before, without overlap, also in the day's last hour (when the window starts at midnight).
         if window.start is not None:
-            queryset = queryset.filter(day__gt=window.start.date())
+            queryset = queryset.filter(day__gt=(window.start - timedelta(microseconds=1)).date())
         queryset = queryset.filter(day__lte=(window.end - timedelta(microseconds=1)).date())
     rows = queryset.values(key).annotate(value=Sum(_expression(metric))).values_list(key, "value")
     return {k: v or 0 for k, v in rows}

@@ -114,6 +114,29 @@ def test_trending_apps_are_tokens_above_the_mean_of_three_preceding_windows(tmp_
     assert [(r.name, r.value, r.trend) for r in trending] == [("Rising", 900, 800.0), ("Steady", 300, 0.0)]
 
 
+@pytest.mark.parametrize("minute_of_day", [12 * 60 + 30, 23 * 60 + 40, 0 * 60 + 40])
+def test_day_and_week_windows_of_daily_rollups_are_today_and_the_six_days_before(tmp_path, minute_of_day):
+    """Apps roll up by day: `day` is today so far, `week` seven dates, `previous` the ones before, at any hour.
+
+    In the day's last hour the window starts at midnight: today's rows were dropped there once.
+    """
+    now = (timezone.now().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=3)
+           + timedelta(minutes=minute_of_day))
+    midnight = now.replace(hour=0, minute=0)
+    # 100 tokens today, 10 yesterday, 1 on each of the 5 days before, 1000 a week ago and 10000 8 days ago
+    days_tokens = [(0, 100), (1, 10), *((d, 1) for d in range(2, 7)), (7, 1000), (8, 10000)]
+    run_batch(write_jsonl(tmp_path / "w.jsonl", [
+        record(id=f"d{d}", created_at=(midnight - timedelta(days=d, minutes=-10)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+               tokens_prompt=tokens, tokens_completion=0, origin="https://daily.example", app_name="Daily")
+        for d, tokens in days_tokens]))
+    Model.objects.update(listed=True)
+
+    [day] = rankings.ranking_apps(window=rankings.window_parse("day", now=now), metric="tokens")
+    assert (day.value, day.previous) == (100, 10)
+    [week] = rankings.ranking_apps(window=rankings.window_parse("week", now=now), metric="tokens")
+    assert (week.value, week.previous) == (115, 11000)
+
+
 def test_a_category_re_ranks_models_by_the_apps_that_use_them(tmp_path):
     now = timezone.now().replace(minute=30, second=0, microsecond=0)
     rows = [
