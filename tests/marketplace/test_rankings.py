@@ -67,6 +67,7 @@ def test_the_rankings_page_reads_as_a_leaderboard(client, traffic, django_assert
     assert "1 alpha Lab 1.5K +50% 83%" in text
     assert "2 beta Lab 300 -50% 17%" in text
     assert "hidden" not in text
+    assert "Top apps Apps are counted by UTC day: today so far, against yesterday." in text
     assert client.get("/").status_code == 200
 
 
@@ -161,6 +162,7 @@ def test_a_category_re_ranks_models_by_the_apps_that_use_them(tmp_path):
 def test_hiding_an_app_takes_it_off_cached_pages_at_once(client, traffic):
     first = client.get("/rankings/", {"window": "week"}).content.decode()
     assert "App One" in first
+    assert "Apps are counted by UTC day: the last 7 days, today so far included." in first
     app = App.objects.get(name="App One")
     app.public = False
     app.save(update_fields=["public"])  # what the admin does
