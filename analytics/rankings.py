@@ -8,7 +8,7 @@ rankings version that every ingested chunk bumps (`analytics.tasks.rollup_rankin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.core.cache import cache
 from django.db.models import F, Sum
@@ -35,6 +35,24 @@ class Window:
         if self.start is None:
             return None
         return Window(self.name, self.start - (self.end - self.start), self.start)
+
+    @property
+    def days(self) -> int | None:
+        return None if self.start is None else (self.end - self.start).days
+
+    @property
+    def first_day(self) -> date | None:
+        """The first date the daily rollups count: the one after the date of the moment before the start.
+
+        So `day` is today so far and `week` today and the six days before, without overlap between
+        windows, also in the day's last hour, when the window starts at midnight.
+        """
+        return None if self.start is None else (self.start - timedelta(microseconds=1)).date() + timedelta(days=1)
+
+    @property
+    def last_day(self) -> date:
+        """The last date the window touches (inclusive)."""
+        return (self.end - timedelta(microseconds=1)).date()
 
 
 def window_parse(name: str | None, *, now: datetime | None = None) -> Window:
@@ -84,12 +102,9 @@ def _totals(queryset, key: str, metric: str, window: Window | None) -> dict[int,
             queryset = queryset.filter(hour__gte=window.start)
         queryset = queryset.filter(hour__lt=window.end)
     else:
-        # Day rollups: a window covers the dates after the date of the moment before its start, up
-        # to the date of its last moment, so `day` is today so far and `week` today and the six days
-        # before, without overlap, also in the day's last hour (when the window starts at midnight).
-        if window.start is not None:
-            queryset = queryset.filter(day__gt=(window.start - timedelta(microseconds=1)).date())
-        queryset = queryset.filter(day__lte=(window.end - timedelta(microseconds=1)).date())
+        if window.first_day is not None:
+            queryset = queryset.filter(day__gte=window.first_day)
+        queryset = queryset.filter(day__lte=window.last_day)
     rows = queryset.values(key).annotate(value=Sum(_expression(metric))).values_list(key, "value")
     return {k: v or 0 for k, v in rows}
 
@@ -329,12 +344,12 @@ def daily_top_models(*, start, end, top: int = 50) -> list[DailyRow]:
             .values("day", "model__slug")
             .annotate(p=Sum("tokens_prompt"), c=Sum("tokens_completion")).values_list("day", "model__slug", "p", "c"))
     per_day: dict = {}
-    for date, slug, prompt, completion in rows:
-        per_day.setdefault(date, []).append((slug, prompt or 0, completion or 0))
+    for day, slug, prompt, completion in rows:
+        per_day.setdefault(day, []).append((slug, prompt or 0, completion or 0))
     out = []
-    for date in sorted(per_day):
-        ranked = sorted(per_day[date], key=lambda r: (-(r[1] + r[2]), r[0]))
-        label = date.isoformat()
+    for day in sorted(per_day):
+        ranked = sorted(per_day[day], key=lambda r: (-(r[1] + r[2]), r[0]))
+        label = day.isoformat()
         out += [DailyRow(label, i, slug, p, c) for i, (slug, p, c) in enumerate(ranked[:top], start=1)]
         rest = ranked[top:]
         if rest:
@@ -355,8 +370,8 @@ def daily_series(*, days: int = 30, group: str, now: datetime | None = None, **f
                 .annotate(tokens=Sum(F("tokens_prompt") + F("tokens_completion"))).values_list("date", group, "tokens"))
         labels = [(start + timedelta(days=i)).isoformat() for i in range(days)]
         series: dict[str, list[int]] = {}
-        for date, name, tokens in rows:
-            index = (date - start).days
+        for day, name, tokens in rows:
+            index = (day - start).days
             if 0 <= index < days:
                 series.setdefault(str(name), [0] * days)[index] += tokens or 0
         ordered = dict(sorted(series.items(), key=lambda kv: -sum(kv[1])))

@@ -152,10 +152,10 @@ def statement_months(*, account: Account, today: date | None = None) -> list[dat
     backfill has statements for the months its requests ran in.
     """
     today = today or timezone.now().date()
-    first = LedgerEntry.objects.filter(account=account).order_by("created").values_list("created", flat=True).first()
-    begin = min(first or account.created, account.created).astimezone(UTC).date()
+    first_entry = LedgerEntry.objects.filter(account=account).aggregate(at=Min("created"))["at"]
     first_use = AccountDay.objects.filter(account=account).aggregate(day=Min("day"))["day"]
-    begin = min(begin, first_use or begin).replace(day=1)
+    starts = [moment.astimezone(UTC).date() for moment in (account.created, first_entry) if moment]
+    begin = min([*starts, first_use] if first_use else starts).replace(day=1)
     months, month = [], today.replace(day=1)
     while month >= begin:
         months.append(month)

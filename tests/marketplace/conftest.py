@@ -16,10 +16,11 @@ def hours_before(now: datetime, hours_ago: float) -> str:
 
 def leaderboard_traffic(directory: Path) -> datetime:
     """Ingest two listed models and one unlisted, in the last day and the day before; return `now`."""
-    now = timezone.now().replace(minute=30, second=0, microsecond=0)
+    current = timezone.now()
+    now = current.replace(minute=30, second=0, microsecond=0)
     # App One's request runs today (an hour ago, or at midnight in the first hour): apps roll up by
     # day, so their `day` window is today so far.
-    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    midnight = current.replace(hour=0, minute=0, second=0, microsecond=0)
     app_hours_ago = min(1, (now - midnight).total_seconds() / 3600)
     rows = [
         # last 24 h: alpha 1000 + 500 tokens ($0.30), beta 300 tokens ($0.60), hidden 5000 tokens
