@@ -106,7 +106,10 @@ def test_backfilled_usage_has_its_months_statement(client, owner_b, tmp_path):
     two_ago = (this_month - timedelta(days=32)).replace(day=10)
     run_batch(write_jsonl(tmp_path / "backfill.jsonl", [
         record(id="old1", created_at=iso(two_ago), model="lab/alpha", total_cost=0.25, account="acct_b"),
-        record(id="old2", created_at=iso(two_ago), model="lab/alpha", total_cost=0.5, account="acct_b")]))
+        record(id="old2", created_at=iso(two_ago), model="lab/alpha", total_cost=0.5, account="acct_b"),
+        # another account's older usage gives acct_b no earlier month
+        record(id="older", created_at=iso(two_ago - timedelta(days=40)), model="lab/alpha", total_cost=9.99,
+               account="acct_other")]))
     client.force_login(owner_b)
     listing = text_of(client.get("/account/statements/"))
     between = (this_month - timedelta(days=1)).replace(day=1)
