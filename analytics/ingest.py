@@ -401,12 +401,9 @@ def _chunk_ingest(batch_id: int, index: int) -> ChunkResult:
         if locked.done:  # another worker applied it while we parsed
             return ChunkResult(locked.lines, locked.accepted, locked.duplicates, locked.rejected, skipped=True)
         applied = loader.apply(stage=stage, extra_attempts=extra_attempts)
-        if applied.inserted:
-            accounts = {row[ACCOUNT_AT] for row in stage}
-            transaction.on_commit(lambda: usage.usage_refresh(account_ids=accounts))
         Reject.objects.bulk_create(rejects, batch_size=1000)
-        ledger_debit_usage(spend_by_account=applied.spend_by_account,
-                           idempotency_prefix=f"ingest:batch:{batch_id}:chunk:{index}")
+        debited = ledger_debit_usage(spend_by_account=applied.spend_by_account,
+                                     idempotency_prefix=f"ingest:batch:{batch_id}:chunk:{index}")
         duplicates = len(stage) - applied.inserted + in_chunk_duplicates
         result = ChunkResult(lines=len(records) + in_chunk_duplicates + len(rejects), accepted=applied.inserted,
                              duplicates=duplicates, rejected=len(rejects))
@@ -419,12 +416,29 @@ def _chunk_ingest(batch_id: int, index: int) -> ChunkResult:
         IngestBatch.objects.filter(pk=batch_id, chunks_done=F("chunks_total")).exclude(
             status=IngestBatch.Status.FAILED).update(status=IngestBatch.Status.DONE, finished_at=timezone.now())
         if applied.inserted:
-            from .tasks import rollup_rankings_refresh
-
-            transaction.on_commit(rollup_rankings_refresh.delay)
+            accounts = sorted({row[ACCOUNT_AT] for row in stage})
+            transaction.on_commit(lambda: chunk_fan_out(account_ids=accounts, debited_ids=debited))
     log.info("batch %s chunk %s: %s lines, %s accepted, %s duplicates, %s rejected",
              batch_id, index, result.lines, result.accepted, result.duplicates, result.rejected)
     return result
+
+
+def chunk_fan_out(*, account_ids: list[int], debited_ids: list[int]) -> None:
+    """Everything a committed chunk sets off, queued from this one place (call after commit).
+
+    Each is a constant number of messages or cache round trips, whatever the number of accounts
+    the chunk touched: the rankings refresh (rate-limited, analytics.tasks), the usage versions of
+    the chunk's accounts and a prewarm of the watched ones (analytics.usage), and one billing task
+    that finds, in SQL, the few debited accounts and keys that crossed a threshold (billing.alerts).
+    """
+    from billing.tasks import billing_after_debit
+
+    from .tasks import rollup_rankings_refresh
+
+    rollup_rankings_refresh.delay()
+    usage.usage_refresh(account_ids=account_ids)
+    if debited_ids:
+        billing_after_debit.delay(debited_ids)
 
 
 def batches_mark_ranked() -> int:

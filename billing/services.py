@@ -2,11 +2,12 @@
 import secrets
 from collections.abc import Iterable
 
+import orjson
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from core.bulk import ids_by_key
+from core.bulk import SQLITE_BATCH, batches, ids_by_key
 
 from .models import Account, ApiKey, Invitation, LedgerEntry, Membership
 
@@ -17,6 +18,20 @@ def accounts_lock(*, account_ids: Iterable[int]) -> dict[int, Account]:
     """Lock account rows in primary-key order (deadlock-free); call inside a transaction."""
     ids = sorted(set(account_ids))
     return {a.pk: a for a in Account.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+
+
+def accounts_lock_ids(*, account_ids: Iterable[int]) -> None:
+    """Lock many account rows in primary-key order in one statement; call inside a transaction.
+
+    For a chunk's tens of thousands of accounts, where loading them as objects would cost more
+    than the work. SQLite needs nothing: its write transactions are serialized (IMMEDIATE).
+    """
+    ids = sorted(set(account_ids))
+    if not ids or connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM (SELECT id FROM billing_account WHERE id = ANY(%s)"
+                       " ORDER BY id FOR UPDATE) AS locked", [ids])
 
 
 def ledger_post(*, account_id: int, kind: str, amount_units: int, idempotency_key: str,
@@ -45,27 +60,70 @@ def ledger_post(*, account_id: int, kind: str, amount_units: int, idempotency_ke
             idempotency_key=idempotency_key, reference=reference, actor=actor, memo=memo)
 
 
-def ledger_debit_usage(*, spend_by_account: dict[int, int], idempotency_prefix: str) -> int:
-    """Debit each account once for ingested spend (units); returns how many entries were posted.
+def _debits_source(debits: list[tuple[int, int]]) -> tuple[str, list]:
+    """A row source `(account_id, units)` of the debits, as one parameter whatever their number.
 
-    After the caller's transaction commits, the debited accounts are checked for low balance,
-    auto top-up and key limits by a task on the billing queue.
+    PostgreSQL takes two arrays (unnest), SQLite one JSON array (json_each): the statement's size
+    and its parameter count stay constant, under SQLite's 32,766-variable limit at any chunk size.
     """
-    posted: list[int] = []
-    for account_id in sorted(spend_by_account):
-        spend = spend_by_account[account_id]
-        if spend == 0:
-            continue
-        entry = ledger_post(account_id=account_id, kind=LedgerEntry.Kind.USAGE, amount_units=-spend,
-                            idempotency_key=f"{idempotency_prefix}:account:{account_id}",
-                            reference=idempotency_prefix, actor="ingest", memo="usage")
-        if entry is not None:
-            posted.append(account_id)
-    if posted:
-        from .tasks import billing_after_debit
+    if connection.vendor == "postgresql":
+        return ("(SELECT * FROM unnest(%s::bigint[], %s::bigint[])) AS d(account_id, units)",
+                [[a for a, _ in debits], [u for _, u in debits]])
+    return ("(SELECT json_extract(value, '$[0]') AS account_id, json_extract(value, '$[1]') AS units"
+            " FROM json_each(%s)) AS d", [orjson.dumps(debits).decode()])
 
-        transaction.on_commit(lambda: billing_after_debit.delay(posted))
-    return len(posted)
+
+# The usage entries of a chunk, posted in one statement: each entry's balance after is the locked
+# balance minus its debit; an idempotency key already posted (a retried chunk) is skipped.
+_USAGE_ENTRIES_SQL = (
+    "INSERT INTO billing_ledgerentry (account_id, kind, amount_units, balance_after_units, idempotency_key,"
+    " reference, actor, memo, created)"
+    " SELECT a.id, %s, -d.units, a.balance_units - d.units, {key}, %s, %s, %s, %s"
+    " FROM {source} JOIN billing_account a ON a.id = d.account_id WHERE 1 = 1 ORDER BY a.id"
+    " ON CONFLICT (idempotency_key) DO NOTHING RETURNING account_id, amount_units")
+# The balances move by exactly the entries that went in; the arming rule is ledger_post's.
+_BALANCES_SQL = (
+    "UPDATE billing_account SET balance_units = billing_account.balance_units + e.amount_units,"
+    " low_balance_armed = (billing_account.low_balance_armed OR (billing_account.low_balance_threshold_units"
+    " IS NOT NULL AND billing_account.balance_units + e.amount_units >= billing_account.low_balance_threshold_units)),"
+    " auto_topup_armed = (billing_account.auto_topup_armed OR billing_account.balance_units + e.amount_units"
+    " >= billing_account.auto_topup_threshold_units)"
+    " FROM {entries} WHERE billing_account.id = e.account_id")
+
+
+def ledger_debit_usage(*, spend_by_account: dict[int, int], idempotency_prefix: str) -> list[int]:
+    """Debit each account once for ingested spend (units); returns the accounts debited now.
+
+    One set of statements for the whole chunk, whatever the number of accounts: lock them in id
+    order, insert every entry with its balance after, move every balance by exactly the entries
+    that went in. The rule is ledger_post's, applied to all at once: the account row lock
+    serializes this with purchases, refunds and grants, and the entries' unique idempotency key
+    (`<prefix>:account:<id>`) makes a retried chunk post nothing. Call inside the chunk's
+    transaction; the caller queues the after-debit checks for the returned accounts on commit.
+    """
+    debits = sorted((account_id, units) for account_id, units in spend_by_account.items() if units)
+    if not debits:
+        return []
+    if any(not isinstance(units, int) or not isinstance(account_id, int) for account_id, units in debits):
+        raise TypeError("spend_by_account maps account ids to int units (1e-10 USD)")
+    source, params = _debits_source(debits)
+    insert = _USAGE_ENTRIES_SQL.format(key="CAST(%s AS TEXT) || CAST(a.id AS TEXT)", source=source)
+    # In SELECT-list order: kind, the key's prefix, reference, actor, memo, created; then the debits.
+    insert_params = [LedgerEntry.Kind.USAGE, f"{idempotency_prefix}:account:", idempotency_prefix, "ingest",
+                     "usage", connection.ops.adapt_datetimefield_value(timezone.now()), *params]
+    with transaction.atomic(), connection.cursor() as cursor:
+        accounts_lock_ids(account_ids=[account_id for account_id, _ in debits])
+        if connection.vendor == "postgresql":
+            cursor.execute(f"WITH e AS ({insert}) {_BALANCES_SQL.format(entries='e')} RETURNING billing_account.id",
+                           insert_params)
+            return sorted(row[0] for row in cursor.fetchall())
+        cursor.execute(insert, insert_params)
+        posted = sorted(cursor.fetchall())
+        if posted:
+            entries = ("(SELECT json_extract(value, '$[0]') AS account_id, json_extract(value, '$[1]')"
+                       " AS amount_units FROM json_each(%s)) AS e")
+            cursor.execute(_BALANCES_SQL.format(entries=entries), [orjson.dumps(posted).decode()])
+        return [account_id for account_id, _ in posted]
 
 
 def ledger_adjust(*, account_id: int, amount_units: int, reason: str, actor: str,
@@ -86,23 +144,27 @@ def accounts_register(*, external_ids: Iterable[str]) -> dict[str, int]:
 
 
 def api_keys_register(*, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
-    """Return API key ids by (account id, key id), creating the unknown ones."""
+    """Return API key ids by (account id, key id), creating the unknown ones.
+
+    A constant number of statements for a chunk's tens of thousands of keys (per 10,000 on SQLite).
+    """
     wanted = set(keys)
     if not wanted:
         return {}
-    account_ids = {account_id for account_id, _ in wanted}
-    external = {external_id for _, external_id in wanted}
 
-    def existing() -> dict[tuple[int, str], int]:
-        rows = ApiKey.objects.filter(account_id__in=account_ids, external_id__in=external)
-        return {(a, e): pk for a, e, pk in rows.values_list("account_id", "external_id", "pk")}
+    def existing(pairs: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
+        found = {}
+        for batch in batches(pairs, size=SQLITE_BATCH // 2):
+            rows = ApiKey.objects.filter(account_id__in={a for a, _ in batch}, external_id__in={e for _, e in batch})
+            found.update(((a, e), pk) for a, e, pk in rows.values_list("account_id", "external_id", "pk"))
+        return found
 
-    found = existing()
+    found = existing(wanted)
     missing = wanted - found.keys()
     if missing:
         ApiKey.objects.bulk_create([ApiKey(account_id=a, external_id=e) for a, e in sorted(missing)],
-                                   ignore_conflicts=True)
-        found = existing()
+                                   ignore_conflicts=True, batch_size=5000)
+        found.update(existing(missing))
     return {key: found[key] for key in wanted}
 
 

@@ -1,7 +1,22 @@
 """Get-or-create in bulk, safe when several processes register the same keys at once."""
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
-from django.db import models
+from django.db import connection, models
+
+# SQLite refuses a statement of more than 32,766 parameters; a router's chunk names tens of
+# thousands of accounts and keys. PostgreSQL takes the whole set in one statement.
+SQLITE_BATCH = 10_000
+
+
+def batches(values: Iterable, size: int = SQLITE_BATCH) -> Iterator[list]:
+    """`values` sorted, in lists small enough for one statement of this database (one on PostgreSQL)."""
+    ordered = sorted(values)
+    if connection.vendor != "sqlite":
+        if ordered:
+            yield ordered
+        return
+    for start in range(0, len(ordered), size):
+        yield ordered[start:start + size]
 
 
 def ids_by_key(model: type[models.Model], field: str, wanted: Iterable[str],
@@ -9,14 +24,17 @@ def ids_by_key(model: type[models.Model], field: str, wanted: Iterable[str],
     """Return {key: pk} for `wanted`, creating the missing rows with `build(missing)`.
 
     `bulk_create(ignore_conflicts=True)` then a second select: a row another process inserted
-    meanwhile is found instead of raising.
+    meanwhile is found instead of raising. A constant number of statements (per 10,000 keys on SQLite).
     """
     wanted = set(wanted)
     if not wanted:
         return {}
-    found = dict(model.objects.filter(**{f"{field}__in": wanted}).values_list(field, "pk"))
+    found: dict[str, int] = {}
+    for batch in batches(wanted):
+        found.update(model.objects.filter(**{f"{field}__in": batch}).values_list(field, "pk"))
     missing = wanted - found.keys()
     if missing:
-        model.objects.bulk_create(build(missing), ignore_conflicts=True)
-        found.update(model.objects.filter(**{f"{field}__in": missing}).values_list(field, "pk"))
+        model.objects.bulk_create(build(missing), ignore_conflicts=True, batch_size=5000)
+        for batch in batches(missing):
+            found.update(model.objects.filter(**{f"{field}__in": batch}).values_list(field, "pk"))
     return found
