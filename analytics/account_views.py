@@ -34,6 +34,7 @@ def _period_context(request: HttpRequest, period: usage.Period) -> dict:
 def overview(request: HttpRequest) -> HttpResponse:
     """Spend, tokens, requests, cost per 1M tokens and cache hits against the previous period."""
     account_id = request.account.pk
+    usage.usage_watch(account_id=account_id)  # its next chunks prewarm these pages
     period = _period(request)
     now, before = usage.usage_totals(account_id=account_id, period=period)
     spend, tokens = usage.usage_by_day(account_id=account_id, period=period)
@@ -53,6 +54,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 @account_required
 def activity(request: HttpRequest) -> HttpResponse:
     """One metric over time, grouped by up to two dimensions; every choice lives in the URL."""
+    usage.usage_watch(account_id=request.account.pk)
     period = _period(request)
     metric = request.GET.get("metric") if request.GET.get("metric") in usage.METRICS else "spend"
     group_by = usage.group_by_parse(request.GET.getlist("group_by"))

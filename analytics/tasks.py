@@ -72,13 +72,13 @@ def ingest_stalled_requeue() -> list[int]:
 
 @shared_task(ignore_result=True)
 def usage_refresh_later(account_ids: list[int]) -> None:
-    """The catch-up run of `usage.usage_refresh` for accounts refreshed less than a minute ago."""
-    usage.usage_refresh(account_ids=account_ids)
+    """The catch-up run of `usage.usage_refresh` for accounts whose version had moved less than a minute before."""
+    usage.usage_refresh(account_ids=account_ids, catch_up=True)
 
 
 @shared_task(ignore_result=True)
 def usage_prewarm(account_ids: list[int]) -> None:
-    """Compute the accounts' default overview and activity ahead, after their version moved."""
+    """Compute the watched accounts' default overview and activity ahead, after their version moved."""
     for account_id in account_ids:
         usage.usage_prewarm(account_id=account_id)
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import functools
 import operator
+import secrets
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from time import time_ns
 from typing import NamedTuple
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Q, Sum
@@ -53,28 +56,92 @@ MAX_HOURLY_DAYS = 31
 TOP_SERIES = 10
 CACHE_SECONDS = 3600  # keyed by the account's usage version, which ingestion moves
 REFRESH_SECONDS = 60  # the version moves at most once a minute per account
+# A catch-up mark counts for less than its task's countdown (REFRESH_SECONDS + 1): a chunk that
+# saw the mark commits before the task runs, even with the machines' clocks a few seconds apart.
+PENDING_SECONDS = REFRESH_SECONDS - 10
+VERSION_SECONDS = 24 * 3600  # longer than any page it keys; a lost version is simply made anew
 
 
-def usage_version(account_id: int) -> int:
-    return cache.get(f"usage:version:{account_id}") or 0
+def _version_key(account_id: int) -> str:
+    return f"usage:version:{account_id}"
 
 
-def usage_refresh(*, account_ids: Iterable[int]) -> None:
-    """After a chunk committed: move each account's usage version at most once a minute, and prewarm.
+def _pending_key(account_id: int) -> str:
+    return f"usage:pending:{account_id}"
 
-    Pages are then at most a minute stale and read what the prewarm computed; accounts asked
-    again inside the minute get one catch-up run a minute later, so no chunk is left out.
+
+def _watched_key(account_id: int) -> str:
+    return f"usage:watched:{account_id}"
+
+
+def _version_new(moved_at_ms: int) -> str:
+    """A version never used before: when it moved (ms since the epoch, hex) and 64 random bits."""
+    return f"{moved_at_ms:x}.{secrets.token_hex(8)}"
+
+
+def _version_moved_at_ms(version) -> int:
+    """When a version moved; 0 (long ago) for none, one a page made, or one of an older form."""
+    try:
+        return int(str(version).split(".", 1)[0], 16)
+    except ValueError:
+        return 0
+
+
+def usage_version(account_id: int) -> str:
+    """The account's usage version; a missing one (no chunk yet, or evicted) is made anew, never reused.
+
+    A page makes it as moved "long ago", so the next chunk of the account moves it at once.
+    """
+    key = _version_key(account_id)
+    version = cache.get(key)
+    if version is None:
+        fresh = _version_new(0)
+        version = fresh if cache.add(key, fresh, VERSION_SECONDS) else cache.get(key, fresh)
+    return str(version)
+
+
+def usage_watch(*, account_id: int) -> None:
+    """Note that someone looks at the account's usage pages: its chunks prewarm them for a while."""
+    cache.set(_watched_key(account_id), 1, settings.USAGE_WATCH_SECONDS)
+
+
+def usage_refresh(*, account_ids: Iterable[int], catch_up: bool = False) -> None:
+    """After a chunk committed: move its accounts' usage versions (each at most once a minute), prewarm the watched.
+
+    Two cache round trips whatever the number of accounts: one `get_many` of their version,
+    catch-up and watch keys, one `set_many` of the new versions (one new token for the whole
+    refresh) and of the catch-up marks. An account whose version moved less than a minute ago
+    is left to one catch-up task a minute later, shared by all such accounts of the refresh and
+    not queued for an account that already waits for one (its mark), so pages are at most about
+    a minute stale and no chunk is left out; the catch-up run itself (`catch_up`) ignores marks,
+    so it always moves or passes on each of its accounts. Only accounts whose pages were viewed
+    lately (`usage_watch`) are prewarmed; the others compute on their next view.
+    (The demo's FileBasedCache makes `get_many`/`set_many` a loop of file reads and writes:
+    fine for its dozen accounts; RedisCache sends each as one command or one pipeline.)
     """
     from . import tasks
 
     ids = sorted(set(account_ids))
-    due = [i for i in ids if cache.add(f"usage:bumped:{i}", 1, REFRESH_SECONDS)]
-    if due:
-        usage_invalidate(account_ids=due)
-        tasks.usage_prewarm.delay(due)
-    later = [i for i in ids if i not in due and cache.add(f"usage:pending:{i}", 1, REFRESH_SECONDS)]
+    if not ids:
+        return
+    now_ms = time_ns() // 1_000_000
+    found = cache.get_many([k for i in ids for k in (_version_key(i), _pending_key(i), _watched_key(i))])
+    due, later = [], []
+    for i in ids:
+        if _version_moved_at_ms(found.get(_version_key(i))) <= now_ms - REFRESH_SECONDS * 1000:
+            due.append(i)
+        elif catch_up or int(found.get(_pending_key(i)) or 0) <= now_ms:
+            later.append(i)
+    writes = dict.fromkeys(map(_version_key, due), _version_new(now_ms))
     if later:
+        # Queued before its marks are written, so that no mark exists without its task.
         tasks.usage_refresh_later.apply_async(args=[later], countdown=REFRESH_SECONDS + 1)
+        writes.update(dict.fromkeys(map(_pending_key, later), now_ms + PENDING_SECONDS * 1000))
+    if writes:
+        cache.set_many(writes, VERSION_SECONDS)
+    watched = [i for i in due if _watched_key(i) in found]
+    if watched:  # after the new versions are written: the prewarm fills the pages they key
+        tasks.usage_prewarm.delay(watched)
 
 
 def usage_prewarm(*, account_id: int) -> None:
@@ -86,15 +153,6 @@ def usage_prewarm(*, account_id: int) -> None:
         usage_top(account_id=account_id, period=period, dimension=dimension)
     usage_activity(account_id=account_id, period=period, metric="spend", group_by=(),
                    granularity=activity_granularity(period, None))
-
-
-def usage_invalidate(*, account_ids: Iterable[int]) -> None:
-    """Move the usage version of accounts that just received traffic (call after commit)."""
-    for account_id in sorted(set(account_ids)):
-        try:
-            cache.incr(f"usage:version:{account_id}")
-        except ValueError:
-            cache.set(f"usage:version:{account_id}", 1, None)
 
 
 def _account_cached(func):

@@ -2,9 +2,10 @@
 """Account pages and exports at the server, on a PostgreSQL database already filled by ingestion.
 
     .venv/bin/python bench/account.py --database tokengrid_bench [--iterations 30] [--rows 1000000]
-        [--only pages|usage_csv|generations_csv] [--export-runs 3]
+        [--only pages|usage_csv|generations_csv] [--export-runs 3] [--account busiest|median|ID]
 
-Signs in a bench user as a member of the busiest account (most requests) and prints, as one JSON
+Signs in a bench user as a member of the busiest account (most requests; `--account median`: the
+account in the middle of the ranking by requests, or an account id) and prints, as one JSON
 line: server time p50/p90 of the overview (30 days) and the activity page (30 days by day, grouped
 by model and key), cold (cache emptied before each request) and cached (after `usage_prewarm`, as
 the refresh after each ingested chunk leaves them; the grouped activity view is cached by its
@@ -74,6 +75,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="generations in the generations.csv export")
     parser.add_argument("--only", choices=("pages", "usage_csv", "generations_csv"), help="measure only this")
     parser.add_argument("--export-runs", type=int, default=3, help="downloads of generations.csv (median)")
+    parser.add_argument("--account", default="busiest", help="busiest, median or an account id")
     options = parser.parse_args()
     os.environ.update({"DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{options.database}",
                        "REDIS_URL": "redis://127.0.0.1:6379/11", "DJANGO_SETTINGS_MODULE": "config.settings"})
@@ -95,9 +97,15 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")  # planner statistics, as autovacuum keeps them after a bulk load
-    busiest = (AccountDay.objects.values("account_id").annotate(n=Sum("requests")).order_by("-n").first())
+    ranked = AccountDay.objects.values("account_id").annotate(n=Sum("requests")).order_by("-n", "account_id")
+    if options.account == "median":
+        busiest = ranked[ranked.count() // 2] if ranked.exists() else None
+    elif options.account == "busiest":
+        busiest = ranked.first()
+    else:
+        busiest = ranked.filter(account_id=int(options.account)).first()
     if busiest is None:
-        sys.exit("the database holds no traffic: fill it with bench/ingest.py first")
+        sys.exit("the database holds no traffic (fill it with bench/ingest.py first) or not that account")
     account_id = busiest["account_id"]
     user, _ = get_user_model().objects.get_or_create(username="bench-account")
     Membership.objects.get_or_create(user=user, account_id=account_id, defaults={"role": "viewer"})
@@ -106,7 +114,8 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM analytics_generation")
         generations = cursor.fetchone()[0]
-    result = {"database": options.database, "generations": generations, "account_requests": busiest["n"],
+    result = {"database": options.database, "generations": generations, "account": options.account,
+              "account_id": account_id, "account_requests": busiest["n"],
               "accountday_rows": AccountDay.objects.filter(account_id=account_id).count()}
 
     pages = {"overview": "/account/?period=30d",

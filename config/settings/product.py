@@ -10,6 +10,10 @@ INGEST_MAX_LINE_BYTES = env_int("INGEST_MAX_LINE_BYTES", 1024 * 1024)
 # lost, e.g. a broker restarted without persistence). Longer than a chunk ever takes.
 INGEST_STALLED_SECONDS = env_int("INGEST_STALLED_SECONDS", 600)
 
+# An account's usage pages (overview, activity) viewed in this many seconds are prewarmed after
+# each of its ingested chunks; the others are computed on their first view.
+USAGE_WATCH_SECONDS = env_int("USAGE_WATCH_SECONDS", 3600)
+
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 

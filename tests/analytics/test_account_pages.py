@@ -293,24 +293,29 @@ def test_pages_show_new_traffic_at_once_though_cached(client, alice, tmp_path, d
     assert re.search(r"Requests 4 ", _text(client.get("/account/", params)))
 
 
-def test_usage_version_moves_once_a_minute_and_catches_up(traffic, monkeypatch):
-    from django.core.cache import cache
-
+def test_usage_version_moves_once_a_minute_and_catches_up(traffic, monkeypatch, clock):
     from analytics import tasks, usage
 
     prewarmed, later = [], []
     monkeypatch.setattr(tasks.usage_prewarm, "delay", prewarmed.append)
     monkeypatch.setattr(tasks.usage_refresh_later, "apply_async", lambda **kw: later.append(kw))
     a, b = traffic["a"].pk, traffic["b"].pk
+    for account_id in (a, b):
+        usage.usage_watch(account_id=account_id)
     usage.usage_refresh(account_ids=[a])
+    first_a = usage.usage_version(a)
+    clock.advance(1)
     usage.usage_refresh(account_ids=[a, b])
+    first_b = usage.usage_version(b)
+    clock.advance(1)
     usage.usage_refresh(account_ids=[a, b])
-    assert (usage.usage_version(a), usage.usage_version(b)) == (1, 1)
+    assert (usage.usage_version(a), usage.usage_version(b)) == (first_a, first_b)  # moved once each
     assert prewarmed == [[a], [b]]
     assert later == [{"args": [[a]], "countdown": 61}, {"args": [[b]], "countdown": 61}]
-    cache.delete(f"usage:bumped:{a}")  # a minute later, the catch-up run
+    clock.advance(60)  # a minute later, the catch-up run
     tasks.usage_refresh_later.run([a])
-    assert usage.usage_version(a) == 2
+    assert usage.usage_version(a) not in (first_a, first_b)
+    assert prewarmed[-1] == [a]
 
 
 def test_prewarm_fills_what_the_overview_reads(client, alice, traffic, django_assert_max_num_queries):
