@@ -1,74 +1,121 @@
-"""Emails after usage: a low balance (once per crossing) and keys at 80% and 100% of their limit
-(once per level per interval). Each claim is a conditional UPDATE, so concurrent checks send one."""
+"""What follows usage debits, on sets: due promo expiries, the low-balance email (once per
+crossing), auto top-up (once per crossing) and keys at 80% and 100% of their limit (once per level
+per interval).
+
+A chunk debits tens of thousands of accounts and a handful crossed something: each check is one
+statement over all of them that selects that handful, and only those are then handled one by
+one. Every email and top-up is claimed by a conditional UPDATE, so a duplicate or concurrent run
+sends nothing twice.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
-from django.db.models import F, Q
+from django.db import connection
+from django.db.models import Q
+from django.utils import timezone
 
 from core.money import format_usd
 
 from .models import Account, ApiKey
 from .promos import grants_expire
-from .purchases import auto_topup_run, owners_email
-from .selectors import KeyLimit, key_limits
+from .purchases import auto_topups_run, owners_email
+from .selectors import id_set_sql, interval_bounds, key_alerts_due, owner_emails
 
-KEY_ALERT_LEVELS = ((100, "alert_100_interval"), (80, "alert_80_interval"))
+KEY_ALERT_COLUMNS = {100: "alert_100_interval", 80: "alert_80_interval"}
+
+_LOW_BALANCE = ("low_balance_armed AND low_balance_threshold_units IS NOT NULL"
+                " AND balance_units < low_balance_threshold_units")
+
+
+def low_balance_claim(*, account_ids: Iterable[int]) -> list[int]:
+    """Disarm and return the accounts among these that are under their alert threshold and armed.
+
+    One conditional UPDATE … RETURNING for all of them: a concurrent claim of the same crossing
+    finds the account disarmed and returns nothing; `ledger_post` re-arms it once the balance is
+    back at or above the threshold.
+    """
+    table = Account._meta.db_table
+    ids_sql, params = id_set_sql(account_ids)
+    if connection.vendor == "postgresql":
+        # The rows are locked in id order, as every writer of accounts takes them (no deadlock
+        # with a chunk's debit running meanwhile).
+        where = f"id IN (SELECT id FROM {table} WHERE id IN ({ids_sql}) AND {_LOW_BALANCE} ORDER BY id FOR UPDATE)"
+    else:
+        where = f"id IN ({ids_sql})"
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET low_balance_armed = false WHERE {where} AND {_LOW_BALANCE} RETURNING id",
+                       params)
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def low_balance_alerts(*, account_ids: Iterable[int]) -> list[int]:
+    """Email the owners of the accounts among these that went under their threshold; returns them."""
+    claimed = low_balance_claim(account_ids=account_ids)
+    if not claimed:
+        return []
+    emails = owner_emails(account_ids=claimed)
+    for account in Account.objects.filter(pk__in=claimed).order_by("pk"):
+        owners_email(account=account, emails=emails.get(account.pk, []),
+                     subject=f"Low credit balance on {account}",
+                     body=(f"The credit balance of {account} is {format_usd(account.balance_units)}, under your alert "
+                           f"threshold of {format_usd(account.low_balance_threshold_units)}.\n\n"
+                           "Buy credits or turn on auto top-up under Account → Credits."))
+    return claimed
 
 
 def low_balance_check(*, account_id: int) -> bool:
     """Email the owners when the balance is under the account's threshold, once per crossing."""
-    claimed = Account.objects.filter(
-        pk=account_id, low_balance_armed=True, low_balance_threshold_units__isnull=False,
-        balance_units__lt=F("low_balance_threshold_units")).update(low_balance_armed=False)
-    if not claimed:
-        return False
-    account = Account.objects.get(pk=account_id)
-    owners_email(account=account, subject=f"Low credit balance on {account}",
-                 body=(f"The credit balance of {account} is {format_usd(account.balance_units)}, under your alert "
-                       f"threshold of {format_usd(account.low_balance_threshold_units)}.\n\n"
-                       "Buy credits or turn on auto top-up under Account → Credits."))
-    return True
+    return bool(low_balance_alerts(account_ids=[account_id]))
 
 
-def _interval_mark(limit: KeyLimit):
-    """What identifies the current interval in the alert columns (`never` has one forever)."""
-    return limit.interval_start or limit.key.created
-
-
-def key_alerts_check(*, account_id: int, now=None) -> list[tuple[int, int]]:
-    """Email owners about keys that reached 80% or 100% of their limit in this interval; returns
-    the (key id, level) pairs that were sent."""
+def key_alerts_send(*, account_ids: Iterable[int], now: datetime | None = None) -> list[tuple[int, int]]:
+    """Email owners about keys of these accounts that reached 80% or 100% of their limit in this
+    interval; returns the (key id, level) pairs that were sent."""
+    now = now or timezone.now()
+    due = key_alerts_due(account_ids=account_ids, now=now)
+    if not due:
+        return []
+    keys = ApiKey.objects.select_related("account").in_bulk([alert.key_id for alert in due])
+    emails = owner_emails(account_ids={key.account_id for key in keys.values()})
     sent = []
-    for limit in key_limits(account_id=account_id, now=now):
-        if not limit.limit_units:
+    for alert in due:
+        key = keys.get(alert.key_id)
+        if key is None or not key.limit_units:  # deleted or unlimited since the select
             continue
-        mark = _interval_mark(limit)
-        for level, column in KEY_ALERT_LEVELS:
-            if limit.usage_units * 100 < limit.limit_units * level:
-                continue
-            claimed = ApiKey.objects.filter(pk=limit.key.pk).filter(
-                Q(**{f"{column}__isnull": True}) | ~Q(**{column: mark})).update(**{column: mark})
-            if claimed:
-                sent.append((limit.key.pk, level))
-                key = limit.key
-                owners_email(account=key.account, subject=f"API key {key} at {level}% of its limit",
-                             body=(f"The key {key} ({key.external_id}) spent {format_usd(limit.usage_units)} of its "
-                                   f"{format_usd(limit.limit_units)} {limit.interval} limit."
-                                   + (" The gateway refuses it until the limit resets." if level == 100 else "")))
-            break  # the highest level reached is the one to tell
+        column = KEY_ALERT_COLUMNS[alert.level]
+        mark = interval_bounds(key.limit_interval, now)[0] or key.created  # `never` has one interval
+        claimed = ApiKey.objects.filter(pk=key.pk).filter(
+            Q(**{f"{column}__isnull": True}) | ~Q(**{column: mark})).update(**{column: mark})
+        if not claimed:
+            continue
+        sent.append((key.pk, alert.level))
+        owners_email(account=key.account, emails=emails.get(key.account_id, []),
+                     subject=f"API key {key} at {alert.level}% of its limit",
+                     body=(f"The key {key} ({key.external_id}) spent {format_usd(alert.usage_units)} of its "
+                           f"{format_usd(key.limit_units)} {key.limit_interval} limit."
+                           + (" The gateway refuses it until the limit resets." if alert.level == 100 else "")))
     return sent
+
+
+def key_alerts_check(*, account_id: int, now: datetime | None = None) -> list[tuple[int, int]]:
+    """`key_alerts_send` for one account."""
+    return key_alerts_send(account_ids=[account_id], now=now)
 
 
 def billing_after_debit(*, account_ids: Iterable[int]) -> None:
     """After usage debits: due promo expiries, low-balance alerts, auto top-ups and key-limit alerts.
 
-    Expiring here too means promo credits expire without a scheduler as long as traffic flows;
-    `manage.py credits_expire` covers idle accounts.
+    A constant number of statements whatever the number of accounts, plus a few for each account
+    or key that crossed something. Expiring here too means promo credits expire without a
+    scheduler as long as traffic flows; `manage.py credits_expire` covers idle accounts.
     """
     account_ids = sorted(set(account_ids))
-    grants_expire(account_ids=account_ids)
-    for account_id in account_ids:
-        low_balance_check(account_id=account_id)
-        auto_topup_run(account_id=account_id)
-        key_alerts_check(account_id=account_id)
+    if not account_ids:
+        return
+    now = timezone.now()
+    grants_expire(account_ids=account_ids, now=now)
+    low_balance_alerts(account_ids=account_ids)
+    auto_topups_run(account_ids=account_ids)
+    key_alerts_send(account_ids=account_ids, now=now)

@@ -1,6 +1,7 @@
 """Promo codes: credits granted once per account, and their expiry."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -10,6 +11,7 @@ from django.utils import timezone
 from core.money import format_usd
 
 from .models import Account, LedgerEntry, PromoCode, PromoRedemption
+from .selectors import id_set
 from .services import accounts_lock, ledger_post
 
 
@@ -71,10 +73,13 @@ def grant_expire(*, redemption_id: int, now=None) -> LedgerEntry | None:
                            memo=f"{format_usd(left)} of promo code {redemption.promo.code} expired")
 
 
-def grants_expire(*, now=None, account_ids: list[int] | None = None) -> int:
-    """Expire every granted credit that is due (of the given accounts); returns the entries posted."""
+def grants_expire(*, now=None, account_ids: Iterable[int] | None = None) -> int:
+    """Expire every granted credit that is due (of the given accounts); returns the entries posted.
+
+    One query selects the due grants (rare) among all the accounts; each is then expired alone.
+    """
     now = now or timezone.now()
     due = PromoRedemption.objects.filter(expired_units__isnull=True, expires_at__lte=now)
     if account_ids is not None:
-        due = due.filter(account_id__in=account_ids)
+        due = due.filter(account_id__in=id_set(account_ids))  # one parameter for a chunk's accounts
     return sum(grant_expire(redemption_id=pk, now=now) is not None for pk in list(due.values_list("pk", flat=True)))

@@ -6,6 +6,7 @@ webhook delivered ten times at once, or a redirect racing its webhook, credits o
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -19,7 +20,8 @@ from django.utils import timezone
 from core.money import format_usd, units_to_usd, usd_to_units
 
 from .gateways import Checkout, GatewayError, SavedMethod, gateway_get, units_floor_cents
-from .models import Account, LedgerEntry, Membership, Payment, PaymentMethod
+from .models import Account, LedgerEntry, Payment, PaymentMethod
+from .selectors import id_set, owner_emails
 from .services import accounts_lock, ledger_post
 
 log = logging.getLogger(__name__)
@@ -194,6 +196,21 @@ def auto_topup_claim(*, account_id: int) -> bool:
     ).update(auto_topup_armed=False))
 
 
+def auto_topups_due(*, account_ids: Iterable[int]) -> list[int]:
+    """The accounts among these that may need a top-up now (enabled, armed, under the threshold,
+    with a saved method): one query for all of them; `auto_topup_run` claims and charges each."""
+    return list(Account.objects.filter(
+        pk__in=id_set(account_ids), auto_topup_enabled=True, auto_topup_armed=True,
+        balance_units__lt=F("auto_topup_threshold_units"), payment_method__isnull=False,
+    ).order_by("pk").values_list("pk", flat=True))
+
+
+def auto_topups_run(*, account_ids: Iterable[int]) -> list[Payment]:
+    """Top up the accounts among these that crossed under their threshold; returns the payments made."""
+    payments = (auto_topup_run(account_id=account_id) for account_id in auto_topups_due(account_ids=account_ids))
+    return [payment for payment in payments if payment is not None]
+
+
 def auto_topup_run(*, account_id: int) -> Payment | None:
     """Charge one top-up if the balance crossed under the threshold; record and email a failure."""
     account = Account.objects.select_related("payment_method").filter(pk=account_id).first()
@@ -227,10 +244,11 @@ def auto_topup_run(*, account_id: int) -> Payment | None:
     return payment
 
 
-def owners_email(*, account: Account, subject: str, body: str) -> int:
-    """Email the account's owners (after the current transaction commits)."""
-    emails = sorted({e for e in Membership.objects.filter(account=account, role=Membership.Role.OWNER)
-                     .values_list("user__email", flat=True) if e})
+def owners_email(*, account: Account, subject: str, body: str, emails: list[str] | None = None) -> int:
+    """Email the account's owners (after the current transaction commits); `emails` when the
+    caller already looked them up (`selectors.owner_emails`, for many accounts at once)."""
+    if emails is None:
+        emails = owner_emails(account_ids=[account.pk]).get(account.pk, [])
     if emails:
         transaction.on_commit(lambda: send_mail(subject=subject, message=body, from_email=None,
                                                 recipient_list=emails))

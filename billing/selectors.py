@@ -6,17 +6,39 @@ answer exactly, with 24x fewer rows than the hourly rollup.
 """
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from django.db import connection
 from django.db.models import Min, Sum
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from analytics.models import AccountDay
 from core.money import units_to_usd
 from marketplace.models import Model
 
-from .models import Account, ApiKey, LedgerEntry
+from .models import Account, ApiKey, LedgerEntry, Membership
+
+
+def id_set_sql(ids: Iterable[int]) -> tuple[str, list]:
+    """A subquery of the given ids with one parameter, for `column IN (<it>)` in raw SQL.
+
+    A chunk debits tens of thousands of accounts: one parameter keeps every statement the same
+    size whatever their number, under SQLite's 32,766-variable limit, and PostgreSQL parses one
+    array instead of 50,000 placeholders. PostgreSQL unnests an array, SQLite reads a JSON array.
+    """
+    ids = sorted({int(i) for i in ids})
+    if connection.vendor == "postgresql":
+        return "SELECT unnest(%s::bigint[])", [ids]
+    return "SELECT value FROM json_each(%s)", [json.dumps(ids)]
+
+
+def id_set(ids: Iterable[int]) -> RawSQL:
+    """`id_set_sql` for the ORM: `filter(account_id__in=id_set(ids))`."""
+    return RawSQL(*id_set_sql(ids))
 
 
 def interval_bounds(interval: str, now: datetime) -> tuple[datetime | None, datetime | None]:
@@ -92,6 +114,69 @@ def key_limits(*, account_id: int, key_ids: list[int] | None = None, now: dateti
         result.append(KeyLimit(key=key, limit_units=key.limit_units, interval=key.limit_interval,
                                interval_start=start, resets_at=reset, usage_units=int(spend.get(key.pk) or 0)))
     return result
+
+
+@dataclass(frozen=True)
+class KeyAlertDue:
+    """A key whose usage in its current interval reached an alert level not yet told this interval."""
+
+    key_id: int
+    level: int  # 100 or 80: the highest level reached is the one to tell
+    usage_units: int
+
+
+# Every limited key of the accounts with its usage since its interval's first day (a CASE on the
+# interval), kept only when the highest level it reached is not already marked with this
+# interval's start (`never`: the key's creation). 80% as `5 x usage >= 4 x limit`: exact integers.
+_KEY_ALERTS_DUE_SQL = """
+WITH limited AS (
+    SELECT k.id, k.account_id, k.limit_units, k.alert_80_interval, k.alert_100_interval,
+           CASE k.limit_interval WHEN %s THEN %s WHEN %s THEN %s WHEN %s THEN %s ELSE %s END AS since,
+           CASE k.limit_interval WHEN %s THEN %s WHEN %s THEN %s WHEN %s THEN %s ELSE k.created END AS mark
+    FROM {keys} k
+    WHERE k.account_id IN ({ids}) AND k.limit_units > 0
+), spent AS (
+    SELECT l.id, l.limit_units, l.alert_80_interval, l.alert_100_interval, l.mark, SUM(d.spend_units) AS spent_units
+    FROM limited l
+    JOIN {days} d ON d.account_id = l.account_id AND d.api_key_id = l.id AND d.day >= l.since
+    GROUP BY l.id, l.limit_units, l.alert_80_interval, l.alert_100_interval, l.mark
+)
+SELECT id, CASE WHEN spent_units >= limit_units THEN 100 ELSE 80 END, spent_units
+FROM spent
+WHERE (spent_units >= limit_units AND (alert_100_interval IS NULL OR alert_100_interval <> mark))
+   OR (spent_units < limit_units AND spent_units * 5 >= limit_units * 4
+       AND (alert_80_interval IS NULL OR alert_80_interval <> mark))
+ORDER BY id
+"""
+
+
+def key_alerts_due(*, account_ids: Iterable[int], now: datetime | None = None) -> list[KeyAlertDue]:
+    """The keys of these accounts that reached 80% or 100% of their limit in their current interval
+    and were not told so yet: one statement for all the accounts, whatever their number."""
+    now = now or timezone.now()
+    ops = connection.ops
+    since: list = []
+    marks: list = []
+    for interval in (ApiKey.Interval.DAILY, ApiKey.Interval.WEEKLY, ApiKey.Interval.MONTHLY):
+        start = interval_bounds(interval, now)[0]
+        since += [interval.value, ops.adapt_datefield_value(start.date())]
+        marks += [interval.value, ops.adapt_datetimefield_value(start)]
+    ids_sql, ids_params = id_set_sql(account_ids)
+    sql = _KEY_ALERTS_DUE_SQL.format(keys=ApiKey._meta.db_table, days=AccountDay._meta.db_table, ids=ids_sql)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*since, ops.adapt_datefield_value(date.min), *marks, *ids_params])
+        rows = cursor.fetchall()
+    return [KeyAlertDue(key_id=key_id, level=int(level), usage_units=int(spent)) for key_id, level, spent in rows]
+
+
+def owner_emails(*, account_ids: Iterable[int]) -> dict[int, list[str]]:
+    """The owners' email addresses of each of these accounts (sorted, no blanks), in one query."""
+    emails: dict[int, set[str]] = {}
+    rows = (Membership.objects.filter(account_id__in=id_set(account_ids), role=Membership.Role.OWNER)
+            .exclude(user__email="").values_list("account_id", "user__email"))
+    for account_id, email in rows:
+        emails.setdefault(account_id, set()).add(email)
+    return {account_id: sorted(found) for account_id, found in emails.items()}
 
 
 # Statements --------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
 def billing_after_debit(account_ids: list[int]) -> None:
-    """Low-balance alerts, auto top-up and key-limit alerts for accounts that were just debited.
+    """Due promo expiries, low-balance alerts, auto top-up and key-limit alerts for the accounts a
+    chunk just debited (tens of thousands): a constant number of statements selects the few that
+    crossed something.
 
     Safe to run twice: every alert and top-up is claimed by a conditional UPDATE.
     """

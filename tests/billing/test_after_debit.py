@@ -1,0 +1,205 @@
+"""The checks after a chunk's debits work on sets: among a thousand debited accounts, exactly the
+few that crossed a threshold get an email or a top-up, once, in a number of queries that does not
+grow with the number of accounts."""
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import time_machine
+from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from analytics.models import AccountDay
+from billing.alerts import billing_after_debit
+from billing.models import (
+    Account,
+    ApiKey,
+    LedgerEntry,
+    Membership,
+    Payment,
+    PaymentMethod,
+    PromoCode,
+    PromoRedemption,
+)
+from billing.promos import promo_redeem
+from billing.selectors import KeyAlertDue, interval_bounds, key_alerts_due
+from core.money import usd_to_units
+from marketplace.models import Author, Model, Provider
+
+from .conftest import make_user, run_threads
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)  # a Wednesday: its week began on Monday 30 November
+TODAY, YESTERDAY, MONDAY = NOW.date(), date(2026, 12, 1), date(2026, 11, 30)
+INTERVALS = ("daily", "weekly", "monthly", "never")
+
+# Indexes of the accounts that cross something in `world(crossers=True)`, and two that nearly do.
+LOW = (101, 202)  # balance $3, alert under $5
+TOPUP = (300, 400)  # balance $4, auto top-up of $20 under $10
+KEY_80 = 555  # daily limit $10, $8.50 spent today
+KEY_100 = 777  # weekly limit $10, $6 on Monday and $6 today
+TOLD = 666  # daily key at 90%, its 80% alert already sent today
+LAST_MONTH = 888  # monthly key: $9.50 in November (on Monday), $2 in December
+NEVER_TOLD = 444  # a limit that never resets, $11 spent in June and $1 today: its 100% alert was sent
+
+
+def usd(amount: str) -> int:
+    return usd_to_units(amount)
+
+
+@pytest.fixture
+def frozen():
+    """The clock stands still at NOW: no interval flips at midnight during a test."""
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def world(n: int, *, crossers: bool) -> list[Account]:
+    """`n` accounts made in bulk, each with $100 (one seed entry, so the books add up), a $5 low-balance
+    alert, a key limited to $10 with $1 spent today; every tenth has auto top-up at $10 and a card.
+    With `crossers`, the accounts of LOW, TOPUP, KEY_80 and KEY_100 cross, those of TOLD,
+    LAST_MONTH and NEVER_TOLD nearly do, and all of them have an owner."""
+    balances = {i: usd("100") for i in range(n)}
+    if crossers:
+        balances.update({i: usd("3") for i in LOW} | {i: usd("4") for i in TOPUP})
+    accounts = Account.objects.bulk_create([
+        Account(external_id=f"bulk_{i:05d}", balance_units=balances[i],
+                low_balance_threshold_units=None if crossers and i in TOPUP else usd("5"),
+                auto_topup_enabled=i % 10 == 0, auto_topup_threshold_units=usd("10") if i % 10 == 0 else 0,
+                auto_topup_amount_units=usd("20") if i % 10 == 0 else 0)
+        for i in range(n)])
+    LedgerEntry.objects.bulk_create([
+        LedgerEntry(account=a, kind=LedgerEntry.Kind.ADJUSTMENT, amount_units=a.balance_units,
+                    balance_after_units=a.balance_units, idempotency_key=f"seed:{a.pk}", actor="test", memo="seed")
+        for a in accounts])
+    PaymentMethod.objects.bulk_create([
+        PaymentMethod(account=a, gateway="demo", token="demo_pm_saved", label="Demo card •••• 4242")
+        for i, a in enumerate(accounts) if i % 10 == 0])
+    keys = ApiKey.objects.bulk_create([
+        ApiKey(account=a, external_id="k", limit_units=usd("10"), limit_interval=INTERVALS[i % 4])
+        for i, a in enumerate(accounts)])
+    spend = {(i, TODAY): usd("1") for i in range(n)}
+    if crossers:
+        intervals = {KEY_80: "daily", KEY_100: "weekly", TOLD: "daily", LAST_MONTH: "monthly", NEVER_TOLD: "never"}
+        for i, interval in intervals.items():
+            ApiKey.objects.filter(pk=keys[i].pk).update(limit_interval=interval)
+        ApiKey.objects.filter(pk=keys[TOLD].pk).update(alert_80_interval=interval_bounds("daily", NOW)[0])
+        ApiKey.objects.filter(pk=keys[NEVER_TOLD].pk).update(alert_100_interval=keys[NEVER_TOLD].created)
+        spend.update({(KEY_80, TODAY): usd("8.5"), (KEY_100, MONDAY): usd("6"), (KEY_100, TODAY): usd("6"),
+                      (TOLD, TODAY): usd("9"), (LAST_MONTH, MONDAY): usd("9.5"), (LAST_MONTH, YESTERDAY): usd("1"),
+                      (NEVER_TOLD, date(2026, 6, 1)): usd("11")})
+        for i in (*LOW, *TOPUP, KEY_80, KEY_100, TOLD, LAST_MONTH, NEVER_TOLD):
+            make_user(f"owner{i}", accounts[i], Membership.Role.OWNER)
+    model = Model.objects.create(slug="lab/alpha", author=Author.objects.create(slug="lab", name="Lab"),
+                                 route_name="alpha", name="Alpha")
+    provider = Provider.objects.create(slug="prov", name="Prov")
+    AccountDay.objects.bulk_create([
+        AccountDay(account=accounts[i], day=day, model=model, provider=provider, api_key_id=keys[i].pk,
+                   requests=1, spend_units=units)
+        for (i, day), units in sorted(spend.items())])
+    return accounts
+
+
+def sent() -> list[tuple[str, list[str]]]:
+    return sorted((message.subject, message.to) for message in mail.outbox)
+
+
+@pytest.mark.django_db
+def test_only_the_accounts_and_keys_that_crossed_are_told_or_topped_up_once(
+        frozen, django_capture_on_commit_callbacks):
+    accounts = world(1000, crossers=True)
+    ids = [a.pk for a in accounts]
+    key_80, key_100 = (ApiKey.objects.get(account=accounts[i]) for i in (KEY_80, KEY_100))
+    # Selected in SQL: only these two keys, not those already told or over their limit long ago.
+    assert key_alerts_due(account_ids=ids) == [KeyAlertDue(key_id=key_80.pk, level=80, usage_units=usd("8.5")),
+                                                KeyAlertDue(key_id=key_100.pk, level=100, usage_units=usd("12"))]
+    with django_capture_on_commit_callbacks(execute=True):
+        billing_after_debit(account_ids=ids)
+    assert sent() == [
+        ("API key k at 100% of its limit", [f"owner{KEY_100}@example.com"]),
+        ("API key k at 80% of its limit", [f"owner{KEY_80}@example.com"]),
+        (f"Low credit balance on bulk_00{LOW[0]}", [f"owner{LOW[0]}@example.com"]),
+        (f"Low credit balance on bulk_00{LOW[1]}", [f"owner{LOW[1]}@example.com"]),
+    ]
+    by_subject = {message.subject: message.body for message in mail.outbox}
+    assert "spent $8.50 of its $10.00 daily limit." in by_subject["API key k at 80% of its limit"]
+    assert "spent $12.00 of its $10.00 weekly limit." in by_subject["API key k at 100% of its limit"]
+    topped_up = [accounts[i].pk for i in TOPUP]
+    payments = Payment.objects.order_by("account_id")
+    assert [(p.account_id, p.kind, p.status, p.amount_units) for p in payments] == [
+        (pk, "auto_topup", "succeeded", usd("20")) for pk in topped_up]
+    purchases = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.PURCHASE).order_by("account_id")
+    assert [(e.account_id, e.amount_units, e.balance_after_units) for e in purchases] == [
+        (pk, usd("20"), usd("24")) for pk in topped_up]
+    key_80.refresh_from_db()
+    key_100.refresh_from_db()
+    assert (key_80.alert_80_interval, key_80.alert_100_interval) == (datetime(2026, 12, 2, tzinfo=UTC), None)
+    assert (key_100.alert_80_interval, key_100.alert_100_interval) == (None, datetime(2026, 11, 30, tzinfo=UTC))
+    assert list(Account.objects.filter(low_balance_armed=False).order_by("pk").values_list("pk", flat=True)) == [
+        accounts[i].pk for i in LOW]
+
+    with django_capture_on_commit_callbacks(execute=True):  # the task delivered again: nothing more
+        billing_after_debit(account_ids=ids)
+        billing_after_debit(account_ids=list(reversed(ids)))
+    assert len(mail.outbox) == 4
+    assert key_alerts_due(account_ids=ids) == []
+    assert Payment.objects.count() == 2
+    assert LedgerEntry.objects.filter(kind=LedgerEntry.Kind.PURCHASE).count() == 2
+
+
+@pytest.mark.django_db
+def test_the_next_interval_tells_a_key_again(frozen, django_capture_on_commit_callbacks):
+    accounts = world(20, crossers=False)
+    key = ApiKey.objects.get(account=accounts[0])
+    ApiKey.objects.filter(pk=key.pk).update(limit_interval="daily", alert_80_interval=datetime(2026, 12, 1, tzinfo=UTC))
+    AccountDay.objects.filter(api_key_id=key.pk).update(spend_units=usd("9"))
+    make_user("olga", accounts[0], Membership.Role.OWNER)
+    with django_capture_on_commit_callbacks(execute=True):
+        billing_after_debit(account_ids=[a.pk for a in accounts])  # told yesterday, not today
+        billing_after_debit(account_ids=[a.pk for a in accounts])
+    assert sent() == [("API key k at 80% of its limit", ["olga@example.com"])]
+
+
+@pytest.mark.django_db
+def test_the_number_of_queries_does_not_grow_with_the_accounts(frozen):
+    ids = [a.pk for a in world(1000, crossers=False)]
+    # A chunk of 50,000 accounts: more ids than SQLite takes parameters in one statement.
+    many = ids + list(range(max(ids) + 1, max(ids) + 1 + 49_000))
+
+    def queries(account_ids: list[int]) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            billing_after_debit(account_ids=account_ids)
+        return len(captured)
+
+    # Due promo expiries, the low-balance claim, the auto top-up candidates, the keys' alert levels.
+    assert {n: queries(account_ids) for n, account_ids in ((10, ids[:10]), (1000, ids), (50_000, many))} == {
+        10: 4, 1000: 4, 50_000: 4}
+    assert not mail.outbox
+    assert not Payment.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_due_promo_expiry_among_many_accounts_is_posted_once(frozen):
+    accounts = world(1000, crossers=False)
+    PromoCode.objects.create(code="TRIAL", amount_units=usd("10"), credit_expiry_days=7)
+    due, later = accounts[321], accounts[654]
+    for account in (due, later):
+        promo_redeem(account=account, code="TRIAL")
+    PromoRedemption.objects.filter(account=due).update(expires_at=NOW - timedelta(minutes=1))
+    for _ in range(2):
+        billing_after_debit(account_ids=[a.pk for a in accounts])
+    expiries = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.EXPIRY)
+    assert [(e.account_id, e.amount_units) for e in expiries] == [(due.pk, -usd("10"))]
+    assert PromoRedemption.objects.get(account=later).expired_units is None
+    due.refresh_from_db()
+    assert due.balance_units == usd("100")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_runs_after_one_chunk_send_and_charge_once(frozen):
+    ids = [a.pk for a in world(1000, crossers=True)]
+    results = run_threads(6, lambda i: billing_after_debit(account_ids=ids if i % 2 else list(reversed(ids))))
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert len(mail.outbox) == 4  # outside a transaction the emails go at once
+    assert len({(m.subject, tuple(m.to)) for m in mail.outbox}) == 4
+    assert Payment.objects.filter(kind="auto_topup", status="succeeded").count() == 2
