@@ -1,4 +1,4 @@
-"""python manage.py generate_traffic --events N --out FILE [--seed S] [--days D]"""
+"""python manage.py generate_traffic --events N --out FILE [--seed S] [--days D] [--accounts N] [--apps N]"""
 from datetime import datetime
 from pathlib import Path
 
@@ -17,8 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int, default=30)
         parser.add_argument("--end", type=datetime.fromisoformat, default=None,
                             help="ISO time the traffic ends at (default: now)")
-        parser.add_argument("--accounts", type=int, default=12)
-        parser.add_argument("--apps", type=int, default=250)
+        parser.add_argument("--accounts", type=int, default=12,
+                            help="accounts, Zipf-popular (a router's cardinality: e.g. 100000)")
+        parser.add_argument("--apps", type=int, default=250, help="apps, Zipf-popular")
         parser.add_argument("--hostile-app", action="store_true",
                             help="name one app <img src=x onerror=alert(1)> (escaping demo)")
 
@@ -34,5 +35,6 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         self.stdout.write(
             f"wrote {summary.records:,} records to {out} in {summary.seconds:.1f} s "
-            f"({summary.records / max(summary.seconds, 1e-9):,.0f} records/s): {summary.accounts} accounts, "
-            f"{summary.apps} apps, {summary.models} models, {summary.providers} providers")
+            f"({summary.records / max(summary.seconds, 1e-9):,.0f} records/s): {summary.accounts_seen:,} of "
+            f"{summary.accounts:,} accounts, {summary.keys_seen:,} keys, {summary.users_seen:,} end users, "
+            f"{summary.apps_seen:,} of {summary.apps:,} apps, {summary.models} models, {summary.providers} providers")
