@@ -153,6 +153,14 @@ def api_keys_register(*, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str
         return {}
 
     def existing(pairs: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
+        if connection.vendor == "postgresql":  # the pairs as two arrays: one statement, two parameters
+            pairs = sorted(pairs)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT k.account_id, k.external_id, k.id FROM unnest(%s::bigint[], %s::text[])"
+                               " AS w(account_id, external_id) JOIN billing_apikey k"
+                               " ON k.account_id = w.account_id AND k.external_id = w.external_id",
+                               [[a for a, _ in pairs], [e for _, e in pairs]])
+                return {(a, e): pk for a, e, pk in cursor.fetchall()}
         found = {}
         for batch in batches(pairs, size=SQLITE_BATCH // 2):
             rows = ApiKey.objects.filter(account_id__in={a for a, _ in batch}, external_id__in={e for _, e in batch})
