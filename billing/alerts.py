@@ -21,7 +21,7 @@ from core.money import format_usd
 from .models import Account, ApiKey
 from .promos import grants_expire
 from .purchases import auto_topups_run, owners_email
-from .selectors import id_set_sql, interval_bounds, key_alerts_due, owner_emails
+from .selectors import ids_match_sql, interval_bounds, key_alerts_due, owner_emails
 
 KEY_ALERT_COLUMNS = {100: "alert_100_interval", 80: "alert_80_interval"}
 
@@ -37,13 +37,11 @@ def low_balance_claim(*, account_ids: Iterable[int]) -> list[int]:
     back at or above the threshold.
     """
     table = Account._meta.db_table
-    ids_sql, params = id_set_sql(account_ids)
+    where, params = ids_match_sql("id", account_ids)
     if connection.vendor == "postgresql":
         # The rows are locked in id order, as every writer of accounts takes them (no deadlock
         # with a chunk's debit running meanwhile).
-        where = f"id IN (SELECT id FROM {table} WHERE id IN ({ids_sql}) AND {_LOW_BALANCE} ORDER BY id FOR UPDATE)"
-    else:
-        where = f"id IN ({ids_sql})"
+        where = f"id IN (SELECT id FROM {table} WHERE {where} AND {_LOW_BALANCE} ORDER BY id FOR UPDATE)"
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {table} SET low_balance_armed = false WHERE {where} AND {_LOW_BALANCE} RETURNING id",
                        params)

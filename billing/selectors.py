@@ -23,22 +23,25 @@ from marketplace.models import Model
 from .models import Account, ApiKey, LedgerEntry, Membership
 
 
-def id_set_sql(ids: Iterable[int]) -> tuple[str, list]:
-    """A subquery of the given ids with one parameter, for `column IN (<it>)` in raw SQL.
+def ids_match_sql(column: str, ids: Iterable[int]) -> tuple[str, list]:
+    """`column` is one of the given ids, as raw SQL with one parameter whatever their number.
 
-    A chunk debits tens of thousands of accounts: one parameter keeps every statement the same
-    size whatever their number, under SQLite's 32,766-variable limit, and PostgreSQL parses one
-    array instead of 50,000 placeholders. PostgreSQL unnests an array, SQLite reads a JSON array.
+    A chunk debits tens of thousands of accounts: one parameter keeps the statement the same size,
+    under SQLite's 32,766-variable limit, and PostgreSQL parses one array instead of 50,000
+    placeholders, and plans with its real length (`= ANY`). SQLite reads a JSON array.
     """
     ids = sorted({int(i) for i in ids})
     if connection.vendor == "postgresql":
-        return "SELECT unnest(%s::bigint[])", [ids]
-    return "SELECT value FROM json_each(%s)", [json.dumps(ids)]
+        return f"{column} = ANY(%s::bigint[])", [ids]
+    return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(ids)]
 
 
 def id_set(ids: Iterable[int]) -> RawSQL:
-    """`id_set_sql` for the ORM: `filter(account_id__in=id_set(ids))`."""
-    return RawSQL(*id_set_sql(ids))
+    """The given ids as a subquery with one parameter, for the ORM: `filter(account_id__in=id_set(ids))`."""
+    ids = sorted({int(i) for i in ids})
+    if connection.vendor == "postgresql":
+        return RawSQL("SELECT unnest(%s::bigint[])", [ids])
+    return RawSQL("SELECT value FROM json_each(%s)", [json.dumps(ids)])
 
 
 def interval_bounds(interval: str, now: datetime) -> tuple[datetime | None, datetime | None]:
@@ -127,19 +130,21 @@ class KeyAlertDue:
 
 # Every limited key of the accounts with its usage since its interval's first day (a CASE on the
 # interval), kept only when the highest level it reached is not already marked with this
-# interval's start (`never`: the key's creation). 80% as `5 x usage >= 4 x limit`: exact integers.
+# interval's start (`never`: the key's creation). The usage is a subquery per key, so each reads
+# the index (account, day, …) from its own first day on; MATERIALIZED computes it once, not once
+# per mention below. 80% as `5 x usage >= 4 x limit`: exact integers.
 _KEY_ALERTS_DUE_SQL = """
 WITH limited AS (
     SELECT k.id, k.account_id, k.limit_units, k.alert_80_interval, k.alert_100_interval,
            CASE k.limit_interval WHEN %s THEN %s WHEN %s THEN %s WHEN %s THEN %s ELSE %s END AS since,
            CASE k.limit_interval WHEN %s THEN %s WHEN %s THEN %s WHEN %s THEN %s ELSE k.created END AS mark
     FROM {keys} k
-    WHERE k.account_id IN ({ids}) AND k.limit_units > 0
-), spent AS (
-    SELECT l.id, l.limit_units, l.alert_80_interval, l.alert_100_interval, l.mark, SUM(d.spend_units) AS spent_units
+    WHERE {accounts} AND k.limit_units > 0
+), spent AS MATERIALIZED (
+    SELECT l.id, l.limit_units, l.alert_80_interval, l.alert_100_interval, l.mark,
+           (SELECT SUM(d.spend_units) FROM {days} d
+            WHERE d.account_id = l.account_id AND d.day >= l.since AND d.api_key_id = l.id) AS spent_units
     FROM limited l
-    JOIN {days} d ON d.account_id = l.account_id AND d.api_key_id = l.id AND d.day >= l.since
-    GROUP BY l.id, l.limit_units, l.alert_80_interval, l.alert_100_interval, l.mark
 )
 SELECT id, CASE WHEN spent_units >= limit_units THEN 100 ELSE 80 END, spent_units
 FROM spent
@@ -161,8 +166,8 @@ def key_alerts_due(*, account_ids: Iterable[int], now: datetime | None = None) -
         start = interval_bounds(interval, now)[0]
         since += [interval.value, ops.adapt_datefield_value(start.date())]
         marks += [interval.value, ops.adapt_datetimefield_value(start)]
-    ids_sql, ids_params = id_set_sql(account_ids)
-    sql = _KEY_ALERTS_DUE_SQL.format(keys=ApiKey._meta.db_table, days=AccountDay._meta.db_table, ids=ids_sql)
+    accounts, ids_params = ids_match_sql("k.account_id", account_ids)
+    sql = _KEY_ALERTS_DUE_SQL.format(keys=ApiKey._meta.db_table, days=AccountDay._meta.db_table, accounts=accounts)
     with connection.cursor() as cursor:
         cursor.execute(sql, [*since, ops.adapt_datefield_value(date.min), *marks, *ids_params])
         rows = cursor.fetchall()
