@@ -33,7 +33,7 @@ def low_balance_claim(*, account_ids: Iterable[int]) -> list[int]:
     """Disarm and return the accounts among these that are under their alert threshold and armed.
 
     One conditional UPDATE … RETURNING for all of them: a concurrent claim of the same crossing
-    finds the account disarmed and returns nothing; `ledger_post` re-arms it once the balance is
+    finds the account disarmed and returns nothing; the ledger re-arms it once the balance is
     back at or above the threshold.
     """
     table = Account._meta.db_table
