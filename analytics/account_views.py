@@ -36,17 +36,15 @@ def overview(request: HttpRequest) -> HttpResponse:
     account_id = request.account.pk
     usage.usage_watch(account_id=account_id)  # its next chunks prewarm these pages
     period = _period(request)
-    now, before = usage.usage_totals(account_id=account_id, period=period)
-    spend, tokens = usage.usage_by_day(account_id=account_id, period=period)
+    shown = usage.usage_overview(account_id=account_id, period=period)
+    now, spend, tokens = shown.totals, shown.spend, shown.tokens
     unit = "hour" if not period.by_day else "day"
     return render(request, "account/overview.html", {
         **_period_context(request, period),
-        "totals": now, "comparisons": usage.comparisons(now, before), "spend": spend, "tokens": tokens,
+        "totals": now, "comparisons": usage.comparisons(now, shown.previous), "spend": spend, "tokens": tokens,
         "spend_chart": charts.stacked_bars(spend, title=f"Spend per {unit} by model", unit="USD"),
         "tokens_chart": charts.stacked_bars(tokens, title=f"Tokens per {unit} by model"),
-        "tops": [(usage.DIMENSION_LABELS[d], plural, d,
-                  usage.usage_top(account_id=account_id, period=period, dimension=d))
-                 for d, plural in TOP_DIMENSIONS.items()],
+        "tops": [(usage.DIMENSION_LABELS[d], plural, d, shown.tops[d]) for d, plural in TOP_DIMENSIONS.items()],
         "balance_units": request.account.balance_units,
     })
 

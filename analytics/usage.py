@@ -38,6 +38,7 @@ PERIOD_LABELS = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 da
 MAX_CUSTOM_DAYS = 400
 DIMENSIONS = {"model": "model_id", "api_key": "api_key_id", "provider": "provider_id", "app": "app_id"}
 DIMENSION_LABELS = {"model": "Model", "api_key": "API key", "provider": "Provider", "app": "App"}
+OVERVIEW_TOPS = ("model", "api_key", "app", "provider")  # the overview's tables, in page order
 COUNTERS = ("requests", "failed", "tokens_prompt", "tokens_completion", "tokens_reasoning", "tokens_cached",
             "byok_tokens", "spend_units", "latency_sum", "latency_count")
 # metric -> (label, numerator counters, denominator counter or None)
@@ -147,10 +148,7 @@ def usage_refresh(*, account_ids: Iterable[int], catch_up: bool = False) -> None
 def usage_prewarm(*, account_id: int) -> None:
     """Compute and cache what the overview and the activity page show by default."""
     period = period_parse(None)
-    usage_totals(account_id=account_id, period=period)
-    usage_by_day(account_id=account_id, period=period)
-    for dimension in ("model", "api_key", "app", "provider"):
-        usage_top(account_id=account_id, period=period, dimension=dimension)
+    usage_overview(account_id=account_id, period=period)
     usage_activity(account_id=account_id, period=period, metric="spend", group_by=(),
                    granularity=activity_granularity(period, None))
 
@@ -254,6 +252,71 @@ def _source(account_id: int, start: datetime, end: datetime, *, hourly: bool):
 
 def _sums(prefix: str = "", condition: Q | None = None) -> dict:
     return {f"{prefix}{c}": Sum(c, filter=condition, default=0) for c in COUNTERS}
+
+
+_SUMS_SQL = ", ".join(f"COALESCE(CAST(SUM({c}) AS BIGINT), 0)" for c in COUNTERS)
+
+
+def _key_getter(positions: list[int]):
+    """A function from a fetched row to the tuple of its values at `positions` (C speed where it can)."""
+    if len(positions) > 1:
+        return operator.itemgetter(*positions)
+    if positions:
+        at = positions[0]
+        return lambda row: (row[at],)
+    return lambda row: ()
+
+
+def _grouped(account_id: int, start: datetime, end: datetime, *, hourly: bool,
+             sets: Iterable[tuple[str, ...]]) -> dict[tuple[str, ...], dict[tuple, Totals]]:
+    """The counters of the account's rollup rows in [start, end), summed per each set of columns.
+
+    On PostgreSQL one pass over the rows feeds every set (GROUPING SETS): the busiest account's
+    month is read once, not once per table of the page, and summed by the database. Elsewhere
+    (SQLite) one GROUP BY over all the sets' columns, added up into each set in Python.
+    Column names come from this module (DIMENSIONS and the time column), never from a request.
+    """
+    sets = list(dict.fromkeys(sets))
+    columns = list(dict.fromkeys(c for cols in sets for c in cols))
+    width = len(columns)
+    positions = {cols: [columns.index(c) for c in cols] for cols in sets}
+    out: dict[tuple[str, ...], dict[tuple, Totals]] = {cols: {} for cols in sets}
+    rows, time_column = _source(account_id, start, end, hourly=hourly)
+    if connection.vendor != "postgresql":
+        # One GROUP BY over every column named, added up here into each set (the demo's SQLite).
+        fetched = (rows.values_list(*columns).annotate(**_sums()).order_by() if columns
+                   else [tuple(rows.aggregate(**_sums()).values())])
+        for row in fetched:
+            totals = Totals._make([int(v or 0) for v in row[width:]])
+            for cols, at in positions.items():
+                key = tuple(row[i] for i in at)
+                previous = out[cols].get(key)
+                out[cols][key] = previous + totals if previous else totals
+        if () in out and not out[()]:
+            out[()] = {(): Totals()}
+        return out
+    # GROUPING(a, b, …) has bit (width - 1 - i) set when column i is not in the row's set.
+    by_mask = {sum(1 << (width - 1 - i) for i, c in enumerate(columns) if c not in cols): cols for cols in sets}
+    table = (AccountHour if hourly else AccountDay)._meta.db_table
+    select = ", ".join(columns)
+    grouping = f"GROUPING({select})" if columns else "0"
+    group_sets = ", ".join(f"({', '.join(cols)})" for cols in sets)
+    sql = (f"SELECT {select + ', ' if columns else ''}{grouping}, {_SUMS_SQL} FROM {table}"
+           f" WHERE account_id = %s AND {time_column} >= %s AND {time_column} < %s"
+           f" GROUP BY GROUPING SETS ({group_sets})")
+    bounds = (start, end) if hourly else (start.date(), end.date())
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (account_id, *bounds))
+        fetched = cursor.fetchall()
+    # Tens of thousands of rows for the busiest account: no per-value work in Python.
+    targets = {mask: (out[cols], _key_getter(positions[cols])) for mask, cols in by_mask.items()}
+    make = Totals._make
+    for row in fetched:
+        target, key = targets[row[width]]
+        target[key(row)] = make(row[width + 1:])
+    if () in out and not out[()]:
+        out[()] = {(): Totals()}
+    return out
 
 
 class Totals(NamedTuple):
@@ -385,19 +448,22 @@ class TopRow:
     share: float  # of the period's spend, or of its tokens when nothing was spent
 
 
-@_account_cached
-def usage_top(*, account_id: int, period: Period, dimension: str, limit: int = 8) -> list[TopRow]:
-    """The account's top models, keys, providers or apps in the period, by spend then tokens."""
-    column = DIMENSIONS[dimension]
-    rows, _ = _source(account_id, period.start, period.end, hourly=not period.by_day)
-    grouped = list(rows.values(column).annotate(**_sums()).order_by())
-    totals = [(row[column], Totals.of(row)) for row in grouped]
+def _top_rows(grouped: dict[tuple, Totals], dimension: str, *, account_id: int, limit: int) -> list[TopRow]:
+    totals = [(key[0], t) for key, t in grouped.items()]
     totals.sort(key=lambda item: (-item[1].spend_units, -item[1].tokens, item[0]))
     spend = sum(t.spend_units for _, t in totals)
     tokens = sum(t.tokens for _, t in totals)
     names = dimension_names(dimension, (i for i, _ in totals[:limit]), account_id=account_id)
     return [TopRow(i, names[i], t, (t.spend_units / spend) if spend else (t.tokens / tokens if tokens else 0.0))
             for i, t in totals[:limit]]
+
+
+@_account_cached
+def usage_top(*, account_id: int, period: Period, dimension: str, limit: int = 8) -> list[TopRow]:
+    """The account's top models, keys, providers or apps in the period, by spend then tokens."""
+    column = DIMENSIONS[dimension]
+    grouped = _grouped(account_id, period.start, period.end, hourly=not period.by_day, sets=[(column,)])
+    return _top_rows(grouped[(column,)], dimension, account_id=account_id, limit=limit)
 
 
 def _bucket_labels(period: Period, granularity: str) -> list[str]:
@@ -469,19 +535,22 @@ def usage_activity(*, account_id: int, period: Period, metric: str, group_by: tu
                    granularity: str) -> Activity:
     """One metric per time bucket, grouped by up to two dimensions."""
     metric = metric if metric in METRICS else "spend"
-    columns = [DIMENSIONS[d] for d in group_by]
+    columns = tuple(DIMENSIONS[d] for d in group_by)
     hourly = granularity == "hour"
-    rows, time_column = _source(account_id, period.start, period.end, hourly=hourly)
+    time_column = "hour" if hourly else "day"
+    # One pass: the cells (bucket x group), each group's totals and the whole period's.
+    grouped = _grouped(account_id, period.start, period.end, hourly=hourly,
+                       sets=[(time_column, *columns), columns, ()])
     cells: dict[tuple, dict[str, Totals]] = defaultdict(dict)
-    for row in rows.values(time_column, *columns).annotate(**_sums()).order_by():
-        key = tuple(row[c] for c in columns)
-        bucket = _bucket_of(row[time_column], granularity)
-        totals = Totals.of(row)
+    bucket_of: dict = {}
+    for key, totals in grouped[(time_column, *columns)].items():
+        at, key = key[0], key[1:]
+        bucket = bucket_of.get(at) or bucket_of.setdefault(at, _bucket_of(at, granularity))
         previous = cells[key].get(bucket)
         cells[key][bucket] = previous + totals if previous else totals
     names = [dimension_names(d, {key[i] for key in cells}, account_id=account_id) for i, d in enumerate(group_by)]
-    group_totals = {key: sum(by_bucket.values(), Totals()) for key, by_bucket in cells.items()}
-    total = sum(group_totals.values(), Totals())
+    group_totals = grouped[columns]
+    total = grouped[()][()] if cells else Totals()
     additive = METRICS[metric][2] is None
     whole = total.value(metric) if additive else None
 
@@ -501,8 +570,16 @@ def usage_activity(*, account_id: int, period: Period, metric: str, group_by: tu
     for key in top:
         series[" · ".join(labels(key))] = [_chart_value(cells[key].get(p), metric) for p in periods]
     if rest:
-        merged = [sum((cells[k][p] for k in rest if p in cells[k]), Totals()) for p in periods]
-        series["Others"] = [_chart_value(t, metric) for t in merged]
+        # Only the counters the metric reads are added up (the rest can be tens of thousands of cells).
+        _, numerators, denominator = METRICS[metric]
+        used = [COUNTERS.index(c) for c in (*numerators, *((denominator,) if denominator else ()))]
+        merged = {p: [0] * len(COUNTERS) for p in periods}
+        for key in rest:
+            for p, totals in cells[key].items():
+                counters = merged[p]
+                for i in used:
+                    counters[i] += totals[i]
+        series["Others"] = [_chart_value(Totals._make(merged[p]), metric) for p in periods]
     return Activity(period=period, metric=metric, group_by=group_by, granularity=granularity,
                     series=Series(periods=periods, series=series), groups=groups, total=total)
 
@@ -514,20 +591,15 @@ def _chart_value(totals: Totals | None, metric: str):
     return round(value, 1) if isinstance(value, float) else value
 
 
-@_account_cached
-def usage_by_day(*, account_id: int, period: Period, top: int = 8) -> tuple[Series, Series]:
-    """Spend and tokens per day (per hour for 24 h) stacked by model: the top models, the rest as Others."""
+def _by_day_series(grouped: dict[tuple, Totals], period: Period, *, account_id: int, top: int) -> tuple[Series, Series]:
     granularity = "hour" if not period.by_day else "day"
-    rows, time_column = _source(account_id, period.start, period.end, hourly=not period.by_day)
     spend: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     tokens: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for at, model_id, spend_units, prompt, completion in (
-            rows.values(time_column, "model_id").annotate(s=Sum("spend_units"), p=Sum("tokens_prompt"),
-                                                          c=Sum("tokens_completion"))
-            .order_by().values_list(time_column, "model_id", "s", "p", "c")):
-        bucket = _bucket_of(at, granularity)
-        spend[model_id][bucket] += int(spend_units)
-        tokens[model_id][bucket] += int(prompt + completion)
+    bucket_of: dict = {}
+    for (at, model_id), totals in grouped.items():
+        bucket = bucket_of.get(at) or bucket_of.setdefault(at, _bucket_of(at, granularity))
+        spend[model_id][bucket] += totals.spend_units
+        tokens[model_id][bucket] += totals.tokens
     periods = _bucket_labels(period, granularity)
     names = dimension_names("model", spend.keys(), account_id=account_id)
 
@@ -539,6 +611,41 @@ def usage_by_day(*, account_id: int, period: Period, top: int = 8) -> tuple[Seri
         return Series(periods=periods, series=series)
 
     return stacked(spend, units_to_usd), stacked(tokens, int)
+
+
+def _by_day_set(period: Period) -> tuple[str, str]:
+    return ("day" if period.by_day else "hour", "model_id")
+
+
+@_account_cached
+def usage_by_day(*, account_id: int, period: Period, top: int = 8) -> tuple[Series, Series]:
+    """Spend and tokens per day (per hour for 24 h) stacked by model: the top models, the rest as Others."""
+    grouped = _grouped(account_id, period.start, period.end, hourly=not period.by_day, sets=[_by_day_set(period)])
+    return _by_day_series(grouped[_by_day_set(period)], period, account_id=account_id, top=top)
+
+
+@dataclass(frozen=True)
+class Overview:
+    totals: Totals
+    previous: Totals
+    spend: Series  # per day (hour) by model
+    tokens: Series
+    tops: dict[str, list[TopRow]]  # dimension -> top rows
+
+
+@_account_cached
+def usage_overview(*, account_id: int, period: Period, top: int = 8) -> Overview:
+    """What the overview shows: totals against the previous period, spend and tokens by model over
+    time, and the top models, keys, apps and providers; two queries (one pass over the period's rows
+    feeds the chart and the four tables) and one cache entry.
+    """
+    now, before = usage_totals(account_id=account_id, period=period)
+    by_day = _by_day_set(period)
+    sets = [by_day, *((DIMENSIONS[d],) for d in OVERVIEW_TOPS)]
+    grouped = _grouped(account_id, period.start, period.end, hourly=not period.by_day, sets=sets)
+    spend, tokens = _by_day_series(grouped[by_day], period, account_id=account_id, top=top)
+    tops = {d: _top_rows(grouped[(DIMENSIONS[d],)], d, account_id=account_id, limit=top) for d in OVERVIEW_TOPS}
+    return Overview(totals=now, previous=before, spend=spend, tokens=tokens, tops=tops)
 
 
 # --- usage.csv -------------------------------------------------------------------------------

@@ -107,7 +107,9 @@ def main() -> None:
     if busiest is None:
         sys.exit("the database holds no traffic (fill it with bench/ingest.py first) or not that account")
     account_id = busiest["account_id"]
-    user, _ = get_user_model().objects.get_or_create(username="bench-account")
+    # A user per account: the pages show a member's first account, so one user for several would
+    # measure the wrong one.
+    user, _ = get_user_model().objects.get_or_create(username=f"bench-account-{account_id}")
     Membership.objects.get_or_create(user=user, account_id=account_id, defaults={"role": "viewer"})
     client = Client()
     client.force_login(user)
