@@ -4,6 +4,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import time_machine
 
 from analytics import ingest
 from analytics.models import IngestBatch, IngestChunk
@@ -75,28 +76,11 @@ def account_traffic(directory: Path) -> dict:
     return {"a": Account.objects.get(external_id="acct_a"), "b": Account.objects.get(external_id="acct_b")}
 
 
-class Clock:
-    """The wall clock `usage` stamps versions and catch-up marks with, moved by hand."""
-
-    def __init__(self, at: datetime):
-        self.at = at
-
-    def __call__(self) -> int:
-        return int(self.at.timestamp() * 1_000_000_000)
-
-    def advance(self, seconds: float) -> None:
-        self.at += timedelta(seconds=seconds)
-
-
 @pytest.fixture
-def clock(monkeypatch):
-    """Today at noon UTC for the usage versions' stamps and the pages' periods (the fixture traffic's days)."""
-    from analytics import usage
-
-    frozen = Clock(datetime.combine(TODAY, time(12), tzinfo=UTC))
-    monkeypatch.setattr(usage, "time_ns", frozen)
-    monkeypatch.setattr(usage.timezone, "now", lambda: frozen.at)
-    return frozen
+def clock():
+    """The clock frozen at noon UTC today (the fixture traffic's days); `clock.shift(seconds)` moves it."""
+    with time_machine.travel(datetime.combine(TODAY, time(12), tzinfo=UTC), tick=False) as traveller:
+        yield traveller
 
 
 @pytest.fixture(autouse=True)

@@ -304,15 +304,15 @@ def test_usage_version_moves_once_a_minute_and_catches_up(traffic, monkeypatch, 
         usage.usage_watch(account_id=account_id)
     usage.usage_refresh(account_ids=[a])
     first_a = usage.usage_version(a)
-    clock.advance(1)
+    clock.shift(1)
     usage.usage_refresh(account_ids=[a, b])
     first_b = usage.usage_version(b)
-    clock.advance(1)
+    clock.shift(1)
     usage.usage_refresh(account_ids=[a, b])
     assert (usage.usage_version(a), usage.usage_version(b)) == (first_a, first_b)  # moved once each
     assert prewarmed == [[a], [b]]
     assert later == [{"args": [[a]], "countdown": 61}, {"args": [[b]], "countdown": 61}]
-    clock.advance(60)  # a minute later, the catch-up run
+    clock.shift(60)  # a minute later, the catch-up run
     tasks.usage_refresh_later.run([a])
     assert usage.usage_version(a) not in (first_a, first_b)
     assert prewarmed[-1] == [a]

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from analytics import tasks, usage
 from billing.models import Account, Membership
 
-from .conftest import D1, Clock, account_traffic, at, record, run_batch, write_jsonl
+from .conftest import D1, account_traffic, at, record, run_batch, write_jsonl
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +60,7 @@ class CountingCache:
         return counted
 
 
-def _refresh_calls(monkeypatch, clock: Clock, account_ids: list[int]) -> list[list[str]]:
+def _refresh_calls(monkeypatch, clock, account_ids: list[int]) -> list[list[str]]:
     """Cache calls of four refreshes of the same accounts: all due, all inside the minute, all waiting, all due."""
     counting = CountingCache(cache)
     monkeypatch.setattr(usage, "cache", counting)
@@ -68,7 +68,7 @@ def _refresh_calls(monkeypatch, clock: Clock, account_ids: list[int]) -> list[li
         usage.usage_watch(account_id=i)
     rounds = []
     for advance in (0, 10, 10, 61):
-        clock.advance(advance)
+        clock.shift(advance)
         counting.calls.clear()
         usage.usage_refresh(account_ids=account_ids)
         rounds.append(list(counting.calls))
@@ -142,13 +142,13 @@ def test_a_chunk_inside_the_minute_shows_after_the_catch_up(
 
     chunk(1)  # the version moved long ago: it moves now
     assert re.search(r"Requests 4 ", _text(client.get("/account/", params)))
-    clock.advance(10)
+    clock.shift(10)
     chunk(2)  # inside the minute: left to one catch-up run a minute later
-    clock.advance(10)
+    clock.shift(10)
     chunk(3)  # already waiting for that run: nothing more queued
     assert queued["later"] == [{"args": [[traffic["a"].pk]], "countdown": 61}]
     assert re.search(r"Requests 4 ", _text(client.get("/account/", params)))  # at most a minute stale
-    clock.advance(51)  # the catch-up's countdown after chunk 2
+    clock.shift(51)  # the catch-up's countdown after chunk 2
     tasks.usage_refresh_later.run(*queued["later"][0]["args"])
     assert re.search(r"Requests 6 ", _text(client.get("/account/", params)))
 
@@ -157,12 +157,12 @@ def test_versions_never_repeat(clock, queued):
     seen = [usage.usage_version(7)]  # made by a page, before any chunk
     usage.usage_refresh(account_ids=[7])
     seen.append(usage.usage_version(7))
-    clock.advance(61)
+    clock.shift(61)
     usage.usage_refresh(account_ids=[7, 8])
     seen.append(usage.usage_version(7))
     cache.delete("usage:version:7")  # evicted: the next page makes a new one
     seen.append(usage.usage_version(7))
-    clock.advance(-3600)  # the clock stepped back: the same milliseconds come again
+    clock.shift(-3600)  # the clock stepped back: the same milliseconds come again
     for _ in range(3):
         cache.delete("usage:version:7")
         usage.usage_refresh(account_ids=[7])
