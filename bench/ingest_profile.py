@@ -2,6 +2,7 @@
 """Where one chunk's time goes: ingestion's stages in microseconds per record, on PostgreSQL.
 
     .venv/bin/python bench/ingest_profile.py [--file F] [--chunks 6] [--database tokengrid_bench]
+    .venv/bin/python bench/ingest_profile.py --accounts [N] [--events 1000000]
 
 Runs the real chunk path (`analytics.ingest.chunk_ingest`) in this process, one chunk after
 another on an emptied database, and times each stage: parsing, building stage rows, the COPY into
@@ -11,7 +12,10 @@ and their times add up to the chunk's; a statement's wall time is the server's w
 idle machine. It then prints what that costs against the ceiling on this machine: with every core
 busy, `cores / (seconds per record)` is the most ingestion can reach, and the same without the
 rollups shows what the rest alone allows. Run `bench/ingest.py --keep` first: it makes the file
-and the database.
+and the database. `--accounts N` (100,000 when omitted) profiles the router-shaped file of
+`bench/ingest.py --accounts N --keep` (var/bench/traffic-<events>-a<N>.jsonl, generated here when
+missing) on a database emptied of accounts too, so each chunk registers the accounts it is the
+first to touch, as in that benchmark.
 """
 import argparse
 import gc
@@ -29,13 +33,27 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--file", type=Path, default=ROOT / "var" / "bench" / "traffic-1000000.jsonl")
+    parser.add_argument("--file", type=Path, help="default: var/bench/traffic-<events>[-a<accounts>].jsonl")
+    parser.add_argument("--accounts", type=int, nargs="?", const=100_000, metavar="N",
+                        help="profile the file over N accounts (default 100000), generating it if missing")
+    parser.add_argument("--events", type=int, default=1_000_000, help="records of the default file")
     parser.add_argument("--database", default="tokengrid_bench")
     parser.add_argument("--chunks", type=int, default=6, help="chunks to ingest (the first is not counted)")
     parser.add_argument("--chunk-lines", type=int, default=50_000)
     options = parser.parse_args()
     os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{options.database}"
     os.environ["INGEST_CHUNK_LINES"] = str(options.chunk_lines)
+    # Redis as in bench/ingest.py (its cache and broker db numbers): without REDIS_URL the settings'
+    # file cache (20,000 entries) culls on every write once a chunk's accounts fill it.
+    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/12")
+    os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/13")
+    sys.path.append(str(ROOT / "bench"))
+    from ingest import TABLES, traffic_file  # the tables bench/ingest.py empties, the file it makes
+
+    if options.file is None:
+        folder = ROOT / "var" / "bench"
+        options.file = (traffic_file(events=options.events, accounts=options.accounts, env=dict(os.environ))
+                        if options.accounts is not None else folder / f"traffic-{options.events}.jsonl")
 
     import django
 
@@ -45,12 +63,12 @@ def main() -> None:
     from analytics import formats, ingest, loader, tasks
     from analytics.models import IngestChunk
 
-    sys.path.insert(0, str(ROOT / "bench"))
-    from ingest import TABLES  # the tables bench/ingest.py empties
-
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(TABLES)}")
-        cursor.execute("UPDATE billing_account SET balance_units = 0")
+        if options.accounts is not None:
+            cursor.execute("TRUNCATE billing_account CASCADE")
+        else:
+            cursor.execute("UPDATE billing_account SET balance_units = 0")
     for task in (tasks.ingest_chunk, tasks.ingest_batch_split, tasks.rollup_rankings_refresh):
         task.delay = lambda *args, **kwargs: None  # this process runs the chunks itself
     spent: dict[str, float] = defaultdict(float)
