@@ -3,6 +3,7 @@
 Playwright cannot download its own browser here, so the tests use /usr/bin/chromium and are skipped
 when it is missing (`.ci/run` installs it).
 """
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,9 +27,11 @@ DESKTOP = {"width": 1280, "height": 900}
 
 
 def pytest_collection_modifyitems(config, items):
-    """Skip the browser tests, with the reason, when Debian's chromium is not installed."""
+    """Skip the browser tests, with the reason, when Debian's chromium is not installed (never in CI)."""
     if CHROMIUM.exists():
         return
+    if os.environ.get("CI") == "true":  # .ci/run installs it: a missing browser is a broken run, not a skip
+        raise pytest.UsageError(f"CI=true but Debian's chromium is not at {CHROMIUM}: the browser tests cannot run")
     skip = pytest.mark.skip(reason=f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)")
     for item in items:
         if "browser" in item.keywords:
