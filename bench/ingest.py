@@ -97,7 +97,8 @@ def measure(path: Path, *, env: dict, db: str, workers: int, fresh_accounts: boo
     procs = []
     for n in range(workers):
         procs.append(subprocess.Popen(
-            [CELERY, "-A", "config", "worker", "-P", "solo", "-Q", "ingest,rollups,default", "-n", f"bench{n}@%h",
+            # Every queue a chunk feeds (billing: the after-debit checks), so the rate pays for all of it.
+            [CELERY, "-A", "config", "worker", "-P", "solo", "-Q", "ingest,rollups,billing,default", "-n", f"bench{n}@%h",
              "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     time.sleep(4)
