@@ -34,7 +34,9 @@ def _period_context(request: HttpRequest, period: usage.Period) -> dict:
 def overview(request: HttpRequest) -> HttpResponse:
     """Spend, tokens, requests, cost per 1M tokens and cache hits against the previous period."""
     account_id = request.account.pk
-    usage.usage_watch(account_id=account_id)  # its next chunks prewarm these pages
+    # Before reading: its next chunks move its version and prewarm these pages; the first view of an
+    # account not watched starts a new version, so nothing cached before it is shown.
+    usage.usage_watch(account_id=account_id)
     period = _period(request)
     shown = usage.usage_overview(account_id=account_id, period=period)
     now, spend, tokens = shown.totals, shown.spend, shown.tokens
@@ -52,7 +54,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 @account_required
 def activity(request: HttpRequest) -> HttpResponse:
     """One metric over time, grouped by up to two dimensions; every choice lives in the URL."""
-    usage.usage_watch(account_id=request.account.pk)
+    usage.usage_watch(account_id=request.account.pk)  # before reading, as the overview
     period = _period(request)
     metric = request.GET.get("metric") if request.GET.get("metric") in usage.METRICS else "spend"
     group_by = usage.group_by_parse(request.GET.getlist("group_by"))

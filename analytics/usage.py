@@ -55,7 +55,7 @@ METRICS = {
 GRANULARITIES = ("hour", "day", "week")
 MAX_HOURLY_DAYS = 31
 TOP_SERIES = 10
-CACHE_SECONDS = 3600  # keyed by the account's usage version, which ingestion moves
+CACHE_SECONDS = 3600  # keyed by the account's usage version, which ingestion moves while it is watched
 REFRESH_SECONDS = 60  # the version moves at most once a minute per account
 # A catch-up mark counts for less than its task's countdown (REFRESH_SECONDS + 1): a chunk that
 # saw the mark commits before the task runs, even with the machines' clocks a few seconds apart.
@@ -102,21 +102,43 @@ def usage_version(account_id: int) -> str:
 
 
 def usage_watch(*, account_id: int) -> None:
-    """Note that someone looks at the account's usage pages: its chunks prewarm them for a while."""
-    cache.set(_watched_key(account_id), 1, settings.USAGE_WATCH_SECONDS)
+    """Note that someone looks at the account's usage pages (call before reading them): its chunks move
+    its version and prewarm the pages for the next USAGE_WATCH_SECONDS.
+
+    Chunks move the version of watched accounts only, so a page cached while the account was watched
+    (a prewarm shortly before the mark expired, say) may have missed chunks that came after the
+    mark expired. Hence a view that finds the account unwatched starts a new version (as moved "long
+    ago": the next chunk moves it at once) in the same write as the mark, one MSET on Redis: whoever
+    sees the mark afterwards sees that version or a later one, and whatever was cached before under
+    an earlier version is never read again. A view that finds the mark refreshes its time to live in
+    the same command (`touch`, EXPIRE on Redis), so the mark never lapses between finding it and
+    reading the pages it keeps up to date; the version stays.
+    """
+    mark = _watched_key(account_id)
+    if cache.touch(mark, settings.USAGE_WATCH_SECONDS):
+        return
+    # The version's time to live is the mark's: once both expire, the next view starts a new one
+    # anyway, and the next chunk of a watched account writes it for VERSION_SECONDS.
+    cache.set_many({mark: 1, _version_key(account_id): _version_new(0)}, settings.USAGE_WATCH_SECONDS)
 
 
 def usage_refresh(*, account_ids: Iterable[int], catch_up: bool = False) -> None:
-    """After a chunk committed: move its accounts' usage versions (each at most once a minute), prewarm the watched.
+    """After a chunk committed: move the usage versions of its watched accounts (each at most once a
+    minute) and prewarm their pages.
 
-    Two cache round trips whatever the number of accounts: one `get_many` of their version,
-    catch-up and watch keys, one `set_many` of the new versions (one new token for the whole
-    refresh) and of the catch-up marks. An account whose version moved less than a minute ago
-    is left to one catch-up task a minute later, shared by all such accounts of the refresh and
-    not queued for an account that already waits for one (its mark), so pages are at most about
-    a minute stale and no chunk is left out; the catch-up run itself (`catch_up`) ignores marks,
-    so it always moves or passes on each of its accounts. Only accounts whose pages were viewed
-    lately (`usage_watch`) are prewarmed; the others compute on their next view.
+    Only watched accounts (`usage_watch`) have cached pages worth keeping up to date: an unwatched
+    account's version is left alone, since its next view starts a new one (`usage_watch`) and so
+    computes its pages afresh. At a router's cardinality a chunk touches tens of thousands of
+    accounts, a few of them watched; an unwatched one costs one key of one `get_many` and nothing
+    else. At most three cache round trips whatever the number of accounts: one `get_many` of the
+    watch marks, then, if any account is watched, one `get_many` of the watched accounts' version
+    and catch-up marks and one `set_many` of their new versions (one new token for the whole
+    refresh) and catch-up marks. A watched account whose version moved less than a minute ago is
+    left to one catch-up task a minute later, shared by all such accounts of the refresh and not
+    queued for an account that already waits for one (its mark), so watched pages are at most about
+    a minute stale and no chunk is left out; the catch-up run itself (`catch_up`) ignores marks, so
+    it always moves or passes on each of its accounts that are still watched (one that is no longer
+    watched needs nothing: its next view starts a new version).
     (The demo's FileBasedCache makes `get_many`/`set_many` a loop of file reads and writes:
     fine for its dozen accounts; RedisCache sends each as one command or one pipeline.)
     """
@@ -125,10 +147,14 @@ def usage_refresh(*, account_ids: Iterable[int], catch_up: bool = False) -> None
     ids = sorted(set(account_ids))
     if not ids:
         return
+    marks = cache.get_many([_watched_key(i) for i in ids])
+    if not marks:
+        return
+    watched = [i for i in ids if _watched_key(i) in marks]
     now_ms = time_ns() // 1_000_000
-    found = cache.get_many([k for i in ids for k in (_version_key(i), _pending_key(i), _watched_key(i))])
+    found = cache.get_many([k for i in watched for k in (_version_key(i), _pending_key(i))])
     due, later = [], []
-    for i in ids:
+    for i in watched:
         if _version_moved_at_ms(found.get(_version_key(i))) <= now_ms - REFRESH_SECONDS * 1000:
             due.append(i)
         elif catch_up or int(found.get(_pending_key(i)) or 0) <= now_ms:
@@ -140,9 +166,8 @@ def usage_refresh(*, account_ids: Iterable[int], catch_up: bool = False) -> None
         writes.update(dict.fromkeys(map(_pending_key, later), now_ms + PENDING_SECONDS * 1000))
     if writes:
         cache.set_many(writes, VERSION_SECONDS)
-    watched = [i for i in due if _watched_key(i) in found]
-    if watched:  # after the new versions are written: the prewarm fills the pages they key
-        tasks.usage_prewarm.delay(watched)
+    if due:  # after the new versions are written: the prewarm fills the pages they key
+        tasks.usage_prewarm.delay(due)
 
 
 def usage_prewarm(*, account_id: int) -> None:
@@ -164,7 +189,8 @@ def _account_cached(func):
 
 
 def _cached(account_id: int, key: str, compute):
-    """An account's computed usage, cached until its next ingested chunk."""
+    """An account's computed usage, cached under its usage version: until its next ingested chunk while
+    watched, or its next view once it is no longer watched (`usage_watch`, `usage_refresh`)."""
     full = f"usage:{account_id}:{usage_version(account_id)}:{key}"
     value = cache.get(full)
     if value is None:

@@ -321,6 +321,7 @@ def test_usage_version_moves_once_a_minute_and_catches_up(traffic, monkeypatch, 
 def test_prewarm_fills_what_the_overview_reads(client, alice, traffic, django_assert_max_num_queries):
     from analytics import usage
 
+    usage.usage_watch(account_id=traffic["a"].pk)  # only watched accounts are prewarmed
     usage.usage_prewarm(account_id=traffic["a"].pk)
     client.force_login(alice)
     with django_assert_max_num_queries(4):  # session, user, memberships (+ savepoint): no usage query
