@@ -2,9 +2,19 @@
 import os
 
 from celery import Celery
+from celery.signals import task_postrun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("tokengrid")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_postrun.connect
+def _forget_queries(**kwargs) -> None:
+    """Drop the SQL that Django keeps under DEBUG after each task: a worker of the demo (DEBUG on)
+    otherwise holds up to 9,000 statements, some of them a chunk's tens of thousands of ids."""
+    from django.db import reset_queries
+
+    reset_queries()
