@@ -102,6 +102,12 @@ def main() -> None:
             return "SQL insert generationkey"
         if sql.startswith("SELECT account_id, SUM"):
             return "SQL usage sums"
+        if sql.startswith("WITH e AS (INSERT INTO billing_ledgerentry"):
+            return "SQL ledger: every entry and balance"
+        if sql.startswith("SELECT count(*) FROM (SELECT id FROM billing_account"):
+            return "SQL ledger: lock the accounts"
+        if sql.startswith(("SELECT external_id, id FROM billing_account", "SELECT k.account_id, k.external_id")):
+            return "SQL register: look up accounts and keys"
         return "SQL: catalog, chunk and ledger rows, savepoints"
 
     def sql_timer(execute, sql, params, many, context):
@@ -115,6 +121,8 @@ def main() -> None:
     parse_timed.__wrapped__ = formats.parse_lines
     formats.parse_lines = parse_timed
     ingest._rows = timed("register, price, build stage rows (Python)", ingest._rows)
+    # After the commit: usage versions (cache round trips) and the task messages of the fan-out.
+    ingest.chunk_fan_out = timed("after commit: the fan-out (cache, task messages)", ingest.chunk_fan_out)
     loader._load_postgres = timed("_load", loader._load_postgres)
     loader._generations_insert_postgres = timed("_insert", loader._generations_insert_postgres)
 
@@ -140,6 +148,8 @@ def main() -> None:
             result = ingest.chunk_ingest(batch_id=batch.pk, index=index)
             total = time.perf_counter() - started
             spent["COPY into staging (client and server)"] = spent.pop("_load") - spent.pop("_insert")
+            # SQL inside the Python stage (registration's look-ups) is counted once, as SQL.
+            spent["register, price, build stage rows (Python)"] -= spent.get("SQL register: look up accounts and keys", 0)
             spent["Python: chunk bookkeeping, rejects, ledger debits"] = total - sum(spent.values())
             if index == chunks[0]:
                 continue  # warms the catalog registration and the caches
