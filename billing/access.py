@@ -3,6 +3,11 @@
 Every account page and account API reads `request.account`, set here from the user's own
 memberships only, so another account's data is never in reach: its ids simply do not resolve
 (404). Roles are ordered viewer < member < owner.
+
+An account API token lives as long as its creator's membership: removing the member revokes it
+(`services.membership_remove`), and every request checks, in the token's one look-up, that the
+creator still is an active member of the token's account, and reads their current role: reads need
+viewer, writes member (`api_account`).
 """
 import functools
 import hashlib
@@ -11,11 +16,13 @@ from dataclasses import dataclass
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.shortcuts import render
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
+from rest_framework.permissions import SAFE_METHODS
 
 from .models import Account, AccountToken, Membership
 from .services import ROLE_RANK
@@ -87,8 +94,19 @@ def account_token_create(*, account: Account, name: str, created_by=None) -> tup
     return token, secret
 
 
+def account_tokens(*, account: Account) -> QuerySet[AccountToken]:
+    """The account's tokens with `creator_role`: their creator's current role here, None once they left."""
+    role = Membership.objects.filter(user=OuterRef("created_by"), account=OuterRef("account")).values("role")
+    return account.tokens.select_related("created_by").annotate(creator_role=Subquery(role[:1]))
+
+
 class AccountTokenAuthentication(authentication.BaseAuthentication):
-    """`Authorization: Bearer tg_…`: authenticates as the token's account (request.auth)."""
+    """`Authorization: Bearer tg_…`: authenticates as the token's creator and account (request.auth).
+
+    One query: the token joined to its creator's membership of the token's account, so a revoked
+    token, a deleted or deactivated creator and a creator who left the account are all refused
+    alike (401); `request.auth.creator_role` is the creator's role now, not at creation.
+    """
 
     keyword = "Bearer"
 
@@ -98,32 +116,32 @@ class AccountTokenAuthentication(authentication.BaseAuthentication):
         if scheme != self.keyword or not secret.startswith(TOKEN_PREFIX):
             return None
         token = (AccountToken.objects.select_related("account", "created_by")
-                 .filter(key_hash=token_hash(secret.strip()), revoked_at__isnull=True).first())
+                 .filter(key_hash=token_hash(secret.strip()), revoked_at__isnull=True,
+                         created_by__is_active=True, created_by__memberships__account=F("account"))
+                 .annotate(creator_role=F("created_by__memberships__role")).first())
         if token is None:
             raise exceptions.AuthenticationFailed("invalid or revoked account token")
         now = timezone.now()
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
             AccountToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        return (token.created_by or _TokenUser(), token)
+        return (token.created_by, token)
 
     def authenticate_header(self, request) -> str:
         return self.keyword
 
 
-class _TokenUser:
-    """The user of a token whose creator was deleted: authenticated, nothing more."""
-
-    is_authenticated = True
-    is_active = True
-    is_staff = False
-    pk = None
-
-
 def api_account(request) -> Account:
-    """The account an account-API request speaks for (the token's), or 403."""
-    if isinstance(request.auth, AccountToken):
-        return request.auth.account
-    raise exceptions.NotAuthenticated("send an account API token: Authorization: Bearer tg_…")
+    """The account an account-API request speaks for (the token's), if its creator's role allows it.
+
+    Reads need the viewer role, writes the member role (403), as on the account pages.
+    """
+    token = request.auth
+    if not isinstance(token, AccountToken):
+        raise exceptions.NotAuthenticated("send an account API token: Authorization: Bearer tg_…")
+    needed = Membership.Role.VIEWER if request.method in SAFE_METHODS else Membership.Role.MEMBER
+    if ROLE_RANK[token.creator_role] < ROLE_RANK[needed]:
+        raise exceptions.PermissionDenied(f"this token's creator needs the {needed} role on the account")
+    return token.account
 
 
 class AccountTokenScheme(OpenApiAuthenticationExtension):

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from core.bulk import SQLITE_BATCH, batches, ids_by_key
 
-from .models import Account, ApiKey, Invitation, LedgerEntry, Membership
+from .models import Account, AccountToken, ApiKey, Invitation, LedgerEntry, Membership
 
 ROLE_RANK = {Membership.Role.VIEWER: 0, Membership.Role.MEMBER: 1, Membership.Role.OWNER: 2}
 
@@ -209,7 +209,8 @@ class LastOwnerError(Exception):
 
 
 def membership_remove(*, account: Account, membership_id: int) -> None:
-    """Remove a member of `account`; refuses to remove the last owner (404 for other accounts)."""
+    """Remove a member of `account` and revoke the API tokens they made for it; refuses to remove the
+    last owner (Membership.DoesNotExist for other accounts)."""
     with transaction.atomic():
         accounts_lock(account_ids=[account.pk])
         membership = Membership.objects.get(pk=membership_id, account=account)
@@ -217,6 +218,17 @@ def membership_remove(*, account: Account, membership_id: int) -> None:
                 and not account.memberships.filter(role=Membership.Role.OWNER).exclude(pk=membership.pk).exists()):
             raise LastOwnerError("an account keeps at least one owner")
         membership.delete()
+        AccountToken.objects.filter(account=account, created_by_id=membership.user_id,
+                                    revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def account_token_revoke(*, account: Account, token_id: int) -> AccountToken:
+    """Revoke a token of `account` (once; AccountToken.DoesNotExist for another account's token)."""
+    token = AccountToken.objects.get(pk=token_id, account=account)
+    if token.revoked_at is None:
+        AccountToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        token.refresh_from_db(fields=["revoked_at"])
+    return token
 
 
 def api_key_limit_set(*, account: Account, key_id: int, limit_units: int | None, interval: str) -> ApiKey:

@@ -5,11 +5,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from . import services
-from .access import account_required, account_switch, account_token_create
+from .access import account_required, account_switch, account_token_create, account_tokens
 from .forms import InviteForm, SignUpForm, TokenForm
 from .models import AccountToken, Invitation, Membership
 
@@ -100,10 +99,11 @@ def tokens(request: HttpRequest) -> HttpResponse:
         if not request.account_ctx.can(Membership.Role.MEMBER):
             return HttpResponse("Viewers cannot manage tokens.", status=403)
         if "revoke" in request.POST:
-            token = get_object_or_404(AccountToken, pk=_int_or_404(request.POST["revoke"]), account=request.account)
-            if token.revoked_at is None:
-                token.revoked_at = timezone.now()
-                token.save(update_fields=["revoked_at"])
+            try:
+                token = services.account_token_revoke(account=request.account,
+                                                      token_id=_int_or_404(request.POST["revoke"]))
+            except AccountToken.DoesNotExist:
+                raise Http404 from None
             messages.success(request, f"Token {token.name} revoked.")
             return redirect("billing:tokens")
         form = TokenForm(request.POST)
@@ -112,4 +112,4 @@ def tokens(request: HttpRequest) -> HttpResponse:
                                              created_by=request.user)
             form = TokenForm()
     return render(request, "account/tokens.html", {
-        "tokens": request.account.tokens.select_related("created_by"), "form": form, "secret": secret})
+        "tokens": account_tokens(account=request.account), "form": form, "secret": secret})
