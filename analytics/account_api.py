@@ -5,12 +5,14 @@ every answer is about the token's account only.
 """
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.access import AccountTokenAuthentication, api_account
 from core.money import units_text
+from core.params import ParamError
 
 from . import generation_log, usage
 
@@ -99,7 +101,10 @@ class UsageApi(_AccountApi):
         account = api_account(request)
         params = UsageQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        first, last = usage.date_range_parse(request.query_params.get("start"), request.query_params.get("end"))
+        try:
+            first, last = usage.date_range_parse(request.query_params.get("start"), request.query_params.get("end"))
+        except ParamError as error:
+            raise ValidationError({"detail": str(error)}) from None
         group_by = usage.report_groups_parse(params.validated_data["group_by"])
         header = usage.usage_csv_header(group_by)
         rows = usage.usage_report(account_id=account.pk, first=first, last=last, group_by=group_by)
@@ -125,8 +130,11 @@ class GenerationsApi(_AccountApi):
             limit = min(max(int(request.query_params.get("limit", 50)), 1), 500)
         except ValueError:
             limit = 50
-        page = generation_log.generations_page(
-            account_id=account.pk, log_filter=generation_log.log_filter_parse(request.query_params),
-            after=request.query_params.get("after"), size=limit)
+        try:
+            log_filter = generation_log.log_filter_parse(request.query_params)
+        except ParamError as error:
+            raise ValidationError({"detail": str(error)}) from None
+        page = generation_log.generations_page(account_id=account.pk, log_filter=log_filter,
+                                               after=request.query_params.get("after"), size=limit)
         return Response({"results": AccountGenerationSerializer(page.rows, many=True).data,
                          "next": page.next_cursor})

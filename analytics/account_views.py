@@ -6,11 +6,13 @@ renders. Nothing here takes an account id from the URL, so another account's dat
 """
 from urllib.parse import urlencode
 
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 
 from billing.access import account_required
 from core.csvutil import csv_stream
+from core.params import ParamError
 from marketplace import charts
 
 from . import generation_log, usage
@@ -21,13 +23,26 @@ TOP_DIMENSIONS = {"model": "models", "api_key": "API keys", "app": "apps", "prov
 
 
 def _period(request: HttpRequest) -> usage.Period:
-    return usage.period_parse(request.GET.get("period"), start=request.GET.get("start"), end=request.GET.get("end"))
+    """The period of the query string; an unusable custom range shows why and the default period."""
+    try:
+        return usage.period_parse(request.GET.get("period"), start=request.GET.get("start"),
+                                  end=request.GET.get("end"))
+    except ParamError as error:
+        period = usage.period_parse(None)
+        messages.warning(request, f"{error} Showing {period.label.lower()}.")
+        return period
 
 
 def _period_context(request: HttpRequest, period: usage.Period) -> dict:
+    custom = period.name == "custom"  # else the inputs offer the period shown, not what was refused
     return {"period": period, "periods": usage.PERIOD_LABELS,
-            "custom_start": request.GET.get("start", period.first_day.isoformat()),
-            "custom_end": request.GET.get("end", period.last_day.isoformat())}
+            "custom_start": request.GET.get("start") if custom else period.first_day.isoformat(),
+            "custom_end": request.GET.get("end") if custom else period.last_day.isoformat()}
+
+
+def _date_range(request: HttpRequest) -> tuple:
+    """The report range of the query string (ParamError for an unusable date)."""
+    return usage.date_range_parse(request.GET.get("start"), request.GET.get("end"))
 
 
 @account_required
@@ -74,14 +89,19 @@ def activity(request: HttpRequest) -> HttpResponse:
 
 @account_required
 def generations(request: HttpRequest) -> HttpResponse:
-    """The generation log, newest first, filtered, paged by cursor."""
-    log_filter = generation_log.log_filter_parse(request.GET)
+    """The generation log, newest first, filtered, paged by cursor; unusable filters show why and all rows."""
+    filters = request.GET
+    try:
+        log_filter = generation_log.log_filter_parse(filters)
+    except ParamError as error:
+        messages.warning(request, f"{error} Showing every generation.")
+        log_filter, filters = generation_log.LogFilter(), {}
     page = generation_log.generations_page(account_id=request.account.pk, log_filter=log_filter,
                                            after=request.GET.get("after"))
-    params = {k: v for k, v in request.GET.items() if k != "after" and v}
+    params = {k: v for k, v in filters.items() if k != "after" and v}
     return render(request, "account/generations.html", {
         "page": page, "names": generation_log.names_for(page.rows, account_id=request.account.pk),
-        "choices": generation_log.filter_choices(account_id=request.account.pk), "filters": request.GET,
+        "choices": generation_log.filter_choices(account_id=request.account.pk), "filters": filters,
         "next_url": f"?{urlencode({**params, 'after': page.next_cursor})}" if page.next_cursor else None,
         "first_url": f"?{urlencode(params)}" if request.GET.get("after") else None,
     })
@@ -101,7 +121,11 @@ def generation(request: HttpRequest, generation_id: str) -> HttpResponse:
 @account_required
 def reports(request: HttpRequest) -> HttpResponse:
     """Downloads (usage.csv, generations.csv) and printable monthly reports."""
-    first, last = usage.date_range_parse(request.GET.get("start"), request.GET.get("end"))
+    try:
+        first, last = _date_range(request)
+    except ParamError as error:
+        first, last = usage.date_range_parse(None, None)
+        messages.warning(request, f"{error} Showing the last 30 days.")
     return render(request, "account/reports.html", {
         "start": first, "end": last, "groups": usage.REPORT_GROUPS, "default_groups": usage.REPORT_DEFAULT,
         "usage_columns": usage.usage_csv_header(usage.REPORT_DEFAULT), "generation_columns": generation_log.CSV_HEADER,
@@ -118,7 +142,10 @@ def _csv_response(body, filename: str) -> StreamingHttpResponse:
 @account_required
 def usage_csv(request: HttpRequest) -> StreamingHttpResponse:
     """Usage per day x model x API key (or other `group_by`), streamed."""
-    first, last = usage.date_range_parse(request.GET.get("start"), request.GET.get("end"))
+    try:
+        first, last = _date_range(request)
+    except ParamError as error:
+        return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
     group_by = usage.report_groups_parse(request.GET.get("group_by"))
     header = usage.usage_csv_header(group_by)
     rows = usage.usage_report(account_id=request.account.pk, first=first, last=last, group_by=group_by)
@@ -129,7 +156,10 @@ def usage_csv(request: HttpRequest) -> StreamingHttpResponse:
 @account_required
 def generations_csv(request: HttpRequest) -> StreamingHttpResponse:
     """Every field of every generation in the range, streamed with flat memory."""
-    first, last = usage.date_range_parse(request.GET.get("start"), request.GET.get("end"))
+    try:
+        first, last = _date_range(request)
+    except ParamError as error:
+        return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
     return _csv_response(generation_log.generations_csv(account_id=request.account.pk, first=first, last=last),
                          f"generations-{request.account.external_id}-{first}-{last}.csv")
 

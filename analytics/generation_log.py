@@ -21,6 +21,7 @@ from django.db.models import Q
 from billing.models import ApiKey
 from core.csvutil import DANGEROUS_PREFIXES, NUMBER_PATTERN, safe_cell
 from core.money import units_text
+from core.params import DATE_ERROR, DATE_MAX, DATE_MIN, ParamError, date_param, int64_param
 from marketplace.models import App, Model, Provider
 
 from .models import Generation, GenerationKey
@@ -55,26 +56,28 @@ class LogFilter:
         return q
 
 
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def _day(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
 def log_filter_parse(params) -> LogFilter:
-    """Filters from a query string: ids of model, api_key, provider, app; status; start/end dates (UTC)."""
-    start, end = _day(params.get("start")), _day(params.get("end"))
+    """Filters from a query string: ids of model, api_key, provider, app; status; start/end dates (UTC).
+
+    An id that is not a 64-bit whole number or a date outside core.params' range raises ParamError
+    naming every unusable parameter; an unknown status is no filter.
+    """
+    values, problems = {}, []
+    for field in ("model", "api_key", "provider", "app"):
+        try:
+            values[field] = int64_param(params.get(field), name=field)
+        except ParamError as error:
+            problems.append(str(error))
+    for field in ("start", "end"):
+        try:
+            values[field] = date_param(params.get(field))
+        except ParamError:
+            problems.append(f"{field}: {DATE_ERROR}")
+    if problems:
+        raise ParamError(" ".join(problems))
+    start, end = values.pop("start"), values.pop("end")
     return LogFilter(
-        model=_int(params.get("model")), api_key=_int(params.get("api_key")), provider=_int(params.get("provider")),
-        app=_int(params.get("app")), status=params.get("status", "") if params.get("status") in STATUSES else "",
+        **values, status=params.get("status", "") if params.get("status") in STATUSES else "",
         start=datetime.combine(start, time(), tzinfo=UTC) if start else None,
         end=datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC) if end else None)
 
@@ -95,7 +98,11 @@ def cursor_decode(value: str | None) -> tuple[datetime, str] | None:
         return None
     if created.tzinfo is None or not isinstance(generation_id, str):
         return None
-    return created, generation_id
+    try:  # a hand-made cursor at the calendar's edge (year 1 at +05:00) has no UTC time
+        day = created.astimezone(UTC).date()
+    except OverflowError:
+        return None
+    return (created, generation_id) if DATE_MIN <= day <= DATE_MAX else None
 
 
 @dataclass(frozen=True)

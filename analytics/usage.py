@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from billing.models import ApiKey
 from core.money import units_text, units_to_usd
+from core.params import ParamError, date_param
 from marketplace.models import App, Model, Provider
 
 from .models import AccountDay, AccountHour
@@ -235,21 +236,27 @@ def _midnight(day: date) -> datetime:
 
 
 def _date(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
+    """A date of the query string within core.params' range; None when empty; ParamError otherwise."""
+    return date_param(value)
 
 
 def period_parse(name: str | None, *, start: str | None = None, end: str | None = None,
                  now: datetime | None = None) -> Period:
-    """A period from the query string; anything unknown or invalid means the last 30 days."""
+    """A period from the query string; an unknown name means the last 30 days.
+
+    A custom range with missing, invalid or out-of-range dates, reversed or longer than
+    MAX_CUSTOM_DAYS raises ParamError (pages show it and fall back to `period_parse(None)`).
+    """
     now = (now or timezone.now()).astimezone(UTC)
     if name == "custom":
         first, last = _date(start), _date(end)
-        if first and last and first <= last and (last - first).days < MAX_CUSTOM_DAYS:
-            return Period("custom", _midnight(first), _midnight(last + timedelta(days=1)), True)
-        name = "30d"
+        if not first or not last:
+            raise ParamError("Choose both a start and an end date for a custom range.")
+        if first > last:
+            raise ParamError("The start of a custom range must be on or before its end.")
+        if (last - first).days >= MAX_CUSTOM_DAYS:
+            raise ParamError(f"A custom range covers at most {MAX_CUSTOM_DAYS} days.")
+        return Period("custom", _midnight(first), _midnight(last + timedelta(days=1)), True)
     if name == "24h":
         end_at = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
         return Period("24h", end_at - PERIODS["24h"], end_at, False)
@@ -260,7 +267,8 @@ def period_parse(name: str | None, *, start: str | None = None, end: str | None 
 
 def date_range_parse(start: str | None, end: str | None, *, default_days: int = 30,
                      now: datetime | None = None) -> tuple[date, date]:
-    """An inclusive range of dates for reports; unknown or reversed values fall back to the last N days."""
+    """An inclusive range of dates for reports: a missing end is today, a missing start N days before
+    it, reversed values are swapped; an invalid or out-of-range date raises ParamError."""
     today = (now or timezone.now()).astimezone(UTC).date()
     last = _date(end) or today
     first = _date(start) or last - timedelta(days=default_days - 1)

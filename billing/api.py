@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.money import units_to_usd
+from core.params import int64_fits
 
 from . import selectors
 from .access import AccountTokenAuthentication, api_account
@@ -55,7 +56,9 @@ class KeyLimitApi(_AccountApi):
                    description="A key's limit, its usage in the current UTC interval, what remains and when it "
                                "resets; 404 for keys of other accounts.")
     def get(self, request, key_id: int):
-        limits = selectors.key_limits(account_id=api_account(request).pk, key_ids=[key_id])
+        account = api_account(request)
+        # An id past 64 bits names no key; the database would refuse to compare it.
+        limits = selectors.key_limits(account_id=account.pk, key_ids=[key_id]) if int64_fits(key_id) else []
         if not limits:
             raise Http404
         return Response(KeyLimitSerializer(_key_limit(limits[0])).data)

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from analytics import rankings
 from core.csvutil import csv_stream
 from core.money import units_to_usd
+from core.params import ParamError, date_param
 
 from . import selectors
 
@@ -176,12 +177,12 @@ MAX_DAYS = 366
 
 
 def _date_range(request) -> tuple[date, date]:
-    today = timezone.now().date()
+    """The dataset's range: dates within core.params' range, at most MAX_DAYS; a clear 400 otherwise."""
     try:
-        end = date.fromisoformat(request.query_params.get("end") or today.isoformat())
-        start = date.fromisoformat(request.query_params.get("start") or (end - timedelta(days=29)).isoformat())
-    except ValueError:
-        raise ValidationError({"start": "dates are YYYY-MM-DD"}) from None
+        end = date_param(request.query_params.get("end")) or timezone.now().date()
+        start = date_param(request.query_params.get("start")) or end - timedelta(days=29)
+    except ParamError as error:
+        raise ValidationError({"start": str(error)}) from None
     if start > end or (end - start).days >= MAX_DAYS:
         raise ValidationError({"start": f"start must be on or before end, at most {MAX_DAYS} days apart"})
     return start, end

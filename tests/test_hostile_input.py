@@ -1,0 +1,195 @@
+"""Hostile parameters never make a 500 (issue 16, items 3 and 6).
+
+Dates at the calendar's edges, integers past 64 bits, amounts past the ledger's bigint, generation
+ids with `/` and `?format=` on the ingest API: pages show their default and say why, forms refuse
+with their message, APIs and CSV routes answer a clear 400, an id that names nothing a 404.
+"""
+import base64
+import re
+from datetime import UTC, date
+
+import orjson
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from analytics.generation_log import cursor_encode
+from billing.access import account_token_create
+from billing.models import Membership
+from core.params import DATE_ERROR
+from tests.analytics.conftest import (  # noqa: F401  (fixtures)
+    _fresh_prices,
+    _no_task_queueing,
+    account_traffic,
+)
+
+pytestmark = pytest.mark.django_db
+
+HUGE = "99999999999999999999"  # past 64 bits
+EDGES = [("0001-01-01", "9999-12-31"), ("9999-12-31", "9999-12-31"), ("0001-01-01", "0001-01-02")]
+
+
+def text_of(response) -> str:
+    """What a person reads: the page without tags, whitespace collapsed, entities of quotes undone."""
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    text = re.sub(r"<[^>]+>", " ", body.decode()).replace("&#x27;", "'").replace("&quot;", '"')
+    return re.sub(r"\s+", " ", text)
+
+
+@pytest.fixture
+def site(tmp_path, settings):
+    settings.DEBUG = False
+    accounts = account_traffic(tmp_path)
+    alice = get_user_model().objects.create_user("alice", "alice@example.com", "pw-alice-123")
+    Membership.objects.create(user=alice, account=accounts["a"], role=Membership.Role.OWNER)
+    client = Client(raise_request_exception=False)
+    client.force_login(alice)
+    _, secret = account_token_create(account=accounts["a"], name="a", created_by=alice)
+    return {**accounts, "client": client, "auth": {"HTTP_AUTHORIZATION": f"Bearer {secret}"}}
+
+
+# --- dates at the calendar's edges ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("start", "end"), EDGES)
+@pytest.mark.parametrize("url", ["/account/", "/account/activity/"])
+def test_a_custom_period_at_the_calendars_edge_shows_the_last_30_days_and_why(site, url, start, end):
+    response = site["client"].get(url, {"period": "custom", "start": start, "end": end})
+    assert response.status_code == 200
+    assert response.context["period"].name == "30d"
+    text = text_of(response)
+    assert f"{DATE_ERROR} Showing last 30 days." in text
+
+
+def test_a_reversed_or_too_long_custom_period_says_so(site):
+    reversed_ = site["client"].get("/account/", {"period": "custom", "start": "2026-02-01", "end": "2026-01-01"})
+    assert "The start of a custom range must be on or before its end. Showing last 30 days." in text_of(reversed_)
+    long = site["client"].get("/account/", {"period": "custom", "start": "2020-01-01", "end": "2026-01-01"})
+    assert "A custom range covers at most 400 days." in text_of(long)
+
+
+@pytest.mark.parametrize(("start", "end"), [*EDGES, ("", "0001-01-01"), ("yesterday", "")])
+def test_the_reports_page_shows_the_last_30_days_and_why(site, start, end):
+    response = site["client"].get("/account/reports/", {"start": start, "end": end})
+    assert response.status_code == 200
+    assert (response.context["end"] - response.context["start"]).days == 29
+    assert f"{DATE_ERROR} Showing the last 30 days." in text_of(response)
+
+
+@pytest.mark.parametrize(("start", "end"), [*EDGES, ("", "0001-01-01"), ("2026-13-01", "")])
+@pytest.mark.parametrize("url", ["/account/reports/usage.csv", "/account/reports/generations.csv"])
+def test_the_csv_reports_answer_400_for_a_date_out_of_range(site, url, start, end):
+    response = site["client"].get(url, {"start": start, "end": end})
+    assert response.status_code == 400
+    assert response.content.decode() == DATE_ERROR
+
+
+@pytest.mark.parametrize(("start", "end"), [*EDGES, ("", "0001-01-01")])
+def test_the_usage_api_answers_400_for_a_date_out_of_range(site, start, end):
+    response = site["client"].get("/api/v1/account/usage", {"start": start, "end": end}, **site["auth"])
+    assert response.status_code == 400
+    assert response.json() == {"detail": DATE_ERROR}
+
+
+@pytest.mark.parametrize(("start", "end"), [("", "0001-01-01"), ("9999-12-31", "9999-12-31"),
+                                            ("0001-01-01", "9999-12-31")])
+@pytest.mark.parametrize("url", ["/api/v1/rankings/daily", "/api/v1/rankings/daily.csv"])
+def test_the_public_daily_dataset_answers_400_for_a_date_out_of_range(client, settings, url, start, end):
+    settings.DEBUG = False
+    client.raise_request_exception = False
+    response = client.get(url, {"start": start, "end": end})
+    assert response.status_code == 400
+    assert response.json() == {"start": DATE_ERROR}
+
+
+def test_the_dataset_still_serves_the_supported_range(client):
+    response = client.get("/api/v1/rankings/daily", {"start": "2100-12-01", "end": "2100-12-31"})
+    assert response.status_code == 200
+    assert response.json()["rows"] == []
+
+
+# --- the generation log's filters ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("params", [{"start": "0001-01-01", "end": "9999-12-31"}, {"end": "9999-12-31"},
+                                    {"model": HUGE}, {"api_key": HUGE}, {"app": f"-{HUGE}"}, {"provider": "1e3"}])
+def test_the_generation_log_drops_unusable_filters_and_says_why(site, params):
+    response = site["client"].get("/account/generations/", params)
+    assert response.status_code == 200
+    text = text_of(response)
+    assert "Showing every generation." in text
+    name = next(iter(params))
+    assert (DATE_ERROR if name in ("start", "end") else f"{name} must be a whole number up to 9223372036854775807.") \
+        in text
+    assert {g.id for g in response.context["page"].rows} == {"r1", "r2", "r3", "r4", "r5"}
+
+
+@pytest.mark.parametrize(("params", "detail"), [
+    ({"end": "9999-12-31"}, f"end: {DATE_ERROR}"),
+    ({"model": HUGE}, "model must be a whole number up to 9223372036854775807."),
+    ({"api_key": f"-{HUGE}", "start": "0001-01-01"},
+     f"api_key must be a whole number up to 9223372036854775807. start: {DATE_ERROR}"),
+])
+def test_the_generations_api_answers_400_for_unusable_filters(site, params, detail):
+    response = site["client"].get("/api/v1/account/generations", params, **site["auth"])
+    assert response.status_code == 400
+    assert response.json() == {"detail": detail}
+
+
+def test_a_cursor_at_the_calendars_edge_is_the_first_page(site):
+    raw = orjson.dumps(["0001-01-01T00:00:00+05:00", "x"])  # made by hand: no UTC time exists for it
+    response = site["client"].get("/account/generations/", {"after": base64.urlsafe_b64encode(raw).decode()})
+    assert response.status_code == 200
+    assert len(response.context["page"].rows) == 5
+
+
+# --- ids past 64 bits ------------------------------------------------------------------------------
+
+
+def test_a_key_id_past_64_bits_is_not_found(site):
+    response = site["client"].get(f"/api/v1/keys/{HUGE}", **site["auth"])
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_a_key_limit_for_a_key_id_past_64_bits_is_not_found(site):
+    response = site["client"].post("/account/keys/", {"key": HUGE, "limit": "1", "interval": "daily"})
+    assert response.status_code == 404
+
+
+def test_a_refund_of_a_payment_id_past_64_bits_is_not_found(site):
+    response = site["client"].post("/account/credits/", {"action": "refund", "payment": HUGE})
+    assert response.status_code == 404
+
+
+def test_an_ingest_batch_id_past_64_bits_is_not_found(client, settings):
+    settings.DEBUG = False
+    settings.INGEST_TOKEN = "tok"  # noqa: S105  (test only)
+    client.raise_request_exception = False
+    response = client.get(f"/api/v1/ingest/{HUGE}", HTTP_AUTHORIZATION="Bearer tok")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "no such batch"}
+
+
+# --- whatever a person types ----------------------------------------------------------------------
+
+_dates = st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)).map(date.isoformat)
+_ints = st.one_of(st.integers(), st.integers(min_value=2**62, max_value=2**80)).map(str)
+_cursors = st.builds(cursor_encode, st.datetimes(timezones=st.just(UTC)), st.text(max_size=5))
+_values = st.one_of(st.text(max_size=24), _ints, _dates, _cursors, st.sampled_from(["custom", "24h", "", "day"]))
+_PARAMS = ("period", "start", "end", "metric", "group_by", "granularity", "model", "api_key", "provider", "app",
+           "status", "after", "limit")
+_ROUTES = ("/account/", "/account/activity/", "/account/generations/", "/account/reports/",
+           "/account/reports/usage.csv", "/account/reports/generations.csv", "/api/v1/account/usage",
+           "/api/v1/account/generations", "/api/v1/rankings/daily", "/api/v1/rankings/daily.csv")
+
+
+@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(_ROUTES), params=st.dictionaries(st.sampled_from(_PARAMS), _values, max_size=5))
+def test_no_query_string_makes_a_server_error(site, route, params):
+    response = site["client"].get(route, params, **site["auth"])
+    text_of(response)  # a streamed body is produced whole
+    assert response.status_code < 500, (route, params)
