@@ -2,8 +2,25 @@
 
 Figures are written as plain plotly figure dicts: building them through plotly.graph_objects
 validated every property and cost more than the rest of a page together.
+
+plotly.js reads a subset of HTML in every text it draws (legend entries, tick labels, hover labels,
+titles: `<a href>`, `<b>`, `<br>`, entities), so an app or model named `<a href="…">` would be a
+live link in a legend. Every text of a figure goes through `_text`, which escapes it: plotly then
+draws the characters themselves.
 """
+from html import escape
+
 from analytics.rankings import Series, VolumeMoney
+
+
+def _text(value):
+    """A label as plotly should draw it: literally (markup escaped); numbers and None as they are."""
+    return escape(value, quote=False) if isinstance(value, str) else value
+
+
+def _texts(values: list) -> list:
+    return [_text(v) for v in values]
+
 
 LAYOUT = {"barmode": "stack", "legend": {"orientation": "h", "y": -0.2}, "height": 380,
           "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)"}
@@ -15,17 +32,18 @@ def stacked_bars(series: Series, *, title: str, percent: bool = False, unit: str
     data = []
     for name, values in series.series.items():
         y = [round(v / t * 100, 3) for v, t in zip(values, totals, strict=True)] if percent else values
-        data.append({"type": "bar", "name": name, "x": series.periods, "y": y})
-    layout = {**LAYOUT, "title": {"text": title}, "yaxis": {"title": {"text": f"% of {unit}" if percent else unit}}}
+        data.append({"type": "bar", "name": _text(name), "x": _texts(series.periods), "y": y})
+    layout = {**LAYOUT, "title": {"text": _text(title)},
+              "yaxis": {"title": {"text": _text(f"% of {unit}" if percent else unit)}}}
     return {"data": data, "layout": layout}
 
 
 def lines(series: Series, *, title: str, unit: str) -> dict:
     """One line per series (for values that do not add up, such as a mean latency)."""
-    data = [{"type": "scatter", "mode": "lines+markers", "name": name, "x": series.periods, "y": values}
-            for name, values in series.series.items()]
-    layout = {**{k: v for k, v in LAYOUT.items() if k != "barmode"}, "title": {"text": title},
-              "yaxis": {"title": {"text": unit}}}
+    data = [{"type": "scatter", "mode": "lines+markers", "name": _text(name), "x": _texts(series.periods),
+             "y": values} for name, values in series.series.items()]
+    layout = {**{k: v for k, v in LAYOUT.items() if k != "barmode"}, "title": {"text": _text(title)},
+              "yaxis": {"title": {"text": _text(unit)}}}
     return {"data": data, "layout": layout}
 
 
@@ -36,7 +54,7 @@ def daily_stacked(series: Series, *, title: str) -> dict:
 
 def volume_vs_money(rows: list[VolumeMoney]) -> dict:
     """Each author's share of tokens beside its share of spend."""
-    names = [r.author for r in rows]
+    names = _texts([r.author for r in rows])
     data = [{"type": "bar", "name": "share of tokens", "x": names, "y": [round(r.token_share * 100, 3) for r in rows]},
             {"type": "bar", "name": "share of spend", "x": names, "y": [round(r.spend_share * 100, 3) for r in rows]}]
     layout = {**LAYOUT, "barmode": "group", "title": {"text": "Volume against money"},
@@ -46,7 +64,7 @@ def volume_vs_money(rows: list[VolumeMoney]) -> dict:
 
 def provider_health(rows: list[tuple]) -> dict:
     """A provider's daily uptime and mean latency."""
-    dates = [r[0] for r in rows]
+    dates = _texts([r[0] for r in rows])
     data = [{"type": "scatter", "mode": "lines+markers", "name": "uptime %", "x": dates,
              "y": [None if r[2] is None else round(r[2] * 100, 3) for r in rows]},
             {"type": "scatter", "mode": "lines", "name": "mean latency ms", "x": dates,

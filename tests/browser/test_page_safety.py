@@ -9,7 +9,8 @@ from tests.browser.conftest import charts_drawn
 pytestmark = pytest.mark.browser
 
 APP_NAME = "<img src=x onerror=alert(1)>"
-MODEL_NAME = "<img src=x onerror=alert(2)>"
+# plotly draws `<a href>` in a legend as a live link (its own markup subset): it must stay text.
+MODEL_NAME = '<a href="https://evil.test/">Click me</a>'
 
 
 def _public_pages() -> list[str]:
@@ -29,6 +30,7 @@ def test_names_with_markup_read_as_text_and_create_no_elements(tab, public_site)
     # plotly reads `<...>` in labels as its own markup; the name must stay one svg <text>, nothing more.
     assert sorted(tab.page.locator("#chart-weekly-models .legendtext").all_text_contents()) == [MODEL_NAME, "alpha"]
     assert tab.page.locator(".chart img, .chart image, .chart foreignObject").count() == 0
+    assert tab.page.locator('.chart a, svg a[href*="evil.test"]').count() == 0
 
     for path in (model_page, app_page):  # alpha's page lists the app among its top apps
         tab.open(path)
