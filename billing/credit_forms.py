@@ -3,9 +3,14 @@ from decimal import Decimal
 
 from django import forms
 
+from core.money import MAX_AMOUNT_USD
+
 from .models import ApiKey
 
-MONEY = {"max_digits": 12, "decimal_places": 2, "min_value": Decimal(0)}
+# Amounts stay within the ledger's range (bigint units); the message names the bound.
+_UP_TO = {"max_value": f"Enter an amount up to ${MAX_AMOUNT_USD:,}."}
+MONEY = {"max_digits": 12, "decimal_places": 2, "min_value": Decimal(0), "max_value": MAX_AMOUNT_USD,
+         "error_messages": _UP_TO}
 
 
 class BuyForm(forms.Form):
@@ -30,12 +35,15 @@ class PromoForm(forms.Form):
 
 class KeyLimitForm(forms.Form):
     limit = forms.DecimalField(label="Limit (USD)", required=False, max_digits=14, decimal_places=4,
-                               min_value=Decimal(0), help_text="empty: no limit")
+                               min_value=Decimal(0), max_value=MAX_AMOUNT_USD, error_messages=_UP_TO,
+                               help_text="empty: no limit")
     interval = forms.ChoiceField(choices=ApiKey.Interval.choices)
 
 
 class AdjustForm(forms.Form):
     amount = forms.DecimalField(label="Amount (USD)", max_digits=22, decimal_places=10,
+                                min_value=-MAX_AMOUNT_USD, max_value=MAX_AMOUNT_USD,
+                                error_messages={**_UP_TO, "min_value": f"Enter a debit up to ${MAX_AMOUNT_USD:,}."},
                                 help_text="positive credits, negative debits")
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="required; kept on the entry")
     token = forms.CharField(widget=forms.HiddenInput, help_text="posts once, however often the form is sent")

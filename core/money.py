@@ -8,6 +8,10 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 UNITS_PER_USD = 10**10
 _QUANTUM = Decimal(1)
+MAX_UNITS = 2**63 - 1  # a bigint column: $922,337,203.68
+# The largest amount a form takes (a threshold, a top-up, a key limit, an adjustment): a tenth of
+# what a bigint holds, so a balance plus any one amount stays in the ledger's range.
+MAX_AMOUNT_USD = Decimal(100_000_000)
 
 
 def usd_to_units(amount: Decimal | int | str) -> int:

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from analytics.generation_log import cursor_encode
 from billing.access import account_token_create
-from billing.models import Membership
+from billing.credit_forms import AdjustForm, AutoTopupForm, KeyLimitForm, LowBalanceForm
+from billing.models import Account, ApiKey, Membership
 from core.params import DATE_ERROR
 from tests.analytics.conftest import (  # noqa: F401  (fixtures)
     _fresh_prices,
@@ -172,6 +173,50 @@ def test_an_ingest_batch_id_past_64_bits_is_not_found(client, settings):
     response = client.get(f"/api/v1/ingest/{HUGE}", HTTP_AUTHORIZATION="Bearer tok")
     assert response.status_code == 404
     assert response.json() == {"detail": "no such batch"}
+
+
+# --- amounts past the ledger's range ---------------------------------------------------------------
+
+UP_TO = "Enter an amount up to $100,000,000."
+
+
+def test_the_money_forms_refuse_amounts_past_the_ledgers_range():
+    assert AutoTopupForm({"threshold": "999999999", "amount": "25"}).errors == {"threshold": [UP_TO]}
+    assert LowBalanceForm({"threshold": "9999999999.99"}).errors == {"threshold": [UP_TO]}
+    assert KeyLimitForm({"limit": "9999999999", "interval": "daily"}).errors == {"limit": [UP_TO]}
+    adjust = AdjustForm({"amount": "-1000000000", "reason": "x", "token": "t"})
+    assert adjust.errors == {"amount": ["Enter a debit up to $100,000,000."]}
+    assert AutoTopupForm({"threshold": "100000000", "amount": "25"}).is_valid()  # the bound itself is fine
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def test_an_auto_top_up_past_the_ledgers_range_is_refused(site):
+    response = site["client"].post("/account/credits/", {"action": "topup", "threshold": "999999999",
+                                                         "amount": "25"}, follow=True)
+    assert response.status_code == 200
+    assert "Auto top-up not saved: enter both amounts in dollars and cents." in _messages(response)
+    assert Account.objects.get(pk=site["a"].pk).auto_topup_threshold_units == 0  # as it was
+
+
+def test_a_low_balance_alert_past_the_ledgers_range_is_refused(site):
+    response = site["client"].post("/account/credits/", {"action": "alert", "threshold": "9999999999.99"},
+                                   follow=True)
+    assert response.status_code == 200
+    assert "Enter the threshold in dollars and cents." in _messages(response)
+    assert Account.objects.get(pk=site["a"].pk).low_balance_threshold_units is None
+
+
+def test_a_key_limit_past_the_ledgers_range_is_refused(site):
+    key = ApiKey.objects.filter(account=site["a"]).first()
+    response = site["client"].post("/account/keys/", {"key": key.pk, "limit": "9999999999", "interval": "daily"},
+                                   follow=True)
+    assert response.status_code == 200
+    assert "Enter the limit in dollars (up to 4 decimals) and an interval." in _messages(response)
+    key.refresh_from_db()
+    assert key.limit_units is None
 
 
 # --- whatever a person types ----------------------------------------------------------------------
