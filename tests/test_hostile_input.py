@@ -7,6 +7,7 @@ with their message, APIs and CSV routes answer a clear 400, an id that names not
 import base64
 import re
 from datetime import UTC, date
+from urllib.parse import urljoin
 
 import orjson
 import pytest
@@ -25,6 +26,9 @@ from tests.analytics.conftest import (  # noqa: F401  (fixtures)
     _fresh_prices,
     _no_task_queueing,
     account_traffic,
+    record,
+    run_batch,
+    write_jsonl,
 )
 
 pytestmark = pytest.mark.django_db
@@ -217,6 +221,34 @@ def test_a_key_limit_past_the_ledgers_range_is_refused(site):
     assert "Enter the limit in dollars (up to 4 decimals) and an interval." in _messages(response)
     key.refresh_from_db()
     assert key.limit_units is None
+
+
+# --- generation ids of any characters ---------------------------------------------------------------
+
+ODD_IDS = ["gen/1", "a/../b", "..", ".", "100%?#&x=1", "line\nbreak", "sp ace/", "€/✓"]
+
+
+def test_generation_ids_of_any_characters_link_to_their_page(tmp_path, settings):
+    settings.DEBUG = False
+    records = [record(id=gid, created_at=f"2026-02-24T21:19:{i:02d}Z") for i, gid in enumerate(ODD_IDS)]
+    assert run_batch(write_jsonl(tmp_path / "odd.jsonl", records)).accepted == len(ODD_IDS)
+    user = get_user_model().objects.create_user("olga", "olga@example.com", "pw-olga-123")
+    Membership.objects.create(user=user, account=Account.objects.get(external_id="acct_a"),
+                              role=Membership.Role.OWNER)
+    client = Client(raise_request_exception=False)
+    client.force_login(user)
+    base = "http://testserver/account/generations/"
+    listing = client.get(base, {"start": "2026-02-24", "end": "2026-02-24"})
+    assert listing.status_code == 200
+    hrefs = re.findall(r'href="(/account/generations/[^"]+)"', listing.content.decode())
+    assert len(hrefs) == len(ODD_IDS)
+    shown = set()
+    for href in hrefs:
+        resolved = urljoin(base, href.replace("&amp;", "&"))  # as a browser resolves it (dot segments folded)
+        page = client.get(resolved.removeprefix("http://testserver"))
+        assert page.status_code == 200, href
+        shown.add(page.context["g"].id)
+    assert shown == set(ODD_IDS)
 
 
 # --- whatever a person types ----------------------------------------------------------------------
