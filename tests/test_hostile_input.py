@@ -251,6 +251,22 @@ def test_generation_ids_of_any_characters_link_to_their_page(tmp_path, settings)
     assert shown == set(ODD_IDS)
 
 
+# --- ?format= on the ingest API -------------------------------------------------------------------
+
+
+def test_the_ingest_api_takes_its_documented_format_parameter(client, settings):
+    settings.INGEST_TOKEN = "tok"  # noqa: S105  (test only)
+    body = b'{"id": "f1", "model": "lab/m", "created_at": "2026-02-24T21:19:33Z", "account": "acct_f"}\n'
+    response = client.post("/api/v1/ingest?format=openrouter&wait=0", data=body,
+                           content_type="application/x-ndjson", HTTP_AUTHORIZATION="Bearer tok")
+    assert response.status_code in (200, 202)
+    assert response.json()["format"] == "openrouter"
+    unknown = client.post("/api/v1/ingest?format=json&wait=0", data=body, content_type="application/x-ndjson",
+                          HTTP_AUTHORIZATION="Bearer tok")
+    assert unknown.status_code == 400
+    assert unknown.json() == {"detail": "unknown format 'json'"}
+
+
 # --- whatever a person types ----------------------------------------------------------------------
 
 _dates = st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)).map(date.isoformat)
