@@ -1,5 +1,6 @@
 """POST /api/v1/ingest: the gateway sends NDJSON (optionally gzip) with its bearer token."""
 import hmac
+import math
 import time
 import zlib
 
@@ -73,7 +74,10 @@ class BatchOutput(serializers.ModelSerializer):
 
 def _store_body(request) -> tuple[int, "ingest.Path"]:
     """Stream the body to the ingest folder, inflating gzip, within the configured limits."""
-    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0  # as Django reads a malformed length; the stream is capped below all the same
     if declared > settings.INGEST_MAX_BODY_BYTES:
         raise TooLarge(f"body of {declared} bytes exceeds the limit of {settings.INGEST_MAX_BODY_BYTES} bytes")
     gzipped = request.META.get("HTTP_CONTENT_ENCODING", "").lower() == "gzip"
@@ -137,9 +141,12 @@ class IngestApi(APIView):
         if fmt != "auto" and fmt not in formats.FORMATS:
             return Response({"detail": f"unknown format {fmt!r}"}, status=status.HTTP_400_BAD_REQUEST)
         try:
-            wait = min(max(float(request.query_params.get("wait", 10)), 0), 60)
+            wait = float(request.query_params.get("wait", 10))
         except ValueError:
+            wait = math.nan
+        if not math.isfinite(wait):  # nan would never reach the deadline
             return Response({"detail": "wait must be a number of seconds"}, status=status.HTTP_400_BAD_REQUEST)
+        wait = min(max(wait, 0), 60)
         try:
             size, path = _store_body(request)
         except TooLarge as error:

@@ -223,6 +223,22 @@ def test_a_key_limit_past_the_ledgers_range_is_refused(site):
     assert key.limit_units is None
 
 
+_amounts = st.one_of(st.decimals(allow_nan=True, allow_infinity=True).map(str), st.integers().map(str),
+                     st.text(max_size=12))
+
+
+@hypothesis_settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(form=st.sampled_from(["topup", "alert", "key"]), amount=_amounts, other=_amounts, enabled=st.booleans())
+def test_no_amount_makes_a_server_error(site, form, amount, other, enabled):
+    if form == "key":
+        key = ApiKey.objects.filter(account=site["a"]).first()
+        response = site["client"].post("/account/keys/", {"key": key.pk, "limit": amount, "interval": "daily"})
+    else:
+        data = {"action": form, "threshold": amount, "amount": other, **({"enabled": "on"} if enabled else {})}
+        response = site["client"].post("/account/credits/", data)
+    assert response.status_code == 302, (form, amount, other)
+
+
 # --- generation ids of any characters ---------------------------------------------------------------
 
 ODD_IDS = ["gen/1", "a/../b", "..", ".", "100%?#&x=1", "line\nbreak", "sp ace/", "€/✓"]
@@ -267,6 +283,25 @@ def test_the_ingest_api_takes_its_documented_format_parameter(client, settings):
     assert unknown.json() == {"detail": "unknown format 'json'"}
 
 
+@pytest.mark.parametrize("wait", ["nan", "-inf", "soon"])
+def test_the_ingest_api_refuses_a_wait_that_is_not_a_number_of_seconds(client, settings, wait):
+    settings.INGEST_TOKEN = "tok"  # noqa: S105  (test only)
+    response = client.post(f"/api/v1/ingest?wait={wait}", data=b"{}\n", content_type="application/x-ndjson",
+                           HTTP_AUTHORIZATION="Bearer tok")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "wait must be a number of seconds"}
+
+
+def test_the_ingest_api_reads_a_malformed_content_length_as_empty(client, settings):
+    settings.INGEST_TOKEN = "tok"  # noqa: S105  (test only)
+    settings.DEBUG = False
+    client.raise_request_exception = False
+    response = client.post("/api/v1/ingest?wait=0", data=b"{}\n", content_type="application/x-ndjson",
+                           HTTP_AUTHORIZATION="Bearer tok", CONTENT_LENGTH="lots")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "empty body"}
+
+
 # --- whatever a person types ----------------------------------------------------------------------
 
 _dates = st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)).map(date.isoformat)
@@ -280,7 +315,7 @@ _ROUTES = ("/account/", "/account/activity/", "/account/generations/", "/account
            "/api/v1/account/generations", "/api/v1/rankings/daily", "/api/v1/rankings/daily.csv")
 
 
-@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(route=st.sampled_from(_ROUTES), params=st.dictionaries(st.sampled_from(_PARAMS), _values, max_size=5))
 def test_no_query_string_makes_a_server_error(site, route, params):
     response = site["client"].get(route, params, **site["auth"])
