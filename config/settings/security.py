@@ -1,7 +1,7 @@
 """Secret key, debug and hosts: production refuses to start without a real secret."""
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_list, env_str
+from .env import env_bool, env_int, env_list, env_str
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
 
@@ -26,3 +26,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+
+# Sign-in throttle (core/auth.py). The client address is REMOTE_ADDR unless this many reverse proxies
+# in front of the app append to X-Forwarded-For: then it is the hop the outermost trusted one saw.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# Where the attempts are counted: "cache" (atomic on Redis), "database" (an atomic upsert, for the
+# embedded file cache, whose increment is a read and a write), or empty: cache on Redis, else database.
+LOGIN_COUNTER_STORE = env_str("LOGIN_COUNTER_STORE", "")
