@@ -111,10 +111,18 @@ def _credits_post(request: HttpRequest) -> HttpResponse:
     return denied or handler(request)
 
 
+def _form_error(form, fallback: str) -> str:
+    """What the person should fix: the form's own first error (e.g. an amount past the ledger's
+    range), else `fallback`."""
+    for errors in form.errors.values():
+        return f"{fallback.rstrip('.')}: {errors[0]}" if errors else fallback
+    return fallback
+
+
 def _pay(request: HttpRequest) -> HttpResponse:
     form = BuyForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Enter an amount in dollars and cents.")
+        messages.error(request, _form_error(form, "Enter an amount in dollars and cents."))
         return redirect("billing:credits")
     back = request.build_absolute_uri(reverse("billing:credits"))
     try:
@@ -154,7 +162,7 @@ def _topup(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Auto top-up saved." if form.cleaned_data["enabled"] else "Auto top-up is off.")
     else:
-        messages.error(request, "Auto top-up not saved: enter both amounts in dollars and cents.")
+        messages.error(request, _form_error(form, "Auto top-up not saved: enter both amounts in dollars and cents."))
     return redirect("billing:credits")
 
 
@@ -166,7 +174,7 @@ def _alert(request: HttpRequest) -> HttpResponse:
                                            threshold_units=None if threshold is None else usd_to_units(threshold))
         messages.success(request, "Low-balance alert saved." if threshold is not None else "Low-balance alert off.")
     else:
-        messages.error(request, "Enter the threshold in dollars and cents.")
+        messages.error(request, _form_error(form, "Enter the threshold in dollars and cents."))
     return redirect("billing:credits")
 
 
@@ -202,7 +210,7 @@ def keys(request: HttpRequest) -> HttpResponse:
         form = KeyLimitForm(request.POST)
         key_id = _int_or_404(request.POST.get("key"))
         if not form.is_valid():
-            messages.error(request, "Enter the limit in dollars (up to 4 decimals) and an interval.")
+            messages.error(request, _form_error(form, "Enter the limit in dollars (up to 4 decimals) and an interval."))
             return redirect("billing:keys")
         limit = form.cleaned_data["limit"]
         try:

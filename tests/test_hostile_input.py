@@ -201,7 +201,8 @@ def test_an_auto_top_up_past_the_ledgers_range_is_refused(site):
     response = site["client"].post("/account/credits/", {"action": "topup", "threshold": "999999999",
                                                          "amount": "25"}, follow=True)
     assert response.status_code == 200
-    assert "Auto top-up not saved: enter both amounts in dollars and cents." in _messages(response)
+    assert _messages(response) == ["Auto top-up not saved: enter both amounts in dollars and cents: "
+                                   "Enter an amount up to $100,000,000."]
     assert Account.objects.get(pk=site["a"].pk).auto_topup_threshold_units == 0  # as it was
 
 
@@ -209,7 +210,7 @@ def test_a_low_balance_alert_past_the_ledgers_range_is_refused(site):
     response = site["client"].post("/account/credits/", {"action": "alert", "threshold": "9999999999.99"},
                                    follow=True)
     assert response.status_code == 200
-    assert "Enter the threshold in dollars and cents." in _messages(response)
+    assert _messages(response) == ["Enter the threshold in dollars and cents: Enter an amount up to $100,000,000."]
     assert Account.objects.get(pk=site["a"].pk).low_balance_threshold_units is None
 
 
@@ -218,7 +219,8 @@ def test_a_key_limit_past_the_ledgers_range_is_refused(site):
     response = site["client"].post("/account/keys/", {"key": key.pk, "limit": "9999999999", "interval": "daily"},
                                    follow=True)
     assert response.status_code == 200
-    assert "Enter the limit in dollars (up to 4 decimals) and an interval." in _messages(response)
+    assert _messages(response) == ["Enter the limit in dollars (up to 4 decimals) and an interval: "
+                                   "Enter an amount up to $100,000,000."]
     key.refresh_from_db()
     assert key.limit_units is None
 
