@@ -3,7 +3,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core import views as core_views
-from core.auth import ThrottledAdminAuthenticationForm, ThrottledLoginView, ThrottledPasswordResetView
+from core.auth import (
+    ThrottledAdminAuthenticationForm,
+    ThrottledLoginView,
+    ThrottledPasswordResetConfirmView,
+    ThrottledPasswordResetView,
+)
 
 # The admin's login goes through the same throttle as the site's (core/auth.py).
 admin.site.login_form = ThrottledAdminAuthenticationForm
@@ -14,6 +19,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/password_reset/", ThrottledPasswordResetView.as_view(), name="password_reset"),
+    path("accounts/reset/<uidb64>/<token>/", ThrottledPasswordResetConfirmView.as_view(),
+         name="password_reset_confirm"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -6,7 +6,7 @@ most that many passwords are ever checked in a window, however many guesses arri
 old code read the count, checked the password, then incremented: 25 simultaneous guesses all read
 0). A successful sign-in takes its own attempt back; failures stay counted until the window, which
 starts at the first counted attempt and lasts `LOGIN_LOCK_SECONDS`, ends: a lock never outlives it,
-however many refused attempts follow.
+however many refused attempts follow, and a password reset from the emailed link ends it at once.
 
 The counters live in Redis when it is the cache (`cache.add` then `cache.incr`: INCR is atomic and
 keeps the key's expiry), otherwise in the database (`LoginCounter`, one `INSERT ... ON CONFLICT DO
@@ -27,7 +27,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
-from django.contrib.auth.views import LoginView, PasswordResetView
+from django.contrib.auth.views import LoginView, PasswordResetConfirmView, PasswordResetView
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest
@@ -95,6 +95,14 @@ def counter_undo(*, name: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {LoginCounter._meta.db_table} SET count = count - 1"  # noqa: S608
                        " WHERE name = %s AND count > 0 AND expires > %s", [name, time.time()])
+
+
+def counter_clear(*, name: str) -> None:
+    """Forget the attempts counted under `name` (its owner proved who they are by email)."""
+    if _store() == "cache":
+        cache.delete(name)
+    else:
+        LoginCounter.objects.filter(name=name).delete()
 
 
 def counter_value(*, name: str) -> int:
@@ -170,3 +178,13 @@ class ThrottledPasswordResetView(PasswordResetView):
 
     def get_form_kwargs(self):
         return {**super().get_form_kwargs(), "request": self.request}
+
+
+class ThrottledPasswordResetConfirmView(PasswordResetConfirmView):
+    """A new password set from the emailed link ends its user's lock: a stranger's guesses cannot keep
+    the owner of the mailbox out for the rest of the window."""
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        counter_clear(name=_name("user", form.user.get_username()))
+        return response

@@ -1,4 +1,5 @@
 """The sign-in throttle (core/auth.py): every way in, counted atomically, per username and address."""
+import re
 import threading
 import time
 from datetime import UTC, datetime
@@ -130,6 +131,30 @@ def test_password_reset_requests_are_throttled(client, staff, settings):
     assert response.status_code == 200
     assert "Too many password reset requests. Try again in 15 minutes." in text_of(response)
     assert len(mail.outbox) == 3
+
+
+def test_a_password_reset_from_the_email_ends_the_lock(client, staff, settings):
+    settings.LOGIN_MAX_FAILURES = 3
+    for _ in range(3):
+        sign_in(client, LOGIN_URLS[0], "wrong")
+    client.post("/accounts/password_reset/", {"email": "sam@example.com"})
+    link = re.search(r"http://testserver(/accounts/reset/\S+)", mail.outbox[0].body).group(1)
+    form_url = client.get(link)["Location"]
+    response = client.post(form_url, {"new_password1": "Another-pass-987", "new_password2": "Another-pass-987"})
+    assert response.status_code == 302
+    assert sign_in(client, LOGIN_URLS[0], "Another-pass-987").status_code == 302
+
+
+def test_the_counters_are_in_the_database_unless_the_cache_is_redis(settings):
+    from core.auth import _store
+
+    settings.LOGIN_COUNTER_STORE = ""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                                   "LOCATION": "/tmp/unused"}}  # noqa: S108  (never written)
+    assert _store() == "database"  # the file cache's incr is a read and a write
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:6379/0"}}
+    assert _store() == "cache"
 
 
 STORES = ["database", pytest.param("cache", marks=pytest.mark.skipif(not ON_REDIS, reason="needs Redis"))]
