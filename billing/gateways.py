@@ -169,12 +169,20 @@ class StripeGateway:
 
 
 def gateway_get(name: str | None = None) -> PaymentGateway:
-    """The configured gateway (BILLING_GATEWAY; else Stripe when STRIPE_SECRET_KEY is set, else demo)."""
+    """The configured gateway (BILLING_GATEWAY; else Stripe when STRIPE_SECRET_KEY is set, else demo).
+
+    The demo gateway grants credits for nothing, so it runs only in development (DEBUG on) or when
+    BILLING_GATEWAY=demo says so explicitly: a production site without a Stripe key sells nothing
+    rather than giving credits away.
+    """
     name = name or settings.BILLING_GATEWAY or ("stripe" if settings.STRIPE_SECRET_KEY else "demo")
     if name == "stripe":
         if not settings.STRIPE_SECRET_KEY:
             raise GatewayError("Stripe is not configured (STRIPE_SECRET_KEY)")
         return StripeGateway(settings.STRIPE_SECRET_KEY)
     if name == "demo":
+        if not (settings.DEBUG or settings.BILLING_GATEWAY == "demo"):
+            raise GatewayError("no payment gateway is configured (STRIPE_SECRET_KEY); the demo gateway, which "
+                               "grants credits for free, runs only with DEBUG on or BILLING_GATEWAY=demo")
         return DemoGateway()
     raise GatewayError(f"unknown payment gateway {name!r}")

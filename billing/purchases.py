@@ -70,7 +70,10 @@ def credits_purchase_start(*, account: Account, amount: Decimal, user=None, save
                            ) -> tuple[Payment, Checkout]:
     """Record a pending payment and start it at the gateway; the demo gateway credits at once."""
     quote = credits_quote(amount=amount)
-    gateway = gateway_get(gateway_name)
+    try:
+        gateway = gateway_get(gateway_name)
+    except GatewayError as error:
+        raise PurchaseError(f"The payment could not be started: {error}") from error
     payment = Payment.objects.create(account=account, kind=Payment.Kind.PURCHASE, gateway=gateway.name,
                                      amount_units=quote.amount_units, fee_units=quote.fee_units,
                                      save_method=save_method, created_by=user)

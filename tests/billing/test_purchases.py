@@ -46,6 +46,29 @@ def test_the_fee_is_shown_before_paying_and_the_demo_purchase_credits_at_once(cl
     assert entry.idempotency_key == f"payment:demo:{payment.external_id}"
 
 
+@pytest.mark.parametrize(("debug", "gateway", "credited"), [
+    (False, "", False),  # production without a Stripe key: nothing is given away
+    (True, "", True),  # development: the demo gateway by default
+    (False, "demo", True),  # production that asked for the demo gateway by name
+])
+def test_the_demo_gateway_grants_credits_only_in_development_or_when_asked_for(
+        client, owner, acct_a, settings, debug, gateway, credited):
+    settings.DEBUG, settings.BILLING_GATEWAY, settings.STRIPE_SECRET_KEY = debug, gateway, ""
+    client.force_login(owner)
+    client.post("/account/credits/", {"action": "pay", "amount": "20"})
+    page = text_of(client.get("/account/credits/"))
+    acct_a.refresh_from_db()
+    if credited:
+        assert "Added $20.00 of credits (charged $21.10)." in page
+        assert acct_a.balance_units == usd_to_units("20")
+    else:
+        assert ("The payment could not be started: no payment gateway is configured (STRIPE_SECRET_KEY); the demo "
+                "gateway, which grants credits for free, runs only with DEBUG on or BILLING_GATEWAY=demo") in page
+        assert acct_a.balance_units == 0
+        assert not Payment.objects.exists()
+        assert not acct_a.ledger.exists()
+
+
 def test_amounts_outside_the_limits_are_refused_with_a_reason(client, owner):
     client.force_login(owner)
     assert "Buy between $5.00 and $10,000.00 at a time." in text_of(client.get("/account/credits/?amount=2"))

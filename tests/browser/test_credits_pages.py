@@ -7,7 +7,8 @@ from tests.browser.conftest import rows_of, sign_in
 pytestmark = pytest.mark.browser
 
 
-def test_buy_credits_through_the_demo_gateway(tab, account_site):
+def test_buy_credits_through_the_demo_gateway(tab, account_site, settings):
+    settings.BILLING_GATEWAY = "demo"  # the live server runs with DEBUG off, where the demo gateway is opt-in
     sign_in(tab, next_path="/account/credits/")
     # The fixture traffic debited $0.055 of usage (r1 0.015 + r2 0.03 + r4 0.01; BYOK r5 is free).
     expect(tab.page.locator("#balance")).to_have_text("-$0.06")
