@@ -94,14 +94,19 @@ def test_a_token_whose_creator_was_deleted_is_refused(client, member):
 
 def test_a_token_is_refused_once_its_creator_is_no_member_however_they_left(client, acct_a, owner, member):
     token, secret = _token_made_on_the_page(member)
-    Membership.objects.filter(user=member, account=acct_a).delete()  # not through membership_remove
+    Membership.objects.filter(user=member, account=acct_a).delete()  # not through membership_remove (the admin)
     assert _refused(client.get("/api/v1/credits", **_bearer(secret)))
-    client.force_login(owner)
-    assert "refused: its creator is no longer a member" in text_of(client.get("/account/tokens/"))
+    token.refresh_from_db()
+    assert token.revoked_at is not None  # the membership's end revoked it, whatever path it took
     member.memberships.create(account=acct_a, role=Membership.Role.MEMBER)
+    assert _refused(client.get("/api/v1/credits", **_bearer(secret)))  # joining again brings it not back
+
+    token, secret = _token_made_on_the_page(member)
     member.is_active = False
     member.save(update_fields=["is_active"])
     assert _refused(client.get("/api/v1/credits", **_bearer(secret)))
+    client.force_login(owner)
+    assert "refused: its creator is no longer a member" in text_of(client.get("/account/tokens/"))
     token.refresh_from_db()
     assert token.revoked_at is None  # refused by the check on every request, not by a revocation
 
