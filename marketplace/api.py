@@ -35,6 +35,16 @@ class RankOutput(serializers.Serializer):
     share = serializers.FloatField()
 
 
+class RankingOutput(serializers.Serializer):
+    """A ranking as the API answers it: the window it covers and its rows."""
+
+    window = serializers.ChoiceField(choices=list(rankings.WINDOWS))
+    metric = serializers.ChoiceField(choices=list(rankings.METRICS))
+    start = serializers.DateTimeField(allow_null=True, help_text="null for the `all` window")
+    end = serializers.DateTimeField()
+    results = RankOutput(many=True)
+
+
 def _rank_output(rows: list[rankings.RankRow], metric: str) -> list[dict]:
     def money(value):
         return None if value is None else (str(units_to_usd(value)) if metric == "spend" else str(value))
@@ -72,7 +82,7 @@ _EXAMPLE = OpenApiExample("week by tokens", value={
 class ModelRankingApi(_RankingApi):
     @extend_schema(operation_id="rankings_models", summary="Top models",
                    parameters=[*RANKING_PARAMETERS, OpenApiParameter("category", str, description="app category slug")],
-                   responses=RankOutput(many=True), examples=[_EXAMPLE])
+                   responses=RankingOutput, examples=[_EXAMPLE])
     def get(self, request):
         return super().get(request)
 
@@ -83,7 +93,7 @@ class ModelRankingApi(_RankingApi):
 
 class AuthorRankingApi(_RankingApi):
     @extend_schema(operation_id="rankings_authors", summary="Top authors (labs)", parameters=RANKING_PARAMETERS,
-                   responses=RankOutput(many=True))
+                   responses=RankingOutput)
     def get(self, request):
         return super().get(request)
 
@@ -93,7 +103,7 @@ class AuthorRankingApi(_RankingApi):
 
 class ProviderRankingApi(_RankingApi):
     @extend_schema(operation_id="rankings_providers", summary="Top providers", parameters=RANKING_PARAMETERS,
-                   responses=RankOutput(many=True))
+                   responses=RankingOutput)
     def get(self, request):
         return super().get(request)
 
@@ -104,7 +114,7 @@ class ProviderRankingApi(_RankingApi):
 class AppRankingApi(_RankingApi):
     @extend_schema(operation_id="rankings_apps", summary="Top public apps (popular, or trending)",
                    parameters=[*RANKING_PARAMETERS, OpenApiParameter("trending", bool, default=False)],
-                   responses=RankOutput(many=True))
+                   responses=RankingOutput)
     def get(self, request):
         return super().get(request)
 
@@ -130,12 +140,17 @@ class EndpointOutput(serializers.Serializer):
     most_reliable = serializers.BooleanField()
 
 
+class ModelEndpointsOutput(serializers.Serializer):
+    model = serializers.CharField(help_text="the model's slug")
+    endpoints = EndpointOutput(many=True)
+
+
 class ModelEndpointsApi(APIView):
     authentication_classes: list = []
     permission_classes: list = []
 
     @extend_schema(operation_id="model_endpoints", summary="A model's endpoints with live figures (last 7 days)",
-                   responses=EndpointOutput(many=True))
+                   responses=ModelEndpointsOutput)
     def get(self, request, author: str, name: str):
         model = selectors.model_get(author=author, name=name)
         if model is None:
