@@ -7,6 +7,7 @@ rankings version that every ingested chunk bumps (`analytics.tasks.rollup_rankin
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -201,7 +202,9 @@ def ranking_models(*, window: Window, metric: str, limit: int = 100, category: s
     """
     if category:
         used = AppDay.objects.filter(model__listed=True, app__public=True, app__categories__slug=category)
-        return _ranking(f"models-{category}", used, "model_id", metric, window, limit, _describe_models)
+        # The category comes from the query string: hashed, the key stays short and safe for any backend.
+        digest = hashlib.sha256(category.encode()).hexdigest()[:24]
+        return _ranking(f"models-category-{digest}", used, "model_id", metric, window, limit, _describe_models)
     listed = _endpoint_rollup(window).objects.filter(model__listed=True)
     return _ranking("models", listed, "model_id", metric, window, limit, _describe_models)
 
