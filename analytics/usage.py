@@ -235,11 +235,6 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
-def _date(value: str | None) -> date | None:
-    """A date of the query string within core.params' range; None when empty; ParamError otherwise."""
-    return date_param(value)
-
-
 def period_parse(name: str | None, *, start: str | None = None, end: str | None = None,
                  now: datetime | None = None) -> Period:
     """A period from the query string; an unknown name means the last 30 days.
@@ -249,7 +244,7 @@ def period_parse(name: str | None, *, start: str | None = None, end: str | None 
     """
     now = (now or timezone.now()).astimezone(UTC)
     if name == "custom":
-        first, last = _date(start), _date(end)
+        first, last = date_param(start), date_param(end)
         if not first or not last:
             raise ParamError("Choose both a start and an end date for a custom range.")
         if first > last:
@@ -270,8 +265,8 @@ def date_range_parse(start: str | None, end: str | None, *, default_days: int = 
     """An inclusive range of dates for reports: a missing end is today, a missing start N days before
     it, reversed values are swapped; an invalid or out-of-range date raises ParamError."""
     today = (now or timezone.now()).astimezone(UTC).date()
-    last = _date(end) or today
-    first = _date(start) or last - timedelta(days=default_days - 1)
+    last = date_param(end) or today
+    first = date_param(start) or last - timedelta(days=default_days - 1)
     if first > last:
         first, last = last, first
     return first, last
@@ -492,14 +487,6 @@ def _top_rows(grouped: dict[tuple, Totals], dimension: str, *, account_id: int, 
             for i, t in totals[:limit]]
 
 
-@_account_cached
-def usage_top(*, account_id: int, period: Period, dimension: str, limit: int = 8) -> list[TopRow]:
-    """The account's top models, keys, providers or apps in the period, by spend then tokens."""
-    column = DIMENSIONS[dimension]
-    grouped = _grouped(account_id, period.start, period.end, hourly=not period.by_day, sets=[(column,)])
-    return _top_rows(grouped[(column,)], dimension, account_id=account_id, limit=limit)
-
-
 def _bucket_labels(period: Period, granularity: str) -> list[str]:
     if granularity == "hour":
         count = int((period.end - period.start) / timedelta(hours=1))
@@ -649,13 +636,6 @@ def _by_day_series(grouped: dict[tuple, Totals], period: Period, *, account_id: 
 
 def _by_day_set(period: Period) -> tuple[str, str]:
     return ("day" if period.by_day else "hour", "model_id")
-
-
-@_account_cached
-def usage_by_day(*, account_id: int, period: Period, top: int = 8) -> tuple[Series, Series]:
-    """Spend and tokens per day (per hour for 24 h) stacked by model: the top models, the rest as Others."""
-    grouped = _grouped(account_id, period.start, period.end, hourly=not period.by_day, sets=[_by_day_set(period)])
-    return _by_day_series(grouped[_by_day_set(period)], period, account_id=account_id, top=top)
 
 
 @dataclass(frozen=True)
