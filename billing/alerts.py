@@ -16,12 +16,13 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from core.bulk import ids_match_sql
 from core.money import format_usd
 
 from .models import Account, ApiKey
 from .promos import grants_expire
 from .purchases import auto_topups_run, owners_email
-from .selectors import ids_match_sql, interval_bounds, key_alerts_due, owner_emails
+from .selectors import interval_bounds, key_alerts_due, owner_emails
 
 KEY_ALERT_COLUMNS = {100: "alert_100_interval", 80: "alert_80_interval"}
 

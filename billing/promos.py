@@ -8,10 +8,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from core.bulk import id_set
 from core.money import format_usd
 
 from .models import Account, LedgerEntry, PromoCode, PromoRedemption
-from .selectors import id_set
 from .services import accounts_lock, ledger_post
 
 

@@ -17,11 +17,12 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.bulk import id_set
 from core.money import format_usd, units_to_usd, usd_to_units
 
 from .gateways import Checkout, GatewayError, SavedMethod, gateway_get, units_floor_cents
 from .models import Account, LedgerEntry, Payment, PaymentMethod
-from .selectors import id_set, owner_emails
+from .selectors import owner_emails
 from .services import accounts_lock, ledger_post
 
 log = logging.getLogger(__name__)

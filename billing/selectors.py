@@ -6,42 +6,20 @@ answer exactly, with 24x fewer rows than the hourly rollup.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection
 from django.db.models import Min, Sum
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from analytics.models import AccountDay
+from core.bulk import id_set, ids_match_sql
 from core.money import units_to_usd
 from marketplace.models import Model
 
 from .models import Account, ApiKey, LedgerEntry, Membership
-
-
-def ids_match_sql(column: str, ids: Iterable[int]) -> tuple[str, list]:
-    """`column` is one of the given ids, as raw SQL with one parameter whatever their number.
-
-    A chunk debits tens of thousands of accounts: one parameter keeps the statement the same size,
-    under SQLite's 32,766-variable limit, and PostgreSQL parses one array instead of 50,000
-    placeholders, and plans with its real length (`= ANY`). SQLite reads a JSON array.
-    """
-    ids = sorted({int(i) for i in ids})
-    if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s::bigint[])", [ids]
-    return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(ids)]
-
-
-def id_set(ids: Iterable[int]) -> RawSQL:
-    """The given ids as a subquery with one parameter, for the ORM: `filter(account_id__in=id_set(ids))`."""
-    ids = sorted({int(i) for i in ids})
-    if connection.vendor == "postgresql":
-        return RawSQL("SELECT unnest(%s::bigint[])", [ids])
-    return RawSQL("SELECT value FROM json_each(%s)", [json.dumps(ids)])
 
 
 def interval_bounds(interval: str, now: datetime) -> tuple[datetime | None, datetime | None]:

@@ -7,7 +7,7 @@ from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.utils import timezone
 
-from core.bulk import SQLITE_BATCH, batches, ids_by_key
+from core.bulk import SQLITE_BATCH, batches, ids_by_key, ids_match_sql
 
 from .models import Account, AccountToken, ApiKey, Invitation, LedgerEntry, Membership
 
@@ -26,12 +26,13 @@ def accounts_lock_ids(*, account_ids: Iterable[int]) -> None:
     For a chunk's tens of thousands of accounts, where loading them as objects would cost more
     than the work. SQLite needs nothing: its write transactions are serialized (IMMEDIATE).
     """
-    ids = sorted(set(account_ids))
+    ids = set(account_ids)
     if not ids or connection.vendor != "postgresql":
         return
+    match, params = ids_match_sql("id", ids)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM (SELECT id FROM billing_account WHERE id = ANY(%s)"
-                       " ORDER BY id FOR UPDATE) AS locked", [ids])
+        cursor.execute(f"SELECT count(*) FROM (SELECT id FROM billing_account WHERE {match}"
+                       " ORDER BY id FOR UPDATE) AS locked", params)
 
 
 def ledger_post(*, account_id: int, kind: str, amount_units: int, idempotency_key: str,
@@ -217,9 +218,13 @@ def membership_remove(*, account: Account, membership_id: int) -> None:
         if (membership.role == Membership.Role.OWNER
                 and not account.memberships.filter(role=Membership.Role.OWNER).exclude(pk=membership.pk).exists()):
             raise LastOwnerError("an account keeps at least one owner")
-        membership.delete()
-        AccountToken.objects.filter(account=account, created_by_id=membership.user_id,
-                                    revoked_at__isnull=True).update(revoked_at=timezone.now())
+        membership.delete()  # its post_delete revokes the member's tokens (billing.signals)
+
+
+def member_tokens_revoke(*, account_id: int, user_id: int) -> int:
+    """Revoke the tokens a user made for an account (their membership ended); returns how many."""
+    return AccountToken.objects.filter(account_id=account_id, created_by_id=user_id,
+                                       revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
 def account_token_revoke(*, account: Account, token_id: int) -> AccountToken:

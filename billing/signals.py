@@ -3,12 +3,11 @@ cascade), revokes the API tokens its user made for that account, so that joining
 bring an old token back to life."""
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
-from django.utils import timezone
 
-from .models import AccountToken, Membership
+from .models import Membership
+from .services import member_tokens_revoke
 
 
 @receiver(post_delete, sender=Membership, dispatch_uid="billing.membership_tokens_revoke")
 def _membership_tokens_revoke(sender, instance: Membership, **kwargs) -> None:
-    AccountToken.objects.filter(account_id=instance.account_id, created_by_id=instance.user_id,
-                                revoked_at__isnull=True).update(revoked_at=timezone.now())
+    member_tokens_revoke(account_id=instance.account_id, user_id=instance.user_id)
