@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 
 from core.csvutil import csv_stream
 from core.money import units_to_usd, usd_to_units
+from core.params import int64_or_404
 
 from . import promos, purchases, selectors, services, webhooks
 from .access import account_required
@@ -38,13 +39,6 @@ def _denied(request: HttpRequest, role: str) -> HttpResponse | None:
     if request.account_ctx.can(role):
         return None
     return HttpResponse(f"Only {'owners' if role == OWNER else 'owners and members'} can do this.", status=403)
-
-
-def _int_or_404(value) -> int:
-    try:
-        return int(value or "")
-    except ValueError:
-        raise Http404 from None
 
 
 @account_required
@@ -141,7 +135,7 @@ def _pay(request: HttpRequest) -> HttpResponse:
 
 def _refund(request: HttpRequest) -> HttpResponse:
     try:
-        entry = purchases.credits_refund(account=request.account, payment_id=_int_or_404(request.POST.get("payment")),
+        entry = purchases.credits_refund(account=request.account, payment_id=int64_or_404(request.POST.get("payment")),
                                          user=request.user)
     except Payment.DoesNotExist:
         raise Http404 from None
@@ -208,7 +202,7 @@ def keys(request: HttpRequest) -> HttpResponse:
         if denied:
             return denied
         form = KeyLimitForm(request.POST)
-        key_id = _int_or_404(request.POST.get("key"))
+        key_id = int64_or_404(request.POST.get("key"))
         if not form.is_valid():
             messages.error(request, _form_error(form, "Enter the limit in dollars (up to 4 decimals) and an interval."))
             return redirect("billing:keys")

@@ -7,6 +7,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from core.params import int64_or_404
+
 from . import services
 from .access import account_required, account_switch, account_token_create, account_tokens
 from .forms import InviteForm, SignUpForm, TokenForm
@@ -15,18 +17,11 @@ from .models import AccountToken, Invitation, Membership
 OWNER = Membership.Role.OWNER
 
 
-def _int_or_404(value: str | None) -> int:
-    try:
-        return int(value or "")
-    except ValueError:
-        raise Http404 from None
-
-
 @login_required
 @require_POST
 def switch(request: HttpRequest) -> HttpResponse:
     """Make another of the user's accounts the current one."""
-    if not account_switch(request, account_id=_int_or_404(request.POST.get("account_id"))):
+    if not account_switch(request, account_id=int64_or_404(request.POST.get("account_id"))):
         raise Http404
     target = request.POST.get("next", "")
     return redirect(target if target.startswith("/account/") else "account:overview")
@@ -59,7 +54,7 @@ def members(request: HttpRequest) -> HttpResponse:
 
 def _member_remove(request: HttpRequest) -> HttpResponse:
     try:
-        services.membership_remove(account=request.account, membership_id=_int_or_404(request.POST["remove"]))
+        services.membership_remove(account=request.account, membership_id=int64_or_404(request.POST["remove"]))
     except Membership.DoesNotExist:
         raise Http404 from None
     except services.LastOwnerError as error:
@@ -101,7 +96,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
         if "revoke" in request.POST:
             try:
                 token = services.account_token_revoke(account=request.account,
-                                                      token_id=_int_or_404(request.POST["revoke"]))
+                                                      token_id=int64_or_404(request.POST["revoke"]))
             except AccountToken.DoesNotExist:
                 raise Http404 from None
             messages.success(request, f"Token {token.name} revoked.")

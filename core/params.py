@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from django.http import Http404
+
 # The dates any page, report or dataset accepts: wide enough for every log, far enough from the
 # calendar's ends (year 1, year 9999) that a period, its previous period and an exclusive end fit.
 DATE_MIN = date(2000, 1, 1)
@@ -54,3 +56,14 @@ def int64_param(value: str | None, *, name: str = "id") -> int | None:
 def int64_fits(value: int) -> bool:
     """Whether an integer (a URL's `<int:…>`, say) fits a signed 64-bit column."""
     return INT64_MIN <= value <= INT64_MAX
+
+
+def int64_or_404(value: str | None) -> int:
+    """An id posted by a form: a whole number within 64 bits, else 404 (as an unknown id answers)."""
+    try:
+        number = int64_param(value)
+    except ParamError:
+        raise Http404 from None
+    if number is None:
+        raise Http404
+    return number
