@@ -4,9 +4,11 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from django.db.models import Exists, F, OuterRef
 
 from analytics import histograms
 from analytics.models import (
+    AccountDay,
     AccountHour,
     AppDay,
     EndpointHistogram,
@@ -253,3 +255,23 @@ def test_every_field_of_a_record_is_kept(tmp_path):
     assert (g.cost_units, g.cost_priced, g.is_byok) == (345_200, False, False)
     assert (g.latency, g.generation_time, g.status, g.streamed, g.cancelled) == (1016, 2940, 200, True, True)
     assert g.provider_responses == [{"provider_name": "DeepInfra", "status": 200, "latency": 420}]
+
+
+def test_accounts_naming_the_same_key_id_get_keys_of_their_own(tmp_path, settings):
+    """Registration looks keys up by (account, key id) as a set: a key id that several accounts use
+    (`key_1`) is a key of each, and no generation or rollup row of one account names another's key."""
+    settings.INGEST_CHUNK_LINES = 4  # the second chunk finds the keys the first one registered
+    records = [record(id=f"g{i}", account=account, api_key=key, total_cost=0.001 * (i + 1))
+               for i, (account, key) in enumerate([("acct_a", "key_1"), ("acct_b", "key_1"), ("acct_c", "key_1"),
+                                                   ("acct_a", "key_2"), ("acct_b", "key_1"), ("acct_c", "key_9"),
+                                                   ("acct_a", "key_1")])]
+    run_batch(write_jsonl(tmp_path / "shared-key-ids.jsonl", records))
+    keys = sorted(ApiKey.objects.values_list("account__external_id", "external_id"))
+    assert keys == [("acct_a", "key_1"), ("acct_a", "key_2"), ("acct_b", "key_1"), ("acct_c", "key_1"),
+                    ("acct_c", "key_9")]
+    assert not Generation.objects.exclude(api_key__account_id=F("account_id")).exists()
+    own_key = Exists(ApiKey.objects.filter(pk=OuterRef("api_key_id"), account_id=OuterRef("account_id")))
+    assert AccountDay.objects.count() == 5
+    assert not AccountDay.objects.annotate(own=own_key).filter(own=False).exists()
+    key_b = ApiKey.objects.get(account__external_id="acct_b", external_id="key_1")
+    assert AccountDay.objects.get(api_key_id=key_b.pk).requests == 2  # g1 and g4
