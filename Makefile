@@ -24,6 +24,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# The development targets run with DEBUG on; the settings default to production (DJANGO_DEBUG unset).
+demo test worker beat serve: export DJANGO_DEBUG ?= 1
+
 worker: $(STAMP)
 	$(VENV)/bin/celery -A config worker -Q ingest,rollups,reports,billing,default --loglevel=INFO
 

@@ -3,6 +3,8 @@
 # create the demo login, and serve on http://127.0.0.1:8000. Run again, it reuses what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The demo is a development server: DEBUG on (the settings default to production).
+export DJANGO_DEBUG="${DJANGO_DEBUG:-1}"
 PY=.venv/bin/python
 EVENTS="${DEMO_EVENTS:-200000}"
 DAYS="${DEMO_DAYS:-35}"

@@ -7,7 +7,7 @@ with their message, APIs and CSV routes answer a clear 400, an id that names not
 import base64
 import re
 from datetime import UTC, date
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 import orjson
 import pytest
@@ -323,3 +323,93 @@ def test_no_query_string_makes_a_server_error(site, route, params):
     response = site["client"].get(route, params, **site["auth"])
     text_of(response)  # a streamed body is produced whole
     assert response.status_code < 500, (route, params)
+
+
+# --- every route, as anybody ---------------------------------------------------------------------
+
+def _served_routes() -> list[str]:
+    """Every `path()` the site serves (the admin's included)."""
+    from django.urls import URLResolver, get_resolver
+    from django.urls.resolvers import RoutePattern
+
+    def walk(patterns, prefix):
+        for entry in patterns:
+            if not isinstance(entry.pattern, RoutePattern):
+                continue  # the admin's regex catch-alls answer 404 / redirect, tried through their paths
+            route = prefix + str(entry.pattern)
+            if isinstance(entry, URLResolver):
+                yield from walk(entry.url_patterns, route)
+            else:
+                yield route
+
+    return sorted(set(walk(get_resolver().url_patterns, "")))
+
+
+_SEGMENT = re.compile(r"<(?:(?P<converter>[^>:]+):)?[^>]+>")
+_segment_values = {
+    "int": st.one_of(st.integers(min_value=0, max_value=10), st.integers(min_value=2**62, max_value=2**80)).map(str),
+    "slug": st.one_of(st.sampled_from(["lab", "alpha", "provone", "a-example"]), st.from_regex(r"\A[-a-zA-Z0-9_]{1,30}\Z")),
+}
+_any_segment = st.one_of(st.sampled_from(["1", "2026-11", "9999-12", "0001-01", "lab", "alpha", "r1", "%", "..", "-1"]),
+                         st.text(min_size=1, max_size=30))
+_FORM_FIELDS = _PARAMS + ("amount", "threshold", "enabled", "email", "role", "name", "code", "key", "limit_usd",
+                          "action", "payment", "q", "o", "p", "e", "all", "username", "password", "account",
+                          "new_password1", "new_password2", "created__gte", "day__year", "window", "id")
+
+
+@st.composite
+def _requests(draw, routes):
+    route = draw(st.sampled_from(routes))
+
+    def fill(match: re.Match) -> str:
+        return quote(draw(_segment_values.get(match["converter"] or "str", _any_segment)), safe="")
+
+    path = "/" + _SEGMENT.sub(fill, route)
+    data = draw(st.dictionaries(st.sampled_from(_FORM_FIELDS), _values, max_size=6))
+    return path, draw(st.sampled_from(["get", "post"])), data
+
+
+@pytest.fixture
+def people(site):
+    """A stranger, the account's owner and a staff member, each with a client of their own."""
+    staff = get_user_model().objects.create_superuser("root", "root@example.com", "pw-root-123")
+    clients = {"stranger": Client(raise_request_exception=False), "staff": Client(raise_request_exception=False),
+               "owner": site["client"]}
+    clients["staff"].force_login(staff)
+    return clients
+
+
+_ROUTES_SERVED = _served_routes()
+_SITE_ROUTES = [route for route in _ROUTES_SERVED if not route.startswith("admin/")]
+_ADMIN_ROUTES = [route for route in _ROUTES_SERVED if route.startswith("admin/")]
+
+
+def _no_server_error(site, client, request) -> int:
+    path, method, params = request
+    response = getattr(client, method)(path, params, **site["auth"])
+    text_of(response)  # a streamed body is produced whole
+    assert response.status_code < 500, (method, path, params)
+    return response.status_code
+
+
+@hypothesis_settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_no_page_or_api_answers_a_server_error_to_anybody(site, people, data):
+    """Generated paths, query strings and form bodies on every route, as a stranger, the owner and staff."""
+    client = people[data.draw(st.sampled_from(sorted(people)))]
+    _no_server_error(site, client, data.draw(_requests(_SITE_ROUTES)))
+
+
+@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_no_admin_page_answers_a_server_error_to_staff(site, people, data):
+    """The admin's changelists, filters, searches, forms and object pages, with generated values."""
+    _no_server_error(site, people["staff"], data.draw(_requests(_ADMIN_ROUTES)))
+
+
+def test_the_route_walk_covers_the_site():
+    """The two tests above see every page a person uses, so a new route is fuzzed without being listed."""
+    assert {"account/credits/", "account/generations/<generation_id:generation_id>/", "models/<slug:author>/<str:name>/",
+            "ops/ingest/<int:batch_id>/", "api/v1/keys/<int:key_id>", "invitations/<str:token>/"} <= set(_SITE_ROUTES)
+    assert "admin/billing/ledgerentry/" in _ADMIN_ROUTES
+    assert len(_ADMIN_ROUTES) > 40

@@ -19,16 +19,46 @@ def _load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
-def test_production_without_secret_key_refuses_to_start():
-    result = _load_settings({"DJANGO_DEBUG": "0"})
-    assert result.returncode != 0
-    assert "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off" in result.stderr
+def test_debug_is_off_unless_the_environment_turns_it_on():
+    assert _load_settings({}).stdout.split()[-1] == "False"
+    assert _load_settings({"DJANGO_DEBUG": "1"}).stdout.split()[-1] == "True"
+
+
+def _bare(code: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run Python in the project root as a newcomer's shell would: no DJANGO_* variable at all."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL",
+                                                                        "CELERY_"))}
+    return subprocess.run([sys.executable, *code], cwd=ROOT, env=clean | (env or {}), capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_without_a_secret_key_production_will_not_serve():
+    served = _bare(["-c", "import config.wsgi"], {"DJANGO_ALLOWED_HOSTS": "tokengrid.example"})
+    assert served.returncode != 0
+    assert "ImproperlyConfigured: DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off" in served.stderr
+    checked = _bare(["manage.py", "check", "--deploy"])
+    assert checked.returncode != 0
+    assert "(tokengrid.E001) DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off" in checked.stderr
+
+
+def test_without_a_secret_key_the_command_line_tools_still_run(tmp_path):
+    """The public contract's commands work from a bare shell: they sign nothing."""
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "CELERY_FILESYSTEM_DIR": str(tmp_path / "broker")}
+    migrated = _bare(["manage.py", "migrate", "--noinput", "-v", "0"], env)
+    assert migrated.returncode == 0, migrated.stderr
+    logs = tmp_path / "traffic.jsonl"
+    logs.write_text("{}\n")
+    queued = _bare(["manage.py", "ingest", str(logs)], env)
+    assert queued.returncode == 0, queued.stderr
+    assert "queued" in queued.stdout
 
 
 def test_production_with_secret_key_starts_without_debug():
     result = _load_settings({"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 50})
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-1] == "False"
+    served = _bare(["-c", "import config.wsgi"], {"DJANGO_SECRET_KEY": "x" * 50})
+    assert served.returncode == 0, served.stderr
 
 
 def test_embedded_defaults_need_no_server():

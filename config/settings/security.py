@@ -1,15 +1,18 @@
-"""Secret key, debug and hosts: production refuses to start without a real secret."""
-from django.core.exceptions import ImproperlyConfigured
+"""Secret key, debug and hosts: production unless DJANGO_DEBUG=1, and no web server without a real secret."""
+import secrets
 
 from .env import env_bool, env_int, env_list, env_str
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
+# Production is the default: `make demo`, `make serve` and the test suite set DJANGO_DEBUG=1 themselves.
+DEBUG = env_bool("DJANGO_DEBUG", False)
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
-    SECRET_KEY = "dev-only-insecure-key-never-used-in-production"  # noqa: S105
+# With DEBUG off and no key, the web entry point (config/wsgi.py, so runserver too) and `check --deploy`
+# refuse to start (core/checks.py). Command-line tools and workers sign nothing (no session, no reset
+# link), so `manage.py ingest` from a bare shell still runs, on a throwaway key of its own.
+SECRET_KEY_MISSING = not SECRET_KEY
+if SECRET_KEY_MISSING:
+    SECRET_KEY = "dev-only-insecure-key-never-used-in-production" if DEBUG else secrets.token_urlsafe(50)
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])

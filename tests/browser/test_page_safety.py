@@ -66,3 +66,22 @@ def test_every_public_page_loads_plotly_from_the_site_itself(new_tab, public_sit
         assert charts_drawn(tab.page), path
         assert tab.origin + plotly_js in tab.requests, path
         assert tab.foreign_requests() == [], path
+
+
+def test_names_with_markup_stay_text_in_the_account_charts(tab, account_site):
+    """An app or model named like a link is one svg <text> in the overview's and the explorer's charts."""
+    from tests.browser.conftest import sign_in
+
+    App.objects.update(name=MODEL_NAME)
+    Model.objects.filter(slug="lab/alpha").update(name=MODEL_NAME)
+    sign_in(tab, next_path="/account/")
+    tab.open("/account/activity/?group_by=app")
+    assert charts_drawn(tab.page) == ["chart-activity"]
+    legend = tab.page.locator("#chart-activity .legendtext").all_text_contents()
+    assert MODEL_NAME in legend
+    assert tab.page.locator(".chart a, .chart foreignObject, svg a[href*='evil.test']").count() == 0
+    for path in ("/account/activity/?group_by=model", "/account/"):
+        tab.open(path)
+        charts_drawn(tab.page)
+        assert tab.page.locator(".chart a, .chart foreignObject, svg a[href*='evil.test']").count() == 0
+    assert tab.dialogs == []
