@@ -4,16 +4,24 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint install serve worker beat clean
+.PHONY: demo test lint install lock serve worker beat clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Tokengrid needs $(PYTHON) on PATH"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet '.[dev]'
+	$(PY) -m pip install --quiet -c requirements.lock '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Pin every dependency again from pyproject.toml (uv is only needed here, not to install).
+lock:
+	test -x $(VENV)/bin/uv || $(PY) -m pip install --quiet uv
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	  --no-header --quiet -o requirements.lock.new
+	{ sed -n 1,2p requirements.lock; cat requirements.lock.new; } > requirements.lock.tmp && rm requirements.lock.new
+	mv requirements.lock.tmp requirements.lock
 
 demo: $(STAMP)
 	bash scripts/demo.sh
