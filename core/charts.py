@@ -1,4 +1,4 @@
-"""Plotly figures of the public pages, as the JSON plotly.js draws (static/js/charts.js).
+"""Chart series and the plotly figures of every page, as the JSON plotly.js draws (static/js/charts.js).
 
 Figures are written as plain plotly figure dicts: building them through plotly.graph_objects
 validated every property and cost more than the rest of a page together.
@@ -8,9 +8,38 @@ titles: `<a href>`, `<b>`, `<br>`, entities), so an app or model named `<a href=
 live link in a legend. Every text of a figure goes through `_text`, which escapes it: plotly then
 draws the characters themselves.
 """
-from html import escape
+from __future__ import annotations
 
-from analytics.rankings import Series, VolumeMoney
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Series:
+    """Values per period for named series (a stacked chart and its table)."""
+
+    periods: list[str]
+    series: dict[str, list[int]]
+
+    @property
+    def rows(self) -> list[tuple[str, list[int]]]:
+        return list(self.series.items())
+
+    @property
+    def table(self) -> list[tuple[str, list[int]]]:
+        """One row per period with the value of each series (the chart's no-JS table)."""
+        columns = list(self.series.values())
+        return [(period, [values[i] for values in columns]) for i, period in enumerate(self.periods)]
+
+
+class Shares(Protocol):
+    """A row of `volume_vs_money` (analytics.rankings.leaderboards.VolumeMoney)."""
+
+    author: str
+    token_share: float
+    spend_share: float
 
 
 def _text(value):
@@ -52,7 +81,7 @@ def daily_stacked(series: Series, *, title: str) -> dict:
     return stacked_bars(series, title=title)
 
 
-def volume_vs_money(rows: list[VolumeMoney]) -> dict:
+def volume_vs_money(rows: Sequence[Shares]) -> dict:
     """Each author's share of tokens beside its share of spend."""
     names = _texts([r.author for r in rows])
     data = [{"type": "bar", "name": "share of tokens", "x": names, "y": [round(r.token_share * 100, 3) for r in rows]},
@@ -73,3 +102,9 @@ def provider_health(rows: list[tuple]) -> dict:
               "yaxis": {"title": {"text": "uptime %"}, "range": [0, 100.5]},
               "yaxis2": {"title": {"text": "ms"}, "overlaying": "y", "side": "right"}}
     return {"data": data, "layout": layout}
+
+
+def pie(labels: list[str], values: list, *, title: str) -> dict:
+    """A ring of slices (the monthly report's spend by model)."""
+    return {"data": [{"type": "pie", "labels": _texts(labels), "values": values, "hole": 0.45, "sort": False}],
+            "layout": {"title": {"text": _text(title)}, "height": 380, "paper_bgcolor": "rgba(0,0,0,0)"}}

@@ -1,6 +1,6 @@
 """Chart figures carry untrusted names as text: plotly's markup subset (`<a href>`, `<b>`) is escaped."""
-from analytics.rankings import Series
-from marketplace import charts
+from core import charts
+from core.charts import Series
 
 LINK = '<a href="https://evil.test/">Click me</a>'
 ESCAPED = '&lt;a href="https://evil.test/"&gt;Click me&lt;/a&gt;'

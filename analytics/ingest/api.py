@@ -1,13 +1,13 @@
-"""POST /api/v1/ingest: the gateway sends NDJSON (optionally gzip) with its bearer token."""
+"""The ingest API: `POST /api/v1/ingest` (the gateway sends NDJSON, optionally gzip, with its bearer
+token) and `GET /api/v1/ingest/<id>` (a batch's status and counts)."""
 import hmac
 import math
-import time
 import zlib
 
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
@@ -16,15 +16,12 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import formats, ingest
-from .models import IngestBatch
+from analytics.models import IngestBatch
 
-BLOCK = 1 << 20
+from . import batches, formats, tasks
+from .files import TooLarge, body_store
 
-
-class TooLarge(Exception):
-    pass
-
+WAIT_INTERVAL_SECONDS = 0.1
 
 class IngestTokenAuthentication(BaseAuthentication):
     """`Authorization: Bearer $INGEST_TOKEN`, compared in constant time."""
@@ -43,7 +40,7 @@ class IngestTokenAuthentication(BaseAuthentication):
 
 
 class IngestTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "analytics.api.IngestTokenAuthentication"
+    target_class = "analytics.ingest.api.IngestTokenAuthentication"
     name = "ingestToken"
 
     def get_security_definition(self, auto_schema):
@@ -64,7 +61,7 @@ class RawParser(BaseParser):
         return None
 
 
-class BatchOutput(serializers.ModelSerializer):
+class BatchOutputSerializer(serializers.ModelSerializer):
     batch_id = serializers.IntegerField(source="pk")
 
     class Meta:
@@ -72,53 +69,30 @@ class BatchOutput(serializers.ModelSerializer):
         fields = ("batch_id", "status", "format", "lines", "accepted", "duplicates", "rejected", "error")
 
 
-def _store_body(request) -> tuple[int, "ingest.Path"]:
-    """Stream the body to the ingest folder, inflating gzip, within the configured limits."""
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0  # as Django reads a malformed length; the stream is capped below all the same
-    if declared > settings.INGEST_MAX_BODY_BYTES:
-        raise TooLarge(f"body of {declared} bytes exceeds the limit of {settings.INGEST_MAX_BODY_BYTES} bytes")
-    gzipped = request.META.get("HTTP_CONTENT_ENCODING", "").lower() == "gzip"
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
-    limit = settings.INGEST_MAX_DECOMPRESSED_BYTES
-    counts = {"raw": 0, "plain": 0}
-
-    def blocks():
-        stream = request._request
-        while block := stream.read(BLOCK):
-            counts["raw"] += len(block)
-            if counts["raw"] > settings.INGEST_MAX_BODY_BYTES:
-                raise TooLarge(f"body exceeds the limit of {settings.INGEST_MAX_BODY_BYTES} bytes")
-            if inflater is None:
-                counts["plain"] += len(block)
-                yield block
-                continue
-            data = block
-            while data:
-                # Inflate in bounded steps so a zip bomb never holds more than BLOCK in memory.
-                out = inflater.decompress(data, BLOCK)
-                counts["plain"] += len(out)
-                if counts["plain"] > limit:
-                    raise TooLarge(f"decompressed body exceeds the limit of {limit} bytes")
-                yield out
-                data = inflater.unconsumed_tail
-        if inflater is not None:
-            tail = inflater.flush()
-            counts["plain"] += len(tail)
-            if counts["plain"] > limit:
-                raise TooLarge(f"decompressed body exceeds the limit of {limit} bytes")
-            yield tail
-
-    path = ingest.upload_store(chunks=blocks(), suffix=".ndjson")
-    return counts["plain"], path
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
 
 
-class IngestApi(APIView):
+class _IngestTokenApi(APIView):
     authentication_classes = [IngestTokenAuthentication]
     permission_classes = [HasIngestToken]
+
+
+class IngestApi(_IngestTokenApi):
     parser_classes = [RawParser]
+
+    class InputSerializer(serializers.Serializer):
+        format = serializers.ChoiceField(choices=["auto", *formats.FORMATS], default="auto")
+        wait = serializers.FloatField(default=10, help_text="seconds to wait for the batch (0-60)")
+
+        def validate_wait(self, value: float) -> float:
+            if not math.isfinite(value):  # nan would never reach the deadline
+                raise serializers.ValidationError("not finite")
+            return min(max(value, 0), 60)
+
+    OutputSerializer = BatchOutputSerializer
+    ERRORS = {"format": lambda params: f"unknown format {params.get('format')!r}",
+              "wait": lambda params: "wait must be a number of seconds"}
 
     @extend_schema(
         operation_id="ingest_create",
@@ -127,28 +101,25 @@ class IngestApi(APIView):
                      "`Content-Encoding: gzip` allowed). Answers the batch with its counts when it finishes "
                      "within `wait` seconds (200), else its id and status (202)."),
         request={"application/x-ndjson": OpenApiTypes.STR},
-        parameters=[
-            OpenApiParameter("format", str, enum=["auto", *formats.FORMATS], default="auto"),
-            OpenApiParameter("wait", float, default=10, description="seconds to wait for the batch (0-60)"),
-        ],
-        responses={200: BatchOutput, 202: BatchOutput, 401: None, 413: None},
+        parameters=[InputSerializer],
+        responses={200: OutputSerializer, 202: OutputSerializer, 400: ErrorSerializer, 401: ErrorSerializer,
+                   413: ErrorSerializer},
         examples=[OpenApiExample("done", response_only=True, status_codes=["200"], value={
             "batch_id": 42, "status": "done", "format": "openrouter", "lines": 3, "accepted": 2,
             "duplicates": 0, "rejected": 1, "error": ""})],
     )
     def post(self, request):
-        fmt = request.query_params.get("format", "auto")
-        if fmt != "auto" and fmt not in formats.FORMATS:
-            return Response({"detail": f"unknown format {fmt!r}"}, status=status.HTTP_400_BAD_REQUEST)
+        params = self.InputSerializer(data=request.query_params)
+        if not params.is_valid():
+            field = next(f for f in ("format", "wait") if f in params.errors)
+            return Response({"detail": self.ERRORS[field](request.query_params)}, status=status.HTTP_400_BAD_REQUEST)
         try:
-            wait = float(request.query_params.get("wait", 10))
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            wait = math.nan
-        if not math.isfinite(wait):  # nan would never reach the deadline
-            return Response({"detail": "wait must be a number of seconds"}, status=status.HTTP_400_BAD_REQUEST)
-        wait = min(max(wait, 0), 60)
+            declared = 0  # as Django reads a malformed length; the stream is capped all the same
+        gzipped = request.META.get("HTTP_CONTENT_ENCODING", "").lower() == "gzip"
         try:
-            size, path = _store_body(request)
+            size, path = body_store(stream=request.stream, declared=declared, gzipped=gzipped)
         except TooLarge as error:
             return Response({"detail": str(error)}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         except zlib.error as error:
@@ -156,26 +127,20 @@ class IngestApi(APIView):
         if size == 0:
             path.unlink(missing_ok=True)
             return Response({"detail": "empty body"}, status=status.HTTP_400_BAD_REQUEST)
-        batch = ingest.batch_queue(path=path, source="api", fmt=fmt)
-        deadline = time.monotonic() + wait
-        while True:
-            batch.refresh_from_db()
-            finished = batch.status in (IngestBatch.Status.DONE, IngestBatch.Status.FAILED)
-            if finished or time.monotonic() >= deadline:
-                break
-            time.sleep(0.1)
-        code = status.HTTP_200_OK if finished else status.HTTP_202_ACCEPTED
-        return Response(BatchOutput(batch).data, status=code)
+        batch = tasks.batch_queue(path=path, source="api", fmt=params.validated_data["format"])
+        [batch] = batches.batch_wait(batch_ids=[batch.pk], timeout=params.validated_data["wait"],
+                                     interval=WAIT_INTERVAL_SECONDS)
+        code = status.HTTP_200_OK if batch.status in batches.FINISHED else status.HTTP_202_ACCEPTED
+        return Response(self.OutputSerializer(batch).data, status=code)
 
 
-class IngestBatchApi(APIView):
-    authentication_classes = [IngestTokenAuthentication]
-    permission_classes = [HasIngestToken]
+class IngestBatchApi(_IngestTokenApi):
+    OutputSerializer = BatchOutputSerializer
 
     @extend_schema(operation_id="ingest_retrieve", summary="A batch's status and counts",
-                   responses={200: BatchOutput, 401: None, 404: None})
+                   responses={200: OutputSerializer, 401: ErrorSerializer, 404: ErrorSerializer})
     def get(self, request, batch_id: int):
         batch = IngestBatch.objects.filter(pk=batch_id).first()
         if batch is None:
             return Response({"detail": "no such batch"}, status=status.HTTP_404_NOT_FOUND)
-        return Response(BatchOutput(batch).data)
+        return Response(self.OutputSerializer(batch).data)

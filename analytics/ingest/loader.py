@@ -158,7 +158,7 @@ def _generations_insert_postgres(cursor, staged: int) -> int:
     a concurrent chunk with the same id, which the plain insert waits for) fails it with a unique
     violation; the savepoint rolls back and the keys go in with `ON CONFLICT (id) DO NOTHING`,
     which skips them. Both insert in id order, so two chunks never deadlock. Rows below the
-    retention horizon (their month was dropped, analytics.partitions) are skipped like duplicates.
+    retention horizon (their month was dropped, analytics.ingest.partitions) are skipped like duplicates.
     Only the staging rows whose key went in stay, and they alone become generations (routed to
     their month's partition) and reach the rollups.
     """

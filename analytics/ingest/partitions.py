@@ -4,7 +4,7 @@
 (`analytics_generation_p2026_11`), a default partition for rows of months that have none yet, and,
 once retention has run, `analytics_generation_expired`, an empty partition from MINVALUE to the
 *horizon* (the start of the oldest month kept) whose `CHECK (false)` refuses any row. Ingestion
-skips rows below the horizon before they reach `GenerationKey` (analytics.loader), so a re-sent
+skips rows below the horizon before they reach `GenerationKey` (analytics.ingest.loader), so a re-sent
 record of a dropped month is counted as a duplicate and never reaches the rollups twice.
 
 Upkeep (beat, hourly): create the partitions of the current month and the next ones ahead, and

@@ -3,7 +3,7 @@ from collections.abc import Iterator
 
 from django.db.models import QuerySet
 
-from .models import IngestBatch, Reject
+from analytics.models import IngestBatch, Reject
 
 
 def batches_recent() -> QuerySet[IngestBatch]:

@@ -45,7 +45,7 @@ import orjson
 
 from marketplace.models import Endpoint
 
-DATA = Path(__file__).resolve().parent / "data" / "realdata" / "token_counts.csv.gz"
+DATA = Path(__file__).resolve().parent.parent / "data" / "realdata" / "token_counts.csv.gz"
 BLOCK = 100_000
 EXPLORE_SHARE = 0.12
 ACCOUNT_EXPONENT = 1.07

@@ -6,11 +6,12 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from analytics.models import IngestBatch
 from core.csvutil import csv_stream
+from core.http import csv_response
 
-from . import ingest, selectors
+from . import files, selectors, tasks
 from .forms import UploadForm
-from .models import IngestBatch
 
 
 @staff_member_required
@@ -19,8 +20,8 @@ def ops_ingest(request: HttpRequest) -> HttpResponse:
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
-        path = ingest.upload_store(chunks=upload.chunks(), suffix=".gz" if upload.name.endswith(".gz") else ".log")
-        batch = ingest.batch_queue(path=path, source=upload.name, fmt=form.cleaned_data["format"])
+        path = files.upload_store(chunks=upload.chunks(), suffix=".gz" if upload.name.endswith(".gz") else ".log")
+        batch = tasks.batch_queue(path=path, source=upload.name, fmt=form.cleaned_data["format"])
         messages.success(request, f"{upload.name} queued as batch {batch.pk}.")
         return redirect("analytics:ops-batch", batch_id=batch.pk)
     page = Paginator(selectors.batches_recent(), 50).get_page(request.GET.get("page"))
@@ -42,10 +43,7 @@ def ops_batch_rejects_csv(request: HttpRequest, batch_id: int) -> StreamingHttpR
     """Download every rejected record of a batch as CSV."""
     get_object_or_404(IngestBatch, pk=batch_id)
     rows = selectors.rejects_rows(batch_id=batch_id)
-    response = StreamingHttpResponse(csv_stream(("batch", "line", "reason", "raw"), rows),
-                                     content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="batch-{batch_id}-rejects.csv"'
-    return response
+    return csv_response(csv_stream(("batch", "line", "reason", "raw"), rows), filename=f"batch-{batch_id}-rejects.csv")
 
 
 @staff_member_required
@@ -53,6 +51,6 @@ def ops_batch_rejects_csv(request: HttpRequest, batch_id: int) -> StreamingHttpR
 def ops_batch_retry(request: HttpRequest, batch_id: int) -> HttpResponse:
     """Queue again the chunks of a batch that did not finish."""
     get_object_or_404(IngestBatch, pk=batch_id)
-    queued = ingest.batch_retry(batch_id=batch_id)
+    queued = tasks.batch_retry(batch_id=batch_id)
     messages.success(request, f"Queued {queued} chunk(s) of batch {batch_id} again.")
     return redirect("analytics:ops-batch", batch_id=batch_id)

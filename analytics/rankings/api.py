@@ -1,7 +1,7 @@
 """Public API: rankings, a model's endpoints with live figures, and the daily rankings dataset."""
 from datetime import date, timedelta
 
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
@@ -10,12 +10,15 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics import rankings
 from core.csvutil import csv_stream
+from core.http import csv_response
 from core.money import units_to_usd
 from core.params import ParamError, date_param
+from marketplace import selectors
 
-from . import selectors
+from . import leaderboards as rankings
+from .endpoint_stats import model_endpoints
+from .series import daily_top_models
 
 RANKING_PARAMETERS = [
     OpenApiParameter("window", str, enum=list(rankings.WINDOWS), default="week"),
@@ -156,7 +159,7 @@ class ModelEndpointsApi(APIView):
         if model is None:
             raise Http404("No such model")
         out = []
-        for row in selectors.model_endpoints(model=model):
+        for row in model_endpoints(model=model):
             s = row.stats
             out.append({
                 "provider": row.endpoint.provider.name,
@@ -219,7 +222,7 @@ class DailyRankingsApi(APIView):
                         "tokens_completion": 5, "tokens": 55}]})])
     def get(self, request):
         start, end = _date_range(request)
-        rows = rankings.daily_top_models(start=start, end=end)
+        rows = daily_top_models(start=start, end=end)
         return Response({"start": start, "end": end, "licence": "CC-BY-4.0, cite Tokengrid",
                          "rows": [dict(zip(DAILY_COLUMNS, (r.date, r.rank, r.model, r.tokens_prompt,
                                                            r.tokens_completion, r.tokens), strict=True))
@@ -236,7 +239,5 @@ class DailyRankingsCsvApi(APIView):
     def get(self, request):
         start, end = _date_range(request)
         rows = ((r.date, r.rank if r.rank is not None else "", r.model, r.tokens_prompt, r.tokens_completion, r.tokens)
-                for r in rankings.daily_top_models(start=start, end=end))
-        response = StreamingHttpResponse(csv_stream(DAILY_COLUMNS, rows), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="tokengrid-daily-{start}-{end}.csv"'
-        return response
+                for r in daily_top_models(start=start, end=end))
+        return csv_response(csv_stream(DAILY_COLUMNS, rows), filename=f"tokengrid-daily-{start}-{end}.csv")

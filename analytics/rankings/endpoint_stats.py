@@ -1,4 +1,5 @@
-"""Live figures of a model's endpoints, from rollups: traffic share, uptime, latency, throughput.
+"""Live figures of a model's endpoints, from rollups: traffic share, uptime, latency, throughput;
+and the model page's endpoint table with the cheapest, fastest and most reliable marked.
 
 uptime = successful attempts / attempts (every provider_responses entry, or the final status);
 latency (ms to first token) and throughput (completion tokens / generation time) come as p50 and
@@ -9,12 +10,16 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.db.models import F, Sum
-from django.utils import timezone
 
-from . import histograms
-from .models import EndpointHistogram, EndpointHour
+from analytics import histograms
+from analytics.models import EndpointHistogram, EndpointHour
+from core.timerange import hour_end
+from marketplace.models import Endpoint, Model
+
+from .cache import rankings_cached
 
 STATS_DAYS = 7
 
@@ -41,11 +46,8 @@ def endpoint_stats(*, model_id: int, now: datetime | None = None) -> dict[int, E
 
     Cached under the rankings version, like the rankings: new traffic moves it.
     """
-    from .rankings import _cached
-
-    now = now or timezone.now()
-    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    return _cached(f"endpoint-stats:{model_id}:{end:%Y%m%d%H}", lambda: _endpoint_stats(model_id, end))
+    end = hour_end(now)
+    return rankings_cached(f"endpoint-stats:{model_id}:{end:%Y%m%d%H}", lambda: _endpoint_stats(model_id, end))
 
 
 def _endpoint_stats(model_id: int, end: datetime) -> dict[int, EndpointStats]:
@@ -78,3 +80,35 @@ def _endpoint_stats(model_id: int, end: datetime) -> dict[int, EndpointStats]:
             latency_p50=histograms.percentile(latency, 0.5), latency_p90=histograms.percentile(latency, 0.9),
             throughput_p50=histograms.percentile(speed, 0.5), throughput_p90=histograms.percentile(speed, 0.9))
     return stats
+
+
+@dataclass(frozen=True)
+class EndpointRow:
+    endpoint: Endpoint
+    cheapest: bool
+    stats: EndpointStats | None = None
+    fastest: bool = False
+    most_reliable: bool = False
+
+    @property
+    def blended(self) -> Decimal:
+        return self.endpoint.prompt_price + self.endpoint.completion_price
+
+
+def model_endpoints(*, model: Model) -> list[EndpointRow]:
+    """The model's endpoints with live figures; the cheapest, fastest and most reliable marked."""
+    endpoints = sorted(Endpoint.objects.filter(model=model).select_related("provider"),
+                       key=lambda e: (e.prompt_price + e.completion_price, e.provider.name))
+    stats = endpoint_stats(model_id=model.pk)
+    cheapest = endpoints[0].prompt_price + endpoints[0].completion_price if endpoints else None
+    speeds = [s.throughput_p50 for s in stats.values() if s.throughput_p50 is not None]
+    uptimes = [s.uptime_7d for s in stats.values() if s.uptime_7d is not None]
+    fastest, best_uptime = (max(speeds) if speeds else None), (max(uptimes) if uptimes else None)
+    rows = []
+    for e in endpoints:
+        figures = stats.get(e.provider_id)
+        rows.append(EndpointRow(
+            e, cheapest is not None and e.prompt_price + e.completion_price == cheapest, figures,
+            fastest=figures is not None and figures.throughput_p50 is not None and figures.throughput_p50 == fastest,
+            most_reliable=figures is not None and figures.uptime_7d is not None and figures.uptime_7d == best_uptime))
+    return rows

@@ -1,10 +1,13 @@
-"""Visibility changes reach public pages at once: cached rankings and pages are keyed by a version."""
+"""Visibility changes reach public pages at once: cached rankings and pages are keyed by a version.
+
+Connected by analytics.apps: the catalog (marketplace) knows nothing of the rankings built on it.
+"""
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from analytics.rankings import rankings_invalidate
+from marketplace.models import App, Model
 
-from .models import App, Model
+from .cache import rankings_invalidate
 
 
 @receiver(post_save, sender=App)

@@ -1,13 +1,34 @@
-"""Public catalog pages: the model list and the model, author, provider and app pages."""
-from django.core.cache import cache
-from django.core.paginator import Paginator
+"""Public pages built on the rankings: the leaderboards and the model, author, provider and app pages.
+
+Templates stay under templates/marketplace/ and the URL names under the `marketplace` namespace:
+the pages are the catalog's public face, computed here from the rollups (the catalog app itself
+never imports analytics).
+"""
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from analytics import rankings
+from core import charts
+from core.timerange import TimeRange
+from marketplace import selectors
+from marketplace.models import Author, Provider
 
-from . import charts, selectors
-from .models import Author, Provider
+from .cache import page_cached
+from .endpoint_stats import model_endpoints
+from .leaderboards import (
+    METRICS,
+    WINDOWS,
+    authors_volume_vs_money,
+    categories_in_use,
+    metric_parse,
+    models_of,
+    models_of_app,
+    ranking_apps,
+    ranking_models,
+    ranking_providers,
+    top_apps_of_model,
+    window_parse,
+)
+from .series import app_daily_tokens, daily_series, provider_daily_health, weekly_tokens
 
 
 def _page_cached(request: HttpRequest, build) -> HttpResponse:
@@ -18,15 +39,14 @@ def _page_cached(request: HttpRequest, build) -> HttpResponse:
     """
     if request.user.is_authenticated:
         return build()
-    key = f"page:{rankings.version()}:{request.get_full_path()}"
-    body = cache.get(key)
-    if body is None:
-        response = build()
-        if response.status_code != 200:
-            return response
-        body = response.content
-        cache.set(key, body, rankings.CACHE_PAGE_SECONDS)
-    return HttpResponse(body)
+    built: list[HttpResponse] = []
+
+    def render_body() -> bytes | None:
+        built.append(build())
+        return built[0].content if built[0].status_code == 200 else None
+
+    body = page_cached(request.get_full_path(), render_body)
+    return HttpResponse(body) if body is not None else built[0]
 
 
 def rankings_page(request: HttpRequest) -> HttpResponse:
@@ -35,43 +55,34 @@ def rankings_page(request: HttpRequest) -> HttpResponse:
 
 
 def _rankings_page(request: HttpRequest) -> HttpResponse:
-    window = rankings.window_parse(request.GET.get("window"))
-    metric = rankings.metric_parse(request.GET.get("metric"))
-    categories = rankings.categories_in_use()
+    window = window_parse(request.GET.get("window"))
+    metric = metric_parse(request.GET.get("metric"))
+    categories = categories_in_use()
     category = request.GET.get("category", "")
     category = category if category in dict(categories) else ""
-    models = rankings.ranking_models(window=window, metric=metric, limit=100, category=category)
+    models = ranking_models(window=window, metric=metric, limit=100, category=category)
     return render(request, "marketplace/rankings.html", {
-        "window": window, "metric": metric, "windows": list(rankings.WINDOWS), "metrics": rankings.METRICS,
+        "window": window, "metric": metric, "windows": list(WINDOWS), "metrics": METRICS,
         "categories": categories, "category": category, "category_name": dict(categories).get(category, ""),
         "top": models[:20], "more": models[20:],
-        "trending": rankings.ranking_apps(window=window, metric="tokens", limit=10, trending=True)
+        "trending": ranking_apps(window=window, metric="tokens", limit=10, trending=True)
         if window.previous else [],
-        "providers": rankings.ranking_providers(window=window, metric=metric, limit=10),
-        "apps": rankings.ranking_apps(window=window, metric=metric, limit=10),
+        "providers": ranking_providers(window=window, metric=metric, limit=10),
+        "apps": ranking_apps(window=window, metric=metric, limit=10),
         **_ranking_charts(window),
     })
 
 
-def _ranking_charts(window: rankings.Window) -> dict:
-    weekly_models = rankings.weekly_tokens(by="model")
-    weekly_authors = rankings.weekly_tokens(by="author", top=10)
-    volume = rankings.authors_volume_vs_money(window=window)
+def _ranking_charts(window: TimeRange) -> dict:
+    weekly_models = weekly_tokens(by="model")
+    weekly_authors = weekly_tokens(by="author", top=10)
+    volume = authors_volume_vs_money(window=window)
     return {
         "weekly_models": weekly_models, "weekly_authors": weekly_authors, "volume": volume,
         "weekly_models_chart": charts.stacked_bars(weekly_models, title="Tokens per week, top models"),
         "weekly_authors_chart": charts.stacked_bars(weekly_authors, title="Market share by author", percent=True),
         "volume_chart": charts.volume_vs_money(volume),
     }
-
-
-def model_list(request: HttpRequest) -> HttpResponse:
-    """Search listed models by name and author."""
-    q = request.GET.get("q", "").strip()[:100]
-    author = request.GET.get("author", "").strip()[:100]
-    page = Paginator(selectors.models_search(q=q, author=author), 50).get_page(request.GET.get("page"))
-    return render(request, "marketplace/model_list.html", {
-        "page": page, "q": q, "author": author, "authors": selectors.authors_with_models()})
 
 
 def model_detail(request: HttpRequest, author: str, name: str) -> HttpResponse:
@@ -83,32 +94,32 @@ def model_detail(request: HttpRequest, author: str, name: str) -> HttpResponse:
 
 
 def _model_page(request: HttpRequest, model) -> HttpResponse:
-    daily = rankings.daily_series(group="provider__name", model_id=model.pk)
-    week = rankings.window_parse("week")
+    daily = daily_series(group="provider__name", model_id=model.pk)
+    week = window_parse("week")
     return render(request, "marketplace/model_detail.html", {
-        "model": model, "endpoints": selectors.model_endpoints(model=model), "daily": daily,
+        "model": model, "endpoints": model_endpoints(model=model), "daily": daily,
         "daily_chart": charts.daily_stacked(daily, title="Tokens per day by provider"),
-        "apps": rankings.top_apps_of_model(model_id=model.pk, window=week)})
+        "apps": top_apps_of_model(model_id=model.pk, window=week)})
 
 
 def author_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """A lab: its models' traffic per day and its models."""
     author = get_object_or_404(Author, slug=slug)
-    daily = rankings.daily_series(group="model__name", model__author_id=author.pk)
+    daily = daily_series(group="model__name", model__author_id=author.pk)
     return render(request, "marketplace/author_detail.html", {
         "author": author, "models": selectors.author_models(author=author), "daily": daily,
         "daily_chart": charts.daily_stacked(daily, title="Tokens per day by model"),
-        "ranked": rankings.models_of(window=rankings.window_parse("month"), model__author_id=author.pk)})
+        "ranked": models_of(window=window_parse("month"), model__author_id=author.pk)})
 
 
 def provider_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """A provider: models served, tokens, uptime and latency over time."""
     provider = get_object_or_404(Provider, slug=slug)
-    health = rankings.provider_daily_health(provider_id=provider.pk)
+    health = provider_daily_health(provider_id=provider.pk)
     return render(request, "marketplace/provider_detail.html", {
         "provider": provider, "endpoints": selectors.provider_endpoints(provider=provider), "health": health,
         "health_chart": charts.provider_health(health),
-        "ranked": rankings.models_of(window=rankings.window_parse("month"), provider_id=provider.pk)})
+        "ranked": models_of(window=window_parse("month"), provider_id=provider.pk)})
 
 
 def app_detail(request: HttpRequest, slug: str) -> HttpResponse:
@@ -120,7 +131,7 @@ def app_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _app_page(request: HttpRequest, app) -> HttpResponse:
-    daily = rankings.app_daily_tokens(app_id=app.pk)
+    daily = app_daily_tokens(app_id=app.pk)
     return render(request, "marketplace/app_detail.html", {
         "app": app, "daily": daily, "daily_chart": charts.daily_stacked(daily, title="Tokens per day by model"),
-        "ranked": rankings.models_of_app(app_id=app.pk, window=rankings.window_parse("month"))})
+        "ranked": models_of_app(app_id=app.pk, window=window_parse("month"))})

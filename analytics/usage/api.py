@@ -13,15 +13,16 @@ from rest_framework.views import APIView
 from billing.access import AccountTokenAuthentication, api_account
 from core.money import units_text
 from core.params import ParamError
+from core.timerange import date_range_parse
 
-from . import generation_log, usage
+from . import exports, generation_log, params
 
 
-class UsageQuerySerializer(serializers.Serializer):
+class UsageInputSerializer(serializers.Serializer):
     start = serializers.DateField(required=False, help_text="first UTC date (default: 29 days before end)")
     end = serializers.DateField(required=False, help_text="last UTC date, included (default: today)")
-    group_by = serializers.CharField(required=False, default=",".join(usage.REPORT_DEFAULT),
-                                     help_text=f"comma list of {', '.join(usage.REPORT_GROUPS)}")
+    group_by = serializers.CharField(required=False, default=",".join(params.REPORT_DEFAULT),
+                                     help_text=f"comma list of {', '.join(params.REPORT_GROUPS)}")
 
 
 class UsageRowSerializer(serializers.Serializer):
@@ -86,10 +87,12 @@ class _AccountApi(APIView):
 
 
 class UsageApi(_AccountApi):
+    InputSerializer = UsageInputSerializer
+    OutputSerializer = UsageReportSerializer
 
     @extend_schema(
         operation_id="account_usage", tags=["account"],
-        parameters=[UsageQuerySerializer], responses=UsageReportSerializer,
+        parameters=[InputSerializer], responses=OutputSerializer,
         examples=[OpenApiExample("a day", value={
             "start": "2026-11-01", "end": "2026-11-01", "group_by": ["day", "model", "api_key"],
             "rows": [{"date": "2026-11-01", "model": "openai/gpt-5", "api_key": "key_91c2", "api_key_name": "",
@@ -99,23 +102,24 @@ class UsageApi(_AccountApi):
         description="Usage of the token's account per group over UTC days: the rows of usage.csv.")
     def get(self, request):
         account = api_account(request)
-        params = UsageQuerySerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
+        query = self.InputSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         try:
-            first, last = usage.date_range_parse(request.query_params.get("start"), request.query_params.get("end"))
+            first, last = date_range_parse(request.query_params.get("start"), request.query_params.get("end"))
         except ParamError as error:
             raise ValidationError({"detail": str(error)}) from None
-        group_by = usage.report_groups_parse(params.validated_data["group_by"])
-        header = usage.usage_csv_header(group_by)
-        rows = usage.usage_report(account_id=account.pk, first=first, last=last, group_by=group_by)
+        group_by = params.report_groups_parse(query.validated_data["group_by"])
+        header = exports.usage_csv_header(group_by)
+        rows = exports.usage_report(account_id=account.pk, first=first, last=last, group_by=group_by)
         return Response({"start": first, "end": last, "group_by": list(group_by),
                          "rows": [dict(zip(header, row, strict=True)) for row in rows]})
 
 
 class GenerationsApi(_AccountApi):
+    OutputSerializer = GenerationPageSerializer
 
     @extend_schema(
-        operation_id="account_generations", tags=["account"], responses=GenerationPageSerializer,
+        operation_id="account_generations", tags=["account"], responses=OutputSerializer,
         parameters=[OpenApiParameter(name, int, description=f"{name} id") for name in
                     ("model", "api_key", "provider", "app")] + [
             OpenApiParameter("status", str, enum=list(generation_log.STATUSES)),

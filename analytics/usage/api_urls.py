@@ -1,7 +1,7 @@
 """Account API routes under /api/v1/account/: usage and the generation log."""
 from django.urls import path
 
-from . import account_api
+from . import api as account_api
 
 urlpatterns = [
     path("account/usage", account_api.UsageApi.as_view(), name="api-account-usage"),

@@ -12,20 +12,21 @@ import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import orjson
 from django.db import connection, transaction
 from django.db.models import Q
 
+from analytics.models import AccountDay, Generation, GenerationKey
 from billing.models import ApiKey
 from core.csvutil import DANGEROUS_PREFIXES, NUMBER_PATTERN, safe_cell
 from core.money import units_text
 from core.params import DATE_ERROR, DATE_MAX, DATE_MIN, ParamError, date_param, int64_param
+from core.timerange import days_span, midnight
 from marketplace.models import App, Model, Provider
 
-from .models import Generation, GenerationKey
-from .usage import dimension_names
+from .queries import dimension_names
 
 STATUSES = {"ok": Q(status__gte=200, status__lt=300), "error": ~Q(status__gte=200, status__lt=300)}
 PAGE_SIZE = 50
@@ -78,8 +79,7 @@ def log_filter_parse(params) -> LogFilter:
     start, end = values.pop("start"), values.pop("end")
     return LogFilter(
         **values, status=params.get("status", "") if params.get("status") in STATUSES else "",
-        start=datetime.combine(start, time(), tzinfo=UTC) if start else None,
-        end=datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC) if end else None)
+        start=midnight(start) if start else None, end=midnight(end + timedelta(days=1)) if end else None)
 
 
 def cursor_encode(created_at: datetime, generation_id: str) -> str:
@@ -164,8 +164,6 @@ def names_for(rows: list[Generation], *, account_id: int) -> Names:
 
 def filter_choices(*, account_id: int) -> dict[str, list[tuple[int, str]]]:
     """What the log can be filtered by: the account's keys and what its rollups have seen."""
-    from .models import AccountDay
-
     seen = AccountDay.objects.filter(account_id=account_id)
     model_ids = seen.values("model_id").distinct()
     provider_ids = seen.values("provider_id").distinct()
@@ -277,14 +275,9 @@ def _pg_column(name: str, expression: str, untrusted: bool) -> str:
     return expression
 
 
-def _range(first: date, last: date) -> tuple[datetime, datetime]:
-    return (datetime.combine(first, time(), tzinfo=UTC),
-            datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC))
-
-
 def generations_csv(*, account_id: int, first: date, last: date) -> Iterator[bytes]:
     """Every field of every generation of the account in [first, last] (UTC dates), oldest first."""
-    start, end = _range(first, last)
+    start, end = days_span(first, last)
     yield (",".join(CSV_HEADER) + "\r\n").encode()
     if connection.vendor == "postgresql":
         yield from _csv_postgres(account_id, start, end)

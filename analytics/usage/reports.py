@@ -8,12 +8,13 @@ from datetime import date
 import pandas as pd
 from django.db.models.functions import TruncMonth
 
+from analytics.models import AccountDay
+from core import charts
+from core.charts import Series
 from core.money import units_to_usd
-from marketplace import charts
 
-from .models import AccountDay
-from .rankings import Series
-from .usage import COUNTERS, dimension_names
+from .queries import dimension_names
+from .totals import COUNTERS
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,7 @@ def monthly_usage(*, account_id: int, year: int, month: int) -> MonthlyReport:
     rest = sum(r["spend_units"] for r in by_model[9:])
     labels = [r["name"] for r in slices] + (["Others"] if rest else [])
     values = [units_to_usd(r["spend_units"]) for r in slices] + ([units_to_usd(rest)] if rest else [])
-    model_chart = {"data": [{"type": "pie", "labels": labels, "values": values, "hole": 0.45, "sort": False}],
-                   "layout": {"title": {"text": "Spend by model"}, "height": 380, "paper_bgcolor": "rgba(0,0,0,0)"}}
+    model_chart = charts.pie(labels, values, title="Spend by model")
     return MonthlyReport(year=year, month=month, first=first, last=last, totals=totals, by_model=by_model,
                          by_key=by_key, daily=daily,
                          daily_chart=charts.stacked_bars(daily, title="Spend per day by model", unit="USD"),

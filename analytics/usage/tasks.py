@@ -1,97 +1,52 @@
-"""Celery tasks of ingestion: thin wrappers that load ids and call `analytics.ingest`.
+"""Celery tasks of the account usage pages, and `usage_refresh`, which queues them after a chunk.
 
-Ingest tasks ack late (a worker killed mid-chunk leaves the message to be redelivered) and retry
-only errors that a second try can cure: lost connections, deadlocks, serialization failures.
+The messages are sent from this module (the cache and the queries never import it). Names are
+pinned to the ones they had in analytics/tasks.py, so that messages already queued still run.
 """
-import psycopg
+from collections.abc import Iterable
+
 from celery import shared_task
-from django.conf import settings
-from django.core.cache import cache
-from django.db import InterfaceError, OperationalError
 
-from . import ingest, partitions, usage
-from .rankings import rankings_invalidate, rankings_prewarm
-
-# psycopg's own classes too: the COPY of a chunk runs on the raw psycopg cursor, outside Django's
-# error wrapper, so a connection dropped mid-COPY raises psycopg.OperationalError (AdminShutdown,
-# "terminating connection due to administrator command"), not django.db.OperationalError.
-TRANSIENT = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError,
-             ConnectionError, TimeoutError)
+from . import cache, queries
 
 
-@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=8)
-def ingest_batch_split(batch_id: int) -> int:
-    """Cut a batch's file into chunks and queue them; returns the number of chunks."""
-    try:
-        return ingest.batch_split(batch_id=batch_id).chunks_total
-    except ingest.IngestError:
-        return 0  # recorded on the batch as failed; nothing a retry would change
+def usage_refresh(*, account_ids: Iterable[int], catch_up: bool = False) -> None:
+    """After a chunk committed: move the usage versions of its watched accounts (each at most once a
+    minute) and prewarm their pages.
 
-
-@shared_task(bind=True, acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=60,
-             max_retries=10)
-def ingest_chunk(self, batch_id: int, index: int) -> dict:
-    """Apply one chunk of a batch exactly once."""
-    try:
-        result = ingest.chunk_ingest(batch_id=batch_id, index=index)
-    except TRANSIENT:
-        raise
-    except Exception as error:
-        # Not transient: a bug or a broken file. Record it on the batch, keep the message for the log.
-        ingest.batch_fail(batch_id=batch_id, error=f"chunk {index}: {type(error).__name__}: {error}")
-        raise
-    return {"accepted": result.accepted, "duplicates": result.duplicates, "rejected": result.rejected,
-            "skipped": result.skipped}
-
-
-RANKINGS_MAX_AGE_SECONDS = 60
-
-
-@shared_task(ignore_result=True)
-def rollup_rankings_refresh() -> None:
-    """Bump the rankings version at most once a minute, then compute the new rankings ahead.
-
-    Under continuous ingestion every chunk asks; the rate limit keeps pages served from the cache
-    (at most a minute stale), and the prewarm means visitors never wait for a cold computation.
-    A request inside the minute leaves one catch-up run behind, so the last chunk of a batch is
-    never left out of the rankings.
+    Only watched accounts (`cache.usage_watch`) have cached pages worth keeping up to date: an
+    unwatched account's version is left alone, since its next view starts a new one and so computes
+    its pages afresh. At a router's cardinality a chunk touches tens of thousands of accounts, a few
+    of them watched; an unwatched one costs one key of one `get_many` and nothing else. At most
+    three cache round trips whatever the number of accounts: one `get_many` of the watch marks,
+    then, if any account is watched, one `get_many` of the watched accounts' version and catch-up
+    marks and one `set_many` of their new versions (one new token for the whole refresh) and
+    catch-up marks. A watched account whose version moved less than a minute ago is left to one
+    catch-up task a minute later, shared by all such accounts of the refresh and not queued for an
+    account that already waits for one (its mark), so watched pages are at most about a minute stale
+    and no chunk is left out; the catch-up run itself (`catch_up`) ignores marks, so it always moves
+    or passes on each of its accounts that are still watched (one that is no longer watched needs
+    nothing: its next view starts a new version).
+    (The demo's FileBasedCache makes `get_many`/`set_many` a loop of file reads and writes:
+    fine for its dozen accounts; RedisCache sends each as one command or one pipeline.)
     """
-    if cache.add("rankings:bumped", 1, RANKINGS_MAX_AGE_SECONDS):
-        rankings_invalidate()
-        ingest.batches_mark_ranked()
-        rankings_prewarm()
-    elif cache.add("rankings:pending", 1, RANKINGS_MAX_AGE_SECONDS):
-        rollup_rankings_refresh.apply_async(countdown=RANKINGS_MAX_AGE_SECONDS + 1)
+    plan = cache.refresh_plan(account_ids=account_ids, catch_up=catch_up)
+    if plan.later:
+        # Queued before its marks are written, so that no mark exists without its task.
+        usage_refresh_later.apply_async(args=[plan.later], countdown=cache.REFRESH_SECONDS + 1)
+    plan.write()
+    if plan.due:  # after the new versions are written: the prewarm fills the pages they key
+        usage_prewarm.delay(plan.due)
 
 
-@shared_task(ignore_result=True)
-def ingest_stalled_requeue() -> list[int]:
-    """Queue again the chunks of batches with no progress for INGEST_STALLED_SECONDS (lost broker messages)."""
-    return ingest.batches_stalled_requeue(idle_seconds=settings.INGEST_STALLED_SECONDS)
-
-
-@shared_task(ignore_result=True)
+@shared_task(name="analytics.tasks.usage_refresh_later", ignore_result=True)
 def usage_refresh_later(account_ids: list[int]) -> None:
-    """The catch-up run of `usage.usage_refresh` for accounts whose version had moved less than a minute before."""
-    usage.usage_refresh(account_ids=account_ids, catch_up=True)
+    """The catch-up run of `usage_refresh` for accounts whose version had moved less than a minute before."""
+    usage_refresh(account_ids=account_ids, catch_up=True)
 
 
-@shared_task(ignore_result=True)
+@shared_task(name="analytics.tasks.usage_prewarm", ignore_result=True)
 def usage_prewarm(account_ids: list[int]) -> None:
     """Compute the watched accounts' default overview and activity ahead, after their version moved."""
     for account_id in account_ids:
-        usage.usage_prewarm(account_id=account_id)
-
-
-@shared_task(ignore_result=True)
-def partitions_upkeep() -> list[str]:
-    """Create the generation partitions of this month and the next ones; empty the default partition."""
-    done = partitions.partitions_ensure(months_ahead=settings.GENERATION_PARTITIONS_AHEAD)
-    return [f"{month:%Y-%m}" for month in done.created]
-
-
-@shared_task(ignore_result=True)
-def partitions_retention() -> list[str]:
-    """Drop the raw generation partitions past GENERATION_RETENTION_MONTHS (rollups stay)."""
-    done = partitions.retention_apply(months=settings.GENERATION_RETENTION_MONTHS)
-    return [f"{month:%Y-%m}" for month in done.dropped]
+        queries.usage_prewarm(account_id=account_id)

@@ -3,7 +3,7 @@ from urllib.parse import quote, unquote
 
 from django.urls import path, register_converter
 
-from . import account_views as views
+from . import views
 
 app_name = "account"
 

@@ -10,39 +10,42 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 
+from analytics.models import Generation
 from billing.access import account_required
+from core import charts
 from core.csvutil import csv_stream
+from core.http import csv_response
 from core.params import ParamError
-from marketplace import charts
+from core.timerange import TimeRange, date_range_parse
 
-from . import generation_log, usage
+from . import exports, generation_log, params, queries, totals
 from . import reports as usage_reports
-from .models import Generation
+from .cache import usage_watch
 
 TOP_DIMENSIONS = {"model": "models", "api_key": "API keys", "app": "apps", "provider": "providers"}
 
 
-def _period(request: HttpRequest) -> usage.Period:
+def _period(request: HttpRequest) -> TimeRange:
     """The period of the query string; an unusable custom range shows why and the default period."""
     try:
-        return usage.period_parse(request.GET.get("period"), start=request.GET.get("start"),
+        return params.period_parse(request.GET.get("period"), start=request.GET.get("start"),
                                   end=request.GET.get("end"))
     except ParamError as error:
-        period = usage.period_parse(None)
+        period = params.period_parse(None)
         messages.warning(request, f"{error} Showing {period.label.lower()}.")
         return period
 
 
-def _period_context(request: HttpRequest, period: usage.Period) -> dict:
+def _period_context(request: HttpRequest, period: TimeRange) -> dict:
     custom = period.name == "custom"  # else the inputs offer the period shown, not what was refused
-    return {"period": period, "periods": usage.PERIOD_LABELS,
+    return {"period": period, "periods": params.PERIOD_LABELS,
             "custom_start": request.GET.get("start") if custom else period.first_day.isoformat(),
             "custom_end": request.GET.get("end") if custom else period.last_day.isoformat()}
 
 
 def _date_range(request: HttpRequest) -> tuple:
     """The report range of the query string (ParamError for an unusable date)."""
-    return usage.date_range_parse(request.GET.get("start"), request.GET.get("end"))
+    return date_range_parse(request.GET.get("start"), request.GET.get("end"))
 
 
 @account_required
@@ -51,17 +54,17 @@ def overview(request: HttpRequest) -> HttpResponse:
     account_id = request.account.pk
     # Before reading: its next chunks move its version and prewarm these pages; the first view of an
     # account not watched starts a new version, so nothing cached before it is shown.
-    usage.usage_watch(account_id=account_id)
+    usage_watch(account_id=account_id)
     period = _period(request)
-    shown = usage.usage_overview(account_id=account_id, period=period)
+    shown = queries.usage_overview(account_id=account_id, period=period)
     now, spend, tokens = shown.totals, shown.spend, shown.tokens
     unit = "hour" if not period.by_day else "day"
     return render(request, "account/overview.html", {
         **_period_context(request, period),
-        "totals": now, "comparisons": usage.comparisons(now, shown.previous), "spend": spend, "tokens": tokens,
+        "totals": now, "comparisons": totals.comparisons(now, shown.previous), "spend": spend, "tokens": tokens,
         "spend_chart": charts.stacked_bars(spend, title=f"Spend per {unit} by model", unit="USD"),
         "tokens_chart": charts.stacked_bars(tokens, title=f"Tokens per {unit} by model"),
-        "tops": [(usage.DIMENSION_LABELS[d], plural, d, shown.tops[d]) for d, plural in TOP_DIMENSIONS.items()],
+        "tops": [(params.DIMENSION_LABELS[d], plural, d, shown.tops[d]) for d, plural in TOP_DIMENSIONS.items()],
         "balance_units": request.account.balance_units,
     })
 
@@ -69,20 +72,20 @@ def overview(request: HttpRequest) -> HttpResponse:
 @account_required
 def activity(request: HttpRequest) -> HttpResponse:
     """One metric over time, grouped by up to two dimensions; every choice lives in the URL."""
-    usage.usage_watch(account_id=request.account.pk)  # before reading, as the overview
+    usage_watch(account_id=request.account.pk)  # before reading, as the overview
     period = _period(request)
-    metric = request.GET.get("metric") if request.GET.get("metric") in usage.METRICS else "spend"
-    group_by = usage.group_by_parse(request.GET.getlist("group_by"))
-    granularity = usage.activity_granularity(period, request.GET.get("granularity"))
-    result = usage.usage_activity(account_id=request.account.pk, period=period, metric=metric, group_by=group_by,
+    metric = request.GET.get("metric") if request.GET.get("metric") in totals.METRICS else "spend"
+    group_by = params.group_by_parse(request.GET.getlist("group_by"))
+    granularity = params.activity_granularity(period, request.GET.get("granularity"))
+    result = queries.usage_activity(account_id=request.account.pk, period=period, metric=metric, group_by=group_by,
                                   granularity=granularity)
     title = f"{result.metric_label} per {granularity}"
     chart = (charts.stacked_bars(result.series, title=title, unit=result.metric_label) if result.additive
              else charts.lines(result.series, title=title, unit=result.metric_label))
     return render(request, "account/activity.html", {
         **_period_context(request, period), "activity": result, "chart": chart,
-        "metrics": {k: v[0] for k, v in usage.METRICS.items()}, "dimensions": usage.DIMENSION_LABELS,
-        "granularities": usage.GRANULARITIES, "group_first": group_by[0] if group_by else "",
+        "metrics": {k: v[0] for k, v in totals.METRICS.items()}, "dimensions": params.DIMENSION_LABELS,
+        "granularities": params.GRANULARITIES, "group_first": group_by[0] if group_by else "",
         "group_second": group_by[1] if len(group_by) > 1 else "",
     })
 
@@ -124,19 +127,13 @@ def reports(request: HttpRequest) -> HttpResponse:
     try:
         first, last = _date_range(request)
     except ParamError as error:
-        first, last = usage.date_range_parse(None, None)
+        first, last = date_range_parse(None, None)
         messages.warning(request, f"{error} Showing the last 30 days.")
     return render(request, "account/reports.html", {
-        "start": first, "end": last, "groups": usage.REPORT_GROUPS, "default_groups": usage.REPORT_DEFAULT,
-        "usage_columns": usage.usage_csv_header(usage.REPORT_DEFAULT), "generation_columns": generation_log.CSV_HEADER,
+        "start": first, "end": last, "groups": params.REPORT_GROUPS, "default_groups": params.REPORT_DEFAULT,
+        "usage_columns": exports.usage_csv_header(params.REPORT_DEFAULT), "generation_columns": generation_log.CSV_HEADER,
         "months": usage_reports.months_with_usage(account_id=request.account.pk),
     })
-
-
-def _csv_response(body, filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(body, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 @account_required
@@ -146,11 +143,11 @@ def usage_csv(request: HttpRequest) -> StreamingHttpResponse:
         first, last = _date_range(request)
     except ParamError as error:
         return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
-    group_by = usage.report_groups_parse(request.GET.get("group_by"))
-    header = usage.usage_csv_header(group_by)
-    rows = usage.usage_report(account_id=request.account.pk, first=first, last=last, group_by=group_by)
-    return _csv_response(csv_stream(header, rows),
-                         f"usage-{request.account.external_id}-{first}-{last}.csv")
+    group_by = params.report_groups_parse(request.GET.get("group_by"))
+    header = exports.usage_csv_header(group_by)
+    rows = exports.usage_report(account_id=request.account.pk, first=first, last=last, group_by=group_by)
+    return csv_response(csv_stream(header, rows),
+                        filename=f"usage-{request.account.external_id}-{first}-{last}.csv")
 
 
 @account_required
@@ -160,8 +157,8 @@ def generations_csv(request: HttpRequest) -> StreamingHttpResponse:
         first, last = _date_range(request)
     except ParamError as error:
         return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
-    return _csv_response(generation_log.generations_csv(account_id=request.account.pk, first=first, last=last),
-                         f"generations-{request.account.external_id}-{first}-{last}.csv")
+    return csv_response(generation_log.generations_csv(account_id=request.account.pk, first=first, last=last),
+                        filename=f"generations-{request.account.external_id}-{first}-{last}.csv")
 
 
 @account_required

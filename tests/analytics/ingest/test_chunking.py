@@ -4,7 +4,7 @@ import io
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analytics.ingest import _chunk_ranges
+from analytics.ingest.batches import _chunk_ranges
 
 
 def _line_by_line(data: bytes, size: int) -> tuple[list[tuple[int, int, int]], int]:

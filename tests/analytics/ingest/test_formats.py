@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics import formats
-from analytics.formats import Record, Rejected, detect_format, parse_lines
+from analytics.ingest import formats
+from analytics.ingest.formats import Record, Rejected, detect_format, openrouter, parse_lines
 
 from .test_ingest_entry import OPENROUTER_EXAMPLE
 
@@ -188,14 +188,14 @@ def test_fuzz_every_parser_never_raises_and_answers_each_non_blank_line(lines, f
 def test_the_fast_path_agrees_with_the_checked_path(record):
     line = json.dumps(record).encode()
     fast = list(parse_lines("openrouter", [(1, line)]))
-    saved = formats._decode_bare, formats._decode_wrapped
+    saved = openrouter._decode_bare, openrouter._decode_wrapped
 
     def refuse(data):
         raise msgspec.DecodeError("checked path only")
 
-    formats._decode_bare = formats._decode_wrapped = refuse
+    openrouter._decode_bare = openrouter._decode_wrapped = refuse
     try:
         checked = list(parse_lines("openrouter", [(1, line)]))
     finally:
-        formats._decode_bare, formats._decode_wrapped = saved
+        openrouter._decode_bare, openrouter._decode_wrapped = saved
     assert fast == checked

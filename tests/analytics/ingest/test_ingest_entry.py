@@ -6,8 +6,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from analytics.models import IngestBatch
-
-from .conftest import record, run_batch, write_jsonl
+from tests.analytics.conftest import record, run_batch, write_jsonl
 
 pytestmark = pytest.mark.django_db
 TOKEN = "s3cret-ingest-token"
@@ -123,7 +122,7 @@ def test_staff_can_upload_a_file(client, admin_user):
 def test_rankings_version_moves_at_most_once_a_minute(monkeypatch):
     from django.core.cache import cache
 
-    from analytics.tasks import rollup_rankings_refresh
+    from analytics.rankings.tasks import rollup_rankings_refresh
 
     cache.clear()
     later = []
@@ -144,16 +143,15 @@ def test_ingest_lag_runs_from_queued_to_the_rankings(client, tmp_path, monkeypat
     from django.core.cache import cache
 
     from analytics.models import IngestBatch
-    from analytics.tasks import rollup_rankings_refresh
-
-    from .conftest import record, run_batch, write_jsonl
+    from analytics.rankings.tasks import rollup_rankings_refresh
+    from tests.analytics.conftest import record, run_batch, write_jsonl
 
     batch = run_batch(write_jsonl(tmp_path / "lag.jsonl", [record(id="lag-1")]))
     IngestBatch.objects.filter(pk=batch.pk).update(created_at=batch.created_at - timedelta(seconds=90))
     client.force_login(admin_user)
     assert "pending" in client.get("/ops/ingest/").content.decode()
     cache.clear()
-    monkeypatch.setattr("analytics.tasks.rankings_prewarm", lambda: 0)
+    monkeypatch.setattr("analytics.rankings.tasks.rankings_prewarm", lambda: 0)
     rollup_rankings_refresh.run()
     batch.refresh_from_db()
     assert 90 <= batch.lag_seconds < 120
@@ -166,10 +164,10 @@ def test_stalled_batches_are_queued_again_once_per_idle_period(tmp_path, monkeyp
 
     from django.utils import timezone
 
-    from analytics import ingest, tasks
+    from analytics import ingest
+    from analytics.ingest import tasks
     from analytics.models import IngestBatch, IngestChunk
-
-    from .conftest import record, write_jsonl
+    from tests.analytics.conftest import record, write_jsonl
 
     queued = []
     monkeypatch.setattr(tasks.ingest_chunk, "delay", lambda batch_id, index: queued.append((batch_id, index)))

@@ -11,10 +11,9 @@ import tracemalloc
 
 import pytest
 
-from analytics.formats import parse_lines
+from analytics.ingest.formats import parse_lines
 from analytics.models import Generation, IngestBatch, Reject
-
-from .conftest import record, run_batch
+from tests.analytics.conftest import record, run_batch
 
 GOOD = record(created_at="2026-03-02T10:00:00Z")
 
@@ -120,7 +119,7 @@ def test_a_hostile_corpus_rejects_each_bad_record_with_its_reason_and_line_and_k
 @pytest.fixture
 def _uploads_removed():
     """Remove what a test's uploads leave in the ingest folder."""
-    from analytics.ingest import _ingest_dir
+    from analytics.ingest.files import ingest_dir as _ingest_dir
 
     before = set(_ingest_dir().iterdir())
     yield
@@ -147,7 +146,7 @@ def test_a_gzip_bomb_through_the_api_gets_413_and_no_batch(client, settings):
 @pytest.mark.django_db
 @pytest.mark.usefixtures("_uploads_removed")
 def test_a_refused_upload_leaves_no_file_behind(client, settings):
-    from analytics.ingest import _ingest_dir
+    from analytics.ingest.files import ingest_dir as _ingest_dir
 
     settings.INGEST_TOKEN = "bomb-token"
     settings.INGEST_MAX_DECOMPRESSED_BYTES = 64 * 1024

@@ -19,8 +19,7 @@ from analytics.models import (
 )
 from billing.models import Account, ApiKey, LedgerEntry
 from marketplace.models import App, Author, Endpoint, Model, Provider
-
-from .conftest import record, run_batch, write_jsonl
+from tests.analytics.conftest import record, run_batch, write_jsonl
 
 pytestmark = pytest.mark.django_db
 

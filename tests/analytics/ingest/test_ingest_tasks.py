@@ -4,10 +4,10 @@ import pytest
 from celery.exceptions import Retry
 from django.db import OperationalError
 
-from analytics import ingest, tasks
+from analytics import ingest
+from analytics.ingest import chunk, tasks
 from analytics.models import IngestBatch
-
-from .conftest import record, write_jsonl
+from tests.analytics.conftest import record, write_jsonl
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +33,7 @@ def test_a_dropped_connection_is_retried_and_leaves_the_batch_running(tmp_path, 
         calls.append(kwargs)
         raise error
 
-    monkeypatch.setattr(ingest, "chunk_ingest", drop)
+    monkeypatch.setattr(chunk, "chunk_ingest", drop)
     with pytest.raises(Retry) as retry:  # run eagerly, propagated: the retry is raised, not queued
         tasks.ingest_chunk.apply(args=(batch.pk, 0))
 
@@ -51,7 +51,7 @@ def test_any_other_error_fails_the_batch_at_once(tmp_path, monkeypatch):
         calls.append(kwargs)
         raise ValueError("a bug")
 
-    monkeypatch.setattr(ingest, "chunk_ingest", broken)
+    monkeypatch.setattr(chunk, "chunk_ingest", broken)
     with pytest.raises(ValueError, match="a bug"):
         tasks.ingest_chunk.apply(args=(batch.pk, 0))
 

@@ -7,12 +7,11 @@ from django.db import connection
 from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 
-from analytics import partitions
-from analytics.generation_log import LogFilter, generation_of, generations_page
+from analytics.ingest import partitions
 from analytics.models import AccountDay, EndpointDay, EndpointHour, Generation, GenerationKey, IngestBatch
+from analytics.usage.generation_log import LogFilter, generation_of, generations_page
 from billing.models import Account, LedgerEntry
-
-from .conftest import record, run_batch, write_jsonl
+from tests.analytics.conftest import record, run_batch, write_jsonl
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 

@@ -20,8 +20,7 @@ from analytics.models import (
 )
 from billing.models import Account, LedgerEntry
 from core.money import usd_to_units
-
-from .conftest import run_batch, write_jsonl
+from tests.analytics.conftest import run_batch, write_jsonl
 
 pytestmark = pytest.mark.django_db
 

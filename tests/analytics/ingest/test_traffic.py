@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from analytics.traffic import ACCOUNT_EXPONENT
+from analytics.ingest.traffic import ACCOUNT_EXPONENT
 from billing.models import Account
 from marketplace.models import Author, Endpoint, Model, Provider
 
@@ -114,7 +114,7 @@ def test_an_empty_catalog_is_a_clear_error(tmp_path):
 
 
 def test_generated_traffic_ingests_without_rejects(small_catalog, tmp_path):
-    from .conftest import run_batch
+    from tests.analytics.conftest import run_batch
 
     path = tmp_path / "t.jsonl"
     call_command("generate_traffic", "--events", "3000", "--out", str(path), "--end", END.isoformat())
@@ -215,7 +215,7 @@ def test_apps_on_most_requests_but_not_all(router_traffic):
 
 
 def test_router_traffic_ingests_without_rejects(router_traffic, small_catalog):
-    from .conftest import run_batch
+    from tests.analytics.conftest import run_batch
 
     path, _, _ = router_traffic
     batch = run_batch(path)

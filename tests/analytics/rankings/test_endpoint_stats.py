@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from analytics.endpoint_stats import endpoint_stats
+from analytics.rankings.endpoint_stats import endpoint_stats
 from marketplace.models import Endpoint, Model, Provider
 from tests.analytics.conftest import record, run_batch, write_jsonl
 
@@ -74,7 +74,7 @@ def test_the_model_page_marks_cheapest_fastest_and_most_reliable(client, served,
 
 
 def test_provider_health_per_day(served):
-    from analytics.rankings import provider_daily_health
+    from analytics.rankings.series import provider_daily_health
 
     model, now = served
     a = Provider.objects.get(name="A")

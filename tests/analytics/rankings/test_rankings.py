@@ -6,10 +6,11 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
-from analytics import rankings
+from analytics.rankings import leaderboards as rankings
+from analytics.rankings import prewarm
 from marketplace.models import App, Model
 from tests.analytics.conftest import record, run_batch, write_jsonl
-from tests.marketplace.conftest import hours_before
+from tests.analytics.rankings.conftest import hours_before
 
 pytestmark = pytest.mark.django_db
 
@@ -171,7 +172,7 @@ def test_hiding_an_app_takes_it_off_cached_pages_at_once(client, traffic):
 
 
 def test_the_prewarm_leaves_the_rankings_page_without_rollup_queries(client, traffic, django_assert_max_num_queries):
-    rankings.rankings_prewarm()
+    prewarm.rankings_prewarm()
     with django_assert_max_num_queries(1):  # at most the session-less auth check; no rollup reads
         response = client.get("/rankings/", {"window": "month", "metric": "spend"})
     assert "alpha" in response.content.decode()

@@ -8,13 +8,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
 
-from analytics import generation_log
 from analytics.models import Generation
+from analytics.usage import generation_log
 from billing.access import account_token_create
 from billing.models import Membership
-
-from .conftest import D1, D2, D40, TODAY, account_traffic, record, run_batch, write_jsonl
-from .conftest import at as _at
+from tests.analytics.conftest import D1, D2, D40, TODAY, account_traffic, record, run_batch, write_jsonl
+from tests.analytics.conftest import at as _at
 
 pytestmark = pytest.mark.django_db
 
@@ -294,7 +293,8 @@ def test_pages_show_new_traffic_at_once_though_cached(client, alice, tmp_path, d
 
 
 def test_usage_version_moves_once_a_minute_and_catches_up(traffic, monkeypatch, clock):
-    from analytics import tasks, usage
+    from analytics.usage import cache as usage
+    from analytics.usage import tasks
 
     prewarmed, later = [], []
     monkeypatch.setattr(tasks.usage_prewarm, "delay", prewarmed.append)
@@ -302,13 +302,13 @@ def test_usage_version_moves_once_a_minute_and_catches_up(traffic, monkeypatch, 
     a, b = traffic["a"].pk, traffic["b"].pk
     for account_id in (a, b):
         usage.usage_watch(account_id=account_id)
-    usage.usage_refresh(account_ids=[a])
+    tasks.usage_refresh(account_ids=[a])
     first_a = usage.usage_version(a)
     clock.shift(1)
-    usage.usage_refresh(account_ids=[a, b])
+    tasks.usage_refresh(account_ids=[a, b])
     first_b = usage.usage_version(b)
     clock.shift(1)
-    usage.usage_refresh(account_ids=[a, b])
+    tasks.usage_refresh(account_ids=[a, b])
     assert (usage.usage_version(a), usage.usage_version(b)) == (first_a, first_b)  # moved once each
     assert prewarmed == [[a], [b]]
     assert later == [{"args": [[a]], "countdown": 61}, {"args": [[b]], "countdown": 61}]
@@ -319,10 +319,10 @@ def test_usage_version_moves_once_a_minute_and_catches_up(traffic, monkeypatch, 
 
 
 def test_prewarm_fills_what_the_overview_reads(client, alice, traffic, django_assert_max_num_queries):
-    from analytics import usage
+    from analytics.usage import cache, queries
 
-    usage.usage_watch(account_id=traffic["a"].pk)  # only watched accounts are prewarmed
-    usage.usage_prewarm(account_id=traffic["a"].pk)
+    cache.usage_watch(account_id=traffic["a"].pk)  # only watched accounts are prewarmed
+    queries.usage_prewarm(account_id=traffic["a"].pk)
     client.force_login(alice)
     with django_assert_max_num_queries(4):  # session, user, memberships (+ savepoint): no usage query
         response = client.get("/account/")

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.db import connection, transaction
 
-from analytics import generation_log
 from analytics.models import Generation
+from analytics.usage import generation_log
 from billing.models import Account, ApiKey
 from marketplace.models import App, Author, Model, Provider
 

@@ -9,10 +9,11 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from analytics import tasks, usage
+from analytics.usage import cache as usage
+from analytics.usage import params, tasks
+from analytics.usage import queries as usage_queries
 from billing.models import Account, Membership
-
-from .conftest import D1, account_traffic, at, record, run_batch, write_jsonl
+from tests.analytics.conftest import D1, account_traffic, at, record, run_batch, write_jsonl
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +76,7 @@ def _refresh_calls(monkeypatch, clock, account_ids: list[int], watched: list[int
         clock.shift(advance)
         counting.calls.clear()
         counting.keys.clear()
-        usage.usage_refresh(account_ids=account_ids)
+        tasks.usage_refresh(account_ids=account_ids)
         rounds.append(list(counting.calls))
         keys.append(list(counting.keys))
     return rounds, keys
@@ -131,7 +132,7 @@ def test_a_refresh_does_not_write_an_unwatched_accounts_version(clock, queued):
     made = usage.usage_version(7)  # by a page, or left from when the account was watched
     for advance in (0, 61, 10, 61):
         clock.shift(advance)
-        usage.usage_refresh(account_ids=[7, 8])
+        tasks.usage_refresh(account_ids=[7, 8])
     assert usage.usage_version(7) == made
     assert cache.get_many(["usage:version:8", "usage:pending:7", "usage:pending:8"]) == {}
     assert queued == {"prewarm": [], "later": []}
@@ -215,8 +216,8 @@ def test_a_page_cached_while_watched_is_not_shown_after_the_mark_expired(
             django_capture_on_commit_callbacks)
     assert queued["prewarm"] == [[a.pk]]  # neither moved nor prewarmed: A is not watched
     assert usage.usage_version(a.pk) == version
-    period = usage.period_parse(None)
-    assert usage.usage_overview(account_id=a.pk, period=period).totals.requests == 5  # the stale page is there
+    period = params.period_parse(None)
+    assert usage_queries.usage_overview(account_id=a.pk, period=period).totals.requests == 5  # the stale page is there
 
     with CaptureQueriesContext(connection) as queries:
         text = _text(client.get("/account/"))
@@ -252,9 +253,9 @@ def test_a_view_of_a_watched_account_keeps_its_version_and_its_mark(clock, queue
 
 def test_a_catch_up_passes_over_an_account_no_longer_watched(clock, queued):
     usage.usage_watch(account_id=7)
-    usage.usage_refresh(account_ids=[7])
+    tasks.usage_refresh(account_ids=[7])
     clock.shift(10)
-    usage.usage_refresh(account_ids=[7])  # inside the minute: left to the catch-up
+    tasks.usage_refresh(account_ids=[7])  # inside the minute: left to the catch-up
     version = usage.usage_version(7)
     assert queued["later"] == [{"args": [[7]], "countdown": 61}]
     cache.delete("usage:watched:7")
@@ -270,10 +271,10 @@ def test_versions_never_repeat(clock, queued):
     seen = [usage.usage_version(7)]  # made by a page, before any chunk
     usage.usage_watch(account_id=7)  # the first view of an account not watched: a new one
     seen.append(usage.usage_version(7))
-    usage.usage_refresh(account_ids=[7])
+    tasks.usage_refresh(account_ids=[7])
     seen.append(usage.usage_version(7))
     clock.shift(61)
-    usage.usage_refresh(account_ids=[7, 8])
+    tasks.usage_refresh(account_ids=[7, 8])
     seen.append(usage.usage_version(7))
     cache.delete("usage:version:7")  # evicted: the next page makes a new one
     seen.append(usage.usage_version(7))
@@ -283,6 +284,6 @@ def test_versions_never_repeat(clock, queued):
     clock.shift(-3600)  # the clock stepped back: the same milliseconds come again
     for _ in range(3):
         cache.delete("usage:version:7")
-        usage.usage_refresh(account_ids=[7])
+        tasks.usage_refresh(account_ids=[7])
         seen.append(usage.usage_version(7))
     assert len(set(seen)) == len(seen) == 9
