@@ -14,7 +14,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def served(tmp_path):
+def served(tmp_path, clock):
+    """The clock frozen at noon UTC: the traffic of the last hours falls on one day, whatever the hour."""
     now = timezone.now().replace(minute=30, second=0, microsecond=0)
 
     def at(hours):
@@ -79,10 +80,10 @@ def test_provider_health_per_day(served):
     model, now = served
     a = Provider.objects.get(name="A")
     days = {day: (tokens, uptime) for day, tokens, uptime, _ in provider_daily_health(provider_id=a.pk, now=now)}
-    # A's 4 requests and its failed attempt fall within the last 5 hours (one day, or two near midnight).
+    # A's 4 requests and its failed attempt fall within the last 5 hours: today, the clock being at noon.
+    assert list(days) == [now.date().isoformat()]
     assert sum(t for t, _ in days.values()) == 900
-    if len(days) == 1:
-        assert next(iter(days.values()))[1] == pytest.approx(0.8)  # 4 successes of 5 attempts
+    assert days[now.date().isoformat()][1] == pytest.approx(0.8)  # 4 successes of 5 attempts
 
 
 def test_author_provider_and_app_pages_chart_their_traffic(client, served):
