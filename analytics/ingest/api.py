@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.models import IngestBatch
+from core.api import ErrorSerializer
 
 from . import batches, formats, tasks
 from .files import TooLarge, body_store
@@ -67,10 +68,6 @@ class BatchOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = IngestBatch
         fields = ("batch_id", "status", "format", "lines", "accepted", "duplicates", "rejected", "error")
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
 
 
 class _IngestTokenApi(APIView):

@@ -10,6 +10,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import FIELD_ERRORS, ErrorSerializer
 from core.csvutil import csv_stream
 from core.http import csv_response
 from core.money import units_to_usd
@@ -85,7 +86,7 @@ _EXAMPLE = OpenApiExample("week by tokens", value={
 class ModelRankingApi(_RankingApi):
     @extend_schema(operation_id="rankings_models", summary="Top models",
                    parameters=[*RANKING_PARAMETERS, OpenApiParameter("category", str, description="app category slug")],
-                   responses=RankingOutput, examples=[_EXAMPLE])
+                   responses={200: RankingOutput, 400: FIELD_ERRORS}, examples=[_EXAMPLE])
     def get(self, request):
         return super().get(request)
 
@@ -96,7 +97,7 @@ class ModelRankingApi(_RankingApi):
 
 class AuthorRankingApi(_RankingApi):
     @extend_schema(operation_id="rankings_authors", summary="Top authors (labs)", parameters=RANKING_PARAMETERS,
-                   responses=RankingOutput)
+                   responses={200: RankingOutput, 400: FIELD_ERRORS})
     def get(self, request):
         return super().get(request)
 
@@ -106,7 +107,7 @@ class AuthorRankingApi(_RankingApi):
 
 class ProviderRankingApi(_RankingApi):
     @extend_schema(operation_id="rankings_providers", summary="Top providers", parameters=RANKING_PARAMETERS,
-                   responses=RankingOutput)
+                   responses={200: RankingOutput, 400: FIELD_ERRORS})
     def get(self, request):
         return super().get(request)
 
@@ -117,7 +118,7 @@ class ProviderRankingApi(_RankingApi):
 class AppRankingApi(_RankingApi):
     @extend_schema(operation_id="rankings_apps", summary="Top public apps (popular, or trending)",
                    parameters=[*RANKING_PARAMETERS, OpenApiParameter("trending", bool, default=False)],
-                   responses=RankingOutput)
+                   responses={200: RankingOutput, 400: FIELD_ERRORS})
     def get(self, request):
         return super().get(request)
 
@@ -153,7 +154,7 @@ class ModelEndpointsApi(APIView):
     permission_classes: list = []
 
     @extend_schema(operation_id="model_endpoints", summary="A model's endpoints with live figures (last 7 days)",
-                   responses=ModelEndpointsOutput)
+                   responses={200: ModelEndpointsOutput, 404: ErrorSerializer})
     def get(self, request, author: str, name: str):
         model = selectors.model_get(author=author, name=name)
         if model is None:
@@ -214,7 +215,7 @@ class DailyRankingsApi(APIView):
 
     @extend_schema(operation_id="rankings_daily", summary="Daily rankings dataset (JSON; CSV at daily.csv)",
                    parameters=[OpenApiParameter("start", OpenApiTypes.DATE), OpenApiParameter("end", OpenApiTypes.DATE)],
-                   responses=DailyOutput,
+                   responses={200: DailyOutput, 400: FIELD_ERRORS},
                    examples=[OpenApiExample("one day", value={"start": "2026-11-01", "end": "2026-11-01", "rows": [
                        {"date": "2026-11-01", "rank": 1, "model": "openai/gpt-4o", "tokens_prompt": 9000,
                         "tokens_completion": 1000, "tokens": 10000},
@@ -235,7 +236,7 @@ class DailyRankingsCsvApi(APIView):
 
     @extend_schema(operation_id="rankings_daily_csv", summary="Daily rankings dataset as CSV",
                    parameters=[OpenApiParameter("start", OpenApiTypes.DATE), OpenApiParameter("end", OpenApiTypes.DATE)],
-                   responses={(200, "text/csv"): OpenApiTypes.STR})
+                   responses={(200, "text/csv"): OpenApiTypes.STR, 400: FIELD_ERRORS})
     def get(self, request):
         start, end = _date_range(request)
         rows = ((r.date, r.rank if r.rank is not None else "", r.model, r.tokens_prompt, r.tokens_completion, r.tokens)

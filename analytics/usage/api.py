@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.access import AccountTokenAuthentication, api_account
+from core.api import FIELD_ERRORS, ErrorSerializer
 from core.money import units_text
 from core.params import ParamError
 from core.timerange import date_range_parse
@@ -92,7 +93,7 @@ class UsageApi(_AccountApi):
 
     @extend_schema(
         operation_id="account_usage", tags=["account"],
-        parameters=[InputSerializer], responses=OutputSerializer,
+        parameters=[InputSerializer], responses={200: OutputSerializer, 400: FIELD_ERRORS, 401: ErrorSerializer},
         examples=[OpenApiExample("a day", value={
             "start": "2026-11-01", "end": "2026-11-01", "group_by": ["day", "model", "api_key"],
             "rows": [{"date": "2026-11-01", "model": "openai/gpt-5", "api_key": "key_91c2", "api_key_name": "",
@@ -119,7 +120,8 @@ class GenerationsApi(_AccountApi):
     OutputSerializer = GenerationPageSerializer
 
     @extend_schema(
-        operation_id="account_generations", tags=["account"], responses=OutputSerializer,
+        operation_id="account_generations", tags=["account"],
+        responses={200: OutputSerializer, 400: FIELD_ERRORS, 401: ErrorSerializer},
         parameters=[OpenApiParameter(name, int, description=f"{name} id") for name in
                     ("model", "api_key", "provider", "app")] + [
             OpenApiParameter("status", str, enum=list(generation_log.STATUSES)),
