@@ -1,5 +1,8 @@
 """Realistic routed-traffic logs over the real catalog, for the demo, the tests and the benchmarks.
 
+(Longer than 400 lines on purpose: one vectorized generator whose stages share the catalog, taste,
+account and time arrays of a block; cut apart, each piece would take half a dozen of them.)
+
 The traffic is shaped like a router's, at any number of accounts (`accounts=12` for the demo,
 `accounts=100_000` for the benchmarks):
 
