@@ -1,7 +1,7 @@
 from django.contrib import admin
 
-from .generation_log import generations_with_id
 from .models import Generation, IngestBatch, IngestChunk, Reject
+from .usage.generation_log import generations_with_id
 
 
 class ChunkInline(admin.TabularInline):

@@ -104,7 +104,7 @@ class Reject(models.Model):
 class Generation(models.Model):
     """One routed request, as logged by the gateway; `id` is the gateway's idempotency key.
 
-    On PostgreSQL the table is partitioned by month of `created_at` (`analytics.partitions`,
+    On PostgreSQL the table is partitioned by month of `created_at` (`analytics.ingest.partitions`,
     migration 0007): no primary key in the database (a partitioned table's unique index must hold
     `created_at`), uniqueness of `id` comes from `GenerationKey`, and one index, the account's time
     order (the generation log and exports): every index is paid on each ingested row, and pages read
@@ -157,7 +157,7 @@ class GenerationKey(models.Model):
     """Every generation id ingested, with its `created_at` (PostgreSQL only; empty on SQLite).
 
     The exactly-once gate: ingestion inserts a chunk's ids here first (a plain insert, or `ON
-    CONFLICT (id) DO NOTHING` once a duplicate shows up: analytics.loader) and only the ids that
+    CONFLICT (id) DO NOTHING` once a duplicate shows up: analytics.ingest.loader) and only the ids that
     went in become generations and reach the rollups. Narrow and
     not partitioned, so one unique index covers every month; retention deletes the keys of dropped
     months. It also finds a generation's month for the detail page (partition pruning).

@@ -7,7 +7,7 @@ DB1 holds generations in the plain table (before migration 0007), DB2 in monthly
 the key table (after); fill both with `bench/ingest.py` from the same file. Each round, in each
 database in turn, inside a transaction that is rolled back: stage `--rows` rows copied from
 existing generations (new ids, or the same ids for the all-duplicates case), then time only the
-statements that decide which rows are new and insert them, as `analytics.loader` ran them before
+statements that decide which rows are new and insert them, as `analytics.ingest.loader` ran them before
 partitioning, after it (75174fc: the key insert with ON CONFLICT), and since 3cb4bc7 (a plain key
 insert in a savepoint first, ON CONFLICT only when it meets a duplicate). Prints one JSON line: per case and database the median ms per chunk and
 µs per row.
@@ -40,7 +40,7 @@ AFTER = (LOCK, KEYS_SKIPPING, GENERATIONS)  # as in commit 75174fc
 
 
 def plain_insert_first(conn: psycopg.Connection, cursor) -> None:
-    """As analytics.loader runs it since 3cb4bc7: a plain key insert in a savepoint, ON CONFLICT if it fails."""
+    """As analytics.ingest.loader runs it since 3cb4bc7: a plain key insert in a savepoint, ON CONFLICT if it fails."""
     cursor.execute(LOCK)
     try:
         with conn.transaction():

@@ -9,7 +9,7 @@ a filtered page, a later page by cursor and a detail page, usage.csv for the bus
 account API's usage and generations call the same selectors) with the cache switched off,
 captures the SQL each one runs, and explains every distinct SELECT that reads a rollup or raw
 generations. generations.csv streams
-through COPY on the raw cursor, so its SELECT is explained as built by analytics.generation_log,
+through COPY on the raw cursor, so its SELECT is explained as built by analytics.usage.generation_log,
 over the account's newest 7 days. Everything runs in one transaction that is rolled back (the
 bench user, its session): the data is left as it was, and it is never migrated. It first runs
 ANALYZE (planner statistics, as autovacuum would after a bulk load; `--no-analyze` skips it).
@@ -61,8 +61,8 @@ def main() -> None:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext, override_settings
 
-    from analytics import generation_log
     from analytics.models import AccountDay, AppDay, EndpointDay, Generation
+    from analytics.usage import generation_log
     from billing.models import Membership
     from marketplace.models import App, Model, Provider
 

@@ -4,7 +4,7 @@
     .venv/bin/python bench/ingest_profile.py [--file F] [--chunks 6] [--database tokengrid_bench]
     .venv/bin/python bench/ingest_profile.py --accounts [N] [--events 1000000]
 
-Runs the real chunk path (`analytics.ingest.chunk_ingest`) in this process, one chunk after
+Runs the real chunk path (`analytics.ingest.chunk.chunk_ingest`) in this process, one chunk after
 another on an emptied database, and times each stage: parsing, building stage rows, the COPY into
 staging, every SQL statement of the apply (keys, generations, each rollup, the usage sums) and the
 rest (the chunk's bookkeeping and ledger debits). One process alone, so the stages never overlap
@@ -60,8 +60,11 @@ def main() -> None:
     django.setup()
     from django.db import connection
 
-    from analytics import formats, ingest, loader, tasks
+    from analytics import ingest
+    from analytics.ingest import chunk, formats, loader
+    from analytics.ingest.tasks import ingest_batch_split, ingest_chunk
     from analytics.models import IngestChunk
+    from analytics.rankings.tasks import rollup_rankings_refresh
 
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(TABLES)}")
@@ -69,7 +72,7 @@ def main() -> None:
             cursor.execute("TRUNCATE billing_account CASCADE")
         else:
             cursor.execute("UPDATE billing_account SET balance_units = 0")
-    for task in (tasks.ingest_chunk, tasks.ingest_batch_split, tasks.rollup_rankings_refresh):
+    for task in (ingest_chunk, ingest_batch_split, rollup_rankings_refresh):
         task.delay = lambda *args, **kwargs: None  # this process runs the chunks itself
     spent: dict[str, float] = defaultdict(float)
 
@@ -94,7 +97,7 @@ def main() -> None:
             spent["parse and validate (Python)"] += time.perf_counter() - started
             yield item
 
-    def statement_name(sql: str) -> str:  # the statements of analytics.loader by name, the rest together
+    def statement_name(sql: str) -> str:  # the statements of analytics.ingest.loader by name, the rest together
         if sql.startswith("INSERT INTO analytics_"):
             table = sql.split()[2].removeprefix("analytics_")
             return f"SQL insert {table}" if table in ("generation", "generationkey") else f"SQL rollup {table}"
@@ -120,9 +123,9 @@ def main() -> None:
 
     parse_timed.__wrapped__ = formats.parse_lines
     formats.parse_lines = parse_timed
-    ingest._rows = timed("register, price, build stage rows (Python)", ingest._rows)
+    chunk.stage_rows = timed("register, price, build stage rows (Python)", chunk.stage_rows)
     # After the commit: usage versions (cache round trips) and the task messages of the fan-out.
-    ingest.chunk_fan_out = timed("after commit: the fan-out (cache, task messages)", ingest.chunk_fan_out)
+    chunk.chunk_fan_out = timed("after commit: the fan-out (cache, task messages)", chunk.chunk_fan_out)
     loader._load_postgres = timed("_load", loader._load_postgres)
     loader._generations_insert_postgres = timed("_insert", loader._generations_insert_postgres)
 

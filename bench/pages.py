@@ -68,7 +68,7 @@ def main() -> None:
     client = Client()
     result = {"database": options.database, "generations": generations,
               "endpointhour_rows": EndpointHour.objects.count()}
-    from analytics.rankings import rankings_prewarm
+    from analytics.rankings.prewarm import rankings_prewarm
 
     for name, url in pages.items():
         cold, prewarmed, warm = [], [], []

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Parsing and validation alone: records/s of analytics.formats on an openrouter file.
+"""Parsing and validation alone: records/s of analytics.ingest.formats on an openrouter file.
 
     .venv/bin/python bench/parse.py FILE.jsonl [--repeat 5]
 
@@ -17,7 +17,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 import msgspec  # noqa: E402
 
-from analytics import formats  # noqa: E402
+from analytics.ingest import formats  # noqa: E402
+from analytics.ingest.formats import openrouter  # noqa: E402
 
 
 def rate(lines) -> float:
@@ -40,7 +41,7 @@ def main() -> None:
     def refuse(data):
         raise msgspec.DecodeError("checked path only")
 
-    formats._decode_bare = formats._decode_wrapped = refuse
+    openrouter._decode_bare = openrouter._decode_wrapped = refuse
     checked = statistics.median(rate(lines) for _ in range(options.repeat))
     print(f"{len(lines):,} records: fast path {fast:,.0f} records/s, checked path {checked:,.0f} records/s")
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The cache cost of one chunk's usage refresh (`analytics.usage.usage_refresh`) on Redis.
+"""The cache cost of one chunk's usage refresh (`analytics.usage.tasks.usage_refresh`) on Redis.
 
     .venv/bin/python bench/usage_refresh.py [--accounts 30000] [--watched 50] [--rounds 5]
 
@@ -40,7 +40,8 @@ def main() -> None:
     import time_machine
     from django.core.cache import cache, caches
 
-    from analytics import tasks, usage
+    from analytics.usage import cache as usage
+    from analytics.usage import tasks
 
     backend = caches["default"].__class__.__name__
     if backend != "RedisCache":
@@ -60,11 +61,11 @@ def main() -> None:
         with time_machine.travel(time.time(), tick=True) as clock:
             for account_id in watched:
                 usage.usage_watch(account_id=account_id)
-            usage.usage_refresh(account_ids=ids)  # warm-up: connections, first versions
+            tasks.usage_refresh(account_ids=ids)  # warm-up: connections, first versions
             for _ in range(options.rounds):
                 clock.shift(61)  # past the minute: every watched account is due again
                 started = time.perf_counter()
-                usage.usage_refresh(account_ids=ids)
+                tasks.usage_refresh(account_ids=ids)
                 times.append(time.perf_counter() - started)
     finally:
         cache.delete_many(keys)

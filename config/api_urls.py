@@ -2,8 +2,8 @@
 from django.urls import include, path
 
 urlpatterns = [
-    path("", include("marketplace.api_urls")),
-    path("", include("analytics.api_urls")),
-    path("", include("analytics.account_api_urls")),
+    path("", include("analytics.rankings.api_urls")),
+    path("", include("analytics.ingest.api_urls")),
+    path("", include("analytics.usage.api_urls")),
     path("", include("billing.api_urls")),
 ]

@@ -25,8 +25,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("config.api_urls")),
-    path("", include("analytics.urls")),
-    path("", include("analytics.account_urls")),
+    path("", include("analytics.ingest.urls")),
+    path("", include("analytics.usage.urls")),
     path("", include("billing.urls")),
-    path("", include("marketplace.urls")),
+    path("", include("analytics.rankings.urls")),
 ]

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 
 DANGEROUS_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # A plain decimal number, the one kind of dangerous-looking text a spreadsheet reads as a value.
-# Shared with the SQL export (analytics.generation_log), so both neutralize exactly the same cells;
+# Shared with the SQL export (analytics.usage.generation_log), so both neutralize exactly the same cells;
 # Python's float() would also let through "-inf", "-nan" and "-1_0", which spreadsheets evaluate.
 NUMBER_PATTERN = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _NUMBER = re.compile(NUMBER_PATTERN)

@@ -2,7 +2,7 @@
 import pytest
 from django.db import connection
 
-from analytics.generation_log import _pg_safe
+from analytics.usage.generation_log import _pg_safe
 from core.csvutil import safe_cell
 
 CELLS = {

@@ -1,7 +1,7 @@
 """The no-JavaScript tables beside the charts."""
 from decimal import Decimal
 
-from analytics.rankings import Series
+from core.charts import Series
 from core.templatetags.tables import series_table
 
 

@@ -93,9 +93,10 @@ def _fresh_prices():
 @pytest.fixture(autouse=True)
 def _no_task_queueing(monkeypatch):
     """In-process runs apply chunks directly; stop on_commit hooks from queueing real tasks."""
-    from analytics import tasks
+    from analytics.ingest.tasks import ingest_batch_split, ingest_chunk
+    from analytics.rankings.tasks import rollup_rankings_refresh
+    from analytics.usage.tasks import usage_prewarm, usage_refresh_later
 
-    for name in ("ingest_batch_split", "ingest_chunk", "rollup_rankings_refresh", "usage_prewarm",
-                 "usage_refresh_later"):
-        monkeypatch.setattr(getattr(tasks, name), "delay", lambda *a, **k: None)
-        monkeypatch.setattr(getattr(tasks, name), "apply_async", lambda *a, **k: None)
+    for task in (ingest_batch_split, ingest_chunk, rollup_rankings_refresh, usage_prewarm, usage_refresh_later):
+        monkeypatch.setattr(task, "delay", lambda *a, **k: None)
+        monkeypatch.setattr(task, "apply_async", lambda *a, **k: None)

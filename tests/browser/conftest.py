@@ -17,7 +17,7 @@ import pytest
 
 from marketplace.models import Endpoint, Model, Provider
 from tests.analytics.conftest import _fresh_prices, _no_task_queueing  # noqa: F401  (autouse: ingest in-process)
-from tests.marketplace.conftest import leaderboard_traffic
+from tests.analytics.rankings.conftest import leaderboard_traffic
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

@@ -1,13 +1,16 @@
 """python manage.py ingest FILE... [--format auto|openrouter|litellm|csv] [--wait]"""
 import sys
-import time
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from analytics import formats
-from analytics.ingest import IngestError, batch_queue
+from analytics.ingest import formats
+from analytics.ingest.batches import FINISHED, batch_wait
+from analytics.ingest.files import IngestError
+from analytics.ingest.tasks import batch_queue
 from analytics.models import IngestBatch
+
+WAIT_INTERVAL_SECONDS = 0.5
 
 
 class Command(BaseCommand):
@@ -47,12 +50,12 @@ class Command(BaseCommand):
 
     def _wait(self, batches: list[IngestBatch], timeout: float) -> list[IngestBatch]:
         ids = [b.pk for b in batches]
-        started = time.monotonic()
         interactive = sys.stdout.isatty()
         last = None
-        while True:
-            current = list(IngestBatch.objects.filter(pk__in=ids).order_by("pk"))
-            finished = [b for b in current if b.status in (IngestBatch.Status.DONE, IngestBatch.Status.FAILED)]
+
+        def progress(current: list[IngestBatch]) -> None:
+            nonlocal last
+            finished = [b for b in current if b.status in FINISHED]
             total = sum(b.chunks_total for b in current) or 1
             done = sum(b.chunks_done for b in current)
             records = sum(b.accepted + b.duplicates + b.rejected for b in current)
@@ -64,10 +67,11 @@ class Command(BaseCommand):
                 self.stdout.write(("\r" if interactive else "") + line, ending="" if interactive else "\n")
                 self.stdout.flush()
                 last = line
-            if len(finished) == len(current):
-                if interactive:
-                    self.stdout.write("")
-                return current
-            if timeout and time.monotonic() - started > timeout:
-                raise CommandError(f"gave up waiting after {timeout:.0f} s; batches {ids} are still running")
-            time.sleep(0.5)
+
+        current = batch_wait(batch_ids=ids, timeout=timeout or None, interval=WAIT_INTERVAL_SECONDS,
+                             progress=progress)
+        if any(b.status not in FINISHED for b in current):
+            raise CommandError(f"gave up waiting after {timeout:.0f} s; batches {ids} are still running")
+        if interactive:
+            self.stdout.write("")
+        return current

@@ -1,9 +1,0 @@
-"""Account API routes under /api/v1/account/: usage and the generation log."""
-from django.urls import path
-
-from . import account_api
-
-urlpatterns = [
-    path("account/usage", account_api.UsageApi.as_view(), name="api-account-usage"),
-    path("account/generations", account_api.GenerationsApi.as_view(), name="api-account-generations"),
-]

@@ -1,0 +1,19 @@
+"""The public pages' routes. Their names keep the `marketplace` namespace (models' get_absolute_url,
+templates); the catalog's own model list is routed here beside the pages built on the rankings."""
+from django.urls import path
+
+from marketplace import views as catalog_views
+
+from . import views
+
+app_name = "marketplace"
+
+urlpatterns = [
+    path("", views.rankings_page, name="home"),
+    path("rankings/", views.rankings_page, name="rankings"),
+    path("models/", catalog_views.model_list, name="model-list"),
+    path("models/<slug:author>/<str:name>/", views.model_detail, name="model"),
+    path("authors/<slug:slug>/", views.author_detail, name="author"),
+    path("providers/<slug:slug>/", views.provider_detail, name="provider"),
+    path("apps/<slug:slug>/", views.app_detail, name="app"),
+]

@@ -1,0 +1,137 @@
+"""Public pages built on the rankings: the leaderboards and the model, author, provider and app pages.
+
+Templates stay under templates/marketplace/ and the URL names under the `marketplace` namespace:
+the pages are the catalog's public face, computed here from the rollups (the catalog app itself
+never imports analytics).
+"""
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from core import charts
+from core.timerange import TimeRange
+from marketplace import selectors
+from marketplace.models import Author, Provider
+
+from .cache import page_cached
+from .endpoint_stats import model_endpoints
+from .leaderboards import (
+    METRICS,
+    WINDOWS,
+    authors_volume_vs_money,
+    categories_in_use,
+    metric_parse,
+    models_of,
+    models_of_app,
+    ranking_apps,
+    ranking_models,
+    ranking_providers,
+    top_apps_of_model,
+    window_parse,
+)
+from .series import app_daily_tokens, daily_series, provider_daily_health, weekly_tokens
+
+
+def _page_cached(request: HttpRequest, build) -> HttpResponse:
+    """Serve an anonymous GET from the cache of rendered pages, keyed by the rankings version.
+
+    The version moves when new traffic is ingested (at most once a minute) and at once when staff
+    hide an app or unlist a model, so a cached page never outlives what it may show.
+    """
+    if request.user.is_authenticated:
+        return build()
+    built: list[HttpResponse] = []
+
+    def render_body() -> bytes | None:
+        built.append(build())
+        return built[0].content if built[0].status_code == 200 else None
+
+    body = page_cached(request.get_full_path(), render_body)
+    return HttpResponse(body) if body is not None else built[0]
+
+
+def rankings_page(request: HttpRequest) -> HttpResponse:
+    """The public leaderboards: models, providers and apps by tokens or spend over a window."""
+    return _page_cached(request, lambda: _rankings_page(request))
+
+
+def _rankings_page(request: HttpRequest) -> HttpResponse:
+    window = window_parse(request.GET.get("window"))
+    metric = metric_parse(request.GET.get("metric"))
+    categories = categories_in_use()
+    category = request.GET.get("category", "")
+    category = category if category in dict(categories) else ""
+    models = ranking_models(window=window, metric=metric, limit=100, category=category)
+    return render(request, "marketplace/rankings.html", {
+        "window": window, "metric": metric, "windows": list(WINDOWS), "metrics": METRICS,
+        "categories": categories, "category": category, "category_name": dict(categories).get(category, ""),
+        "top": models[:20], "more": models[20:],
+        "trending": ranking_apps(window=window, metric="tokens", limit=10, trending=True)
+        if window.previous else [],
+        "providers": ranking_providers(window=window, metric=metric, limit=10),
+        "apps": ranking_apps(window=window, metric=metric, limit=10),
+        **_ranking_charts(window),
+    })
+
+
+def _ranking_charts(window: TimeRange) -> dict:
+    weekly_models = weekly_tokens(by="model")
+    weekly_authors = weekly_tokens(by="author", top=10)
+    volume = authors_volume_vs_money(window=window)
+    return {
+        "weekly_models": weekly_models, "weekly_authors": weekly_authors, "volume": volume,
+        "weekly_models_chart": charts.stacked_bars(weekly_models, title="Tokens per week, top models"),
+        "weekly_authors_chart": charts.stacked_bars(weekly_authors, title="Market share by author", percent=True),
+        "volume_chart": charts.volume_vs_money(volume),
+    }
+
+
+def model_detail(request: HttpRequest, author: str, name: str) -> HttpResponse:
+    """A model: prices, providers table with live figures, daily tokens by provider, top apps."""
+    model = selectors.model_get(author=author, name=name)
+    if model is None:
+        raise Http404("No such model")
+    return _page_cached(request, lambda: _model_page(request, model))
+
+
+def _model_page(request: HttpRequest, model) -> HttpResponse:
+    daily = daily_series(group="provider__name", model_id=model.pk)
+    week = window_parse("week")
+    return render(request, "marketplace/model_detail.html", {
+        "model": model, "endpoints": model_endpoints(model=model), "daily": daily,
+        "daily_chart": charts.daily_stacked(daily, title="Tokens per day by provider"),
+        "apps": top_apps_of_model(model_id=model.pk, window=week)})
+
+
+def author_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """A lab: its models' traffic per day and its models."""
+    author = get_object_or_404(Author, slug=slug)
+    daily = daily_series(group="model__name", model__author_id=author.pk)
+    return render(request, "marketplace/author_detail.html", {
+        "author": author, "models": selectors.author_models(author=author), "daily": daily,
+        "daily_chart": charts.daily_stacked(daily, title="Tokens per day by model"),
+        "ranked": models_of(window=window_parse("month"), model__author_id=author.pk)})
+
+
+def provider_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """A provider: models served, tokens, uptime and latency over time."""
+    provider = get_object_or_404(Provider, slug=slug)
+    health = provider_daily_health(provider_id=provider.pk)
+    return render(request, "marketplace/provider_detail.html", {
+        "provider": provider, "endpoints": selectors.provider_endpoints(provider=provider), "health": health,
+        "health_chart": charts.provider_health(health),
+        "ranked": models_of(window=window_parse("month"), provider_id=provider.pk)})
+
+
+def app_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """A public app: tokens over time and the models it uses."""
+    app = selectors.app_get(slug=slug)
+    if app is None:
+        raise Http404("No such app")
+    return _page_cached(request, lambda: _app_page(request, app))
+
+
+def _app_page(request: HttpRequest, app) -> HttpResponse:
+    daily = app_daily_tokens(app_id=app.pk)
+    return render(request, "marketplace/app_detail.html", {
+        "app": app, "daily": daily, "daily_chart": charts.daily_stacked(daily, title="Tokens per day by model"),
+        "ranked": models_of_app(app_id=app.pk, window=window_parse("month"))})

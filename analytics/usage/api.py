@@ -1,0 +1,146 @@
+"""The account API: usage (the rows of usage.csv, as JSON) and the generation log.
+
+Authenticated by an account API token (`Authorization: Bearer tg_…`, made on /account/tokens/);
+every answer is about the token's account only.
+"""
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.access import AccountTokenAuthentication, api_account
+from core.api import FIELD_ERRORS, ErrorSerializer
+from core.money import units_text
+from core.params import ParamError
+from core.timerange import date_range_parse
+
+from . import exports, generation_log, params
+
+
+class UsageInputSerializer(serializers.Serializer):
+    start = serializers.DateField(required=False, help_text="first UTC date (default: 29 days before end)")
+    end = serializers.DateField(required=False, help_text="last UTC date, included (default: today)")
+    group_by = serializers.CharField(required=False, default=",".join(params.REPORT_DEFAULT),
+                                     help_text=f"comma list of {', '.join(params.REPORT_GROUPS)}")
+
+
+class UsageRowSerializer(serializers.Serializer):
+    date = serializers.CharField(required=False)
+    week = serializers.CharField(required=False)
+    month = serializers.CharField(required=False)
+    model = serializers.CharField(required=False)
+    api_key = serializers.CharField(required=False)
+    api_key_name = serializers.CharField(required=False)
+    provider = serializers.CharField(required=False)
+    app = serializers.CharField(required=False)
+    app_origin = serializers.CharField(required=False)
+    requests = serializers.IntegerField()
+    failures = serializers.IntegerField()
+    tokens_prompt = serializers.IntegerField()
+    tokens_completion = serializers.IntegerField()
+    tokens_reasoning = serializers.IntegerField()
+    tokens_cached = serializers.IntegerField()
+    tokens_total = serializers.IntegerField()
+    byok_tokens = serializers.IntegerField()
+    spend_usd = serializers.DecimalField(max_digits=30, decimal_places=10)
+
+
+class UsageReportSerializer(serializers.Serializer):
+    start = serializers.DateField()
+    end = serializers.DateField()
+    group_by = serializers.ListField(child=serializers.CharField())
+    rows = UsageRowSerializer(many=True)
+
+
+class AccountGenerationSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    model_id = serializers.IntegerField()
+    provider_id = serializers.IntegerField()
+    app_id = serializers.IntegerField(allow_null=True)
+    api_key_id = serializers.IntegerField(allow_null=True)
+    tokens_prompt = serializers.IntegerField()
+    tokens_completion = serializers.IntegerField()
+    tokens_reasoning = serializers.IntegerField()
+    tokens_cached = serializers.IntegerField()
+    total_cost_usd = serializers.SerializerMethodField()
+    is_byok = serializers.BooleanField()
+    latency = serializers.IntegerField(allow_null=True)
+    generation_time = serializers.IntegerField(allow_null=True)
+    status = serializers.IntegerField()
+    finish_reason = serializers.CharField()
+    provider_responses = serializers.JSONField(allow_null=True)
+
+    def get_total_cost_usd(self, obj) -> str:
+        return units_text(obj.cost_units)
+
+
+class GenerationPageSerializer(serializers.Serializer):
+    results = AccountGenerationSerializer(many=True)
+    next = serializers.CharField(allow_null=True, help_text="pass as `after` for the next (older) page")
+
+
+class _AccountApi(APIView):
+    authentication_classes = [AccountTokenAuthentication]
+    permission_classes = [IsAuthenticated]
+
+
+class UsageApi(_AccountApi):
+    InputSerializer = UsageInputSerializer
+    OutputSerializer = UsageReportSerializer
+
+    @extend_schema(
+        operation_id="account_usage", tags=["account"],
+        parameters=[InputSerializer], responses={200: OutputSerializer, 400: FIELD_ERRORS, 401: ErrorSerializer},
+        examples=[OpenApiExample("a day", value={
+            "start": "2026-11-01", "end": "2026-11-01", "group_by": ["day", "model", "api_key"],
+            "rows": [{"date": "2026-11-01", "model": "openai/gpt-5", "api_key": "key_91c2", "api_key_name": "",
+                      "requests": 12, "failures": 0, "tokens_prompt": 4200, "tokens_completion": 900,
+                      "tokens_reasoning": 300, "tokens_cached": 1000, "tokens_total": 5100, "byok_tokens": 0,
+                      "spend_usd": "0.0142500000"}]}, response_only=True)],
+        description="Usage of the token's account per group over UTC days: the rows of usage.csv.")
+    def get(self, request):
+        account = api_account(request)
+        query = self.InputSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        try:
+            first, last = date_range_parse(request.query_params.get("start"), request.query_params.get("end"))
+        except ParamError as error:
+            raise ValidationError({"detail": str(error)}) from None
+        group_by = params.report_groups_parse(query.validated_data["group_by"])
+        header = exports.usage_csv_header(group_by)
+        rows = exports.usage_report(account_id=account.pk, first=first, last=last, group_by=group_by)
+        return Response({"start": first, "end": last, "group_by": list(group_by),
+                         "rows": [dict(zip(header, row, strict=True)) for row in rows]})
+
+
+class GenerationsApi(_AccountApi):
+    OutputSerializer = GenerationPageSerializer
+
+    @extend_schema(
+        operation_id="account_generations", tags=["account"],
+        responses={200: OutputSerializer, 400: FIELD_ERRORS, 401: ErrorSerializer},
+        parameters=[OpenApiParameter(name, int, description=f"{name} id") for name in
+                    ("model", "api_key", "provider", "app")] + [
+            OpenApiParameter("status", str, enum=list(generation_log.STATUSES)),
+            OpenApiParameter("start", str, description="first UTC date, YYYY-MM-DD"),
+            OpenApiParameter("end", str, description="last UTC date, included"),
+            OpenApiParameter("after", str, description="the `next` cursor of the previous page"),
+            OpenApiParameter("limit", int, description="rows per page, at most 500 (default 50)")],
+        description="The token's account's generations, newest first, paged by cursor.")
+    def get(self, request):
+        account = api_account(request)
+        try:
+            limit = min(max(int(request.query_params.get("limit", 50)), 1), 500)
+        except ValueError:
+            limit = 50
+        try:
+            log_filter = generation_log.log_filter_parse(request.query_params)
+        except ParamError as error:
+            raise ValidationError({"detail": str(error)}) from None
+        page = generation_log.generations_page(account_id=account.pk, log_filter=log_filter,
+                                               after=request.query_params.get("after"), size=limit)
+        return Response({"results": AccountGenerationSerializer(page.rows, many=True).data,
+                         "next": page.next_cursor})

@@ -1,0 +1,370 @@
+"""An account's generation log: filtered, newest first, paged by key set; and its CSV export.
+
+Pages walk the index (account, created_at DESC, id DESC) from a cursor, so page 10,000 costs what
+page 1 costs, and rows that arrive while someone pages never shift what they see next (no gaps,
+no repeats). The CSV streams: on PostgreSQL straight out of `COPY (SELECT …) TO STDOUT`, with
+formula-like text cells neutralized in SQL; elsewhere through Python's csv writer.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import orjson
+from django.db import connection, transaction
+from django.db.models import Q
+
+from analytics.models import AccountDay, Generation, GenerationKey
+from billing.models import ApiKey
+from core.csvutil import DANGEROUS_PREFIXES, NUMBER_PATTERN, safe_cell
+from core.money import units_text
+from core.params import DATE_ERROR, DATE_MAX, DATE_MIN, ParamError, date_param, int64_param
+from core.timerange import days_span, midnight
+from marketplace.models import App, Model, Provider
+
+from .queries import dimension_names
+
+STATUSES = {"ok": Q(status__gte=200, status__lt=300), "error": ~Q(status__gte=200, status__lt=300)}
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    model: int | None = None
+    api_key: int | None = None
+    provider: int | None = None
+    app: int | None = None
+    status: str = ""
+    start: datetime | None = None
+    end: datetime | None = None  # exclusive
+
+    def q(self) -> Q:
+        q = Q()
+        for field in ("model", "api_key", "provider", "app"):
+            value = getattr(self, field)
+            if value is not None:
+                q &= Q(**{f"{field}_id": value})
+        if self.status in STATUSES:
+            q &= STATUSES[self.status]
+        if self.start:
+            q &= Q(created_at__gte=self.start)
+        if self.end:
+            q &= Q(created_at__lt=self.end)
+        return q
+
+
+def log_filter_parse(params) -> LogFilter:
+    """Filters from a query string: ids of model, api_key, provider, app; status; start/end dates (UTC).
+
+    An id that is not a 64-bit whole number or a date outside core.params' range raises ParamError
+    naming every unusable parameter; an unknown status is no filter.
+    """
+    values, problems = {}, []
+    for field in ("model", "api_key", "provider", "app"):
+        try:
+            values[field] = int64_param(params.get(field), name=field)
+        except ParamError as error:
+            problems.append(str(error))
+    for field in ("start", "end"):
+        try:
+            values[field] = date_param(params.get(field))
+        except ParamError:
+            problems.append(f"{field}: {DATE_ERROR}")
+    if problems:
+        raise ParamError(" ".join(problems))
+    start, end = values.pop("start"), values.pop("end")
+    return LogFilter(
+        **values, status=params.get("status", "") if params.get("status") in STATUSES else "",
+        start=midnight(start) if start else None, end=midnight(end + timedelta(days=1)) if end else None)
+
+
+def cursor_encode(created_at: datetime, generation_id: str) -> str:
+    raw = orjson.dumps([created_at.astimezone(UTC).isoformat(), generation_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor_decode(value: str | None) -> tuple[datetime, str] | None:
+    """The (created_at, id) a page continues after; None for a missing or mangled cursor."""
+    if not value:
+        return None
+    try:
+        stamp, generation_id = orjson.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+        created = datetime.fromisoformat(stamp)
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        return None
+    if created.tzinfo is None or not isinstance(generation_id, str):
+        return None
+    try:  # a hand-made cursor at the calendar's edge (year 1 at +05:00) has no UTC time
+        day = created.astimezone(UTC).date()
+    except OverflowError:
+        return None
+    return (created, generation_id) if DATE_MIN <= day <= DATE_MAX else None
+
+
+@dataclass(frozen=True)
+class LogPage:
+    rows: list[Generation]
+    next_cursor: str | None
+
+
+def generations_page(*, account_id: int, log_filter: LogFilter, after: str | None = None,
+                     size: int = PAGE_SIZE) -> LogPage:
+    """One page of the account's generations, newest first, after the cursor."""
+    rows = Generation.objects.filter(Q(account_id=account_id) & log_filter.q())
+    position = cursor_decode(after)
+    if position:
+        created, generation_id = position
+        # The redundant `created_at <= cursor` is what the index (and partition pruning) can use:
+        # without it the OR is a filter and page N reads the N pages before it.
+        rows = rows.filter(Q(created_at__lte=created),
+                           Q(created_at__lt=created) | Q(created_at=created, id__lt=generation_id))
+    page = list(rows.order_by("-created_at", "-id")[: size + 1])
+    more = len(page) > size
+    page = page[:size]
+    return LogPage(rows=page, next_cursor=cursor_encode(page[-1].created_at, page[-1].id) if more else None)
+
+
+def generation_of(*, account_id: int, generation_id: str) -> Generation:
+    """One generation of the account (DoesNotExist for anyone else's)."""
+    return generations_with_id(Generation.objects.filter(account_id=account_id), generation_id).get()
+
+
+def generations_with_id(rows, generation_id: str):
+    """`rows` narrowed to the generation with this id (the detail page and the admin).
+
+    On PostgreSQL the key table gives the generation's `created_at` first, so the lookup reads one
+    month's partition instead of probing every month (the partitions have no index on id alone).
+    """
+    rows = rows.filter(id=generation_id)
+    if connection.vendor == "postgresql":
+        rows = rows.filter(created_at=GenerationKey.objects.filter(id=generation_id).values("created_at")[:1])
+    return rows
+
+
+@dataclass(frozen=True)
+class Names:
+    models: dict[int, str]
+    providers: dict[int, str]
+    apps: dict[int, str]
+    keys: dict[int, str]
+
+
+def names_for(rows: list[Generation], *, account_id: int) -> Names:
+    """Display names of the models, providers, apps and keys on a page (four queries at most)."""
+    def names(dimension: str, attr: str) -> dict[int, str]:
+        return dimension_names(dimension, {getattr(r, attr) for r in rows}, account_id=account_id)
+
+    return Names(models=names("model", "model_id"), providers=names("provider", "provider_id"),
+                 apps=names("app", "app_id"), keys=names("api_key", "api_key_id"))
+
+
+def filter_choices(*, account_id: int) -> dict[str, list[tuple[int, str]]]:
+    """What the log can be filtered by: the account's keys and what its rollups have seen."""
+    seen = AccountDay.objects.filter(account_id=account_id)
+    model_ids = seen.values("model_id").distinct()
+    provider_ids = seen.values("provider_id").distinct()
+    app_ids = seen.exclude(app_id=0).values("app_id").distinct()
+    return {
+        "model": list(Model.objects.filter(pk__in=model_ids).order_by("slug").values_list("pk", "slug")),
+        "provider": list(Provider.objects.filter(pk__in=provider_ids).order_by("name").values_list("pk", "name")),
+        "app": [(pk, name or origin) for pk, name, origin in
+                App.objects.filter(pk__in=app_ids).order_by("name").values_list("pk", "name", "origin")],
+        "api_key": [(pk, name or external) for pk, name, external in
+                    ApiKey.objects.filter(account_id=account_id).values_list("pk", "name", "external_id")],
+    }
+
+
+# --- generations.csv ---------------------------------------------------------------------
+
+# (header, SQL expression over g = generation, m = model, p = provider, a = app, k = api key, untrusted text)
+CSV_COLUMNS = (
+    ("id", "g.id", True),
+    ("created_at", "g.created_at", False),
+    ("model", "m.slug", True),
+    ("provider", "p.slug", True),
+    ("app", "a.name", True),
+    ("app_origin", "a.origin", True),
+    ("api_key", "k.external_id", True),
+    ("tokens_prompt", "g.tokens_prompt", False),
+    ("tokens_completion", "g.tokens_completion", False),
+    ("tokens_reasoning", "g.tokens_reasoning", False),
+    ("tokens_cached", "g.tokens_cached", False),
+    ("total_cost_usd", "g.cost_units", False),
+    ("cost_priced_by_tokengrid", "g.cost_priced", False),
+    ("is_byok", "g.is_byok", False),
+    ("latency_ms", "g.latency", False),
+    ("generation_time_ms", "g.generation_time", False),
+    ("status", "g.status", False),
+    ("finish_reason", "g.finish_reason", True),
+    ("streamed", "g.streamed", False),
+    ("cancelled", "g.cancelled", False),
+    ("num_media_prompt", "g.num_media_prompt", False),
+    ("num_media_completion", "g.num_media_completion", False),
+    ("num_search_results", "g.num_search_results", False),
+    ("provider_responses", "g.provider_responses", True),
+    ("batch_id", "g.batch_id", False),
+)
+CSV_HEADER = [name for name, _, _ in CSV_COLUMNS]
+# Every generation in the range, also one whose catalog row is missing (the raw table has no
+# foreign keys): its names are empty, as on PostgreSQL, where they come from lookups, not joins.
+_FROM = ("FROM analytics_generation g LEFT JOIN marketplace_model m ON m.id = g.model_id"
+         " LEFT JOIN marketplace_provider p ON p.id = g.provider_id LEFT JOIN marketplace_app a ON a.id = g.app_id"
+         " LEFT JOIN billing_apikey k ON k.id = g.api_key_id AND k.account_id = g.account_id")
+_RANGE = "g.account_id = %s AND g.created_at >= %s AND g.created_at < %s"
+_ORDER = "ORDER BY g.created_at, g.id"
+_NUMBER = NUMBER_PATTERN
+# core.csvutil's prefixes as SQL characters; all sort below 'A', which the ascii() pre-test relies on.
+_PG_PREFIXES = ", ".join(f"chr({ord(prefix)})" for prefix in DANGEROUS_PREFIXES)
+
+
+def _pg_safe(text: str) -> str:
+    """core.csvutil.safe_cell's rule in SQL: formula-like text gets a leading quote.
+
+    `ascii() < 65` first: every dangerous first character sorts below 'A', so an ordinary cell
+    costs one integer test instead of six comparisons of a copied first letter.
+    """
+    return (f"CASE WHEN ascii({text}) < 65 AND left({text}, 1) IN ({_PG_PREFIXES})"
+            f" AND {text} !~ '{_NUMBER}' THEN '''' || {text} ELSE {text} END")
+
+
+def _pg_names(table: str, column: str) -> str:
+    """A jsonb array holding each row's neutralized `column` at the position of its id.
+
+    Uncorrelated, so PostgreSQL computes it once (an InitPlan); `->> id` then finds a row's name
+    in constant time. No join is left in the export's plan: it is the account index read in
+    order. Catalog ids are dense (registration inserts only missing names), so the array is about
+    as long as the table.
+    """
+    return (f"(SELECT jsonb_agg({_pg_safe(f't.{column}')} ORDER BY s.i) FROM generate_series(0,"
+            f" (SELECT coalesce(max(id), 0) FROM {table})) s(i) LEFT JOIN {table} t ON t.id = s.i)")
+
+
+# An account's key ids are not dense: its keys in a jsonb object by id.
+_PG_KEYS = (f"(SELECT jsonb_object_agg(k.id, {_pg_safe('k.external_id')}) FROM billing_apikey k"
+            " WHERE k.account_id = %s)")
+_PG_NAMES = {
+    "model": f"{_pg_names('marketplace_model', 'slug')} ->> g.model_id::int",
+    "provider": f"{_pg_names('marketplace_provider', 'slug')} ->> g.provider_id::int",
+    "app": f"{_pg_names('marketplace_app', 'name')} ->> g.app_id::int",
+    "app_origin": f"{_pg_names('marketplace_app', 'origin')} ->> g.app_id::int",
+    "api_key": f"{_PG_KEYS} ->> g.api_key_id::text",
+}
+
+
+def _pg_column(name: str, expression: str, untrusted: bool) -> str:
+    # Text built directly: one to_char() for the time, integer arithmetic for the cost (numeric
+    # division costs more). Costs are never negative (the parser rejects them).
+    if name in _PG_NAMES:
+        return _PG_NAMES[name]
+    if name == "created_at":
+        return "to_char(g.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+    if name == "total_cost_usd":
+        return "(g.cost_units / 10000000000)::text || '.' || lpad((g.cost_units %% 10000000000)::text, 10, '0')"
+    if expression.endswith(("cost_priced", "is_byok", "streamed", "cancelled")):
+        return f"{expression}::text"  # 'true' or 'false' (boolean to text; NULL stays NULL)
+    if name == "provider_responses":
+        # JSON text starts with [, {, ", a digit, t, f, n or a minus sign followed by a digit (a
+        # number, left alone by the rule below too): never a formula. One jsonb-to-text, not three.
+        return f"{expression}::text"
+    if untrusted:
+        return _pg_safe(f"{expression}::text")
+    return expression
+
+
+def generations_csv(*, account_id: int, first: date, last: date) -> Iterator[bytes]:
+    """Every field of every generation of the account in [first, last] (UTC dates), oldest first."""
+    start, end = days_span(first, last)
+    yield (",".join(CSV_HEADER) + "\r\n").encode()
+    if connection.vendor == "postgresql":
+        yield from _csv_postgres(account_id, start, end)
+    else:
+        yield from _csv_python(account_id, start, end)
+
+
+# The order is the account index (account, created_at DESC, id DESC) read backwards. Left alone,
+# once the account holds a large share of the table the planner prefers a parallel scan of all of
+# it and a sort of the range (slower, and the sort spills to disk), and on two cores parallel
+# workers only compete with this backend and the process reading it. jit off: compiling the
+# expressions costs more than it saves on one account's rows.
+PG_EXPORT_SETTINGS = ("SET LOCAL enable_sort = off", "SET LOCAL max_parallel_workers_per_gather = 0",
+                      "SET LOCAL jit = off")
+
+
+def pg_export_select() -> str:
+    """The export's SELECT on PostgreSQL (parameters: `pg_export_params`)."""
+    select = ", ".join(_pg_column(*column) for column in CSV_COLUMNS)
+    return f"SELECT {select} FROM analytics_generation g WHERE {_RANGE} {_ORDER}"
+
+
+def pg_export_params(account_id: int, start: datetime, end: datetime) -> tuple:
+    return (account_id, account_id, start, end)  # the account's keys, then the range
+
+
+def _csv_postgres(account_id: int, start: datetime, end: datetime) -> Iterator[bytes]:
+    sql = f"COPY ({pg_export_select()}) TO STDOUT WITH (FORMAT csv)"
+    connection.ensure_connection()
+    with transaction.atomic(), connection.connection.cursor() as cursor:
+        for setting in PG_EXPORT_SETTINGS:
+            cursor.execute(setting)
+        yield from _copy_blocks(cursor, sql, pg_export_params(account_id, start, end))
+
+
+def _copy_blocks(cursor, sql: str, params: tuple) -> Iterator[bytes]:
+    with cursor.copy(sql, params) as copy:
+        buffer = bytearray()
+        for block in copy:
+            buffer += block
+            if len(buffer) >= 256 * 1024:
+                yield bytes(buffer)
+                buffer.clear()
+        if buffer:
+            yield bytes(buffer)
+
+
+def _csv_value(name: str, value) -> object:
+    if value is None:
+        return ""
+    if name == "created_at":
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if name == "total_cost_usd":
+        return units_text(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if name == "provider_responses":
+        return safe_cell(orjson.dumps(value).decode())
+    return value
+
+
+def _csv_python(account_id: int, start: datetime, end: datetime) -> Iterator[bytes]:
+    untrusted = {i for i, (_, _, flag) in enumerate(CSV_COLUMNS) if flag}
+    select = ", ".join(expression for _, expression, _ in CSV_COLUMNS)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    with connection.cursor() as cursor:
+        converters = connection.ops
+        # As the ORM stores them (SQLite compares text): a bare datetime would be sent with its
+        # "+00:00" and miss rows exactly at the start, and take rows exactly at the end.
+        bounds = [converters.adapt_datetimefield_value(moment) for moment in (start, end)]
+        cursor.execute(f"SELECT {select} {_FROM} WHERE {_RANGE} {_ORDER}", (account_id, *bounds))
+        while rows := cursor.fetchmany(5000):
+            for row in rows:
+                cells = []
+                for i, value in enumerate(row):
+                    name = CSV_HEADER[i]
+                    if name == "created_at" and isinstance(value, str):
+                        value = converters.convert_datetimefield_value(value, None, connection)
+                    if name in ("cost_priced_by_tokengrid", "is_byok", "streamed", "cancelled") and value is not None:
+                        value = bool(value)
+                    if name == "provider_responses" and isinstance(value, str):
+                        value = orjson.loads(value)
+                    value = _csv_value(name, value)
+                    cells.append(safe_cell(value) if i in untrusted and name != "provider_responses" else value)
+                writer.writerow(cells)
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+

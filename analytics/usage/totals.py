@@ -1,0 +1,117 @@
+"""The usage counters of the account rollups, as one value type (`Totals`), and the comparisons of
+two periods the overview shows. `COUNTERS` is the one list of them: `Totals`' fields, in order.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import NamedTuple
+
+from core.money import units_to_usd
+
+METRICS = {
+    "spend": ("Spend (USD)", ("spend_units",), None),
+    "tokens": ("Tokens", ("tokens_prompt", "tokens_completion"), None),
+    "tokens_prompt": ("Prompt tokens", ("tokens_prompt",), None),
+    "tokens_completion": ("Completion tokens", ("tokens_completion",), None),
+    "tokens_reasoning": ("Reasoning tokens", ("tokens_reasoning",), None),
+    "requests": ("Requests", ("requests",), None),
+    "failures": ("Failed requests", ("failed",), None),
+    "latency": ("Mean latency (ms)", ("latency_sum",), "latency_count"),
+}
+
+
+class Totals(NamedTuple):
+    """The rollup counters of some rows; `+` adds them (a NamedTuple: this sits in hot loops)."""
+
+    requests: int = 0
+    failed: int = 0
+    tokens_prompt: int = 0
+    tokens_completion: int = 0
+    tokens_reasoning: int = 0
+    tokens_cached: int = 0
+    byok_tokens: int = 0
+    spend_units: int = 0
+    latency_sum: int = 0
+    latency_count: int = 0
+
+    @classmethod
+    def of(cls, row: dict, prefix: str = "") -> Totals:
+        return cls._make([int(row[prefix + c] or 0) for c in COUNTERS])
+
+    def __add__(self, other: Totals) -> Totals:  # type: ignore[override]
+        return Totals._make(map(operator.add, self, other))
+
+    @property
+    def tokens(self) -> int:
+        return self.tokens_prompt + self.tokens_completion
+
+    @property
+    def spend(self) -> Decimal:
+        return units_to_usd(self.spend_units)
+
+    @property
+    def cost_per_million_units(self) -> int | None:
+        """Average spend per 1M tokens (BYOK tokens excluded, as their spend is)."""
+        paid = self.tokens - self.byok_tokens
+        return self.spend_units * 1_000_000 // paid if paid > 0 else None
+
+    @property
+    def cache_hit_share(self) -> float | None:
+        return self.tokens_cached / self.tokens_prompt if self.tokens_prompt else None
+
+    @property
+    def failure_share(self) -> float | None:
+        return self.failed / self.requests if self.requests else None
+
+    @property
+    def mean_latency_ms(self) -> float | None:
+        return self.latency_sum / self.latency_count if self.latency_count else None
+
+    def value(self, metric: str) -> Decimal | float | int | None:
+        _, numerators, denominator = METRICS[metric]
+        top = sum(getattr(self, c) for c in numerators)
+        if metric == "spend":
+            return units_to_usd(top)
+        if denominator is None:
+            return top
+        bottom = getattr(self, denominator)
+        return top / bottom if bottom else None
+
+
+
+COUNTERS = Totals._fields  # the rollups' column names (analytics.models.AccountDay and AccountHour)
+REPORT_COUNTERS = tuple(c for c in COUNTERS if not c.startswith("latency_"))  # what usage.csv sums
+
+
+def _change(now: int | float | None, before: int | float | None) -> float | None:
+    if now is None or not before:
+        return None
+    return (now - before) / before
+
+
+@dataclass(frozen=True)
+class Comparison:
+    label: str
+    key: str
+    value: object
+    previous: object
+    kind: str  # usd | int | percent | usd_per_million | money
+
+    @property
+    def change(self) -> float | None:
+        return _change(self.value, self.previous)
+
+
+
+def comparisons(now: Totals, before: Totals) -> list[Comparison]:
+    return [
+        Comparison("Spend", "spend", now.spend_units, before.spend_units, "usd"),
+        Comparison("Tokens", "tokens", now.tokens, before.tokens, "int"),
+        Comparison("Requests", "requests", now.requests, before.requests, "int"),
+        Comparison("Cost per 1M tokens", "cost_per_million", now.cost_per_million_units,
+                   before.cost_per_million_units, "usd"),
+        Comparison("Cache hits", "cache_hit_share", now.cache_hit_share, before.cache_hit_share, "percent"),
+    ]
+

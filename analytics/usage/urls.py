@@ -1,0 +1,40 @@
+"""Account analytics pages (/account/...): overview, activity, generation log, reports."""
+from urllib.parse import quote, unquote
+
+from django.urls import path, register_converter
+
+from . import views
+
+app_name = "account"
+
+
+class GenerationIdConverter:
+    """A gateway's generation id (any text up to 128 characters) as one opaque path segment.
+
+    `/`, `?`, `#`, `%`, newlines and a bare `.` or `..` (which browsers fold away) are
+    percent-encoded into the segment; `reverse()` then quotes its `%`, and the one decoding the
+    server does gives back this segment, which `to_python` decodes into the id.
+    """
+
+    regex = "[^/]+"
+
+    def to_python(self, value: str) -> str:
+        return unquote(value)
+
+    def to_url(self, value: str) -> str:
+        segment = quote(value, safe="-_~!$&'()*+,;=:@")
+        return segment.replace(".", "%2E") if segment in (".", "..") else segment
+
+
+register_converter(GenerationIdConverter, "generation_id")
+
+urlpatterns = [
+    path("account/", views.overview, name="overview"),
+    path("account/activity/", views.activity, name="activity"),
+    path("account/generations/", views.generations, name="generations"),
+    path("account/generations/<generation_id:generation_id>/", views.generation, name="generation"),
+    path("account/reports/", views.reports, name="reports"),
+    path("account/reports/usage.csv", views.usage_csv, name="usage-csv"),
+    path("account/reports/generations.csv", views.generations_csv, name="generations-csv"),
+    path("account/reports/monthly/<int:year>-<int:month>/", views.monthly_report, name="monthly-report"),
+]

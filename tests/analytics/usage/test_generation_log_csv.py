@@ -1,0 +1,141 @@
+"""generations.csv: order, range bounds, neutralization and names, the same on SQLite and PostgreSQL."""
+import csv
+import io
+import re
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.db import connection, transaction
+
+from analytics.models import Generation
+from analytics.usage import generation_log
+from billing.models import Account, ApiKey
+from marketplace.models import App, Author, Model, Provider
+
+pytestmark = pytest.mark.django_db
+
+FIRST, LAST = date(2026, 3, 1), date(2026, 3, 2)
+START = datetime(2026, 3, 1, tzinfo=UTC)
+END = datetime(2026, 3, 3, tzinfo=UTC)  # exclusive: the day after LAST
+MICRO = timedelta(microseconds=1)
+
+
+@pytest.fixture
+def catalog():
+    author = Author.objects.create(slug="lab", name="Lab")
+    models = [Model.objects.create(slug=slug, author=author, route_name=slug, name=slug)
+              for slug in ("lab/plain", "lab/gone", "=lab/evil")]
+    models[1].delete()  # a gap in the ids: names are found by id, not by position
+    return {
+        "account": Account.objects.create(external_id="acct"),
+        "other": Account.objects.create(external_id="other"),
+        "model": models[0], "evil_model": models[2],
+        "provider": Provider.objects.create(slug="prov", name="Prov"),
+        "evil_provider": Provider.objects.create(slug="@prov", name="@Prov"),
+        "app": App.objects.create(slug="app", origin="-https://evil.example/", name="+evil app"),
+    }
+
+
+def _generation(catalog, gid: str, created_at: datetime, **fields) -> Generation:
+    values = {"account": catalog["account"], "model": catalog["model"], "provider": catalog["provider"]}
+    values.update(fields)
+    return Generation(id=gid, created_at=created_at, **values)
+
+
+def _export(account: Account) -> list[dict]:
+    body = b"".join(generation_log.generations_csv(account_id=account.pk, first=FIRST, last=LAST)).decode()
+    return list(csv.DictReader(io.StringIO(body)))
+
+
+def test_range_bounds_and_exact_time_ties(catalog):
+    tie = START + timedelta(hours=5, microseconds=250)
+    Generation.objects.bulk_create([
+        _generation(catalog, "before", START - MICRO),
+        _generation(catalog, "first", START),
+        _generation(catalog, "tie-b", tie),
+        _generation(catalog, "tie-c", tie),
+        _generation(catalog, "tie-a", tie),
+        _generation(catalog, "last", END - MICRO),
+        _generation(catalog, "after", END),
+        _generation(catalog, "theirs", tie, account=catalog["other"]),
+    ])
+    rows = _export(catalog["account"])
+    # Oldest first; a tie on created_at is broken by id, ascending.
+    assert [r["id"] for r in rows] == ["first", "tie-a", "tie-b", "tie-c", "last"]
+    assert [r["created_at"] for r in rows] == [
+        "2026-03-01T00:00:00.000000Z", "2026-03-01T05:00:00.000250Z", "2026-03-01T05:00:00.000250Z",
+        "2026-03-01T05:00:00.000250Z", "2026-03-02T23:59:59.999999Z"]
+
+
+def test_formula_like_text_is_neutralized_in_every_text_column(catalog):
+    key = ApiKey.objects.create(account=catalog["account"], external_id="=key")
+    Generation.objects.bulk_create([
+        _generation(catalog, "=1+2", START, model=catalog["evil_model"], provider=catalog["evil_provider"],
+                    app=catalog["app"], api_key=key, finish_reason="\tstop"),
+        _generation(catalog, "-42", START + MICRO, finish_reason="-1.5e3"),
+        _generation(catalog, "@x", START + 2 * MICRO, finish_reason="+"),
+    ])
+    evil, number, plain = _export(catalog["account"])
+    assert (evil["id"], evil["model"], evil["provider"]) == ("'=1+2", "'=lab/evil", "'@prov")
+    assert (evil["app"], evil["app_origin"], evil["api_key"]) == ("'+evil app", "'-https://evil.example/", "'=key")
+    assert evil["finish_reason"] == "'\tstop"
+    # Numbers are left alone: only text can carry a formula.
+    assert (number["id"], number["finish_reason"]) == ("-42", "-1.5e3")
+    assert (plain["id"], plain["finish_reason"], plain["model"], plain["provider"]) == ("'@x", "'+", "lab/plain", "prov")
+
+
+def test_every_field_as_text(catalog):
+    key = ApiKey.objects.create(account=catalog["account"], external_id="key-1")
+    Generation.objects.bulk_create([
+        _generation(catalog, "full", START, app=catalog["app"], api_key=key, tokens_prompt=1000, tokens_completion=500,
+                    tokens_reasoning=100, tokens_cached=200, cost_units=12_345_678_901, cost_priced=True,
+                    latency=400, generation_time=1200, status=200, finish_reason="stop", streamed=True,
+                    cancelled=False, num_media_prompt=1, num_media_completion=0, num_search_results=3,
+                    batch_id=7),
+        _generation(catalog, "sparse", START + MICRO, is_byok=True, status=500),
+    ])
+    full, sparse = _export(catalog["account"])
+    assert full == {
+        "id": "full", "created_at": "2026-03-01T00:00:00.000000Z", "model": "lab/plain", "provider": "prov",
+        "app": "'+evil app", "app_origin": "'-https://evil.example/", "api_key": "key-1", "tokens_prompt": "1000",
+        "tokens_completion": "500", "tokens_reasoning": "100", "tokens_cached": "200",
+        "total_cost_usd": "1.2345678901", "cost_priced_by_tokengrid": "true", "is_byok": "false", "latency_ms": "400",
+        "generation_time_ms": "1200", "status": "200", "finish_reason": "stop", "streamed": "true",
+        "cancelled": "false", "num_media_prompt": "1", "num_media_completion": "0", "num_search_results": "3",
+        "provider_responses": "", "batch_id": "7"}
+    # No app, key, latency or stream flags: empty cells, not "None" or "false".
+    assert (sparse["app"], sparse["app_origin"], sparse["api_key"], sparse["latency_ms"]) == ("", "", "", "")
+    assert (sparse["streamed"], sparse["cancelled"], sparse["is_byok"]) == ("", "", "true")
+    assert sparse["total_cost_usd"] == "0.0000000000"
+
+
+def test_a_generation_whose_catalog_row_is_gone_is_still_exported(catalog):
+    gone = Model.objects.create(slug="lab/retired", author=catalog["model"].author, route_name="r", name="r")
+    Generation.objects.bulk_create([_generation(catalog, "orphan", START, model=gone)])
+    Model.objects.filter(pk=gone.pk).delete()
+    [row] = _export(catalog["account"])
+    assert (row["id"], row["model"], row["provider"]) == ("orphan", "", "prov")
+
+
+def test_a_key_of_another_account_is_never_named(catalog):
+    mine = ApiKey.objects.create(account=catalog["account"], external_id="key_mine")
+    theirs = ApiKey.objects.create(account=catalog["other"], external_id="key_theirs")
+    Generation.objects.bulk_create([_generation(catalog, "a", START, api_key=mine),
+                                    _generation(catalog, "b", START + MICRO, api_key=theirs)])
+    assert [(r["id"], r["api_key"]) for r in _export(catalog["account"])] == [("a", "key_mine"), ("b", "")]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the COPY plan is PostgreSQL's")
+def test_postgres_export_reads_the_account_index_in_order_without_a_sort(catalog):
+    Generation.objects.bulk_create([_generation(catalog, f"g{i:04d}", START + timedelta(seconds=i)) for i in range(500)])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE analytics_generation")
+    with transaction.atomic(), connection.cursor() as cursor:
+        for setting in generation_log.PG_EXPORT_SETTINGS:
+            cursor.execute(setting)
+        cursor.execute("EXPLAIN " + generation_log.pg_export_select(),
+                       generation_log.pg_export_params(catalog["account"].pk, START, END))
+        plan = "\n".join(line for (line,) in cursor.fetchall())
+    assert "Index Scan Backward using" in plan, plan
+    assert not re.search(r"(^|->)\s*Sort\b", plan, re.MULTILINE), plan
+    assert "Seq Scan on analytics_generation" not in plan, plan
