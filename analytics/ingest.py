@@ -29,7 +29,8 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from billing.services import accounts_register, api_keys_register, ledger_debit_usage
+from billing.accounts import accounts_register, api_keys_register
+from billing.ledger import ledger_debit_usage
 from core.money import UNITS_PER_USD
 from marketplace.pricing import PriceBook
 from marketplace.services import apps_register, models_register, providers_register

@@ -30,6 +30,12 @@ _LOW_BALANCE = ("low_balance_armed AND low_balance_threshold_units IS NOT NULL"
                 " AND balance_units < low_balance_threshold_units")
 
 
+def low_balance_threshold_set(*, account: Account, threshold_units: int | None) -> None:
+    """Set (or clear) the low-balance alert threshold; the next crossing below it emails the owners."""
+    account.low_balance_threshold_units, account.low_balance_armed = threshold_units, True
+    account.save(update_fields=["low_balance_threshold_units", "low_balance_armed"])
+
+
 def low_balance_claim(*, account_ids: Iterable[int]) -> list[int]:
     """Disarm and return the accounts among these that are under their alert threshold and armed.
 

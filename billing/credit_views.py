@@ -23,7 +23,7 @@ from core.csvutil import csv_stream
 from core.money import units_to_usd, usd_to_units
 from core.params import int64_or_404
 
-from . import promos, purchases, selectors, services, webhooks
+from . import accounts, alerts, promos, purchases, selectors, webhooks
 from .access import account_required
 from .credit_forms import AutoTopupForm, BuyForm, KeyLimitForm, LowBalanceForm, PromoForm
 from .gateways import GatewayError, gateway_get
@@ -164,8 +164,8 @@ def _alert(request: HttpRequest) -> HttpResponse:
     form = LowBalanceForm(request.POST)
     if form.is_valid():
         threshold = form.cleaned_data["threshold"]
-        services.low_balance_threshold_set(account=request.account,
-                                           threshold_units=None if threshold is None else usd_to_units(threshold))
+        alerts.low_balance_threshold_set(account=request.account,
+                                         threshold_units=None if threshold is None else usd_to_units(threshold))
         messages.success(request, "Low-balance alert saved." if threshold is not None else "Low-balance alert off.")
     else:
         messages.error(request, _form_error(form, "Enter the threshold in dollars and cents."))
@@ -208,7 +208,7 @@ def keys(request: HttpRequest) -> HttpResponse:
             return redirect("billing:keys")
         limit = form.cleaned_data["limit"]
         try:
-            key = services.api_key_limit_set(account=request.account, key_id=key_id,
+            key = accounts.api_key_limit_set(account=request.account, key_id=key_id,
                                              limit_units=None if limit is None else usd_to_units(limit),
                                              interval=form.cleaned_data["interval"])
         except ApiKey.DoesNotExist:

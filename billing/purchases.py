@@ -21,9 +21,10 @@ from core.bulk import id_set
 from core.money import format_usd, units_to_usd, usd_to_units
 
 from .gateways import Checkout, GatewayError, SavedMethod, gateway_get, units_floor_cents
+from .ledger import ledger_post
+from .lock_objects import payment_lock
 from .models import Account, LedgerEntry, Payment, PaymentMethod
 from .selectors import owner_emails
-from .services import accounts_lock, ledger_post
 
 log = logging.getLogger(__name__)
 CENT = Decimal("0.01")
@@ -98,9 +99,7 @@ def payment_complete(*, payment_id: int, method: SavedMethod | None = None,
     `amount_paid_units`, when the gateway reports it, must equal what was asked for.
     """
     with transaction.atomic():
-        # Account first, then payment: the lock order of refunds too (no deadlock between them).
-        accounts_lock(account_ids=[Payment.objects.values_list("account_id", flat=True).get(pk=payment_id)])
-        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        _, payment = payment_lock(payment_id=payment_id)
         if payment.status == Payment.Status.SUCCEEDED:
             return None
         if amount_paid_units is not None and amount_paid_units != payment.total_units:
@@ -159,8 +158,7 @@ def credits_refund(*, account: Account, payment_id: int, user=None) -> LedgerEnt
     asks the gateway inside the transaction: if the gateway refuses, nothing was debited.
     """
     with transaction.atomic():
-        locked = Account.objects.select_for_update().get(pk=account.pk)
-        payment = Payment.objects.select_for_update().get(pk=payment_id, account=account)
+        locked, payment = payment_lock(payment_id=payment_id, account_id=account.pk)
         amount = refundable_units(payment=payment, balance_units=locked.balance_units)
         if amount <= 0:
             raise PurchaseError("Nothing of this purchase can be refunded.")

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import get_resolver
 
 from analytics.models import Generation, IngestBatch
-from billing.access import account_token_create
+from billing.accounts import account_token_create
 from billing.models import ApiKey, Membership
 from tests.analytics.conftest import D1, account_traffic
 

@@ -18,7 +18,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from analytics.generation_log import cursor_encode
-from billing.access import account_token_create
+from billing.accounts import account_token_create
 from billing.credit_forms import AdjustForm, AutoTopupForm, KeyLimitForm, LowBalanceForm
 from billing.models import Account, ApiKey, Membership
 from core.params import DATE_ERROR

@@ -2,8 +2,8 @@
 import pytest
 from django.core.management import call_command
 
-from billing.access import account_token_create
-from billing.services import ledger_debit_usage
+from billing.accounts import account_token_create
+from billing.ledger import ledger_debit_usage
 from core.money import usd_to_units
 
 from .conftest import buy

@@ -5,9 +5,9 @@ import pytest
 from django.core import mail
 
 from billing.alerts import billing_after_debit
+from billing.ledger import ledger_debit_usage
 from billing.models import Account, Payment
 from billing.purchases import PurchaseError, auto_topup_run, auto_topup_settings_save
-from billing.services import ledger_debit_usage
 from core.money import usd_to_units
 
 from .conftest import buy, run_threads, with_demo_card

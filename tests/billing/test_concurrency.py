@@ -6,9 +6,9 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Sum
 
+from billing.ledger import ledger_debit_usage
 from billing.models import Account, LedgerEntry, Payment
 from billing.purchases import PurchaseError, credits_refund, payment_complete
-from billing.services import ledger_debit_usage
 from core.money import usd_to_units
 
 from .conftest import buy, run_threads

@@ -9,9 +9,9 @@ from django.db.models import F, Sum
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from billing.ledger import ledger_adjust, ledger_debit_usage, ledger_post
 from billing.models import Account, LedgerEntry
 from billing.purchases import PurchaseError, credits_quote, fee_for
-from billing.services import ledger_adjust, ledger_debit_usage, ledger_post
 from core.money import format_usd, units_to_usd, usd_to_units
 
 from .conftest import buy

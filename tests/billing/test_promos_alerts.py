@@ -6,9 +6,9 @@ from django.core import mail
 from django.utils import timezone
 
 from billing.alerts import low_balance_check
+from billing.ledger import ledger_debit_usage
 from billing.models import PromoCode, PromoRedemption
 from billing.promos import PromoError, grants_expire, promo_redeem
-from billing.services import ledger_debit_usage
 from core.money import usd_to_units
 
 from .conftest import buy, text_of

@@ -5,9 +5,9 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from billing.ledger import ledger_debit_usage
 from billing.models import Payment
 from billing.purchases import PurchaseError, credits_refund, refundable_units
-from billing.services import ledger_debit_usage
 from core.money import usd_to_units
 
 from .conftest import buy, text_of

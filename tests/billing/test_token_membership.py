@@ -8,7 +8,8 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
-from billing.access import AccountTokenAuthentication, account_token_create, api_account
+from billing.access import AccountTokenAuthentication, api_account
+from billing.accounts import account_token_create
 from billing.models import AccountToken, Membership
 
 from .conftest import make_user, text_of
@@ -122,7 +123,7 @@ def test_authentication_reads_the_creators_current_role_in_one_query(acct_a, mem
 
 
 def test_another_accounts_owner_can_neither_revoke_nor_see_the_tokens(client, acct_a, acct_b, member, owner_b):
-    from billing.services import account_token_revoke
+    from billing.accounts import account_token_revoke
 
     token, secret = _token_made_on_the_page(member)
     client.force_login(owner_b)

@@ -5,9 +5,9 @@ import pytest
 import stripe
 from django.test import Client
 
+from billing.ledger import ledger_debit_usage
 from billing.models import LedgerEntry, Payment, PaymentMethod
 from billing.purchases import auto_topup_run, auto_topup_settings_save, credits_purchase_start, credits_refund
-from billing.services import ledger_debit_usage
 from core.money import usd_to_units
 
 from .conftest import checkout_event, run_threads, stripe_signature
