@@ -19,6 +19,7 @@ from django.utils import timezone
 from core.bulk import ids_match_sql
 from core.money import format_usd
 
+from .lock_objects import accounts_for_update_sql
 from .models import Account, ApiKey
 from .promos import grants_expire
 from .purchases import auto_topups_run, owners_email
@@ -48,7 +49,7 @@ def low_balance_claim(*, account_ids: Iterable[int]) -> list[int]:
     if connection.vendor == "postgresql":
         # The rows are locked in id order, as every writer of accounts takes them (no deadlock
         # with a chunk's debit running meanwhile).
-        where = f"id IN (SELECT id FROM {table} WHERE {where} AND {_LOW_BALANCE} ORDER BY id FOR UPDATE)"
+        where = f"id IN ({accounts_for_update_sql(f'{where} AND {_LOW_BALANCE}')})"
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {table} SET low_balance_armed = false WHERE {where} AND {_LOW_BALANCE} RETURNING id",
                        params)
