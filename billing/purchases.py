@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
@@ -20,11 +19,11 @@ from django.utils import timezone
 from core.bulk import id_set
 from core.money import format_usd, units_to_usd, usd_to_units
 
-from .gateways import Checkout, GatewayError, SavedMethod, gateway_get, units_floor_cents
+from .gateways import Checkout, GatewayError, SavedMethod, gateway_get
 from .ledger import ledger_post
 from .lock_objects import payment_lock
 from .models import Account, LedgerEntry, Payment, PaymentMethod
-from .selectors import owner_emails
+from .selectors import owner_emails, purchase_limits, refundable_units
 
 log = logging.getLogger(__name__)
 CENT = Decimal("0.01")
@@ -42,10 +41,6 @@ class Quote:
     @property
     def total_units(self) -> int:
         return self.amount_units + self.fee_units
-
-
-def purchase_limits() -> tuple[Decimal, Decimal]:
-    return Decimal(settings.BILLING_PURCHASE_MIN_USD), Decimal(settings.BILLING_PURCHASE_MAX_USD)
 
 
 def fee_for(amount: Decimal) -> Decimal:
@@ -137,19 +132,6 @@ def demo_method_save(*, account: Account) -> PaymentMethod:
 
 
 # Refunds -----------------------------------------------------------------------------------------
-
-def refund_deadline(payment: Payment):
-    return (payment.completed_at or payment.created) + timedelta(days=settings.BILLING_REFUND_WINDOW_DAYS)
-
-
-def refundable_units(*, payment: Payment, balance_units: int, now=None) -> int:
-    """What of a purchase can be paid back now: its unrefunded credits, no more than the balance
-    allows, in whole cents, within the refund window (the fee is kept)."""
-    now = now or timezone.now()
-    if payment.status != Payment.Status.SUCCEEDED or now > refund_deadline(payment):
-        return 0
-    return max(0, units_floor_cents(min(payment.amount_units - payment.refunded_units, balance_units)))
-
 
 def credits_refund(*, account: Account, payment_id: int, user=None) -> LedgerEntry:
     """Pay back a purchase's unused credits (PurchaseError when there is nothing to pay back).

@@ -1,4 +1,4 @@
-"""Reads of billing: key limits and their usage, monthly statements, refundable purchases.
+"""Reads of billing: key limits and their usage, monthly statements, the credits page.
 
 Key usage and statement usage by model read the daily rollup `AccountDay` (spend without
 BYOK), never raw generations: every interval and month starts at a UTC midnight, so whole days
@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
+from django.conf import settings
+from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.db.models import Min, Sum
 from django.utils import timezone
@@ -19,7 +22,8 @@ from core.bulk import id_set, ids_match_sql
 from core.money import units_to_usd
 from marketplace.models import Model
 
-from .models import Account, ApiKey, LedgerEntry, Membership
+from .gateways import GatewayError, gateway_get, units_floor_cents
+from .models import Account, ApiKey, LedgerEntry, Membership, Payment, PaymentMethod
 
 
 def interval_bounds(interval: str, now: datetime) -> tuple[datetime | None, datetime | None]:
@@ -257,3 +261,75 @@ def statement_month(*, account: Account, month: date) -> Statement:
         ModelUsage(model=names.get(r["model_id"], f"model {r['model_id']}"), requests=r["requests"],
                    tokens=r["prompt"] + r["completion"], spend_units=r["spend"]) for r in rows]
     return statement
+
+
+# The credits page ----------------------------------------------------------------------------------
+
+def purchase_limits() -> tuple[Decimal, Decimal]:
+    """Return the smallest and the largest purchase, in USD."""
+    return Decimal(settings.BILLING_PURCHASE_MIN_USD), Decimal(settings.BILLING_PURCHASE_MAX_USD)
+
+
+def refund_deadline(payment: Payment) -> datetime:
+    """Return the end of a purchase's refund window."""
+    return (payment.completed_at or payment.created) + timedelta(days=settings.BILLING_REFUND_WINDOW_DAYS)
+
+
+def refundable_units(*, payment: Payment, balance_units: int, now: datetime | None = None) -> int:
+    """Return what of a purchase can be paid back now: its unrefunded credits, no more than the
+    balance allows, in whole cents, within the refund window (the fee is kept)."""
+    now = now or timezone.now()
+    if payment.status != Payment.Status.SUCCEEDED or now > refund_deadline(payment):
+        return 0
+    return max(0, units_floor_cents(min(payment.amount_units - payment.refunded_units, balance_units)))
+
+
+def gateway_name() -> str:
+    """Return the configured gateway's name, or `unavailable` when none can take payments."""
+    try:
+        return gateway_get().name
+    except GatewayError:
+        return "unavailable"
+
+
+@dataclass(frozen=True)
+class PurchaseRow:
+    """A purchase as the credits page lists it: what can be refunded now, and until when."""
+
+    payment: Payment
+    refundable_units: int
+    refund_until: datetime
+
+
+@dataclass(frozen=True)
+class CreditsPage:
+    """What the credits page shows: balance, purchases and ledger (one page of each), and the terms."""
+
+    balance_units: int
+    payments: Page
+    purchases: list[PurchaseRow]
+    ledger: Page
+    method: PaymentMethod | None
+    gateway: str
+    fee_percent: Decimal
+    fee_min: Decimal
+    purchase_min: Decimal
+    purchase_max: Decimal
+    refund_days: int
+
+
+def credits_page(*, account: Account, payments_page: str | None = None, ledger_page: str | None = None,
+                 now: datetime | None = None) -> CreditsPage:
+    """Read the credits page of an account: 10 purchases and 25 ledger entries a page, newest first."""
+    now = now or timezone.now()
+    payments = Paginator(Payment.objects.filter(account=account), 10).get_page(payments_page)
+    low, high = purchase_limits()
+    return CreditsPage(
+        balance_units=account.balance_units, payments=payments,
+        purchases=[PurchaseRow(payment=payment, refund_until=refund_deadline(payment),
+                               refundable_units=refundable_units(payment=payment, balance_units=account.balance_units,
+                                                                 now=now)) for payment in payments],
+        ledger=Paginator(account.ledger.order_by("-created", "-id"), 25).get_page(ledger_page),
+        method=PaymentMethod.objects.filter(account=account).first(), gateway=gateway_name(),
+        fee_percent=Decimal(settings.BILLING_FEE_PERCENT), fee_min=Decimal(settings.BILLING_FEE_MIN_USD),
+        purchase_min=low, purchase_max=high, refund_days=settings.BILLING_REFUND_WINDOW_DAYS)

@@ -97,8 +97,8 @@ def test_auto_top_up_needs_a_saved_method(client, owner, acct_a):
     with pytest.raises(PurchaseError, match="payment method"):
         _rule(acct_a)
     client.force_login(owner)
-    client.post("/account/credits/", {"action": "demo_method"})
-    client.post("/account/credits/", {"action": "topup", "enabled": "on", "threshold": "5", "amount": "20"})
+    client.post("/account/credits/demo-card/")
+    client.post("/account/credits/auto-topup/", {"enabled": "on", "threshold": "5", "amount": "20"})
     acct_a.refresh_from_db()
     assert (acct_a.auto_topup_enabled, acct_a.auto_topup_threshold_units) == (True, usd_to_units("5"))
     assert "adds $20.00 under $5.00" in client.get("/account/credits/").content.decode()

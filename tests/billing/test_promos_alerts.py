@@ -19,11 +19,11 @@ pytestmark = pytest.mark.django_db
 def test_a_member_redeems_a_code_once(client, member, acct_a):
     PromoCode.objects.create(code="launch25", amount_units=usd_to_units("25"), credit_expiry_days=30)
     client.force_login(member)
-    client.post("/account/credits/", {"action": "promo", "code": " Launch25 "})
+    client.post("/account/credits/promo/", {"code": " Launch25 "})
     page = text_of(client.get("/account/credits/"))
     assert "Code redeemed: $25.00 of credits, usable until" in page
     assert "Balance $25.00" in page
-    client.post("/account/credits/", {"action": "promo", "code": "LAUNCH25"})
+    client.post("/account/credits/promo/", {"code": "LAUNCH25"})
     assert "This account already redeemed this code." in text_of(client.get("/account/credits/"))
     acct_a.refresh_from_db()
     assert acct_a.balance_units == usd_to_units("25")
@@ -75,7 +75,7 @@ def test_expiry_never_takes_more_than_the_balance(acct_a):
 def test_low_balance_alert_once_per_crossing(client, owner, acct_a, django_capture_on_commit_callbacks):
     buy(acct_a, "10")
     client.force_login(owner)
-    client.post("/account/credits/", {"action": "alert", "threshold": "5"})
+    client.post("/account/credits/alert/", {"threshold": "5"})
     with django_capture_on_commit_callbacks(execute=True):
         ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("6")}, idempotency_prefix="d1")
         assert low_balance_check(account_id=acct_a.pk)
@@ -89,7 +89,7 @@ def test_low_balance_alert_once_per_crossing(client, owner, acct_a, django_captu
         ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("22")}, idempotency_prefix="d3")
         assert low_balance_check(account_id=acct_a.pk)
     assert len(mail.outbox) == 2
-    client.post("/account/credits/", {"action": "alert", "threshold": ""})
+    client.post("/account/credits/alert/", {"threshold": ""})
     acct_a.refresh_from_db()
     assert acct_a.low_balance_threshold_units is None
 

@@ -7,7 +7,8 @@ from django.utils import timezone
 
 from billing.ledger import ledger_debit_usage
 from billing.models import Payment
-from billing.purchases import PurchaseError, credits_refund, refundable_units
+from billing.purchases import PurchaseError, credits_refund
+from billing.selectors import refundable_units
 from core.money import usd_to_units
 
 from .conftest import buy, text_of
@@ -33,7 +34,7 @@ def test_the_fee_is_shown_before_paying_and_the_demo_purchase_credits_at_once(cl
     assert "Pay $21.10" in review
     assert not Payment.objects.exists()  # nothing is charged by looking
 
-    response = client.post("/account/credits/", {"action": "pay", "amount": "20"})
+    response = client.post("/account/credits/buy/", {"amount": "20"})
     assert response.status_code == 302
     page = text_of(client.get("/account/credits/"))
     assert "Added $20.00 of credits (charged $21.10)." in page
@@ -55,7 +56,7 @@ def test_the_demo_gateway_grants_credits_only_in_development_or_when_asked_for(
         client, owner, acct_a, settings, debug, gateway, credited):
     settings.DEBUG, settings.BILLING_GATEWAY, settings.STRIPE_SECRET_KEY = debug, gateway, ""
     client.force_login(owner)
-    client.post("/account/credits/", {"action": "pay", "amount": "20"})
+    client.post("/account/credits/buy/", {"amount": "20"})
     page = text_of(client.get("/account/credits/"))
     acct_a.refresh_from_db()
     if credited:
@@ -72,7 +73,7 @@ def test_the_demo_gateway_grants_credits_only_in_development_or_when_asked_for(
 def test_amounts_outside_the_limits_are_refused_with_a_reason(client, owner):
     client.force_login(owner)
     assert "Buy between $5.00 and $10,000.00 at a time." in text_of(client.get("/account/credits/?amount=2"))
-    client.post("/account/credits/", {"action": "pay", "amount": "20000"})
+    client.post("/account/credits/buy/", {"amount": "20000"})
     assert not Payment.objects.exists()
 
 
@@ -89,14 +90,14 @@ def test_viewers_read_members_redeem_owners_buy(client, acct_a, viewer, member):
     for user in (viewer, member):
         client.force_login(user)
         assert client.get("/account/credits/").status_code == 200
-        for action in ("pay", "topup", "alert", "demo_method", "refund"):
-            assert client.post("/account/credits/", {"action": action, "amount": "20"}).status_code == 403
+        for action in ("buy", "auto-topup", "alert", "demo-card", "refund"):
+            assert client.post(f"/account/credits/{action}/", {"amount": "20"}).status_code == 403
     assert not Payment.objects.exists()
     client.force_login(viewer)
     page = text_of(client.get("/account/credits/"))
     assert "Buy credits" not in page
     assert "Redeem" not in page
-    assert client.post("/account/credits/", {"action": "promo", "code": "X"}).status_code == 403
+    assert client.post("/account/credits/promo/", {"code": "X"}).status_code == 403
 
 
 def test_refund_pays_back_unused_credits_and_keeps_the_fee(client, owner, acct_a):
@@ -105,7 +106,7 @@ def test_refund_pays_back_unused_credits_and_keeps_the_fee(client, owner, acct_a
     client.force_login(owner)
     page = text_of(client.get("/account/credits/"))
     assert "Refund $37.65" in page  # the balance 37.655 allows 37.65 in whole cents
-    client.post("/account/credits/", {"action": "refund", "payment": payment.pk})
+    client.post("/account/credits/refund/", {"payment": payment.pk})
     acct_a.refresh_from_db()
     payment.refresh_from_db()
     assert acct_a.balance_units == usd_to_units("0.005")
@@ -141,8 +142,8 @@ def test_refunds_close_after_the_window(acct_a, settings):
 def test_another_accounts_purchase_answers_404(client, owner, acct_b):
     theirs = buy(acct_b, "10")
     client.force_login(owner)
-    assert client.post("/account/credits/", {"action": "refund", "payment": theirs.pk}).status_code == 404
-    assert client.post("/account/credits/", {"action": "refund", "payment": "x"}).status_code == 404
+    assert client.post("/account/credits/refund/", {"payment": theirs.pk}).status_code == 404
+    assert client.post("/account/credits/refund/", {"payment": "x"}).status_code == 404
     theirs.refresh_from_db()
     assert theirs.refunded_units == 0
     assert "$10.00" not in text_of(client.get("/account/credits/"))
