@@ -9,6 +9,7 @@ urlpatterns = [
     path("account/switch/", views.switch, name="account-switch"),
     path("account/members/", views.members, name="members"),
     path("account/tokens/", views.tokens, name="tokens"),
+    path("account/tokens/revoke/", views.token_revoke, name="token-revoke"),
     path("invitations/<str:token>/", views.invitation, name="invitation"),
     path("account/credits/", credit_views.credits, name="credits"),
     path("account/credits/buy/", credit_views.credits_buy, name="credits-buy"),

@@ -86,21 +86,20 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "account/invitation.html", {"invite": invite, "form": form})
 
 
+def _viewer_refused(request: HttpRequest) -> HttpResponse | None:
+    if request.account_ctx.can(Membership.Role.MEMBER):
+        return None
+    return HttpResponse("Viewers cannot manage tokens.", status=403)
+
+
 @account_required
 def tokens(request: HttpRequest) -> HttpResponse:
-    """Account API tokens: members create and revoke; the secret is shown once."""
+    """List the account's API tokens; members create one here (the secret is shown once)."""
     form, secret = TokenForm(), None
     if request.method == "POST":
-        if not request.account_ctx.can(Membership.Role.MEMBER):
-            return HttpResponse("Viewers cannot manage tokens.", status=403)
-        if "revoke" in request.POST:
-            try:
-                token = accounts.account_token_revoke(account=request.account,
-                                                      token_id=int64_or_404(request.POST["revoke"]))
-            except AccountToken.DoesNotExist:
-                raise Http404 from None
-            messages.success(request, f"Token {token.name} revoked.")
-            return redirect("billing:tokens")
+        refused = _viewer_refused(request)
+        if refused:
+            return refused
         form = TokenForm(request.POST)
         if form.is_valid():
             _, secret = accounts.account_token_create(account=request.account, name=form.cleaned_data["name"],
@@ -108,3 +107,18 @@ def tokens(request: HttpRequest) -> HttpResponse:
             form = TokenForm()
     return render(request, "account/tokens.html", {
         "tokens": account_tokens(account=request.account), "form": form, "secret": secret})
+
+
+@account_required
+@require_POST
+def token_revoke(request: HttpRequest) -> HttpResponse:
+    """Revoke one of the account's tokens (members; 404 for another account's token)."""
+    refused = _viewer_refused(request)
+    if refused:
+        return refused
+    try:
+        token = accounts.account_token_revoke(account=request.account, token_id=int64_or_404(request.POST.get("revoke")))
+    except AccountToken.DoesNotExist:
+        raise Http404 from None
+    messages.success(request, f"Token {token.name} revoked.")
+    return redirect("billing:tokens")

@@ -127,7 +127,7 @@ def test_another_accounts_owner_can_neither_revoke_nor_see_the_tokens(client, ac
 
     token, secret = _token_made_on_the_page(member)
     client.force_login(owner_b)
-    assert client.post("/account/tokens/", {"revoke": token.pk}).status_code == 404
+    assert client.post("/account/tokens/revoke/", {"revoke": token.pk}).status_code == 404
     page = client.get("/account/tokens/").content.decode()
     assert token.prefix not in page
     assert "No tokens yet." in page
@@ -145,6 +145,16 @@ def test_another_accounts_owner_can_neither_revoke_nor_see_the_tokens(client, ac
 def test_a_viewer_cannot_revoke_a_token(client, acct_a, member):
     token, _ = _token_made_on_the_page(member)
     client.force_login(make_user("val", acct_a, Membership.Role.VIEWER))
-    assert client.post("/account/tokens/", {"revoke": token.pk}).status_code == 403
+    assert client.post("/account/tokens/revoke/", {"revoke": token.pk}).status_code == 403
     token.refresh_from_db()
     assert token.revoked_at is None
+
+
+def test_a_member_revokes_a_token_on_the_tokens_page(client, acct_a, member):
+    token, secret = _token_made_on_the_page(member)
+    client.force_login(member)
+    assert client.get("/account/tokens/revoke/").status_code == 405  # an action, not a page
+    response = client.post("/account/tokens/revoke/", {"revoke": token.pk}, follow=True)
+    assert [str(m) for m in response.context["messages"]] == ["Token ci revoked."]
+    assert f"revoked {timezone.now():%Y-%m-%d}" in text_of(response)
+    assert _refused(client.get("/api/v1/credits", **_bearer(secret)))
