@@ -166,6 +166,13 @@ def owner_emails(*, account_ids: Iterable[int]) -> dict[int, list[str]]:
     return {account_id: sorted(found) for account_id, found in emails.items()}
 
 
+
+def credits_recent(*, account: Account, limit: int) -> tuple[int, list[LedgerEntry]]:
+    """Read an account's balance now and its latest `limit` ledger entries, newest first."""
+    account.refresh_from_db(fields=["balance_units"])
+    return account.balance_units, list(account.ledger.order_by("-created", "-id")[:limit])
+
+
 # Statements --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
