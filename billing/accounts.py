@@ -92,7 +92,7 @@ def membership_remove(*, account: Account, membership_id: int) -> None:
     """Remove a member of `account` and revoke the API tokens they made for it; refuses to remove the
     last owner (Membership.DoesNotExist for other accounts)."""
     with transaction.atomic():
-        account_lock(account_id=account.pk)  # serializes two removals of the account's last two owners
+        account_lock(account_id=account.pk)  # two owners removing each other at once leave one
         membership = Membership.objects.get(pk=membership_id, account=account)
         if (membership.role == Membership.Role.OWNER
                 and not account.memberships.filter(role=Membership.Role.OWNER).exclude(pk=membership.pk).exists()):

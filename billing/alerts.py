@@ -106,12 +106,12 @@ def key_alerts_send(*, account_ids: Iterable[int], now: datetime | None = None) 
 
 
 def key_alerts_check(*, account_id: int, now: datetime | None = None) -> list[tuple[int, int]]:
-    """`key_alerts_send` for one account."""
+    """Run `key_alerts_send` for one account."""
     return key_alerts_send(account_ids=[account_id], now=now)
 
 
 def billing_after_debit(*, account_ids: Iterable[int]) -> None:
-    """After usage debits: due promo expiries, low-balance alerts, auto top-ups and key-limit alerts.
+    """Run what follows usage debits: due promo expiries, low-balance alerts, auto top-ups and key-limit alerts.
 
     A constant number of statements whatever the number of accounts, plus a few for each account
     or key that crossed something. Expiring here too means promo credits expire without a

@@ -43,7 +43,7 @@ def ledger_post(*, account_id: int, kind: str, amount_units: int, idempotency_ke
 
 
 def _debits_source(debits: list[tuple[int, int]]) -> tuple[str, list]:
-    """A row source `(account_id, units)` of the debits, as one parameter whatever their number.
+    """Return the debits as a row source `(account_id, units)`, one parameter whatever their number.
 
     PostgreSQL takes two arrays (unnest), SQLite one JSON array (json_each): the statement's size
     and its parameter count stay constant, under SQLite's 32,766-variable limit at any chunk size.
@@ -110,7 +110,7 @@ def ledger_debit_usage(*, spend_by_account: dict[int, int], idempotency_prefix: 
 
 def ledger_adjust(*, account_id: int, amount_units: int, reason: str, actor: str,
                   idempotency_key: str) -> LedgerEntry | None:
-    """A staff correction of a balance: an adjustment entry with its reason and who made it."""
+    """Post a staff correction of a balance: an adjustment entry with its reason and who made it."""
     if not reason.strip():
         raise ValueError("an adjustment needs a reason")
     if not actor:

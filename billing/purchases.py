@@ -44,14 +44,14 @@ class Quote:
 
 
 def fee_for(amount: Decimal) -> Decimal:
-    """The fee on a purchase: BILLING_FEE_PERCENT of it, at least BILLING_FEE_MIN_USD, in cents (half up)."""
+    """Return the fee on a purchase: BILLING_FEE_PERCENT of it, at least BILLING_FEE_MIN_USD, in cents (half up)."""
     percent = Decimal(settings.BILLING_FEE_PERCENT)
     fee = (amount * percent / 100).quantize(CENT, rounding=ROUND_HALF_UP)
     return max(fee, Decimal(settings.BILLING_FEE_MIN_USD).quantize(CENT))
 
 
 def credits_quote(*, amount: Decimal, check_limits: bool = True) -> Quote:
-    """Credits and fee for buying `amount` USD (whole cents, within the purchase limits)."""
+    """Quote credits and fee for buying `amount` USD (whole cents, within the purchase limits)."""
     if amount != amount.quantize(CENT):
         raise PurchaseError("Enter an amount in whole cents.")
     low, high = purchase_limits()
@@ -181,7 +181,7 @@ def auto_topup_claim(*, account_id: int) -> bool:
 
 
 def auto_topups_due(*, account_ids: Iterable[int]) -> list[int]:
-    """The accounts among these that may need a top-up now (enabled, armed, under the threshold,
+    """Return the accounts among these that may need a top-up now (enabled, armed, under the threshold,
     with a saved method): one query for all of them; `auto_topup_run` claims and charges each."""
     return list(Account.objects.filter(
         pk__in=id_set(account_ids), auto_topup_enabled=True, auto_topup_armed=True,

@@ -27,7 +27,7 @@ from .models import Account, ApiKey, LedgerEntry, Membership, Payment, PaymentMe
 
 
 def interval_bounds(interval: str, now: datetime) -> tuple[datetime | None, datetime | None]:
-    """The current interval's start and the next reset, UTC; (None, None) for `never`."""
+    """Return the current interval's start and the next reset, UTC; (None, None) for `never`."""
     now = now.astimezone(UTC)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     if interval == ApiKey.Interval.DAILY:
@@ -77,7 +77,7 @@ class KeyLimit:
 
 
 def key_limits(*, account_id: int, key_ids: list[int] | None = None, now: datetime | None = None) -> list[KeyLimit]:
-    """Every key of the account (or the given ones) with its usage in its current interval: one
+    """Read every key of the account (or the given ones) with its usage in its current interval: one
     rollup query per distinct interval start."""
     now = now or timezone.now()
     keys = ApiKey.objects.filter(account_id=account_id).order_by("name", "external_id")
@@ -138,7 +138,7 @@ ORDER BY id
 
 
 def key_alerts_due(*, account_ids: Iterable[int], now: datetime | None = None) -> list[KeyAlertDue]:
-    """The keys of these accounts that reached 80% or 100% of their limit in their current interval
+    """Return the keys of these accounts that reached 80% or 100% of their limit in their current interval
     and were not told so yet: one statement for all the accounts, whatever their number."""
     now = now or timezone.now()
     ops = connection.ops
@@ -157,7 +157,7 @@ def key_alerts_due(*, account_ids: Iterable[int], now: datetime | None = None) -
 
 
 def owner_emails(*, account_ids: Iterable[int]) -> dict[int, list[str]]:
-    """The owners' email addresses of each of these accounts (sorted, no blanks), in one query."""
+    """Return the owners' email addresses of each of these accounts (sorted, no blanks), in one query."""
     emails: dict[int, set[str]] = {}
     rows = (Membership.objects.filter(account_id__in=id_set(account_ids), role=Membership.Role.OWNER)
             .exclude(user__email="").values_list("account_id", "user__email"))
@@ -225,7 +225,7 @@ class Statement:
 
 
 def statement_months(*, account: Account, today: date | None = None) -> list[date]:
-    """Months with a statement, newest first: from the account's creation, first entry or first usage to now.
+    """List the months with a statement, newest first: from the account's creation, first entry or first usage to now.
 
     Usage counts because logs may be ingested after the fact: an account registered today by a
     backfill has statements for the months its requests ran in.
@@ -249,7 +249,7 @@ def _balance_before(account: Account, moment: datetime) -> int:
 
 
 def statement_month(*, account: Account, month: date) -> Statement:
-    """Opening and closing balance of a UTC month, its movements by kind, and usage by model.
+    """Read the opening and closing balance of a UTC month, its movements by kind, and usage by model.
 
     The ledger's usage is what was debited in the month (logs may arrive late); usage by model
     is by the hour the requests ran, so the two can differ at month edges.
