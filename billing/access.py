@@ -5,13 +5,11 @@ memberships only, so another account's data is never in reach: its ids simply do
 (404). Roles are ordered viewer < member < owner.
 
 An account API token lives as long as its creator's membership: removing the member revokes it
-(`services.membership_remove`), and every request checks, in the token's one look-up, that the
+(`accounts.membership_remove`), and every request checks, in the token's one look-up, that the
 creator still is an active member of the token's account, and reads their current role: reads need
 viewer, writes member (`api_account`).
 """
 import functools
-import hashlib
-import secrets
 from dataclasses import dataclass
 
 from django.contrib.auth.views import redirect_to_login
@@ -24,11 +22,10 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import SAFE_METHODS
 
+from .accounts import ROLE_RANK, TOKEN_PREFIX, token_hash
 from .models import Account, AccountToken, Membership
-from .services import ROLE_RANK
 
 SESSION_KEY = "tokengrid_account_id"
-TOKEN_PREFIX = "tg_"
 
 
 @dataclass(frozen=True)
@@ -80,18 +77,6 @@ def account_required(view=None, *, role: str = Membership.Role.VIEWER):
             return func(request, *args, **kwargs)
         return wrapper
     return decorate(view) if view is not None else decorate
-
-
-def token_hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def account_token_create(*, account: Account, name: str, created_by=None) -> tuple[AccountToken, str]:
-    """Create an account API token; the secret is returned once and only its hash is kept."""
-    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = AccountToken.objects.create(account=account, name=name[:100], prefix=secret[:10],
-                                        key_hash=token_hash(secret), created_by=created_by)
-    return token, secret
 
 
 def account_tokens(*, account: Account) -> QuerySet[AccountToken]:

@@ -10,8 +10,8 @@ from django.utils.html import format_html
 from core.money import format_usd, usd_to_units
 
 from .credit_forms import AdjustForm
+from .ledger import ledger_adjust
 from .models import Account, ApiKey, LedgerEntry, Membership, Payment, PromoCode, PromoRedemption
-from .services import ledger_adjust
 
 
 class MembershipInline(admin.TabularInline):
@@ -86,7 +86,7 @@ class _ReadOnly(admin.ModelAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(_ReadOnly):
-    """Read-only: the ledger is append-only and written only through billing.services."""
+    """Read-only: the ledger is append-only and written only through billing.ledger."""
 
     list_display = ("created", "account", "kind", "amount", "reference", "actor")
     list_filter = ("kind",)

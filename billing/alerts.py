@@ -19,6 +19,7 @@ from django.utils import timezone
 from core.bulk import ids_match_sql
 from core.money import format_usd
 
+from .lock_objects import accounts_for_update_sql
 from .models import Account, ApiKey
 from .promos import grants_expire
 from .purchases import auto_topups_run, owners_email
@@ -28,6 +29,12 @@ KEY_ALERT_COLUMNS = {100: "alert_100_interval", 80: "alert_80_interval"}
 
 _LOW_BALANCE = ("low_balance_armed AND low_balance_threshold_units IS NOT NULL"
                 " AND balance_units < low_balance_threshold_units")
+
+
+def low_balance_threshold_set(*, account: Account, threshold_units: int | None) -> None:
+    """Set (or clear) the low-balance alert threshold; the next crossing below it emails the owners."""
+    account.low_balance_threshold_units, account.low_balance_armed = threshold_units, True
+    account.save(update_fields=["low_balance_threshold_units", "low_balance_armed"])
 
 
 def low_balance_claim(*, account_ids: Iterable[int]) -> list[int]:
@@ -42,7 +49,7 @@ def low_balance_claim(*, account_ids: Iterable[int]) -> list[int]:
     if connection.vendor == "postgresql":
         # The rows are locked in id order, as every writer of accounts takes them (no deadlock
         # with a chunk's debit running meanwhile).
-        where = f"id IN (SELECT id FROM {table} WHERE {where} AND {_LOW_BALANCE} ORDER BY id FOR UPDATE)"
+        where = f"id IN ({accounts_for_update_sql(f'{where} AND {_LOW_BALANCE}')})"
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {table} SET low_balance_armed = false WHERE {where} AND {_LOW_BALANCE} RETURNING id",
                        params)
@@ -99,12 +106,12 @@ def key_alerts_send(*, account_ids: Iterable[int], now: datetime | None = None) 
 
 
 def key_alerts_check(*, account_id: int, now: datetime | None = None) -> list[tuple[int, int]]:
-    """`key_alerts_send` for one account."""
+    """Run `key_alerts_send` for one account."""
     return key_alerts_send(account_ids=[account_id], now=now)
 
 
 def billing_after_debit(*, account_ids: Iterable[int]) -> None:
-    """After usage debits: due promo expiries, low-balance alerts, auto top-ups and key-limit alerts.
+    """Run what follows usage debits: due promo expiries, low-balance alerts, auto top-ups and key-limit alerts.
 
     A constant number of statements whatever the number of accounts, plus a few for each account
     or key that crossed something. Expiring here too means promo credits expire without a

@@ -4,7 +4,7 @@ The gateway asks `GET /api/v1/keys/<id>` before routing a request and refuses a 
 `remaining_usd` is 0. Only the token's account is in reach: another account's key answers 404.
 """
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -23,7 +23,13 @@ def _usd(units: int | None) -> str | None:
     return None if units is None else f"{units_to_usd(units):f}"
 
 
-class KeyLimitSerializer(serializers.Serializer):
+class _AccountApi(APIView):
+    authentication_classes = [AccountTokenAuthentication]
+    permission_classes = [IsAuthenticated]
+
+
+@extend_schema_serializer(component_name="KeyLimit")
+class _KeyLimitOutput(serializers.Serializer):
     id = serializers.IntegerField()
     key = serializers.CharField(help_text="the gateway's key id")
     name = serializers.CharField()
@@ -37,22 +43,20 @@ class KeyLimitSerializer(serializers.Serializer):
     interval_start = serializers.DateTimeField(allow_null=True)
     resets_at = serializers.DateTimeField(allow_null=True, help_text="null for `never`")
 
-
-def _key_limit(limit: selectors.KeyLimit) -> dict:
-    return {"id": limit.key.pk, "key": limit.key.external_id, "name": limit.key.name,
+    def to_representation(self, limit: selectors.KeyLimit) -> dict:
+        return super().to_representation({
+            "id": limit.key.pk, "key": limit.key.external_id, "name": limit.key.name,
             "limit_usd": _usd(limit.limit_units), "interval": limit.interval, "usage_usd": _usd(limit.usage_units),
             "remaining_usd": _usd(limit.remaining_units), "exhausted": limit.exhausted,
-            "interval_start": limit.interval_start, "resets_at": limit.resets_at}
-
-
-class _AccountApi(APIView):
-    authentication_classes = [AccountTokenAuthentication]
-    permission_classes = [IsAuthenticated]
+            "interval_start": limit.interval_start, "resets_at": limit.resets_at})
 
 
 class KeyLimitApi(_AccountApi):
+    """Answer the gateway: one key's limit and usage."""
 
-    @extend_schema(operation_id="key_limit", tags=["account"], responses=KeyLimitSerializer,
+    OutputSerializer = _KeyLimitOutput
+
+    @extend_schema(operation_id="key_limit", tags=["account"], responses=OutputSerializer,
                    description="A key's limit, its usage in the current UTC interval, what remains and when it "
                                "resets; 404 for keys of other accounts.")
     def get(self, request, key_id: int):
@@ -61,50 +65,68 @@ class KeyLimitApi(_AccountApi):
         limits = selectors.key_limits(account_id=account.pk, key_ids=[key_id]) if int64_fits(key_id) else []
         if not limits:
             raise Http404
-        return Response(KeyLimitSerializer(_key_limit(limits[0])).data)
+        return Response(self.OutputSerializer(limits[0]).data)
 
 
 class KeyLimitListApi(_AccountApi):
+    """List every key of the account with its limit and usage."""
 
-    @extend_schema(operation_id="key_limits", tags=["account"], responses=KeyLimitSerializer(many=True),
+    OutputSerializer = _KeyLimitOutput  # the same answer per key as KeyLimitApi's
+
+    @extend_schema(operation_id="key_limits", tags=["account"], responses=OutputSerializer(many=True),
                    description="Every key of the token's account with its limit and usage.")
     def get(self, request):
         limits = selectors.key_limits(account_id=api_account(request).pk)
-        return Response(KeyLimitSerializer([_key_limit(limit) for limit in limits], many=True).data)
+        return Response(self.OutputSerializer(limits, many=True).data)
 
 
-class LedgerEntrySerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    created = serializers.DateTimeField()
-    kind = serializers.CharField()
-    amount_usd = serializers.DecimalField(max_digits=30, decimal_places=10)
-    balance_after_usd = serializers.DecimalField(max_digits=30, decimal_places=10)
-    reference = serializers.CharField()
-    memo = serializers.CharField()
+class _Clamped(serializers.IntegerField):
+    """An integer brought within its bounds; a value that is not an integer reads as the default."""
 
+    def __init__(self, *, low: int, high: int, **kwargs):
+        self.low, self.high = low, high
+        super().__init__(**kwargs)
 
-class CreditsSerializer(serializers.Serializer):
-    balance_usd = serializers.DecimalField(max_digits=30, decimal_places=10)
-    overdrawn = serializers.BooleanField()
-    recent = LedgerEntrySerializer(many=True, help_text="the latest ledger entries, newest first")
+    def to_internal_value(self, data) -> int:
+        try:
+            return min(max(int(data), self.low), self.high)
+        except (TypeError, ValueError):
+            return self.default
 
 
 class CreditsApi(_AccountApi):
+    """Answer the account's balance and latest ledger entries."""
 
-    @extend_schema(operation_id="credits", tags=["account"], responses=CreditsSerializer,
-                   parameters=[OpenApiParameter("limit", int, description=f"entries, at most {RECENT_MAX} "
-                                                                          f"(default {RECENT_DEFAULT})")],
+    class InputSerializer(serializers.Serializer):
+        limit = _Clamped(low=0, high=RECENT_MAX, required=False, default=RECENT_DEFAULT,
+                         help_text=f"entries, at most {RECENT_MAX} (default {RECENT_DEFAULT})")
+
+    @extend_schema_serializer(component_name="Credits")
+    class OutputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="LedgerEntry")
+        class EntrySerializer(serializers.Serializer):
+            id = serializers.IntegerField()
+            created = serializers.DateTimeField()
+            kind = serializers.CharField()
+            amount_usd = serializers.DecimalField(max_digits=30, decimal_places=10)
+            balance_after_usd = serializers.DecimalField(max_digits=30, decimal_places=10)
+            reference = serializers.CharField()
+            memo = serializers.CharField()
+
+        balance_usd = serializers.DecimalField(max_digits=30, decimal_places=10)
+        overdrawn = serializers.BooleanField()
+        recent = EntrySerializer(many=True, help_text="the latest ledger entries, newest first")
+
+    @extend_schema(operation_id="credits", tags=["account"], parameters=[InputSerializer],
+                   responses=OutputSerializer,
                    description="The credit balance of the token's account and its latest ledger entries.")
     def get(self, request):
         account = api_account(request)
-        try:
-            limit = min(max(int(request.query_params.get("limit", RECENT_DEFAULT)), 0), RECENT_MAX)
-        except ValueError:
-            limit = RECENT_DEFAULT
-        account.refresh_from_db(fields=["balance_units"])
-        entries = account.ledger.order_by("-created", "-id")[:limit]
-        return Response(CreditsSerializer({
-            "balance_usd": _usd(account.balance_units), "overdrawn": account.balance_units < 0,
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        balance_units, entries = selectors.credits_recent(account=account, limit=params.validated_data["limit"])
+        return Response(self.OutputSerializer({
+            "balance_usd": _usd(balance_units), "overdrawn": balance_units < 0,
             "recent": [{"id": e.pk, "created": e.created, "kind": e.kind, "amount_usd": _usd(e.amount_units),
                         "balance_after_usd": _usd(e.balance_after_units), "reference": e.reference, "memo": e.memo}
                        for e in entries]}).data)

@@ -5,29 +5,26 @@ and every id in a form is looked up within that account: another account's purch
 answers 404. Viewers read; members also set key limits and redeem promo codes; owners buy,
 refund and change the account's settings.
 """
+import functools
 import logging
 from datetime import date
 from decimal import Decimal
 
-from django.conf import settings
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from core.csvutil import csv_stream
 from core.money import units_to_usd, usd_to_units
 from core.params import int64_or_404
 
-from . import promos, purchases, selectors, services, webhooks
+from . import accounts, alerts, promos, purchases, selectors, webhooks
 from .access import account_required
 from .credit_forms import AutoTopupForm, BuyForm, KeyLimitForm, LowBalanceForm, PromoForm
-from .gateways import GatewayError, gateway_get
-from .models import ApiKey, Membership, Payment, PaymentMethod
+from .models import Account, ApiKey, Membership, Payment
 from .templatetags.ledger_money import usd_input
 
 log = logging.getLogger(__name__)
@@ -41,12 +38,23 @@ def _denied(request: HttpRequest, role: str) -> HttpResponse | None:
     return HttpResponse(f"Only {'owners' if role == OWNER else 'owners and members'} can do this.", status=403)
 
 
+def _credits_action(role: str):
+    """Make a view one POST-only action of the credits page, for `role` and up (403 below it)."""
+    def decorate(view):
+        @account_required
+        @require_POST
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest) -> HttpResponse:
+            return _denied(request, role) or view(request)
+        return wrapper
+    return decorate
+
+
 @account_required
+@require_safe
 def credits(request: HttpRequest) -> HttpResponse:
-    """Balance, buying credits (with the fee shown first), auto top-up, alerts, promo codes, refunds,
-    purchases and the ledger."""
-    if request.method == "POST":
-        return _credits_post(request)
+    """Show the balance, buying credits (with the fee shown first), auto top-up, alerts, promo codes,
+    refunds, purchases and the ledger; each form posts to its own action below."""
     buy = BuyForm(request.GET or None)
     quote = quote_error = None
     if "amount" in request.GET and buy.is_valid():
@@ -54,55 +62,23 @@ def credits(request: HttpRequest) -> HttpResponse:
             quote = purchases.credits_quote(amount=buy.cleaned_data["amount"])
         except purchases.PurchaseError as error:
             quote_error = str(error)
-    return render(request, "account/credits.html", _credits_context(request, buy=buy, quote=quote,
-                                                                     quote_error=quote_error))
+    page = selectors.credits_page(account=request.account, payments_page=request.GET.get("ppage"),
+                                  ledger_page=request.GET.get("page"))
+    return render(request, "account/credits.html", {
+        **vars(page), **_settings_forms(request.account), "buy": buy, "quote": quote, "quote_error": quote_error,
+        "is_owner": request.account_ctx.can(OWNER), "is_member": request.account_ctx.can(MEMBER)})
 
 
-def _gateway_name() -> str:
-    try:
-        return gateway_get().name
-    except GatewayError:
-        return "unavailable"
-
-
-def _credits_context(request: HttpRequest, **extra) -> dict:
-    account = request.account
-    now = timezone.now()
-    payments = Paginator(Payment.objects.filter(account=account), 10).get_page(request.GET.get("ppage"))
-    for payment in payments:
-        payment.refundable_units = purchases.refundable_units(payment=payment, balance_units=account.balance_units,
-                                                              now=now)
-        payment.refund_until = purchases.refund_deadline(payment)
-    low, high = purchases.purchase_limits()
-    context = {
-        "balance_units": account.balance_units,
-        "payments": payments,
-        "ledger": Paginator(account.ledger.order_by("-created", "-id"), 25).get_page(request.GET.get("page")),
-        "method": PaymentMethod.objects.filter(account=account).first(),
-        "gateway": _gateway_name(),
-        "fee_percent": Decimal(settings.BILLING_FEE_PERCENT), "fee_min": Decimal(settings.BILLING_FEE_MIN_USD),
-        "purchase_min": low, "purchase_max": high, "refund_days": settings.BILLING_REFUND_WINDOW_DAYS,
-        "is_owner": request.account_ctx.can(OWNER), "is_member": request.account_ctx.can(MEMBER),
+def _settings_forms(account: Account) -> dict:
+    """The page's setting forms, filled in with the account's current settings."""
+    return {
         "topup_form": AutoTopupForm(initial={
             "enabled": account.auto_topup_enabled,
             "threshold": usd_input(account.auto_topup_threshold_units or usd_to_units(TOPUP_THRESHOLD_DEFAULT)),
             "amount": usd_input(account.auto_topup_amount_units or usd_to_units(TOPUP_AMOUNT_DEFAULT))}),
         "alert_form": LowBalanceForm(initial={"threshold": usd_input(account.low_balance_threshold_units)}),
         "promo_form": PromoForm(),
-        "buy": BuyForm(),
     }
-    context.update(extra)
-    return context
-
-
-def _credits_post(request: HttpRequest) -> HttpResponse:
-    action = request.POST.get("action")
-    handler = {"pay": _pay, "refund": _refund, "topup": _topup, "alert": _alert, "promo": _promo,
-               "demo_method": _demo_method}.get(action)
-    if handler is None:
-        return HttpResponse("Unknown action.", status=400)
-    denied = _denied(request, MEMBER if action == "promo" else OWNER)
-    return denied or handler(request)
 
 
 def _form_error(form, fallback: str) -> str:
@@ -113,7 +89,9 @@ def _form_error(form, fallback: str) -> str:
     return fallback
 
 
-def _pay(request: HttpRequest) -> HttpResponse:
+@_credits_action(OWNER)
+def credits_buy(request: HttpRequest) -> HttpResponse:
+    """Buy credits: the demo gateway credits at once, Stripe's Checkout is a redirect."""
     form = BuyForm(request.POST)
     if not form.is_valid():
         messages.error(request, _form_error(form, "Enter an amount in dollars and cents."))
@@ -133,7 +111,9 @@ def _pay(request: HttpRequest) -> HttpResponse:
     return redirect("billing:credits")
 
 
-def _refund(request: HttpRequest) -> HttpResponse:
+@_credits_action(OWNER)
+def credits_refund(request: HttpRequest) -> HttpResponse:
+    """Pay back a purchase's unused credits (404 for another account's purchase)."""
     try:
         entry = purchases.credits_refund(account=request.account, payment_id=int64_or_404(request.POST.get("payment")),
                                          user=request.user)
@@ -146,7 +126,9 @@ def _refund(request: HttpRequest) -> HttpResponse:
     return redirect("billing:credits")
 
 
-def _topup(request: HttpRequest) -> HttpResponse:
+@_credits_action(OWNER)
+def credits_auto_topup(request: HttpRequest) -> HttpResponse:
+    """Save the auto top-up rule."""
     form = AutoTopupForm(request.POST)
     if form.is_valid():
         try:
@@ -160,19 +142,23 @@ def _topup(request: HttpRequest) -> HttpResponse:
     return redirect("billing:credits")
 
 
-def _alert(request: HttpRequest) -> HttpResponse:
+@_credits_action(OWNER)
+def credits_alert(request: HttpRequest) -> HttpResponse:
+    """Save (or clear) the low-balance alert threshold."""
     form = LowBalanceForm(request.POST)
     if form.is_valid():
         threshold = form.cleaned_data["threshold"]
-        services.low_balance_threshold_set(account=request.account,
-                                           threshold_units=None if threshold is None else usd_to_units(threshold))
+        alerts.low_balance_threshold_set(account=request.account,
+                                         threshold_units=None if threshold is None else usd_to_units(threshold))
         messages.success(request, "Low-balance alert saved." if threshold is not None else "Low-balance alert off.")
     else:
         messages.error(request, _form_error(form, "Enter the threshold in dollars and cents."))
     return redirect("billing:credits")
 
 
-def _promo(request: HttpRequest) -> HttpResponse:
+@_credits_action(MEMBER)
+def credits_promo(request: HttpRequest) -> HttpResponse:
+    """Redeem a promo code."""
     form = PromoForm(request.POST)
     if form.is_valid():
         try:
@@ -186,8 +172,10 @@ def _promo(request: HttpRequest) -> HttpResponse:
     return redirect("billing:credits")
 
 
-def _demo_method(request: HttpRequest) -> HttpResponse:
-    if _gateway_name() != "demo":
+@_credits_action(OWNER)
+def credits_demo_card(request: HttpRequest) -> HttpResponse:
+    """Save a demo card for auto top-up (the demo gateway only)."""
+    if selectors.gateway_name() != "demo":
         return HttpResponse("Only the demo gateway saves demo cards.", status=400)
     purchases.demo_method_save(account=request.account)
     messages.success(request, "Demo card saved for auto top-up.")
@@ -208,7 +196,7 @@ def keys(request: HttpRequest) -> HttpResponse:
             return redirect("billing:keys")
         limit = form.cleaned_data["limit"]
         try:
-            key = services.api_key_limit_set(account=request.account, key_id=key_id,
+            key = accounts.api_key_limit_set(account=request.account, key_id=key_id,
                                              limit_units=None if limit is None else usd_to_units(limit),
                                              interval=form.cleaned_data["interval"])
         except ApiKey.DoesNotExist:

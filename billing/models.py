@@ -1,7 +1,7 @@
 """Accounts, their members and API keys, and the credit ledger.
 
 The ledger is append-only: an account's `balance_units` always equals the sum of its entries'
-`amount_units`; both change together in `billing.services`, under the account's row lock.
+`amount_units`; both change together in `billing.ledger`, under the account's row lock.
 Money is integer units of 1e-10 USD (`core.money`).
 """
 from decimal import Decimal

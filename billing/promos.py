@@ -11,8 +11,9 @@ from django.utils import timezone
 from core.bulk import id_set
 from core.money import format_usd
 
+from .ledger import ledger_post
+from .lock_objects import account_lock, promo_code_lock, promo_redemption_lock
 from .models import Account, LedgerEntry, PromoCode, PromoRedemption
-from .services import accounts_lock, ledger_post
 
 
 class PromoError(Exception):
@@ -24,9 +25,8 @@ def promo_redeem(*, account: Account, code: str, actor: str = "") -> PromoRedemp
     code = code.strip().upper()
     now = timezone.now()
     with transaction.atomic():
-        accounts_lock(account_ids=[account.pk])
-        # The promo row lock keeps the redemption count exact when many accounts redeem at once.
-        promo = PromoCode.objects.select_for_update().filter(code=code, active=True).first()
+        account_lock(account_id=account.pk)
+        promo = promo_code_lock(code=code)
         if promo is None or (promo.redeemable_until and promo.redeemable_until < now):
             raise PromoError("This code is not valid.")
         if PromoRedemption.objects.filter(promo=promo, account=account).exists():
@@ -55,9 +55,7 @@ def grant_expire(*, redemption_id: int, now=None) -> LedgerEntry | None:
     """
     now = now or timezone.now()
     with transaction.atomic():
-        redemption = PromoRedemption.objects.select_related("promo").get(pk=redemption_id)
-        account = accounts_lock(account_ids=[redemption.account_id])[redemption.account_id]
-        redemption = PromoRedemption.objects.select_for_update().get(pk=redemption_id)
+        account, redemption = promo_redemption_lock(redemption_id=redemption_id)
         if redemption.expired_units is not None or redemption.expires_at is None or redemption.expires_at > now:
             return None
         used = -(LedgerEntry.objects.filter(account=account, kind=LedgerEntry.Kind.USAGE,

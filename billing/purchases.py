@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
@@ -20,10 +19,11 @@ from django.utils import timezone
 from core.bulk import id_set
 from core.money import format_usd, units_to_usd, usd_to_units
 
-from .gateways import Checkout, GatewayError, SavedMethod, gateway_get, units_floor_cents
+from .gateways import Checkout, GatewayError, SavedMethod, gateway_get
+from .ledger import ledger_post
+from .lock_objects import payment_lock
 from .models import Account, LedgerEntry, Payment, PaymentMethod
-from .selectors import owner_emails
-from .services import accounts_lock, ledger_post
+from .selectors import owner_emails, purchase_limits, refundable_units
 
 log = logging.getLogger(__name__)
 CENT = Decimal("0.01")
@@ -43,19 +43,15 @@ class Quote:
         return self.amount_units + self.fee_units
 
 
-def purchase_limits() -> tuple[Decimal, Decimal]:
-    return Decimal(settings.BILLING_PURCHASE_MIN_USD), Decimal(settings.BILLING_PURCHASE_MAX_USD)
-
-
 def fee_for(amount: Decimal) -> Decimal:
-    """The fee on a purchase: BILLING_FEE_PERCENT of it, at least BILLING_FEE_MIN_USD, in cents (half up)."""
+    """Return the fee on a purchase: BILLING_FEE_PERCENT of it, at least BILLING_FEE_MIN_USD, in cents (half up)."""
     percent = Decimal(settings.BILLING_FEE_PERCENT)
     fee = (amount * percent / 100).quantize(CENT, rounding=ROUND_HALF_UP)
     return max(fee, Decimal(settings.BILLING_FEE_MIN_USD).quantize(CENT))
 
 
 def credits_quote(*, amount: Decimal, check_limits: bool = True) -> Quote:
-    """Credits and fee for buying `amount` USD (whole cents, within the purchase limits)."""
+    """Quote credits and fee for buying `amount` USD (whole cents, within the purchase limits)."""
     if amount != amount.quantize(CENT):
         raise PurchaseError("Enter an amount in whole cents.")
     low, high = purchase_limits()
@@ -98,9 +94,7 @@ def payment_complete(*, payment_id: int, method: SavedMethod | None = None,
     `amount_paid_units`, when the gateway reports it, must equal what was asked for.
     """
     with transaction.atomic():
-        # Account first, then payment: the lock order of refunds too (no deadlock between them).
-        accounts_lock(account_ids=[Payment.objects.values_list("account_id", flat=True).get(pk=payment_id)])
-        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        _, payment = payment_lock(payment_id=payment_id)
         if payment.status == Payment.Status.SUCCEEDED:
             return None
         if amount_paid_units is not None and amount_paid_units != payment.total_units:
@@ -139,19 +133,6 @@ def demo_method_save(*, account: Account) -> PaymentMethod:
 
 # Refunds -----------------------------------------------------------------------------------------
 
-def refund_deadline(payment: Payment):
-    return (payment.completed_at or payment.created) + timedelta(days=settings.BILLING_REFUND_WINDOW_DAYS)
-
-
-def refundable_units(*, payment: Payment, balance_units: int, now=None) -> int:
-    """What of a purchase can be paid back now: its unrefunded credits, no more than the balance
-    allows, in whole cents, within the refund window (the fee is kept)."""
-    now = now or timezone.now()
-    if payment.status != Payment.Status.SUCCEEDED or now > refund_deadline(payment):
-        return 0
-    return max(0, units_floor_cents(min(payment.amount_units - payment.refunded_units, balance_units)))
-
-
 def credits_refund(*, account: Account, payment_id: int, user=None) -> LedgerEntry:
     """Pay back a purchase's unused credits (PurchaseError when there is nothing to pay back).
 
@@ -159,8 +140,7 @@ def credits_refund(*, account: Account, payment_id: int, user=None) -> LedgerEnt
     asks the gateway inside the transaction: if the gateway refuses, nothing was debited.
     """
     with transaction.atomic():
-        locked = Account.objects.select_for_update().get(pk=account.pk)
-        payment = Payment.objects.select_for_update().get(pk=payment_id, account=account)
+        locked, payment = payment_lock(payment_id=payment_id, account_id=account.pk)
         amount = refundable_units(payment=payment, balance_units=locked.balance_units)
         if amount <= 0:
             raise PurchaseError("Nothing of this purchase can be refunded.")
@@ -201,7 +181,7 @@ def auto_topup_claim(*, account_id: int) -> bool:
 
 
 def auto_topups_due(*, account_ids: Iterable[int]) -> list[int]:
-    """The accounts among these that may need a top-up now (enabled, armed, under the threshold,
+    """Return the accounts among these that may need a top-up now (enabled, armed, under the threshold,
     with a saved method): one query for all of them; `auto_topup_run` claims and charges each."""
     return list(Account.objects.filter(
         pk__in=id_set(account_ids), auto_topup_enabled=True, auto_topup_armed=True,

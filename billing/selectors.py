@@ -1,4 +1,4 @@
-"""Reads of billing: key limits and their usage, monthly statements, refundable purchases.
+"""Reads of billing: key limits and their usage, monthly statements, the credits page.
 
 Key usage and statement usage by model read the daily rollup `AccountDay` (spend without
 BYOK), never raw generations: every interval and month starts at a UTC midnight, so whole days
@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
+from django.conf import settings
+from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.db.models import Min, Sum
 from django.utils import timezone
@@ -19,11 +22,12 @@ from core.bulk import id_set, ids_match_sql
 from core.money import units_to_usd
 from marketplace.models import Model
 
-from .models import Account, ApiKey, LedgerEntry, Membership
+from .gateways import GatewayError, gateway_get, units_floor_cents
+from .models import Account, ApiKey, LedgerEntry, Membership, Payment, PaymentMethod
 
 
 def interval_bounds(interval: str, now: datetime) -> tuple[datetime | None, datetime | None]:
-    """The current interval's start and the next reset, UTC; (None, None) for `never`."""
+    """Return the current interval's start and the next reset, UTC; (None, None) for `never`."""
     now = now.astimezone(UTC)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     if interval == ApiKey.Interval.DAILY:
@@ -73,7 +77,7 @@ class KeyLimit:
 
 
 def key_limits(*, account_id: int, key_ids: list[int] | None = None, now: datetime | None = None) -> list[KeyLimit]:
-    """Every key of the account (or the given ones) with its usage in its current interval: one
+    """Read every key of the account (or the given ones) with its usage in its current interval: one
     rollup query per distinct interval start."""
     now = now or timezone.now()
     keys = ApiKey.objects.filter(account_id=account_id).order_by("name", "external_id")
@@ -134,7 +138,7 @@ ORDER BY id
 
 
 def key_alerts_due(*, account_ids: Iterable[int], now: datetime | None = None) -> list[KeyAlertDue]:
-    """The keys of these accounts that reached 80% or 100% of their limit in their current interval
+    """Return the keys of these accounts that reached 80% or 100% of their limit in their current interval
     and were not told so yet: one statement for all the accounts, whatever their number."""
     now = now or timezone.now()
     ops = connection.ops
@@ -153,13 +157,20 @@ def key_alerts_due(*, account_ids: Iterable[int], now: datetime | None = None) -
 
 
 def owner_emails(*, account_ids: Iterable[int]) -> dict[int, list[str]]:
-    """The owners' email addresses of each of these accounts (sorted, no blanks), in one query."""
+    """Return the owners' email addresses of each of these accounts (sorted, no blanks), in one query."""
     emails: dict[int, set[str]] = {}
     rows = (Membership.objects.filter(account_id__in=id_set(account_ids), role=Membership.Role.OWNER)
             .exclude(user__email="").values_list("account_id", "user__email"))
     for account_id, email in rows:
         emails.setdefault(account_id, set()).add(email)
     return {account_id: sorted(found) for account_id, found in emails.items()}
+
+
+
+def credits_recent(*, account: Account, limit: int) -> tuple[int, list[LedgerEntry]]:
+    """Read an account's balance now and its latest `limit` ledger entries, newest first."""
+    account.refresh_from_db(fields=["balance_units"])
+    return account.balance_units, list(account.ledger.order_by("-created", "-id")[:limit])
 
 
 # Statements --------------------------------------------------------------------------------------
@@ -214,7 +225,7 @@ class Statement:
 
 
 def statement_months(*, account: Account, today: date | None = None) -> list[date]:
-    """Months with a statement, newest first: from the account's creation, first entry or first usage to now.
+    """List the months with a statement, newest first: from the account's creation, first entry or first usage to now.
 
     Usage counts because logs may be ingested after the fact: an account registered today by a
     backfill has statements for the months its requests ran in.
@@ -238,7 +249,7 @@ def _balance_before(account: Account, moment: datetime) -> int:
 
 
 def statement_month(*, account: Account, month: date) -> Statement:
-    """Opening and closing balance of a UTC month, its movements by kind, and usage by model.
+    """Read the opening and closing balance of a UTC month, its movements by kind, and usage by model.
 
     The ledger's usage is what was debited in the month (logs may arrive late); usage by model
     is by the hour the requests ran, so the two can differ at month edges.
@@ -257,3 +268,75 @@ def statement_month(*, account: Account, month: date) -> Statement:
         ModelUsage(model=names.get(r["model_id"], f"model {r['model_id']}"), requests=r["requests"],
                    tokens=r["prompt"] + r["completion"], spend_units=r["spend"]) for r in rows]
     return statement
+
+
+# The credits page ----------------------------------------------------------------------------------
+
+def purchase_limits() -> tuple[Decimal, Decimal]:
+    """Return the smallest and the largest purchase, in USD."""
+    return Decimal(settings.BILLING_PURCHASE_MIN_USD), Decimal(settings.BILLING_PURCHASE_MAX_USD)
+
+
+def refund_deadline(payment: Payment) -> datetime:
+    """Return the end of a purchase's refund window."""
+    return (payment.completed_at or payment.created) + timedelta(days=settings.BILLING_REFUND_WINDOW_DAYS)
+
+
+def refundable_units(*, payment: Payment, balance_units: int, now: datetime | None = None) -> int:
+    """Return what of a purchase can be paid back now: its unrefunded credits, no more than the
+    balance allows, in whole cents, within the refund window (the fee is kept)."""
+    now = now or timezone.now()
+    if payment.status != Payment.Status.SUCCEEDED or now > refund_deadline(payment):
+        return 0
+    return max(0, units_floor_cents(min(payment.amount_units - payment.refunded_units, balance_units)))
+
+
+def gateway_name() -> str:
+    """Return the configured gateway's name, or `unavailable` when none can take payments."""
+    try:
+        return gateway_get().name
+    except GatewayError:
+        return "unavailable"
+
+
+@dataclass(frozen=True)
+class PurchaseRow:
+    """A purchase as the credits page lists it: what can be refunded now, and until when."""
+
+    payment: Payment
+    refundable_units: int
+    refund_until: datetime
+
+
+@dataclass(frozen=True)
+class CreditsPage:
+    """What the credits page shows: balance, purchases and ledger (one page of each), and the terms."""
+
+    balance_units: int
+    payments: Page
+    purchases: list[PurchaseRow]
+    ledger: Page
+    method: PaymentMethod | None
+    gateway: str
+    fee_percent: Decimal
+    fee_min: Decimal
+    purchase_min: Decimal
+    purchase_max: Decimal
+    refund_days: int
+
+
+def credits_page(*, account: Account, payments_page: str | None = None, ledger_page: str | None = None,
+                 now: datetime | None = None) -> CreditsPage:
+    """Read the credits page of an account: 10 purchases and 25 ledger entries a page, newest first."""
+    now = now or timezone.now()
+    payments = Paginator(Payment.objects.filter(account=account), 10).get_page(payments_page)
+    low, high = purchase_limits()
+    return CreditsPage(
+        balance_units=account.balance_units, payments=payments,
+        purchases=[PurchaseRow(payment=payment, refund_until=refund_deadline(payment),
+                               refundable_units=refundable_units(payment=payment, balance_units=account.balance_units,
+                                                                 now=now)) for payment in payments],
+        ledger=Paginator(account.ledger.order_by("-created", "-id"), 25).get_page(ledger_page),
+        method=PaymentMethod.objects.filter(account=account).first(), gateway=gateway_name(),
+        fee_percent=Decimal(settings.BILLING_FEE_PERCENT), fee_min=Decimal(settings.BILLING_FEE_MIN_USD),
+        purchase_min=low, purchase_max=high, refund_days=settings.BILLING_REFUND_WINDOW_DAYS)

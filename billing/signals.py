@@ -4,8 +4,8 @@ bring an old token back to life."""
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
+from .accounts import member_tokens_revoke
 from .models import Membership
-from .services import member_tokens_revoke
 
 
 @receiver(post_delete, sender=Membership, dispatch_uid="billing.membership_tokens_revoke")

@@ -2,6 +2,8 @@
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+# Imports point one way, tasks -> services: no billing module imports this one (analytics' chunk
+# fan-out queues billing_after_debit after commit, by a late import), so no cycle can close here.
 from . import alerts, promos
 
 TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)

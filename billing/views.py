@@ -9,8 +9,8 @@ from django.views.decorators.http import require_POST
 
 from core.params import int64_or_404
 
-from . import services
-from .access import account_required, account_switch, account_token_create, account_tokens
+from . import accounts
+from .access import account_required, account_switch, account_tokens
 from .forms import InviteForm, SignUpForm, TokenForm
 from .models import AccountToken, Invitation, Membership
 
@@ -39,7 +39,7 @@ def members(request: HttpRequest) -> HttpResponse:
             return _member_remove(request)
         form = InviteForm(request.POST)
         if form.is_valid():
-            services.invitation_create(
+            accounts.invitation_create(
                 account=account, email=form.cleaned_data["email"], role=form.cleaned_data["role"],
                 invited_by=request.user,
                 accept_url=lambda token: request.build_absolute_uri(reverse("billing:invitation", args=[token])))
@@ -54,10 +54,10 @@ def members(request: HttpRequest) -> HttpResponse:
 
 def _member_remove(request: HttpRequest) -> HttpResponse:
     try:
-        services.membership_remove(account=request.account, membership_id=int64_or_404(request.POST["remove"]))
+        accounts.membership_remove(account=request.account, membership_id=int64_or_404(request.POST["remove"]))
     except Membership.DoesNotExist:
         raise Http404 from None
-    except services.LastOwnerError as error:
+    except accounts.LastOwnerError as error:
         messages.error(request, f"Not removed: {error}.")
     else:
         messages.success(request, "Member removed.")
@@ -79,32 +79,46 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
             user.email = invite.email
             user.save(update_fields=["email"])
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        membership = services.invitation_accept(invitation=invite, user=request.user)
+        membership = accounts.invitation_accept(invitation=invite, user=request.user)
         account_switch(request, account_id=membership.account_id)
         messages.success(request, f"You joined {membership.account} as {membership.role}.")
         return redirect("account:overview")
     return render(request, "account/invitation.html", {"invite": invite, "form": form})
 
 
+def _viewer_refused(request: HttpRequest) -> HttpResponse | None:
+    if request.account_ctx.can(Membership.Role.MEMBER):
+        return None
+    return HttpResponse("Viewers cannot manage tokens.", status=403)
+
+
 @account_required
 def tokens(request: HttpRequest) -> HttpResponse:
-    """Account API tokens: members create and revoke; the secret is shown once."""
+    """List the account's API tokens; members create one here (the secret is shown once)."""
     form, secret = TokenForm(), None
     if request.method == "POST":
-        if not request.account_ctx.can(Membership.Role.MEMBER):
-            return HttpResponse("Viewers cannot manage tokens.", status=403)
-        if "revoke" in request.POST:
-            try:
-                token = services.account_token_revoke(account=request.account,
-                                                      token_id=int64_or_404(request.POST["revoke"]))
-            except AccountToken.DoesNotExist:
-                raise Http404 from None
-            messages.success(request, f"Token {token.name} revoked.")
-            return redirect("billing:tokens")
+        refused = _viewer_refused(request)
+        if refused:
+            return refused
         form = TokenForm(request.POST)
         if form.is_valid():
-            _, secret = account_token_create(account=request.account, name=form.cleaned_data["name"],
+            _, secret = accounts.account_token_create(account=request.account, name=form.cleaned_data["name"],
                                              created_by=request.user)
             form = TokenForm()
     return render(request, "account/tokens.html", {
         "tokens": account_tokens(account=request.account), "form": form, "secret": secret})
+
+
+@account_required
+@require_POST
+def token_revoke(request: HttpRequest) -> HttpResponse:
+    """Revoke one of the account's tokens (members; 404 for another account's token)."""
+    refused = _viewer_refused(request)
+    if refused:
+        return refused
+    try:
+        token = accounts.account_token_revoke(account=request.account, token_id=int64_or_404(request.POST.get("revoke")))
+    except AccountToken.DoesNotExist:
+        raise Http404 from None
+    messages.success(request, f"Token {token.name} revoked.")
+    return redirect("billing:tokens")

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import get_resolver
 
 from analytics.models import Generation, IngestBatch
-from billing.access import account_token_create
+from billing.accounts import account_token_create
 from billing.models import ApiKey, Membership
 from tests.analytics.conftest import D1, account_traffic
 
@@ -93,7 +93,9 @@ def test_anonymous_users_are_sent_to_sign_in_from_every_account_page(site):
         assert response["Location"].startswith("/accounts/login/?next="), url
 
 
-FORMS = ("/account/switch/", "/account/members/", "/account/tokens/", "/account/credits/", "/account/keys/",
+FORMS = ("/account/switch/", "/account/members/", "/account/tokens/", "/account/tokens/revoke/", "/account/credits/", "/account/credits/buy/",
+         "/account/credits/refund/", "/account/credits/auto-topup/", "/account/credits/alert/",
+         "/account/credits/promo/", "/account/credits/demo-card/", "/account/keys/",
          "/accounts/logout/", "/accounts/password_change/", "/accounts/login/", "/accounts/password_reset/")
 
 

@@ -24,7 +24,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from billing.access import account_token_create
+from billing.accounts import account_token_create
 from billing.models import Membership
 from tests.analytics.conftest import (  # noqa: F401  (fixtures)
     _fresh_prices,

@@ -18,7 +18,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from analytics.usage.generation_log import cursor_encode
-from billing.access import account_token_create
+from billing.accounts import account_token_create
 from billing.credit_forms import AdjustForm, AutoTopupForm, KeyLimitForm, LowBalanceForm
 from billing.models import Account, ApiKey, Membership
 from core.params import DATE_ERROR
@@ -166,7 +166,7 @@ def test_a_key_limit_for_a_key_id_past_64_bits_is_not_found(site):
 
 
 def test_a_refund_of_a_payment_id_past_64_bits_is_not_found(site):
-    response = site["client"].post("/account/credits/", {"action": "refund", "payment": HUGE})
+    response = site["client"].post("/account/credits/refund/", {"payment": HUGE})
     assert response.status_code == 404
 
 
@@ -198,8 +198,8 @@ def _messages(response) -> list[str]:
 
 
 def test_an_auto_top_up_past_the_ledgers_range_is_refused(site):
-    response = site["client"].post("/account/credits/", {"action": "topup", "threshold": "999999999",
-                                                         "amount": "25"}, follow=True)
+    response = site["client"].post("/account/credits/auto-topup/", {"threshold": "999999999", "amount": "25"},
+                                   follow=True)
     assert response.status_code == 200
     assert _messages(response) == ["Auto top-up not saved: enter both amounts in dollars and cents: "
                                    "Enter an amount up to $100,000,000."]
@@ -207,7 +207,7 @@ def test_an_auto_top_up_past_the_ledgers_range_is_refused(site):
 
 
 def test_a_low_balance_alert_past_the_ledgers_range_is_refused(site):
-    response = site["client"].post("/account/credits/", {"action": "alert", "threshold": "9999999999.99"},
+    response = site["client"].post("/account/credits/alert/", {"threshold": "9999999999.99"},
                                    follow=True)
     assert response.status_code == 200
     assert _messages(response) == ["Enter the threshold in dollars and cents: Enter an amount up to $100,000,000."]
@@ -236,8 +236,8 @@ def test_no_amount_makes_a_server_error(site, form, amount, other, enabled):
         key = ApiKey.objects.filter(account=site["a"]).first()
         response = site["client"].post("/account/keys/", {"key": key.pk, "limit": amount, "interval": "daily"})
     else:
-        data = {"action": form, "threshold": amount, "amount": other, **({"enabled": "on"} if enabled else {})}
-        response = site["client"].post("/account/credits/", data)
+        data = {"threshold": amount, "amount": other, **({"enabled": "on"} if enabled else {})}
+        response = site["client"].post(f"/account/credits/{'auto-topup' if form == 'topup' else form}/", data)
     assert response.status_code == 302, (form, amount, other)
 
 

@@ -20,7 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from analytics.models import IngestBatch, IngestChunk, Reject
-from billing.services import ledger_debit_usage
+from billing.ledger import ledger_debit_usage
 
 from . import formats, loader
 from .fanout import chunk_fan_out

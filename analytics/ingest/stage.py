@@ -7,10 +7,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from analytics import histograms
-from billing.services import (
-    accounts_register,
-    api_keys_register,
-)
+from billing.accounts import accounts_register, api_keys_register
 from core.money import UNITS_PER_USD
 from marketplace.services import apps_register, models_register, providers_register
 

@@ -2,8 +2,8 @@
 import pytest
 from django.core.management import call_command
 
-from billing.access import account_token_create
-from billing.services import ledger_debit_usage
+from billing.accounts import account_token_create
+from billing.ledger import ledger_debit_usage
 from core.money import usd_to_units
 
 from .conftest import buy
@@ -33,3 +33,15 @@ def test_schema_lists_the_billing_api_without_warnings(tmp_path):
     for path in ("/api/v1/credits:", "/api/v1/keys:", "/api/v1/keys/{key_id}:"):
         assert path in schema
     assert "accountToken" in schema
+
+
+@pytest.mark.parametrize(("limit", "entries"), [("", 20), ("x", 20), ("1.5", 20), ("-3", 0), ("0", 0), ("7", 7),
+                                                ("500", 200)])
+def test_the_credits_apis_limit_is_clamped_and_an_unreadable_one_is_the_default(client, acct_a, owner, limit,
+                                                                                 entries):
+    for i in range(1, 206):
+        ledger_debit_usage(spend_by_account={acct_a.pk: i}, idempotency_prefix=f"t{i}")
+    _, secret = account_token_create(account=acct_a, name="ci", created_by=owner)
+    response = client.get("/api/v1/credits", {"limit": limit}, HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert response.status_code == 200
+    assert len(response.json()["recent"]) == entries

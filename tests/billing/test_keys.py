@@ -5,7 +5,7 @@ import pytest
 from django.core import mail
 
 from analytics import ingest
-from billing.access import account_token_create
+from billing.accounts import account_token_create
 from billing.alerts import key_alerts_check
 from billing.models import ApiKey
 from billing.selectors import interval_bounds
@@ -14,7 +14,7 @@ from tests.analytics.conftest import record, run_batch, write_jsonl
 
 from .conftest import iso, text_of
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]  # intervals and months of today
 
 
 @pytest.fixture

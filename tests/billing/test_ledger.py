@@ -1,4 +1,4 @@
-"""The books: ledger_verify, staff adjustments through the ledger, exact amounts, the fee."""
+"""The one door for money: ledger_post, ledger_verify, staff adjustments through the ledger, exact amounts."""
 from decimal import Decimal
 
 import pytest
@@ -9,9 +9,9 @@ from django.db.models import F, Sum
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from billing.ledger import ledger_adjust, ledger_debit_usage, ledger_post
 from billing.models import Account, LedgerEntry
-from billing.purchases import PurchaseError, credits_quote, fee_for
-from billing.services import ledger_adjust, ledger_debit_usage, ledger_post
+from billing.purchases import fee_for
 from core.money import format_usd, units_to_usd, usd_to_units
 
 from .conftest import buy
@@ -106,33 +106,10 @@ def test_ledger_entries_are_read_only_in_the_admin(staff_client, acct_a):
     assert "balance_units" not in form.fields
 
 
-@pytest.mark.parametrize(("amount", "fee"), [
-    ("5", "0.80"),          # 5.5% = 0.275: the minimum applies
-    ("14.55", "0.80"),      # 0.80025 rounds to 0.80
-    ("15", "0.83"),         # 0.825 rounds half up to 0.83
-    ("20", "1.10"),
-    ("100", "5.50"),
-    ("1234.56", "67.90"),   # 67.9008
-    ("10000", "550.00"),
-])
-def test_fee_by_hand(amount, fee):
-    assert fee_for(Decimal(amount)) == Decimal(fee)
-    quote = credits_quote(amount=Decimal(amount))
-    assert quote.amount_units == usd_to_units(amount)
-    assert quote.fee_units == usd_to_units(fee)
-    assert quote.total_units == usd_to_units(Decimal(amount) + Decimal(fee))
 
 
-def test_fee_follows_the_settings(settings):
-    settings.BILLING_FEE_PERCENT, settings.BILLING_FEE_MIN_USD = "3", "0.30"
-    assert fee_for(Decimal("5")) == Decimal("0.30")
-    assert fee_for(Decimal("50")) == Decimal("1.50")
 
 
-@pytest.mark.parametrize("amount", ["4.99", "10000.01", "10.001", "0", "-5"])
-def test_amounts_outside_the_limits_or_not_in_cents_are_refused(amount):
-    with pytest.raises(PurchaseError):
-        credits_quote(amount=Decimal(amount))
 
 
 @given(st.decimals(min_value=Decimal("-1000000"), max_value=Decimal("1000000"), places=10, allow_nan=False))

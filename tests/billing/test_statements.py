@@ -14,7 +14,7 @@ from tests.analytics.conftest import record, run_batch, write_jsonl
 
 from .conftest import buy, iso, text_of
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]  # intervals and months of today
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from analytics.models import AccountHour
+from billing.alerts import low_balance_threshold_set
 from billing.models import Account, ApiKey, Membership, Payment, PromoCode, PromoRedemption
 from billing.promos import promo_redeem
 from billing.purchases import credits_purchase_start
 from billing.selectors import interval_bounds
-from billing.services import low_balance_threshold_set
 from core.money import format_usd, units_to_usd, usd_to_units
 
 DEMO_USERNAME = "demo"

@@ -10,7 +10,7 @@ from django.core import mail
 
 from analytics.models import Generation
 from analytics.usage import generation_log
-from billing.access import account_token_create
+from billing.accounts import account_token_create
 from billing.models import Membership
 from tests.analytics.conftest import D1, D2, D40, TODAY, account_traffic, record, run_batch, write_jsonl
 from tests.analytics.conftest import at as _at

@@ -1,6 +1,6 @@
 """The checks after a chunk's debits work on sets: among a thousand debited accounts, exactly the
 few that crossed a threshold get an email or a top-up, once, in a number of queries that does not
-grow with the number of accounts."""
+grow with the number of accounts; the low-balance alert emails once per crossing."""
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -10,7 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from analytics.models import AccountDay
-from billing.alerts import billing_after_debit
+from billing.alerts import billing_after_debit, low_balance_check
+from billing.ledger import ledger_debit_usage
 from billing.models import (
     Account,
     ApiKey,
@@ -26,7 +27,7 @@ from billing.selectors import KeyAlertDue, interval_bounds, key_alerts_due
 from core.money import usd_to_units
 from marketplace.models import Author, Model, Provider
 
-from .conftest import make_user, run_threads
+from .conftest import buy, make_user, run_threads
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)  # a Wednesday: its week began on Monday 30 November
 TODAY, YESTERDAY, MONDAY = NOW.date(), date(2026, 12, 1), date(2026, 11, 30)
@@ -203,3 +204,25 @@ def test_concurrent_runs_after_one_chunk_send_and_charge_once(frozen):
     assert len(mail.outbox) == 4  # outside a transaction the emails go at once
     assert len({(m.subject, tuple(m.to)) for m in mail.outbox}) == 4
     assert Payment.objects.filter(kind="auto_topup", status="succeeded").count() == 2
+
+
+def test_low_balance_alert_once_per_crossing(client, owner, acct_a, django_capture_on_commit_callbacks):
+    buy(acct_a, "10")
+    client.force_login(owner)
+    client.post("/account/credits/alert/", {"threshold": "5"})
+    with django_capture_on_commit_callbacks(execute=True):
+        ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("6")}, idempotency_prefix="d1")
+        assert low_balance_check(account_id=acct_a.pk)
+        ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("1")}, idempotency_prefix="d2")
+        assert not low_balance_check(account_id=acct_a.pk)
+    assert len(mail.outbox) == 1
+    assert "Low credit balance" in mail.outbox[0].subject
+    assert "is $4.00, under your alert threshold of $5.00" in mail.outbox[0].body
+    buy(acct_a, "20")  # back above: the next crossing alerts again
+    with django_capture_on_commit_callbacks(execute=True):
+        ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("22")}, idempotency_prefix="d3")
+        assert low_balance_check(account_id=acct_a.pk)
+    assert len(mail.outbox) == 2
+    client.post("/account/credits/alert/", {"threshold": ""})
+    acct_a.refresh_from_db()
+    assert acct_a.low_balance_threshold_units is None

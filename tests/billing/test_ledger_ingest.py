@@ -56,8 +56,8 @@ def test_a_chunk_of_a_thousand_accounts_alerts_exactly_the_five_that_crossed(
     from django.test.utils import CaptureQueriesContext
 
     from billing.alerts import billing_after_debit
+    from billing.ledger import ledger_post
     from billing.models import Membership
-    from billing.services import ledger_post
 
     ingest.pricebook_reset()
     moment = datetime.now(tz=UTC) - timedelta(minutes=1)

@@ -12,10 +12,10 @@ from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from billing.ledger import ledger_debit_usage, ledger_post
 from billing.models import Account, LedgerEntry, Payment, PromoCode
 from billing.promos import PromoError, promo_redeem
 from billing.purchases import PurchaseError, credits_refund
-from billing.services import ledger_debit_usage, ledger_post
 from core.money import usd_to_units
 
 from .conftest import buy, run_threads

@@ -1,14 +1,19 @@
-"""Twenty threads buying, debiting and refunding at once: every balance still equals its entries."""
+"""Every lock of billing: accounts in primary-key order, then the payment, promo code or redemption;
+twenty threads buying, debiting and refunding at once keep every balance equal to its entries."""
 import random
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.db import connection, transaction
 from django.db.models import Sum
+from django.test.utils import CaptureQueriesContext
 
-from billing.models import Account, LedgerEntry, Payment
+from billing.ledger import ledger_debit_usage
+from billing.lock_objects import accounts_lock, accounts_lock_ids, payment_lock, promo_redemption_lock
+from billing.models import Account, LedgerEntry, Payment, PromoCode
+from billing.promos import promo_redeem
 from billing.purchases import PurchaseError, credits_refund, payment_complete
-from billing.services import ledger_debit_usage
 from core.money import usd_to_units
 
 from .conftest import buy, run_threads
@@ -90,3 +95,40 @@ def test_webhooks_and_refunds_on_one_account_at_once_never_deadlock():
     assert entries.filter(kind="refund").count() == 5 + sum(r is not None for r in results[5:10])
     assert account.balance_units == entries.aggregate(s=Sum("amount_units"))["s"]
     assert account.balance_units == usd_to_units("150") - sum(p.refunded_units for p in Payment.objects.all())
+
+
+@pytest.mark.django_db
+def test_accounts_are_locked_in_primary_key_order_whatever_order_they_are_asked_in():
+    accounts = [Account.objects.create(external_id=f"acct_{i}") for i in range(4)]
+    ids = [a.pk for a in reversed(accounts)] + [accounts[0].pk]
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        locked = accounts_lock(account_ids=ids)
+        accounts_lock_ids(account_ids=ids)
+    assert list(locked) == sorted(a.pk for a in accounts)
+    sql = [q["sql"] for q in queries.captured_queries if "billing_account" in q["sql"]]
+    assert "ORDER BY" in sql[0]
+    if connection.vendor == "postgresql":  # SQLite serializes write transactions: nothing to lock
+        assert sql[0].endswith("FOR UPDATE")
+        assert "ORDER BY id FOR UPDATE" in sql[1]
+    else:
+        assert len(sql) == 1
+
+
+@pytest.mark.django_db
+def test_a_payment_is_locked_with_its_account_and_never_through_another_account(acct_a, acct_b):
+    payment = buy(acct_a, "10")
+    with transaction.atomic():
+        account, locked = payment_lock(payment_id=payment.pk)
+        assert (account.pk, locked.pk) == (acct_a.pk, payment.pk)
+        assert payment_lock(payment_id=payment.pk, account_id=acct_a.pk)[1].pk == payment.pk
+        with pytest.raises(Payment.DoesNotExist):
+            payment_lock(payment_id=payment.pk, account_id=acct_b.pk)
+
+
+@pytest.mark.django_db
+def test_a_promo_redemption_is_locked_with_its_account(acct_a):
+    PromoCode.objects.create(code="LOCK", amount_units=usd_to_units("1"))
+    redemption = promo_redeem(account=acct_a, code="lock")
+    with transaction.atomic():
+        account, locked = promo_redemption_lock(redemption_id=redemption.pk)
+    assert (account.pk, locked.pk) == (acct_a.pk, redemption.pk)

@@ -5,9 +5,9 @@ import pytest
 import stripe
 from django.test import Client
 
+from billing.ledger import ledger_debit_usage
 from billing.models import LedgerEntry, Payment, PaymentMethod
 from billing.purchases import auto_topup_run, auto_topup_settings_save, credits_purchase_start, credits_refund
-from billing.services import ledger_debit_usage
 from core.money import usd_to_units
 
 from .conftest import checkout_event, run_threads, stripe_signature
@@ -36,7 +36,7 @@ def _post(client, payload: bytes, signature: str):
 @pytest.mark.django_db
 def test_buying_with_stripe_redirects_to_checkout_and_the_webhook_credits(client, owner, acct_a, stripe_checkout):
     client.force_login(owner)
-    response = client.post("/account/credits/", {"action": "pay", "amount": "20", "save_method": "on"})
+    response = client.post("/account/credits/buy/", {"amount": "20", "save_method": "on"})
     assert response.status_code == 302
     assert response["Location"] == "https://checkout.stripe.test/pay/cs_test_1"
     params = stripe_checkout[0]

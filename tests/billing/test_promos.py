@@ -1,14 +1,12 @@
-"""Promo codes (once per account, limited, expiring) and the low-balance alert (once per crossing)."""
+"""Promo codes: once per account, limited, expiring (what is left of them, never more than the balance)."""
 from datetime import timedelta
 
 import pytest
-from django.core import mail
 from django.utils import timezone
 
-from billing.alerts import low_balance_check
+from billing.ledger import ledger_debit_usage
 from billing.models import PromoCode, PromoRedemption
 from billing.promos import PromoError, grants_expire, promo_redeem
-from billing.services import ledger_debit_usage
 from core.money import usd_to_units
 
 from .conftest import buy, text_of
@@ -19,11 +17,11 @@ pytestmark = pytest.mark.django_db
 def test_a_member_redeems_a_code_once(client, member, acct_a):
     PromoCode.objects.create(code="launch25", amount_units=usd_to_units("25"), credit_expiry_days=30)
     client.force_login(member)
-    client.post("/account/credits/", {"action": "promo", "code": " Launch25 "})
+    client.post("/account/credits/promo/", {"code": " Launch25 "})
     page = text_of(client.get("/account/credits/"))
     assert "Code redeemed: $25.00 of credits, usable until" in page
     assert "Balance $25.00" in page
-    client.post("/account/credits/", {"action": "promo", "code": "LAUNCH25"})
+    client.post("/account/credits/promo/", {"code": "LAUNCH25"})
     assert "This account already redeemed this code." in text_of(client.get("/account/credits/"))
     acct_a.refresh_from_db()
     assert acct_a.balance_units == usd_to_units("25")
@@ -72,26 +70,6 @@ def test_expiry_never_takes_more_than_the_balance(acct_a):
     assert acct_a.balance_units == -usd_to_units("2")
 
 
-def test_low_balance_alert_once_per_crossing(client, owner, acct_a, django_capture_on_commit_callbacks):
-    buy(acct_a, "10")
-    client.force_login(owner)
-    client.post("/account/credits/", {"action": "alert", "threshold": "5"})
-    with django_capture_on_commit_callbacks(execute=True):
-        ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("6")}, idempotency_prefix="d1")
-        assert low_balance_check(account_id=acct_a.pk)
-        ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("1")}, idempotency_prefix="d2")
-        assert not low_balance_check(account_id=acct_a.pk)
-    assert len(mail.outbox) == 1
-    assert "Low credit balance" in mail.outbox[0].subject
-    assert "is $4.00, under your alert threshold of $5.00" in mail.outbox[0].body
-    buy(acct_a, "20")  # back above: the next crossing alerts again
-    with django_capture_on_commit_callbacks(execute=True):
-        ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("22")}, idempotency_prefix="d3")
-        assert low_balance_check(account_id=acct_a.pk)
-    assert len(mail.outbox) == 2
-    client.post("/account/credits/", {"action": "alert", "threshold": ""})
-    acct_a.refresh_from_db()
-    assert acct_a.low_balance_threshold_units is None
 
 
 def test_due_grants_expire_after_the_next_usage_debit(acct_a):

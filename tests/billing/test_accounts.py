@@ -1,4 +1,5 @@
-"""Account API tokens live as long as their creator's membership, and do what its current role may do."""
+"""Accounts' members and tokens: registration from traffic, key limits, invitations, memberships, and
+account API tokens, which live as long as their creator's membership and do what its current role may do."""
 import re
 
 import pytest
@@ -8,8 +9,17 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
-from billing.access import AccountTokenAuthentication, account_token_create, api_account
-from billing.models import AccountToken, Membership
+from billing.access import AccountTokenAuthentication, api_account
+from billing.accounts import (
+    LastOwnerError,
+    account_token_create,
+    accounts_register,
+    api_key_limit_set,
+    api_keys_register,
+    invitation_accept,
+    membership_remove,
+)
+from billing.models import AccountToken, ApiKey, Invitation, Membership
 
 from .conftest import make_user, text_of
 
@@ -122,11 +132,11 @@ def test_authentication_reads_the_creators_current_role_in_one_query(acct_a, mem
 
 
 def test_another_accounts_owner_can_neither_revoke_nor_see_the_tokens(client, acct_a, acct_b, member, owner_b):
-    from billing.services import account_token_revoke
+    from billing.accounts import account_token_revoke
 
     token, secret = _token_made_on_the_page(member)
     client.force_login(owner_b)
-    assert client.post("/account/tokens/", {"revoke": token.pk}).status_code == 404
+    assert client.post("/account/tokens/revoke/", {"revoke": token.pk}).status_code == 404
     page = client.get("/account/tokens/").content.decode()
     assert token.prefix not in page
     assert "No tokens yet." in page
@@ -144,6 +154,55 @@ def test_another_accounts_owner_can_neither_revoke_nor_see_the_tokens(client, ac
 def test_a_viewer_cannot_revoke_a_token(client, acct_a, member):
     token, _ = _token_made_on_the_page(member)
     client.force_login(make_user("val", acct_a, Membership.Role.VIEWER))
-    assert client.post("/account/tokens/", {"revoke": token.pk}).status_code == 403
+    assert client.post("/account/tokens/revoke/", {"revoke": token.pk}).status_code == 403
     token.refresh_from_db()
     assert token.revoked_at is None
+
+
+def test_a_member_revokes_a_token_on_the_tokens_page(client, acct_a, member):
+    token, secret = _token_made_on_the_page(member)
+    client.force_login(member)
+    assert client.get("/account/tokens/revoke/").status_code == 405  # an action, not a page
+    response = client.post("/account/tokens/revoke/", {"revoke": token.pk}, follow=True)
+    assert [str(m) for m in response.context["messages"]] == ["Token ci revoked."]
+    assert f"revoked {timezone.now():%Y-%m-%d}" in text_of(response)
+    assert _refused(client.get("/api/v1/credits", **_bearer(secret)))
+
+
+def test_registration_returns_the_same_ids_again_and_keys_are_per_account(acct_a):
+    first = accounts_register(external_ids=["acct_a", "acct_new"])
+    assert first == accounts_register(external_ids={"acct_new", "acct_a"})
+    assert first["acct_a"] == acct_a.pk
+    keys = api_keys_register(keys={(first["acct_a"], "k1"), (first["acct_new"], "k1")})
+    assert len(set(keys.values())) == 2
+    assert keys == api_keys_register(keys=set(keys))
+    assert api_keys_register(keys=[]) == {}
+
+
+def test_a_key_limit_rearms_its_alerts_and_is_never_negative_nor_another_accounts(acct_a, acct_b):
+    key = ApiKey.objects.create(account=acct_a, external_id="k1", alert_80_interval=timezone.now())
+    api_key_limit_set(account=acct_a, key_id=key.pk, limit_units=5, interval="weekly")
+    key.refresh_from_db()
+    assert (key.limit_units, key.limit_interval, key.alert_80_interval) == (5, "weekly", None)
+    with pytest.raises(ValueError, match="negative"):
+        api_key_limit_set(account=acct_a, key_id=key.pk, limit_units=-1, interval="daily")
+    with pytest.raises(ApiKey.DoesNotExist):
+        api_key_limit_set(account=acct_b, key_id=key.pk, limit_units=1, interval="daily")
+
+
+def test_an_invitation_keeps_the_higher_role_and_records_one_acceptance(acct_a, owner, member):
+    invitation = Invitation.objects.create(account=acct_a, email="mike@example.com", role=Membership.Role.VIEWER,
+                                           token="t1", invited_by=owner)
+    for _ in range(2):
+        assert invitation_accept(invitation=invitation, user=member).role == Membership.Role.MEMBER
+    invitation.refresh_from_db()
+    assert invitation.accepted_by == member
+
+
+def test_the_last_owner_cannot_be_removed(acct_a, acct_b, owner, member):
+    with pytest.raises(LastOwnerError):
+        membership_remove(account=acct_a, membership_id=owner.memberships.get(account=acct_a).pk)
+    with pytest.raises(Membership.DoesNotExist):
+        membership_remove(account=acct_b, membership_id=member.memberships.get(account=acct_a).pk)
+    membership_remove(account=acct_a, membership_id=member.memberships.get(account=acct_a).pk)
+    assert list(acct_a.memberships.values_list("user__username", flat=True)) == ["olivia"]

@@ -1,0 +1,142 @@
+"""Who belongs to an account and what they hold: registration of accounts and API keys from
+traffic, key limits, invitations, memberships and account API tokens."""
+import hashlib
+import secrets
+from collections.abc import Iterable
+
+from django.core.mail import send_mail
+from django.db import connection, transaction
+from django.utils import timezone
+
+from core.bulk import SQLITE_BATCH, batches, ids_by_key
+
+from .lock_objects import account_lock, invitation_lock
+from .models import Account, AccountToken, ApiKey, Invitation, Membership
+
+ROLE_RANK = {Membership.Role.VIEWER: 0, Membership.Role.MEMBER: 1, Membership.Role.OWNER: 2}
+TOKEN_PREFIX = "tg_"
+
+
+def accounts_register(*, external_ids: Iterable[str]) -> dict[str, int]:
+    """Return account ids by gateway id, creating the unknown ones (safe under concurrency)."""
+    return ids_by_key(Account, "external_id", external_ids,
+                      lambda missing: [Account(external_id=e) for e in sorted(missing)])
+
+
+def api_keys_register(*, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """Return API key ids by (account id, key id), creating the unknown ones.
+
+    A constant number of statements for a chunk's tens of thousands of keys (per 10,000 on SQLite).
+    """
+    wanted = set(keys)
+    if not wanted:
+        return {}
+
+    def existing(pairs: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
+        if connection.vendor == "postgresql":  # the pairs as two arrays: one statement, two parameters
+            pairs = sorted(pairs)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT k.account_id, k.external_id, k.id FROM unnest(%s::bigint[], %s::text[])"
+                               " AS w(account_id, external_id) JOIN billing_apikey k"
+                               " ON k.account_id = w.account_id AND k.external_id = w.external_id",
+                               [[a for a, _ in pairs], [e for _, e in pairs]])
+                return {(a, e): pk for a, e, pk in cursor.fetchall()}
+        found = {}
+        for batch in batches(pairs, size=SQLITE_BATCH // 2):
+            rows = ApiKey.objects.filter(account_id__in={a for a, _ in batch}, external_id__in={e for _, e in batch})
+            found.update(((a, e), pk) for a, e, pk in rows.values_list("account_id", "external_id", "pk"))
+        return found
+
+    found = existing(wanted)
+    missing = wanted - found.keys()
+    if missing:
+        ApiKey.objects.bulk_create([ApiKey(account_id=a, external_id=e) for a, e in sorted(missing)],
+                                   ignore_conflicts=True, batch_size=5000)
+        found.update(existing(missing))
+    return {key: found[key] for key in wanted}
+
+
+def invitation_create(*, account: Account, email: str, role: str, invited_by, accept_url) -> Invitation:
+    """Invite `email` to the account and send the link (after commit); `accept_url(token)` builds it."""
+    invitation = Invitation.objects.create(account=account, email=email.strip().lower(), role=role,
+                                           token=secrets.token_urlsafe(32), invited_by=invited_by)
+    link = accept_url(invitation.token)
+    transaction.on_commit(lambda: send_mail(
+        subject=f"You are invited to {account} on Tokengrid",
+        message=(f"{invited_by.get_username()} invited you to the Tokengrid account {account} as {role}.\n\n"
+                 f"Accept here: {link}\n"),
+        from_email=None, recipient_list=[invitation.email]))
+    return invitation
+
+
+def invitation_accept(*, invitation: Invitation, user) -> Membership:
+    """Join the invitation's account (once); an existing membership keeps the higher role."""
+    with transaction.atomic():
+        invitation = invitation_lock(invitation_id=invitation.pk)
+        membership, created = Membership.objects.get_or_create(
+            user=user, account=invitation.account, defaults={"role": invitation.role})
+        if not created and ROLE_RANK[invitation.role] > ROLE_RANK[membership.role]:
+            membership.role = invitation.role
+            membership.save(update_fields=["role"])
+        if invitation.accepted_at is None:
+            invitation.accepted_at, invitation.accepted_by = timezone.now(), user
+            invitation.save(update_fields=["accepted_at", "accepted_by"])
+        return membership
+
+
+class LastOwnerError(Exception):
+    """An account must keep at least one owner."""
+
+
+def membership_remove(*, account: Account, membership_id: int) -> None:
+    """Remove a member of `account` and revoke the API tokens they made for it; refuses to remove the
+    last owner (Membership.DoesNotExist for other accounts)."""
+    with transaction.atomic():
+        account_lock(account_id=account.pk)  # two owners removing each other at once leave one
+        membership = Membership.objects.get(pk=membership_id, account=account)
+        if (membership.role == Membership.Role.OWNER
+                and not account.memberships.filter(role=Membership.Role.OWNER).exclude(pk=membership.pk).exists()):
+            raise LastOwnerError("an account keeps at least one owner")
+        membership.delete()  # its post_delete revokes the member's tokens (billing.signals)
+
+
+def member_tokens_revoke(*, account_id: int, user_id: int) -> int:
+    """Revoke the tokens a user made for an account (their membership ended); returns how many."""
+    return AccountToken.objects.filter(account_id=account_id, created_by_id=user_id,
+                                       revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def token_hash(secret: str) -> str:
+    """Hash a token's secret: only the hash is kept."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def account_token_create(*, account: Account, name: str, created_by=None) -> tuple[AccountToken, str]:
+    """Create an account API token; the secret is returned once and only its hash is kept."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = AccountToken.objects.create(account=account, name=name[:100], prefix=secret[:10],
+                                        key_hash=token_hash(secret), created_by=created_by)
+    return token, secret
+
+
+def account_token_revoke(*, account: Account, token_id: int) -> AccountToken:
+    """Revoke a token of `account` (once; AccountToken.DoesNotExist for another account's token)."""
+    token = AccountToken.objects.get(pk=token_id, account=account)
+    if token.revoked_at is None:
+        AccountToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        token.refresh_from_db(fields=["revoked_at"])
+    return token
+
+
+def api_key_limit_set(*, account: Account, key_id: int, limit_units: int | None, interval: str) -> ApiKey:
+    """Set a key's spending limit and reset interval (ApiKey.DoesNotExist for another account's key).
+
+    A new limit re-arms its 80% and 100% alerts.
+    """
+    if limit_units is not None and limit_units < 0:
+        raise ValueError("a limit cannot be negative")
+    key = ApiKey.objects.get(pk=key_id, account=account)
+    key.limit_units, key.limit_interval = limit_units, interval
+    key.alert_80_interval = key.alert_100_interval = None
+    key.save(update_fields=["limit_units", "limit_interval", "alert_80_interval", "alert_100_interval"])
+    return key
