@@ -31,6 +31,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 # The development targets run with DEBUG on; the settings default to production (DJANGO_DEBUG unset).
 demo test worker beat serve: export DJANGO_DEBUG ?= 1

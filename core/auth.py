@@ -54,7 +54,7 @@ def _name(kind: str, value: str) -> str:
     return f"login:{kind}:{digest}"
 
 
-def _store() -> str:
+def counter_store() -> str:
     if settings.LOGIN_COUNTER_STORE:
         return settings.LOGIN_COUNTER_STORE
     return "cache" if settings.CACHES["default"]["BACKEND"].endswith("RedisCache") else "database"
@@ -71,7 +71,7 @@ _UPSERT = f"""
 def counter_hit(*, name: str) -> int:
     """Count one attempt under `name` (atomically) and return the new count in its window."""
     window = settings.LOGIN_LOCK_SECONDS
-    if _store() == "cache":
+    if counter_store() == "cache":
         while True:
             cache.add(name, 0, window)  # the expiry is set once, by the first attempt of the window
             try:
@@ -88,7 +88,7 @@ def counter_hit(*, name: str) -> int:
 
 def counter_undo(*, name: str) -> None:
     """Take back one attempt counted under `name` (a sign-in that succeeded)."""
-    if _store() == "cache":
+    if counter_store() == "cache":
         with contextlib.suppress(ValueError):  # already expired
             cache.decr(name)
         return
@@ -99,7 +99,7 @@ def counter_undo(*, name: str) -> None:
 
 def counter_clear(*, name: str) -> None:
     """Forget the attempts counted under `name` (its owner proved who they are by email)."""
-    if _store() == "cache":
+    if counter_store() == "cache":
         cache.delete(name)
     else:
         LoginCounter.objects.filter(name=name).delete()
@@ -107,7 +107,7 @@ def counter_clear(*, name: str) -> None:
 
 def counter_value(*, name: str) -> int:
     """The attempts counted under `name` in its current window."""
-    if _store() == "cache":
+    if counter_store() == "cache":
         return cache.get(name) or 0
     counter = LoginCounter.objects.filter(name=name, expires__gt=time.time()).first()
     return counter.count if counter else 0

@@ -2,7 +2,7 @@
 import pytest
 from django.db import connection
 
-from analytics.usage.generation_log import _pg_safe
+from analytics.usage.generation_log import pg_safe
 from core.csvutil import safe_cell
 
 CELLS = {
@@ -23,5 +23,5 @@ def test_safe_cell_quotes_formula_like_text_and_leaves_numbers(cell, expected):
 def test_the_sql_rule_of_the_export_neutralizes_exactly_the_same_cells():
     with connection.cursor() as cursor:
         for cell, expected in CELLS.items():
-            cursor.execute(f"SELECT {_pg_safe('v')} FROM (SELECT %s::text AS v) AS t", [cell])
+            cursor.execute(f"SELECT {pg_safe('v')} FROM (SELECT %s::text AS v) AS t", [cell])
             assert (cell, cursor.fetchone()[0]) == (cell, expected)

@@ -146,15 +146,15 @@ def test_a_password_reset_from_the_email_ends_the_lock(client, staff, settings):
 
 
 def test_the_counters_are_in_the_database_unless_the_cache_is_redis(settings):
-    from core.auth import _store
+    from core.auth import counter_store
 
     settings.LOGIN_COUNTER_STORE = ""
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
                                    "LOCATION": "/tmp/unused"}}  # noqa: S108  (never written)
-    assert _store() == "database"  # the file cache's incr is a read and a write
+    assert counter_store() == "database"  # the file cache's incr is a read and a write
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
                                    "LOCATION": "redis://127.0.0.1:6379/0"}}
-    assert _store() == "cache"
+    assert counter_store() == "cache"
 
 
 STORES = ["database", pytest.param("cache", marks=pytest.mark.skipif(not ON_REDIS, reason="needs Redis"))]

@@ -78,7 +78,7 @@ def batch_split(*, batch_id: int, queue_chunk: Callable[[int], None] | None = No
                 start, line_number = after_first, first_number + 1
             else:
                 start, line_number = 0, 1
-            chunks, total_lines = _chunk_ranges(handle, start, line_number, settings.INGEST_CHUNK_LINES)
+            chunks, total_lines = chunk_ranges(handle, start, line_number, settings.INGEST_CHUNK_LINES)
     except (OSError, EOFError, gzip.BadGzipFile, IngestError, formats.FormatError) as error:
         batch_fail(batch_id=batch_id, error=str(error))
         raise IngestError(str(error)) from error
@@ -100,7 +100,7 @@ def batch_split(*, batch_id: int, queue_chunk: Callable[[int], None] | None = No
     return batch
 
 
-def _chunk_ranges(handle, start: int, first_line: int, size: int, block_size: int = 8 << 20
+def chunk_ranges(handle, start: int, first_line: int, size: int, block_size: int = 8 << 20
                   ) -> tuple[list[tuple[int, int, int]], int]:
     """Cut the file from `start` into (first line, byte start, byte end) ranges of `size` lines.
 

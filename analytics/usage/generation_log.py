@@ -221,7 +221,7 @@ _NUMBER = NUMBER_PATTERN
 _PG_PREFIXES = ", ".join(f"chr({ord(prefix)})" for prefix in DANGEROUS_PREFIXES)
 
 
-def _pg_safe(text: str) -> str:
+def pg_safe(text: str) -> str:
     """core.csvutil.safe_cell's rule in SQL: formula-like text gets a leading quote.
 
     `ascii() < 65` first: every dangerous first character sorts below 'A', so an ordinary cell
@@ -239,12 +239,12 @@ def _pg_names(table: str, column: str) -> str:
     order. Catalog ids are dense (registration inserts only missing names), so the array is about
     as long as the table.
     """
-    return (f"(SELECT jsonb_agg({_pg_safe(f't.{column}')} ORDER BY s.i) FROM generate_series(0,"
+    return (f"(SELECT jsonb_agg({pg_safe(f't.{column}')} ORDER BY s.i) FROM generate_series(0,"
             f" (SELECT coalesce(max(id), 0) FROM {table})) s(i) LEFT JOIN {table} t ON t.id = s.i)")
 
 
 # An account's key ids are not dense: its keys in a jsonb object by id.
-_PG_KEYS = (f"(SELECT jsonb_object_agg(k.id, {_pg_safe('k.external_id')}) FROM billing_apikey k"
+_PG_KEYS = (f"(SELECT jsonb_object_agg(k.id, {pg_safe('k.external_id')}) FROM billing_apikey k"
             " WHERE k.account_id = %s)")
 _PG_NAMES = {
     "model": f"{_pg_names('marketplace_model', 'slug')} ->> g.model_id::int",
@@ -271,7 +271,7 @@ def _pg_column(name: str, expression: str, untrusted: bool) -> str:
         # number, left alone by the rule below too): never a formula. One jsonb-to-text, not three.
         return f"{expression}::text"
     if untrusted:
-        return _pg_safe(f"{expression}::text")
+        return pg_safe(f"{expression}::text")
     return expression
 
 

@@ -4,7 +4,7 @@ import io
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analytics.ingest.batches import _chunk_ranges
+from analytics.ingest.batches import chunk_ranges
 
 
 def _line_by_line(data: bytes, size: int) -> tuple[list[tuple[int, int, int]], int]:
@@ -25,4 +25,4 @@ def _line_by_line(data: bytes, size: int) -> tuple[list[tuple[int, int, int]], i
        trailing_newline=st.booleans(), size=st.integers(1, 6), block_size=st.integers(1, 17))
 def test_chunk_ranges_match_line_by_line_reading(lines, trailing_newline, size, block_size):
     data = b"\n".join(lines) + (b"\n" if trailing_newline and lines else b"")
-    assert _chunk_ranges(io.BytesIO(data), 0, 1, size, block_size) == _line_by_line(data, size)
+    assert chunk_ranges(io.BytesIO(data), 0, 1, size, block_size) == _line_by_line(data, size)
