@@ -20,7 +20,7 @@ from django.utils import timezone
 from analytics.models import IngestBatch, IngestChunk
 
 from . import formats
-from .files import IngestError, plain_copy
+from .files import IngestError, batch_files_remove, plain_copy, superseded_remove
 
 log = logging.getLogger(__name__)
 FINISHED = (IngestBatch.Status.DONE, IngestBatch.Status.FAILED)
@@ -91,9 +91,12 @@ def batch_split(*, batch_id: int, queue_chunk: Callable[[int], None] | None = No
         IngestBatch.objects.filter(pk=batch_id).update(
             format=fmt, header=header.decode("utf-8", errors="replace").rstrip("\r\n"), path=str(plain),
             lines=total_lines, chunks_total=len(chunks))
+        source = Path(batch.path)
+        transaction.on_commit(lambda: superseded_remove(source=source, plain=plain))
         if not chunks:
             IngestBatch.objects.filter(pk=batch_id).update(status=IngestBatch.Status.DONE,
                                                            finished_at=timezone.now())
+            transaction.on_commit(lambda: batch_files_remove(path=str(plain)))
         for index in range(len(chunks) if queue_chunk else 0):
             transaction.on_commit(lambda i=index: queue_chunk(i))
     batch.refresh_from_db()

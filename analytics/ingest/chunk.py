@@ -24,6 +24,7 @@ from billing.ledger import ledger_debit_usage
 
 from . import formats, loader
 from .fanout import chunk_fan_out
+from .files import batch_files_remove
 from .stage import ACCOUNT_AT, stage_rows
 
 log = logging.getLogger(__name__)
@@ -117,8 +118,9 @@ def _chunk_ingest(batch_id: int, index: int) -> ChunkResult:
         IngestBatch.objects.filter(pk=batch_id).update(
             accepted=F("accepted") + result.accepted, duplicates=F("duplicates") + result.duplicates,
             rejected=F("rejected") + result.rejected, chunks_done=F("chunks_done") + 1)
-        IngestBatch.objects.filter(pk=batch_id, chunks_done=F("chunks_total")).exclude(
-            status=IngestBatch.Status.FAILED).update(status=IngestBatch.Status.DONE, finished_at=timezone.now())
+        if IngestBatch.objects.filter(pk=batch_id, chunks_done=F("chunks_total")).exclude(
+                status=IngestBatch.Status.FAILED).update(status=IngestBatch.Status.DONE, finished_at=timezone.now()):
+            transaction.on_commit(lambda: batch_files_remove(path=batch.path))  # the last chunk: nobody reads it
         if applied.inserted:
             accounts = sorted({row[ACCOUNT_AT] for row in stage})
             transaction.on_commit(lambda: chunk_fan_out(account_ids=accounts, debited_ids=debited))

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import time
 import zlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -44,21 +45,52 @@ def plain_copy(batch: IngestBatch) -> Path:
     target = ingest_dir() / f"batch-{batch.pk}.plain"
     limit = settings.INGEST_MAX_DECOMPRESSED_BYTES
     written = 0
-    with gzip.open(source, "rb") as compressed, target.open("wb") as plain:
-        while block := compressed.read(1 << 20):
-            written += len(block)
-            if written > limit:
-                raise IngestError(f"decompressed size exceeds {limit} bytes")
-            plain.write(block)
+    try:
+        with gzip.open(source, "rb") as compressed, target.open("wb") as plain:
+            while block := compressed.read(1 << 20):
+                written += len(block)
+                if written > limit:
+                    raise IngestError(f"decompressed size exceeds {limit} bytes")
+                plain.write(block)
+    except BaseException:
+        target.unlink(missing_ok=True)  # a bad or oversized gzip leaves no partial copy behind
+        raise
     return target
 
 
 
-def batch_cleanup(*, batch: IngestBatch) -> None:
-    """Remove the decompressed copy of a finished batch (the source file is the user's)."""
-    path = Path(batch.path)
-    if path.parent == ingest_dir() and path.name.startswith("batch-") and path.exists():
-        path.unlink()
+def owned(path: Path) -> bool:
+    """True for a file Tokengrid wrote (an upload, a copy, a decompressed batch); a user's own file is never removed."""
+    return path.parent == ingest_dir()
+
+
+def superseded_remove(*, source: Path, plain: Path) -> None:
+    """Remove an upload once its decompressed copy replaced it as the batch's file (call after commit)."""
+    if plain != source and owned(source):
+        source.unlink(missing_ok=True)
+
+
+def batch_files_remove(*, path: str) -> None:
+    """Remove a finished batch's file if Tokengrid wrote it (call after the commit that finished the batch)."""
+    if path and owned(Path(path)):
+        Path(path).unlink(missing_ok=True)
+
+
+def files_expire(*, older_than: timedelta) -> list[str]:
+    """Remove files of the ingest folder older than `older_than` that no queued or running batch reads.
+
+    What a finished batch leaves is removed when it finishes; this takes what a failed batch (kept for a retry
+    until then), a refused upload or a crashed worker left. Returns the names removed.
+    """
+    cutoff = time.time() - older_than.total_seconds()
+    reading = set(IngestBatch.objects.filter(status__in=(IngestBatch.Status.QUEUED, IngestBatch.Status.RUNNING))
+                  .values_list("path", flat=True))
+    removed = []
+    for path in sorted(ingest_dir().iterdir()):
+        if path.is_file() and path.stat().st_mtime < cutoff and str(path) not in reading:
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
 
 
 def upload_store(*, chunks: Iterator[bytes], suffix: str = ".ndjson") -> Path:

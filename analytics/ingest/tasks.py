@@ -8,6 +8,7 @@ and retry only errors that a second try can cure (core.retry.TRANSIENT). Names a
 ones they had in analytics/tasks.py, so that messages already queued still run.
 """
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 from celery import shared_task
@@ -17,7 +18,7 @@ from django.db import transaction
 from analytics.models import IngestBatch
 from core.retry import TRANSIENT
 
-from . import batches, chunk, partitions
+from . import batches, chunk, files, partitions
 from .files import IngestError
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,12 @@ def ingest_chunk(self, batch_id: int, index: int) -> dict:
 def ingest_stalled_requeue() -> list[int]:
     """Queue again the chunks of batches with no progress for INGEST_STALLED_SECONDS (lost broker messages)."""
     return batches_stalled_requeue(idle_seconds=settings.INGEST_STALLED_SECONDS)
+
+
+@shared_task(name="analytics.ingest.tasks.ingest_files_expire", ignore_result=True)
+def ingest_files_expire() -> list[str]:
+    """Remove what failed batches and refused uploads left in the ingest folder after INGEST_FILE_RETENTION_DAYS."""
+    return files.files_expire(older_than=timedelta(days=settings.INGEST_FILE_RETENTION_DAYS))
 
 
 @shared_task(name="analytics.tasks.partitions_upkeep", ignore_result=True)

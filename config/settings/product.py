@@ -9,6 +9,9 @@ INGEST_MAX_LINE_BYTES = env_int("INGEST_MAX_LINE_BYTES", 1024 * 1024)
 # A batch with no progress for this long has its undone chunks queued again (their messages were
 # lost, e.g. a broker restarted without persistence). Longer than a chunk ever takes.
 INGEST_STALLED_SECONDS = env_int("INGEST_STALLED_SECONDS", 600)
+# A finished batch's upload and decompressed copy are removed when it finishes; a failed batch's stay this
+# long for a retry from /ops/ingest/, and are then removed with anything else left in var/ingest/.
+INGEST_FILE_RETENTION_DAYS = env_int("INGEST_FILE_RETENTION_DAYS", 7)
 
 # An account's usage pages (overview, activity) viewed in this many seconds are prewarmed after
 # each of its ingested chunks; the others are computed on their first view.
