@@ -11,13 +11,14 @@ from datetime import date
 from decimal import Decimal
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
 
 from core.csvutil import csv_stream
+from core.http import csv_response
 from core.money import units_to_usd, usd_to_units
 from core.params import int64_or_404
 
@@ -243,10 +244,8 @@ def statement_csv(request: HttpRequest, month: str) -> HttpResponse:
     rows += [("movement", label, "", "", usd(units)) for label, units in st.lines]
     rows.append(("balance", "Closing balance", "", "", usd(st.closing_units)))
     rows += [("usage by model", row.model, row.requests, row.tokens, usd(row.spend_units)) for row in st.usage_by_model]
-    response = StreamingHttpResponse(csv_stream(("section", "item", "requests", "tokens", "amount_usd"), rows),
-                                     content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="statement-{request.account.external_id}-{st.slug}.csv"'
-    return response
+    return csv_response(csv_stream(("section", "item", "requests", "tokens", "amount_usd"), rows),
+                        filename=f"statement-{request.account.external_id}-{st.slug}.csv")
 
 
 @csrf_exempt

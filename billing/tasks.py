@@ -1,12 +1,11 @@
 """Celery tasks of billing (queue "billing"): thin wrappers that call the services."""
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
+
+from core.retry import TRANSIENT
 
 # Imports point one way, tasks -> services: no billing module imports this one (analytics' chunk
 # fan-out queues billing_after_debit after commit, by a late import), so no cycle can close here.
 from . import alerts, promos
-
-TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)

@@ -65,7 +65,7 @@ def test_statement_months_and_totals(client, owner, books):
 def test_statement_csv(client, owner, books):
     client.force_login(owner)
     response = client.get(f"/account/statements/{books['this']:%Y-%m}/csv")
-    assert response["Content-Type"] == "text/csv"
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert f"statement-acct_a-{books['this']:%Y-%m}.csv" in response["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0] == ["section", "item", "requests", "tokens", "amount_usd"]
