@@ -94,7 +94,7 @@ def ingest_stalled_requeue() -> list[int]:
     return batches_stalled_requeue(idle_seconds=settings.INGEST_STALLED_SECONDS)
 
 
-@shared_task(name="analytics.ingest.tasks.ingest_files_expire", ignore_result=True)
+@shared_task(name="analytics.tasks.ingest_files_expire", ignore_result=True)
 def ingest_files_expire() -> list[str]:
     """Remove what failed batches and refused uploads left in the ingest folder after INGEST_FILE_RETENTION_DAYS."""
     return files.files_expire(older_than=timedelta(days=settings.INGEST_FILE_RETENTION_DAYS))

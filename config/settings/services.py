@@ -105,7 +105,7 @@ CELERY_BEAT_SCHEDULE = {
     "ingest-stalled": {"task": "analytics.tasks.ingest_stalled_requeue",
                        "schedule": float(min(300, max(1, INGEST_STALLED_SECONDS // 2)))},
     # Files of failed batches past INGEST_FILE_RETENTION_DAYS, and refused uploads, removed from var/ingest/.
-    "ingest-files-expire": {"task": "analytics.ingest.tasks.ingest_files_expire", "schedule": 3600.0},
+    "ingest-files-expire": {"task": "analytics.tasks.ingest_files_expire", "schedule": 3600.0},
     # Raw generation partitions for this month and the next GENERATION_PARTITIONS_AHEAD, and rows that
     # landed in the default partition moved to their month's (PostgreSQL; a no-op on SQLite).
     "partitions-upkeep": {"task": "analytics.tasks.partitions_upkeep", "schedule": 3600.0},
