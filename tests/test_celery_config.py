@@ -7,6 +7,7 @@ QUEUES = {
     "analytics.tasks.ingest_batch_split": "ingest",
     "analytics.tasks.ingest_chunk": "ingest",
     "analytics.tasks.ingest_stalled_requeue": "ingest",
+    "analytics.tasks.ingest_files_expire": "ingest",
     "analytics.tasks.partitions_upkeep": "default",
     "analytics.tasks.partitions_retention": "default",
     "analytics.tasks.rollup_rankings_refresh": "rollups",
@@ -34,7 +35,7 @@ def test_every_registered_task_of_ours_has_a_route():
 def test_the_beat_schedule_is_loaded_and_names_real_tasks():
     app.loader.import_default_modules()
     schedule = app.conf.beat_schedule
-    assert set(schedule) == {"rankings-refresh", "credits-expire", "ingest-stalled", "partitions-upkeep",
+    assert set(schedule) == {"rankings-refresh", "credits-expire", "ingest-stalled", "ingest-files-expire", "partitions-upkeep",
                              "partitions-retention"}
     for entry in schedule.values():
         assert entry["task"] in app.tasks
