@@ -24,7 +24,7 @@ from billing.ledger import ledger_debit_usage
 
 from . import formats, loader
 from .fanout import chunk_fan_out
-from .stage import ACCOUNT_AT, stage_rows
+from .stage import stage_rows
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def _chunk_ingest(batch_id: int, index: int) -> ChunkResult:
         IngestBatch.objects.filter(pk=batch_id, chunks_done=F("chunks_total")).exclude(
             status=IngestBatch.Status.FAILED).update(status=IngestBatch.Status.DONE, finished_at=timezone.now())
         if applied.inserted:
-            accounts = sorted({row[ACCOUNT_AT] for row in stage})
+            accounts = sorted({row.account_id for row in stage})
             transaction.on_commit(lambda: chunk_fan_out(account_ids=accounts, debited_ids=debited))
     log.info("batch %s chunk %s: %s lines, %s accepted, %s duplicates, %s rejected",
              batch_id, index, result.lines, result.accepted, result.duplicates, result.rejected)
