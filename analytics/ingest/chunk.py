@@ -25,7 +25,7 @@ from billing.ledger import ledger_debit_usage
 from . import formats, loader
 from .fanout import chunk_fan_out
 from .files import batch_files_remove
-from .stage import ACCOUNT_AT, stage_rows
+from .stage import stage_rows
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def _chunk_ingest(batch_id: int, index: int) -> ChunkResult:
                 status=IngestBatch.Status.FAILED).update(status=IngestBatch.Status.DONE, finished_at=timezone.now()):
             transaction.on_commit(lambda: batch_files_remove(path=batch.path))  # the last chunk: nobody reads it
         if applied.inserted:
-            accounts = sorted({row[ACCOUNT_AT] for row in stage})
+            accounts = sorted({row.account_id for row in stage})
             transaction.on_commit(lambda: chunk_fan_out(account_ids=accounts, debited_ids=debited))
     log.info("batch %s chunk %s: %s lines, %s accepted, %s duplicates, %s rejected",
              batch_id, index, result.lines, result.accepted, result.duplicates, result.rejected)

@@ -14,31 +14,94 @@ cannot deadlock. Must run inside the caller's transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
+from typing import NamedTuple
 
 import orjson
 from django.db import IntegrityError, connection, transaction
 from psycopg.types.json import set_json_dumps
 
-# Column order of the stage rows built by analytics.ingest._rows.
-STAGE_COLUMNS = (
-    ("id", "text"), ("created_at", "timestamptz"), ("hour", "timestamptz"), ("day", "date"),
-    ("account_id", "bigint"), ("api_key_id", "bigint"), ("model_id", "bigint"), ("provider_id", "bigint"),
-    ("app_id", "bigint"), ("batch_id", "bigint"),
-    ("tokens_prompt", "bigint"), ("tokens_completion", "bigint"), ("tokens_reasoning", "bigint"),
-    ("tokens_cached", "bigint"), ("cost_units", "bigint"), ("cost_priced", "boolean"), ("is_byok", "boolean"),
-    ("latency", "integer"), ("generation_time", "integer"), ("status", "smallint"), ("finish_reason", "text"),
-    ("streamed", "boolean"), ("cancelled", "boolean"), ("num_media_prompt", "integer"),
-    ("num_media_completion", "integer"), ("num_search_results", "integer"), ("provider_responses", "jsonb"),
-    ("failed", "smallint"), ("own_attempts", "integer"), ("own_failed", "integer"),
-    ("latency_bucket", "smallint"), ("throughput_bucket", "smallint"),
-)
-# A provider_responses entry of another provider than the one that served (a fallback), with its
-# generation's id (to drop it with a duplicate generation) and the hour, day and model it counts in.
-ATTEMPT_COLUMNS = (("gen_id", "text"), ("hour", "timestamptz"), ("day", "date"), ("model_id", "bigint"),
-                   ("provider_id", "bigint"), ("failed", "smallint"))
-_JSON_AT = [name for name, _ in STAGE_COLUMNS].index("provider_responses")
-_DATETIME_AT = (1, 2)
-_DATE_AT = 3
+
+class StageRow(NamedTuple):
+    """One row of `ingest_stage`, built by `analytics.ingest.stage.stage_rows`.
+
+    The field order is the staging table's column order (COPY and the SQLite insert): a NamedTuple
+    is a tuple, so COPY's `write_row` takes a row unchanged.
+    """
+
+    id: str
+    created_at: datetime
+    hour: datetime
+    day: date
+    account_id: int
+    api_key_id: int  # 0: none
+    model_id: int
+    provider_id: int
+    app_id: int  # 0: none
+    batch_id: int
+    tokens_prompt: int
+    tokens_completion: int
+    tokens_reasoning: int
+    tokens_cached: int
+    cost_units: int
+    cost_priced: bool
+    is_byok: bool
+    latency: int | None
+    generation_time: int | None
+    status: int
+    finish_reason: str
+    streamed: bool | None
+    cancelled: bool | None
+    num_media_prompt: int | None
+    num_media_completion: int | None
+    num_search_results: int | None
+    provider_responses: list[dict] | None
+    failed: int
+    own_attempts: int
+    own_failed: int
+    latency_bucket: int | None
+    throughput_bucket: int | None
+
+
+class AttemptRow(NamedTuple):
+    """A provider_responses entry of another provider than the one that served (a fallback), with its
+    generation's id (to drop it with a duplicate generation) and the hour, day and model it counts in."""
+
+    gen_id: str
+    hour: datetime
+    day: date
+    model_id: int
+    provider_id: int
+    failed: int
+
+
+# The PostgreSQL type of every staging column, by name.
+_STAGE_TYPES = {
+    "id": "text", "created_at": "timestamptz", "hour": "timestamptz", "day": "date",
+    "account_id": "bigint", "api_key_id": "bigint", "model_id": "bigint", "provider_id": "bigint",
+    "app_id": "bigint", "batch_id": "bigint",
+    "tokens_prompt": "bigint", "tokens_completion": "bigint", "tokens_reasoning": "bigint",
+    "tokens_cached": "bigint", "cost_units": "bigint", "cost_priced": "boolean", "is_byok": "boolean",
+    "latency": "integer", "generation_time": "integer", "status": "smallint", "finish_reason": "text",
+    "streamed": "boolean", "cancelled": "boolean", "num_media_prompt": "integer",
+    "num_media_completion": "integer", "num_search_results": "integer", "provider_responses": "jsonb",
+    "failed": "smallint", "own_attempts": "integer", "own_failed": "integer",
+    "latency_bucket": "smallint", "throughput_bucket": "smallint",
+}
+_ATTEMPT_TYPES = {"gen_id": "text", "hour": "timestamptz", "day": "date", "model_id": "bigint",
+                  "provider_id": "bigint", "failed": "smallint"}
+
+
+def _columns(row: type[tuple], types: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """(name, PostgreSQL type) of every column, in the row's field order; each field has one type."""
+    if set(types) != set(row._fields):
+        raise TypeError(f"{row.__name__} fields and column types differ: {set(types) ^ set(row._fields)}")
+    return tuple((name, types[name]) for name in row._fields)
+
+
+# The staging tables' columns: the rows' fields, in their order.
+STAGE_COLUMNS = _columns(StageRow, _STAGE_TYPES)
+ATTEMPT_COLUMNS = _columns(AttemptRow, _ATTEMPT_TYPES)
 
 GENERATION_COLUMNS = (
     "id", "created_at", "account_id", "api_key_id", "model_id", "provider_id", "app_id", "batch_id",
@@ -130,7 +193,7 @@ def _json(value) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def _load_postgres(cursor, stage: list[tuple], extra_attempts: list[tuple]) -> int:
+def _load_postgres(cursor, stage: list[StageRow], extra_attempts: list[AttemptRow]) -> int:
     raw = cursor.cursor  # the psycopg cursor under Django's wrapper
     set_json_dumps(_json, context=raw)
     names = ", ".join(name for name, _ in STAGE_COLUMNS)
@@ -188,18 +251,13 @@ def _generations_insert_postgres(cursor, staged: int) -> int:
     return keyed
 
 
-def _load_sqlite(cursor, stage: list[tuple], extra_attempts: list[tuple]) -> int:
+def _load_sqlite(cursor, stage: list[StageRow], extra_attempts: list[AttemptRow]) -> int:
     ops = connection.ops
-    rows = []
-    attempts = [(gen_id, ops.adapt_datetimefield_value(hour), ops.adapt_datefield_value(day), *rest)
-                for gen_id, hour, day, *rest in extra_attempts]
-    for row in stage:
-        row = list(row)
-        for at in _DATETIME_AT:
-            row[at] = ops.adapt_datetimefield_value(row[at])
-        row[_DATE_AT] = ops.adapt_datefield_value(row[_DATE_AT])
-        row[_JSON_AT] = _json(row[_JSON_AT])
-        rows.append(row)
+    adapt_datetime, adapt_date = ops.adapt_datetimefield_value, ops.adapt_datefield_value
+    attempts = [a._replace(hour=adapt_datetime(a.hour), day=adapt_date(a.day)) for a in extra_attempts]
+    rows = [row._replace(created_at=adapt_datetime(row.created_at), hour=adapt_datetime(row.hour),
+                         day=adapt_date(row.day), provider_responses=_json(row.provider_responses))
+            for row in stage]
     marks = ", ".join(["%s"] * len(STAGE_COLUMNS))
     cursor.executemany(f"INSERT INTO ingest_stage VALUES ({marks})", rows)
     if attempts:
@@ -214,7 +272,7 @@ def _load_sqlite(cursor, stage: list[tuple], extra_attempts: list[tuple]) -> int
     return cursor.rowcount
 
 
-def apply(*, stage: list[tuple], extra_attempts: list[tuple]) -> Applied:
+def apply(*, stage: list[StageRow], extra_attempts: list[AttemptRow]) -> Applied:
     """Insert the new generations of a chunk and add exactly them into every rollup."""
     if not stage:
         return Applied(inserted=0, spend_by_account={})
