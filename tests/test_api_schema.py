@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from jsonschema import Draft202012Validator
 
-from billing.access import account_token_create
+from billing.accounts import account_token_create
 from billing.models import Membership
 from marketplace.models import Endpoint, Model, Provider
 from tests.analytics.conftest import (  # noqa: F401  (fixtures)
