@@ -9,7 +9,6 @@ from decimal import Decimal
 
 import orjson
 import pytest
-import time_machine
 from django.db import connection
 
 from billing.models import Account, Membership, Payment
@@ -27,14 +26,6 @@ def after_debit_calls(monkeypatch):
     calls: list[list[int]] = []
     monkeypatch.setattr(tasks.billing_after_debit, "delay", lambda ids: calls.append(sorted(ids)))
     return calls
-
-
-@pytest.fixture
-def clock():
-    """The clock frozen at noon UTC today: no day, week or month flips while a test reads its interval."""
-    noon = datetime.now(tz=UTC).replace(hour=12, minute=0, second=0, microsecond=0)
-    with time_machine.travel(noon, tick=False) as traveller:
-        yield traveller
 
 
 @pytest.fixture(autouse=True)
