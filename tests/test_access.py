@@ -14,6 +14,7 @@ from analytics.models import Generation, IngestBatch
 from billing.accounts import account_token_create
 from billing.models import ApiKey, Membership
 from tests.analytics.conftest import D1, account_traffic
+from tests.billing.factories import member_of
 
 pytestmark = pytest.mark.django_db
 
@@ -43,8 +44,7 @@ def test_every_parametrized_route_has_an_access_rule():
 @pytest.fixture
 def site(tmp_path):
     accounts = account_traffic(tmp_path)
-    alice = get_user_model().objects.create_user("alice", "alice@example.com", "pw-alice-123")
-    Membership.objects.create(user=alice, account=accounts["a"], role=Membership.Role.OWNER)
+    alice = member_of(accounts["a"], Membership.Role.OWNER, "alice")
     client = Client()
     client.force_login(alice)
     _, secret = account_token_create(account=accounts["a"], name="a", created_by=alice)

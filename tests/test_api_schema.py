@@ -9,7 +9,6 @@ from decimal import Decimal
 
 import orjson
 import pytest
-from django.contrib.auth import get_user_model
 from jsonschema import Draft202012Validator
 
 from billing.accounts import account_token_create
@@ -21,6 +20,7 @@ from tests.analytics.conftest import (  # noqa: F401  (fixtures)
     account_traffic,
 )
 from tests.analytics.rankings.conftest import leaderboard_traffic
+from tests.billing.factories import member_of
 
 pytestmark = pytest.mark.django_db
 INGEST_TOKEN = "schema-test-ingest-token"
@@ -74,8 +74,7 @@ def assert_matches_schema(schema: dict, method: str, path: str, response) -> Non
 @pytest.fixture
 def account_token(tmp_path) -> str:
     accounts = account_traffic(tmp_path)
-    mia = get_user_model().objects.create_user("mia", "mia@example.com", "pw-mia-123")
-    Membership.objects.create(user=mia, account=accounts["a"], role=Membership.Role.MEMBER)
+    mia = member_of(accounts["a"], Membership.Role.MEMBER, "mia")
     _, secret = account_token_create(account=accounts["a"], name="schema", created_by=mia)
     return secret
 

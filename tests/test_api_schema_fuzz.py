@@ -13,7 +13,6 @@ stores the body and waits up to `wait` seconds for the batch.
 import orjson
 import pytest
 import schemathesis
-from django.contrib.auth import get_user_model
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
@@ -31,6 +30,7 @@ from tests.analytics.conftest import (  # noqa: F401  (fixtures)
     _no_task_queueing,
     account_traffic,
 )
+from tests.billing.factories import member_of
 
 HOST = "localhost"  # the Host header schemathesis's WSGI client sends
 
@@ -95,8 +95,7 @@ def production(db, settings):
 def token(production, tmp_path) -> str:
     """An account token of a member of account A, which has traffic."""
     accounts = account_traffic(tmp_path)
-    mia = get_user_model().objects.create_user("mia", "mia@example.com", "pw-mia-123")
-    Membership.objects.create(user=mia, account=accounts["a"], role=Membership.Role.MEMBER)
+    mia = member_of(accounts["a"], Membership.Role.MEMBER, "mia")
     _, secret = account_token_create(account=accounts["a"], name="fuzz", created_by=mia)
     return secret
 

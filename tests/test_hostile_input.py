@@ -30,6 +30,7 @@ from tests.analytics.conftest import (  # noqa: F401  (fixtures)
     run_batch,
     write_jsonl,
 )
+from tests.billing.factories import member_of
 
 pytestmark = pytest.mark.django_db
 
@@ -48,8 +49,7 @@ def text_of(response) -> str:
 def site(tmp_path, settings):
     settings.DEBUG = False
     accounts = account_traffic(tmp_path)
-    alice = get_user_model().objects.create_user("alice", "alice@example.com", "pw-alice-123")
-    Membership.objects.create(user=alice, account=accounts["a"], role=Membership.Role.OWNER)
+    alice = member_of(accounts["a"], Membership.Role.OWNER, "alice")
     client = Client(raise_request_exception=False)
     client.force_login(alice)
     _, secret = account_token_create(account=accounts["a"], name="a", created_by=alice)
@@ -250,9 +250,7 @@ def test_generation_ids_of_any_characters_link_to_their_page(tmp_path, settings)
     settings.DEBUG = False
     records = [record(id=gid, created_at=f"2026-02-24T21:19:{i:02d}Z") for i, gid in enumerate(ODD_IDS)]
     assert run_batch(write_jsonl(tmp_path / "odd.jsonl", records)).accepted == len(ODD_IDS)
-    user = get_user_model().objects.create_user("olga", "olga@example.com", "pw-olga-123")
-    Membership.objects.create(user=user, account=Account.objects.get(external_id="acct_a"),
-                              role=Membership.Role.OWNER)
+    user = member_of(Account.objects.get(external_id="acct_a"), Membership.Role.OWNER, "olga")
     client = Client(raise_request_exception=False)
     client.force_login(user)
     base = "http://testserver/account/generations/"

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-import time_machine
 
 from analytics import ingest
 from analytics.models import IngestBatch, IngestChunk
 from billing.models import Account
+from tests.conftest import TODAY
 
 
 def write_jsonl(path: Path, records: list[dict | str]) -> Path:
@@ -42,7 +42,6 @@ def record(**fields) -> dict:
     return {k: v for k, v in base.items() if v is not ...}
 
 
-TODAY = datetime.now(tz=UTC).date()
 D1, D2, D40 = (TODAY - timedelta(days=n) for n in (1, 2, 40))
 
 
@@ -74,13 +73,6 @@ def account_traffic(directory: Path) -> dict:
     batch = run_batch(write_jsonl(directory / "account-traffic.jsonl", records))
     assert batch.accepted == 6
     return {"a": Account.objects.get(external_id="acct_a"), "b": Account.objects.get(external_id="acct_b")}
-
-
-@pytest.fixture
-def clock():
-    """The clock frozen at noon UTC today (the fixture traffic's days); `clock.shift(seconds)` moves it."""
-    with time_machine.travel(datetime.combine(TODAY, time(12), tzinfo=UTC), tick=False) as traveller:
-        yield traveller
 
 
 @pytest.fixture(autouse=True)

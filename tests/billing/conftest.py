@@ -9,12 +9,11 @@ from decimal import Decimal
 
 import orjson
 import pytest
-import time_machine
-from django.contrib.auth import get_user_model
 from django.db import connection
 
 from billing.models import Account, Membership, Payment
 from billing.purchases import credits_purchase_start, demo_method_save
+from tests.billing.factories import AccountFactory, member_of
 
 WEBHOOK_SECRET = "whsec_test_tokengrid"  # noqa: S105  (test only)
 
@@ -27,14 +26,6 @@ def after_debit_calls(monkeypatch):
     calls: list[list[int]] = []
     monkeypatch.setattr(tasks.billing_after_debit, "delay", lambda ids: calls.append(sorted(ids)))
     return calls
-
-
-@pytest.fixture
-def clock():
-    """The clock frozen at noon UTC today: no day, week or month flips while a test reads its interval."""
-    noon = datetime.now(tz=UTC).replace(hour=12, minute=0, second=0, microsecond=0)
-    with time_machine.travel(noon, tick=False) as traveller:
-        yield traveller
 
 
 @pytest.fixture(autouse=True)
@@ -60,19 +51,17 @@ def text_of(response) -> str:
 
 
 def make_user(name: str, account: Account, role: str):
-    user = get_user_model().objects.create_user(name, f"{name}@example.com", f"pw-{name}-123")
-    Membership.objects.create(user=user, account=account, role=role)
-    return user
+    return member_of(account, role, name)
 
 
 @pytest.fixture
 def acct_a(db) -> Account:
-    return Account.objects.create(external_id="acct_a", name="Alpha Labs")
+    return AccountFactory(external_id="acct_a", name="Alpha Labs")
 
 
 @pytest.fixture
 def acct_b(db) -> Account:
-    return Account.objects.create(external_id="acct_b", name="Beta Corp")
+    return AccountFactory(external_id="acct_b", name="Beta Corp")
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from billing.accounts import (
     membership_remove,
 )
 from billing.models import AccountToken, ApiKey, Invitation, Membership
+from tests.billing.factories import ApiKeyFactory, MembershipFactory
 
 from .conftest import make_user, text_of
 
@@ -65,7 +66,7 @@ def _write(secret: str):
 def test_removing_a_member_on_the_members_page_revokes_their_tokens(client, acct_a, acct_b, owner, member):
     token, secret = _token_made_on_the_page(member)
     _, owners_secret = account_token_create(account=acct_a, name="owner's", created_by=owner)
-    Membership.objects.create(user=member, account=acct_b, role=Membership.Role.MEMBER)
+    MembershipFactory(user=member, account=acct_b, role=Membership.Role.MEMBER)
     _, elsewhere = account_token_create(account=acct_b, name="b", created_by=member)
     for url in READS:
         assert client.get(url, **_bearer(secret)).status_code == 200
@@ -180,7 +181,7 @@ def test_registration_returns_the_same_ids_again_and_keys_are_per_account(acct_a
 
 
 def test_a_key_limit_rearms_its_alerts_and_is_never_negative_nor_another_accounts(acct_a, acct_b):
-    key = ApiKey.objects.create(account=acct_a, external_id="k1", alert_80_interval=timezone.now())
+    key = ApiKeyFactory(account=acct_a, external_id="k1", alert_80_interval=timezone.now())
     api_key_limit_set(account=acct_a, key_id=key.pk, limit_units=5, interval="weekly")
     key.refresh_from_db()
     assert (key.limit_units, key.limit_interval, key.alert_80_interval) == (5, "weekly", None)

@@ -25,7 +25,7 @@ from billing.models import (
 from billing.promos import promo_redeem
 from billing.selectors import KeyAlertDue, interval_bounds, key_alerts_due
 from core.money import usd_to_units
-from marketplace.models import Author, Model, Provider
+from tests.marketplace.factories import ModelFactory, ProviderFactory
 
 from .conftest import buy, make_user, run_threads
 
@@ -90,9 +90,8 @@ def world(n: int, *, crossers: bool) -> list[Account]:
                       (NEVER_TOLD, date(2026, 6, 1)): usd("11")})
         for i in (*LOW, *TOPUP, KEY_80, KEY_100, TOLD, LAST_MONTH, NEVER_TOLD):
             make_user(f"owner{i}", accounts[i], Membership.Role.OWNER)
-    model = Model.objects.create(slug="lab/alpha", author=Author.objects.create(slug="lab", name="Lab"),
-                                 route_name="alpha", name="Alpha")
-    provider = Provider.objects.create(slug="prov", name="Prov")
+    model = ModelFactory(author__slug="lab", author__name="Lab", route_name="alpha", name="Alpha")
+    provider = ProviderFactory(slug="prov", name="Prov")
     AccountDay.objects.bulk_create([
         AccountDay(account=accounts[i], day=day, model=model, provider=provider, api_key_id=keys[i].pk,
                    requests=1, spend_units=units)

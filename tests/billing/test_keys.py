@@ -11,6 +11,7 @@ from billing.models import ApiKey
 from billing.selectors import interval_bounds
 from core.money import usd_to_units
 from tests.analytics.conftest import record, run_batch, write_jsonl
+from tests.billing.factories import ApiKeyFactory
 
 from .conftest import iso, text_of
 
@@ -114,7 +115,7 @@ def test_key_alerts_at_80_and_100_percent_once_per_interval(key_traffic, owner, 
 def test_the_keys_page_reads_usage_in_a_bounded_number_of_queries(client, owner, acct_a, key_traffic,
                                                                  django_assert_max_num_queries):
     for i in range(30):
-        ApiKey.objects.create(account=acct_a, external_id=f"extra_{i}", limit_units=usd_to_units("1"),
+        ApiKeyFactory(account=acct_a, external_id=f"extra_{i}", limit_units=usd_to_units("1"),
                               limit_interval=("daily", "weekly", "monthly", "never")[i % 4])
     client.force_login(owner)
     with django_assert_max_num_queries(12):

@@ -13,6 +13,7 @@ from billing.ledger import ledger_adjust, ledger_debit_usage, ledger_post
 from billing.models import Account, LedgerEntry
 from billing.purchases import fee_for
 from core.money import format_usd, units_to_usd, usd_to_units
+from tests.billing.factories import AccountFactory
 
 from .conftest import buy
 
@@ -123,7 +124,7 @@ def test_units_round_trip_exactly(amount):
                         max_size=6),
        usage=st.lists(st.decimals(min_value=Decimal("0"), max_value=Decimal("50"), places=10), max_size=6))
 def test_purchases_and_usage_add_up_without_a_cent_of_drift(acct_a, amounts, usage):
-    account = Account.objects.create(external_id=f"acct_{Account.objects.count()}")
+    account = AccountFactory(external_id=f"acct_{Account.objects.count()}")
     for amount in amounts:
         buy(account, str(amount))
     for i, spend in enumerate(usage):

@@ -9,6 +9,7 @@ from analytics.models import IngestChunk
 from billing.models import Account, LedgerEntry
 from core.money import usd_to_units
 from tests.analytics.conftest import record, run_batch, write_jsonl
+from tests.billing.factories import member_of
 
 from .conftest import iso
 
@@ -51,7 +52,6 @@ def test_a_chunk_of_a_thousand_accounts_alerts_exactly_the_five_that_crossed(
         tmp_path, after_debit_calls, django_capture_on_commit_callbacks, mailoutbox):
     """End to end: one chunk debits 1,000 accounts; the one billing task it queues emails exactly the
     five whose balance fell under their alert threshold, once, in a constant number of queries."""
-    from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -69,8 +69,7 @@ def test_a_chunk_of_a_thousand_accounts_alerts_exactly_the_five_that_crossed(
         # Everyone has a $1 alert; the five crossing spend $1.50 of their $2, the rest $0.50.
         Account.objects.filter(pk=account.pk).update(low_balance_threshold_units=usd_to_units("1"))
         if account.external_id in crossing:
-            owner = get_user_model().objects.create_user(account.external_id, f"{account.external_id}@example.com")
-            Membership.objects.create(user=owner, account=account, role=Membership.Role.OWNER)
+            member_of(account, Membership.Role.OWNER, account.external_id, password=None)
     records = [record(id=f"g{i}", created_at=iso(moment), account=f"acct_{i:04d}",
                       total_cost=1.5 if f"acct_{i:04d}" in crossing else 0.5) for i in range(1000)]
     batch = ingest.batch_queue(path=write_jsonl(tmp_path / "thousand.jsonl", records), source="thousand")

@@ -11,17 +11,18 @@ from django.test.utils import CaptureQueriesContext
 
 from billing.ledger import ledger_debit_usage
 from billing.lock_objects import accounts_lock, accounts_lock_ids, payment_lock, promo_redemption_lock
-from billing.models import Account, LedgerEntry, Payment, PromoCode
+from billing.models import LedgerEntry, Payment, PromoCode
 from billing.promos import promo_redeem
 from billing.purchases import PurchaseError, credits_refund, payment_complete
 from core.money import usd_to_units
+from tests.billing.factories import AccountFactory
 
 from .conftest import buy, run_threads
 
 
 @pytest.mark.django_db(transaction=True)
 def test_twenty_threads_buying_debiting_and_refunding_keep_the_books_exact():
-    accounts = [Account.objects.create(external_id=f"acct_{i}") for i in range(3)]
+    accounts = [AccountFactory(external_id=f"acct_{i}") for i in range(3)]
     seed_payments = {a.pk: [buy(a, "100").pk] for a in accounts}
 
     def work(i: int) -> dict:
@@ -72,7 +73,7 @@ def test_twenty_threads_buying_debiting_and_refunding_keep_the_books_exact():
 @pytest.mark.django_db(transaction=True)
 def test_webhooks_and_refunds_on_one_account_at_once_never_deadlock():
     """Completing payments and refunding others lock account then payment, in the same order."""
-    account = Account.objects.create(external_id="acct_locks")
+    account = AccountFactory(external_id="acct_locks")
     paid = [buy(account, "20") for _ in range(5)]
     pending = [Payment.objects.create(account=account, gateway="demo", external_id=f"demo_pending_{i}",
                                       amount_units=usd_to_units("10"), fee_units=usd_to_units("0.80"))
@@ -99,7 +100,7 @@ def test_webhooks_and_refunds_on_one_account_at_once_never_deadlock():
 
 @pytest.mark.django_db
 def test_accounts_are_locked_in_primary_key_order_whatever_order_they_are_asked_in():
-    accounts = [Account.objects.create(external_id=f"acct_{i}") for i in range(4)]
+    accounts = [AccountFactory(external_id=f"acct_{i}") for i in range(4)]
     ids = [a.pk for a in reversed(accounts)] + [accounts[0].pk]
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
         locked = accounts_lock(account_ids=ids)

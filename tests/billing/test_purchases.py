@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from billing.alerts import billing_after_debit
 from billing.ledger import ledger_debit_usage
-from billing.models import Account, Payment
+from billing.models import Payment
 from billing.purchases import (
     PurchaseError,
     auto_topup_run,
@@ -20,6 +20,7 @@ from billing.purchases import (
 )
 from billing.selectors import refundable_units
 from core.money import usd_to_units
+from tests.billing.factories import AccountFactory
 
 from .conftest import buy, run_threads, with_demo_card
 
@@ -72,7 +73,7 @@ def test_a_top_up_that_leaves_the_balance_low_does_not_repeat(acct_a):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_checks_after_one_crossing_charge_once():
-    account = Account.objects.create(external_id="acct_race")
+    account = AccountFactory(external_id="acct_race")
     buy(account, "10")
     with_demo_card(account)
     _rule(account)

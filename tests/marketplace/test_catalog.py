@@ -8,6 +8,7 @@ from genai_prices import Usage, calc_price, data_snapshot
 from marketplace import services
 from marketplace.models import App, Author, Endpoint, EndpointPrice, Model, Provider
 from marketplace.pricing import PriceBook
+from tests.marketplace.factories import EndpointFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -132,11 +133,9 @@ def test_pricebook_uses_the_endpoint_price_in_force_then_genai_prices():
 
 
 def test_pricebook_follows_price_history():
-    author = Author.objects.create(slug="acme", name="Acme")
-    model = Model.objects.create(slug="acme/m", author=author, route_name="m", name="M")
-    provider = Provider.objects.create(slug="p", name="P")
-    endpoint = Endpoint.objects.create(model=model, provider=provider, prompt_price=Decimal("0.000002"),
-                                       completion_price=Decimal("0.000004"))
+    endpoint = EndpointFactory(model__author__slug="acme", model__route_name="m", provider__slug="p",
+                               provider__name="P", prompt_price=Decimal("0.000002"),
+                               completion_price=Decimal("0.000004"))
     EndpointPrice.objects.create(endpoint=endpoint, valid_from=datetime(2000, 1, 1, tzinfo=UTC),
                                  prompt_price=Decimal("0.000001"), completion_price=Decimal("0.000002"))
     EndpointPrice.objects.create(endpoint=endpoint, valid_from=datetime(2026, 3, 1, tzinfo=UTC),

@@ -18,8 +18,9 @@ from analytics.models import (
     Reject,
 )
 from billing.models import Account, ApiKey, LedgerEntry
-from marketplace.models import App, Author, Endpoint, Model, Provider
+from marketplace.models import App, Model, Provider
 from tests.analytics.conftest import record, run_batch, write_jsonl
+from tests.marketplace.factories import EndpointFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -191,11 +192,9 @@ def test_litellm_csv_keeps_its_header_across_chunks(tmp_path, settings):
 
 
 def test_unpriced_records_are_priced_from_the_endpoint_then_genai_prices(tmp_path):
-    author = Author.objects.create(slug="acme", name="Acme")
-    model = Model.objects.create(slug="acme/rocket-1", author=author, route_name="rocket-1", name="Rocket 1")
-    provider = Provider.objects.create(slug="acme-cloud", name="Acme Cloud")
-    Endpoint.objects.create(model=model, provider=provider, prompt_price=Decimal("0.000003"),
-                            completion_price=Decimal("0.000015"))
+    EndpointFactory(model__author__slug="acme", model__route_name="rocket-1", model__name="Rocket 1",
+                    provider__slug="acme-cloud", provider__name="Acme Cloud", prompt_price=Decimal("0.000003"),
+                    completion_price=Decimal("0.000015"))
     path = write_jsonl(tmp_path / "unpriced.jsonl", [
         record(id="p-1", model="acme/rocket-1", provider_name="Acme Cloud", tokens_prompt=1000,
                tokens_completion=100, total_cost=...),

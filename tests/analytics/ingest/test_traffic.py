@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 
 from analytics.ingest.traffic import ACCOUNT_EXPONENT
 from billing.models import Account
-from marketplace.models import Author, Endpoint, Model, Provider
+from tests.marketplace.factories import AuthorFactory, EndpointFactory, ModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db
 END = datetime(2026, 3, 1, tzinfo=UTC)
@@ -26,17 +26,16 @@ def small_catalog():
 
 
 def _small_catalog():
-    acme = Author.objects.create(slug="acme", name="Acme")
-    fast, slow = Provider.objects.create(slug="fast", name="Fast"), Provider.objects.create(slug="slow", name="Slow")
+    acme = AuthorFactory(slug="acme", name="Acme")
+    fast, slow = ProviderFactory(slug="fast", name="Fast"), ProviderFactory(slug="slow", name="Slow")
     prices = {}
     for name, endpoints in (("one", [(fast, "0.000001", "0.000002", "0.0000001")]),
                             ("two", [(fast, "0.000003", "0.000015", None), (slow, "0.0000025", "0.00001", None)]),
                             ("three", [(slow, "0.00000015", "0.0000006", None)])):
-        model = Model.objects.create(slug=f"acme/{name}", author=acme, route_name=name, name=name.title())
+        model = ModelFactory(author=acme, route_name=name, name=name.title())
         for provider, prompt, completion, cache in endpoints:
-            Endpoint.objects.create(model=model, provider=provider, prompt_price=Decimal(prompt),
-                                    completion_price=Decimal(completion),
-                                    cache_read_price=Decimal(cache) if cache else None)
+            EndpointFactory(model=model, provider=provider, prompt_price=Decimal(prompt),
+                            completion_price=Decimal(completion), cache_read_price=Decimal(cache) if cache else None)
             prices[(model.slug, provider.name)] = (Decimal(prompt), Decimal(completion),
                                                    Decimal(cache) if cache else Decimal(prompt))
     return prices

@@ -14,6 +14,7 @@ from billing.accounts import account_token_create
 from billing.models import Membership
 from tests.analytics.conftest import D1, D2, D40, TODAY, account_traffic, record, run_batch, write_jsonl
 from tests.analytics.conftest import at as _at
+from tests.billing.factories import MembershipFactory, member_of
 
 pytestmark = pytest.mark.django_db
 
@@ -28,9 +29,7 @@ def traffic(tmp_path):
 
 @pytest.fixture
 def alice(traffic):
-    user = get_user_model().objects.create_user("alice", "alice@example.com", "pw-alice-123")
-    Membership.objects.create(user=user, account=traffic["a"], role=Membership.Role.OWNER)
-    return user
+    return member_of(traffic["a"], Membership.Role.OWNER, "alice")
 
 
 def test_anonymous_users_are_sent_to_sign_in(client):
@@ -229,7 +228,7 @@ def test_other_accounts_are_out_of_reach(client, alice, traffic):
 
 
 def test_switching_between_own_accounts(client, alice, traffic):
-    Membership.objects.create(user=alice, account=traffic["b"], role=Membership.Role.VIEWER)
+    MembershipFactory(user=alice, account=traffic["b"], role=Membership.Role.VIEWER)
     client.force_login(alice)
     assert client.post("/account/switch/", {"account_id": traffic["b"].pk}).status_code == 302
     assert re.search(r"Spend \$9\.9900 ", _text(client.get("/account/")))

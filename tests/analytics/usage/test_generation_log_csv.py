@@ -9,8 +9,10 @@ from django.db import connection, transaction
 
 from analytics.models import Generation
 from analytics.usage import generation_log
-from billing.models import Account, ApiKey
-from marketplace.models import App, Author, Model, Provider
+from billing.models import Account
+from marketplace.models import Model
+from tests.billing.factories import AccountFactory, ApiKeyFactory
+from tests.marketplace.factories import AppFactory, AuthorFactory, ModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -22,17 +24,17 @@ MICRO = timedelta(microseconds=1)
 
 @pytest.fixture
 def catalog():
-    author = Author.objects.create(slug="lab", name="Lab")
-    models = [Model.objects.create(slug=slug, author=author, route_name=slug, name=slug)
+    author = AuthorFactory(slug="lab", name="Lab")
+    models = [ModelFactory(slug=slug, author=author, route_name=slug, name=slug)
               for slug in ("lab/plain", "lab/gone", "=lab/evil")]
     models[1].delete()  # a gap in the ids: names are found by id, not by position
     return {
-        "account": Account.objects.create(external_id="acct"),
-        "other": Account.objects.create(external_id="other"),
+        "account": AccountFactory(external_id="acct"),
+        "other": AccountFactory(external_id="other"),
         "model": models[0], "evil_model": models[2],
-        "provider": Provider.objects.create(slug="prov", name="Prov"),
-        "evil_provider": Provider.objects.create(slug="@prov", name="@Prov"),
-        "app": App.objects.create(slug="app", origin="-https://evil.example/", name="+evil app"),
+        "provider": ProviderFactory(slug="prov", name="Prov"),
+        "evil_provider": ProviderFactory(slug="@prov", name="@Prov"),
+        "app": AppFactory(slug="app", origin="-https://evil.example/", name="+evil app"),
     }
 
 
@@ -68,7 +70,7 @@ def test_range_bounds_and_exact_time_ties(catalog):
 
 
 def test_formula_like_text_is_neutralized_in_every_text_column(catalog):
-    key = ApiKey.objects.create(account=catalog["account"], external_id="=key")
+    key = ApiKeyFactory(account=catalog["account"], external_id="=key")
     Generation.objects.bulk_create([
         _generation(catalog, "=1+2", START, model=catalog["evil_model"], provider=catalog["evil_provider"],
                     app=catalog["app"], api_key=key, finish_reason="\tstop"),
@@ -85,7 +87,7 @@ def test_formula_like_text_is_neutralized_in_every_text_column(catalog):
 
 
 def test_every_field_as_text(catalog):
-    key = ApiKey.objects.create(account=catalog["account"], external_id="key-1")
+    key = ApiKeyFactory(account=catalog["account"], external_id="key-1")
     Generation.objects.bulk_create([
         _generation(catalog, "full", START, app=catalog["app"], api_key=key, tokens_prompt=1000, tokens_completion=500,
                     tokens_reasoning=100, tokens_cached=200, cost_units=12_345_678_901, cost_priced=True,
@@ -110,7 +112,7 @@ def test_every_field_as_text(catalog):
 
 
 def test_a_generation_whose_catalog_row_is_gone_is_still_exported(catalog):
-    gone = Model.objects.create(slug="lab/retired", author=catalog["model"].author, route_name="r", name="r")
+    gone = ModelFactory(slug="lab/retired", author=catalog["model"].author, route_name="r", name="r")
     Generation.objects.bulk_create([_generation(catalog, "orphan", START, model=gone)])
     Model.objects.filter(pk=gone.pk).delete()
     [row] = _export(catalog["account"])
@@ -118,8 +120,8 @@ def test_a_generation_whose_catalog_row_is_gone_is_still_exported(catalog):
 
 
 def test_a_key_of_another_account_is_never_named(catalog):
-    mine = ApiKey.objects.create(account=catalog["account"], external_id="key_mine")
-    theirs = ApiKey.objects.create(account=catalog["other"], external_id="key_theirs")
+    mine = ApiKeyFactory(account=catalog["account"], external_id="key_mine")
+    theirs = ApiKeyFactory(account=catalog["other"], external_id="key_theirs")
     Generation.objects.bulk_create([_generation(catalog, "a", START, api_key=mine),
                                     _generation(catalog, "b", START + MICRO, api_key=theirs)])
     assert [(r["id"], r["api_key"]) for r in _export(catalog["account"])] == [("a", "key_mine"), ("b", "")]

@@ -4,7 +4,6 @@ import re
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -14,6 +13,7 @@ from analytics.usage import params, tasks
 from analytics.usage import queries as usage_queries
 from billing.models import Account, Membership
 from tests.analytics.conftest import D1, account_traffic, at, record, run_batch, write_jsonl
+from tests.billing.factories import member_of
 
 pytestmark = pytest.mark.django_db
 
@@ -36,9 +36,7 @@ def traffic(tmp_path):
 
 
 def _member(username: str, account: Account):
-    user = get_user_model().objects.create_user(username, password=f"pw-{username}-123")
-    Membership.objects.create(user=user, account=account, role=Membership.Role.OWNER)
-    return user
+    return member_of(account, Membership.Role.OWNER, username)
 
 
 def _ingest(tmp_path, name: str, records: list[dict], capture) -> None:
