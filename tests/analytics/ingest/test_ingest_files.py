@@ -81,3 +81,16 @@ def test_expiry_spares_the_file_of_a_batch_still_running(folder, settings):
     os.utime(upload, (0, 0))
     assert ingest_files_expire() == []
     assert _names(folder) == [upload.name]
+
+
+def test_a_chunk_redelivered_after_its_file_went_is_skipped(folder, django_capture_on_commit_callbacks):
+    """Idempotency outlives the file: a done chunk answers from its row and never opens the removed copy."""
+    from analytics.ingest.chunk import chunk_ingest
+
+    upload = files.upload_store(chunks=iter([LINES]), suffix=".ndjson")
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = run_batch(upload)
+    assert not upload.exists()
+    again = chunk_ingest(batch_id=batch.pk, index=0)
+    assert (again.skipped, again.accepted) == (True, 2)
+    assert IngestBatch.objects.get(pk=batch.pk).accepted == 5
