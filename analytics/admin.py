@@ -4,6 +4,14 @@ from .models import Generation, IngestBatch, IngestChunk, Reject
 from .usage.generation_log import generations_with_id
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """What ingestion wrote: batches, rejects and generations come from a log, never from a form (a hand-made
+    one would have no rollup, no debit and, for a reject, no line)."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class ChunkInline(admin.TabularInline):
     model = IngestChunk
     extra = 0
@@ -13,7 +21,7 @@ class ChunkInline(admin.TabularInline):
 
 
 @admin.register(IngestBatch)
-class IngestBatchAdmin(admin.ModelAdmin):
+class IngestBatchAdmin(RecordAdmin):
     list_display = ("id", "source", "format", "status", "lines", "accepted", "duplicates", "rejected",
                     "chunks_done", "chunks_total", "created_at")
     list_filter = ("status", "format")
@@ -23,7 +31,7 @@ class IngestBatchAdmin(admin.ModelAdmin):
 
 
 @admin.register(Reject)
-class RejectAdmin(admin.ModelAdmin):
+class RejectAdmin(RecordAdmin):
     list_display = ("batch", "line", "reason")
     list_filter = ("reason",)
     search_fields = ("reason", "raw")
@@ -32,7 +40,7 @@ class RejectAdmin(admin.ModelAdmin):
 
 
 @admin.register(Generation)
-class GenerationAdmin(admin.ModelAdmin):
+class GenerationAdmin(RecordAdmin):
     list_display = ("id", "created_at", "account", "model", "provider", "tokens_prompt", "tokens_completion",
                     "cost_units", "status")
     list_select_related = ("account", "model", "provider")

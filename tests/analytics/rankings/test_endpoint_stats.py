@@ -15,8 +15,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def served(tmp_path, clock):
-    """The clock frozen at noon UTC: the traffic of the last hours falls on one day, whatever the hour."""
-    now = timezone.now().replace(minute=30, second=0, microsecond=0)
+    """The clock frozen at 12:30 UTC of the test's day: the traffic of the last hours falls on one day,
+    whatever hour the suite runs at (TOKENGRID_TEST_NOW may be 00:10)."""
+    clock.move_to(timezone.now().replace(hour=12, minute=30, second=0, microsecond=0))
+    now = timezone.now()
 
     def at(hours):
         return (now - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
