@@ -7,6 +7,7 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
+from core.params import DATE_ERROR
 from marketplace.models import Endpoint, Model, Provider
 from tests.analytics.conftest import record, run_batch, write_jsonl
 
@@ -35,6 +36,36 @@ def test_model_rankings_api(client, day_of_traffic):
     assert client.get("/api/v1/rankings/models", {"limit": "many"}).status_code == 400
     for kind in ("authors", "providers", "apps"):
         assert client.get(f"/api/v1/rankings/{kind}").status_code == 200
+
+
+def test_ranking_parameters_read_as_the_pages_read_them_and_refuse_what_is_not_a_number(client, day_of_traffic):
+    def get(**params):
+        return client.get("/api/v1/rankings/models", params)
+
+    body = get(window="fortnight", metric="volume").json()  # unknown names: the defaults, as on the pages
+    assert (body["window"], body["metric"]) == ("week", "tokens")
+    assert len(get(limit=0).json()["results"]) == 1  # brought within 1..100
+    assert len(get(limit=1000).json()["results"]) == 55  # all there are, at most 100
+    refused = get(limit="many")
+    assert (refused.status_code, refused.json()) == (400, {"limit": ["a whole number from 1 to 100"]})
+    assert get(category="").status_code == 200
+    assert [r["slug"] for r in get(category="nothing-such").json()["results"]] == []
+    refused = client.get("/api/v1/rankings/apps", {"trending": "perhaps"})
+    assert (refused.status_code, list(refused.json())) == (400, ["trending"])
+
+
+def test_the_daily_dataset_refuses_a_range_it_cannot_answer(client):
+    def refusal(**params):
+        response = client.get("/api/v1/rankings/daily", params)
+        assert response.status_code == 400, params
+        return response.json()
+
+    assert refusal(end="2026-02-30") == {"end": [DATE_ERROR]}
+    assert refusal(start="2026-11-02", end="2026-11-01") == {
+        "start": ["start must be on or before end, at most 366 days apart"]}
+    assert refusal(start="2025-01-01", end="2026-01-02") == refusal(start="2026-11-02", end="2026-11-01")
+    body = client.get("/api/v1/rankings/daily", {"start": "2025-01-01", "end": "2026-01-01"}).json()  # 366 days
+    assert (body["start"], body["end"], body["rows"]) == ("2025-01-01", "2026-01-01", [])
 
 
 def test_the_daily_dataset_has_top_50_and_an_other_row(client, day_of_traffic):
