@@ -8,6 +8,7 @@ app_name = "billing"
 urlpatterns = [
     path("account/switch/", views.switch, name="account-switch"),
     path("account/members/", views.members, name="members"),
+    path("account/members/remove/", views.member_remove, name="member-remove"),
     path("account/tokens/", views.tokens, name="tokens"),
     path("account/tokens/revoke/", views.token_revoke, name="token-revoke"),
     path("invitations/<str:token>/", views.invitation, name="invitation"),

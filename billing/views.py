@@ -29,14 +29,13 @@ def switch(request: HttpRequest) -> HttpResponse:
 
 @account_required
 def members(request: HttpRequest) -> HttpResponse:
-    """Members of the account and open invitations; owners invite and remove."""
+    """Members of the account and open invitations; owners invite here (and remove at member_remove)."""
     account = request.account
     form = InviteForm()
     if request.method == "POST":
-        if not request.account_ctx.can(OWNER):
-            return HttpResponse("Only owners manage members.", status=403)
-        if "remove" in request.POST:
-            return _member_remove(request)
+        refused = _owner_refused(request)
+        if refused:
+            return refused
         form = InviteForm(request.POST)
         if form.is_valid():
             accounts.invitation_create(
@@ -52,9 +51,19 @@ def members(request: HttpRequest) -> HttpResponse:
     })
 
 
-def _member_remove(request: HttpRequest) -> HttpResponse:
+def _owner_refused(request: HttpRequest) -> HttpResponse | None:
+    return None if request.account_ctx.can(OWNER) else HttpResponse("Only owners manage members.", status=403)
+
+
+@account_required
+@require_POST
+def member_remove(request: HttpRequest) -> HttpResponse:
+    """Remove a member (owners; 404 for another account's membership; never the last owner)."""
+    refused = _owner_refused(request)
+    if refused:
+        return refused
     try:
-        accounts.membership_remove(account=request.account, membership_id=int64_or_404(request.POST["remove"]))
+        accounts.membership_remove(account=request.account, membership_id=int64_or_404(request.POST.get("remove")))
     except Membership.DoesNotExist:
         raise Http404 from None
     except accounts.LastOwnerError as error:

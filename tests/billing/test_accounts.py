@@ -71,7 +71,7 @@ def test_removing_a_member_on_the_members_page_revokes_their_tokens(client, acct
     for url in READS:
         assert client.get(url, **_bearer(secret)).status_code == 200
     client.force_login(owner)
-    response = client.post("/account/members/", {"remove": Membership.objects.get(user=member, account=acct_a).pk})
+    response = client.post("/account/members/remove/", {"remove": Membership.objects.get(user=member, account=acct_a).pk})
     assert response.status_code == 302
     for url in READS:
         assert _refused(client.get(url, **_bearer(secret))), url
@@ -80,6 +80,25 @@ def test_removing_a_member_on_the_members_page_revokes_their_tokens(client, acct
     assert client.get("/api/v1/credits", **_bearer(owners_secret)).status_code == 200
     assert client.get("/api/v1/credits", **_bearer(elsewhere)).status_code == 200  # their other account's
     assert AccountToken.objects.filter(revoked_at__isnull=False).count() == 1
+
+
+def test_only_an_owner_removes_and_only_members_of_the_current_account(client, acct_a, acct_b, owner, member):
+    mine = Membership.objects.get(user=member, account=acct_a)
+    theirs = MembershipFactory(account=acct_b, role=Membership.Role.MEMBER)
+    client.force_login(member)  # a member of A, not its owner
+    response = client.post("/account/members/remove/", {"remove": mine.pk})
+    assert (response.status_code, response.content) == (403, b"Only owners manage members.")
+    client.force_login(owner)  # A's owner, A current
+    assert client.get("/account/members/remove/").status_code == 405
+    assert client.post("/account/members/remove/", {"remove": theirs.pk}).status_code == 404  # B's membership
+    assert client.post("/account/members/remove/", {"remove": "x"}).status_code == 404
+    assert client.post("/account/members/remove/", {}).status_code == 404
+    assert set(Membership.objects.values_list("pk", flat=True)) >= {mine.pk, theirs.pk}
+    response = client.post("/account/members/remove/", {"remove": mine.pk}, follow=True)
+    assert response.redirect_chain == [("/account/members/", 302)]
+    assert "Member removed." in response.content.decode()
+    assert not Membership.objects.filter(pk=mine.pk).exists()
+    assert Membership.objects.filter(pk=theirs.pk).exists()
 
 
 def test_a_member_demoted_to_viewer_keeps_only_reads(client, acct_a, member):

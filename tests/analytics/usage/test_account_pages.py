@@ -255,7 +255,7 @@ def test_owner_invites_a_member_who_signs_up(client, alice, traffic, django_capt
 def test_the_last_owner_cannot_be_removed(client, alice):
     client.force_login(alice)
     own = Membership.objects.get(user=alice)
-    response = client.post("/account/members/", {"remove": own.pk}, follow=True)
+    response = client.post("/account/members/remove/", {"remove": own.pk}, follow=True)
     assert "Not removed: an account keeps at least one owner." in _text(response)
     assert Membership.objects.filter(pk=own.pk).exists()
 
