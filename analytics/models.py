@@ -10,6 +10,9 @@ from django.db import models
 from billing.models import Account, ApiKey
 from marketplace.models import App, Model, Provider
 
+# ",a,b,": at most 16 tags of at most 64 characters, each between commas (analytics.ingest.formats.fields).
+TAGS_MAX_LENGTH = 16 * (64 + 1) + 1
+
 
 def _ref(to, *, null: bool = False):
     """A reference of raw generations and rollups: no database constraint (ingestion registered the
@@ -137,6 +140,10 @@ class Generation(models.Model):
     num_media_completion = models.IntegerField(null=True)
     num_search_results = models.IntegerField(null=True)
     provider_responses = models.JSONField(null=True)
+    end_user = models.CharField(max_length=128, blank=True, default="", help_text="the gateway's end-user id")
+    session_id = models.CharField(max_length=128, blank=True, default="")
+    tags = models.CharField(max_length=TAGS_MAX_LENGTH, blank=True, default="",
+                            help_text='",a,b,": the sorted tags between commas; "" for none')
 
     class Meta:
         indexes = [models.Index(fields=["account", "-created_at", "-id"], name="generation_account_time")]
@@ -278,13 +285,20 @@ class AppDay(_Usage):
 
 
 class _AccountUsage(_Usage):
-    """The key columns and latency sums the account rollups share; `api_key_id`, `app_id` 0 for none."""
+    """The key columns and latency sums the account rollups share; `api_key_id`, `app_id` 0 for none.
+
+    `end_user` and `tags` (as on Generation, "" for none) are key columns too, so every slice of an
+    account (by user or tag, with any other dimension and filter) is an exact sum of rollup rows;
+    a tag dimension splits each row's `tags` into its tags (analytics.usage.queries).
+    """
 
     account = _ref(Account)
     model = _ref(Model)
     provider = _ref(Provider)
     api_key_id = models.BigIntegerField(default=0)
     app_id = models.BigIntegerField(default=0)
+    end_user = models.CharField(max_length=128, default="")
+    tags = models.CharField(max_length=TAGS_MAX_LENGTH, default="")
     latency_sum = models.BigIntegerField(default=0)
     latency_count = models.BigIntegerField(default=0)
 
@@ -301,8 +315,8 @@ class AccountDay(_AccountUsage):
     day = models.DateField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["account", "day", "model", "provider", "api_key_id", "app_id"],
-                                               name="accountday_key")]
+        constraints = [models.UniqueConstraint(fields=["account", "day", "model", "provider", "api_key_id", "app_id",
+                                                       "end_user", "tags"], name="accountday_slice_key")]
 
     def __str__(self) -> str:
         return f"{self.day} account {self.account_id} model {self.model_id}"
@@ -314,8 +328,8 @@ class AccountHour(_AccountUsage):
     hour = models.DateTimeField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["account", "hour", "model", "provider", "api_key_id", "app_id"],
-                                               name="accounthour_key")]
+        constraints = [models.UniqueConstraint(fields=["account", "hour", "model", "provider", "api_key_id", "app_id",
+                                                       "end_user", "tags"], name="accounthour_slice_key")]
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}h account {self.account_id} model {self.model_id}"

@@ -61,6 +61,9 @@ class StageRow(NamedTuple):
     own_failed: int
     latency_bucket: int | None
     throughput_bucket: int | None
+    end_user: str  # "": none
+    session_id: str  # "": none
+    tags: str  # ",a,b,"; "": none
 
 
 class AttemptRow(NamedTuple):
@@ -87,6 +90,7 @@ _STAGE_TYPES = {
     "num_media_completion": "integer", "num_search_results": "integer", "provider_responses": "jsonb",
     "failed": "smallint", "own_attempts": "integer", "own_failed": "integer",
     "latency_bucket": "smallint", "throughput_bucket": "smallint",
+    "end_user": "text", "session_id": "text", "tags": "text",
 }
 _ATTEMPT_TYPES = {"gen_id": "text", "hour": "timestamptz", "day": "date", "model_id": "bigint",
                   "provider_id": "bigint", "failed": "smallint"}
@@ -108,6 +112,7 @@ GENERATION_COLUMNS = (
     "tokens_prompt", "tokens_completion", "tokens_reasoning", "tokens_cached", "cost_units", "cost_priced",
     "is_byok", "latency", "generation_time", "status", "finish_reason", "streamed", "cancelled",
     "num_media_prompt", "num_media_completion", "num_search_results", "provider_responses",
+    "end_user", "session_id", "tags",
 )
 _GENERATION_SELECT = ", ".join(
     f"NULLIF({c}, 0)" if c in ("api_key_id", "app_id") else c for c in GENERATION_COLUMNS)
@@ -167,9 +172,11 @@ ROLLUP_SQL = (
             " SELECT day, model_id, provider_id, 2 AS metric, throughput_bucket AS bucket FROM ingest_stage"
             " WHERE throughput_bucket IS NOT NULL) AS x WHERE 1 = 1"),
     _upsert("analytics_appday", ("day", "app_id", "model_id"), USAGE_SUMS, "ingest_stage WHERE app_id <> 0"),
-    _upsert("analytics_accountday", ("account_id", "day", "model_id", "provider_id", "api_key_id", "app_id"),
+    _upsert("analytics_accountday",
+            ("account_id", "day", "model_id", "provider_id", "api_key_id", "app_id", "end_user", "tags"),
             {**USAGE_SUMS, **LATENCY_SUMS}, "ingest_stage WHERE 1 = 1"),
-    _upsert("analytics_accounthour", ("account_id", "hour", "model_id", "provider_id", "api_key_id", "app_id"),
+    _upsert("analytics_accounthour",
+            ("account_id", "hour", "model_id", "provider_id", "api_key_id", "app_id", "end_user", "tags"),
             {**USAGE_SUMS, **LATENCY_SUMS}, "ingest_stage WHERE 1 = 1"),
 )
 # The fallback attempts of generations that were not inserted (duplicates) count nowhere.

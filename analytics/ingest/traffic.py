@@ -17,6 +17,10 @@ The traffic is shaped like a router's, at any number of accounts (`accounts=12` 
   send most); 30 % of the accounts that are not busy never send a user, the others send it on
   50–100 % of their requests. A user's id is a hash of (account, user number, seed), so no table
   of users is kept;
+- sessions and tags (drawn from a generator of their own, so the other fields are the same bytes
+  as before they existed): half the accounts name a session on their users' requests (one per
+  user and half hour, `sess_<10 hex>`); 40 % of the accounts tag 60–100 % of their requests with
+  an environment (`prod` 80 %, `staging`, `dev`) and one of their 1–4 features (`chat`, `rag`, …);
 - apps: Zipf popularity over `apps`; each account uses 1–7 of them (drawn by popularity, the
   first used most) and calls 5–30 % of its requests without one;
 - models: Zipf popularity over the catalog (famous labs favoured). Accounts concentrate on a few
@@ -58,6 +62,13 @@ BUSY_REQUESTS = 1_000  # expected requests from which an account has 2-4 keys
 MAX_USERS = 5_000
 USER_BITS = 13  # an account's user number fits in 13 bits (MAX_USERS < 8192)
 NO_USER_ACCOUNTS = 0.3
+TAG_ENVS = ("prod", "staging", "dev")
+TAG_ENV_CDF = np.cumsum((0.8, 0.15, 0.05))
+TAG_FEATURES = ("chat", "agent", "rag", "search", "summarize", "translate", "eval", "batch", "support",
+                "code-review", "extract", "classify")
+TAGGED_ACCOUNTS = 0.4
+SESSION_ACCOUNTS = 0.5
+SESSION_MS = 30 * 60 * 1000
 PRICE_SCALE = 10**15  # prices have at most 15 decimal places
 UNIT_DIVISOR = 10**5  # 1e-15 USD -> 1e-10 USD (core.money units)
 CATEGORIES = ("cli-agent", "programming-app", "chat", "roleplay", "writing", "translation", "data-analysis",
@@ -333,6 +344,29 @@ def _money(units: int) -> str:
     return f"{whole}.{frac:010d}".rstrip("0").rstrip(".") if frac else str(whole)
 
 
+@dataclass(frozen=True)
+class _Labels:
+    """Per account: the share of requests it tags, its features, whether it names sessions."""
+    tag_share: np.ndarray
+    feature_start: np.ndarray
+    feature_count: np.ndarray
+    features: np.ndarray  # flat: TAG_FEATURES indexes
+    sessions: np.ndarray
+    salt: np.uint64
+    # per (environment, feature): ',"tags":["feature","env"]'
+    tags_json: tuple[str, ...] = tuple(
+        f',"tags":{orjson.dumps([feature, env]).decode()}' for env in TAG_ENVS for feature in TAG_FEATURES)
+
+
+def _labels(rng: np.random.Generator, count: int) -> _Labels:
+    feature_count = rng.integers(1, 5, count)
+    return _Labels(
+        tag_share=np.where(rng.random(count) < TAGGED_ACCOUNTS, rng.uniform(0.6, 1.0, count), 0.0),
+        feature_start=np.concatenate(([0], np.cumsum(feature_count)[:-1])), feature_count=feature_count,
+        features=rng.integers(0, len(TAG_FEATURES), int(feature_count.sum())),
+        sessions=rng.random(count) < SESSION_ACCOUNTS, salt=np.uint64(rng.integers(0, 2**63)))
+
+
 @dataclass
 class _Seen:
     """What the file used, for the summary."""
@@ -360,6 +394,8 @@ def traffic_generate(*, events: int, out: Path, seed: int = 1, days: int = 30, e
     pairs = _token_pairs()
     stamps = _timestamps(rng, events, days, end)
     speed = np.array([(rng.uniform(150, 1200), rng.uniform(25, 250)) for _ in endpoints.providers])
+    label_rng = np.random.default_rng([seed, 1])
+    labels = _labels(label_rng, accounts)
     seen = _Seen(accounts=np.zeros(accounts, bool), keys=np.zeros(len(account_cols.tail), bool),
                  apps=np.zeros(len(app_list), bool), models=np.zeros(len(models), bool),
                  providers=np.zeros(len(endpoints.providers), bool), users=[])
@@ -370,7 +406,7 @@ def traffic_generate(*, events: int, out: Path, seed: int = 1, days: int = 30, e
         for block_start in range(0, events, BLOCK):
             n = min(BLOCK, events - block_start)
             handle.write(_block(rng, stamps[block_start:block_start + n], _cdf(model_weights), endpoints, tastes,
-                                account_cols, app_list, pairs, speed, seen))
+                                account_cols, app_list, pairs, speed, seen, label_rng, labels))
     users = np.unique(np.concatenate(seen.users)) if seen.users else []
     return TrafficSummary(records=events, accounts=accounts, apps=len(app_list), models=int(seen.models.sum()),
                           providers=int(seen.providers.sum()), seconds=time.perf_counter() - started,
@@ -380,7 +416,7 @@ def traffic_generate(*, events: int, out: Path, seed: int = 1, days: int = 30, e
 
 def _block(rng: np.random.Generator, ms: np.ndarray, model_cdf: np.ndarray, endpoints: _Endpoints,
            tastes: _Tastes, accounts: _Accounts, apps: list[str], pairs: np.ndarray, speed: np.ndarray,
-           seen: _Seen) -> str:
+           seen: _Seen, label_rng: np.random.Generator, labels: _Labels) -> str:
     """One block of records as JSON lines; every draw is a whole-block numpy operation."""
     n = len(ms)
     account = np.searchsorted(accounts.cdf, rng.random(n), side="right")
@@ -452,6 +488,15 @@ def _block(rng: np.random.Generator, ms: np.ndarray, model_cdf: np.ndarray, endp
     seen.providers[other[fallback]] = True
     seen.users.append(np.unique(user[with_user]))
 
+    with_tags = label_rng.random(n) < labels.tag_share[account]
+    env = np.minimum(np.searchsorted(TAG_ENV_CDF, label_rng.random(n), side="right"), len(TAG_ENVS) - 1)
+    feature = labels.features[labels.feature_start[account] + (labels.feature_count[account]
+                                                               * label_rng.random(n) ** 2).astype(np.int64)]
+    tag_set = (env * len(TAG_FEATURES) + feature).tolist()
+    with_session = (with_user & labels.sessions[account]).tolist()
+    session_hex = _hex(_mix(user ^ ((ms // SESSION_MS).astype(np.uint64) << np.uint64(40)) ^ labels.salt), 10)
+    tags_json = labels.tags_json
+
     head, tail, provider_json = endpoints.head, accounts.tail, endpoints.provider_json
     lines: list[str] = []
     write = lines.append
@@ -461,9 +506,9 @@ def _block(rng: np.random.Generator, ms: np.ndarray, model_cdf: np.ndarray, endp
                with_user.tolist(), streamed.tolist(), cancelled.tolist(), latency.tolist(), generation_time.tolist(),
                prompt.tolist(), completion.tolist(), reasoning.tolist(), cached.tolist(), byok.tolist(),
                no_cost.tolist(), units.tolist(), status.tolist(), fallback.tolist(), other.tolist(),
-               bad_status.tolist(), wrapped.tolist(), strict=True)
+               bad_status.tolist(), wrapped.tolist(), with_tags.tolist(), tag_set, with_session, strict=True)
     for i, (second, stamp, e, p, k, a, has_app, has_user, stream, cancel, lat, gen, prm, cmp, rsn, cch, own_key,
-            free, cost, code, fell_back, alt, bad, wrap) in enumerate(rows):
+            free, cost, code, fell_back, alt, bad, wrap, has_tags, tag_at, has_session) in enumerate(rows):
         attempts = f'{{"provider_name":{provider_json[p]},"status":{code},"latency":{lat}}}'
         if fell_back:
             attempts = f'{{"provider_name":{provider_json[alt]},"status":{bad},"latency":{lat // 3}}},' + attempts
@@ -471,6 +516,10 @@ def _block(rng: np.random.Generator, ms: np.ndarray, model_cdf: np.ndarray, endp
         app_part = apps[a] if has_app else ""
         cost_part = "" if free else f'"total_cost":{_money(cost)},'
         user_part = f',"user":"user_{user_hex[i * 12:i * 12 + 12]}"' if has_user else ""
+        if has_session:
+            user_part += f',"session_id":"sess_{session_hex[i * 10:i * 10 + 10]}"'
+        if has_tags:
+            user_part += tags_json[tag_at]
         record = (
             f'{{"id":"gen-{second}-{ids[i * 20:i * 20 + 20]}","created_at":"{stamp}Z",{head[e]}{app_part}'
             f'"streamed":{BOOL[stream]},"cancelled":{BOOL[cancel]},'

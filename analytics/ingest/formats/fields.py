@@ -20,7 +20,8 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)
 BOM = b"\xef\xbb\xbf"
 LIMITS = {"id": 128, "model": 200, "account": 128, "api_key": 128, "provider_name": 200, "origin": 500,
-          "app_name": 200, "finish_reason": 40}
+          "app_name": 200, "finish_reason": 40, "user": 128, "session_id": 128}
+TAGS_MAX, TAG_MAX_LENGTH = 16, 64  # analytics.models.TAGS_MAX_LENGTH holds ",a,b," of as many
 
 
 class FormatError(ValueError):
@@ -63,6 +64,9 @@ class Record:
     num_media_prompt: int | None
     num_media_completion: int | None
     num_search_results: int | None
+    end_user: str | None
+    session_id: str | None
+    tags: str  # ",a,b,": sorted, each once, between commas; "" for none (`tags_text`)
 
 
 @dataclass(slots=True)
@@ -249,6 +253,41 @@ def _category_slugs(items) -> tuple[str, ...]:
     return tuple(seen)
 
 
+_TAGS_CACHE: dict[str, str] = {}
+
+
+def tags_text(value) -> str:
+    """The record's tags as ",a,b,": from a list of strings or one comma-separated string.
+
+    A comma separates tags in either form; each tag is stripped, empty ones dropped, repeats kept
+    once, and the rest sorted, so one set of tags has one text (a rollup key; a filter finds a tag
+    as `,tag,` in it). More than TAGS_MAX tags or one longer than TAG_MAX_LENGTH is too_long:tags;
+    anything but a string or a list of strings is type:tags.
+    """
+    if value is None or value == "" or value == []:
+        return ""
+    if type(value) is str:
+        # An account sends the same tags with many requests: parse each text once.
+        cached = _TAGS_CACHE.get(value)
+        if cached is None:
+            if len(_TAGS_CACHE) > 10_000:
+                _TAGS_CACHE.clear()
+            cached = _TAGS_CACHE[value] = _tags_joined(value.split(","))
+        return cached
+    if not isinstance(value, list) or not all(type(item) is str for item in value):
+        raise Invalid("type:tags")
+    return _tags_joined(part for item in value for part in item.split(","))
+
+
+def _tags_joined(parts) -> str:
+    tags = sorted({tag for part in parts if (tag := part.strip())})
+    if not tags:
+        return ""
+    if len(tags) > TAGS_MAX or any(len(tag) > TAG_MAX_LENGTH for tag in tags):
+        raise Invalid("too_long:tags")
+    return f",{','.join(tags)},"
+
+
 def _responses(value) -> list[dict] | None:
     if value is None:
         return None
@@ -315,6 +354,7 @@ def _record(line: int, obj: dict, *, created_at: datetime | None = None) -> Reco
     media_prompt = get("num_media_prompt")
     media_completion = get("num_media_completion")
     searches = get("num_search_results")
+    tags = get("tags")
     return Record(
         line, record_id, created, account, _str_field(obj, "api_key"), model,
         _str_field(obj, "provider_name") or "unknown", _str_field(obj, "origin"), _str_field(obj, "app_name"),
@@ -335,5 +375,6 @@ def _record(line: int, obj: dict, *, created_at: datetime | None = None) -> Reco
         None if media_prompt is None else _optional_count(media_prompt, "num_media_prompt"),
         None if media_completion is None else _optional_count(media_completion, "num_media_completion"),
         None if searches is None else _optional_count(searches, "num_search_results"),
+        _str_field(obj, "user"), _str_field(obj, "session_id"), tags_text(tags) if tags else "",
     )
 

@@ -27,7 +27,9 @@ def _litellm_record(line: int, obj: dict) -> Record:
             metadata = orjson.loads(metadata)
         except orjson.JSONDecodeError:
             metadata = None
-    origin = metadata.get("app") if isinstance(metadata, dict) else None
+    if not isinstance(metadata, dict):
+        metadata = {}
+    origin = metadata.get("app")
     start = obj.get("startTime")
     if start in (None, ""):
         raise Invalid("missing:created_at")
@@ -42,6 +44,7 @@ def _litellm_record(line: int, obj: dict) -> Record:
     account = next((obj[k] for k in ("organization_id", "team_id", "user") if obj.get(k) not in (None, "")),
                    "default")
     status = obj.get("status")
+    end_user = obj.get("end_user")
     canonical = {
         "id": obj.get("request_id"), "account": account if isinstance(account, str) else str(account),
         "api_key": obj.get("api_key"), "model": obj.get("model_group") or obj.get("model"),
@@ -49,6 +52,9 @@ def _litellm_record(line: int, obj: dict) -> Record:
         "tokens_prompt": obj.get("prompt_tokens"), "tokens_completion": obj.get("completion_tokens"),
         "total_cost": obj.get("spend"), "latency": latency, "generation_time": generation_time,
         "status": 500 if isinstance(status, str) and status.strip().lower() == "failure" else 200,
+        "user": end_user if end_user not in (None, "") else obj.get("user"),
+        "session_id": metadata.get("session_id"),
+        "tags": _litellm_tags(obj.get("request_tags"), metadata.get("tags")),
     }
     if canonical["id"] is None or canonical["id"] == "":
         raise Invalid("missing:id")
@@ -58,7 +64,23 @@ def _litellm_record(line: int, obj: dict) -> Record:
 
 
 
+def _litellm_tags(request_tags, metadata_tags) -> list[str] | str | None:
+    """request_tags (a JSON array, as text in a CSV export) plus metadata.tags, for `fields.tags_text`."""
+    if isinstance(request_tags, str) and request_tags.strip().startswith("["):
+        try:
+            request_tags = orjson.loads(request_tags)
+        except orjson.JSONDecodeError:
+            raise Invalid("type:tags") from None
+    parts = [tags for tags in (request_tags, metadata_tags) if tags not in (None, "", [])]
+    if len(parts) < 2:
+        return parts[0] if parts else None
+    if not all(isinstance(tags, list | str) for tags in parts):
+        raise Invalid("type:tags")
+    return [*(parts[0] if isinstance(parts[0], list) else [parts[0]]),
+            *(parts[1] if isinstance(parts[1], list) else [parts[1]])]
+
+
 _LITELLM_CASE = {c.lower(): c for c in (
     "request_id", "startTime", "endTime", "completionStartTime", "model", "model_group",
-    "custom_llm_provider", "api_key", "spend", "prompt_tokens", "completion_tokens", "user", "team_id",
-    "organization_id", "status", "metadata")}
+    "custom_llm_provider", "api_key", "spend", "prompt_tokens", "completion_tokens", "user", "end_user",
+    "team_id", "organization_id", "status", "request_tags", "metadata")}

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import msgspec
 
-from .fields import EARLIEST, MAX_COST, MAX_INT, Record, _categories
+from .fields import EARLIEST, MAX_COST, MAX_INT, Invalid, Record, _categories, tags_text
 
 
 def _text(limit: int):
@@ -58,6 +58,9 @@ class _FastRecord(msgspec.Struct):
     num_media_prompt: _Count | None = None
     num_media_completion: _Count | None = None
     num_search_results: _Count | None = None
+    user: _text(128) | None = None
+    session_id: _text(128) | None = None
+    tags: list[str] | str | None = None
 
 
 class _FastWrapped(msgspec.Struct):
@@ -86,6 +89,12 @@ def fast_record(line: int, data: bytes, latest: datetime) -> Record | None:
         return None
     attempts = fast.provider_responses
     categories = fast.app_categories
+    tags = fast.tags
+    if tags:
+        try:
+            tags = tags_text(tags)
+        except Invalid:
+            return None  # the checked path names the reason
     return Record(
         line, fast.id, created, fast.account, fast.api_key, fast.model, fast.provider_name or "unknown",
         fast.origin, fast.app_name, _categories(categories) if categories else (),
@@ -97,5 +106,5 @@ def fast_record(line: int, data: bytes, latest: datetime) -> Record | None:
         None if attempts is None else [
             {"provider_name": a.provider_name, "status": a.status, "latency": a.latency} for a in attempts[:50]],
         fast.finish_reason, fast.streamed, fast.cancelled, fast.num_media_prompt, fast.num_media_completion,
-        fast.num_search_results)
+        fast.num_search_results, fast.user, fast.session_id, tags or "")
 

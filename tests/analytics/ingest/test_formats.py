@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from analytics.ingest import formats
 from analytics.ingest.formats import Record, Rejected, detect_format, openrouter, parse_lines
+from analytics.models import TAGS_MAX_LENGTH
 
 from .test_ingest_entry import OPENROUTER_EXAMPLE
 
@@ -36,7 +37,8 @@ def test_the_real_openrouter_record_parses_exactly():
         tokens_prompt=65, tokens_completion=116, tokens_reasoning=0, tokens_cached=0,
         total_cost=Decimal("0.00003452"), is_byok=False, latency=1016, generation_time=2940, status=200,
         provider_responses=[{"provider_name": "DeepInfra", "status": 200, "latency": 420}], finish_reason=None,
-        streamed=True, cancelled=True, num_media_prompt=None, num_media_completion=None, num_search_results=None)
+        streamed=True, cancelled=True, num_media_prompt=None, num_media_completion=None, num_search_results=None,
+        end_user=None, session_id=None, tags="")
     bare = json.dumps(json.loads(OPENROUTER_EXAMPLE)["data"])
     assert _parse("openrouter", bare)[0] == record
 
@@ -150,6 +152,69 @@ def test_generic_csv_with_a_mixed_case_header():
     assert (parsed[1].reason, parsed[2].reason) == ("bad_timestamp", "bad_csv")
 
 
+def test_the_end_user_session_and_tags_are_kept():
+    [record] = _parse("openrouter", _good(user="user_1", session_id="s-9", tags=["prod", " team-b", "prod"]))
+    assert (record.end_user, record.session_id, record.tags) == ("user_1", "s-9", ",prod,team-b,")
+    # one comma-separated string, or a list whose items hold commas: the same tags, sorted, each once
+    [text] = _parse("openrouter", _good(tags="team-b, prod,,"))
+    [mixed] = _parse("openrouter", _good(tags=["team-b,prod"]))
+    assert text.tags == mixed.tags == ",prod,team-b,"
+    [none] = _parse("openrouter", _good(user="", session_id=None, tags=[]))
+    assert (none.end_user, none.session_id, none.tags) == (None, None, "")
+    [numbered] = _parse("openrouter", _good(user=42))  # a number names a user as its text
+    assert numbered.end_user == "42"
+    sixteen = [f"t{i:02d}" for i in range(16)]
+    [full] = _parse("openrouter", _good(tags=[*sixteen, "t00"], user="u" * 128, session_id="s" * 128))
+    assert full.tags == "," + ",".join(sixteen) + ","
+    assert len(full.tags) <= TAGS_MAX_LENGTH
+
+
+@pytest.mark.parametrize(("fields", "reason"), [
+    ({"user": "u" * 129}, "too_long:user"),
+    ({"session_id": "s" * 129}, "too_long:session_id"),
+    ({"tags": [f"t{i}" for i in range(17)]}, "too_long:tags"),
+    ({"tags": ",".join(f"t{i}" for i in range(17))}, "too_long:tags"),
+    ({"tags": ["x" * 65]}, "too_long:tags"),
+    ({"tags": [1, 2]}, "type:tags"),
+    ({"tags": {"team": "a"}}, "type:tags"),
+    ({"tags": ["a\x00b"]}, "nul_character"),
+])
+def test_bad_attribution_is_rejected_with_its_reason(fields, reason):
+    line = _good(**fields)
+    [rejected] = _parse("openrouter", line)
+    assert (rejected.line, rejected.reason) == (1, reason)
+    [csv_rejected] = _parse("csv", "c1,2026-01-01T00:00:00Z,acct,x/y,TAGS".replace(
+        "TAGS", '"' + ",".join(f"t{i}" for i in range(17)) + '"'), header="id,created_at,account,model,tags")
+    assert csv_rejected.reason == "too_long:tags"
+
+
+def test_litellm_end_user_session_and_tags():
+    row = {"request_id": "r1", "startTime": "2026-03-01T10:00:00Z", "model": "gpt-4o", "spend": 0.5,
+           "prompt_tokens": 3, "completion_tokens": 4, "team_id": "t1", "user": "internal-7",
+           "end_user": "customer-3", "request_tags": ["prod", "batch"],
+           "metadata": {"session_id": "conv-1", "tags": ["team-a"]}}
+    [record] = _parse("litellm", json.dumps(row))
+    assert (record.account, record.end_user, record.session_id, record.tags) == (
+        "t1", "customer-3", "conv-1", ",batch,prod,team-a,")
+    # no end_user: the user is the end user (and, with no team or organization, the account too)
+    del row["end_user"], row["team_id"], row["metadata"]
+    [record] = _parse("litellm", json.dumps(row))
+    assert (record.account, record.end_user, record.session_id, record.tags) == (
+        "internal-7", "internal-7", None, ",batch,prod,")
+    header = "request_id,startTime,model,spend,prompt_tokens,completion_tokens,end_user,request_tags,metadata"
+    [from_csv] = _parse("litellm", 'r2,2026-03-01T10:00:00Z,gpt-4o,0.1,1,1,c-9,"[""a"", ""b""]",'
+                        '"{""session_id"": ""s2"", ""tags"": [""c""]}"', header=header)
+    assert (from_csv.end_user, from_csv.session_id, from_csv.tags) == ("c-9", "s2", ",a,b,c,")
+    [broken] = _parse("litellm", 'r3,2026-03-01T10:00:00Z,gpt-4o,0.1,1,1,,"[""a"",",', header=header)
+    assert broken.reason == "type:tags"
+
+
+def test_generic_csv_user_session_and_comma_separated_tags():
+    header = "id,created_at,account,model,user,session_id,tags"
+    [record] = _parse("csv", 'c1,2026-01-01T00:00:00Z,acct,x/y,u-1,s-1,"b, a,b"', header=header)
+    assert (record.end_user, record.session_id, record.tags) == ("u-1", "s-1", ",a,b,")
+
+
 def test_detect_format():
     assert detect_format(OPENROUTER_EXAMPLE.encode()) == "openrouter"
     assert detect_format(_good().encode()) == "openrouter"
@@ -166,8 +231,10 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
 field_values = st.dictionaries(st.sampled_from([
     "id", "created_at", "account", "model", "api_key", "provider_name", "origin", "tokens_prompt",
     "tokens_completion", "native_tokens_cached", "total_cost", "is_byok", "latency", "status",
-    "provider_responses", "streamed", "app_categories"]), json_values | st.sampled_from(
-    ["2026-01-01T00:00:00Z", "x/y", "acct", 5, 0.25, -1, "", [{"provider_name": "P", "status": 502}]]))
+    "provider_responses", "streamed", "app_categories", "user", "session_id", "tags", "end_user",
+    "request_tags", "metadata"]), json_values | st.sampled_from(
+    ["2026-01-01T00:00:00Z", "x/y", "acct", 5, 0.25, -1, "", [{"provider_name": "P", "status": 502}],
+     ["b", " a,b"], "t1, t2", ["x" * 65], [f"t{i}" for i in range(17)], "u" * 129]))
 
 
 @settings(max_examples=300, deadline=None)
@@ -199,3 +266,10 @@ def test_the_fast_path_agrees_with_the_checked_path(record):
     finally:
         openrouter._decode_bare, openrouter._decode_wrapped = saved
     assert fast == checked
+
+
+def test_the_tags_column_holds_the_most_tags_a_record_may_have():
+    from analytics.ingest.formats.fields import TAG_MAX_LENGTH, TAGS_MAX, tags_text
+
+    most = [f"{i:02d}".ljust(TAG_MAX_LENGTH, "x") for i in range(TAGS_MAX)]
+    assert len(tags_text(most)) == TAGS_MAX_LENGTH == TAGS_MAX * (TAG_MAX_LENGTH + 1) + 1

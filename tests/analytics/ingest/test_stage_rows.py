@@ -36,7 +36,8 @@ def _record(**fields) -> Record:
         app_categories=("coding",), tokens_prompt=11, tokens_completion=22, tokens_reasoning=3,
         tokens_cached=4, total_cost=Decimal("0.0123"), is_byok=True, latency=517, generation_time=2000,
         status=200, provider_responses=RESPONSES, finish_reason="stop", streamed=True, cancelled=False,
-        num_media_prompt=5, num_media_completion=6, num_search_results=7)
+        num_media_prompt=5, num_media_completion=6, num_search_results=7, end_user="user_named",
+        session_id="sess_named", tags=",prod,team-a,")
     values.update(fields)
     return Record(**values)
 
@@ -58,7 +59,7 @@ def _expected_ids():
 def test_the_columns_are_the_row_fields_in_order():
     assert tuple(name for name, _ in STAGE_COLUMNS) == StageRow._fields
     assert tuple(name for name, _ in ATTEMPT_COLUMNS) == AttemptRow._fields
-    assert len(StageRow._fields) == 32
+    assert len(StageRow._fields) == 35
 
 
 def test_a_stage_row_has_each_value_in_its_named_field():
@@ -78,6 +79,7 @@ def test_a_stage_row_has_each_value_in_its_named_field():
         "failed": 0, "own_attempts": 1, "own_failed": 0,
         "latency_bucket": histograms.bucket_of(517),
         "throughput_bucket": histograms.bucket_of(22 * 1000 / 2000),
+        "end_user": "user_named", "session_id": "sess_named", "tags": ",prod,team-a,",
     }
     assert attempt == AttemptRow(gen_id="gen-named", hour=row.hour, day=D1, model_id=ids["model_id"],
                                  provider_id=ids["fallback_provider_id"], failed=1)
@@ -85,10 +87,11 @@ def test_a_stage_row_has_each_value_in_its_named_field():
 
 def test_the_optional_fields_default_by_name():
     record = _record(api_key=None, origin=None, app_name=None, app_categories=(), finish_reason=None,
-                     status=503, provider_responses=None)
+                     status=503, provider_responses=None, end_user=None, session_id=None, tags="")
     [row], attempts = stage_rows([record], batch_id=1)
     assert attempts == []
     assert (row.api_key_id, row.app_id, row.finish_reason) == (0, 0, "")
+    assert (row.end_user, row.session_id, row.tags) == ("", "", "")
     assert (row.status, row.failed, row.own_attempts, row.own_failed) == (503, 1, 1, 1)
     assert (row.latency_bucket, row.throughput_bucket) == (None, None)
 
@@ -125,3 +128,5 @@ def test_the_staging_table_and_the_generation_take_each_field_by_name():
             generation.streamed, generation.cancelled, generation.num_media_prompt,
             generation.num_media_completion, generation.num_search_results,
             generation.provider_responses) == (517, 2000, 200, "stop", True, False, 5, 6, 7, RESPONSES)
+    assert (generation.end_user, generation.session_id, generation.tags) == ("user_named", "sess_named",
+                                                                             ",prod,team-a,")

@@ -1,0 +1,38 @@
+"""A generation's end user, session and tags go from the log into the generation and the account rollups."""
+import pytest
+from django.db.models import Sum
+
+from analytics.models import AccountDay, AccountHour, Generation, Reject
+
+from ..conftest import D1, at, record, run_batch, write_jsonl
+
+pytestmark = pytest.mark.django_db
+
+
+def test_users_sessions_and_tags_reach_the_generations_and_the_account_rollups(tmp_path):
+    rows = [
+        record(id="g1", created_at=at(D1, 9), user="u-1", session_id="s-1", tags=["prod", "chat"], total_cost=0.001),
+        record(id="g2", created_at=at(D1, 9, 30), user="u-1", session_id="s-1", tags="chat,prod", total_cost=0.002),
+        record(id="g3", created_at=at(D1, 10), user="u-2", tags=["prod"], total_cost=0.004),
+        record(id="g4", created_at=at(D1, 10), total_cost=0.008),  # no user, no tags
+        record(id="g5", created_at=at(D1, 11), account="acct_b", user="u-1", tags=["prod"], total_cost=0.016),
+        record(id="g6", created_at=at(D1, 11), user="u" * 129),  # too long: rejected, counted nowhere
+    ]
+    batch = run_batch(write_jsonl(tmp_path / "t.jsonl", rows))
+    assert (batch.accepted, batch.rejected) == (5, 1)
+    assert list(Reject.objects.filter(batch=batch).values_list("line", "reason")) == [(6, "too_long:user")]
+    assert {g.id: (g.end_user, g.session_id, g.tags) for g in Generation.objects.all()} == {
+        "g1": ("u-1", "s-1", ",chat,prod,"), "g2": ("u-1", "s-1", ",chat,prod,"), "g3": ("u-2", "", ",prod,"),
+        "g4": ("", "", ""), "g5": ("u-1", "", ",prod,")}
+
+    def sums(table, account):
+        return {(r["end_user"], r["tags"]): (r["requests"], r["spend"]) for r in
+                table.objects.filter(account__external_id=account).values("end_user", "tags")
+                .annotate(requests=Sum("requests"), spend=Sum("spend_units")).order_by()}
+
+    # acct_a: u-1's two requests share a rollup row per day; u-2 and the anonymous request have their own
+    expected_a = {("u-1", ",chat,prod,"): (2, 30_000_000), ("u-2", ",prod,"): (1, 40_000_000), ("", ""): (1, 80_000_000)}
+    assert sums(AccountDay, "acct_a") == sums(AccountHour, "acct_a") == expected_a
+    assert AccountDay.objects.filter(account__external_id="acct_a").count() == 3
+    # the same user id in another account is another account's user
+    assert sums(AccountDay, "acct_b") == {("u-1", ",prod,"): (1, 160_000_000)}
