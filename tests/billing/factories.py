@@ -2,7 +2,8 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from billing.models import Account, ApiKey, Membership
+from billing.models import Account, ApiKey, Membership, Payment, PromoCode
+from core.money import usd_to_units
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -49,3 +50,26 @@ def member_of(account: Account, role: str, username: str, **user_fields):
     user = UserFactory(username=username, **user_fields)
     MembershipFactory(user=user, account=account, role=role)
     return user
+
+
+class PromoCodeFactory(factory.django.DjangoModelFactory):
+    """An active promo code worth $5, unlimited, redeemable forever, credits that never expire."""
+
+    class Meta:
+        model = PromoCode
+
+    code = factory.Sequence(lambda n: f"PROMO{n}")
+    amount_units = usd_to_units("5")
+
+
+class PaymentFactory(factory.django.DjangoModelFactory):
+    """A pending $10 purchase through the demo gateway, without a fee unless given."""
+
+    class Meta:
+        model = Payment
+
+    account = factory.SubFactory(AccountFactory)
+    gateway = "demo"
+    external_id = factory.Sequence(lambda n: f"demo_{n}")
+    amount_units = usd_to_units("10")
+    fee_units = 0

@@ -19,12 +19,12 @@ from billing.models import (
     Membership,
     Payment,
     PaymentMethod,
-    PromoCode,
     PromoRedemption,
 )
 from billing.promos import promo_redeem
 from billing.selectors import KeyAlertDue, interval_bounds, key_alerts_due
 from core.money import usd_to_units
+from tests.billing.factories import PromoCodeFactory
 from tests.marketplace.factories import ModelFactory, ProviderFactory
 
 from .conftest import buy, make_user, run_threads
@@ -180,7 +180,7 @@ def test_the_number_of_queries_does_not_grow_with_the_accounts(frozen):
 @pytest.mark.django_db
 def test_a_due_promo_expiry_among_many_accounts_is_posted_once(frozen):
     accounts = world(1000, crossers=False)
-    PromoCode.objects.create(code="TRIAL", amount_units=usd("10"), credit_expiry_days=7)
+    PromoCodeFactory(code="TRIAL", amount_units=usd("10"), credit_expiry_days=7)
     due, later = accounts[321], accounts[654]
     for account in (due, later):
         promo_redeem(account=account, code="TRIAL")

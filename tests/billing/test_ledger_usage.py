@@ -13,10 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing.ledger import ledger_debit_usage, ledger_post
-from billing.models import Account, LedgerEntry, Payment, PromoCode
+from billing.models import Account, LedgerEntry, Payment
 from billing.promos import PromoError, promo_redeem
 from billing.purchases import PurchaseError, credits_refund
 from core.money import usd_to_units
+from tests.billing.factories import PromoCodeFactory
 
 from .conftest import buy, run_threads
 
@@ -150,7 +151,7 @@ def test_chunks_racing_purchases_refunds_and_promo_grants_keep_every_balance_exa
     on the same accounts (the row locks serialize them; ids ascend in lock order per account)."""
     accounts = _accounts(40, "race_")
     seed = {a.pk: buy(a, "50").pk for a in accounts[:8]}
-    promos = [PromoCode.objects.create(code=f"RACE{i}", amount_units=usd_to_units("2")) for i in range(3)]
+    promos = [PromoCodeFactory(code=f"RACE{i}", amount_units=usd_to_units("2")) for i in range(3)]
 
     def work(i: int) -> dict:
         rng = random.Random(i)

@@ -11,11 +11,11 @@ from django.test.utils import CaptureQueriesContext
 
 from billing.ledger import ledger_debit_usage
 from billing.lock_objects import accounts_lock, accounts_lock_ids, payment_lock, promo_redemption_lock
-from billing.models import LedgerEntry, Payment, PromoCode
+from billing.models import LedgerEntry, Payment
 from billing.promos import promo_redeem
 from billing.purchases import PurchaseError, credits_refund, payment_complete
 from core.money import usd_to_units
-from tests.billing.factories import AccountFactory
+from tests.billing.factories import AccountFactory, PaymentFactory, PromoCodeFactory
 
 from .conftest import buy, run_threads
 
@@ -75,7 +75,7 @@ def test_webhooks_and_refunds_on_one_account_at_once_never_deadlock():
     """Completing payments and refunding others lock account then payment, in the same order."""
     account = AccountFactory(external_id="acct_locks")
     paid = [buy(account, "20") for _ in range(5)]
-    pending = [Payment.objects.create(account=account, gateway="demo", external_id=f"demo_pending_{i}",
+    pending = [PaymentFactory(account=account, gateway="demo", external_id=f"demo_pending_{i}",
                                       amount_units=usd_to_units("10"), fee_units=usd_to_units("0.80"))
                for i in range(5)]
 
@@ -128,7 +128,7 @@ def test_a_payment_is_locked_with_its_account_and_never_through_another_account(
 
 @pytest.mark.django_db
 def test_a_promo_redemption_is_locked_with_its_account(acct_a):
-    PromoCode.objects.create(code="LOCK", amount_units=usd_to_units("1"))
+    PromoCodeFactory(code="LOCK", amount_units=usd_to_units("1"))
     redemption = promo_redeem(account=acct_a, code="lock")
     with transaction.atomic():
         account, locked = promo_redemption_lock(redemption_id=redemption.pk)

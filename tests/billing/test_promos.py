@@ -8,6 +8,7 @@ from billing.ledger import ledger_debit_usage
 from billing.models import PromoCode, PromoRedemption
 from billing.promos import PromoError, grants_expire, promo_redeem
 from core.money import usd_to_units
+from tests.billing.factories import PromoCodeFactory
 
 from .conftest import buy, text_of
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_member_redeems_a_code_once(client, member, acct_a):
-    PromoCode.objects.create(code="launch25", amount_units=usd_to_units("25"), credit_expiry_days=30)
+    PromoCodeFactory(code="launch25", amount_units=usd_to_units("25"), credit_expiry_days=30)
     client.force_login(member)
     client.post("/account/credits/promo/", {"code": " Launch25 "})
     page = text_of(client.get("/account/credits/"))
@@ -30,9 +31,9 @@ def test_a_member_redeems_a_code_once(client, member, acct_a):
 
 
 def test_limited_inactive_and_late_codes_are_refused(acct_a, acct_b):
-    PromoCode.objects.create(code="ONE", amount_units=usd_to_units("5"), max_redemptions=1)
-    PromoCode.objects.create(code="OFF", amount_units=usd_to_units("5"), active=False)
-    PromoCode.objects.create(code="LATE", amount_units=usd_to_units("5"),
+    PromoCodeFactory(code="ONE", amount_units=usd_to_units("5"), max_redemptions=1)
+    PromoCodeFactory(code="OFF", amount_units=usd_to_units("5"), active=False)
+    PromoCodeFactory(code="LATE", amount_units=usd_to_units("5"),
                              redeemable_until=timezone.now() - timedelta(minutes=1))
     promo_redeem(account=acct_a, code="one")
     with pytest.raises(PromoError, match="fully redeemed"):
@@ -46,7 +47,7 @@ def test_limited_inactive_and_late_codes_are_refused(acct_a, acct_b):
 
 
 def test_granted_credits_expire_what_is_left_once(acct_a):
-    PromoCode.objects.create(code="TRIAL", amount_units=usd_to_units("10"), credit_expiry_days=7)
+    PromoCodeFactory(code="TRIAL", amount_units=usd_to_units("10"), credit_expiry_days=7)
     buy(acct_a, "20")
     promo_redeem(account=acct_a, code="TRIAL")
     ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("3.5")}, idempotency_prefix="t")
@@ -62,7 +63,7 @@ def test_granted_credits_expire_what_is_left_once(acct_a):
 
 
 def test_expiry_never_takes_more_than_the_balance(acct_a):
-    PromoCode.objects.create(code="TRIAL", amount_units=usd_to_units("10"), credit_expiry_days=1)
+    PromoCodeFactory(code="TRIAL", amount_units=usd_to_units("10"), credit_expiry_days=1)
     promo_redeem(account=acct_a, code="TRIAL")
     ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("12")}, idempotency_prefix="t")
     assert grants_expire(now=timezone.now() + timedelta(days=2)) == 0
@@ -75,7 +76,7 @@ def test_expiry_never_takes_more_than_the_balance(acct_a):
 def test_due_grants_expire_after_the_next_usage_debit(acct_a):
     from billing.alerts import billing_after_debit
 
-    PromoCode.objects.create(code="SHORT", amount_units=usd_to_units("10"), credit_expiry_days=1)
+    PromoCodeFactory(code="SHORT", amount_units=usd_to_units("10"), credit_expiry_days=1)
     promo_redeem(account=acct_a, code="SHORT")
     PromoRedemption.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
     ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("4")}, idempotency_prefix="t")

@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from analytics import ingest
-from billing.models import Account, LedgerEntry, PromoCode
+from billing.models import Account, LedgerEntry
 from billing.promos import promo_redeem
 from billing.purchases import credits_refund
 from core.money import usd_to_units
 from tests.analytics.conftest import record, run_batch, write_jsonl
+from tests.billing.factories import PromoCodeFactory
 
 from .conftest import buy, iso, text_of
 
@@ -34,7 +35,7 @@ def books(tmp_path, acct_a, acct_b):
         record(id="s2", created_at=iso(moment), model="lab/beta", total_cost=0.03, account="acct_a",
                tokens_prompt=1000, tokens_completion=500),
     ]))
-    PromoCode.objects.create(code="WELCOME10", amount_units=usd_to_units("10"))
+    PromoCodeFactory(code="WELCOME10", amount_units=usd_to_units("10"))
     promo_redeem(account=acct_a, code="welcome10")
     second = buy(acct_a, "30")
     credits_refund(account=acct_a, payment_id=second.pk)
