@@ -27,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from production_env import production_env  # noqa: E402  (bench/, the script's own folder)
 
 
 def percentiles(samples: list[float]) -> dict:
@@ -77,8 +78,7 @@ def main() -> None:
     parser.add_argument("--export-runs", type=int, default=3, help="downloads of generations.csv (median)")
     parser.add_argument("--account", default="busiest", help="busiest, median or an account id")
     options = parser.parse_args()
-    os.environ.update({"DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{options.database}",
-                       "REDIS_URL": "redis://127.0.0.1:6379/11", "DJANGO_SETTINGS_MODULE": "config.settings"})
+    os.environ.update(production_env(options.database))
     import django
 
     django.setup()

@@ -28,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from production_env import production_env  # noqa: E402  (bench/, the script's own folder)
 
 ROLLUPS = ("analytics_endpointhour", "analytics_endpointday", "analytics_endpointhistogram", "analytics_appday",
            "analytics_accountday", "analytics_accounthour")
@@ -48,8 +49,7 @@ def main() -> None:
     parser.add_argument("--seq-rows", type=int, default=100_000,
                         help="a sequential scan of a rollup returning more rows than this is flagged")
     options = parser.parse_args()
-    os.environ.update({"DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{options.database}",
-                       "DJANGO_SETTINGS_MODULE": "config.settings"})
+    os.environ.update(production_env(options.database))
     os.environ.pop("REDIS_URL", None)
     import django
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from production_env import production_env  # noqa: E402  (bench/, the script's own folder)
 
 
 def percentiles(samples: list[float]) -> dict:
@@ -45,8 +46,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--wrk-seconds", type=int, default=10)
     options = parser.parse_args()
-    env = {"DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{options.database}",
-           "REDIS_URL": "redis://127.0.0.1:6379/11", "DJANGO_SETTINGS_MODULE": "config.settings"}
+    env = production_env(options.database)
     os.environ.update(env)
 
     import django
