@@ -1,15 +1,25 @@
-"""Public API: rankings, a model's endpoints with live figures, and the daily rankings dataset."""
+"""Public API: rankings, a model's endpoints with live figures, and the daily rankings dataset.
+
+Open to anyone, so every view is a `_PublicApi`: throttled per client address (PUBLIC_API_RATE,
+30 a minute by default, as OpenRouter's data API), answered with `Cache-Control: public` and an
+`ETag` (a request whose If-None-Match names it gets 304 and no body).
+"""
 from datetime import date, timedelta
 
+from django.conf import settings
+from django.db.models import Max
 from django.http import Http404
 from django.utils import timezone
+from django.utils.cache import get_conditional_response, patch_cache_control, set_response_etag
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from analytics.models import IngestBatch
 from core.api import FIELD_ERRORS, ErrorSerializer
 from core.csvutil import csv_stream
 from core.http import csv_response
@@ -20,6 +30,45 @@ from marketplace import selectors
 from . import leaderboards as rankings
 from .endpoint_stats import model_endpoints
 from .series import daily_top_models
+
+
+class PublicApiThrottle(SimpleRateThrottle):
+    """PUBLIC_API_RATE requests per client address, over every public view together."""
+
+    scope = "public"
+
+    def get_rate(self) -> str:
+        return settings.PUBLIC_API_RATE  # read at each request (settings may change under tests)
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+_PUBLIC_ERRORS = {304: None, 429: ErrorSerializer}  # not modified (no body); throttled, with Retry-After
+
+
+class _PublicApi(APIView):
+    """Anonymous, throttled, cacheable: a GET's 200 carries an ETag of its body and Cache-Control."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    throttle_classes = [PublicApiThrottle]
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if request.method not in ("GET", "HEAD") or response.status_code != 200:
+            return response
+        patch_cache_control(response, public=True, max_age=settings.PUBLIC_API_MAX_AGE)
+        if response.streaming:
+            return response
+        response.render()
+        set_response_etag(response)
+        return get_conditional_response(request, etag=response["ETag"], response=response)
+
+
+def data_as_of():
+    """When the public figures last changed: the newest batch the rankings refresh took in (None: none yet)."""
+    return IngestBatch.objects.aggregate(at=Max("ranked_at"))["at"]
 
 
 class _Known(serializers.ChoiceField):
@@ -38,10 +87,8 @@ class _Limit(serializers.IntegerField):
         return min(max(super().to_internal_value(data), 1), 100)
 
 
-class _RankingApi(APIView):
+class _RankingApi(_PublicApi):
     # A leaderboard of one kind: each subclass says which rows, with its own filters.
-    authentication_classes: list = []
-    permission_classes: list = []
 
     class InputSerializer(serializers.Serializer):
         window = _Known(choices=list(rankings.WINDOWS), required=False, default="week")
@@ -93,7 +140,7 @@ _EXAMPLE = OpenApiExample("week by tokens", value={
     "window": "week", "metric": "tokens", "start": "2026-11-18T05:00:00Z", "end": "2026-11-25T05:00:00Z",
     "results": [{"rank": 1, "slug": "anthropic/claude-sonnet-4", "name": "Claude Sonnet 4", "value": "1204000000",
                  "previous": "1100000000", "change": 0.0945, "share": 0.21}]})
-_RANKING = {"responses": {200: _RankingApi.OutputSerializer, 400: FIELD_ERRORS}}
+_RANKING = {"responses": {200: _RankingApi.OutputSerializer, 400: FIELD_ERRORS, **_PUBLIC_ERRORS}}
 
 
 class ModelRankingApi(_RankingApi):
@@ -144,10 +191,7 @@ class AppRankingApi(_RankingApi):
         return rankings.ranking_apps(window=window, metric=metric, limit=limit, trending=params["trending"])
 
 
-class ModelEndpointsApi(APIView):
-    authentication_classes: list = []
-    permission_classes: list = []
-
+class ModelEndpointsApi(_PublicApi):
     @extend_schema_serializer(component_name="ModelEndpointsOutput")
     class OutputSerializer(serializers.Serializer):
         @extend_schema_serializer(component_name="EndpointOutput")
@@ -171,7 +215,7 @@ class ModelEndpointsApi(APIView):
         endpoints = EndpointSerializer(many=True)
 
     @extend_schema(operation_id="model_endpoints", summary="A model's endpoints with live figures (last 7 days)",
-                   responses={200: OutputSerializer, 404: ErrorSerializer})
+                   responses={200: OutputSerializer, 404: ErrorSerializer, **_PUBLIC_ERRORS})
     def get(self, request, author: str, name: str):
         model = selectors.model_get(author=author, name=name)
         if model is None:
@@ -193,6 +237,9 @@ class ModelEndpointsApi(APIView):
 
 
 DAILY_COLUMNS = ("date", "rank", "model", "tokens_prompt", "tokens_completion", "tokens")
+LICENCE = "CC-BY-4.0, cite Tokengrid"
+DAILY_METHOD = ("Per UTC day, the 50 listed models with the most tokens (prompt + completion, BYOK included) "
+                "over every ingested request, ties by slug; the other listed models summed in one `other` row.")
 MAX_DAYS = 366
 
 
@@ -226,11 +273,9 @@ def _date_range(request) -> tuple[date, date]:
     return params.validated_data["start"], params.validated_data["end"]
 
 
-class DailyRankingsApi(APIView):
+class DailyRankingsApi(_PublicApi):
     """Like OpenRouter's data API: per day, the top 50 models by tokens and an `other` row."""
 
-    authentication_classes: list = []
-    permission_classes: list = []
     InputSerializer = _DailyRangeInput
 
     @extend_schema_serializer(component_name="DailyOutput")
@@ -244,13 +289,23 @@ class DailyRankingsApi(APIView):
             tokens_completion = serializers.IntegerField()
             tokens = serializers.IntegerField()
 
+        @extend_schema_serializer(component_name="DatasetMeta")
+        class MetaSerializer(serializers.Serializer):
+            as_of = serializers.DateTimeField(allow_null=True,
+                                              help_text="when the figures last changed (null: nothing ingested)")
+            licence = serializers.CharField()
+            source = serializers.CharField()
+            method = serializers.CharField()
+
         start = serializers.DateField()
         end = serializers.DateField()
-        licence = serializers.CharField()
+        licence = serializers.CharField(help_text="as meta.licence (kept for readers of the first version)")
+        meta = MetaSerializer()
         rows = RowSerializer(many=True)
 
     @extend_schema(operation_id="rankings_daily", summary="Daily rankings dataset (JSON; CSV at daily.csv)",
-                   parameters=[InputSerializer], responses={200: OutputSerializer, 400: FIELD_ERRORS},
+                   parameters=[InputSerializer],
+                   responses={200: OutputSerializer, 400: FIELD_ERRORS, **_PUBLIC_ERRORS},
                    examples=[OpenApiExample("one day", value={"start": "2026-11-01", "end": "2026-11-01", "rows": [
                        {"date": "2026-11-01", "rank": 1, "model": "openai/gpt-4o", "tokens_prompt": 9000,
                         "tokens_completion": 1000, "tokens": 10000},
@@ -260,17 +315,16 @@ class DailyRankingsApi(APIView):
         start, end = _date_range(request)
         rows = daily_top_models(start=start, end=end)
         return Response(self.OutputSerializer({
-            "start": start, "end": end, "licence": "CC-BY-4.0, cite Tokengrid",
+            "start": start, "end": end, "licence": LICENCE,
+            "meta": {"as_of": data_as_of(), "licence": LICENCE, "source": "Tokengrid, from routed-traffic logs",
+                     "method": DAILY_METHOD},
             "rows": [dict(zip(DAILY_COLUMNS, (r.date, r.rank, r.model, r.tokens_prompt, r.tokens_completion,
                                               r.tokens), strict=True)) for r in rows]}).data)
 
 
-class DailyRankingsCsvApi(APIView):
-    authentication_classes: list = []
-    permission_classes: list = []
-
+class DailyRankingsCsvApi(_PublicApi):
     @extend_schema(operation_id="rankings_daily_csv", summary="Daily rankings dataset as CSV",
-                   parameters=[_DailyRangeInput], responses={(200, "text/csv"): OpenApiTypes.STR, 400: FIELD_ERRORS})
+                   parameters=[_DailyRangeInput], responses={(200, "text/csv"): OpenApiTypes.STR, 400: FIELD_ERRORS, 429: ErrorSerializer})
     def get(self, request):
         start, end = _date_range(request)
         rows = ((r.date, r.rank if r.rank is not None else "", r.model, r.tokens_prompt, r.tokens_completion, r.tokens)

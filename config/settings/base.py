@@ -1,5 +1,5 @@
 """Django itself: apps, middleware, templates, static files, i18n."""
-from .env import BASE_DIR, env_str
+from .env import BASE_DIR, env_int, env_str
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -83,6 +83,9 @@ REST_FRAMEWORK = {
     # `?format=` is the ingest API's log format (openrouter, litellm, csv), not a renderer choice:
     # left on, DRF picks a renderer named "openrouter", finds none and answers 404.
     "URL_FORMAT_OVERRIDE": None,
+    # Throttles find the client as the sign-in throttle does (security.TRUSTED_PROXY_COUNT): REMOTE_ADDR
+    # unless that many proxies append to X-Forwarded-For; DRF's default (None) would trust any such header.
+    "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tokengrid API",

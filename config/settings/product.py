@@ -17,6 +17,11 @@ INGEST_FILE_RETENTION_DAYS = env_int("INGEST_FILE_RETENTION_DAYS", 7)
 # each of its ingested chunks; the others are computed on their first view.
 USAGE_WATCH_SECONDS = env_int("USAGE_WATCH_SECONDS", 3600)
 
+# The public API (rankings, a model's endpoints, the daily dataset): requests per client address, as
+# DRF reads a rate ("30/min": OpenRouter's data API allows 30 a minute); answers may be cached this long.
+PUBLIC_API_RATE = env_str("PUBLIC_API_RATE", "30/min")
+PUBLIC_API_MAX_AGE = env_int("PUBLIC_API_MAX_AGE", 60)
+
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 
