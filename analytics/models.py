@@ -197,15 +197,19 @@ class _EndpointUsage(_Usage):
     """What the endpoint rollups count besides requests: the attempts made of each provider and the
     latency sums.
 
-    `attempts` / `failed_attempts` count every entry of provider_responses against the provider
-    that was tried (or the final status when there are none), so a provider can have attempts
-    in a period where it served no request.
+    `attempts` count every entry of provider_responses against the provider that was tried (or the
+    final status when there are none), so a provider can have attempts in a period where it served
+    no request. A 429 answer is `rate_limited_attempts`, not a failure: uptime (as OpenRouter's)
+    leaves rate limiting out, `(attempts - rate_limited - failed) / (attempts - rate_limited)`;
+    `failed_attempts` are the other non-2xx answers. (Rows rolled up before migration 0009 counted
+    their 429s as failed.)
     """
 
     model = _ref(Model)
     provider = _ref(Provider)
     attempts = models.BigIntegerField(default=0)
     failed_attempts = models.BigIntegerField(default=0)
+    rate_limited_attempts = models.BigIntegerField(default=0)
     latency_sum = models.BigIntegerField(default=0)
     latency_count = models.BigIntegerField(default=0)
 

@@ -64,6 +64,7 @@ class StageRow(NamedTuple):
     end_user: str  # "": none
     session_id: str  # "": none
     tags: str  # ",a,b,"; "": none
+    own_rate_limited: int  # own_attempts answered 429 (not in own_failed)
 
 
 class AttemptRow(NamedTuple):
@@ -75,7 +76,8 @@ class AttemptRow(NamedTuple):
     day: date
     model_id: int
     provider_id: int
-    failed: int
+    failed: int  # a non-2xx answer other than 429
+    rate_limited: int  # a 429
 
 
 # The PostgreSQL type of every staging column, by name.
@@ -90,10 +92,10 @@ _STAGE_TYPES = {
     "num_media_completion": "integer", "num_search_results": "integer", "provider_responses": "jsonb",
     "failed": "smallint", "own_attempts": "integer", "own_failed": "integer",
     "latency_bucket": "smallint", "throughput_bucket": "smallint",
-    "end_user": "text", "session_id": "text", "tags": "text",
+    "end_user": "text", "session_id": "text", "tags": "text", "own_rate_limited": "integer",
 }
 _ATTEMPT_TYPES = {"gen_id": "text", "hour": "timestamptz", "day": "date", "model_id": "bigint",
-                  "provider_id": "bigint", "failed": "smallint"}
+                  "provider_id": "bigint", "failed": "smallint", "rate_limited": "smallint"}
 
 
 def _columns(row: type[tuple], types: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -157,11 +159,13 @@ def _upsert(table: str, keys: tuple[str, ...], sums: dict[str, str], source: str
 # one pass: an attempt row counts as an attempt only (request 0, no tokens, no latency).
 _ENDPOINT_SOURCE = (
     "(SELECT hour, day, model_id, provider_id, 1 AS request, failed, tokens_prompt, tokens_completion,"
-    " tokens_reasoning, tokens_cached, cost_units, is_byok, latency, own_attempts, own_failed FROM ingest_stage"
-    " UNION ALL SELECT hour, day, model_id, provider_id, 0, 0, 0, 0, 0, 0, 0, FALSE, NULL, 1, failed"
+    " tokens_reasoning, tokens_cached, cost_units, is_byok, latency, own_attempts, own_failed, own_rate_limited"
+    " FROM ingest_stage"
+    " UNION ALL SELECT hour, day, model_id, provider_id, 0, 0, 0, 0, 0, 0, 0, FALSE, NULL, 1, failed, rate_limited"
     " FROM ingest_attempts) AS x WHERE 1 = 1")
 _ENDPOINT_SUMS = {**USAGE_SUMS, "requests": "SUM(request)", "attempts": "SUM(own_attempts)",
-                  "failed_attempts": "SUM(own_failed)", **LATENCY_SUMS}
+                  "failed_attempts": "SUM(own_failed)", "rate_limited_attempts": "SUM(own_rate_limited)",
+                  **LATENCY_SUMS}
 ROLLUP_SQL = (
     _upsert("analytics_endpointhour", ("hour", "model_id", "provider_id"), _ENDPOINT_SUMS, _ENDPOINT_SOURCE),
     _upsert("analytics_endpointday", ("day", "model_id", "provider_id"), _ENDPOINT_SUMS, _ENDPOINT_SOURCE),

@@ -205,7 +205,8 @@ class ModelEndpointsApi(_PublicApi):
             throughput_p50 = serializers.FloatField(allow_null=True)
             throughput_p90 = serializers.FloatField(allow_null=True)
             uptime_1d = serializers.FloatField(allow_null=True)
-            uptime_7d = serializers.FloatField(allow_null=True)
+            uptime_7d = serializers.FloatField(allow_null=True, help_text="429 answers left out")
+            rate_limited_7d = serializers.FloatField(allow_null=True, help_text="share of attempts answered 429")
             share_7d = serializers.FloatField(allow_null=True)
             cheapest = serializers.BooleanField()
             fastest = serializers.BooleanField()
@@ -231,6 +232,7 @@ class ModelEndpointsApi(_PublicApi):
                 "latency_p50_ms": s.latency_p50 if s else None, "latency_p90_ms": s.latency_p90 if s else None,
                 "throughput_p50": s.throughput_p50 if s else None, "throughput_p90": s.throughput_p90 if s else None,
                 "uptime_1d": s.uptime_1d if s else None, "uptime_7d": s.uptime_7d if s else None,
+                "rate_limited_7d": s.rate_limited_7d if s else None,
                 "share_7d": s.share if s else None, "cheapest": row.cheapest, "fastest": row.fastest,
                 "most_reliable": row.most_reliable})
         return Response(self.OutputSerializer({"model": model.slug, "endpoints": out}).data)

@@ -31,14 +31,17 @@ class EndpointStats:
     share: float
     uptime_1d: float | None
     uptime_7d: float | None
+    rate_limited_7d: float | None  # share of the attempts answered 429 (left out of uptime)
     latency_p50: float | None
     latency_p90: float | None
     throughput_p50: float | None
     throughput_p90: float | None
 
 
-def _uptime(attempts: int, failed: int) -> float | None:
-    return (attempts - failed) / attempts if attempts else None
+def uptime(attempts: int, failed: int, rate_limited: int) -> float | None:
+    """Successful attempts over the attempts that were not rate-limited (None: none such)."""
+    answered = attempts - rate_limited
+    return (answered - failed) / answered if answered > 0 else None
 
 
 def endpoint_stats(*, model_id: int, now: datetime | None = None) -> dict[int, EndpointStats]:
@@ -55,10 +58,10 @@ def _endpoint_stats(model_id: int, end: datetime) -> dict[int, EndpointStats]:
     week = {row["provider_id"]: row for row in EndpointHour.objects.filter(
         model_id=model_id, hour__gte=week_start, hour__lt=end).values("provider_id").annotate(
         tokens=Sum(F("tokens_prompt") + F("tokens_completion")), attempts=Sum("attempts"),
-        failed=Sum("failed_attempts"))}
+        failed=Sum("failed_attempts"), limited=Sum("rate_limited_attempts"))}
     day = {row["provider_id"]: row for row in EndpointHour.objects.filter(
         model_id=model_id, hour__gte=day_start, hour__lt=end).values("provider_id").annotate(
-        attempts=Sum("attempts"), failed=Sum("failed_attempts"))}
+        attempts=Sum("attempts"), failed=Sum("failed_attempts"), limited=Sum("rate_limited_attempts"))}
     counts: dict[tuple[int, int], dict[int, int]] = defaultdict(dict)
     first_day = (end - timedelta(days=STATS_DAYS)).date()
     for provider_id, metric, bucket, count in EndpointHistogram.objects.filter(
@@ -73,10 +76,12 @@ def _endpoint_stats(model_id: int, end: datetime) -> dict[int, EndpointStats]:
         latency = counts.get((provider_id, EndpointHistogram.Metric.LATENCY), {})
         speed = counts.get((provider_id, EndpointHistogram.Metric.THROUGHPUT), {})
         tokens = row.get("tokens") or 0
+        attempts = row.get("attempts") or 0
         stats[provider_id] = EndpointStats(
             provider_id=provider_id, tokens_7d=tokens, share=tokens / total if total else 0.0,
-            uptime_1d=_uptime(today.get("attempts") or 0, today.get("failed") or 0),
-            uptime_7d=_uptime(row.get("attempts") or 0, row.get("failed") or 0),
+            uptime_1d=uptime(today.get("attempts") or 0, today.get("failed") or 0, today.get("limited") or 0),
+            uptime_7d=uptime(attempts, row.get("failed") or 0, row.get("limited") or 0),
+            rate_limited_7d=(row.get("limited") or 0) / attempts if attempts else None,
             latency_p50=histograms.percentile(latency, 0.5), latency_p90=histograms.percentile(latency, 0.9),
             throughput_p50=histograms.percentile(speed, 0.5), throughput_p90=histograms.percentile(speed, 0.9))
     return stats

@@ -16,6 +16,7 @@ from core.timerange import hour_end
 from marketplace.models import Author, Model
 
 from .cache import rankings_cached
+from .endpoint_stats import uptime
 
 
 def _weeks(now: datetime, weeks: int) -> tuple[datetime, list[datetime]]:
@@ -148,10 +149,11 @@ def provider_daily_health(*, provider_id: int, days: int = 30, now: datetime | N
         rows = (EndpointDay.objects.filter(provider_id=provider_id, day__gte=start, model__listed=True)
                 .values("day")
                 .annotate(tokens=Sum(F("tokens_prompt") + F("tokens_completion")), attempts=Sum("attempts"),
-                          failed=Sum("failed_attempts"), latency=Sum("latency_sum"), n=Sum("latency_count"))
+                          failed=Sum("failed_attempts"), limited=Sum("rate_limited_attempts"),
+                          latency=Sum("latency_sum"), n=Sum("latency_count"))
                 .order_by("day"))
         return [(r["day"].isoformat(), r["tokens"] or 0,
-                 (r["attempts"] - r["failed"]) / r["attempts"] if r["attempts"] else None,
+                 uptime(r["attempts"] or 0, r["failed"] or 0, r["limited"] or 0),
                  r["latency"] / r["n"] if r["n"] else None) for r in rows]
 
     return rankings_cached(f"provider-health:{provider_id}:{days}:{start}", compute)

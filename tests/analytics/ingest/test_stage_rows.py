@@ -59,7 +59,7 @@ def _expected_ids():
 def test_the_columns_are_the_row_fields_in_order():
     assert tuple(name for name, _ in STAGE_COLUMNS) == StageRow._fields
     assert tuple(name for name, _ in ATTEMPT_COLUMNS) == AttemptRow._fields
-    assert len(StageRow._fields) == 35
+    assert len(StageRow._fields) == 36
 
 
 def test_a_stage_row_has_each_value_in_its_named_field():
@@ -79,10 +79,10 @@ def test_a_stage_row_has_each_value_in_its_named_field():
         "failed": 0, "own_attempts": 1, "own_failed": 0,
         "latency_bucket": histograms.bucket_of(517),
         "throughput_bucket": histograms.bucket_of(22 * 1000 / 2000),
-        "end_user": "user_named", "session_id": "sess_named", "tags": ",prod,team-a,",
+        "end_user": "user_named", "session_id": "sess_named", "tags": ",prod,team-a,", "own_rate_limited": 0,
     }
     assert attempt == AttemptRow(gen_id="gen-named", hour=row.hour, day=D1, model_id=ids["model_id"],
-                                 provider_id=ids["fallback_provider_id"], failed=1)
+                                 provider_id=ids["fallback_provider_id"], failed=1, rate_limited=0)
 
 
 def test_the_optional_fields_default_by_name():
@@ -106,7 +106,7 @@ def test_the_staging_table_and_the_generation_take_each_field_by_name():
         staged = dict(zip(StageRow._fields, cursor.fetchone(), strict=True))
         cursor.execute("SELECT * FROM ingest_attempts")
         assert tuple(column[0] for column in cursor.description) == AttemptRow._fields
-        [(gen_id, *_, provider_id, failed)] = cursor.fetchall()
+        [(gen_id, *_, provider_id, failed, rate_limited)] = cursor.fetchall()
     ids = _expected_ids()
     for name in ("account_id", "api_key_id", "model_id", "provider_id", "app_id"):
         assert staged[name] == ids[name], name
@@ -115,7 +115,7 @@ def test_the_staging_table_and_the_generation_take_each_field_by_name():
                 "num_media_prompt": 5, "num_media_completion": 6, "num_search_results": 7,
                 "own_attempts": 1, "own_failed": 0}
     assert {name: staged[name] for name in expected} == expected
-    assert (gen_id, provider_id, failed) == ("gen-named", ids["fallback_provider_id"], 1)
+    assert (gen_id, provider_id, failed, rate_limited) == ("gen-named", ids["fallback_provider_id"], 1, 0)
     generation = Generation.objects.get(pk="gen-named")
     assert (generation.created_at, generation.account_id, generation.api_key_id, generation.model_id,
             generation.provider_id, generation.app_id, generation.batch_id) == (

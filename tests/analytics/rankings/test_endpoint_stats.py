@@ -100,3 +100,42 @@ def test_author_provider_and_app_pages_chart_their_traffic(client, served):
     body = client.get("/apps/x/").content.decode()
     assert "&lt;b&gt;X&lt;/b&gt;" in body
     assert "No traffic in the last 30 days." in body
+
+
+def test_a_rate_limited_answer_is_not_down_and_is_shown_apart(client, served, tmp_path):
+    model, now = served
+    at = (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    run_batch(write_jsonl(tmp_path / "limited.jsonl", [
+        # C is asked first and says 429, then A answers: C's attempt is rate-limited, not failed
+        record(id="c1", model="lab/m", provider_name="A", created_at=at,
+               provider_responses=[{"provider_name": "C", "status": 429, "latency": 5},
+                                   {"provider_name": "A", "status": 200, "latency": 300}]),
+        # C's own final answers: one 429 (rate-limited), one 503 (down), two successes
+        record(id="c2", model="lab/m", provider_name="C", created_at=at, status=429, tokens_prompt=0,
+               tokens_completion=0, latency=..., generation_time=...),
+        record(id="c3", model="lab/m", provider_name="C", created_at=at, status=503, tokens_prompt=0,
+               tokens_completion=0, latency=..., generation_time=...),
+        record(id="c4", model="lab/m", provider_name="C", created_at=at),
+        record(id="c5", model="lab/m", provider_name="C", created_at=at,
+               provider_responses=[{"provider_name": "C", "status": 200, "latency": 400}]),
+    ]))
+    from analytics.models import EndpointHour
+
+    c = Provider.objects.get(name="C")
+    row = EndpointHour.objects.get(model=model, provider=c)
+    assert (row.attempts, row.failed_attempts, row.rate_limited_attempts, row.requests, row.failed) == (
+        5, 1, 2, 4, 2)  # requests: c2 (429) and c3 (503) failed for the account that sent them
+    stats = endpoint_stats(model_id=model.pk, now=now)[c.pk]
+    # 5 attempts, 2 rate-limited left out: 2 of the 3 others succeeded
+    assert (stats.uptime_1d, stats.uptime_7d, stats.rate_limited_7d) == (
+        pytest.approx(2 / 3), pytest.approx(2 / 3), pytest.approx(2 / 5))
+    assert endpoint_stats(model_id=model.pk, now=now)[Provider.objects.get(name="A").pk].uptime_7d == (
+        pytest.approx(5 / 6))  # A: 5 successes, the 502 of b1; unchanged by C's 429
+    Endpoint.objects.create(model=model, provider=c, prompt_price=Decimal("0.000003"),
+                            completion_price=Decimal("0.000003"))
+    body = client.get("/api/v1/models/lab/m/endpoints").json()
+    [row] = [e for e in body["endpoints"] if e["provider"] == "C"]
+    assert (row["uptime_7d"], row["rate_limited_7d"]) == (pytest.approx(2 / 3), pytest.approx(0.4))
+    page = client.get(f"/models/{model.author.slug}/{model.route_name}/").content.decode()
+    assert "Rate-limited (7d)" in page
+    assert re.search(r"C</a>.*?66\.7%.*?40\.0%", page, re.S)
