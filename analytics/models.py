@@ -12,6 +12,8 @@ from marketplace.models import App, Model, Provider
 
 # ",a,b,": at most 16 tags of at most 64 characters, each between commas (analytics.ingest.formats.fields).
 TAGS_MAX_LENGTH = 16 * (64 + 1) + 1
+# Long prompts, as the capability leaderboards count them: past 32k (32,768) and 128k (131,072) tokens.
+LONG_PROMPTS = (32_768, 131_072)
 
 
 def _ref(to, *, null: bool = False):
@@ -210,6 +212,12 @@ class _EndpointUsage(_Usage):
     attempts = models.BigIntegerField(default=0)
     failed_attempts = models.BigIntegerField(default=0)
     rate_limited_attempts = models.BigIntegerField(default=0)
+    # What the capability leaderboards rank (analytics.rankings.capabilities): requests that ended in a
+    # tool call, images (media) sent in prompts, requests whose prompt passed 32k / 128k tokens.
+    tool_call_requests = models.BigIntegerField(default=0)
+    media_inputs = models.BigIntegerField(default=0)
+    long_32k_requests = models.BigIntegerField(default=0)
+    long_128k_requests = models.BigIntegerField(default=0)
     latency_sum = models.BigIntegerField(default=0)
     latency_count = models.BigIntegerField(default=0)
 

@@ -21,6 +21,8 @@ import orjson
 from django.db import IntegrityError, connection, transaction
 from psycopg.types.json import set_json_dumps
 
+from analytics.models import LONG_PROMPTS
+
 
 class StageRow(NamedTuple):
     """One row of `ingest_stage`, built by `analytics.ingest.stage.stage_rows`.
@@ -159,13 +161,18 @@ def _upsert(table: str, keys: tuple[str, ...], sums: dict[str, str], source: str
 # one pass: an attempt row counts as an attempt only (request 0, no tokens, no latency).
 _ENDPOINT_SOURCE = (
     "(SELECT hour, day, model_id, provider_id, 1 AS request, failed, tokens_prompt, tokens_completion,"
-    " tokens_reasoning, tokens_cached, cost_units, is_byok, latency, own_attempts, own_failed, own_rate_limited"
+    " tokens_reasoning, tokens_cached, cost_units, is_byok, latency, own_attempts, own_failed, own_rate_limited,"
+    " CASE WHEN finish_reason = 'tool_calls' THEN 1 ELSE 0 END AS tool_call,"
+    " COALESCE(num_media_prompt, 0) AS media,"
+    f" CASE WHEN tokens_prompt > {LONG_PROMPTS[0]} THEN 1 ELSE 0 END AS long_32k,"
+    f" CASE WHEN tokens_prompt > {LONG_PROMPTS[1]} THEN 1 ELSE 0 END AS long_128k"
     " FROM ingest_stage"
-    " UNION ALL SELECT hour, day, model_id, provider_id, 0, 0, 0, 0, 0, 0, 0, FALSE, NULL, 1, failed, rate_limited"
-    " FROM ingest_attempts) AS x WHERE 1 = 1")
+    " UNION ALL SELECT hour, day, model_id, provider_id, 0, 0, 0, 0, 0, 0, 0, FALSE, NULL, 1, failed, rate_limited,"
+    " 0, 0, 0, 0 FROM ingest_attempts) AS x WHERE 1 = 1")
 _ENDPOINT_SUMS = {**USAGE_SUMS, "requests": "SUM(request)", "attempts": "SUM(own_attempts)",
                   "failed_attempts": "SUM(own_failed)", "rate_limited_attempts": "SUM(own_rate_limited)",
-                  **LATENCY_SUMS}
+                  "tool_call_requests": "SUM(tool_call)", "media_inputs": "SUM(media)",
+                  "long_32k_requests": "SUM(long_32k)", "long_128k_requests": "SUM(long_128k)", **LATENCY_SUMS}
 ROLLUP_SQL = (
     _upsert("analytics_endpointhour", ("hour", "model_id", "provider_id"), _ENDPOINT_SUMS, _ENDPOINT_SOURCE),
     _upsert("analytics_endpointday", ("day", "model_id", "provider_id"), _ENDPOINT_SUMS, _ENDPOINT_SOURCE),

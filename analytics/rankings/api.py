@@ -28,6 +28,7 @@ from core.params import ParamError, date_param
 from marketplace import selectors
 
 from . import leaderboards as rankings
+from .capabilities import CAPABILITIES, capability_ranking
 from .endpoint_stats import model_endpoints
 from .series import daily_top_models
 
@@ -189,6 +190,56 @@ class AppRankingApi(_RankingApi):
 
     def rows(self, window, metric, limit, params: dict):
         return rankings.ranking_apps(window=window, metric=metric, limit=limit, trending=params["trending"])
+
+
+class CapabilityRankingApi(_PublicApi):
+    """Listed models by one capability: tool calls, images, long prompts, reasoning or cache hits."""
+
+    class InputSerializer(serializers.Serializer):
+        capability = serializers.ChoiceField(choices=list(CAPABILITIES))
+        window = _Known(choices=list(rankings.WINDOWS), required=False, default="week")
+        limit = _Limit(required=False, default=20, help_text="1-100")
+
+    @extend_schema_serializer(component_name="CapabilityRankingOutput")
+    class OutputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="CapabilityRankOutput")
+        class RankSerializer(serializers.Serializer):
+            rank = serializers.IntegerField()
+            slug = serializers.CharField()
+            name = serializers.CharField()
+            value = serializers.IntegerField(help_text="the count (or the share's numerator: tokens)")
+            base = serializers.IntegerField(help_text="the model's requests, completion or prompt tokens")
+            rate = serializers.FloatField(allow_null=True, help_text="value / base")
+            previous = serializers.IntegerField(allow_null=True, help_text="the value in the preceding window")
+            change = serializers.FloatField(allow_null=True, help_text="of the count, or of the rate for shares")
+            share = serializers.FloatField(help_text="of the window's total value")
+
+        capability = serializers.ChoiceField(choices=list(CAPABILITIES))
+        label = serializers.CharField()
+        measure = serializers.CharField()
+        ranked_by = serializers.ChoiceField(choices=["count", "share"])
+        window = serializers.ChoiceField(choices=list(rankings.WINDOWS))
+        start = serializers.DateTimeField(allow_null=True)
+        end = serializers.DateTimeField()
+        results = RankSerializer(many=True)
+
+    @extend_schema(operation_id="rankings_capabilities", summary="Top models by a capability",
+                   parameters=[InputSerializer],
+                   responses={200: OutputSerializer, 400: FIELD_ERRORS, **_PUBLIC_ERRORS})
+    def get(self, request):
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        name = params.validated_data["capability"]
+        spec = CAPABILITIES[name]
+        window = rankings.window_parse(params.validated_data["window"])
+        rows = capability_ranking(capability=name, window=window, limit=params.validated_data["limit"])
+        return Response(self.OutputSerializer({
+            "capability": name, "label": spec.label, "measure": spec.measure,
+            "ranked_by": "share" if spec.by_share else "count", "window": window.name, "start": window.start,
+            "end": window.end,
+            "results": [{"rank": r.rank, "slug": r.slug, "name": r.name, "value": r.value, "base": r.base,
+                         "rate": r.rate, "previous": r.previous, "change": r.change, "share": round(r.share, 6)}
+                        for r in rows]}).data)
 
 
 class ModelEndpointsApi(_PublicApi):

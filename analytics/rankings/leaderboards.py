@@ -61,18 +61,21 @@ def _expression(metric: str):
     return F("tokens_prompt") + F("tokens_completion") if metric == "tokens" else F("spend_units")
 
 
-def _totals(queryset, key: str, metric: str, window: TimeRange | None) -> dict[int, int]:
-    if window is None:
-        return {}
+def windowed(queryset, window: TimeRange):
+    """The rollup rows (hourly or daily) that fall in the window."""
     if queryset.model is EndpointHour:
         if window.start is not None:
             queryset = queryset.filter(hour__gte=window.start)
-        queryset = queryset.filter(hour__lt=window.end)
-    else:
-        if window.first_counted_day is not None:
-            queryset = queryset.filter(day__gte=window.first_counted_day)
-        queryset = queryset.filter(day__lte=window.last_day)
-    rows = queryset.values(key).annotate(value=Sum(_expression(metric))).values_list(key, "value")
+        return queryset.filter(hour__lt=window.end)
+    if window.first_counted_day is not None:
+        queryset = queryset.filter(day__gte=window.first_counted_day)
+    return queryset.filter(day__lte=window.last_day)
+
+
+def _totals(queryset, key: str, metric: str, window: TimeRange | None) -> dict[int, int]:
+    if window is None:
+        return {}
+    rows = windowed(queryset, window).values(key).annotate(value=Sum(_expression(metric))).values_list(key, "value")
     return {k: v or 0 for k, v in rows}
 
 
@@ -115,7 +118,7 @@ def _preceding(window: TimeRange, count: int) -> list[TimeRange]:
     return windows
 
 
-def _describe_models(ids: list[int]) -> Describe:
+def describe_models(ids: list[int]) -> Describe:
     models = Model.objects.select_related("author").in_bulk(ids)
     return {k: (m.name, m.slug, m.get_absolute_url(), m.author.name, m.author.get_absolute_url())
             for k, m in models.items()}
@@ -133,7 +136,7 @@ def _describe_apps(ids: list[int]) -> Describe:
     return {k: (a.name, a.slug, a.get_absolute_url(), a.origin, "") for k, a in App.objects.in_bulk(ids).items()}
 
 
-def _endpoint_rollup(window: TimeRange):
+def endpoint_rollup(window: TimeRange):
     """The last 24 h needs hours; longer windows read the daily rollup (whole UTC dates)."""
     return EndpointHour if window.name == "day" else EndpointDay
 
@@ -147,20 +150,20 @@ def ranking_models(*, window: TimeRange, metric: str, limit: int = 100, category
         used = AppDay.objects.filter(model__listed=True, app__public=True, app__categories__slug=category)
         # The category comes from the query string: hashed, the key stays short and safe for any backend.
         digest = hashlib.sha256(category.encode()).hexdigest()[:24]
-        return _ranking(f"models-category-{digest}", used, "model_id", metric, window, limit, _describe_models)
-    listed = _endpoint_rollup(window).objects.filter(model__listed=True)
-    return _ranking("models", listed, "model_id", metric, window, limit, _describe_models)
+        return _ranking(f"models-category-{digest}", used, "model_id", metric, window, limit, describe_models)
+    listed = endpoint_rollup(window).objects.filter(model__listed=True)
+    return _ranking("models", listed, "model_id", metric, window, limit, describe_models)
 
 
 def ranking_authors(*, window: TimeRange, metric: str, limit: int = 20) -> list[RankRow]:
     """Authors (labs) ranked by their listed models' traffic."""
-    listed = _endpoint_rollup(window).objects.filter(model__listed=True)
+    listed = endpoint_rollup(window).objects.filter(model__listed=True)
     return _ranking("authors", listed, "model__author_id", metric, window, limit, _describe_authors)
 
 
 def ranking_providers(*, window: TimeRange, metric: str, limit: int = 20) -> list[RankRow]:
     """Providers ranked by what they served of listed models."""
-    served = _endpoint_rollup(window).objects.filter(model__listed=True)
+    served = endpoint_rollup(window).objects.filter(model__listed=True)
     return _ranking("providers", served, "provider_id", metric, window, limit, _describe_providers)
 
 
@@ -191,7 +194,7 @@ def authors_volume_vs_money(*, window: TimeRange, top: int = 12) -> list[VolumeM
     """Each author's share of tokens beside its share of spend in the window."""
 
     def compute() -> list[VolumeMoney]:
-        listed = _endpoint_rollup(window).objects.filter(model__listed=True)
+        listed = endpoint_rollup(window).objects.filter(model__listed=True)
         tokens = _totals(listed, "model__author_id", "tokens", window)
         spend = _totals(listed, "model__author_id", "spend", window)
         total_tokens, total_spend = sum(tokens.values()), sum(spend.values())
@@ -215,12 +218,12 @@ def top_apps_of_model(*, model_id: int, window: TimeRange, limit: int = 10) -> l
 def models_of(*, window: TimeRange, limit: int = 20, **filters) -> list[RankRow]:
     """Listed models by tokens in the window, restricted by filters (provider_id=…, model__author_id=…)."""
     key = ":".join(f"{k}={v}" for k, v in sorted(filters.items()))
-    used = _endpoint_rollup(window).objects.filter(model__listed=True, **filters)
-    return _ranking(f"models-of-{key}", used, "model_id", "tokens", window, limit, _describe_models)
+    used = endpoint_rollup(window).objects.filter(model__listed=True, **filters)
+    return _ranking(f"models-of-{key}", used, "model_id", "tokens", window, limit, describe_models)
 
 
 def models_of_app(*, app_id: int, window: TimeRange, limit: int = 20) -> list[RankRow]:
     """Listed models an app used most in the window (apps roll up by day)."""
     used = AppDay.objects.filter(app_id=app_id, model__listed=True)
-    return _ranking(f"models-of-app-{app_id}", used, "model_id", "tokens", window, limit, _describe_models)
+    return _ranking(f"models-of-app-{app_id}", used, "model_id", "tokens", window, limit, describe_models)
 

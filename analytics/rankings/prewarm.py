@@ -1,4 +1,5 @@
 """The rankings page and the top model pages computed ahead, after the rankings version moved."""
+from .capabilities import capability_rankings
 from .endpoint_stats import endpoint_stats
 from .leaderboards import (
     METRICS,
@@ -31,7 +32,8 @@ def rankings_prewarm() -> int:
             ranking_apps(window=window, metric="tokens", limit=10, trending=True)
             count += 1
         authors_volume_vs_money(window=window)
-        count += 1
+        capability_rankings(window=window, limit=10)
+        count += 2
     weekly_tokens(by="model")
     weekly_tokens(by="author", top=10)
     categories_in_use()

@@ -13,6 +13,7 @@ from marketplace import selectors
 from marketplace.models import Author, Provider
 
 from .cache import page_cached
+from .capabilities import CAPABILITIES, capability_rankings
 from .endpoint_stats import model_endpoints
 from .leaderboards import (
     METRICS,
@@ -69,6 +70,8 @@ def _rankings_page(request: HttpRequest) -> HttpResponse:
         if window.previous else [],
         "providers": ranking_providers(window=window, metric=metric, limit=10),
         "apps": ranking_apps(window=window, metric=metric, limit=10),
+        "capabilities": [(key, CAPABILITIES[key], rows)
+                         for key, rows in capability_rankings(window=window, limit=10).items()],
         **_ranking_charts(window),
     })
 
