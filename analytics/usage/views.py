@@ -12,6 +12,7 @@ from django.shortcuts import render
 
 from analytics.models import Generation
 from billing.access import account_required
+from billing.selectors import spend_forecast
 from core import charts
 from core.csvutil import csv_stream
 from core.http import csv_response
@@ -66,6 +67,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "tokens_chart": charts.stacked_bars(tokens, title=f"Tokens per {unit} by model"),
         "tops": [(params.DIMENSION_LABELS[d], plural, d, shown.tops[d]) for d, plural in TOP_DIMENSIONS.items()],
         "balance_units": request.account.balance_units,
+        "forecast": spend_forecast(account=request.account),
     })
 
 
