@@ -284,25 +284,32 @@ class SpendForecast:
     topup_amount_units: int
 
 
-def spend_forecast(*, account: Account, now: datetime | None = None) -> SpendForecast:
-    """Project the account's month-end spend and its credit runway from its daily spend (BYOK excluded).
+def spend_days(*, account_id: int, now: datetime | None = None) -> dict[date, int]:
+    """Read the account's spend per UTC day (BYOK excluded) from the earlier of the month's first day and the
+    forecast history's, to today: one query of the daily rollup."""
+    today = (now or timezone.now()).astimezone(UTC).date()
+    since = min(today.replace(day=1), today - timedelta(days=spend.HISTORY_DAYS))
+    rows = (AccountDay.objects.filter(account_id=account_id, day__gte=since, day__lte=today).values_list("day")
+            .annotate(s=Sum("spend_units")).values_list("day", "s").order_by())
+    return {day: int(units or 0) for day, units in rows}
 
-    One query of the daily rollup from the earlier of the month's first day and the history's; UTC
-    days, as AccountDay keeps them (another zone would read AccountHour and pass `tz` on).
+
+def spend_forecast(*, account: Account, now: datetime | None = None,
+                   by_day: dict[date, int] | None = None) -> SpendForecast:
+    """Project the account's month-end spend and its credit runway from its daily spend (`spend_days`, read
+    unless given: the overview passes its cached copy) and its balance now.
+
+    UTC days, as AccountDay keeps them (another zone would read AccountHour and pass `tz` on).
     """
     now = now or timezone.now()
-    today = now.astimezone(UTC).date()
-    first = spend.month_start(now=now)
-    since = min(first, today - timedelta(days=spend.HISTORY_DAYS))
-    by_day = dict(AccountDay.objects.filter(account=account, day__gte=since, day__lte=today).values_list("day")
-                  .annotate(s=Sum("spend_units")).values_list("day", "s").order_by())
-    first_day = min([account.created.astimezone(UTC).date(), *by_day])
-    start = spend.history_start(today=today, first_day=first_day)
-    daily = [int(by_day.get(start + timedelta(days=n)) or 0) for n in range((today - start).days)]
+    by_day = spend_days(account_id=account.pk, now=now) if by_day is None else by_day
+    today, first = now.astimezone(UTC).date(), spend.month_start(now=now)
+    start = spend.history_start(today=today, first_day=min([account.created.astimezone(UTC).date(), *by_day]))
+    daily = [by_day.get(start + timedelta(days=n), 0) for n in range((today - start).days)]
     topup = account.auto_topup_enabled
     return SpendForecast(
         projection=spend.forecast(
-            daily_units=daily, month_to_date_units=sum(int(v or 0) for d, v in by_day.items() if d >= first),
+            daily_units=daily, month_to_date_units=sum(v for d, v in by_day.items() if d >= first),
             days_left=spend.days_left_in_month(now=now), balance_units=account.balance_units,
             topup_threshold_units=account.auto_topup_threshold_units if topup else None),
         balance_units=account.balance_units, topup_enabled=topup,
