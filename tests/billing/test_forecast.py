@@ -113,3 +113,13 @@ def test_another_accounts_spend_never_enters_the_forecast(client, alpha, acct_b)
     # Beta: $50 a day on 14 days, nothing today: 700 + 50 x 16.5 = 1,525.
     assert "Month-end spend: about $1,525.00" in page
     assert "$31.00" not in page
+
+
+def test_an_auto_top_up_already_due_and_one_with_no_burn(client, alpha, owner):
+    client.force_login(owner)
+    Account.objects.filter(pk=alpha.pk).update(auto_topup_threshold_units=usd(50))  # the $20 balance is under it
+    page = text_of(client.get("/account/credits/"))
+    assert "Auto top-up of $25.00 when the balance falls below $50.00, due with the next usage." in page
+    AccountDay.objects.filter(account=alpha).delete()
+    page = text_of(client.get("/account/credits/"))
+    assert "Auto top-up of $25.00 when the balance falls below $50.00, not expected at this burn (no recent spend)." in page
