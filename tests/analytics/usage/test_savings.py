@@ -9,9 +9,10 @@ import pytest
 from analytics.models import AccountDay, AccountHour, EndpointDay
 from analytics.usage.savings import NO_PRICE, NO_RELIABLE, account_savings
 from billing.accounts import account_token_create
-from billing.models import Membership
+from billing.models import Account, Membership
 from core.money import usd_to_units as usd
 from marketplace.models import EndpointPrice
+from tests.analytics.conftest import at, record, run_batch, write_jsonl
 from tests.billing.factories import AccountFactory, member_of
 from tests.marketplace.factories import EndpointFactory, ModelFactory, ProviderFactory
 
@@ -154,3 +155,34 @@ def test_an_account_without_spend_has_no_card(client, clock):
     assert account_savings(account_id=account.pk).models == []
     client.force_login(member_of(account, Membership.Role.OWNER, "ida"))
     assert "Savings advisor" not in _text(client.get("/account/"))
+
+
+def test_priced_by_ingestion_at_the_same_provider_the_alternative_is_what_was_paid(clock, tmp_path):
+    """Through real ingestion: requests without a gateway cost are priced at the price in force at their
+    moment; the advisor, pricing the same tokens at the same provider, finds exactly that, BYOK aside."""
+    clock.move_to(NOW)
+    omega = ModelFactory(route_name="omega", author__slug="lab", author__name="Lab")
+    endpoint = EndpointFactory(model=omega, provider=ProviderFactory(slug="pone", name="Pone"),
+                               prompt_price=1 * M, completion_price=2 * M)
+    EndpointPrice.objects.create(endpoint=endpoint, valid_from=datetime(2027, 2, 1, tzinfo=UTC), prompt_price=2 * M,
+                                 completion_price=4 * M, cache_read_price=Decimal("0.5") * M)
+    EndpointPrice.objects.create(endpoint=endpoint, valid_from=datetime(2027, 3, 10, 12, 30, tzinfo=UTC),
+                                 prompt_price=1 * M, completion_price=2 * M)
+    common = {"model": "lab/omega", "provider_name": "Pone", "account": "acct_e2e", "total_cost": ...}
+    records = [
+        record(id="e1", created_at=at(date(2027, 3, 5), 10), tokens_prompt=1_000_000, tokens_completion=500_000,
+               native_tokens_cached=100_000, native_tokens_reasoning=50_000, api_key="k1", **common),
+        record(id="e2", created_at=at(date(2027, 3, 10), 9), tokens_prompt=300_000, tokens_completion=100_000,
+               api_key="k1", **common),
+        record(id="e3", created_at=at(date(2027, 3, 10), 15), tokens_prompt=300_000, tokens_completion=100_000,
+               api_key="k1", **common),
+        record(id="e4", created_at=at(date(2027, 3, 11), 8), tokens_prompt=5_000_000, tokens_completion=0,
+               api_key="k2", is_byok=True, **common),
+    ]
+    assert run_batch(write_jsonl(tmp_path / "e2e.jsonl", records)).accepted == 4
+    account = Account.objects.get(external_id="acct_e2e")
+    # e1 at $2/$4, cache $0.50: 900k x 2 + 100k x 0.5 + 500k x 4 = 1.80 + 0.05 + 2 = $3.85; e2 at $2/$4: 0.60 +
+    # 0.40 = $1; e3 after the 12:30 change at $1/$2: 0.30 + 0.20 = $0.50. e4 is BYOK: no spend, left out.
+    row = account_savings(account_id=account.pk).models[0]
+    assert (row.provider, row.paid_units, row.alternative_units, row.saving_units) == (
+        "Pone", usd("5.35"), usd("5.35"), 0)
