@@ -42,7 +42,7 @@ NO_PRICE = "no price in the catalog"
 NO_RELIABLE = f"no provider with uptime ≥ {MIN_UPTIME_PERCENT}% and a price"
 METHOD = (f"Your top {TOP_MODELS} models by spend over the last 30 days, your own tokens of each priced at "
           f"every provider of the model with uptime ≥ {MIN_UPTIME_PERCENT}% over those days, at the price in "
-          "force each day (each hour on a day its price changed); the cheapest is shown. Rows holding BYOK "
+          "force each day (each hour, at its start, on a day a price changed); the cheapest is shown. Rows holding BYOK "
           "tokens are left out on both sides.")
 
 
