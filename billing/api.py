@@ -10,6 +10,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import forecast as spend
 from core.money import units_to_usd
 from core.params import int64_fits
 
@@ -113,13 +114,43 @@ class CreditsApi(_AccountApi):
             reference = serializers.CharField()
             memo = serializers.CharField()
 
+        @extend_schema_serializer(component_name="CreditsForecast")
+        class ForecastSerializer(serializers.Serializer):
+            month_end_spend_usd = serializers.DecimalField(max_digits=30, decimal_places=10,
+                                                           help_text="projected spend of this UTC month")
+            low_usd = serializers.DecimalField(max_digits=30, decimal_places=10)
+            high_usd = serializers.DecimalField(max_digits=30, decimal_places=10)
+            month_to_date_usd = serializers.DecimalField(max_digits=30, decimal_places=10)
+            mean_daily_usd = serializers.DecimalField(max_digits=30, decimal_places=10)
+            history_days = serializers.IntegerField(help_text="complete days the mean and spread come from")
+            runway = serializers.ChoiceField(choices=[spend.Runway.DAYS, spend.Runway.NO_RECENT_SPEND,
+                                                      spend.Runway.OVERDRAWN])
+            runway_days = serializers.DecimalField(max_digits=30, decimal_places=1, allow_null=True,
+                                                   help_text="balance / mean daily spend, rounded down; null "
+                                                             "unless `runway` is `days`")
+            auto_topup_in_days = serializers.DecimalField(
+                max_digits=30, decimal_places=1, allow_null=True,
+                help_text="days until the balance falls below the auto top-up threshold; null when auto "
+                          "top-up is off or there is no recent spend")
+            method = serializers.CharField()
+
+            def to_representation(self, shown: selectors.SpendForecast) -> dict:
+                p = shown.projection
+                return super().to_representation({
+                    "month_end_spend_usd": _usd(p.month_end_units), "low_usd": _usd(p.low_units),
+                    "high_usd": _usd(p.high_units), "month_to_date_usd": _usd(p.month_to_date_units),
+                    "mean_daily_usd": _usd(p.mean_daily_units), "history_days": p.history_days, "runway": p.runway,
+                    "runway_days": p.runway_days, "auto_topup_in_days": p.topup_in_days, "method": p.method})
+
         balance_usd = serializers.DecimalField(max_digits=30, decimal_places=10)
         overdrawn = serializers.BooleanField()
         recent = EntrySerializer(many=True, help_text="the latest ledger entries, newest first")
+        forecast = ForecastSerializer(help_text="month-end spend and credit runway from the daily spend")
 
     @extend_schema(operation_id="credits", tags=["account"], parameters=[InputSerializer],
                    responses=OutputSerializer,
-                   description="The credit balance of the token's account and its latest ledger entries.")
+                   description="The credit balance of the token's account, its latest ledger entries and the "
+                               "month-end forecast with the credit runway.")
     def get(self, request):
         account = api_account(request)
         params = self.InputSerializer(data=request.query_params)
@@ -129,4 +160,5 @@ class CreditsApi(_AccountApi):
             "balance_usd": _usd(balance_units), "overdrawn": balance_units < 0,
             "recent": [{"id": e.pk, "created": e.created, "kind": e.kind, "amount_usd": _usd(e.amount_units),
                         "balance_after_usd": _usd(e.balance_after_units), "reference": e.reference, "memo": e.memo}
-                       for e in entries]}).data)
+                       for e in entries],
+            "forecast": selectors.spend_forecast(account=account)}).data)

@@ -1,4 +1,4 @@
-"""Reads of billing: key limits and their usage, monthly statements, the credits page.
+"""Reads of billing: key limits and their usage, monthly statements, the credits page and its forecast.
 
 Key usage and statement usage by model read the daily rollup `AccountDay` (spend without
 BYOK), never raw generations: every interval and month starts at a UTC midnight, so whole days
@@ -18,6 +18,7 @@ from django.db.models import Min, Sum
 from django.utils import timezone
 
 from analytics.models import AccountDay
+from core import forecast as spend
 from core.bulk import id_set, ids_match_sql
 from core.money import units_to_usd
 from marketplace.models import Model
@@ -270,6 +271,51 @@ def statement_month(*, account: Account, month: date) -> Statement:
     return statement
 
 
+# The forecast ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SpendForecast:
+    """The month-end projection and runway (core.forecast) beside the balance and the next auto top-up."""
+
+    projection: spend.Forecast
+    balance_units: int
+    topup_enabled: bool
+    topup_threshold_units: int
+    topup_amount_units: int
+
+
+def spend_days(*, account_id: int, now: datetime | None = None) -> dict[date, int]:
+    """Read the account's spend per UTC day (BYOK excluded) from the earlier of the month's first day and the
+    forecast history's, to today: one query of the daily rollup."""
+    today = (now or timezone.now()).astimezone(UTC).date()
+    since = min(today.replace(day=1), today - timedelta(days=spend.HISTORY_DAYS))
+    rows = (AccountDay.objects.filter(account_id=account_id, day__gte=since, day__lte=today).values_list("day")
+            .annotate(s=Sum("spend_units")).values_list("day", "s").order_by())
+    return {day: int(units or 0) for day, units in rows}
+
+
+def spend_forecast(*, account: Account, now: datetime | None = None,
+                   by_day: dict[date, int] | None = None) -> SpendForecast:
+    """Project the account's month-end spend and its credit runway from its daily spend (`spend_days`, read
+    unless given: the overview passes its cached copy) and its balance now.
+
+    UTC days, as AccountDay keeps them (another zone would read AccountHour and pass `tz` on).
+    """
+    now = now or timezone.now()
+    by_day = spend_days(account_id=account.pk, now=now) if by_day is None else by_day
+    today, first = now.astimezone(UTC).date(), spend.month_start(now=now)
+    start = spend.history_start(today=today, first_day=min([account.created.astimezone(UTC).date(), *by_day]))
+    daily = [by_day.get(start + timedelta(days=n), 0) for n in range((today - start).days)]
+    topup = account.auto_topup_enabled
+    return SpendForecast(
+        projection=spend.forecast(
+            daily_units=daily, month_to_date_units=sum(v for d, v in by_day.items() if d >= first),
+            days_left=spend.days_left_in_month(now=now), balance_units=account.balance_units,
+            topup_threshold_units=account.auto_topup_threshold_units if topup else None),
+        balance_units=account.balance_units, topup_enabled=topup,
+        topup_threshold_units=account.auto_topup_threshold_units, topup_amount_units=account.auto_topup_amount_units)
+
+
 # The credits page ----------------------------------------------------------------------------------
 
 def purchase_limits() -> tuple[Decimal, Decimal]:
@@ -323,6 +369,7 @@ class CreditsPage:
     purchase_min: Decimal
     purchase_max: Decimal
     refund_days: int
+    forecast: SpendForecast
 
 
 def credits_page(*, account: Account, payments_page: str | None = None, ledger_page: str | None = None,
@@ -339,4 +386,5 @@ def credits_page(*, account: Account, payments_page: str | None = None, ledger_p
         ledger=Paginator(account.ledger.order_by("-created", "-id"), 25).get_page(ledger_page),
         method=PaymentMethod.objects.filter(account=account).first(), gateway=gateway_name(),
         fee_percent=Decimal(settings.BILLING_FEE_PERCENT), fee_min=Decimal(settings.BILLING_FEE_MIN_USD),
-        purchase_min=low, purchase_max=high, refund_days=settings.BILLING_REFUND_WINDOW_DAYS)
+        purchase_min=low, purchase_max=high, refund_days=settings.BILLING_REFUND_WINDOW_DAYS,
+        forecast=spend_forecast(account=account, now=now))

@@ -101,3 +101,36 @@ class PriceBook:
             return result.total_price
         self._genai_misses.add(model_slug)
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class PriceHistory:
+    """One endpoint's prices over time, read as ingestion prices a record (PriceBook.cost): the price whose
+    `valid_from` is the latest at or before a moment (the first one before any), the endpoint's current
+    price when it has no history."""
+
+    endpoint: Endpoint
+    starts: tuple[datetime, ...]
+    prices: tuple[Prices, ...]
+
+    def at(self, moment: datetime) -> Prices:
+        if not self.starts:
+            e = self.endpoint
+            return Prices(e.prompt_price, e.completion_price, e.cache_read_price, e.reasoning_price)
+        return self.prices[max(bisect.bisect_right(self.starts, moment) - 1, 0)]
+
+
+def price_histories(*, model_ids: list[int]) -> dict[int, list[PriceHistory]]:
+    """Read the endpoints of these models with their price history, by model (two queries)."""
+    endpoints = list(Endpoint.objects.filter(model_id__in=model_ids).select_related("provider")
+                     .order_by("model_id", "provider__name"))
+    rows: dict[int, list[EndpointPrice]] = {}
+    for row in EndpointPrice.objects.filter(endpoint__in=endpoints).order_by("endpoint_id", "valid_from"):
+        rows.setdefault(row.endpoint_id, []).append(row)
+    histories: dict[int, list[PriceHistory]] = {}
+    for e in endpoints:
+        past = rows.get(e.pk, [])
+        histories.setdefault(e.model_id, []).append(PriceHistory(
+            e, tuple(p.valid_from for p in past),
+            tuple(Prices(p.prompt_price, p.completion_price, p.cache_read_price, p.reasoning_price) for p in past)))
+    return histories

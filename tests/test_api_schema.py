@@ -104,13 +104,16 @@ def test_the_account_api_answers_as_the_schema_says(client, api_schema, account_
     auth = {"HTTP_AUTHORIZATION": f"Bearer {account_token}"}
     cases = [("/api/v1/account/usage", auth, 200), ("/api/v1/account/usage?group_by=model,week", auth, 200),
              ("/api/v1/account/usage?start=2026-02-30", auth, 400), ("/api/v1/account/generations?limit=2", auth, 200),
-             ("/api/v1/account/generations?model=x", auth, 400), ("/api/v1/account/usage", {}, 401)]
+             ("/api/v1/account/generations?model=x", auth, 400), ("/api/v1/account/usage", {}, 401),
+             ("/api/v1/account/savings", auth, 200), ("/api/v1/account/savings", {}, 401),
+             ("/api/v1/credits", auth, 200)]
     for path, headers, expected in cases:
         response = client.get(path, **headers)
         assert response.status_code == expected, (path, response.content[:200])
         assert_matches_schema(api_schema, "get", path, response)
     rows = client.get("/api/v1/account/usage", **auth).json()["rows"]
     assert rows, "the usage rows validated are real ones"
+    assert client.get("/api/v1/account/savings", **auth).json()["models"], "a real savings answer was validated"
 
 
 def test_the_ingest_api_answers_as_the_schema_says(client, api_schema, settings):

@@ -1,9 +1,9 @@
-"""The account API: usage (the rows of usage.csv, as JSON) and the generation log.
+"""The account API: usage (the rows of usage.csv, as JSON), the generation log and the savings advisor.
 
 Authenticated by an account API token (`Authorization: Bearer tg_…`, made on /account/tokens/);
 every answer is about the token's account only.
 """
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
@@ -16,7 +16,7 @@ from core.money import units_text
 from core.params import ParamError
 from core.timerange import date_range_parse
 
-from . import exports, generation_log, params
+from . import exports, generation_log, params, savings
 
 
 class UsageInputSerializer(serializers.Serializer):
@@ -144,3 +144,54 @@ class GenerationsApi(_AccountApi):
                                                after=request.query_params.get("after"), size=limit)
         return Response({"results": AccountGenerationSerializer(page.rows, many=True).data,
                          "next": page.next_cursor})
+
+
+def _usd(units: int | None) -> str | None:
+    return None if units is None else units_text(units)
+
+
+class SavingsApi(_AccountApi):
+    """Answer the savings advisor: the top models against their cheapest reliable provider."""
+
+    @extend_schema_serializer(component_name="AccountSavings")
+    class OutputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="ModelSaving")
+        class ModelSerializer(serializers.Serializer):
+            model = serializers.CharField()
+            paid_usd = serializers.DecimalField(max_digits=30, decimal_places=10, help_text="spend, BYOK excluded")
+            provider = serializers.CharField(allow_null=True, help_text="the cheapest provider with uptime ≥ 99%")
+            provider_uptime = serializers.FloatField(allow_null=True)
+            alternative_usd = serializers.DecimalField(
+                max_digits=30, decimal_places=10, allow_null=True,
+                help_text="the same tokens at that provider's prices in force; null: no priced alternative")
+            saving_usd = serializers.DecimalField(max_digits=30, decimal_places=10, allow_null=True,
+                                                  help_text="paid - alternative (negative: it would cost more)")
+            no_alternative_reason = serializers.CharField(allow_null=True)
+
+            def to_representation(self, row: savings.ModelSaving) -> dict:
+                return super().to_representation({
+                    "model": row.model, "paid_usd": _usd(row.paid_units), "provider": row.provider,
+                    "provider_uptime": row.uptime, "alternative_usd": _usd(row.alternative_units),
+                    "saving_usd": _usd(row.saving_units), "no_alternative_reason": row.reason})
+
+        start = serializers.DateField()
+        end = serializers.DateField(help_text="included")
+        models = ModelSerializer(many=True, help_text=f"the top {savings.TOP_MODELS} models by spend")
+        left_out_usd = serializers.DecimalField(max_digits=30, decimal_places=10,
+                                                help_text="spend in rollup rows holding BYOK tokens, compared on "
+                                                          "neither side")
+        method = serializers.CharField()
+
+        def to_representation(self, shown: savings.Savings) -> dict:
+            return super().to_representation({
+                "start": shown.first_day, "end": shown.last_day, "models": shown.models,
+                "left_out_usd": _usd(shown.left_out_units), "method": shown.method})
+
+    @extend_schema(operation_id="account_savings", tags=["account"],
+                   responses={200: OutputSerializer, 401: ErrorSerializer},
+                   description="What the token's account's top models of the last 30 UTC days would have cost "
+                               "at the cheapest provider of the same model with uptime ≥ 99%, at the prices in "
+                               "force then.")
+    def get(self, request):
+        shown = savings.account_savings(account_id=api_account(request).pk)
+        return Response(self.OutputSerializer(shown).data)

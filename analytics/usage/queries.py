@@ -13,15 +13,18 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection
 from django.db.models import Q, Sum
+from django.utils import timezone
 
 from analytics.models import AccountDay, AccountHour
 from billing.models import ApiKey
+from billing.selectors import spend_days
 from core.charts import Series
 from core.money import units_to_usd
 from core.timerange import TimeRange
 from marketplace.models import App, Model, Provider
 
-from .cache import account_cached
+from . import savings
+from .cache import account_cached, usage_cached
 from .params import DIMENSION_LABELS, DIMENSIONS, OVERVIEW_TOPS, activity_granularity, period_parse
 from .totals import COUNTERS, METRICS, Totals
 
@@ -34,6 +37,14 @@ def usage_prewarm(*, account_id: int) -> None:
     usage_overview(account_id=account_id, period=period)
     usage_activity(account_id=account_id, period=period, metric="spend", group_by=(),
                    granularity=activity_granularity(period, None))
+    forecast_days(account_id=account_id)
+    savings.account_savings(account_id=account_id)
+
+
+def forecast_days(*, account_id: int, now: datetime | None = None) -> dict[date, int]:
+    """The daily spend the overview's forecast reads (billing.selectors.spend_days), cached like the overview."""
+    today = (now or timezone.now()).astimezone(UTC).date()
+    return usage_cached(account_id, f"spend-days:{today}", lambda: spend_days(account_id=account_id, now=now))
 
 
 

@@ -12,13 +12,14 @@ from django.shortcuts import render
 
 from analytics.models import Generation
 from billing.access import account_required
+from billing.selectors import spend_forecast
 from core import charts
 from core.csvutil import csv_stream
 from core.http import csv_response
 from core.params import ParamError
 from core.timerange import TimeRange, date_range_parse
 
-from . import exports, generation_log, params, queries, totals
+from . import exports, generation_log, params, queries, savings, totals
 from . import reports as usage_reports
 from .cache import usage_watch
 
@@ -66,6 +67,8 @@ def overview(request: HttpRequest) -> HttpResponse:
         "tokens_chart": charts.stacked_bars(tokens, title=f"Tokens per {unit} by model"),
         "tops": [(params.DIMENSION_LABELS[d], plural, d, shown.tops[d]) for d, plural in TOP_DIMENSIONS.items()],
         "balance_units": request.account.balance_units,
+        "forecast": spend_forecast(account=request.account, by_day=queries.forecast_days(account_id=account_id)),
+        "savings": savings.account_savings(account_id=account_id),
     })
 
 
