@@ -11,7 +11,8 @@ provider of the same model that kept uptime >= 99% over those days, at the price
   candidate's price in force: per day, and per hour on the days one of the model's prices changed
   within the day (an hour is priced at its start). The total is rounded once to a unit.
 - A candidate is an endpoint of the model whose uptime over the same days (1 - failed attempts /
-  attempts, from the daily endpoint rollup, as analytics.rankings.endpoint_stats) is at least 99%;
+  attempts not rate-limited, from the daily endpoint rollup, as analytics.rankings.endpoint_stats)
+  is at least 99%;
   the cheapest for the account's own usage is shown. Without one, no figure: "no priced alternative".
 """
 from __future__ import annotations
@@ -142,11 +143,13 @@ def _bucket(start: datetime, row: dict) -> _Bucket:
 
 
 def _uptimes(model_ids: list[int], first: date, end: date) -> dict[tuple[int, int], tuple[int, int]]:
-    """Attempts and failed attempts per model and provider over the window's days."""
+    """Attempts not rate-limited, and failed attempts, per model and provider over the window's days (a 429
+    is left out of uptime, as on the model page)."""
     rows = (EndpointDay.objects.filter(model_id__in=model_ids, day__gte=first, day__lt=end)
-            .values("model_id", "provider_id").annotate(a=Sum("attempts"), f=Sum("failed_attempts"))
-            .values_list("model_id", "provider_id", "a", "f").order_by())
-    return {(m, p): (int(a or 0), int(f or 0)) for m, p, a, f in rows}
+            .values("model_id", "provider_id")
+            .annotate(a=Sum("attempts"), f=Sum("failed_attempts"), r=Sum("rate_limited_attempts"))
+            .values_list("model_id", "provider_id", "a", "f", "r").order_by())
+    return {(m, p): (int(a or 0) - int(r or 0), int(f or 0)) for m, p, a, f, r in rows}
 
 
 def _reliable(attempts: int, failed: int) -> bool:
