@@ -29,7 +29,7 @@ from marketplace import selectors
 
 from . import leaderboards as rankings
 from .capabilities import CAPABILITIES, capability_ranking
-from .endpoint_stats import model_endpoints
+from .endpoint_stats import endpoint_stats, model_endpoints
 from .series import daily_top_models
 
 
@@ -248,13 +248,22 @@ class ModelEndpointsApi(_PublicApi):
         @extend_schema_serializer(component_name="EndpointOutput")
         class EndpointSerializer(serializers.Serializer):
             provider = serializers.CharField()
-            prompt_price_per_million = serializers.DecimalField(max_digits=24, decimal_places=9)
-            completion_price_per_million = serializers.DecimalField(max_digits=24, decimal_places=9)
+            in_catalog = serializers.BooleanField(help_text="false: seen serving the model, no catalog price")
+            prompt_price_per_million = serializers.DecimalField(max_digits=24, decimal_places=9, allow_null=True,
+                                                                help_text="null: unknown")
+            completion_price_per_million = serializers.DecimalField(max_digits=24, decimal_places=9,
+                                                                    allow_null=True, help_text="null: unknown")
             context_length = serializers.IntegerField(allow_null=True)
+            max_output = serializers.IntegerField(allow_null=True)
             latency_p50_ms = serializers.FloatField(allow_null=True)
+            latency_p75_ms = serializers.FloatField(allow_null=True)
             latency_p90_ms = serializers.FloatField(allow_null=True)
+            latency_p99_ms = serializers.FloatField(allow_null=True)
             throughput_p50 = serializers.FloatField(allow_null=True)
+            throughput_p75 = serializers.FloatField(allow_null=True)
             throughput_p90 = serializers.FloatField(allow_null=True)
+            throughput_p99 = serializers.FloatField(allow_null=True)
+            uptime_1h = serializers.FloatField(allow_null=True)
             uptime_1d = serializers.FloatField(allow_null=True)
             uptime_7d = serializers.FloatField(allow_null=True, help_text="429 answers left out")
             rate_limited_7d = serializers.FloatField(allow_null=True, help_text="share of attempts answered 429")
@@ -272,18 +281,21 @@ class ModelEndpointsApi(_PublicApi):
         model = selectors.model_get(author=author, name=name)
         if model is None:
             raise Http404("No such model")
+        hour, day = (endpoint_stats(model_id=model.pk, window=w) for w in ("1h", "1d"))
         out = []
         for row in model_endpoints(model=model):
-            s = row.stats
+            s, e = row.stats, row.endpoint
+            latency, speed = (s.latency, s.throughput) if s else ((None,) * 4, (None,) * 4)
             out.append({
-                "provider": row.endpoint.provider.name,
-                "prompt_price_per_million": row.endpoint.prompt_price * 1_000_000,
-                "completion_price_per_million": row.endpoint.completion_price * 1_000_000,
-                "context_length": row.endpoint.context_length,
-                "latency_p50_ms": s.latency_p50 if s else None, "latency_p90_ms": s.latency_p90 if s else None,
-                "throughput_p50": s.throughput_p50 if s else None, "throughput_p90": s.throughput_p90 if s else None,
-                "uptime_1d": s.uptime_1d if s else None, "uptime_7d": s.uptime_7d if s else None,
-                "rate_limited_7d": s.rate_limited_7d if s else None,
+                "provider": row.provider.name, "in_catalog": e is not None,
+                "prompt_price_per_million": e.prompt_price * 1_000_000 if e else None,
+                "completion_price_per_million": e.completion_price * 1_000_000 if e else None,
+                "context_length": e.context_length if e else None, "max_output": e.max_output if e else None,
+                **{f"latency_p{q}_ms": v for q, v in zip((50, 75, 90, 99), latency, strict=True)},
+                **{f"throughput_p{q}": v for q, v in zip((50, 75, 90, 99), speed, strict=True)},
+                "uptime_1h": getattr(hour.get(row.provider.pk), "uptime", None),
+                "uptime_1d": getattr(day.get(row.provider.pk), "uptime", None),
+                "uptime_7d": s.uptime if s else None, "rate_limited_7d": s.rate_limited if s else None,
                 "share_7d": s.share if s else None, "cheapest": row.cheapest, "fastest": row.fastest,
                 "most_reliable": row.most_reliable})
         return Response(self.OutputSerializer({"model": model.slug, "endpoints": out}).data)

@@ -1,6 +1,6 @@
 """The rankings page and the top model pages computed ahead, after the rankings version moved."""
 from .capabilities import capability_rankings
-from .endpoint_stats import endpoint_stats
+from .endpoint_stats import STATS_WINDOWS, endpoint_stats, hourly_uptime
 from .leaderboards import (
     METRICS,
     WINDOWS,
@@ -48,7 +48,9 @@ def _model_pages_prewarm() -> int:
     week = window_parse("week")
     top = ranking_models(window=window_parse("month"), metric="tokens", limit=MODEL_PAGES_PREWARMED)
     for row in top:
-        endpoint_stats(model_id=row.id)
+        for window in STATS_WINDOWS:
+            endpoint_stats(model_id=row.id, window=window)
+        hourly_uptime(model_id=row.id)
         daily_series(group="provider__name", model_id=row.id)
         top_apps_of_model(model_id=row.id, window=week)
-    return 3 * len(top)
+    return (len(STATS_WINDOWS) + 3) * len(top)

@@ -14,7 +14,9 @@ from marketplace.models import Author, Provider
 
 from .cache import page_cached
 from .capabilities import CAPABILITIES, capability_rankings
-from .endpoint_stats import model_endpoints
+from .endpoint_stats import STATS_WINDOWS, UPTIME_HOURS, hourly_uptime, model_endpoints
+
+STATS_WINDOWS_LABELS = {"1h": "Last hour", "1d": "Last day", "7d": "Last 7 days"}
 from .leaderboards import (
     METRICS,
     WINDOWS,
@@ -99,8 +101,12 @@ def model_detail(request: HttpRequest, author: str, name: str) -> HttpResponse:
 def _model_page(request: HttpRequest, model) -> HttpResponse:
     daily = daily_series(group="provider__name", model_id=model.pk)
     week = window_parse("week")
+    window = request.GET.get("window") if request.GET.get("window") in STATS_WINDOWS else "7d"
+    uptime = hourly_uptime(model_id=model.pk)
     return render(request, "marketplace/model_detail.html", {
-        "model": model, "endpoints": model_endpoints(model=model), "daily": daily,
+        "model": model, "endpoints": model_endpoints(model=model, window=window), "daily": daily,
+        "stats_window": window, "stats_windows": STATS_WINDOWS_LABELS, "uptime": uptime,
+        "uptime_chart": charts.lines(uptime, title=f"Uptime per hour, last {UPTIME_HOURS} hours", unit="%"),
         "daily_chart": charts.daily_stacked(daily, title="Tokens per day by provider"),
         "apps": top_apps_of_model(model_id=model.pk, window=week)})
 

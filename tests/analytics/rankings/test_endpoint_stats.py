@@ -46,34 +46,96 @@ def served(tmp_path, clock):
 
 def test_uptime_percentiles_and_share_per_provider(served):
     model, now = served
-    stats = endpoint_stats(model_id=model.pk, now=now)
-    a = stats[Provider.objects.get(name="A").pk]
-    b = stats[Provider.objects.get(name="B").pk]
+    week, day, hour = (endpoint_stats(model_id=model.pk, now=now, window=w) for w in ("7d", "1d", "1h"))
+    a_id, b_id = Provider.objects.get(name="A").pk, Provider.objects.get(name="B").pk
+    a, b = week[a_id], week[b_id]
 
     # A: 4 successes + 1 failed attempt before B answered; B: 2 successes today, 1 failure 3 days ago.
-    assert (a.uptime_1d, a.uptime_7d) == (pytest.approx(0.8), pytest.approx(0.8))
-    assert (b.uptime_1d, b.uptime_7d) == (pytest.approx(1.0), pytest.approx(2 / 3))
+    assert (day[a_id].uptime, a.uptime) == (pytest.approx(0.8), pytest.approx(0.8))
+    assert (day[b_id].uptime, b.uptime) == (pytest.approx(1.0), pytest.approx(2 / 3))
+    # the last hour (12:00-13:00, the clock at 12:30) holds no request: no traffic, no uptime; the
+    # percentiles are today's (the histograms are daily)
+    assert (hour[a_id].tokens, hour[a_id].uptime, hour[a_id].share) == (0, None, 0.0)
+    assert hour[a_id].latency == day[a_id].latency
     # Nearest-rank percentiles of the exact values, within 5%: A latency 100..400 ms, throughput 50..200 tok/s.
-    assert a.latency_p50 == pytest.approx(200, rel=0.05)
-    assert a.latency_p90 == pytest.approx(400, rel=0.05)
-    assert a.throughput_p50 == pytest.approx(100, rel=0.05)
-    assert a.throughput_p90 == pytest.approx(200, rel=0.05)
+    assert a.latency == pytest.approx((200, 300, 400, 400), rel=0.05)
+    assert a.throughput == pytest.approx((100, 150, 200, 200), rel=0.05)
+    assert (a.latency_p50, a.latency_p90) == (a.latency[0], a.latency[2])
     assert b.latency_p50 == pytest.approx(1000, rel=0.05)
     assert b.throughput_p90 == pytest.approx(300, rel=0.05)
     # Tokens over 7 days: A 4 x 100 prompt + 500 completion = 900; B 200 + 400 = 600.
-    assert (a.tokens_7d, b.tokens_7d) == (900, 600)
+    assert (a.tokens, b.tokens) == (900, 600)
     assert a.share == pytest.approx(0.6)
+
+
+def test_percentiles_merged_across_days_are_within_5_percent_of_the_exact_ones(tmp_path, clock):
+    import math
+    import random
+
+    from analytics.histograms import percentile
+    from analytics.models import EndpointHistogram
+
+    clock.move_to(timezone.now().replace(hour=12, minute=0, second=0, microsecond=0))
+    now = timezone.now()
+    rng = random.Random(19)
+    latencies = [round(rng.lognormvariate(6.5, 0.8)) for _ in range(12_000)]
+    rows = [record(id=f"h{i}", model="lab/h", provider_name="H", latency=value, generation_time=1000,
+                   created_at=(now - timedelta(days=i % 3, hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            for i, value in enumerate(latencies)]
+    run_batch(write_jsonl(tmp_path / "h.jsonl", rows))
+    model = Model.objects.get(slug="lab/h")
+    assert EndpointHistogram.objects.filter(model=model, metric=1).values("day").distinct().count() == 3
+    stats = endpoint_stats(model_id=model.pk, now=now)[Provider.objects.get(name="H").pk]
+    ordered = sorted(latencies)
+    for q, merged in zip((0.5, 0.75, 0.9, 0.99), stats.latency, strict=True):
+        exact = ordered[max(1, math.ceil(len(ordered) * q)) - 1]  # nearest rank
+        assert merged == pytest.approx(exact, rel=0.05), q
+    assert percentile({}, 0.5) is None
+
+
+def test_a_provider_seen_only_in_the_traffic_is_a_row_with_an_unknown_price(client, served):
+    model, now = served
+    from analytics.rankings.endpoint_stats import model_endpoints
+
+    Endpoint.objects.filter(model=model, provider__name="B").delete()  # B still served it
+    rows = model_endpoints(model=model)
+    assert [(r.provider.name, r.endpoint is not None) for r in rows] == [("A", True), ("B", False)]
+    assert (rows[1].cheapest, rows[1].blended, rows[0].cheapest) == (False, None, True)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get(model.get_absolute_url()).content.decode()))
+    assert "B not in the catalog unknown unknown unknown" in text
+    [b] = [e for e in client.get("/api/v1/models/lab/m/endpoints").json()["endpoints"] if e["provider"] == "B"]
+    assert (b["in_catalog"], b["prompt_price_per_million"], b["uptime_7d"]) == (False, None, pytest.approx(2 / 3))
+
+
+def test_the_model_page_charts_uptime_per_hour_and_takes_a_window(client, served):
+    from analytics.rankings.endpoint_stats import hourly_uptime
+
+    model, now = served
+    series = hourly_uptime(model_id=model.pk, now=now)
+    assert len(series.periods) == 72
+    assert series.periods[-1] == f"{now:%Y-%m-%d} 12:00"
+    # A's failed attempt (b1's fallback, 2 h before 12:30) is in the 10:00 hour with A's a1 success
+    assert series.series["A"][series.periods.index(f"{now:%Y-%m-%d} 10:00")] == 50.0
+    assert series.series["B"][series.periods.index(f"{now:%Y-%m-%d} 10:00")] == 100.0
+    assert series.series["B"][series.periods.index(f"{now:%Y-%m-%d} 09:00")] == 100.0
+    assert series.series["A"][series.periods.index(f"{now:%Y-%m-%d} 09:00")] == 100.0
+    assert sum(v is not None for v in series.series["B"]) == 2  # b1's and b2's hours (b3 is 72 h 30 ago)
+    body = client.get(model.get_absolute_url()).content.decode()
+    assert 'id="chart-model-uptime"' in body
+    hour = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get(model.get_absolute_url(), {"window": "1h"})
+                                      .content.decode()))
+    assert "over the last hour" in hour
 
 
 def test_the_model_page_marks_cheapest_fastest_and_most_reliable(client, served, django_assert_max_num_queries):
     model, _ = served
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(12):
         response = client.get(model.get_absolute_url())
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
     assert "B cheapest $1 $1" in text
     assert "A fastest most reliable $2 $2" in text
-    assert "80.0% / 80.0%" in text
-    assert "100.0% / 66.7%" in text
+    assert re.search(r"A fastest most reliable .*? 80\.0% ", text)
+    assert re.search(r"B cheapest .*? 66\.7% ", text)
 
 
 def test_provider_health_per_day(served):
@@ -127,9 +189,9 @@ def test_a_rate_limited_answer_is_not_down_and_is_shown_apart(client, served, tm
         5, 1, 2, 4, 2)  # requests: c2 (429) and c3 (503) failed for the account that sent them
     stats = endpoint_stats(model_id=model.pk, now=now)[c.pk]
     # 5 attempts, 2 rate-limited left out: 2 of the 3 others succeeded
-    assert (stats.uptime_1d, stats.uptime_7d, stats.rate_limited_7d) == (
-        pytest.approx(2 / 3), pytest.approx(2 / 3), pytest.approx(2 / 5))
-    assert endpoint_stats(model_id=model.pk, now=now)[Provider.objects.get(name="A").pk].uptime_7d == (
+    assert (stats.uptime, stats.rate_limited) == (pytest.approx(2 / 3), pytest.approx(2 / 5))
+    assert endpoint_stats(model_id=model.pk, now=now, window="1d")[c.pk].uptime == pytest.approx(2 / 3)
+    assert endpoint_stats(model_id=model.pk, now=now)[Provider.objects.get(name="A").pk].uptime == (
         pytest.approx(5 / 6))  # A: 5 successes, the 502 of b1; unchanged by C's 429
     Endpoint.objects.create(model=model, provider=c, prompt_price=Decimal("0.000003"),
                             completion_price=Decimal("0.000003"))
@@ -137,5 +199,5 @@ def test_a_rate_limited_answer_is_not_down_and_is_shown_apart(client, served, tm
     [row] = [e for e in body["endpoints"] if e["provider"] == "C"]
     assert (row["uptime_7d"], row["rate_limited_7d"]) == (pytest.approx(2 / 3), pytest.approx(0.4))
     page = client.get(f"/models/{model.author.slug}/{model.route_name}/").content.decode()
-    assert "Rate-limited (7d)" in page
+    assert "Rate-limited" in page
     assert re.search(r"C</a>.*?66\.7%.*?40\.0%", page, re.S)
