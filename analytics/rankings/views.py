@@ -15,8 +15,6 @@ from marketplace.models import Author, Provider
 from .cache import page_cached
 from .capabilities import CAPABILITIES, capability_rankings
 from .endpoint_stats import STATS_WINDOWS, UPTIME_HOURS, hourly_uptime, model_endpoints
-
-STATS_WINDOWS_LABELS = {"1h": "Last hour", "1d": "Last day", "7d": "Last 7 days"}
 from .leaderboards import (
     METRICS,
     WINDOWS,
@@ -32,6 +30,8 @@ from .leaderboards import (
     window_parse,
 )
 from .series import app_daily_tokens, daily_series, provider_daily_health, weekly_tokens
+
+STATS_WINDOWS_LABELS = {"1h": "Last hour", "1d": "Last day", "7d": "Last 7 days"}
 
 
 def _page_cached(request: HttpRequest, build) -> HttpResponse:
