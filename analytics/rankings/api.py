@@ -301,7 +301,13 @@ class ModelEndpointsApi(_PublicApi):
         return Response(self.OutputSerializer({"model": model.slug, "endpoints": out}).data)
 
 
-DAILY_COLUMNS = ("date", "rank", "model", "tokens_prompt", "tokens_completion", "tokens")
+DAILY_COLUMNS = ("date", "rank", "model", "tokens_prompt", "tokens_completion", "tokens", "spend_usd",
+                 "price_per_million_usd")
+
+
+def _daily_values(r) -> tuple:
+    return (r.date, r.rank, r.model, r.tokens_prompt, r.tokens_completion, r.tokens, f"{units_to_usd(r.spend_units):f}",
+            None if r.price_per_million is None else f"{r.price_per_million:f}")
 LICENCE = "CC-BY-4.0, cite Tokengrid"
 DAILY_METHOD = ("Per UTC day, the 50 listed models with the most tokens (prompt + completion, BYOK included) "
                 "over every ingested request, ties by slug; the other listed models summed in one `other` row.")
@@ -353,6 +359,10 @@ class DailyRankingsApi(_PublicApi):
             tokens_prompt = serializers.IntegerField()
             tokens_completion = serializers.IntegerField()
             tokens = serializers.IntegerField()
+            spend_usd = serializers.DecimalField(max_digits=30, decimal_places=10, help_text="BYOK excluded")
+            price_per_million_usd = serializers.DecimalField(
+                max_digits=30, decimal_places=6, allow_null=True,
+                help_text="spend / tokens not BYOK, per 1M tokens (the token price index's ingredient)")
 
         @extend_schema_serializer(component_name="DatasetMeta")
         class MetaSerializer(serializers.Serializer):
@@ -373,9 +383,11 @@ class DailyRankingsApi(_PublicApi):
                    responses={200: OutputSerializer, 400: FIELD_ERRORS, **_PUBLIC_ERRORS},
                    examples=[OpenApiExample("one day", value={"start": "2026-11-01", "end": "2026-11-01", "rows": [
                        {"date": "2026-11-01", "rank": 1, "model": "openai/gpt-4o", "tokens_prompt": 9000,
-                        "tokens_completion": 1000, "tokens": 10000},
+                        "tokens_completion": 1000, "tokens": 10000, "spend_usd": "0.0325000000",
+                        "price_per_million_usd": "3.250000"},
                        {"date": "2026-11-01", "rank": None, "model": "other", "tokens_prompt": 50,
-                        "tokens_completion": 5, "tokens": 55}]})])
+                        "tokens_completion": 5, "tokens": 55, "spend_usd": "0.0000000000",
+                        "price_per_million_usd": "0.000000"}]})])
     def get(self, request):
         start, end = _date_range(request)
         rows = daily_top_models(start=start, end=end)
@@ -383,8 +395,7 @@ class DailyRankingsApi(_PublicApi):
             "start": start, "end": end, "licence": LICENCE,
             "meta": {"as_of": data_as_of(), "licence": LICENCE, "source": "Tokengrid, from routed-traffic logs",
                      "method": DAILY_METHOD},
-            "rows": [dict(zip(DAILY_COLUMNS, (r.date, r.rank, r.model, r.tokens_prompt, r.tokens_completion,
-                                              r.tokens), strict=True)) for r in rows]}).data)
+            "rows": [dict(zip(DAILY_COLUMNS, _daily_values(r), strict=True)) for r in rows]}).data)
 
 
 class DailyRankingsCsvApi(_PublicApi):
@@ -392,6 +403,5 @@ class DailyRankingsCsvApi(_PublicApi):
                    parameters=[_DailyRangeInput], responses={(200, "text/csv"): OpenApiTypes.STR, 400: FIELD_ERRORS, 429: ErrorSerializer})
     def get(self, request):
         start, end = _date_range(request)
-        rows = ((r.date, r.rank if r.rank is not None else "", r.model, r.tokens_prompt, r.tokens_completion, r.tokens)
-                for r in daily_top_models(start=start, end=end))
+        rows = (tuple("" if v is None else v for v in _daily_values(r)) for r in daily_top_models(start=start, end=end))
         return csv_response(csv_stream(DAILY_COLUMNS, rows), filename=f"tokengrid-daily-{start}-{end}.csv")

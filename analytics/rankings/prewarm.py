@@ -12,6 +12,7 @@ from .leaderboards import (
     top_apps_of_model,
     window_parse,
 )
+from .price_index import price_index
 from .series import daily_series, weekly_tokens
 
 
@@ -37,7 +38,8 @@ def rankings_prewarm() -> int:
     weekly_tokens(by="model")
     weekly_tokens(by="author", top=10)
     categories_in_use()
-    return count + 3 + _model_pages_prewarm()
+    price_index()
+    return count + 4 + _model_pages_prewarm()
 
 
 MODEL_PAGES_PREWARMED = 20

@@ -17,6 +17,7 @@ from marketplace.models import Author, Model
 
 from .cache import rankings_cached
 from .endpoint_stats import uptime
+from .price_index import price_per_million
 
 
 def _weeks(now: datetime, weeks: int) -> tuple[datetime, list[datetime]]:
@@ -66,10 +67,17 @@ class DailyRow:
     model: str
     tokens_prompt: int
     tokens_completion: int
+    spend_units: int = 0  # BYOK excluded
+    byok_tokens: int = 0
 
     @property
     def tokens(self) -> int:
         return self.tokens_prompt + self.tokens_completion
+
+    @property
+    def price_per_million(self):
+        """USD per 1M tokens not BYOK (the token price index's ingredient); None without such tokens."""
+        return price_per_million(self.spend_units, self.tokens - self.byok_tokens)
 
 
 def daily_top_models(*, start, end, top: int = 50) -> list[DailyRow]:
@@ -77,18 +85,19 @@ def daily_top_models(*, start, end, top: int = 50) -> list[DailyRow]:
 
     rows = (EndpointDay.objects.filter(model__listed=True, day__gte=start, day__lte=end)
             .values("day", "model__slug")
-            .annotate(p=Sum("tokens_prompt"), c=Sum("tokens_completion")).values_list("day", "model__slug", "p", "c"))
+            .annotate(p=Sum("tokens_prompt"), c=Sum("tokens_completion"), s=Sum("spend_units"), b=Sum("byok_tokens"))
+            .values_list("day", "model__slug", "p", "c", "s", "b"))
     per_day: dict = {}
-    for day, slug, prompt, completion in rows:
-        per_day.setdefault(day, []).append((slug, prompt or 0, completion or 0))
+    for day, slug, *sums in rows:
+        per_day.setdefault(day, []).append((slug, *(int(v or 0) for v in sums)))
     out = []
     for day in sorted(per_day):
         ranked = sorted(per_day[day], key=lambda r: (-(r[1] + r[2]), r[0]))
         label = day.isoformat()
-        out += [DailyRow(label, i, slug, p, c) for i, (slug, p, c) in enumerate(ranked[:top], start=1)]
+        out += [DailyRow(label, i, *row) for i, row in enumerate(ranked[:top], start=1)]
         rest = ranked[top:]
         if rest:
-            out.append(DailyRow(label, None, "other", sum(r[1] for r in rest), sum(r[2] for r in rest)))
+            out.append(DailyRow(label, None, "other", *(sum(r[i] for r in rest) for i in range(1, 5))))
     return out
 
 

@@ -11,6 +11,7 @@ app_name = "marketplace"
 urlpatterns = [
     path("", views.rankings_page, name="home"),
     path("rankings/", views.rankings_page, name="rankings"),
+    path("rankings/price-index/", views.price_index_page, name="price-index"),
     path("models/", catalog_views.model_list, name="model-list"),
     path("models/<slug:author>/<str:name>/", views.model_detail, name="model"),
     path("authors/<slug:slug>/", views.author_detail, name="author"),

@@ -8,6 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from core import charts
+from core.charts import Series
 from core.timerange import TimeRange
 from marketplace import selectors
 from marketplace.models import Author, Provider
@@ -29,6 +30,7 @@ from .leaderboards import (
     top_apps_of_model,
     window_parse,
 )
+from .price_index import price_index
 from .series import app_daily_tokens, daily_series, provider_daily_health, weekly_tokens
 
 STATS_WINDOWS_LABELS = {"1h": "Last hour", "1d": "Last day", "7d": "Last 7 days"}
@@ -78,11 +80,29 @@ def _rankings_page(request: HttpRequest) -> HttpResponse:
     })
 
 
+def price_index_page(request: HttpRequest) -> HttpResponse:
+    """The token price index: the market's blended price per 1M tokens, per week, overall, per author and
+    per category, with the method written out."""
+    return _page_cached(request, lambda: _price_index_page(request))
+
+
+def _price_index_page(request: HttpRequest) -> HttpResponse:
+    index = price_index()
+    return render(request, "marketplace/price_index.html", {
+        "index": index, "chart": charts.lines(index.series, title="Token price index, USD per 1M tokens",
+                                               unit="USD / 1M tokens")})
+
+
 def _ranking_charts(window: TimeRange) -> dict:
     weekly_models = weekly_tokens(by="model")
     weekly_authors = weekly_tokens(by="author", top=10)
     volume = authors_volume_vs_money(window=window)
+    index = price_index()
     return {
+        "price_index": index,
+        "price_index_chart": charts.lines(Series(index.weeks, {index.overall.name: [p.price for p in
+                                                                                      index.overall.points]}),
+                                          title="Token price index, USD per 1M tokens", unit="USD / 1M tokens"),
         "weekly_models": weekly_models, "weekly_authors": weekly_authors, "volume": volume,
         "weekly_models_chart": charts.stacked_bars(weekly_models, title="Tokens per week, top models"),
         "weekly_authors_chart": charts.stacked_bars(weekly_authors, title="Market share by author", percent=True),

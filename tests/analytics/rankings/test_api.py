@@ -73,16 +73,19 @@ def test_the_daily_dataset_has_top_50_and_an_other_row(client, day_of_traffic):
     body = client.get("/api/v1/rankings/daily", {"start": day, "end": day}).json()
     rows = body["rows"]
     assert len(rows) == 51
+    # $0.001 for 1,000 tokens: $1 per 1M
     assert rows[0] == {"date": day, "rank": 1, "model": "lab/m00", "tokens_prompt": 1000, "tokens_completion": 0,
-                       "tokens": 1000}
+                       "tokens": 1000, "spend_usd": "0.0010000000", "price_per_million_usd": "1.000000"}
     # models 50..54 have 1000 tokens each too but lose the tie on the slug: they make `other`
     assert rows[-1] == {"date": day, "rank": None, "model": "other", "tokens_prompt": sum(1000 - i for i in range(50, 55)),
-                        "tokens_completion": sum(range(50, 55)), "tokens": 5000}
+                        "tokens_completion": sum(range(50, 55)), "tokens": 5000, "spend_usd": "0.0050000000",
+                        "price_per_million_usd": "1.000000"}
 
     response = client.get("/api/v1/rankings/daily.csv", {"start": day, "end": day})
     lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert lines[0] == ["date", "rank", "model", "tokens_prompt", "tokens_completion", "tokens"]
-    assert lines[1] == [day, "1", "lab/m00", "1000", "0", "1000"]
+    assert lines[0] == ["date", "rank", "model", "tokens_prompt", "tokens_completion", "tokens", "spend_usd",
+                        "price_per_million_usd"]
+    assert lines[1] == [day, "1", "lab/m00", "1000", "0", "1000", "0.0010000000", "1.000000"]
     assert lines[-1][:3] == [day, "", "other"]
     assert client.get("/api/v1/rankings/daily", {"start": "2026-13-01"}).status_code == 400
 
