@@ -20,6 +20,11 @@ def authors_with_models() -> QuerySet[Author]:
     return Author.objects.filter(models__listed=True).distinct().order_by("name")
 
 
+def providers_with_models() -> QuerySet[Provider]:
+    """Providers serving listed models, for the filter."""
+    return Provider.objects.filter(endpoints__model__listed=True).distinct().order_by("name")
+
+
 def model_get(*, author: str, name: str) -> Model | None:
     """A listed model by its URL parts."""
     return (Model.objects.filter(author__slug=author, route_name=name, listed=True).select_related("author")

@@ -4,6 +4,9 @@ Templates stay under templates/marketplace/ and the URL names under the `marketp
 the pages are the catalog's public face, computed here from the rollups (the catalog app itself
 never imports analytics).
 """
+from urllib.parse import urlencode
+
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
@@ -15,6 +18,7 @@ from marketplace.models import Author, Provider
 
 from .cache import page_cached
 from .capabilities import CAPABILITIES, capability_rankings
+from .catalog import PAGE_SIZE, SORTS, catalog_models, catalog_query_parse
 from .endpoint_stats import STATS_WINDOWS, UPTIME_HOURS, hourly_uptime, model_endpoints
 from .leaderboards import (
     METRICS,
@@ -78,6 +82,16 @@ def _rankings_page(request: HttpRequest) -> HttpResponse:
                          for key, rows in capability_rankings(window=window, limit=10).items()],
         **_ranking_charts(window),
     })
+
+
+def model_list(request: HttpRequest) -> HttpResponse:
+    """The catalog: listed models filtered and sorted (every choice in the URL), 50 a page."""
+    query = catalog_query_parse(request.GET)
+    page = Paginator(catalog_models(query), PAGE_SIZE).get_page(request.GET.get("page"))
+    keep = urlencode(query.query())
+    return render(request, "marketplace/model_list.html", {
+        "page": page, "query": query, "sorts": SORTS, "keep": keep, "authors": selectors.authors_with_models(),
+        "providers": selectors.providers_with_models()})
 
 
 def price_index_page(request: HttpRequest) -> HttpResponse:
