@@ -130,7 +130,16 @@ class Generation(models.Model):
     tokens_reasoning = models.BigIntegerField(default=0)
     tokens_cached = models.BigIntegerField(default=0)
     cost_units = models.BigIntegerField(default=0, help_text="total_cost in 1e-10 USD")
-    cost_priced = models.BooleanField(default=False, help_text="priced by Tokengrid from the catalog")
+    cost_priced = models.BooleanField(default=False, help_text="priced by Tokengrid (the log had no total_cost)")
+
+    class CostSource(models.IntegerChoices):
+        GATEWAY = 1, "the gateway's total_cost"
+        CATALOG = 2, "the catalog's price at the time"
+        INSURANCE = 3, "zero-completion insurance ($0)"
+        UNPRICED = 4, "not priced: the catalog has no price"
+
+    cost_source = models.SmallIntegerField(choices=CostSource.choices, null=True,
+                                           help_text="where the cost came from (empty: ingested before it was kept)")
     is_byok = models.BooleanField(default=False)
     latency = models.IntegerField(null=True, help_text="ms to first token")
     generation_time = models.IntegerField(null=True, help_text="ms")

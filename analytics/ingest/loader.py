@@ -67,6 +67,7 @@ class StageRow(NamedTuple):
     session_id: str  # "": none
     tags: str  # ",a,b,"; "": none
     own_rate_limited: int  # own_attempts answered 429 (not in own_failed)
+    cost_source: int  # Generation.CostSource
 
 
 class AttemptRow(NamedTuple):
@@ -94,7 +95,7 @@ _STAGE_TYPES = {
     "num_media_completion": "integer", "num_search_results": "integer", "provider_responses": "jsonb",
     "failed": "smallint", "own_attempts": "integer", "own_failed": "integer",
     "latency_bucket": "smallint", "throughput_bucket": "smallint",
-    "end_user": "text", "session_id": "text", "tags": "text", "own_rate_limited": "integer",
+    "end_user": "text", "session_id": "text", "tags": "text", "own_rate_limited": "integer", "cost_source": "smallint",
 }
 _ATTEMPT_TYPES = {"gen_id": "text", "hour": "timestamptz", "day": "date", "model_id": "bigint",
                   "provider_id": "bigint", "failed": "smallint", "rate_limited": "smallint"}
@@ -116,7 +117,7 @@ GENERATION_COLUMNS = (
     "tokens_prompt", "tokens_completion", "tokens_reasoning", "tokens_cached", "cost_units", "cost_priced",
     "is_byok", "latency", "generation_time", "status", "finish_reason", "streamed", "cancelled",
     "num_media_prompt", "num_media_completion", "num_search_results", "provider_responses",
-    "end_user", "session_id", "tags",
+    "end_user", "session_id", "tags", "cost_source",
 )
 _GENERATION_SELECT = ", ".join(
     f"NULLIF({c}, 0)" if c in ("api_key_id", "app_id") else c for c in GENERATION_COLUMNS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from analytics import histograms
+from analytics.models import Generation
 from billing.accounts import accounts_register, api_keys_register
 from core.money import UNITS_PER_USD
 from marketplace.services import apps_register, models_register, providers_register
@@ -14,6 +15,11 @@ from marketplace.services import apps_register, models_register, providers_regis
 from . import formats
 from .loader import AttemptRow, StageRow
 from .prices import price_book
+
+# Plain ints for COPY's smallint column.
+GATEWAY, CATALOG, INSURANCE, UNPRICED = (int(s) for s in (
+    Generation.CostSource.GATEWAY, Generation.CostSource.CATALOG, Generation.CostSource.INSURANCE,
+    Generation.CostSource.UNPRICED))
 
 
 def stage_rows(records: list[formats.Record], batch_id: int) -> tuple[list[StageRow], list[AttemptRow]]:
@@ -42,22 +48,27 @@ def stage_rows(records: list[formats.Record], batch_id: int) -> tuple[list[Stage
     stage, extra_attempts = [], []
     append, extra = stage.append, extra_attempts.append
     bucket_of = histograms.bucket_of
-    new_row = tuple.__new__  # StageRow(...) is a Python call of 36 arguments: 2 µs a row more
+    new_row = tuple.__new__  # StageRow(...) is a Python call of 37 arguments: 2 µs a row more
     latency_buckets: dict[int, int] = {}  # latencies are whole ms and repeat: one log per value
     units_per_usd, one = Decimal(UNITS_PER_USD), Decimal(1)
     last_hour_key, hour, day = None, None, None
     for r in records:
         cost = r.total_cost
         cost_priced = cost is None
-        if cost_priced:
+        status = r.status
+        if not cost_priced:
+            source = GATEWAY  # a gateway's own cost is taken as it is, whatever the request did
+        elif not 200 <= status < 300 or not r.tokens_completion:
+            cost, source = None, INSURANCE  # failed, or nothing generated: $0, as OpenRouter bills it
+        else:
             prices = prices or price_book()
             cost = prices.cost(model_slug=r.model, provider_name=r.provider_name, created_at=r.created_at,
                                tokens_prompt=r.tokens_prompt, tokens_completion=r.tokens_completion,
                                tokens_reasoning=r.tokens_reasoning, tokens_cached=r.tokens_cached)
+            source = CATALOG if cost is not None else UNPRICED
         cost_units = int((cost * units_per_usd).quantize(one, rounding=ROUND_HALF_EVEN)) if cost else 0
         account_id = account_ids[r.account]
         provider = r.provider_name
-        status = r.status
         failed = 0 if 200 <= status < 300 else 1
         created = r.created_at
         hour_key = created.timestamp() // 3600
@@ -105,6 +116,6 @@ def stage_rows(records: list[formats.Record], batch_id: int) -> tuple[list[Stage
             cost_units, cost_priced, r.is_byok, latency, generation_time, status,
             r.finish_reason or "", r.streamed, r.cancelled, r.num_media_prompt, r.num_media_completion,
             r.num_search_results, attempts, failed, own, own_failed, latency_bucket, throughput_bucket,
-            r.end_user or "", r.session_id or "", r.tags, own_limited,
+            r.end_user or "", r.session_id or "", r.tags, own_limited, source,
         )))
     return stage, extra_attempts

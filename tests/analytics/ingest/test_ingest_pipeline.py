@@ -212,6 +212,36 @@ def test_unpriced_records_are_priced_from_the_endpoint_then_genai_prices(tmp_pat
     assert priced["p-3"] == (5_000_000_000, False)
 
 
+def test_zero_completion_insurance_and_where_each_cost_came_from(tmp_path):
+    EndpointFactory(model__author__slug="acme", model__route_name="rocket-1", model__name="Rocket 1",
+                    provider__slug="acme-cloud", provider__name="Acme Cloud", prompt_price=Decimal("0.000003"),
+                    completion_price=Decimal("0.000015"))
+
+    def rocket(gen_id, **fields):
+        return record(**{"id": gen_id, "model": "acme/rocket-1", "provider_name": "Acme Cloud",
+                         "tokens_prompt": 1000, "total_cost": ..., **fields})
+
+    run_batch(write_jsonl(tmp_path / "insured.jsonl", [
+        rocket("i-503", status=503, tokens_completion=0),  # failed, no gateway cost: $0, insured
+        rocket("i-500-tokens", status=500, tokens_completion=40),  # failed though it counted tokens: $0
+        rocket("i-cancelled", cancelled=True, tokens_completion=0),  # nothing generated: $0
+        rocket("i-empty", tokens_completion=0),  # a 200 with zero completion tokens: $0
+        rocket("i-cancelled-partial", cancelled=True, tokens_completion=100),  # partial output: billed
+        rocket("i-gateway-failed", status=502, tokens_completion=0, total_cost=0.25),  # gateway's cost stands
+        record(id="i-unknown", model="nobody/knows-this", provider_name="Nowhere", tokens_completion=10,
+               total_cost=...),
+    ]))
+    source = Generation.CostSource
+    got = {g.id: (g.cost_units, g.cost_priced, g.cost_source) for g in Generation.objects.all()}
+    assert got == {
+        "i-503": (0, True, source.INSURANCE), "i-500-tokens": (0, True, source.INSURANCE),
+        "i-cancelled": (0, True, source.INSURANCE), "i-empty": (0, True, source.INSURANCE),
+        "i-cancelled-partial": (45_000_000, True, source.CATALOG),  # 1000 x $3 + 100 x $15 per 1M
+        "i-gateway-failed": (2_500_000_000, False, source.GATEWAY),
+        "i-unknown": (0, True, source.UNPRICED),
+    }
+
+
 def test_a_file_with_only_bad_lines_is_done_with_every_line_kept(tmp_path):
     batch = run_batch(write_jsonl(tmp_path / "bad.jsonl", ["{", '{"id": 5}', "[1, 2]"]))
 
