@@ -27,8 +27,9 @@ DIMENSION_LABELS = {"model": "Model", "api_key": "API key", "provider": "Provide
                     "user": "User", "tag": "Tag"}
 OVERVIEW_TOPS = ("model", "api_key", "app", "provider", "user", "tag")  # the overview's tables, in page order
 GRANULARITIES = ("hour", "day", "week", "month")
-TOP_CHOICES = (5, 10, 20, 50)
+TOP_CHOICES = (5, 10, 20, 50)  # what the page offers; any whole number up to MAX_TOP reads
 TOP_DEFAULT = 10
+MAX_TOP = 50
 MAX_HOURLY_DAYS = 31
 REPORT_GROUPS = ("day", "week", "month", "model", "api_key", "provider", "app")
 REPORT_DEFAULT = ("day", "model", "api_key")
@@ -74,8 +75,8 @@ def group_by_parse(values: Iterable[str]) -> tuple[str, ...]:
 
 
 def top_parse(value: str | None) -> int:
-    """How many groups the explorer shows before "Other": one of TOP_CHOICES, else TOP_DEFAULT."""
-    return int(value) if value in {str(n) for n in TOP_CHOICES} else TOP_DEFAULT
+    """How many groups the explorer shows before "Other": 1 to MAX_TOP, else TOP_DEFAULT."""
+    return int(value) if value and value.isdigit() and 1 <= int(value) <= MAX_TOP else TOP_DEFAULT
 
 
 
