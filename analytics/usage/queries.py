@@ -40,8 +40,11 @@ def usage_prewarm(*, account_id: int) -> None:
     """Compute and cache what the overview and the activity page show by default."""
     period = period_parse(None)
     usage_overview(account_id=account_id, period=period)
+    # Every argument as the activity view passes it: the cache key is made of them.
     usage_activity(account_id=account_id, period=period, metric="spend", group_by=(),
-                   granularity=activity_granularity(period, None))
+                   granularity=activity_granularity(period, None), filters=NO_FILTERS, top=TOP_DEFAULT,
+                   cumulative=False)
+    usage_filter_choices(account_id=account_id)
 
 
 

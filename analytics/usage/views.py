@@ -72,18 +72,23 @@ def overview(request: HttpRequest) -> HttpResponse:
     })
 
 
-def _activity_view(request: HttpRequest) -> queries.Activity:
-    """The explorer's view of the query string; unusable filters (or a custom range) show why and are
-    dropped, as the page does for a bad period (the CSV of such a URL is the view the page shows)."""
+def _activity_view(request: HttpRequest, *, strict: bool = False) -> queries.Activity:
+    """The explorer's view of the query string. Unusable filters show why and are dropped, as the page
+    does for a bad period; `strict` (the CSV) raises ParamError instead, so a download is never of
+    another view than the one asked for."""
+    if strict:
+        params.period_parse(request.GET.get("period"), start=request.GET.get("start"), end=request.GET.get("end"))
+        filters = filters_parse(request.GET)
+    else:
+        try:
+            filters = filters_parse(request.GET)
+        except ParamError as error:
+            messages.warning(request, f"{error} Showing the view without filters.")
+            filters = Filters()
     period = _period(request)
     metric = request.GET.get("metric") if request.GET.get("metric") in totals.METRICS else "spend"
     group_by = params.group_by_parse(request.GET.getlist("group_by"))
     granularity = params.activity_granularity(period, request.GET.get("granularity"))
-    try:
-        filters = filters_parse(request.GET)
-    except ParamError as error:
-        messages.warning(request, f"{error} Showing the view without filters.")
-        filters = Filters()
     return queries.usage_activity(account_id=request.account.pk, period=period, metric=metric, group_by=group_by,
                                   granularity=granularity, filters=filters, top=params.top_parse(request.GET.get("top")),
                                   cumulative=request.GET.get("cumulative") == "1")
@@ -169,8 +174,13 @@ def activity(request: HttpRequest) -> HttpResponse:
 def activity_csv(request: HttpRequest) -> StreamingHttpResponse:
     """The explorer's current view as CSV: one row per bucket x group (the top groups, then Other), in
     bucket order; the bucket, the group's labels, the metric (exact: USD as decimals, rates as shares;
-    running sums when the view is cumulative), then that cell's requests, tokens and spend (USD)."""
-    result = _activity_view(request)
+    running sums when the view is cumulative), then that cell's requests, tokens and spend (USD).
+    Bucket x group rows rather than the page's groups table: the same rows whatever the period's length,
+    and ready for a pivot. Unusable filters or period answer 400 (the page warns and drops them)."""
+    try:
+        result = _activity_view(request, strict=True)
+    except ParamError as error:
+        return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
     header = ["bucket", *(result.group_labels or ["group"]), result.metric, "requests", "tokens", "spend_usd"]
 
     def rows():

@@ -201,6 +201,9 @@ def test_invalid_filters_warn_and_show_the_view_without_them(client, alice):
     assert "Showing the view without filters." in _text(response)
     assert response.context["activity"].filters == Filters()
     assert response.context["activity"].total.spend_units == 1_050_000_000
+    refused = client.get("/account/activity.csv", {**RANGE, "user": "x" * 129})
+    assert refused.status_code == 400
+    assert "user" in refused.content.decode()
 
 
 def test_csv_of_the_view_is_bucket_by_group(client, alice):
@@ -247,3 +250,16 @@ def test_overview_reads_the_rollups_twice_with_the_new_tables(client, alice):
     rollups = [q["sql"] for q in context.captured_queries if "analytics_account" in q["sql"].lower()]
     assert len(rollups) == 2  # the totals, then one pass for the chart and all six tables, as before
     assert not [q for q in context.captured_queries if "analytics_generation" in q["sql"].lower()]
+
+
+def test_prewarm_fills_the_default_explorer_view(client, alice, django_assert_max_num_queries):
+    from analytics.usage import queries
+    from analytics.usage.cache import usage_watch
+
+    account_id = alice.memberships.get().account_id
+    usage_watch(account_id=account_id)
+    queries.usage_prewarm(account_id=account_id)
+    client.force_login(alice)
+    with CaptureQueriesContext(connection) as context:
+        assert client.get("/account/activity/").status_code == 200
+    assert not [q for q in context.captured_queries if "analytics_account" in q["sql"].lower()]
