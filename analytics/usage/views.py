@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils.html import format_html_join
 
 from analytics.models import Generation
 from billing.access import account_required
@@ -22,7 +23,7 @@ from core.timerange import TimeRange, date_range_parse
 from . import exports, generation_log, params, queries, totals
 from . import reports as usage_reports
 from .cache import usage_watch
-from .filters import FILTER_DIMENSIONS, Filters, filters_parse
+from .filters import Filters, filters_parse
 
 TOP_DIMENSIONS = {"model": "models", "api_key": "API keys", "app": "apps", "provider": "providers",
                   "user": "users", "tag": "tags"}
@@ -120,6 +121,12 @@ def _log_link(result: queries.Activity, key: tuple) -> str | None:
     return "/account/generations/?" + urlencode(filters.query() + dates)
 
 
+def _options(options: list[tuple[int, str]], selected: set) -> str:
+    """A select's options in one pass (an account can have seen hundreds of models: no template loop)."""
+    return format_html_join("", '<option value="{}"{}>{}</option>',
+                            ((i, " selected" if i in selected else "", name) for i, name in options))
+
+
 def _without(filters: Filters, dimension: str, value) -> Filters:
     items = ((d, tuple(v for v in values if not (d == dimension and v == value))) for d, values in filters.items)
     return Filters(tuple((d, values) for d, values in items if values))
@@ -163,8 +170,9 @@ def activity(request: HttpRequest) -> HttpResponse:
         **_period_context(request, result.period), "activity": result, "chart": chart, "rows": rows,
         "metrics": {k: v[0] for k, v in totals.METRICS.items()}, "dimensions": params.DIMENSION_LABELS,
         "granularities": params.GRANULARITIES, "group_first": result.group_by[0] if result.group_by else "",
-        "group_second": result.group_by[1] if len(result.group_by) > 1 else "", "tops": params.TOP_CHOICES, "chips": chips, "choices": choices,
-        "selected": {d: set(result.filters.get(d)) for d in FILTER_DIMENSIONS},
+        "group_second": result.group_by[1] if len(result.group_by) > 1 else "", "tops": params.TOP_CHOICES, "chips": chips,
+        "selects": [(d, params.DIMENSION_LABELS[d], _options(options, set(result.filters.get(d))))
+                    for d, options in choices.items()],
         "typed": {d: result.filters.get(d) for d in ("user", "tag")},
         "csv_url": f"/account/activity.csv?{_view_query(result, result.filters)}",
     })

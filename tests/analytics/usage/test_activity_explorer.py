@@ -184,6 +184,8 @@ def test_filter_chips_remove_one_value_and_inputs_add_one(client, alice):
     response = client.get("/account/activity/", {**RANGE, "user": ["u1", "u2"], "model": _model_id("lab/beta")})
     chips = response.context["chips"]
     assert [(label, name) for label, name, _ in chips] == [("Model", "lab/beta"), ("User", "u1"), ("User", "u2")]
+    assert f'<option value="{_model_id("lab/beta")}" selected>lab/beta</option>' in response.content.decode()
+    assert f'<option value="{_model_id("lab/alpha")}">lab/alpha</option>' in response.content.decode()
     removed = QueryDict(chips[1][2][1:])
     assert filters_parse(removed) == Filters((("model", (_model_id("lab/beta"),)), ("user", ("u2",))))
     added = client.get("/account/activity/", {**RANGE, "user": "u1", "user_add": "u2", "tag_add": ""})
