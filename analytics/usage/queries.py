@@ -375,8 +375,10 @@ def usage_activity(*, account_id: int, period: TimeRange, metric: str, group_by:
                 if not rest_keys.isdisjoint(expand(key)):
                     other_total = other_total + totals
             other = [other_cells.get(p, empty) for p in periods]
-        buckets.append((("Other",), other))
-        groups.append(row(None, ("Other",), other_total))
+        # A user or a tag may be called "Other" itself: the rest then takes a name no group has.
+        other_name = ("Other",) if all(name != ("Other",) for name, _ in buckets) else ("Other (the rest)",)
+        buckets.append((other_name, other))
+        groups.append(row(None, other_name, other_total))
     if cumulative:
         buckets = [(name, _running(values)) for name, values in buckets]
     series = {" · ".join(name): [_chart_value(t, metric) for t in values] for name, values in buckets}

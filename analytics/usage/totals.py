@@ -23,8 +23,8 @@ METRICS = {
     "failures": ("Failed requests", ("failed",), None),
     "cost_per_million": ("Cost per 1M tokens (USD)", ("spend_units",),
                          ("tokens_prompt", "tokens_completion", "-byok_tokens")),
-    "cache_hit_rate": ("Cache-hit rate", ("tokens_cached",), ("tokens_prompt",)),
-    "failure_rate": ("Failure rate", ("failed",), ("requests",)),
+    "cache_hit_rate": ("Cache-hit rate (%)", ("tokens_cached",), ("tokens_prompt",)),
+    "failure_rate": ("Failure rate (%)", ("failed",), ("requests",)),
     "latency": ("Mean latency (ms)", ("latency_sum",), ("latency_count",)),
 }
 RATE_METRICS = ("cache_hit_rate", "failure_rate")  # shares, shown as percentages

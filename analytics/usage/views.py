@@ -196,8 +196,7 @@ def activity_csv(request: HttpRequest) -> StreamingHttpResponse:
             for labels, values in result.buckets:
                 cell = values[i]
                 value = cell.value(result.metric) if cell.requests else None
-                if labels == ("Other",) and len(result.group_by) > 1:
-                    labels = ("Other",) + ("",) * (len(result.group_by) - 1)
+                labels = (*labels, *[""] * (len(result.group_by) - len(labels)))  # Other: one label
                 yield [bucket, *labels, "" if value is None else value, cell.requests, cell.tokens,
                        units_text(cell.spend_units)]
 

@@ -265,3 +265,12 @@ def test_prewarm_fills_the_default_explorer_view(client, alice, django_assert_ma
     with CaptureQueriesContext(connection) as context:
         assert client.get("/account/activity/").status_code == 200
     assert not [q for q in context.captured_queries if "analytics_account" in q["sql"].lower()]
+
+
+def test_a_user_called_other_keeps_its_row_apart_from_the_rest(client, alice, tmp_path):
+    run_batch(write_jsonl(tmp_path / "other.jsonl", [
+        record(id="o1", created_at=at(D1, 16), user="Other", total_cost=1.0, account="acct_a", **ALPHA)]))
+    client.force_login(alice)
+    activity = _view(client, group_by="user", top="1")
+    assert _groups(activity) == {"Other": Decimal("1.0"), "Other (the rest)": Decimal("0.105")}
+    assert set(activity.series.series) == {"Other", "Other (the rest)"}
