@@ -274,3 +274,13 @@ def test_a_user_called_other_keeps_its_row_apart_from_the_rest(client, alice, tm
     activity = _view(client, group_by="user", top="1")
     assert _groups(activity) == {"Other": Decimal("1.0"), "Other (the rest)": Decimal("0.105")}
     assert set(activity.series.series) == {"Other", "Other (the rest)"}
+
+
+def test_hourly_buckets_read_the_hourly_rollup_with_the_filters(client, alice):
+    client.force_login(alice)
+    activity = _view(client, granularity="hour", group_by="user", tag="chat")
+    assert len(activity.series.periods) == 48
+    series = {name: {p: v for p, v in zip(activity.series.periods, values, strict=True) if v}
+              for name, values in activity.series.series.items()}
+    assert series == {"(no user)": {f"{D1:%Y-%m-%d} 12:00": Decimal("0.045")},
+                      "u1": {f"{D2:%Y-%m-%d} 10:00": Decimal("0.010")}}
