@@ -147,16 +147,22 @@ def tag_split(tags: str) -> list[str]:
     return tags.strip(",").split(",") if tags else [""]
 
 
-def _fan_out(grouped: dict[tuple, Totals], at: int) -> dict[tuple, Totals]:
+def _fan_out(grouped: dict[tuple, Totals], at: int, keep: frozenset = frozenset()) -> dict[tuple, Totals]:
     """`grouped` with the tags text at position `at` of each key split into its tags: a row with tags
-    a, b counts under a and under b (so these must never be summed into a total)."""
+    a, b counts under a and under b (so these must never be summed into a total); only the tags in
+    `keep` when it is not empty."""
     out: dict[tuple, Totals] = {}
     for key, totals in grouped.items():
-        for tag in tag_split(key[at]):
+        for tag in _tags_kept(key[at], keep):
             split = (*key[:at], tag, *key[at + 1:])
             previous = out.get(split)
             out[split] = previous + totals if previous else totals
     return out
+
+
+def _tags_kept(tags: str, keep: frozenset) -> list[str]:
+    split = tag_split(tags)
+    return [tag for tag in split if tag in keep] if keep else split
 
 
 def dimension_names(dimension: str, ids: Iterable, *, account_id: int) -> dict:
@@ -287,8 +293,8 @@ def usage_activity(*, account_id: int, period: TimeRange, metric: str, group_by:
     """One metric per time bucket (hour, day, week from Monday, calendar month) over the rows `filters`
     keeps, grouped by up to two dimensions: the top `top` groups and "Other", the exact sum of the rest.
 
-    Grouped by tag, each row counts under each of its tags; "Other" then holds each request carrying
-    any tag outside the top once, and the total is never a sum over tags. Cumulative series are running
+    Grouped by tag, each row counts under each of its tags (of the tags filtered on, if any); "Other"
+    then holds each request carrying any tag outside the top once, and the total is never a sum over tags. Cumulative series are running
     sums of the counters, so a ratio metric is the ratio of the running sums.
     """
     metric = metric if metric in METRICS else "spend"
@@ -309,10 +315,13 @@ def usage_activity(*, account_id: int, period: TimeRange, metric: str, group_by:
     group_totals = grouped[columns] if raw_cells else {}
     expand = None
     if tag_at is not None:
-        expansions = {key: [(*key[:tag_at], tag, *key[tag_at + 1:]) for tag in tag_split(key[tag_at])]
+        # Filtered to some tags, the groups are those tags: a group's slice is then what its generation
+        # log link names (tag=b), not "b among the requests tagged a", which no filter can say.
+        keep = frozenset(filters.get("tag"))
+        expansions = {key: [(*key[:tag_at], tag, *key[tag_at + 1:]) for tag in _tags_kept(key[tag_at], keep)]
                       for key in group_totals}
         expand = expansions.__getitem__
-        group_totals = _fan_out(group_totals, tag_at)
+        group_totals = _fan_out(group_totals, tag_at, keep)
     names = [dimension_names(d, {key[i] for key in group_totals}, account_id=account_id)
              for i, d in enumerate(group_by)]
     total = grouped[()][()] if raw_cells else Totals()

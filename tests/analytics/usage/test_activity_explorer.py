@@ -95,6 +95,14 @@ def test_group_by_tag_filtered_by_model_and_by_no_user(client, alice):
     assert _groups(no_user) == {"(no user) · chat": Decimal("0.045")}
 
 
+def test_grouped_by_tag_and_filtered_by_tags_the_groups_are_those_tags(client, alice):
+    client.force_login(alice)
+    assert _groups(_view(client, group_by="tag", tag="prod")) == {"prod": Decimal("0.030")}
+    both = _view(client, group_by="tag", tag=["prod", "chat"])
+    assert _groups(both) == {"chat": Decimal("0.055"), "prod": Decimal("0.030")}
+    assert both.total.spend_units == 750_000_000  # e1, e2, e4 once each
+
+
 def test_in_filters_and_two_group_bys(client, alice):
     client.force_login(alice)
     activity = _view(client, group_by=["model", "user"], user=["u1", "u2"])
@@ -163,10 +171,12 @@ def test_cell_links_read_back_into_the_row_slice(client, alice):
     client.force_login(alice)
     response = client.get("/account/activity/", {**RANGE, "group_by": ["user", "tag"], "tag": "prod"})
     rows = {" · ".join(row.labels): link for row, link, _ in response.context["rows"]}
-    link = rows["u1 · chat"]  # e1: u1 with tags chat and prod
+    # Filtered to prod, the tag groups are prod only (e1's chat is not "chat among prod": no link says that).
+    assert set(rows) == {"u2 · prod", "u1 · prod"}
+    link = rows["u1 · prod"]
     assert link.startswith("/account/generations/?")
     query = QueryDict(urlsplit(link).query)
-    assert filters_parse(query) == Filters((("user", ("u1",)), ("tag", ("chat",))))
+    assert filters_parse(query) == Filters((("user", ("u1",)), ("tag", ("prod",))))
     assert (query["start"], query["end"]) == (D2.isoformat(), D1.isoformat())
     assert f'href="{link.replace("&", "&amp;")}"' in response.content.decode()
     # The narrowing links keep the view and add the row's value as a filter.
