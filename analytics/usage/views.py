@@ -170,7 +170,8 @@ def activity(request: HttpRequest) -> HttpResponse:
         **_period_context(request, result.period), "activity": result, "chart": chart, "rows": rows,
         "metrics": {k: v[0] for k, v in totals.METRICS.items()}, "dimensions": params.DIMENSION_LABELS,
         "granularities": params.GRANULARITIES, "group_first": result.group_by[0] if result.group_by else "",
-        "group_second": result.group_by[1] if len(result.group_by) > 1 else "", "tops": params.TOP_CHOICES, "chips": chips,
+        "group_second": result.group_by[1] if len(result.group_by) > 1 else "", "chips": chips,
+        "tops": sorted({*params.TOP_CHOICES, result.top}),  # a bookmarked top=7 stays selected
         "selects": [(d, params.DIMENSION_LABELS[d], _options(options, set(result.filters.get(d))))
                     for d, options in choices.items()],
         "typed": {d: result.filters.get(d) for d in ("user", "tag")},
