@@ -6,8 +6,10 @@
 
 Signs in a bench user as a member of the busiest account (most requests; `--account median`: the
 account in the middle of the ranking by requests, or an account id) and prints, as one JSON
-line: server time p50/p90 of the overview (30 days) and the activity page (30 days by day, grouped
-by model and key), cold (cache emptied before each request) and cached (after `usage_prewarm`, as
+line: server time p50/p90 of the overview (30 days, its six top tables: models, keys, apps,
+providers, users, tags) and the activity page, the explorer with two group-bys and a filter (30 days
+by day, grouped by end user and model, filtered to the account's most used tag; by model and key
+when its traffic has no tags), cold (cache emptied before each request) and cached (after `usage_prewarm`, as
 the refresh after each ingested chunk leaves them; the grouped activity view is cached by its
 first visit); the time to download usage.csv for the busiest account's busiest calendar month
 (day x model x key); and generations.csv over the newest days that hold `--rows` generations of
@@ -24,6 +26,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -121,8 +124,13 @@ def main() -> None:
               "account_id": account_id, "account_requests": busiest["n"],
               "accountday_rows": AccountDay.objects.filter(account_id=account_id).count()}
 
+    tagged = (AccountDay.objects.filter(account_id=account_id).exclude(tags="").values("tags")
+              .annotate(n=Sum("requests")).order_by("-n").first())
+    tag = tagged["tags"].strip(",").split(",")[0] if tagged else None
+    explorer = (f"group_by=user&group_by=model&{urlencode({'tag': tag})}" if tag
+                else "group_by=model&group_by=api_key")
     pages = {"overview": "/account/?period=30d",
-             "activity": "/account/activity/?metric=spend&group_by=model&group_by=api_key&granularity=day&period=30d"}
+             "activity": f"/account/activity/?metric=spend&{explorer}&granularity=day&period=30d"}
     for name, url in pages.items() if options.only in (None, "pages") else ():
         client.get(url)  # connections, templates
         cold, cached = [], []

@@ -70,6 +70,19 @@ def test_account_a_cannot_reach_account_b_objects(site):
         assert not re.search(rb"9[.,]99", body), url  # account B's only request cost $9.99
 
 
+def test_explorer_slices_by_user_and_tag_stay_in_the_account(site):
+    """Account B's request carries the same (empty) user and no tag as A's: filtered or grouped by them,
+    A's explorer, its CSV and the overview's top users and tags still show A's rows only."""
+    client = site["client"]
+    for url in ("/account/activity/?group_by=user&group_by=tag&user=&period=30d",
+                "/account/activity/?group_by=tag&tag=prod&period=30d",
+                "/account/activity.csv?group_by=user&group_by=model&user=&period=30d", "/account/?period=30d"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        assert not re.search(rb"9[.,]99", body), url  # account B's only request cost $9.99
+
+
 def test_staff_pages_refuse_account_holders(site):
     batch = IngestBatch.objects.get()
     for url in (f"/ops/ingest/{batch.pk}/", f"/ops/ingest/{batch.pk}/rejects.csv", "/ops/ingest/", "/admin/"):

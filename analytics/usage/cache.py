@@ -8,6 +8,8 @@ whose a minute later (analytics.usage.tasks.usage_refresh sends the messages).
 from __future__ import annotations
 
 import functools
+import hashlib
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from django.core.cache import cache
 from core.cache import versioned
 from core.timerange import TimeRange
 
+_SAFE_KEY = re.compile(r"[\w:=+.-]*", re.ASCII)
 CACHE_SECONDS = 3600  # keyed by the account's usage version, which ingestion moves while it is watched
 REFRESH_SECONDS = 60  # the version moves at most once a minute per account
 # A catch-up mark counts for less than its task's countdown (REFRESH_SECONDS + 1): a chunk that
@@ -130,6 +133,9 @@ def account_cached(func):
     @functools.wraps(func)
     def wrapper(*, account_id: int, period: TimeRange, **kwargs):
         arguments = ":".join(f"{k}={'+'.join(v) if isinstance(v, tuple) else v}" for k, v in sorted(kwargs.items()))
+        if len(arguments) > 120 or not _SAFE_KEY.fullmatch(arguments):
+            # Filters carry users' and tags' own text: a digest keeps the key short and memcached-safe.
+            arguments = hashlib.sha256(arguments.encode()).hexdigest()
         key = f"{func.__name__}:{period.key}:{arguments}"
         return usage_cached(account_id, key, lambda: func(account_id=account_id, period=period, **kwargs))
     return wrapper

@@ -19,10 +19,17 @@ PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta
 PERIOD_LABELS = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days",
                  "custom": "Custom range"}
 MAX_CUSTOM_DAYS = 400
-DIMENSIONS = {"model": "model_id", "api_key": "api_key_id", "provider": "provider_id", "app": "app_id"}
-DIMENSION_LABELS = {"model": "Model", "api_key": "API key", "provider": "Provider", "app": "App"}
-OVERVIEW_TOPS = ("model", "api_key", "app", "provider")  # the overview's tables, in page order
-GRANULARITIES = ("hour", "day", "week")
+# dimension -> its column in the account rollups; `tags` holds a request's sorted tags as ",a,b,", so a
+# grouping by tag splits each row into its tags (see queries.tag_split).
+DIMENSIONS = {"model": "model_id", "api_key": "api_key_id", "provider": "provider_id", "app": "app_id",
+              "user": "end_user", "tag": "tags"}
+DIMENSION_LABELS = {"model": "Model", "api_key": "API key", "provider": "Provider", "app": "App",
+                    "user": "User", "tag": "Tag"}
+OVERVIEW_TOPS = ("model", "api_key", "app", "provider", "user", "tag")  # the overview's tables, in page order
+GRANULARITIES = ("hour", "day", "week", "month")
+TOP_CHOICES = (5, 10, 20, 50)  # what the page offers; any whole number up to MAX_TOP reads
+TOP_DEFAULT = 10
+MAX_TOP = 50
 MAX_HOURLY_DAYS = 31
 REPORT_GROUPS = ("day", "week", "month", "model", "api_key", "provider", "app")
 REPORT_DEFAULT = ("day", "model", "api_key")
@@ -65,6 +72,11 @@ def activity_granularity(period: TimeRange, granularity: str | None) -> str:
 def group_by_parse(values: Iterable[str]) -> tuple[str, ...]:
     """Up to two distinct dimensions, in the order given."""
     return tuple(dict.fromkeys(v for v in values if v in DIMENSIONS))[:2]
+
+
+def top_parse(value: str | None) -> int:
+    """How many groups the explorer shows before "Other": 1 to MAX_TOP, else TOP_DEFAULT."""
+    return int(value) if value and value.isdigit() and 1 <= int(value) <= MAX_TOP else TOP_DEFAULT
 
 
 

@@ -25,18 +25,29 @@ from marketplace.models import App, Model, Provider
 
 from . import savings
 from .cache import account_cached, usage_cached
-from .params import DIMENSION_LABELS, DIMENSIONS, OVERVIEW_TOPS, activity_granularity, period_parse
-from .totals import COUNTERS, METRICS, Totals
+from .filters import Filters
+from .params import (
+    DIMENSION_LABELS,
+    DIMENSIONS,
+    OVERVIEW_TOPS,
+    TOP_DEFAULT,
+    activity_granularity,
+    period_parse,
+)
+from .totals import COUNTERS, METRICS, RATE_METRICS, Totals
 
-TOP_SERIES = 10
+NO_FILTERS = Filters()
 
 
 def usage_prewarm(*, account_id: int) -> None:
     """Compute and cache what the overview and the activity page show by default."""
     period = period_parse(None)
     usage_overview(account_id=account_id, period=period)
+    # Every argument as the activity view passes it: the cache key is made of them.
     usage_activity(account_id=account_id, period=period, metric="spend", group_by=(),
-                   granularity=activity_granularity(period, None))
+                   granularity=activity_granularity(period, None), filters=NO_FILTERS, top=TOP_DEFAULT,
+                   cumulative=False)
+    usage_filter_choices(account_id=account_id)
     forecast_days(account_id=account_id)
     savings.account_savings(account_id=account_id)
 
@@ -73,7 +84,7 @@ def _key_getter(positions: list[int]):
 
 
 def _grouped(account_id: int, start: datetime, end: datetime, *, hourly: bool,
-             sets: Iterable[tuple[str, ...]]) -> dict[tuple[str, ...], dict[tuple, Totals]]:
+             sets: Iterable[tuple[str, ...]], filters: Filters = NO_FILTERS) -> dict[tuple[str, ...], dict[tuple, Totals]]:
     """The counters of the account's rollup rows in [start, end), summed per each set of columns.
 
     On PostgreSQL one pass over the rows feeds every set (GROUPING SETS): the busiest account's
@@ -88,6 +99,7 @@ def _grouped(account_id: int, start: datetime, end: datetime, *, hourly: bool,
     out: dict[tuple[str, ...], dict[tuple, Totals]] = {cols: {} for cols in sets}
     rows, time_column = _source(account_id, start, end, hourly=hourly)
     if connection.vendor != "postgresql":
+        rows = rows.filter(filters.rollup_q()) if filters else rows
         # One GROUP BY over every column named, added up here into each set (the demo's SQLite).
         fetched = (rows.values_list(*columns).annotate(**_sums()).order_by() if columns
                    else [tuple(rows.aggregate(**_sums()).values())])
@@ -106,12 +118,13 @@ def _grouped(account_id: int, start: datetime, end: datetime, *, hourly: bool,
     select = ", ".join(columns)
     grouping = f"GROUPING({select})" if columns else "0"
     group_sets = ", ".join(f"({', '.join(cols)})" for cols in sets)
+    condition, condition_params = filters.rollup_sql()
     sql = (f"SELECT {select + ', ' if columns else ''}{grouping}, {_SUMS_SQL} FROM {table}"
-           f" WHERE account_id = %s AND {time_column} >= %s AND {time_column} < %s"
+           f" WHERE account_id = %s AND {time_column} >= %s AND {time_column} < %s{condition}"
            f" GROUP BY GROUPING SETS ({group_sets})")
     bounds = (start, end) if hourly else (start.date(), end.date())
     with connection.cursor() as cursor:
-        cursor.execute(sql, (account_id, *bounds))
+        cursor.execute(sql, (account_id, *bounds, *condition_params))
         fetched = cursor.fetchall()
     # Tens of thousands of rows for the busiest account: no per-value work in Python.
     targets = {mask: (out[cols], _key_getter(positions[cols])) for mask, cols in by_mask.items()}
@@ -137,8 +150,36 @@ def usage_totals(*, account_id: int, period: TimeRange) -> tuple[Totals, Totals]
 
 
 
-def dimension_names(dimension: str, ids: Iterable[int], *, account_id: int) -> dict[int, str]:
-    """Display names of model, key, provider or app ids (0 means none)."""
+NO_TEXT = {"user": "(no user)", "tag": "(no tag)"}
+
+
+def tag_split(tags: str) -> list[str]:
+    """The tags of a rollup row's ",a,b," text; [""] ("no tag") for none."""
+    return tags.strip(",").split(",") if tags else [""]
+
+
+def _fan_out(grouped: dict[tuple, Totals], at: int, keep: frozenset = frozenset()) -> dict[tuple, Totals]:
+    """`grouped` with the tags text at position `at` of each key split into its tags: a row with tags
+    a, b counts under a and under b (so these must never be summed into a total); only the tags in
+    `keep` when it is not empty."""
+    out: dict[tuple, Totals] = {}
+    for key, totals in grouped.items():
+        for tag in _tags_kept(key[at], keep):
+            split = (*key[:at], tag, *key[at + 1:])
+            previous = out.get(split)
+            out[split] = previous + totals if previous else totals
+    return out
+
+
+def _tags_kept(tags: str, keep: frozenset) -> list[str]:
+    split = tag_split(tags)
+    return [tag for tag in split if tag in keep] if keep else split
+
+
+def dimension_names(dimension: str, ids: Iterable, *, account_id: int) -> dict:
+    """Display names of model, key, provider or app ids (0 means none); users and tags are their text."""
+    if dimension in NO_TEXT:
+        return {i: i or NO_TEXT[dimension] for i in ids}
     wanted = {i for i in ids if i}
     names: dict[int, str] = {0: {"api_key": "(no key)", "app": "(no app)"}.get(dimension, "(none)")}
     if not wanted:
@@ -161,29 +202,33 @@ def dimension_names(dimension: str, ids: Iterable[int], *, account_id: int) -> d
 
 @dataclass(frozen=True)
 class TopRow:
-    id: int
+    id: int | str  # an id; a user's or a tag's text
     name: str
     totals: Totals
     share: float  # of the period's spend, or of its tokens when nothing was spent
 
 
-def _top_rows(grouped: dict[tuple, Totals], dimension: str, *, account_id: int, limit: int) -> list[TopRow]:
+def _top_rows(grouped: dict[tuple, Totals], dimension: str, *, account_id: int, limit: int,
+              whole: Totals) -> list[TopRow]:
+    """The top `limit` of `grouped` by spend, then tokens; shares of `whole` (the period, not a sum of
+    the rows: tags overlap)."""
     totals = [(key[0], t) for key, t in grouped.items()]
     totals.sort(key=lambda item: (-item[1].spend_units, -item[1].tokens, item[0]))
-    spend = sum(t.spend_units for _, t in totals)
-    tokens = sum(t.tokens for _, t in totals)
+    spend, tokens = whole.spend_units, whole.tokens
     names = dimension_names(dimension, (i for i, _ in totals[:limit]), account_id=account_id)
     return [TopRow(i, names[i], t, (t.spend_units / spend) if spend else (t.tokens / tokens if tokens else 0.0))
             for i, t in totals[:limit]]
 
 
-def _bucket_labels(period: TimeRange, granularity: str) -> list[str]:
+# Buckets are UTC. `zone` is where an account's own time zone would come in (future work): the hour
+# labels are read in it; day rows would then have to be the account's days, which the rollups are not yet.
+def _bucket_labels(period: TimeRange, granularity: str, zone=UTC) -> list[str]:
     if granularity == "hour":
         count = int((period.end - period.start) / timedelta(hours=1))
-        return [f"{period.start + timedelta(hours=i):%Y-%m-%d %H:00}" for i in range(count)]
+        return [f"{(period.start + timedelta(hours=i)).astimezone(zone):%Y-%m-%d %H:00}" for i in range(count)]
     days = [period.first_day + timedelta(days=i) for i in range((period.last_day - period.first_day).days + 1)]
-    if granularity == "week":
-        return list(dict.fromkeys(week_label(d) for d in days))
+    if granularity in ("week", "month"):
+        return list(dict.fromkeys(_day_bucket(d, granularity) for d in days))
     return [d.isoformat() for d in days]
 
 
@@ -191,14 +236,25 @@ def week_label(day: date) -> str:
     return (day - timedelta(days=day.weekday())).isoformat()
 
 
-def _bucket_of(value, granularity: str) -> str:
+def month_label(day: date) -> str:
+    return f"{day:%Y-%m}"
+
+
+def _day_bucket(day: date, granularity: str) -> str:
+    if granularity == "week":
+        return week_label(day)
+    return month_label(day) if granularity == "month" else day.isoformat()
+
+
+def _bucket_of(value, granularity: str, zone=UTC) -> str:
     if granularity == "hour":
-        return f"{value.astimezone(UTC):%Y-%m-%d %H:00}"
-    return week_label(value) if granularity == "week" else value.isoformat()
+        return f"{value.astimezone(zone):%Y-%m-%d %H:00}"
+    return _day_bucket(value, granularity)
 
 
 @dataclass(frozen=True)
 class GroupRow:
+    key: tuple | None  # the dimension values (ids, user or tag texts); None for "Other"
     labels: tuple[str, ...]
     totals: Totals
     value: object
@@ -211,8 +267,13 @@ class Activity:
     metric: str
     group_by: tuple[str, ...]
     granularity: str
-    series: Series  # top groups per bucket, the rest as Others
-    groups: list[GroupRow]  # every group over the whole period
+    filters: Filters
+    top: int
+    cumulative: bool
+    series: Series  # the top groups per bucket (running sums when cumulative), the rest as Other
+    buckets: list[tuple[tuple[str, ...], list[Totals]]]  # the same series as counters: labels, per bucket
+    groups: list[GroupRow]  # the top groups over the whole period, then "Other" (the rest, summed once)
+    group_count: int  # every group (a tag grouping counts each tag)
     total: Totals
 
     @property
@@ -228,28 +289,53 @@ class Activity:
         return [DIMENSION_LABELS[d] for d in self.group_by]
 
 
+def _running(values: list[Totals]) -> list[Totals]:
+    out, running = [], Totals()
+    for totals in values:
+        running = running + totals
+        out.append(running)
+    return out
+
 
 @account_cached
 def usage_activity(*, account_id: int, period: TimeRange, metric: str, group_by: tuple[str, ...],
-                   granularity: str) -> Activity:
-    """One metric per time bucket, grouped by up to two dimensions."""
+                   granularity: str, filters: Filters = NO_FILTERS, top: int = TOP_DEFAULT,
+                   cumulative: bool = False) -> Activity:
+    """One metric per time bucket (hour, day, week from Monday, calendar month) over the rows `filters`
+    keeps, grouped by up to two dimensions: the top `top` groups and "Other", the exact sum of the rest.
+
+    Grouped by tag, each row counts under each of its tags (of the tags filtered on, if any); "Other"
+    then holds each request carrying any tag outside the top once, and the total is never a sum over tags. Cumulative series are running
+    sums of the counters, so a ratio metric is the ratio of the running sums.
+    """
     metric = metric if metric in METRICS else "spend"
     columns = tuple(DIMENSIONS[d] for d in group_by)
     hourly = granularity == "hour"
     time_column = "hour" if hourly else "day"
-    # One pass: the cells (bucket x group), each group's totals and the whole period's.
-    grouped = _grouped(account_id, period.start, period.end, hourly=hourly,
-                       sets=[(time_column, *columns), columns, ()])
-    cells: dict[tuple, dict[str, Totals]] = defaultdict(dict)
+    tag_at = group_by.index("tag") if "tag" in group_by else None
+    # One pass: the cells (bucket x group), each group's, each bucket's and the whole period's totals.
+    sets = [(time_column, *columns), columns, (time_column,), ()]
+    grouped = _grouped(account_id, period.start, period.end, hourly=hourly, sets=sets, filters=filters)
+    raw_cells: dict[tuple, dict[str, Totals]] = defaultdict(dict)
     bucket_of: dict = {}
     for key, totals in grouped[(time_column, *columns)].items():
         at, key = key[0], key[1:]
         bucket = bucket_of.get(at) or bucket_of.setdefault(at, _bucket_of(at, granularity))
-        previous = cells[key].get(bucket)
-        cells[key][bucket] = previous + totals if previous else totals
-    names = [dimension_names(d, {key[i] for key in cells}, account_id=account_id) for i, d in enumerate(group_by)]
-    group_totals = grouped[columns]
-    total = grouped[()][()] if cells else Totals()
+        previous = raw_cells[key].get(bucket)
+        raw_cells[key][bucket] = previous + totals if previous else totals
+    group_totals = grouped[columns] if raw_cells else {}
+    expand = None
+    if tag_at is not None:
+        # Filtered to some tags, the groups are those tags: a group's slice is then what its generation
+        # log link names (tag=b), not "b among the requests tagged a", which no filter can say.
+        keep = frozenset(filters.get("tag"))
+        expansions = {key: [(*key[:tag_at], tag, *key[tag_at + 1:]) for tag in _tags_kept(key[tag_at], keep)]
+                      for key in group_totals}
+        expand = expansions.__getitem__
+        group_totals = _fan_out(group_totals, tag_at, keep)
+    names = [dimension_names(d, {key[i] for key in group_totals}, account_id=account_id)
+             for i, d in enumerate(group_by)]
+    total = grouped[()][()] if raw_cells else Totals()
     additive = METRICS[metric][2] is None
     whole = total.value(metric) if additive else None
 
@@ -260,33 +346,80 @@ def usage_activity(*, account_id: int, period: TimeRange, metric: str, group_by:
         value = group_totals[key].value(metric)
         return (-(value or 0), labels(key))
 
-    ordered = sorted(cells, key=rank)
-    groups = [GroupRow(labels(k), group_totals[k], group_totals[k].value(metric),
-                       (group_totals[k].value(metric) / whole) if additive and whole else None) for k in ordered]
+    def row(key, labels_, totals) -> GroupRow:
+        value = totals.value(metric)
+        return GroupRow(key, labels_, totals, value, (value / whole) if additive and whole else None)
+
+    ordered = sorted(group_totals, key=rank)
+    shown, rest = ordered[:top], ordered[top:]
     periods = _bucket_labels(period, granularity)
-    series: dict[str, list] = {}
-    top, rest = ordered[:TOP_SERIES], ordered[TOP_SERIES:]
-    for key in top:
-        series[" · ".join(labels(key))] = [_chart_value(cells[key].get(p), metric) for p in periods]
+    empty = Totals()
+    buckets: list[tuple[tuple[str, ...], list[Totals]]] = []
+    if expand is None:
+        for key in shown:
+            cell = raw_cells[key]
+            buckets.append((labels(key), [cell.get(p, empty) for p in periods]))
+    else:
+        # A group is (…, tag, …): its cells are those of every tag set holding the tag.
+        shown_cells: dict[tuple, dict[str, Totals]] = {key: {} for key in shown}
+        for key, cell in raw_cells.items():
+            for split in expand(key):
+                target = shown_cells.get(split)
+                if target is not None:
+                    for p, totals in cell.items():
+                        previous = target.get(p)
+                        target[p] = previous + totals if previous else totals
+        buckets = [(labels(key), [shown_cells[key].get(p, empty) for p in periods]) for key in shown]
+    groups = [row(key, labels(key), group_totals[key]) for key in shown]
     if rest:
-        # Only the counters the metric reads are added up (the rest can be tens of thousands of cells).
-        _, numerators, denominator = METRICS[metric]
-        used = [COUNTERS.index(c) for c in (*numerators, *((denominator,) if denominator else ()))]
-        merged = {p: [0] * len(COUNTERS) for p in periods}
-        for key in rest:
-            for p, totals in cells[key].items():
-                counters = merged[p]
-                for i in used:
-                    counters[i] += totals[i]
-        series["Others"] = [_chart_value(Totals._make(merged[p]), metric) for p in periods]
-    return Activity(period=period, metric=metric, group_by=group_by, granularity=granularity,
-                    series=Series(periods=periods, series=series), groups=groups, total=total)
+        if expand is None:
+            # No overlap between groups: the rest is the whole less the groups shown (exact integers).
+            per_bucket: dict[str, Totals] = {}
+            for (at,), totals in grouped[(time_column,)].items():
+                bucket = bucket_of.get(at) or bucket_of.setdefault(at, _bucket_of(at, granularity))
+                previous = per_bucket.get(bucket)
+                per_bucket[bucket] = previous + totals if previous else totals
+            other = [_minus(per_bucket.get(p, empty), [cells[i] for _, cells in buckets]) for i, p in enumerate(periods)]
+            other_total = _minus(total, [g.totals for g in groups])
+        else:
+            # Tags overlap: each tag set with a tag outside the top counts once.
+            rest_keys = set(rest)
+            other_cells: dict[str, Totals] = {}
+            other_total = Totals()
+            for key, cell in raw_cells.items():
+                if rest_keys.isdisjoint(expand(key)):
+                    continue
+                for p, totals in cell.items():
+                    other_cells[p] = other_cells.get(p, empty) + totals
+            for key, totals in grouped[columns].items():
+                if not rest_keys.isdisjoint(expand(key)):
+                    other_total = other_total + totals
+            other = [other_cells.get(p, empty) for p in periods]
+        # A user or a tag may be called "Other" itself: the rest then takes a name no group has.
+        other_name = ("Other",) if all(name != ("Other",) for name, _ in buckets) else ("Other (the rest)",)
+        buckets.append((other_name, other))
+        groups.append(row(None, other_name, other_total))
+    if cumulative:
+        buckets = [(name, _running(values)) for name, values in buckets]
+    series = {" · ".join(name): [_chart_value(t, metric) for t in values] for name, values in buckets}
+    return Activity(period=period, metric=metric, group_by=group_by, granularity=granularity, filters=filters,
+                    top=top, cumulative=cumulative, series=Series(periods=periods, series=series), buckets=buckets,
+                    groups=groups, group_count=len(ordered), total=total)
+
+
+def _minus(whole: Totals, parts: list[Totals]) -> Totals:
+    """`whole` less the sum of `parts` (disjoint parts of it): the rest, exactly."""
+    return Totals._make([w - sum(column) for w, column in zip(whole, zip(*parts, strict=True), strict=True)]
+                        if parts else whole)
 
 
 def _chart_value(totals: Totals | None, metric: str):
-    if totals is None:
+    """A bucket's value on the chart: empty buckets are 0 for a sum, a gap for a ratio; rates in %."""
+    if totals is None or not totals.requests:
         return 0 if METRICS[metric][2] is None else None
     value = totals.value(metric)
+    if metric in RATE_METRICS and value is not None:
+        return round(value * 100, 2)
     return round(value, 1) if isinstance(value, float) else value
 
 
@@ -328,14 +461,34 @@ class Overview:
 @account_cached
 def usage_overview(*, account_id: int, period: TimeRange, top: int = 8) -> Overview:
     """What the overview shows: totals against the previous period, spend and tokens by model over
-    time, and the top models, keys, apps and providers; two queries (one pass over the period's rows
-    feeds the chart and the four tables) and one cache entry.
+    time, and the top models, keys, apps, providers, users and tags; two queries (one pass over the
+    period's rows feeds the chart and the six tables) and one cache entry.
     """
     now, before = usage_totals(account_id=account_id, period=period)
     by_day = _by_day_set(period)
     sets = [by_day, *((DIMENSIONS[d],) for d in OVERVIEW_TOPS)]
     grouped = _grouped(account_id, period.start, period.end, hourly=not period.by_day, sets=sets)
     spend, tokens = _by_day_series(grouped[by_day], period, account_id=account_id, top=top)
-    tops = {d: _top_rows(grouped[(DIMENSIONS[d],)], d, account_id=account_id, limit=top) for d in OVERVIEW_TOPS}
+    # Tags: the same pass grouped by tag set (an account has few), split here into tags.
+    grouped[("tags",)] = _fan_out(grouped[("tags",)], 0)
+    tops = {d: _top_rows(grouped[(DIMENSIONS[d],)], d, account_id=account_id, limit=top, whole=now)
+            for d in OVERVIEW_TOPS}
     return Overview(totals=now, previous=before, spend=spend, tokens=tokens, tops=tops)
 
+
+
+def usage_filter_choices(*, account_id: int) -> dict[str, list[tuple[int, str]]]:
+    """What the explorer's id filters offer: the models, providers, keys and apps of the account's rollups
+    (0: no key, no app), by name; cached until the account's next chunk. Users and tags are typed."""
+    dimensions = ("model", "provider", "api_key", "app")
+
+    def compute() -> dict[str, list[tuple[int, str]]]:
+        seen = (AccountDay.objects.filter(account_id=account_id).order_by()
+                .values_list(*(DIMENSIONS[d] for d in dimensions)).distinct())
+        ids = [set(column) for column in zip(*seen, strict=True)] or [set() for _ in dimensions]
+        choices = {}
+        for dimension, wanted in zip(dimensions, ids, strict=True):
+            names = dimension_names(dimension, wanted, account_id=account_id)
+            choices[dimension] = sorted(((i, names[i]) for i in wanted), key=lambda item: (item[1].lower(), item[0]))
+        return choices
+    return usage_cached(account_id, "filter_choices", compute)

@@ -10,6 +10,9 @@ from typing import NamedTuple
 
 from core.money import units_to_usd
 
+# metric -> (label, numerator counters, denominator counters or None for an additive metric); a
+# denominator counter written "-c" is subtracted. A ratio is the ratio of the sums (exact integers until
+# the one division), so a group's, a bucket's or a running sum's value is never a mean of means.
 METRICS = {
     "spend": ("Spend (USD)", ("spend_units",), None),
     "tokens": ("Tokens", ("tokens_prompt", "tokens_completion"), None),
@@ -18,8 +21,19 @@ METRICS = {
     "tokens_reasoning": ("Reasoning tokens", ("tokens_reasoning",), None),
     "requests": ("Requests", ("requests",), None),
     "failures": ("Failed requests", ("failed",), None),
-    "latency": ("Mean latency (ms)", ("latency_sum",), "latency_count"),
+    "cost_per_million": ("Cost per 1M tokens (USD)", ("spend_units",),
+                         ("tokens_prompt", "tokens_completion", "-byok_tokens")),
+    "cache_hit_rate": ("Cache-hit rate (%)", ("tokens_cached",), ("tokens_prompt",)),
+    "failure_rate": ("Failure rate (%)", ("failed",), ("requests",)),
+    "latency": ("Mean latency (ms)", ("latency_sum",), ("latency_count",)),
 }
+RATE_METRICS = ("cache_hit_rate", "failure_rate")  # shares, shown as percentages
+
+
+def metric_counters(metric: str) -> tuple[str, ...]:
+    """The counters a metric reads."""
+    _, numerators, denominator = METRICS[metric]
+    return (*numerators, *(c.lstrip("-") for c in denominator or ()))
 
 
 class Totals(NamedTuple):
@@ -76,8 +90,12 @@ class Totals(NamedTuple):
             return units_to_usd(top)
         if denominator is None:
             return top
-        bottom = getattr(self, denominator)
-        return top / bottom if bottom else None
+        bottom = sum(-getattr(self, c[1:]) if c[0] == "-" else getattr(self, c) for c in denominator)
+        if bottom <= 0:
+            return None
+        if metric == "cost_per_million":
+            return units_to_usd(top * 1_000_000 // bottom)  # as cost_per_million_units
+        return top / bottom
 
 
 

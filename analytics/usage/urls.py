@@ -31,6 +31,7 @@ register_converter(GenerationIdConverter, "generation_id")
 urlpatterns = [
     path("account/", views.overview, name="overview"),
     path("account/activity/", views.activity, name="activity"),
+    path("account/activity.csv", views.activity_csv, name="activity-csv"),
     path("account/generations/", views.generations, name="generations"),
     path("account/generations/<generation_id:generation_id>/", views.generation, name="generation"),
     path("account/reports/", views.reports, name="reports"),

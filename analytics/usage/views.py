@@ -8,7 +8,8 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.html import format_html_join
 
 from analytics.models import Generation
 from billing.access import account_required
@@ -16,14 +17,17 @@ from billing.selectors import spend_forecast
 from core import charts
 from core.csvutil import csv_stream
 from core.http import csv_response
+from core.money import units_text
 from core.params import ParamError
 from core.timerange import TimeRange, date_range_parse
 
 from . import exports, generation_log, params, queries, savings, totals
 from . import reports as usage_reports
 from .cache import usage_watch
+from .filters import Filters, filters_parse
 
-TOP_DIMENSIONS = {"model": "models", "api_key": "API keys", "app": "apps", "provider": "providers"}
+TOP_DIMENSIONS = {"model": "models", "api_key": "API keys", "app": "apps", "provider": "providers",
+                  "user": "users", "tag": "tags"}
 
 
 def _period(request: HttpRequest) -> TimeRange:
@@ -72,25 +76,137 @@ def overview(request: HttpRequest) -> HttpResponse:
     })
 
 
-@account_required
-def activity(request: HttpRequest) -> HttpResponse:
-    """One metric over time, grouped by up to two dimensions; every choice lives in the URL."""
-    usage_watch(account_id=request.account.pk)  # before reading, as the overview
+def _activity_view(request: HttpRequest, *, strict: bool = False) -> queries.Activity:
+    """The explorer's view of the query string. Unusable filters show why and are dropped, as the page
+    does for a bad period; `strict` (the CSV) raises ParamError instead, so a download is never of
+    another view than the one asked for."""
+    if strict:
+        params.period_parse(request.GET.get("period"), start=request.GET.get("start"), end=request.GET.get("end"))
+        filters = filters_parse(request.GET)
+    else:
+        try:
+            filters = filters_parse(request.GET)
+        except ParamError as error:
+            messages.warning(request, f"{error} Showing the view without filters.")
+            filters = Filters()
     period = _period(request)
     metric = request.GET.get("metric") if request.GET.get("metric") in totals.METRICS else "spend"
     group_by = params.group_by_parse(request.GET.getlist("group_by"))
     granularity = params.activity_granularity(period, request.GET.get("granularity"))
-    result = queries.usage_activity(account_id=request.account.pk, period=period, metric=metric, group_by=group_by,
-                                  granularity=granularity)
-    title = f"{result.metric_label} per {granularity}"
+    return queries.usage_activity(account_id=request.account.pk, period=period, metric=metric, group_by=group_by,
+                                  granularity=granularity, filters=filters, top=params.top_parse(request.GET.get("top")),
+                                  cumulative=request.GET.get("cumulative") == "1")
+
+
+def _view_query(result: queries.Activity, filters: Filters, **changes) -> str:
+    """The explorer URL's query for `result` with `filters` (and `changes` to its other choices)."""
+    period = result.period
+    choices = {"metric": result.metric, "group_by": list(result.group_by), "granularity": result.granularity,
+               "period": period.name,
+               "top": result.top if result.top != params.TOP_DEFAULT else None, "cumulative": "1" if result.cumulative else None}
+    if period.name == "custom":
+        choices.update(start=period.first_day.isoformat(), end=period.last_day.isoformat())
+    choices.update(changes)
+    pairs = [(k, v) for k, values in choices.items() for v in (values if isinstance(values, list) else [values])
+             if v is not None]
+    return urlencode(pairs + filters.query())
+
+
+def _log_link(result: queries.Activity, key: tuple) -> str | None:
+    """The generation log of one group's slice over the period; None when the filters cannot name it
+    ("no tag" is not a filter value)."""
+    filters = result.filters
+    for dimension, value in zip(result.group_by, key, strict=True):
+        if dimension == "tag" and value == "":
+            return None
+        filters = filters.narrowed(dimension, value)
+    dates = [("start", result.period.first_day.isoformat()), ("end", result.period.last_day.isoformat())]
+    return "/account/generations/?" + urlencode(filters.query() + dates)
+
+
+def _options(options: list[tuple[int, str]], selected: set) -> str:
+    """A select's options in one pass (an account can have seen hundreds of models: no template loop)."""
+    return format_html_join("", '<option value="{}"{}>{}</option>',
+                            ((i, " selected" if i in selected else "", name) for i, name in options))
+
+
+def _without(filters: Filters, dimension: str, value) -> Filters:
+    items = ((d, tuple(v for v in values if not (d == dimension and v == value))) for d, values in filters.items)
+    return Filters(tuple((d, values) for d, values in items if values))
+
+
+@account_required
+def activity(request: HttpRequest) -> HttpResponse:
+    """One metric over time, grouped by up to two dimensions and filtered on any; every choice lives in the URL."""
+    usage_watch(account_id=request.account.pk)  # before reading, as the overview
+    typed = [(d, request.GET.get(f"{d}_add", "").strip()) for d in ("user", "tag")]
+    if any(value for _, value in typed) or any(f"{d}_add" in request.GET for d, _ in typed):
+        # The page's text inputs add a user or a tag: back to the one URL of the view (empty ones drop).
+        query = request.GET.copy()
+        for dimension, value in typed:
+            query.pop(f"{dimension}_add", None)
+            if value and value not in query.getlist(dimension):
+                query.appendlist(dimension, value)
+        return redirect(f"{request.path}?{query.urlencode()}")
+    result = _activity_view(request)
+    title = f"{result.metric_label} per {result.granularity}{' (cumulative)' if result.cumulative else ''}"
     chart = (charts.stacked_bars(result.series, title=title, unit=result.metric_label) if result.additive
              else charts.lines(result.series, title=title, unit=result.metric_label))
+    choices = queries.usage_filter_choices(account_id=request.account.pk)
+    names = {d: dict(choices[d]) for d in choices}
+
+    def chip_name(dimension: str, value) -> str:
+        return names[dimension].get(value, f"#{value}") if dimension in names else value or queries.NO_TEXT[dimension]
+
+    chips = [(params.DIMENSION_LABELS[d], chip_name(d, v), f"?{_view_query(result, _without(result.filters, d, v))}")
+             for d, values in result.filters.items for v in values]
+    # Each row: its log link (every cell carries it) and per label the link narrowing this view to it.
+    rows = []
+    for row in result.groups:
+        if row.key is None:
+            rows.append((row, None, [(label, None) for label in row.labels]))
+            continue
+        narrow = [None if (d == "tag" and v == "") else f"?{_view_query(result, result.filters.narrowed(d, v))}"
+                  for d, v in zip(result.group_by, row.key, strict=True)] or [None]
+        rows.append((row, _log_link(result, row.key), list(zip(row.labels, narrow, strict=True))))
     return render(request, "account/activity.html", {
-        **_period_context(request, period), "activity": result, "chart": chart,
+        **_period_context(request, result.period), "activity": result, "chart": chart, "rows": rows,
         "metrics": {k: v[0] for k, v in totals.METRICS.items()}, "dimensions": params.DIMENSION_LABELS,
-        "granularities": params.GRANULARITIES, "group_first": group_by[0] if group_by else "",
-        "group_second": group_by[1] if len(group_by) > 1 else "",
+        "granularities": params.GRANULARITIES, "group_first": result.group_by[0] if result.group_by else "",
+        "group_second": result.group_by[1] if len(result.group_by) > 1 else "", "chips": chips,
+        "tops": sorted({*params.TOP_CHOICES, result.top}),  # a bookmarked top=7 stays selected
+        "selects": [(d, params.DIMENSION_LABELS[d], _options(options, set(result.filters.get(d))))
+                    for d, options in choices.items()],
+        "typed": {d: result.filters.get(d) for d in ("user", "tag")},
+        "csv_url": f"/account/activity.csv?{_view_query(result, result.filters)}",
     })
+
+
+@account_required
+def activity_csv(request: HttpRequest) -> StreamingHttpResponse:
+    """The explorer's current view as CSV: one row per bucket x group (the top groups, then Other), in
+    bucket order; the bucket, the group's labels, the metric (exact: USD as decimals, rates as shares;
+    running sums when the view is cumulative), then that cell's requests, tokens and spend (USD).
+    Bucket x group rows rather than the page's groups table: the same rows whatever the period's length,
+    and ready for a pivot. Unusable filters or period answer 400 (the page warns and drops them)."""
+    try:
+        result = _activity_view(request, strict=True)
+    except ParamError as error:
+        return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
+    header = ["bucket", *(result.group_labels or ["group"]), result.metric, "requests", "tokens", "spend_usd"]
+
+    def rows():
+        for i, bucket in enumerate(result.series.periods):
+            for labels, values in result.buckets:
+                cell = values[i]
+                value = cell.value(result.metric) if cell.requests else None
+                labels = (*labels, *[""] * (len(result.group_by) - len(labels)))  # Other: one label
+                yield [bucket, *labels, "" if value is None else value, cell.requests, cell.tokens,
+                       units_text(cell.spend_units)]
+
+    period = result.period
+    return csv_response(csv_stream(header, rows()),
+                        filename=f"activity-{request.account.external_id}-{period.first_day}-{period.last_day}.csv")
 
 
 @account_required
