@@ -24,7 +24,7 @@ DIMENSION_LABELS = {"model": "Model", "api_key": "API key", "provider": "Provide
 OVERVIEW_TOPS = ("model", "api_key", "app", "provider")  # the overview's tables, in page order
 GRANULARITIES = ("hour", "day", "week")
 MAX_HOURLY_DAYS = 31
-REPORT_GROUPS = ("day", "week", "month", "model", "api_key", "provider", "app")
+REPORT_GROUPS = ("day", "week", "month", "model", "api_key", "provider", "app", "user", "tag")
 REPORT_DEFAULT = ("day", "model", "api_key")
 
 
