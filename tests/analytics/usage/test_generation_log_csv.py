@@ -99,7 +99,8 @@ def test_every_field_as_text(catalog):
     full, sparse = _export(catalog["account"])
     assert full == {
         "id": "full", "created_at": "2026-03-01T00:00:00.000000Z", "model": "lab/plain", "provider": "prov",
-        "app": "'+evil app", "app_origin": "'-https://evil.example/", "api_key": "key-1", "tokens_prompt": "1000",
+        "app": "'+evil app", "app_origin": "'-https://evil.example/", "api_key": "key-1", "end_user": "", "session_id": "", "tags": "",
+            "tokens_prompt": "1000",
         "tokens_completion": "500", "tokens_reasoning": "100", "tokens_cached": "200",
         "total_cost_usd": "1.2345678901", "cost_priced_by_tokengrid": "true", "is_byok": "false", "latency_ms": "400",
         "generation_time_ms": "1200", "status": "200", "finish_reason": "stop", "streamed": "true",
