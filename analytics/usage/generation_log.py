@@ -205,6 +205,14 @@ class Histogram:
         return sum(count for _, count in self.bars)
 
 
+def histogram_counts(*, account_id: int, log_filter: LogFilter, unit: str):
+    """(bucket, requests) of the account's generations under the filter, whose dates bound the scan."""
+    trunc = TruncHour if unit == "hour" else TruncDay
+    return (Generation.objects.filter(Q(account_id=account_id) & log_filter.q())
+            .annotate(bucket=trunc("created_at", tzinfo=UTC)).values("bucket")
+            .annotate(n=Count("id")).values_list("bucket", "n"))
+
+
 def requests_histogram(*, account_id: int, log_filter: LogFilter, now: datetime | None = None) -> Histogram:
     """Requests per day (per hour when the range is at most two days) under the log's filter.
 
@@ -219,11 +227,8 @@ def requests_histogram(*, account_id: int, log_filter: LogFilter, now: datetime 
     if capped:
         start = end - timedelta(days=HISTOGRAM_MAX_DAYS)
     unit = "hour" if end - start <= timedelta(days=HOURLY_MAX_DAYS) else "day"
-    trunc = TruncHour if unit == "hour" else TruncDay
-    ranged = replace(log_filter, start=start, end=end)
-    counted = (Generation.objects.filter(Q(account_id=account_id) & ranged.q())
-               .annotate(bucket=trunc("created_at", tzinfo=UTC)).values("bucket")
-               .annotate(n=Count("id")).values_list("bucket", "n"))
+    counted = histogram_counts(account_id=account_id, log_filter=replace(log_filter, start=start, end=end),
+                               unit=unit)
     counts = {bucket.astimezone(UTC): n for bucket, n in counted}
     step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
     bars, at = [], start
