@@ -22,12 +22,59 @@ class Prices:
 
     def cost(self, *, prompt: int, completion: int, reasoning: int, cached: int) -> Decimal:
         """Cached tokens are part of prompt, reasoning tokens part of completion."""
+        parts = self.parts(prompt=prompt, completion=completion, reasoning=reasoning, cached=cached)
+        return parts.prompt + parts.cache_read + parts.completion + parts.reasoning
+
+    def parts(self, *, prompt: int, completion: int, reasoning: int, cached: int) -> CostParts:
+        """The cost in its four parts (USD): uncached prompt, cache reads, completion without reasoning, reasoning."""
         cached = min(cached, prompt)
         reasoning = min(reasoning, completion)
-        total = (prompt - cached) * self.prompt + (completion - reasoning) * self.completion
-        total += cached * (self.cache_read if self.cache_read is not None else self.prompt)
-        total += reasoning * (self.reasoning if self.reasoning is not None else self.completion)
-        return total
+        return CostParts(
+            prompt=(prompt - cached) * self.prompt,
+            cache_read=cached * (self.cache_read if self.cache_read is not None else self.prompt),
+            completion=(completion - reasoning) * self.completion,
+            reasoning=reasoning * (self.reasoning if self.reasoning is not None else self.completion),
+            tokens_prompt=prompt - cached, tokens_cached=cached, tokens_completion=completion - reasoning,
+            tokens_reasoning=reasoning)
+
+
+@dataclass(frozen=True, slots=True)
+class CostParts:
+    """A cost split by kind of token, exact USD; the token counts each part is for."""
+
+    prompt: Decimal
+    cache_read: Decimal
+    completion: Decimal
+    reasoning: Decimal
+    tokens_prompt: int
+    tokens_cached: int
+    tokens_completion: int
+    tokens_reasoning: int
+
+    @property
+    def total(self) -> Decimal:
+        return self.prompt + self.cache_read + self.completion + self.reasoning
+
+
+def prices_in_force(*, model_id: int, provider_id: int, at: datetime) -> tuple[Prices, datetime | None] | None:
+    """The endpoint's price at `at` as PriceBook.cost picks it, and since when; None without an endpoint.
+
+    With a price history: the last row valid from `at` or before (the first row before the
+    history starts, as the price book does); without one: the endpoint's current price (since: None).
+    """
+    endpoint = Endpoint.objects.filter(model_id=model_id, provider_id=provider_id).values_list(
+        "pk", "prompt_price", "completion_price", "cache_read_price", "reasoning_price").first()
+    if endpoint is None:
+        return None
+    pk, *current = endpoint
+    fields = ("valid_from", "prompt_price", "completion_price", "cache_read_price", "reasoning_price")
+    history = EndpointPrice.objects.filter(endpoint_id=pk)
+    row = (history.filter(valid_from__lte=at).order_by("-valid_from").values_list(*fields).first()
+           or history.order_by("valid_from").values_list(*fields).first())
+    if row is None:
+        return Prices(*current), None
+    valid_from, *prices = row
+    return Prices(*prices), valid_from
 
 
 class PriceBook:

@@ -13,7 +13,7 @@ from django.urls import get_resolver
 from analytics.models import Generation, IngestBatch
 from billing.accounts import account_token_create
 from billing.models import ApiKey, Membership
-from tests.analytics.conftest import D1, account_traffic
+from tests.analytics.conftest import D1, D40, account_traffic
 from tests.billing.factories import member_of
 
 pytestmark = pytest.mark.django_db
@@ -57,6 +57,11 @@ def test_account_a_cannot_reach_account_b_objects(site):
     b_key = ApiKey.objects.get(account=site["b"])
     batch = IngestBatch.objects.get()
     assert client.get(f"/account/generations/{b_generation.pk}/").status_code == 404
+    # The log's id search, its CSV and the API's: B's id finds nothing, as a missing id does.
+    assert list(client.get("/account/generations/", {"id": b_generation.pk}).context["page"].rows) == []
+    searched = client.get("/account/reports/generations.csv", {"id": b_generation.pk, "start": D40.isoformat()})
+    assert b"".join(searched.streaming_content).decode().count("\n") == 1  # the header only
+    assert client.get("/api/v1/account/generations", {"id": b_generation.pk}, **auth).json()["results"] == []
     assert client.get(f"/api/v1/keys/{b_key.pk}", **auth).status_code == 404
     own_key = ApiKey.objects.filter(account=site["a"]).first()
     assert client.get(f"/api/v1/keys/{own_key.pk}", **auth).status_code == 200  # the check can pass

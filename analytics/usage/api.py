@@ -36,6 +36,9 @@ class UsageRowSerializer(serializers.Serializer):
     provider = serializers.CharField(required=False)
     app = serializers.CharField(required=False)
     app_origin = serializers.CharField(required=False)
+    user = serializers.CharField(required=False, allow_blank=True, help_text='end user; "" for none')
+    tag = serializers.CharField(required=False, allow_blank=True,
+                                help_text='one tag; "" for no tags. A request with two tags counts in both rows')
     requests = serializers.IntegerField()
     failures = serializers.IntegerField()
     tokens_prompt = serializers.IntegerField()
@@ -69,9 +72,15 @@ class AccountGenerationSerializer(serializers.Serializer):
     is_byok = serializers.BooleanField()
     latency = serializers.IntegerField(allow_null=True)
     generation_time = serializers.IntegerField(allow_null=True)
+    end_user = serializers.CharField(allow_blank=True)
+    session_id = serializers.CharField(allow_blank=True)
+    tags = serializers.SerializerMethodField()
     status = serializers.IntegerField()
     finish_reason = serializers.CharField()
     provider_responses = serializers.JSONField(allow_null=True)
+
+    def get_tags(self, obj) -> list[str]:
+        return [tag for tag in obj.tags.split(",") if tag]
 
     def get_total_cost_usd(self, obj) -> str:
         return units_text(obj.cost_units)
@@ -122,8 +131,12 @@ class GenerationsApi(_AccountApi):
     @extend_schema(
         operation_id="account_generations", tags=["account"],
         responses={200: OutputSerializer, 400: FIELD_ERRORS, 401: ErrorSerializer},
-        parameters=[OpenApiParameter(name, int, description=f"{name} id") for name in
-                    ("model", "api_key", "provider", "app")] + [
+        parameters=[OpenApiParameter(name, int, many=True, description=f"{name} id; repeated: any of them")
+                    for name in ("model", "api_key", "provider", "app")] + [
+            OpenApiParameter("user", str, many=True, description='end user; repeated: any of them; empty: none'),
+            OpenApiParameter("tag", str, many=True, description="a tag; repeated: rows with any of them"),
+            OpenApiParameter("session", str, description="session id, exact; empty: none"),
+            OpenApiParameter("id", str, description="one generation id of this account (exact)"),
             OpenApiParameter("status", str, enum=list(generation_log.STATUSES)),
             OpenApiParameter("start", str, description="first UTC date, YYYY-MM-DD"),
             OpenApiParameter("end", str, description="last UTC date, included"),

@@ -1,4 +1,10 @@
-"""usage.csv (and the usage API's rows): totals per group over an inclusive range of UTC dates."""
+"""usage.csv (and the usage API's rows): totals per group over an inclusive range of UTC dates.
+
+`user` groups by end user ("" for requests without one). `tag` splits each rollup row's tags: a
+request with tags a and b counts in the row of a and in the row of b, so tag rows sum to more than
+the total when requests carry several tags; "" is the row of requests without tags (a tag is never
+empty, so "" cannot be mistaken for one).
+"""
 from __future__ import annotations
 
 from datetime import date
@@ -18,7 +24,8 @@ def usage_csv_header(group_by: tuple[str, ...]) -> list[str]:
     header = []
     for group in group_by:
         header += {"day": ["date"], "week": ["week"], "month": ["month"], "model": ["model"],
-                   "api_key": ["api_key", "api_key_name"], "provider": ["provider"], "app": ["app", "app_origin"]}[group]
+                   "api_key": ["api_key", "api_key_name"], "provider": ["provider"], "app": ["app", "app_origin"],
+                   "user": ["user"], "tag": ["tag"]}[group]
     return header + list(USAGE_CSV_COUNTERS)
 
 
@@ -39,6 +46,8 @@ _REPORT_SQL = {
     "api_key": (("k.external_id", "k.name"), ("api_key", "api_key_name")),
     "provider": (("p.slug",), ("provider",)),
     "app": (("a.name", "a.origin"), ("app", "app_origin")),
+    "user": (("r.end_user",), ("user",)),
+    "tag": (("r.tags",), ("tag",)),
 }
 _REPORT_SUMS = ", ".join(f"CAST(SUM(r.{c}) AS BIGINT)" for c in REPORT_COUNTERS)
 _REPORT_FROM = (
@@ -65,6 +74,7 @@ def usage_report(*, account_id: int, first: date, last: date, group_by: tuple[st
     width = len(columns)
     time_group = next((g for g in group_by if g in ("day", "week", "month")), None)
     day_at = columns.index("r.day") if time_group else None
+    tags_at = columns.index("r.tags") if "tag" in group_by else None
     merged: dict[tuple, list[int]] = {}
     for row in fetched:
         key = list(row[:width])
@@ -72,12 +82,17 @@ def usage_report(*, account_id: int, first: date, last: date, group_by: tuple[st
             day = key[day_at]
             day = date.fromisoformat(day) if isinstance(day, str) else day
             key[day_at] = _period_label(day, time_group)
-        key = tuple("" if v is None else v for v in key)
         counts = [int(v or 0) for v in row[width:]]
-        if key in merged:  # weeks and months fold several days into one row
-            merged[key] = [a + b for a, b in zip(merged[key], counts, strict=True)]
-        else:
-            merged[key] = counts
+        # ",a,b," fans out into a row for a and one for b (the same counts in each); "" stays "".
+        tags = ([t for t in (key[tags_at] or "").split(",") if t] or [""]) if tags_at is not None else [None]
+        for tag in tags:
+            if tags_at is not None:
+                key[tags_at] = tag
+            cells = tuple("" if v is None else v for v in key)
+            if cells in merged:  # weeks and months fold several days into one row; tags several rows
+                merged[cells] = [a + b for a, b in zip(merged[cells], counts, strict=True)]
+            else:
+                merged[cells] = counts
     out = []
     for key in sorted(merged):  # in Python: the same order on every database
         requests, failed, prompt, completion, reasoning, cached, byok, spend = merged[key]

@@ -11,21 +11,25 @@ import base64
 import csv
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 import orjson
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Count, Q
+from django.db.models.functions import TruncDay, TruncHour
+from django.utils import timezone
 
 from analytics.models import AccountDay, Generation, GenerationKey
 from billing.models import ApiKey
 from core.csvutil import DANGEROUS_PREFIXES, NUMBER_PATTERN, safe_cell
-from core.money import units_text
-from core.params import DATE_ERROR, DATE_MAX, DATE_MIN, ParamError, date_param, int64_param
+from core.money import units_text, usd_to_units
+from core.params import DATE_ERROR, DATE_MAX, DATE_MIN, ParamError, date_param
 from core.timerange import days_span, midnight
 from marketplace.models import App, Model, Provider
+from marketplace.pricing import CostParts, prices_in_force
 
+from .filters import FILTER_COLUMNS, Filters, filters_parse
 from .queries import dimension_names
 
 STATUSES = {"ok": Q(status__gte=200, status__lt=300), "error": ~Q(status__gte=200, status__lt=300)}
@@ -34,20 +38,26 @@ PAGE_SIZE = 50
 
 @dataclass(frozen=True)
 class LogFilter:
-    model: int | None = None
-    api_key: int | None = None
-    provider: int | None = None
-    app: int | None = None
+    """What the log shows: the slice filters every account page shares, plus the log's own.
+
+    `filters` (analytics.usage.filters: model, provider, api_key, app, user, tag; repeated means
+    `in`), `session` (session_id, exact), `generation_id` (exact search: one id of this account, or
+    nothing), status and a range of UTC dates (`end` exclusive).
+    """
+
+    filters: Filters = Filters()
+    session: str | None = None
+    generation_id: str = ""
     status: str = ""
     start: datetime | None = None
     end: datetime | None = None  # exclusive
 
     def q(self) -> Q:
-        q = Q()
-        for field in ("model", "api_key", "provider", "app"):
-            value = getattr(self, field)
-            if value is not None:
-                q &= Q(**{f"{field}_id": value})
+        q = self.filters.generation_q()
+        if self.session is not None:
+            q &= Q(session_id=self.session)
+        if self.generation_id:
+            q &= Q(id=self.generation_id)
         if self.status in STATUSES:
             q &= STATUSES[self.status]
         if self.start:
@@ -56,29 +66,55 @@ class LogFilter:
             q &= Q(created_at__lt=self.end)
         return q
 
+    def query(self) -> list[tuple[str, str]]:
+        """The URL parameters that read back as this filter (without the cursor)."""
+        pairs = self.filters.query()
+        if self.session is not None:
+            pairs.append(("session", self.session))
+        if self.generation_id:
+            pairs.append(("id", self.generation_id))
+        if self.status:
+            pairs.append(("status", self.status))
+        if self.start:
+            pairs.append(("start", self.start.date().isoformat()))
+        if self.end:
+            pairs.append(("end", (self.end - timedelta(days=1)).date().isoformat()))
+        return pairs
+
+
+SESSION_MAX = 128
+ID_MAX = 256
+
 
 def log_filter_parse(params) -> LogFilter:
-    """Filters from a query string: ids of model, api_key, provider, app; status; start/end dates (UTC).
+    """The log's filter from a query string (a QueryDict): filters.py's slice parameters, `session`
+    (`session=` with nothing is "no session"), `id`, `status` and `start`/`end` dates (UTC).
 
-    An id that is not a 64-bit whole number or a date outside core.params' range raises ParamError
-    naming every unusable parameter; an unknown status is no filter.
+    An unusable id, user, tag or date raises ParamError naming every unusable parameter; an
+    unknown status is no filter.
     """
     values, problems = {}, []
-    for field in ("model", "api_key", "provider", "app"):
-        try:
-            values[field] = int64_param(params.get(field), name=field)
-        except ParamError as error:
-            problems.append(str(error))
+    try:
+        filters = filters_parse(params)
+    except ParamError as error:
+        problems.append(str(error))
     for field in ("start", "end"):
         try:
             values[field] = date_param(params.get(field))
         except ParamError:
             problems.append(f"{field}: {DATE_ERROR}")
+    session = params.get("session") if "session" in params else None  # "session=": no session
+    if session is not None and len(session) > SESSION_MAX:
+        problems.append(f"session: at most {SESSION_MAX} characters.")
+    generation_id = (params.get("id") or "").strip()
+    if len(generation_id) > ID_MAX:
+        problems.append(f"id: at most {ID_MAX} characters.")
     if problems:
         raise ParamError(" ".join(problems))
     start, end = values.pop("start"), values.pop("end")
     return LogFilter(
-        **values, status=params.get("status", "") if params.get("status") in STATUSES else "",
+        filters=filters, session=session, generation_id=generation_id,
+        status=params.get("status", "") if params.get("status") in STATUSES else "",
         start=midnight(start) if start else None, end=midnight(end + timedelta(days=1)) if end else None)
 
 
@@ -115,6 +151,8 @@ def generations_page(*, account_id: int, log_filter: LogFilter, after: str | Non
                      size: int = PAGE_SIZE) -> LogPage:
     """One page of the account's generations, newest first, after the cursor."""
     rows = Generation.objects.filter(Q(account_id=account_id) & log_filter.q())
+    if log_filter.generation_id:  # one month's partition on PostgreSQL, not a probe of each
+        rows = generations_with_id(rows, log_filter.generation_id)
     position = cursor_decode(after)
     if position:
         created, generation_id = position
@@ -143,6 +181,110 @@ def generations_with_id(rows, generation_id: str):
     if connection.vendor == "postgresql":
         rows = rows.filter(created_at=GenerationKey.objects.filter(id=generation_id).values("created_at")[:1])
     return rows
+
+
+HISTOGRAM_MAX_DAYS = 90
+HISTOGRAM_DEFAULT_DAYS = 30
+HOURLY_MAX_DAYS = 2
+
+
+@dataclass(frozen=True)
+class Histogram:
+    unit: str  # "hour" or "day"
+    start: datetime
+    end: datetime  # exclusive
+    bars: list[tuple[datetime, int]]  # every bucket of the range, empty ones too
+    capped: bool  # the filter's range was longer than HISTOGRAM_MAX_DAYS: only its last days are counted
+
+    @property
+    def peak(self) -> int:
+        return max((count for _, count in self.bars), default=0)
+
+    @property
+    def total(self) -> int:
+        return sum(count for _, count in self.bars)
+
+
+def histogram_counts(*, account_id: int, log_filter: LogFilter, unit: str):
+    """(bucket, requests) of the account's generations under the filter, whose dates bound the scan."""
+    trunc = TruncHour if unit == "hour" else TruncDay
+    return (Generation.objects.filter(Q(account_id=account_id) & log_filter.q())
+            .annotate(bucket=trunc("created_at", tzinfo=UTC)).values("bucket")
+            .annotate(n=Count("id")).values_list("bucket", "n"))
+
+
+def requests_histogram(*, account_id: int, log_filter: LogFilter, now: datetime | None = None) -> Histogram:
+    """Requests per day (per hour when the range is at most two days) under the log's filter.
+
+    Counted from the generation table, so it reads only this account's rows in the range through
+    the (account, created_at) index. The range is the filter's dates (default: the last 30 days)
+    and at most HISTOGRAM_MAX_DAYS: a longer range counts its last 90 days and says so.
+    """
+    now = (now or timezone.now()).astimezone(UTC)
+    end = log_filter.end or midnight(now.date() + timedelta(days=1))
+    start = log_filter.start or end - timedelta(days=HISTOGRAM_DEFAULT_DAYS)
+    capped = end - start > timedelta(days=HISTOGRAM_MAX_DAYS)
+    if capped:
+        start = end - timedelta(days=HISTOGRAM_MAX_DAYS)
+    unit = "hour" if end - start <= timedelta(days=HOURLY_MAX_DAYS) else "day"
+    counted = histogram_counts(account_id=account_id, log_filter=replace(log_filter, start=start, end=end),
+                               unit=unit)
+    counts = {bucket.astimezone(UTC): n for bucket, n in counted}
+    step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
+    bars, at = [], start
+    while at < end:
+        bars.append((at, counts.get(at, 0)))
+        at += step
+    return Histogram(unit=unit, start=start, end=end, bars=bars, capped=capped)
+
+
+@dataclass(frozen=True)
+class CostBreakdown:
+    """A generation's cost by kind of token, at the catalog price in force at its created_at.
+
+    `parts` is None when the catalog has no price for the endpoint. When the gateway sent the cost
+    (`from_gateway`), the bill is the gateway's figure and `parts` only what the catalog's price at
+    the time would have made of the same tokens: the page says so and never shows it as the bill.
+    """
+
+    parts: CostParts | None
+    since: datetime | None  # the price row's valid_from; None: the endpoint's current price
+    from_gateway: bool
+
+    billed_units: int = 0
+
+    @property
+    def matches_bill(self) -> bool:
+        return self.parts is not None and usd_to_units(self.parts.total) == self.billed_units
+
+    @property
+    def rows(self) -> list[tuple[str, int, int]]:
+        """(part, tokens, cost in units: the exact USD to 1e-10, the bill's own resolution)."""
+        p = self.parts
+        if p is None:
+            return []
+        return [("Prompt (uncached)", p.tokens_prompt, usd_to_units(p.prompt)),
+                ("Cache reads", p.tokens_cached, usd_to_units(p.cache_read)),
+                ("Completion (without reasoning)", p.tokens_completion, usd_to_units(p.completion)),
+                ("of the completion: reasoning", p.tokens_reasoning, usd_to_units(p.reasoning))]
+
+    @property
+    def total_units(self) -> int | None:
+        return None if self.parts is None else usd_to_units(self.parts.total)
+
+
+def generation_cost(generation: Generation) -> CostBreakdown:
+    """The cost breakdown of one generation (two queries: its endpoint, the price row in force)."""
+    found = prices_in_force(model_id=generation.model_id, provider_id=generation.provider_id,
+                            at=generation.created_at)
+    parts = None
+    since = None
+    if found is not None:
+        prices, since = found
+        parts = prices.parts(prompt=generation.tokens_prompt, completion=generation.tokens_completion,
+                             reasoning=generation.tokens_reasoning, cached=generation.tokens_cached)
+    return CostBreakdown(parts=parts, since=since, from_gateway=not generation.cost_priced,
+                         billed_units=generation.cost_units)
 
 
 @dataclass(frozen=True)
@@ -189,6 +331,9 @@ CSV_COLUMNS = (
     ("app", "a.name", True),
     ("app_origin", "a.origin", True),
     ("api_key", "k.external_id", True),
+    ("end_user", "g.end_user", True),
+    ("session_id", "g.session_id", True),
+    ("tags", "g.tags", True),
     ("tokens_prompt", "g.tokens_prompt", False),
     ("tokens_completion", "g.tokens_completion", False),
     ("tokens_reasoning", "g.tokens_reasoning", False),
@@ -262,6 +407,8 @@ def _pg_column(name: str, expression: str, untrusted: bool) -> str:
         return _PG_NAMES[name]
     if name == "created_at":
         return "to_char(g.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+    if name == "tags":
+        return pg_safe("btrim(g.tags, ',')")
     if name == "total_cost_usd":
         return "(g.cost_units / 10000000000)::text || '.' || lpad((g.cost_units %% 10000000000)::text, 10, '0')"
     if expression.endswith(("cost_priced", "is_byok", "streamed", "cancelled")):
@@ -275,14 +422,48 @@ def _pg_column(name: str, expression: str, untrusted: bool) -> str:
     return expression
 
 
-def generations_csv(*, account_id: int, first: date, last: date) -> Iterator[bytes]:
-    """Every field of every generation of the account in [first, last] (UTC dates), oldest first."""
+def log_filter_sql(log_filter: LogFilter | None) -> tuple[str, list]:
+    """The log filter (but its dates: the export's range is its own) as SQL on `g`: " AND …" and parameters."""
+    if log_filter is None:
+        return "", []
+    clauses, params = [], []
+    for dimension, values in log_filter.filters.items:
+        column = f"g.{FILTER_COLUMNS[dimension]}"
+        if dimension == "tag":
+            contains = "strpos(g.tags, %s) > 0" if connection.vendor == "postgresql" else "instr(g.tags, %s) > 0"
+            clauses.append("(" + " OR ".join([contains] * len(values)) + ")")
+            params.extend(f",{tag}," for tag in values)
+            continue
+        ids = [v for v in values if v or dimension not in ("api_key", "app")]
+        match = [f"{column} IN ({', '.join(['%s'] * len(ids))})"] if ids else []
+        if len(ids) < len(values):  # 0: no key / no app, NULL in the generation table
+            match.append(f"{column} IS NULL")
+        clauses.append("(" + " OR ".join(match) + ")")
+        params.extend(ids)
+    if log_filter.session is not None:
+        clauses.append("g.session_id = %s")
+        params.append(log_filter.session)
+    if log_filter.generation_id:
+        clauses.append("g.id = %s")
+        params.append(log_filter.generation_id)
+    if log_filter.status == "ok":
+        clauses.append("(g.status >= 200 AND g.status < 300)")
+    elif log_filter.status == "error":
+        clauses.append("NOT (g.status >= 200 AND g.status < 300)")
+    return "".join(f" AND {clause}" for clause in clauses), params
+
+
+def generations_csv(*, account_id: int, first: date, last: date,
+                    log_filter: LogFilter | None = None) -> Iterator[bytes]:
+    """Every field of every generation of the account in [first, last] (UTC dates) under the log's
+    filter (its dates aside), oldest first."""
     start, end = days_span(first, last)
     yield (",".join(CSV_HEADER) + "\r\n").encode()
+    where, params = log_filter_sql(log_filter)
     if connection.vendor == "postgresql":
-        yield from _csv_postgres(account_id, start, end)
+        yield from _csv_postgres(account_id, start, end, where, params)
     else:
-        yield from _csv_python(account_id, start, end)
+        yield from _csv_python(account_id, start, end, where, params)
 
 
 # The order is the account index (account, created_at DESC, id DESC) read backwards. Left alone,
@@ -294,23 +475,25 @@ PG_EXPORT_SETTINGS = ("SET LOCAL enable_sort = off", "SET LOCAL max_parallel_wor
                       "SET LOCAL jit = off")
 
 
-def pg_export_select() -> str:
-    """The export's SELECT on PostgreSQL (parameters: `pg_export_params`)."""
+def pg_export_select(where: str = "") -> str:
+    """The export's SELECT on PostgreSQL (parameters: `pg_export_params`), `where` ANDed to the range."""
     select = ", ".join(_pg_column(*column) for column in CSV_COLUMNS)
-    return f"SELECT {select} FROM analytics_generation g WHERE {_RANGE} {_ORDER}"
+    return f"SELECT {select} FROM analytics_generation g WHERE {_RANGE}{where} {_ORDER}"
 
 
-def pg_export_params(account_id: int, start: datetime, end: datetime) -> tuple:
-    return (account_id, account_id, start, end)  # the account's keys, then the range
+def pg_export_params(account_id: int, start: datetime, end: datetime, extra: list | tuple = ()) -> tuple:
+    return (account_id, account_id, start, end, *extra)  # the account's keys, the range, the filter
 
 
-def _csv_postgres(account_id: int, start: datetime, end: datetime) -> Iterator[bytes]:
-    sql = f"COPY ({pg_export_select()}) TO STDOUT WITH (FORMAT csv)"
+def _csv_postgres(account_id: int, start: datetime, end: datetime, where: str = "",
+                  params: list | tuple = ()) -> Iterator[bytes]:
+    # COPY takes no %-style escapes of its own: the filter's text goes in as parameters.
+    sql = f"COPY ({pg_export_select(where)}) TO STDOUT WITH (FORMAT csv)"
     connection.ensure_connection()
     with transaction.atomic(), connection.connection.cursor() as cursor:
         for setting in PG_EXPORT_SETTINGS:
             cursor.execute(setting)
-        yield from _copy_blocks(cursor, sql, pg_export_params(account_id, start, end))
+        yield from _copy_blocks(cursor, sql, pg_export_params(account_id, start, end, params))
 
 
 def _copy_blocks(cursor, sql: str, params: tuple) -> Iterator[bytes]:
@@ -336,10 +519,13 @@ def _csv_value(name: str, value) -> object:
         return "true" if value else "false"
     if name == "provider_responses":
         return safe_cell(orjson.dumps(value).decode())
+    if name == "tags":
+        return value.strip(",")
     return value
 
 
-def _csv_python(account_id: int, start: datetime, end: datetime) -> Iterator[bytes]:
+def _csv_python(account_id: int, start: datetime, end: datetime, where: str = "",
+                params: list | tuple = ()) -> Iterator[bytes]:
     untrusted = {i for i, (_, _, flag) in enumerate(CSV_COLUMNS) if flag}
     select = ", ".join(expression for _, expression, _ in CSV_COLUMNS)
     buffer = io.StringIO()
@@ -349,7 +535,7 @@ def _csv_python(account_id: int, start: datetime, end: datetime) -> Iterator[byt
         # As the ORM stores them (SQLite compares text): a bare datetime would be sent with its
         # "+00:00" and miss rows exactly at the start, and take rows exactly at the end.
         bounds = [converters.adapt_datetimefield_value(moment) for moment in (start, end)]
-        cursor.execute(f"SELECT {select} {_FROM} WHERE {_RANGE} {_ORDER}", (account_id, *bounds))
+        cursor.execute(f"SELECT {select} {_FROM} WHERE {_RANGE}{where} {_ORDER}", (account_id, *bounds, *params))
         while rows := cursor.fetchmany(5000):
             for row in rows:
                 cells = []

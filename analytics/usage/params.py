@@ -31,7 +31,7 @@ TOP_CHOICES = (5, 10, 20, 50)  # what the page offers; any whole number up to MA
 TOP_DEFAULT = 10
 MAX_TOP = 50
 MAX_HOURLY_DAYS = 31
-REPORT_GROUPS = ("day", "week", "month", "model", "api_key", "provider", "app")
+REPORT_GROUPS = ("day", "week", "month", "model", "api_key", "provider", "app", "user", "tag")
 REPORT_DEFAULT = ("day", "model", "api_key")
 
 

@@ -182,6 +182,27 @@ def activity(request: HttpRequest) -> HttpResponse:
     })
 
 
+FORM_BLANKS = ("model", "api_key", "provider", "app", "user", "tag", "session", "id", "status", "start", "end")
+
+
+def _log_params(request: HttpRequest):
+    """The query string the log reads; from its own form (`form=1`), a blank field means "any".
+
+    A link (the explorer's cells, the cursor's pages) keeps `user=` as "no user" and `session=` as
+    "no session"; the form's empty text boxes would otherwise mean exactly that.
+    """
+    query = request.GET.copy()
+    if query.get("form"):
+        for name in FORM_BLANKS:
+            kept = [v for v in query.getlist(name) if v.strip()]
+            if kept:
+                query.setlist(name, kept)
+            elif name in query:
+                del query[name]
+        del query["form"]
+    return query
+
+
 @account_required
 def activity_csv(request: HttpRequest) -> StreamingHttpResponse:
     """The explorer's current view as CSV: one row per bucket x group (the top groups, then Other), in
@@ -211,33 +232,39 @@ def activity_csv(request: HttpRequest) -> StreamingHttpResponse:
 
 @account_required
 def generations(request: HttpRequest) -> HttpResponse:
-    """The generation log, newest first, filtered, paged by cursor; unusable filters show why and all rows."""
-    filters = request.GET
+    """The generation log, newest first, filtered, paged by cursor, with a histogram of the filter's
+    requests; unusable filters show why and all rows."""
     try:
-        log_filter = generation_log.log_filter_parse(filters)
+        log_filter = generation_log.log_filter_parse(_log_params(request))
     except ParamError as error:
         messages.warning(request, f"{error} Showing every generation.")
-        log_filter, filters = generation_log.LogFilter(), {}
-    page = generation_log.generations_page(account_id=request.account.pk, log_filter=log_filter,
-                                           after=request.GET.get("after"))
-    params = {k: v for k, v in filters.items() if k != "after" and v}
+        log_filter = generation_log.LogFilter()
+    account_id = request.account.pk
+    page = generation_log.generations_page(account_id=account_id, log_filter=log_filter,
+                                           after=request.GET.get("after"), size=generation_log.PAGE_SIZE)
+    query = log_filter.query()
+    shown = {name: value for name, value in reversed(query)}  # the form shows a dimension's first value
     return render(request, "account/generations.html", {
-        "page": page, "names": generation_log.names_for(page.rows, account_id=request.account.pk),
-        "choices": generation_log.filter_choices(account_id=request.account.pk), "filters": filters,
-        "next_url": f"?{urlencode({**params, 'after': page.next_cursor})}" if page.next_cursor else None,
-        "first_url": f"?{urlencode(params)}" if request.GET.get("after") else None,
+        "page": page, "names": generation_log.names_for(page.rows, account_id=account_id),
+        "choices": generation_log.filter_choices(account_id=account_id), "filters": shown,
+        "histogram": generation_log.requests_histogram(account_id=account_id, log_filter=log_filter),
+        "histogram_max_days": generation_log.HISTOGRAM_MAX_DAYS,
+        "next_url": f"?{urlencode([*query, ('after', page.next_cursor)])}" if page.next_cursor else None,
+        "first_url": f"?{urlencode(query)}" if request.GET.get("after") else None,
+        "csv_query": urlencode(query),
     })
 
 
 @account_required
 def generation(request: HttpRequest, generation_id: str) -> HttpResponse:
-    """Every field kept for one generation of the account."""
+    """Every field kept for one generation of the account, and its cost by kind of token."""
     try:
         row = generation_log.generation_of(account_id=request.account.pk, generation_id=generation_id)
     except Generation.DoesNotExist:
         raise Http404("No such generation in this account.") from None
     return render(request, "account/generation.html", {
-        "g": row, "names": generation_log.names_for([row], account_id=request.account.pk)})
+        "g": row, "names": generation_log.names_for([row], account_id=request.account.pk),
+        "tags": [t for t in row.tags.split(",") if t], "cost": generation_log.generation_cost(row)})
 
 
 @account_required
@@ -271,12 +298,17 @@ def usage_csv(request: HttpRequest) -> StreamingHttpResponse:
 
 @account_required
 def generations_csv(request: HttpRequest) -> StreamingHttpResponse:
-    """Every field of every generation in the range, streamed with flat memory."""
+    """Every field of every generation in the range under the log's filters, streamed with flat memory."""
     try:
         first, last = _date_range(request)
     except ParamError as error:
         return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
-    return csv_response(generation_log.generations_csv(account_id=request.account.pk, first=first, last=last),
+    try:
+        log_filter = generation_log.log_filter_parse(_log_params(request))
+    except ParamError as error:
+        return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
+    return csv_response(generation_log.generations_csv(account_id=request.account.pk, first=first, last=last,
+                                                       log_filter=log_filter),
                         filename=f"generations-{request.account.external_id}-{first}-{last}.csv")
 
 

@@ -113,7 +113,7 @@ def test_activity_latency_is_a_mean_not_a_sum(client, alice):
 
 def test_generation_log_filters_and_detail(client, alice, traffic, django_assert_max_num_queries):
     client.force_login(alice)
-    with django_assert_max_num_queries(12):  # session, user, memberships, page, 4 names, 4 filter lists
+    with django_assert_max_num_queries(13):  # session, user, memberships, page, histogram, 4 names, 4 filter lists
         text = _text(client.get("/account/generations/"))
     assert text.index(D1.isoformat() + " 13:00:00") < text.index(D2.isoformat() + " 10:00:00")
     failed = client.get("/account/generations/", {"status": "error"})
@@ -345,7 +345,8 @@ def test_untrusted_names_are_escaped_on_the_account_pages(client, alice, tmp_pat
     hostile = "<img src=x onerror=alert(1)>"
     run_batch(write_jsonl(tmp_path / "hostile.jsonl", [record(
         id="h1", created_at=_at(D1, 15), account="acct_a", api_key="k1", model="lab/alpha",
-        provider_name=hostile, origin="https://evil.example/", app_name=hostile, finish_reason=hostile)]))
+        provider_name=hostile, origin="https://evil.example/", app_name=hostile, finish_reason=hostile,
+        user=hostile, session_id=hostile, tags=[hostile])]))
     client.force_login(alice)
     for url in ("/account/?period=30d", "/account/activity/?group_by=app&group_by=provider&period=30d",
                 "/account/generations/", "/account/generations/h1/"):

@@ -99,7 +99,8 @@ def test_every_field_as_text(catalog):
     full, sparse = _export(catalog["account"])
     assert full == {
         "id": "full", "created_at": "2026-03-01T00:00:00.000000Z", "model": "lab/plain", "provider": "prov",
-        "app": "'+evil app", "app_origin": "'-https://evil.example/", "api_key": "key-1", "tokens_prompt": "1000",
+        "app": "'+evil app", "app_origin": "'-https://evil.example/", "api_key": "key-1", "end_user": "", "session_id": "", "tags": "",
+            "tokens_prompt": "1000",
         "tokens_completion": "500", "tokens_reasoning": "100", "tokens_cached": "200",
         "total_cost_usd": "1.2345678901", "cost_priced_by_tokengrid": "true", "is_byok": "false", "latency_ms": "400",
         "generation_time_ms": "1200", "status": "200", "finish_reason": "stop", "streamed": "true",
@@ -141,3 +142,19 @@ def test_postgres_export_reads_the_account_index_in_order_without_a_sort(catalog
     assert "Index Scan Backward using" in plan, plan
     assert not re.search(r"(^|->)\s*Sort\b", plan, re.MULTILINE), plan
     assert "Seq Scan on analytics_generation" not in plan, plan
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the plan is PostgreSQL's")
+def test_postgres_histogram_reads_only_the_accounts_range_by_its_index(catalog):
+    Generation.objects.bulk_create(
+        [_generation(catalog, f"h{i:04d}", START + timedelta(seconds=i)) for i in range(300)]
+        + [_generation(catalog, f"o{i:04d}", START + timedelta(seconds=i), account=catalog["other"])
+           for i in range(3000)])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE analytics_generation")
+    log_filter = generation_log.LogFilter(start=START, end=END)
+    rows = generation_log.histogram_counts(account_id=catalog["account"].pk, log_filter=log_filter, unit="day")
+    plan = rows.explain()
+    assert "Seq Scan" not in plan, plan
+    assert "Index" in plan, plan
+    assert sorted(n for _, n in rows) == [300]
