@@ -22,8 +22,9 @@ def test_a_model_page_lists_its_providers_with_prices_per_million_tokens(tab, pu
         ["Other", "$0.25", "$2"],
     ]
     expect(tab.page.locator(".stat", has_text="Input from")).to_contain_text("$0.1")
-    assert charts_drawn(tab.page) == ["chart-model-daily"]
+    assert charts_drawn(tab.page) == ["chart-model-uptime", "chart-model-daily"]
     expect(tab.page.locator("#chart-model-daily .gtitle")).to_have_text("Tokens per day by provider")
+    expect(tab.page.locator("#chart-model-uptime .gtitle")).to_have_text("Uptime per hour, last 72 hours")
 
 
 def test_an_app_page_shows_its_tokens_and_the_models_it_used(tab, public_site):

@@ -18,7 +18,9 @@ def test_the_leaderboard_lists_the_models_in_order_and_draws_its_charts(tab, pub
         ["2", "beta Lab", "300", "-50%", "17%"],
     ]
     expect(tab.page.get_by_role("main")).not_to_contain_text("hidden")
-    assert charts_drawn(tab.page) == ["chart-weekly-models", "chart-author-share", "chart-volume-money"]
+    assert charts_drawn(tab.page) == ["chart-weekly-models", "chart-price-index", "chart-author-share",
+                                      "chart-volume-money"]
+    expect(tab.page.locator("#chart-price-index .gtitle")).to_have_text("Token price index, USD per 1M tokens")
     legend = tab.page.locator("#chart-weekly-models .legendtext").all_text_contents()
     assert sorted(legend) == ["alpha", "beta"]
 
