@@ -412,3 +412,13 @@ def test_the_route_walk_covers_the_site():
             "ops/ingest/<int:batch_id>/", "api/v1/keys/<int:key_id>", "invitations/<str:token>/"} <= set(_SITE_ROUTES)
     assert "admin/billing/ledgerentry/" in _ADMIN_ROUTES
     assert len(_ADMIN_ROUTES) > 40
+
+
+@pytest.mark.parametrize("url", ["/account/generations/%00/", "/api/v1/models/lab/a%00b/endpoints",
+                                 "/models/?q=%00", "/account/generations/?session=a%00", "/rankings/?window=%00",
+                                 "/api/v1/rankings/models?category=%00"])
+def test_a_nul_in_a_url_is_refused_with_400_not_a_server_error(site, url):
+    client = site["client"]
+    client.raise_request_exception = False
+    response = client.get(url, **site["auth"]) if url.startswith("/api/") else client.get(url)
+    assert (response.status_code, response.content) == (400, b"A NUL character names nothing here.")
