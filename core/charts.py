@@ -58,10 +58,10 @@ LAYOUT = {"barmode": "stack", "legend": {"orientation": "h", "y": -0.2}, "height
 def stacked_bars(series: Series, *, title: str, percent: bool = False, unit: str = "tokens") -> dict:
     """Stacked bars per period; `percent` stacks to 100%."""
     totals = [sum(values[i] for values in series.series.values()) or 1 for i in range(len(series.periods))]
-    data = []
+    data, x = [], _texts(series.periods)  # one list of labels for every trace
     for name, values in series.series.items():
         y = [round(v / t * 100, 3) for v, t in zip(values, totals, strict=True)] if percent else values
-        data.append({"type": "bar", "name": _text(name), "x": _texts(series.periods), "y": y})
+        data.append({"type": "bar", "name": _text(name), "x": x, "y": y})
     layout = {**LAYOUT, "title": {"text": _text(title)},
               "yaxis": {"title": {"text": _text(f"% of {unit}" if percent else unit)}}}
     return {"data": data, "layout": layout}
@@ -69,8 +69,9 @@ def stacked_bars(series: Series, *, title: str, percent: bool = False, unit: str
 
 def lines(series: Series, *, title: str, unit: str) -> dict:
     """One line per series (for values that do not add up, such as a mean latency)."""
-    data = [{"type": "scatter", "mode": "lines+markers", "name": _text(name), "x": _texts(series.periods),
-             "y": values} for name, values in series.series.items()]
+    x = _texts(series.periods)  # one list of labels for every trace
+    data = [{"type": "scatter", "mode": "lines+markers", "name": _text(name), "x": x, "y": values}
+            for name, values in series.series.items()]
     layout = {**{k: v for k, v in LAYOUT.items() if k != "barmode"}, "title": {"text": _text(title)},
               "yaxis": {"title": {"text": _text(unit)}}}
     return {"data": data, "layout": layout}

@@ -27,6 +27,7 @@ from .cache import rankings_cached
 
 STATS_WINDOWS = {"1h": timedelta(hours=1), "1d": timedelta(days=1), "7d": timedelta(days=7)}
 UPTIME_HOURS = 72
+UPTIME_PROVIDERS = 8
 QUANTILES = (0.5, 0.75, 0.9, 0.99)
 
 
@@ -36,6 +37,7 @@ class EndpointStats:
     window: str
     tokens: int
     share: float  # of the model's tokens in the window
+    requests: int  # requests this provider answered (served); attempts count fallbacks tried too
     attempts: int
     uptime: float | None  # None: no attempt that was not rate-limited
     rate_limited: float | None  # share of the attempts answered 429
@@ -80,7 +82,7 @@ def _endpoint_stats(model_id: int, end: datetime, window: str) -> dict[int, Endp
     start = end - STATS_WINDOWS[window]
     served = {row["provider_id"]: row for row in EndpointHour.objects.filter(
         model_id=model_id, hour__gte=start, hour__lt=end).values("provider_id").annotate(
-        tokens=Sum(F("tokens_prompt") + F("tokens_completion")), attempts=Sum("attempts"),
+        tokens=Sum(F("tokens_prompt") + F("tokens_completion")), requests=Sum("requests"), attempts=Sum("attempts"),
         failed=Sum("failed_attempts"), limited=Sum("rate_limited_attempts"))}
     counts: dict[tuple[int, int], dict[int, int]] = defaultdict(dict)
     # The daily histograms of every UTC day the window touches (the last hour may straddle midnight).
@@ -99,7 +101,7 @@ def _endpoint_stats(model_id: int, end: datetime, window: str) -> dict[int, Endp
         limited = row.get("limited") or 0
         stats[provider_id] = EndpointStats(
             provider_id=provider_id, window=window, tokens=tokens, share=tokens / total if total else 0.0,
-            attempts=attempts, uptime=uptime(attempts, row.get("failed") or 0, limited),
+            requests=row.get("requests") or 0, attempts=attempts, uptime=uptime(attempts, row.get("failed") or 0, limited),
             rate_limited=limited / attempts if attempts else None,
             latency=tuple(histograms.percentile(latency, q) for q in QUANTILES),
             throughput=tuple(histograms.percentile(speed, q) for q in QUANTILES))
@@ -107,17 +109,27 @@ def _endpoint_stats(model_id: int, end: datetime, window: str) -> dict[int, Endp
 
 
 def hourly_uptime(*, model_id: int, now: datetime | None = None) -> Series:
-    """Uptime per provider and hour over the last UPTIME_HOURS hours (None where nothing was attempted)."""
+    """Uptime per hour over the last UPTIME_HOURS hours of the UPTIME_PROVIDERS providers that served the most
+    requests then (None where nothing was attempted)."""
     end = hour_end(now)
     start = end - timedelta(hours=UPTIME_HOURS)
 
     def compute() -> Series:
-        rows = (EndpointHour.objects.filter(model_id=model_id, hour__gte=start, hour__lt=end)
-                .values_list("hour", "provider__name", "attempts", "failed_attempts", "rate_limited_attempts"))
+        rows = list(EndpointHour.objects.filter(model_id=model_id, hour__gte=start, hour__lt=end)
+                    .values_list("hour", "provider__name", "requests", "attempts", "failed_attempts",
+                                 "rate_limited_attempts"))
+        # The providers that served the model in these hours, the busiest UPTIME_PROVIDERS (a router
+        # tries dozens of others as fallbacks: a line each would hide the ones that matter).
+        served: dict[str, int] = defaultdict(int)
+        for _, provider, requests, *_ in rows:
+            served[provider] += requests
+        shown = set(sorted((p for p, n in served.items() if n), key=lambda p: (-served[p], p))[:UPTIME_PROVIDERS])
         hours = [start + timedelta(hours=i) for i in range(UPTIME_HOURS)]
         at = {hour: i for i, hour in enumerate(hours)}
         series: dict[str, list] = {}
-        for hour, provider, attempts, failed, limited in rows:
+        for hour, provider, _, attempts, failed, limited in rows:
+            if provider not in shown:
+                continue
             values = series.setdefault(provider, [None] * UPTIME_HOURS)
             share = uptime(attempts, failed, limited)
             values[at[hour]] = None if share is None else round(100 * share, 2)
@@ -147,7 +159,8 @@ def model_endpoints(*, model: Model, window: str = "7d") -> list[EndpointRow]:
                        key=lambda e: (e.prompt_price + e.completion_price, e.provider.name))
     stats = endpoint_stats(model_id=model.pk, window=window)
     listed = {e.provider_id for e in endpoints}
-    served = [p for p, figures in stats.items() if p not in listed and (figures.tokens or figures.attempts)]
+    # A provider only tried (a fallback's failed attempt) served nothing: no row of its own.
+    served = [p for p, figures in stats.items() if p not in listed and figures.requests]
     unlisted = sorted(Provider.objects.filter(pk__in=served), key=lambda p: (-stats[p.pk].tokens, p.name))
     cheapest = endpoints[0].prompt_price + endpoints[0].completion_price if endpoints else None
     speeds = [s.throughput_p50 for s in stats.values() if s.throughput_p50 is not None]

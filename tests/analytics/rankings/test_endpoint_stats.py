@@ -201,3 +201,19 @@ def test_a_rate_limited_answer_is_not_down_and_is_shown_apart(client, served, tm
     page = client.get(f"/models/{model.author.slug}/{model.route_name}/").content.decode()
     assert "Rate-limited" in page
     assert re.search(r"C</a>.*?66\.7%.*?40\.0%", page, re.S)
+
+
+def test_a_provider_only_tried_as_a_fallback_is_no_row_and_no_line(served, tmp_path):
+    from analytics.rankings.endpoint_stats import hourly_uptime, model_endpoints
+
+    model, now = served
+    at = (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    run_batch(write_jsonl(tmp_path / "tried.jsonl", [
+        record(id="z1", model="lab/m", provider_name="A", created_at=at,
+               provider_responses=[{"provider_name": "Zed", "status": 502, "latency": 5},
+                                   {"provider_name": "A", "status": 200, "latency": 300}])]))
+    zed = Provider.objects.get(name="Zed")
+    stats = endpoint_stats(model_id=model.pk, now=now)
+    assert (stats[zed.pk].attempts, stats[zed.pk].requests, stats[zed.pk].uptime) == (1, 0, 0.0)
+    assert [r.provider.name for r in model_endpoints(model=model)] == ["B", "A"]  # by price; no Zed
+    assert sorted(hourly_uptime(model_id=model.pk, now=now).series) == ["A", "B"]
