@@ -88,14 +88,19 @@ class _Limit(serializers.IntegerField):
         return min(max(super().to_internal_value(data), 1), 100)
 
 
+class _WindowInput(serializers.Serializer):
+    """What every leaderboard reads: its window and how many rows."""
+
+    window = _Known(choices=list(rankings.WINDOWS), required=False, default="week")
+    limit = _Limit(required=False, default=20, help_text="1-100")
+
+
 class _RankingApi(_PublicApi):
     # A leaderboard of one kind: each subclass says which rows, with its own filters.
 
-    class InputSerializer(serializers.Serializer):
-        window = _Known(choices=list(rankings.WINDOWS), required=False, default="week")
+    class InputSerializer(_WindowInput):
         metric = _Known(choices=list(rankings.METRICS), required=False, default="tokens",
                         help_text="tokens = prompt + completion; spend = total cost in USD (BYOK excluded)")
-        limit = _Limit(required=False, default=20, help_text="1-100")
 
     @extend_schema_serializer(component_name="RankingOutput")
     class OutputSerializer(serializers.Serializer):
@@ -195,10 +200,8 @@ class AppRankingApi(_RankingApi):
 class CapabilityRankingApi(_PublicApi):
     """Listed models by one capability: tool calls, images, long prompts, reasoning or cache hits."""
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(_WindowInput):
         capability = serializers.ChoiceField(choices=list(CAPABILITIES))
-        window = _Known(choices=list(rankings.WINDOWS), required=False, default="week")
-        limit = _Limit(required=False, default=20, help_text="1-100")
 
     @extend_schema_serializer(component_name="CapabilityRankingOutput")
     class OutputSerializer(serializers.Serializer):

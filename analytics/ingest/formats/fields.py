@@ -228,19 +228,24 @@ def _timestamp(value) -> datetime:
 
 
 _CATEGORY_CACHE: dict[str, tuple[str, ...]] = {}
+_PARSED_MAX = 10_000
+
+
+def _parsed_once(cache: dict, text: str, parse):
+    """`parse(text)` remembered: a gateway repeats the same categories or tags text request after request."""
+    parsed = cache.get(text)
+    if parsed is None:
+        if len(cache) > _PARSED_MAX:
+            cache.clear()
+        parsed = cache[text] = parse(text)
+    return parsed
 
 
 def _categories(value) -> tuple[str, ...]:
     if value is None or value == "":
         return ()
     if type(value) is str:
-        # An app sends the same categories text with every request: parse each text once.
-        cached = _CATEGORY_CACHE.get(value)
-        if cached is None:
-            if len(_CATEGORY_CACHE) > 10_000:
-                _CATEGORY_CACHE.clear()
-            cached = _CATEGORY_CACHE[value] = _category_slugs(value.split(","))
-        return cached
+        return _parsed_once(_CATEGORY_CACHE, value, lambda text: _category_slugs(text.split(",")))
     return _category_slugs(value if isinstance(value, list) else str(value).split(","))
 
 
@@ -267,13 +272,7 @@ def tags_text(value) -> str:
     if value is None or value == "" or value == []:
         return ""
     if type(value) is str:
-        # An account sends the same tags with many requests: parse each text once.
-        cached = _TAGS_CACHE.get(value)
-        if cached is None:
-            if len(_TAGS_CACHE) > 10_000:
-                _TAGS_CACHE.clear()
-            cached = _TAGS_CACHE[value] = _tags_joined(value.split(","))
-        return cached
+        return _parsed_once(_TAGS_CACHE, value, lambda text: _tags_joined(text.split(",")))
     if not isinstance(value, list) or not all(type(item) is str for item in value):
         raise Invalid("type:tags")
     return _tags_joined(part for item in value for part in item.split(","))
