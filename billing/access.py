@@ -61,7 +61,7 @@ def account_required(view=None, *, role: str = Membership.Role.VIEWER):
     """Sign-in plus a membership: sets `request.account`, `request.membership`, `request.account_ctx`.
 
     Anonymous users go to the sign-in page; a user without any account sees how to get one;
-    a role below `role` answers 403.
+    a role below `role` answers 403. The view runs with the account's time zone active.
     """
     def decorate(func):
         @functools.wraps(func)
@@ -74,7 +74,9 @@ def account_required(view=None, *, role: str = Membership.Role.VIEWER):
             if not ctx.can(role):
                 raise PermissionDenied(f"needs the {role} role on this account")
             request.account, request.membership, request.account_ctx = ctx.account, ctx.membership, ctx
-            return func(request, *args, **kwargs)
+            # Times on the account's pages are in its zone (templates render datetimes in the active one).
+            with timezone.override(ctx.account.zone):
+                return func(request, *args, **kwargs)
         return wrapper
     return decorate(view) if view is not None else decorate
 

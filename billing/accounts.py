@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.bulk import SQLITE_BATCH, batches, ids_by_key
+from core.timerange import zone_choices
 
 from .lock_objects import account_lock, invitation_lock
 from .models import Account, AccountToken, ApiKey, Invitation, Membership
@@ -54,6 +55,17 @@ def api_keys_register(*, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str
                                    ignore_conflicts=True, batch_size=5000)
         found.update(existing(missing))
     return {key: found[key] for key in wanted}
+
+
+def account_time_zone_set(*, account: Account, time_zone: str) -> None:
+    """Set the zone of the account's days (an IANA name this machine knows, else ValueError).
+
+    Nothing cached needs to move: every cached page and the forecast are keyed by their zone.
+    """
+    if time_zone not in zone_choices():
+        raise ValueError(f"unknown time zone: {time_zone!r}")
+    account.time_zone = time_zone
+    account.save(update_fields=["time_zone"])
 
 
 def invitation_create(*, account: Account, email: str, role: str, invited_by, accept_url) -> Invitation:

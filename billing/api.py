@@ -36,7 +36,10 @@ class _KeyLimitOutput(serializers.Serializer):
     name = serializers.CharField()
     limit_usd = serializers.DecimalField(max_digits=30, decimal_places=10, allow_null=True,
                                          help_text="null: no limit")
-    interval = serializers.ChoiceField(choices=["daily", "weekly", "monthly", "never"])
+    interval = serializers.ChoiceField(
+        choices=["daily", "weekly", "monthly", "never"],
+        help_text="UTC days, weeks from Monday and calendar months, whatever the account's time zone")
+    interval_time_zone = serializers.CharField(help_text='always "UTC": the zone of the intervals')
     usage_usd = serializers.DecimalField(max_digits=30, decimal_places=10,
                                          help_text="spend in the current interval (BYOK excluded)")
     remaining_usd = serializers.DecimalField(max_digits=30, decimal_places=10, allow_null=True)
@@ -49,7 +52,7 @@ class _KeyLimitOutput(serializers.Serializer):
             "id": limit.key.pk, "key": limit.key.external_id, "name": limit.key.name,
             "limit_usd": _usd(limit.limit_units), "interval": limit.interval, "usage_usd": _usd(limit.usage_units),
             "remaining_usd": _usd(limit.remaining_units), "exhausted": limit.exhausted,
-            "interval_start": limit.interval_start, "resets_at": limit.resets_at})
+            "interval_start": limit.interval_start, "resets_at": limit.resets_at, "interval_time_zone": "UTC"})
 
 
 class KeyLimitApi(_AccountApi):

@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib.auth.forms import UserCreationForm
 
+from core.timerange import zone_choices
+
 from .models import Membership
 
 
@@ -15,3 +17,9 @@ class SignUpForm(UserCreationForm):
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What the token is for, for example “billing export”.")
+
+
+class AccountSettingsForm(forms.Form):
+    time_zone = forms.TypedChoiceField(
+        choices=lambda: [(name, name) for name in zone_choices()], initial="UTC",
+        help_text="Days, weeks and months of your pages, reports, statements and forecast.")

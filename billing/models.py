@@ -4,12 +4,14 @@ The ledger is append-only: an account's `balance_units` always equals the sum of
 `amount_units`; both change together in `billing.ledger`, under the account's row lock.
 Money is integer units of 1e-10 USD (`core.money`).
 """
+from datetime import tzinfo
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
 
 from core.money import units_to_usd
+from core.timerange import zone_named
 
 
 class Account(models.Model):
@@ -31,6 +33,9 @@ class Account(models.Model):
     auto_topup_threshold_units = models.BigIntegerField(default=0)
     auto_topup_amount_units = models.BigIntegerField(default=0)
     auto_topup_armed = models.BooleanField(default=True)
+    # The account's days, weeks and months (pages, reports, statements, the forecast); key-limit
+    # intervals stay UTC (the gateway enforces them and its API says so).
+    time_zone = models.CharField(max_length=64, default="UTC", help_text="an IANA time zone name, such as Europe/Paris")
 
     class Meta:
         ordering = ["external_id"]
@@ -41,6 +46,11 @@ class Account(models.Model):
     @property
     def balance(self) -> Decimal:
         return units_to_usd(self.balance_units)
+
+    @property
+    def zone(self) -> tzinfo:
+        """The account's time zone (datetime.UTC for UTC, or a name no longer known)."""
+        return zone_named(self.time_zone)
 
 
 class Membership(models.Model):

@@ -1,14 +1,15 @@
 """Reads of billing: key limits and their usage, monthly statements, the credits page and its forecast.
 
-Key usage and statement usage by model read the daily rollup `AccountDay` (spend without
-BYOK), never raw generations: every interval and month starts at a UTC midnight, so whole days
-answer exactly, with 24x fewer rows than the hourly rollup.
+Key usage reads the daily rollup `AccountDay` (spend without BYOK), never raw generations: every key
+interval starts at a UTC midnight (the gateway enforces them: they stay UTC whatever the account's
+zone), so whole days answer exactly, with 24x fewer rows than the hourly rollup. Statements and the
+forecast follow the account's time zone: UTC ones read AccountDay, others AccountHour.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 
 from django.conf import settings
@@ -17,10 +18,11 @@ from django.db import connection
 from django.db.models import Min, Sum
 from django.utils import timezone
 
-from analytics.models import AccountDay
+from analytics.models import AccountDay, AccountHour
 from core import forecast as spend
 from core.bulk import id_set, ids_match_sql
 from core.money import units_to_usd
+from core.timerange import local_day, midnight
 from marketplace.models import Model
 
 from .gateways import GatewayError, gateway_get, units_floor_cents
@@ -195,11 +197,14 @@ class Statement:
 
     @property
     def start(self) -> datetime:
-        return datetime(self.month.year, self.month.month, 1, tzinfo=UTC)
+        """The month's first midnight in the account's zone (UTC moment)."""
+        return midnight(self.month.replace(day=1), self.account.zone)
 
     @property
     def end(self) -> datetime:
-        return month_after(self.start)
+        first = self.month.replace(day=1)
+        return midnight(first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1),
+                        self.account.zone)
 
     @property
     def label(self) -> str:
@@ -231,10 +236,15 @@ def statement_months(*, account: Account, today: date | None = None) -> list[dat
     Usage counts because logs may be ingested after the fact: an account registered today by a
     backfill has statements for the months its requests ran in.
     """
-    today = today or timezone.now().date()
+    zone = account.zone
+    today = today or timezone.now().astimezone(zone).date()
     first_entry = LedgerEntry.objects.filter(account=account).aggregate(at=Min("created"))["at"]
-    first_use = AccountDay.objects.filter(account=account).aggregate(day=Min("day"))["day"]
-    starts = [moment.astimezone(UTC).date() for moment in (account.created, first_entry) if moment]
+    if zone is UTC:
+        first_use = AccountDay.objects.filter(account=account).aggregate(day=Min("day"))["day"]
+    else:
+        first_hour = AccountHour.objects.filter(account=account).aggregate(hour=Min("hour"))["hour"]
+        first_use = local_day(first_hour, zone) if first_hour else None
+    starts = [moment.astimezone(zone).date() for moment in (account.created, first_entry) if moment]
     begin = min([*starts, first_use] if first_use else starts).replace(day=1)
     months, month = [], today.replace(day=1)
     while month >= begin:
@@ -250,7 +260,8 @@ def _balance_before(account: Account, moment: datetime) -> int:
 
 
 def statement_month(*, account: Account, month: date) -> Statement:
-    """Read the opening and closing balance of a UTC month, its movements by kind, and usage by model.
+    """Read the opening and closing balance of a month of the account's zone, its movements by kind, and
+    usage by model.
 
     The ledger's usage is what was debited in the month (logs may arrive late); usage by model
     is by the hour the requests ran, so the two can differ at month edges.
@@ -261,8 +272,11 @@ def statement_month(*, account: Account, month: date) -> Statement:
     statement.closing_units = _balance_before(account, end)
     statement.by_kind = dict(LedgerEntry.objects.filter(account=account, created__gte=start, created__lt=end)
                              .values_list("kind").annotate(s=Sum("amount_units")).values_list("kind", "s"))
-    rows = (AccountDay.objects.filter(account=account, day__gte=start.date(), day__lt=end.date()).values("model_id")
-            .annotate(requests=Sum("requests"), prompt=Sum("tokens_prompt"), completion=Sum("tokens_completion"),
+    if account.zone is UTC:
+        usage = AccountDay.objects.filter(account=account, day__gte=start.date(), day__lt=end.date())
+    else:
+        usage = AccountHour.objects.filter(account=account, hour__gte=start, hour__lt=end)
+    rows = (usage.values("model_id").annotate(requests=Sum("requests"), prompt=Sum("tokens_prompt"), completion=Sum("tokens_completion"),
                       spend=Sum("spend_units")).order_by("-spend", "model_id"))
     names = dict(Model.objects.filter(pk__in=[r["model_id"] for r in rows]).values_list("pk", "slug"))
     statement.usage_by_model = [
@@ -284,14 +298,24 @@ class SpendForecast:
     topup_amount_units: int
 
 
-def spend_days(*, account_id: int, now: datetime | None = None) -> dict[date, int]:
-    """Read the account's spend per UTC day (BYOK excluded) from the earlier of the month's first day and the
-    forecast history's, to today: one query of the daily rollup."""
-    today = (now or timezone.now()).astimezone(UTC).date()
+def spend_days(*, account_id: int, now: datetime | None = None, zone: tzinfo = UTC) -> dict[date, int]:
+    """Read the account's spend per day of `zone` (BYOK excluded) from the earlier of the month's first day
+    and the forecast history's, to today: one query of the daily rollup (UTC) or of the hourly one, summed
+    per hour by the database (at most 45 x 24 rows) and into local days here."""
+    today = (now or timezone.now()).astimezone(zone).date()
     since = min(today.replace(day=1), today - timedelta(days=spend.HISTORY_DAYS))
-    rows = (AccountDay.objects.filter(account_id=account_id, day__gte=since, day__lte=today).values_list("day")
-            .annotate(s=Sum("spend_units")).values_list("day", "s").order_by())
-    return {day: int(units or 0) for day, units in rows}
+    if zone is UTC:
+        rows = (AccountDay.objects.filter(account_id=account_id, day__gte=since, day__lte=today).values_list("day")
+                .annotate(s=Sum("spend_units")).values_list("day", "s").order_by())
+        return {day: int(units or 0) for day, units in rows}
+    hours = (AccountHour.objects.filter(account_id=account_id, hour__gte=midnight(since, zone),
+                                        hour__lt=midnight(today + timedelta(days=1), zone))
+             .values_list("hour").annotate(s=Sum("spend_units")).values_list("hour", "s").order_by())
+    by_day: dict[date, int] = {}
+    for hour, units in hours:
+        day = local_day(hour, zone)
+        by_day[day] = by_day.get(day, 0) + int(units or 0)
+    return by_day
 
 
 def spend_forecast(*, account: Account, now: datetime | None = None,
@@ -299,18 +323,19 @@ def spend_forecast(*, account: Account, now: datetime | None = None,
     """Project the account's month-end spend and its credit runway from its daily spend (`spend_days`, read
     unless given: the overview passes its cached copy) and its balance now.
 
-    UTC days, as AccountDay keeps them (another zone would read AccountHour and pass `tz` on).
+    Days and the month are the account's zone's.
     """
     now = now or timezone.now()
-    by_day = spend_days(account_id=account.pk, now=now) if by_day is None else by_day
-    today, first = now.astimezone(UTC).date(), spend.month_start(now=now)
-    start = spend.history_start(today=today, first_day=min([account.created.astimezone(UTC).date(), *by_day]))
+    zone = account.zone
+    by_day = spend_days(account_id=account.pk, now=now, zone=zone) if by_day is None else by_day
+    today, first = now.astimezone(zone).date(), spend.month_start(now=now, tz=zone)
+    start = spend.history_start(today=today, first_day=min([account.created.astimezone(zone).date(), *by_day]))
     daily = [by_day.get(start + timedelta(days=n), 0) for n in range((today - start).days)]
     topup = account.auto_topup_enabled
     return SpendForecast(
         projection=spend.forecast(
             daily_units=daily, month_to_date_units=sum(v for d, v in by_day.items() if d >= first),
-            days_left=spend.days_left_in_month(now=now), balance_units=account.balance_units,
+            days_left=spend.days_left_in_month(now=now, tz=zone), balance_units=account.balance_units,
             topup_threshold_units=account.auto_topup_threshold_units if topup else None),
         balance_units=account.balance_units, topup_enabled=topup,
         topup_threshold_units=account.auto_topup_threshold_units, topup_amount_units=account.auto_topup_amount_units)

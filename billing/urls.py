@@ -7,6 +7,7 @@ app_name = "billing"
 
 urlpatterns = [
     path("account/switch/", views.switch, name="account-switch"),
+    path("account/settings/", views.account_settings, name="account-settings"),
     path("account/members/", views.members, name="members"),
     path("account/members/remove/", views.member_remove, name="member-remove"),
     path("account/tokens/", views.tokens, name="tokens"),

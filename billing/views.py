@@ -11,7 +11,7 @@ from core.params import int64_or_404
 
 from . import accounts
 from .access import account_required, account_switch, account_tokens
-from .forms import InviteForm, SignUpForm, TokenForm
+from .forms import AccountSettingsForm, InviteForm, SignUpForm, TokenForm
 from .models import AccountToken, Invitation, Membership
 
 OWNER = Membership.Role.OWNER
@@ -49,6 +49,23 @@ def members(request: HttpRequest) -> HttpResponse:
         "invitations": account.invitations.filter(accepted_at__isnull=True).select_related("invited_by"),
         "form": form, "is_owner": request.account_ctx.can(OWNER),
     })
+
+
+@account_required
+def account_settings(request: HttpRequest) -> HttpResponse:
+    """The account's settings (its time zone); owners change them."""
+    account = request.account
+    is_owner = request.account_ctx.can(OWNER)
+    form = AccountSettingsForm(initial={"time_zone": account.time_zone})
+    if request.method == "POST":
+        if not is_owner:
+            return HttpResponse("Only owners change the account's settings.", status=403)
+        form = AccountSettingsForm(request.POST)
+        if form.is_valid():
+            accounts.account_time_zone_set(account=account, time_zone=form.cleaned_data["time_zone"])
+            messages.success(request, f"Time zone set to {account.time_zone}.")
+            return redirect("billing:account-settings")
+    return render(request, "account/settings.html", {"form": form, "is_owner": is_owner})
 
 
 def _owner_refused(request: HttpRequest) -> HttpResponse | None:

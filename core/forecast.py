@@ -11,7 +11,7 @@ is rounded once at the end. The method, in the words the pages show (METHOD):
   never below what is already spent;
 - runway = balance / mean daily spend, in days (rounded down to a tenth).
 
-Dates are those of `tz` (UTC today; an account's zone can be passed later).
+Dates are those of `tz` (the account's time zone).
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def days_left_in_month(*, now: datetime, tz: tzinfo = UTC) -> Fraction:
     first = local.date().replace(day=1)
     following = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
     end = datetime.combine(following, time(0), tzinfo=tz)
-    left = end - local
+    left = end.astimezone(UTC) - local.astimezone(UTC)  # the same tzinfo would subtract wall clocks (DST)
     micros = (left.days * DAY_SECONDS + left.seconds) * 1_000_000 + left.microseconds
     return Fraction(micros, DAY_SECONDS * 1_000_000)
 

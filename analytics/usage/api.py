@@ -14,7 +14,7 @@ from billing.access import AccountTokenAuthentication, api_account
 from core.api import FIELD_ERRORS, ErrorSerializer
 from core.money import units_text
 from core.params import ParamError
-from core.timerange import date_range_parse
+from core.timerange import TimeRange, date_range_parse, days_span, zone_label
 
 from . import exports, generation_log, params, savings
 
@@ -51,8 +51,12 @@ class UsageRowSerializer(serializers.Serializer):
 
 
 class UsageReportSerializer(serializers.Serializer):
-    start = serializers.DateField()
-    end = serializers.DateField()
+    start = serializers.DateField(help_text="first date, in `time_zone`")
+    end = serializers.DateField(help_text="last date, included, in `time_zone`")
+    time_zone = serializers.CharField(help_text="the account's time zone (IANA name): its dates, weeks and months")
+    day_starts_at = serializers.CharField(
+        allow_null=True, help_text='"00:30" for a zone such as Asia/Kolkata whose midnight falls inside a UTC '
+                                   "hour: usage is kept per UTC hour, so its days run from that time; null otherwise")
     group_by = serializers.ListField(child=serializers.CharField())
     rows = UsageRowSerializer(many=True)
 
@@ -104,25 +108,29 @@ class UsageApi(_AccountApi):
         operation_id="account_usage", tags=["account"],
         parameters=[InputSerializer], responses={200: OutputSerializer, 400: FIELD_ERRORS, 401: ErrorSerializer},
         examples=[OpenApiExample("a day", value={
-            "start": "2026-11-01", "end": "2026-11-01", "group_by": ["day", "model", "api_key"],
+            "start": "2026-11-01", "end": "2026-11-01", "time_zone": "UTC", "day_starts_at": None,
+            "group_by": ["day", "model", "api_key"],
             "rows": [{"date": "2026-11-01", "model": "openai/gpt-5", "api_key": "key_91c2", "api_key_name": "",
                       "requests": 12, "failures": 0, "tokens_prompt": 4200, "tokens_completion": 900,
                       "tokens_reasoning": 300, "tokens_cached": 1000, "tokens_total": 5100, "byok_tokens": 0,
                       "spend_usd": "0.0142500000"}]}, response_only=True)],
-        description="Usage of the token's account per group over UTC days: the rows of usage.csv.")
+        description="Usage of the token's account per group over the account's days (its time zone, UTC unless "
+                    "set on the account's settings page): the rows of usage.csv.")
     def get(self, request):
         account = api_account(request)
         query = self.InputSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
+        zone = account.zone
         try:
-            first, last = date_range_parse(request.query_params.get("start"), request.query_params.get("end"))
+            first, last = date_range_parse(request.query_params.get("start"), request.query_params.get("end"), zone=zone)
         except ParamError as error:
             raise ValidationError({"detail": str(error)}) from None
         group_by = params.report_groups_parse(query.validated_data["group_by"])
         header = exports.usage_csv_header(group_by)
-        rows = exports.usage_report(account_id=account.pk, first=first, last=last, group_by=group_by)
-        return Response({"start": first, "end": last, "group_by": list(group_by),
-                         "rows": [dict(zip(header, row, strict=True)) for row in rows]})
+        rows = exports.usage_report(account_id=account.pk, first=first, last=last, group_by=group_by, zone=zone)
+        return Response({"start": first, "end": last, "time_zone": zone_label(zone),
+                         "day_starts_at": TimeRange("report", *days_span(first, last, zone), True, zone=zone).day_starts_at,
+                         "group_by": list(group_by), "rows": [dict(zip(header, row, strict=True)) for row in rows]})
 
 
 class GenerationsApi(_AccountApi):
@@ -138,8 +146,8 @@ class GenerationsApi(_AccountApi):
             OpenApiParameter("session", str, description="session id, exact; empty: none"),
             OpenApiParameter("id", str, description="one generation id of this account (exact)"),
             OpenApiParameter("status", str, enum=list(generation_log.STATUSES)),
-            OpenApiParameter("start", str, description="first UTC date, YYYY-MM-DD"),
-            OpenApiParameter("end", str, description="last UTC date, included"),
+            OpenApiParameter("start", str, description="first date in the account's time zone, YYYY-MM-DD"),
+            OpenApiParameter("end", str, description="last date in the account's time zone, included"),
             OpenApiParameter("after", str, description="the `next` cursor of the previous page"),
             OpenApiParameter("limit", int, description="rows per page, at most 500 (default 50)")],
         description="The token's account's generations, newest first, paged by cursor.")
@@ -150,7 +158,7 @@ class GenerationsApi(_AccountApi):
         except ValueError:
             limit = 50
         try:
-            log_filter = generation_log.log_filter_parse(request.query_params)
+            log_filter = generation_log.log_filter_parse(request.query_params, zone=account.zone)
         except ParamError as error:
             raise ValidationError({"detail": str(error)}) from None
         page = generation_log.generations_page(account_id=account.pk, log_filter=log_filter,

@@ -1,4 +1,7 @@
-"""usage.csv (and the usage API's rows): totals per group over an inclusive range of UTC dates.
+"""usage.csv (and the usage API's rows): totals per group over an inclusive range of the account's dates.
+
+Dates, weeks and months are the account's zone's: UTC ones from AccountDay, others from AccountHour,
+each hour on the local date it starts on (core.timerange: exact for whole-hour offsets).
 
 `user` groups by end user ("" for requests without one). `tag` splits each rollup row's tags: a
 request with tags a and b counts in the row of a and in the row of b, so tag rows sum to more than
@@ -7,11 +10,12 @@ empty, so "" cannot be mistaken for one).
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, tzinfo
 
 from django.db import connection
 
 from core.money import units_text
+from core.timerange import days_span, local_day
 
 from .queries import week_label
 from .totals import REPORT_COUNTERS
@@ -50,38 +54,49 @@ _REPORT_SQL = {
     "tag": (("r.tags",), ("tag",)),
 }
 _REPORT_SUMS = ", ".join(f"CAST(SUM(r.{c}) AS BIGINT)" for c in REPORT_COUNTERS)
-_REPORT_FROM = (
-    "FROM analytics_accountday r JOIN marketplace_model m ON m.id = r.model_id"
+_REPORT_JOINS = (
+    " JOIN marketplace_model m ON m.id = r.model_id"
     " JOIN marketplace_provider p ON p.id = r.provider_id"
     " LEFT JOIN billing_apikey k ON k.id = r.api_key_id AND k.account_id = r.account_id"
-    " LEFT JOIN marketplace_app a ON a.id = r.app_id"
-    " WHERE r.account_id = %s AND r.day >= %s AND r.day <= %s")
+    " LEFT JOIN marketplace_app a ON a.id = r.app_id")
+_REPORT_FROM_DAYS = f"FROM analytics_accountday r{_REPORT_JOINS} WHERE r.account_id = %s AND r.day >= %s AND r.day <= %s"
+_REPORT_FROM_HOURS = f"FROM analytics_accounthour r{_REPORT_JOINS} WHERE r.account_id = %s AND r.hour >= %s AND r.hour < %s"
 
 
-def usage_report(*, account_id: int, first: date, last: date, group_by: tuple[str, ...]) -> list[list]:
+def _row_day(value, zone: tzinfo) -> date:
+    """A fetched day (AccountDay) or hour (AccountHour: SQLite gives text) as the account's date."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value) if len(value) > 10 else date.fromisoformat(value)
+    if isinstance(value, datetime):
+        return local_day(value if value.tzinfo else value.replace(tzinfo=UTC), zone)
+    return value
+
+
+def usage_report(*, account_id: int, first: date, last: date, group_by: tuple[str, ...],
+                 zone: tzinfo = UTC) -> list[list]:
     """Rows of usage.csv (and the usage API), in `usage_csv_header` order, sorted by the group columns.
 
-    Totals per group over an inclusive range of UTC dates, from the daily account rollup; one
-    grouped query that joins the names, so a month of the busiest account is a single scan.
-    Without a grouping column the one row is the range's total.
+    Totals per group over an inclusive range of dates of `zone`, from the daily account rollup (UTC)
+    or the hourly one; one grouped query that joins the names, so a month of the busiest account is a
+    single scan. Without a grouping column the one row is the range's total.
     """
-    columns = [c for group in group_by for c in _REPORT_SQL[group][0]]
+    hourly = zone is not UTC
+    columns = [("r.hour" if hourly and c == "r.day" else c) for group in group_by for c in _REPORT_SQL[group][0]]
     select = ", ".join(columns)
-    sql = f"SELECT {select}, {_REPORT_SUMS} {_REPORT_FROM} GROUP BY {select}"
+    time_column = "r.hour" if hourly else "r.day"
+    sql = f"SELECT {select}, {_REPORT_SUMS} {_REPORT_FROM_HOURS if hourly else _REPORT_FROM_DAYS} GROUP BY {select}"
     with connection.cursor() as cursor:
-        cursor.execute(sql, (account_id, first, last))
+        cursor.execute(sql, (account_id, *(days_span(first, last, zone) if hourly else (first, last))))
         fetched = cursor.fetchall()
     width = len(columns)
     time_group = next((g for g in group_by if g in ("day", "week", "month")), None)
-    day_at = columns.index("r.day") if time_group else None
+    day_at = columns.index(time_column) if time_group else None
     tags_at = columns.index("r.tags") if "tag" in group_by else None
     merged: dict[tuple, list[int]] = {}
     for row in fetched:
         key = list(row[:width])
         if day_at is not None:
-            day = key[day_at]
-            day = date.fromisoformat(day) if isinstance(day, str) else day
-            key[day_at] = _period_label(day, time_group)
+            key[day_at] = _period_label(_row_day(key[day_at], zone), time_group)
         counts = [int(v or 0) for v in row[width:]]
         # ",a,b," fans out into a row for a and one for b (the same counts in each); "" stays "".
         tags = ([t for t in (key[tags_at] or "").split(",") if t] or [""]) if tags_at is not None else [None]

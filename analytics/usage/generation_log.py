@@ -12,7 +12,7 @@ import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import orjson
 from django.db import connection, transaction
@@ -42,7 +42,7 @@ class LogFilter:
 
     `filters` (analytics.usage.filters: model, provider, api_key, app, user, tag; repeated means
     `in`), `session` (session_id, exact), `generation_id` (exact search: one id of this account, or
-    nothing), status and a range of UTC dates (`end` exclusive).
+    nothing), status and a range of dates of the account's zone (`end` exclusive).
     """
 
     filters: Filters = Filters()
@@ -51,6 +51,7 @@ class LogFilter:
     status: str = ""
     start: datetime | None = None
     end: datetime | None = None  # exclusive
+    zone: tzinfo = UTC  # whose dates `start` and `end` are midnights of
 
     def q(self) -> Q:
         q = self.filters.generation_q()
@@ -76,9 +77,9 @@ class LogFilter:
         if self.status:
             pairs.append(("status", self.status))
         if self.start:
-            pairs.append(("start", self.start.date().isoformat()))
+            pairs.append(("start", self.start.astimezone(self.zone).date().isoformat()))
         if self.end:
-            pairs.append(("end", (self.end - timedelta(days=1)).date().isoformat()))
+            pairs.append(("end", (self.end - timedelta(microseconds=1)).astimezone(self.zone).date().isoformat()))
         return pairs
 
 
@@ -86,9 +87,9 @@ SESSION_MAX = 128
 ID_MAX = 256
 
 
-def log_filter_parse(params) -> LogFilter:
+def log_filter_parse(params, *, zone: tzinfo = UTC) -> LogFilter:
     """The log's filter from a query string (a QueryDict): filters.py's slice parameters, `session`
-    (`session=` with nothing is "no session"), `id`, `status` and `start`/`end` dates (UTC).
+    (`session=` with nothing is "no session"), `id`, `status` and `start`/`end` dates (of `zone`).
 
     An unusable id, user, tag or date raises ParamError naming every unusable parameter; an
     unknown status is no filter.
@@ -115,7 +116,8 @@ def log_filter_parse(params) -> LogFilter:
     return LogFilter(
         filters=filters, session=session, generation_id=generation_id,
         status=params.get("status", "") if params.get("status") in STATUSES else "",
-        start=midnight(start) if start else None, end=midnight(end + timedelta(days=1)) if end else None)
+        start=midnight(start, zone) if start else None, end=midnight(end + timedelta(days=1), zone) if end else None,
+        zone=zone)
 
 
 def cursor_encode(created_at: datetime, generation_id: str) -> str:
@@ -205,11 +207,12 @@ class Histogram:
         return sum(count for _, count in self.bars)
 
 
-def histogram_counts(*, account_id: int, log_filter: LogFilter, unit: str):
-    """(bucket, requests) of the account's generations under the filter, whose dates bound the scan."""
+def histogram_counts(*, account_id: int, log_filter: LogFilter, unit: str, zone: tzinfo = UTC):
+    """(bucket, requests) of the account's generations under the filter, whose dates bound the scan;
+    days of `zone`, hours of UTC (the same hours in a whole-hour zone, and no ambiguous hour at DST)."""
     trunc = TruncHour if unit == "hour" else TruncDay
     return (Generation.objects.filter(Q(account_id=account_id) & log_filter.q())
-            .annotate(bucket=trunc("created_at", tzinfo=UTC)).values("bucket")
+            .annotate(bucket=trunc("created_at", tzinfo=UTC if unit == "hour" else zone)).values("bucket")
             .annotate(n=Count("id")).values_list("bucket", "n"))
 
 
@@ -220,21 +223,29 @@ def requests_histogram(*, account_id: int, log_filter: LogFilter, now: datetime 
     the (account, created_at) index. The range is the filter's dates (default: the last 30 days)
     and at most HISTOGRAM_MAX_DAYS: a longer range counts its last 90 days and says so.
     """
-    now = (now or timezone.now()).astimezone(UTC)
-    end = log_filter.end or midnight(now.date() + timedelta(days=1))
-    start = log_filter.start or end - timedelta(days=HISTOGRAM_DEFAULT_DAYS)
-    capped = end - start > timedelta(days=HISTOGRAM_MAX_DAYS)
+    zone = log_filter.zone
+    now = now or timezone.now()
+    end = log_filter.end or midnight(now.astimezone(zone).date() + timedelta(days=1), zone)
+    last = (end - timedelta(microseconds=1)).astimezone(zone).date()
+    first = log_filter.start.astimezone(zone).date() if log_filter.start else last - timedelta(days=HISTOGRAM_DEFAULT_DAYS - 1)
+    capped = (last - first).days >= HISTOGRAM_MAX_DAYS
     if capped:
-        start = end - timedelta(days=HISTOGRAM_MAX_DAYS)
+        first = last - timedelta(days=HISTOGRAM_MAX_DAYS - 1)
+    start = max(log_filter.start, midnight(first, zone)) if log_filter.start else midnight(first, zone)
     unit = "hour" if end - start <= timedelta(days=HOURLY_MAX_DAYS) else "day"
     counted = histogram_counts(account_id=account_id, log_filter=replace(log_filter, start=start, end=end),
-                               unit=unit)
+                               unit=unit, zone=zone)
     counts = {bucket.astimezone(UTC): n for bucket, n in counted}
-    step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
-    bars, at = [], start
-    while at < end:
-        bars.append((at, counts.get(at, 0)))
-        at += step
+    if unit == "hour":
+        # UTC hours; in a zone such as +05:30 the range's first and last are partial (its dates bound the count).
+        at = start.replace(minute=0, second=0, microsecond=0)
+        moments = []
+        while at < end:
+            moments.append(at)
+            at += timedelta(hours=1)
+    else:  # local days: 23 or 25 hours long when the clocks change
+        moments = [midnight(date.fromordinal(n), zone) for n in range(first.toordinal(), last.toordinal() + 1)]
+    bars = [(at, counts.get(at, 0)) for at in moments]
     return Histogram(unit=unit, start=start, end=end, bars=bars, capped=capped)
 
 
@@ -453,11 +464,11 @@ def log_filter_sql(log_filter: LogFilter | None) -> tuple[str, list]:
     return "".join(f" AND {clause}" for clause in clauses), params
 
 
-def generations_csv(*, account_id: int, first: date, last: date,
-                    log_filter: LogFilter | None = None) -> Iterator[bytes]:
-    """Every field of every generation of the account in [first, last] (UTC dates) under the log's
-    filter (its dates aside), oldest first."""
-    start, end = days_span(first, last)
+def generations_csv(*, account_id: int, first: date, last: date, log_filter: LogFilter | None = None,
+                    zone: tzinfo = UTC) -> Iterator[bytes]:
+    """Every field of every generation of the account in [first, last] (dates of `zone`) under the log's
+    filter (its dates aside), oldest first; times in the file are UTC."""
+    start, end = days_span(first, last, zone)
     yield (",".join(CSV_HEADER) + "\r\n").encode()
     where, params = log_filter_sql(log_filter)
     if connection.vendor == "postgresql":

@@ -1,13 +1,13 @@
 """An account page's query string read into what the usage queries take: period, grouping, granularity.
 
-Periods are UTC: `24h` is the last 24 whole hours (the current one included), `7d`/`30d`/`90d` are
-whole UTC days (today included), `custom` is an inclusive range of dates. Each period compares with
-the preceding period of the same length.
+Periods are in the account's time zone (core.timerange): `24h` is the last 24 whole hours (the current
+one included), `7d`/`30d`/`90d` are whole local days (today included), `custom` is an inclusive range
+of local dates. Each period compares with the preceding period of the same length.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from django.utils import timezone
 
@@ -16,6 +16,7 @@ from core.timerange import TimeRange, hour_end, midnight
 
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30),
            "90d": timedelta(days=90)}
+PERIOD_DAYS = {"7d": 7, "30d": 30, "90d": 90}
 PERIOD_LABELS = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days",
                  "custom": "Custom range"}
 MAX_CUSTOM_DAYS = 400
@@ -36,8 +37,8 @@ REPORT_DEFAULT = ("day", "model", "api_key")
 
 
 def period_parse(name: str | None, *, start: str | None = None, end: str | None = None,
-                 now: datetime | None = None) -> TimeRange:
-    """A period from the query string; an unknown name means the last 30 days.
+                 now: datetime | None = None, zone: tzinfo = UTC) -> TimeRange:
+    """A period from the query string, in `zone`'s days; an unknown name means the last 30 days.
 
     A custom range with missing, invalid or out-of-range dates, reversed or longer than
     MAX_CUSTOM_DAYS raises ParamError (pages show it and fall back to `period_parse(None)`).
@@ -51,14 +52,15 @@ def period_parse(name: str | None, *, start: str | None = None, end: str | None 
             raise ParamError("The start of a custom range must be on or before its end.")
         if (last - first).days >= MAX_CUSTOM_DAYS:
             raise ParamError(f"A custom range covers at most {MAX_CUSTOM_DAYS} days.")
-        return TimeRange("custom", midnight(first), midnight(last + timedelta(days=1)), True,
-                         f"{first:%Y-%m-%d} to {last:%Y-%m-%d}")
+        return TimeRange("custom", midnight(first, zone), midnight(last + timedelta(days=1), zone), True,
+                         f"{first:%Y-%m-%d} to {last:%Y-%m-%d}", zone)
     if name == "24h":
         end_at = hour_end(now)
-        return TimeRange("24h", end_at - PERIODS["24h"], end_at, False, PERIOD_LABELS["24h"])
-    name = name if name in PERIODS else "30d"
-    end_at = midnight(now.date() + timedelta(days=1))
-    return TimeRange(name, end_at - PERIODS[name], end_at, True, PERIOD_LABELS[name])
+        return TimeRange("24h", end_at - PERIODS["24h"], end_at, False, PERIOD_LABELS["24h"], zone)
+    name = name if name in PERIOD_DAYS else "30d"
+    tomorrow = now.astimezone(zone).date() + timedelta(days=1)
+    return TimeRange(name, midnight(tomorrow - timedelta(days=PERIOD_DAYS[name]), zone), midnight(tomorrow, zone),
+                     True, PERIOD_LABELS[name], zone)
 
 
 def activity_granularity(period: TimeRange, granularity: str | None) -> str:

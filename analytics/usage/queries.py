@@ -1,7 +1,9 @@
 """An account's own usage, read from the account rollups: AccountHour by hour, AccountDay by day.
 
 Every function takes the account id first and reads only that account's rows; each selector's
-result is cached under the account's usage version (`cache.account_cached`).
+result is cached under the account's usage version (`cache.account_cached`). Days, weeks and months
+are those of the period's zone (the account's): UTC ones come from AccountDay, any other zone's from
+AccountHour, each hour on the local date it starts on (core.timerange).
 """
 from __future__ import annotations
 
@@ -9,18 +11,18 @@ import operator
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from django.db import connection
 from django.db.models import Q, Sum
 from django.utils import timezone
 
 from analytics.models import AccountDay, AccountHour
-from billing.models import ApiKey
+from billing.models import Account, ApiKey
 from billing.selectors import spend_days
 from core.charts import Series
 from core.money import units_to_usd
-from core.timerange import TimeRange
+from core.timerange import TimeRange, hour_label, local_day, whole_hours
 from marketplace.models import App, Model, Provider
 
 from . import savings
@@ -39,23 +41,27 @@ from .totals import COUNTERS, METRICS, RATE_METRICS, Totals
 NO_FILTERS = Filters()
 
 
-def usage_prewarm(*, account_id: int) -> None:
-    """Compute and cache what the overview and the activity page show by default."""
-    period = period_parse(None)
+def usage_prewarm(*, account_id: int, zone: tzinfo | None = None) -> None:
+    """Compute and cache what the overview and the activity page show by default (in the account's zone,
+    read when not given)."""
+    if zone is None:
+        zone = Account.objects.get(pk=account_id).zone
+    period = period_parse(None, zone=zone)
     usage_overview(account_id=account_id, period=period)
     # Every argument as the activity view passes it: the cache key is made of them.
     usage_activity(account_id=account_id, period=period, metric="spend", group_by=(),
                    granularity=activity_granularity(period, None), filters=NO_FILTERS, top=TOP_DEFAULT,
                    cumulative=False)
     usage_filter_choices(account_id=account_id)
-    forecast_days(account_id=account_id)
+    forecast_days(account_id=account_id, zone=zone)
     savings.account_savings(account_id=account_id)
 
 
-def forecast_days(*, account_id: int, now: datetime | None = None) -> dict[date, int]:
+def forecast_days(*, account_id: int, now: datetime | None = None, zone: tzinfo = UTC) -> dict[date, int]:
     """The daily spend the overview's forecast reads (billing.selectors.spend_days), cached like the overview."""
-    today = (now or timezone.now()).astimezone(UTC).date()
-    return usage_cached(account_id, f"spend-days:{today}", lambda: spend_days(account_id=account_id, now=now))
+    today = (now or timezone.now()).astimezone(zone).date()
+    return usage_cached(account_id, f"spend-days:{today}:{getattr(zone, 'key', 'UTC')}",
+                        lambda: spend_days(account_id=account_id, now=now, zone=zone))
 
 
 
@@ -142,7 +148,7 @@ def _grouped(account_id: int, start: datetime, end: datetime, *, hourly: bool,
 def usage_totals(*, account_id: int, period: TimeRange) -> tuple[Totals, Totals]:
     """The period's totals and the preceding period's, in one query."""
     previous = period.previous
-    rows, column = _source(account_id, previous.start, period.end, hourly=not period.by_day)
+    rows, column = _source(account_id, previous.start, period.end, hourly=not period.daily_rollup)
     boundary = period.start if column == "hour" else period.start.date()
     row = rows.aggregate(**_sums("now_", Q(**{f"{column}__gte": boundary})),
                          **_sums("before_", Q(**{f"{column}__lt": boundary})))
@@ -220,13 +226,11 @@ def _top_rows(grouped: dict[tuple, Totals], dimension: str, *, account_id: int, 
             for i, t in totals[:limit]]
 
 
-# Buckets are UTC. `zone` is where an account's own time zone would come in (future work): the hour
-# labels are read in it; day rows would then have to be the account's days, which the rollups are not yet.
-def _bucket_labels(period: TimeRange, granularity: str, zone=UTC) -> list[str]:
+# Buckets are the period's zone's: hours labelled in local time, days, weeks and months local dates.
+def _bucket_labels(period: TimeRange, granularity: str) -> list[str]:
     if granularity == "hour":
-        count = int((period.end - period.start) / timedelta(hours=1))
-        return [f"{(period.start + timedelta(hours=i)).astimezone(zone):%Y-%m-%d %H:00}" for i in range(count)]
-    days = [period.first_day + timedelta(days=i) for i in range((period.last_day - period.first_day).days + 1)]
+        return [hour_label(hour, period.zone) for hour in whole_hours(period.start, period.end)]
+    days = [date.fromordinal(n) for n in range(period.first_day.toordinal(), period.last_day.toordinal() + 1)]
     if granularity in ("week", "month"):
         return list(dict.fromkeys(_day_bucket(d, granularity) for d in days))
     return [d.isoformat() for d in days]
@@ -246,10 +250,11 @@ def _day_bucket(day: date, granularity: str) -> str:
     return month_label(day) if granularity == "month" else day.isoformat()
 
 
-def _bucket_of(value, granularity: str, zone=UTC) -> str:
+def _bucket_of(value: date | datetime, granularity: str, zone: tzinfo) -> str:
+    """The bucket of a rollup row's day (AccountDay) or hour (AccountHour)."""
     if granularity == "hour":
-        return f"{value.astimezone(zone):%Y-%m-%d %H:00}"
-    return _day_bucket(value, granularity)
+        return hour_label(value, zone)
+    return _day_bucket(local_day(value, zone) if isinstance(value, datetime) else value, granularity)
 
 
 @dataclass(frozen=True)
@@ -310,8 +315,9 @@ def usage_activity(*, account_id: int, period: TimeRange, metric: str, group_by:
     """
     metric = metric if metric in METRICS else "spend"
     columns = tuple(DIMENSIONS[d] for d in group_by)
-    hourly = granularity == "hour"
+    hourly = granularity == "hour" or not period.daily_rollup
     time_column = "hour" if hourly else "day"
+    zone = period.zone
     tag_at = group_by.index("tag") if "tag" in group_by else None
     # One pass: the cells (bucket x group), each group's, each bucket's and the whole period's totals.
     sets = [(time_column, *columns), columns, (time_column,), ()]
@@ -320,7 +326,7 @@ def usage_activity(*, account_id: int, period: TimeRange, metric: str, group_by:
     bucket_of: dict = {}
     for key, totals in grouped[(time_column, *columns)].items():
         at, key = key[0], key[1:]
-        bucket = bucket_of.get(at) or bucket_of.setdefault(at, _bucket_of(at, granularity))
+        bucket = bucket_of.get(at) or bucket_of.setdefault(at, _bucket_of(at, granularity, zone))
         previous = raw_cells[key].get(bucket)
         raw_cells[key][bucket] = previous + totals if previous else totals
     group_totals = grouped[columns] if raw_cells else {}
@@ -376,7 +382,7 @@ def usage_activity(*, account_id: int, period: TimeRange, metric: str, group_by:
             # No overlap between groups: the rest is the whole less the groups shown (exact integers).
             per_bucket: dict[str, Totals] = {}
             for (at,), totals in grouped[(time_column,)].items():
-                bucket = bucket_of.get(at) or bucket_of.setdefault(at, _bucket_of(at, granularity))
+                bucket = bucket_of.get(at) or bucket_of.setdefault(at, _bucket_of(at, granularity, zone))
                 previous = per_bucket.get(bucket)
                 per_bucket[bucket] = previous + totals if previous else totals
             other = [_minus(per_bucket.get(p, empty), [cells[i] for _, cells in buckets]) for i, p in enumerate(periods)]
@@ -429,7 +435,7 @@ def _by_day_series(grouped: dict[tuple, Totals], period: TimeRange, *, account_i
     tokens: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     bucket_of: dict = {}
     for (at, model_id), totals in grouped.items():
-        bucket = bucket_of.get(at) or bucket_of.setdefault(at, _bucket_of(at, granularity))
+        bucket = bucket_of.get(at) or bucket_of.setdefault(at, _bucket_of(at, granularity, period.zone))
         spend[model_id][bucket] += totals.spend_units
         tokens[model_id][bucket] += totals.tokens
     periods = _bucket_labels(period, granularity)
@@ -446,7 +452,7 @@ def _by_day_series(grouped: dict[tuple, Totals], period: TimeRange, *, account_i
 
 
 def _by_day_set(period: TimeRange) -> tuple[str, str]:
-    return ("day" if period.by_day else "hour", "model_id")
+    return ("day" if period.daily_rollup else "hour", "model_id")
 
 
 @dataclass(frozen=True)
@@ -467,7 +473,7 @@ def usage_overview(*, account_id: int, period: TimeRange, top: int = 8) -> Overv
     now, before = usage_totals(account_id=account_id, period=period)
     by_day = _by_day_set(period)
     sets = [by_day, *((DIMENSIONS[d],) for d in OVERVIEW_TOPS)]
-    grouped = _grouped(account_id, period.start, period.end, hourly=not period.by_day, sets=sets)
+    grouped = _grouped(account_id, period.start, period.end, hourly=not period.daily_rollup, sets=sets)
     spend, tokens = _by_day_series(grouped[by_day], period, account_id=account_id, top=top)
     # Tags: the same pass grouped by tag set (an account has few), split here into tags.
     grouped[("tags",)] = _fan_out(grouped[("tags",)], 0)

@@ -1,17 +1,23 @@
-"""The printable monthly usage report, built with pandas from the daily account rollup."""
+"""The printable monthly usage report, built with pandas from the account rollups.
+
+A month of the account's time zone: from the daily rollup in UTC, from the hourly one elsewhere
+(each hour on the local date it starts on, core.timerange).
+"""
 from __future__ import annotations
 
 from calendar import monthrange
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, tzinfo
 
 import pandas as pd
+from django.db.models import Sum
 from django.db.models.functions import TruncMonth
 
-from analytics.models import AccountDay
+from analytics.models import AccountDay, AccountHour
 from core import charts
 from core.charts import Series
 from core.money import units_to_usd
+from core.timerange import days_span, local_day
 
 from .queries import dimension_names
 from .totals import COUNTERS
@@ -35,10 +41,14 @@ class MonthlyReport:
         return f"{self.first:%B %Y}"
 
 
-def months_with_usage(*, account_id: int) -> list[date]:
-    """First days of the months the account has usage in, newest first."""
-    return list(AccountDay.objects.filter(account_id=account_id).annotate(month=TruncMonth("day"))
-                .values_list("month", flat=True).distinct().order_by("-month"))
+def months_with_usage(*, account_id: int, zone: tzinfo = UTC) -> list[date]:
+    """First days of the months (of `zone`) the account has usage in, newest first."""
+    if zone is UTC:
+        return list(AccountDay.objects.filter(account_id=account_id).annotate(month=TruncMonth("day"))
+                    .values_list("month", flat=True).distinct().order_by("-month"))
+    months = (AccountHour.objects.filter(account_id=account_id).annotate(month=TruncMonth("hour", tzinfo=zone))
+              .values_list("month", flat=True).distinct())
+    return sorted({m.astimezone(zone).date().replace(day=1) for m in months}, reverse=True)
 
 
 def _table(frame: pd.DataFrame, column: str, names: dict[int, str]) -> list[dict]:
@@ -58,12 +68,25 @@ def _table(frame: pd.DataFrame, column: str, names: dict[int, str]) -> list[dict
     return rows
 
 
-def monthly_usage(*, account_id: int, year: int, month: int) -> MonthlyReport:
-    """Totals, usage by model and by key, and spend per day for one calendar month (UTC)."""
+def _month_records(account_id: int, first: date, last: date, zone: tzinfo) -> list[dict]:
+    """The month's counters per day x model x key, summed by the database."""
+    sums = {c: Sum(c) for c in COUNTERS}
+    if zone is UTC:
+        return list(AccountDay.objects.filter(account_id=account_id, day__gte=first, day__lte=last)
+                    .values("day", "model_id", "api_key_id").annotate(**sums).order_by())
+    start, end = days_span(first, last, zone)
+    records = list(AccountHour.objects.filter(account_id=account_id, hour__gte=start, hour__lt=end)
+                   .values("hour", "model_id", "api_key_id").annotate(**sums).order_by())
+    for record in records:
+        record["day"] = local_day(record.pop("hour"), zone)
+    return records
+
+
+def monthly_usage(*, account_id: int, year: int, month: int, zone: tzinfo = UTC) -> MonthlyReport:
+    """Totals, usage by model and by key, and spend per day for one calendar month of `zone`."""
     first = date(year, month, 1)
     last = date(year, month, monthrange(year, month)[1])
-    records = list(AccountDay.objects.filter(account_id=account_id, day__gte=first, day__lte=last)
-                   .values("day", "model_id", "api_key_id", *COUNTERS))
+    records = _month_records(account_id, first, last, zone)
     # int64 columns: pandas sums integers exactly (no float on the money path).
     frame = pd.DataFrame.from_records(records, columns=["day", "model_id", "api_key_id", *COUNTERS])
     frame[list(COUNTERS)] = frame[list(COUNTERS)].astype("int64")

@@ -32,11 +32,12 @@ TOP_DIMENSIONS = {"model": "models", "api_key": "API keys", "app": "apps", "prov
 
 def _period(request: HttpRequest) -> TimeRange:
     """The period of the query string; an unusable custom range shows why and the default period."""
+    zone = request.account.zone
     try:
         return params.period_parse(request.GET.get("period"), start=request.GET.get("start"),
-                                  end=request.GET.get("end"))
+                                  end=request.GET.get("end"), zone=zone)
     except ParamError as error:
-        period = params.period_parse(None)
+        period = params.period_parse(None, zone=zone)
         messages.warning(request, f"{error} Showing {period.label.lower()}.")
         return period
 
@@ -50,7 +51,7 @@ def _period_context(request: HttpRequest, period: TimeRange) -> dict:
 
 def _date_range(request: HttpRequest) -> tuple:
     """The report range of the query string (ParamError for an unusable date)."""
-    return date_range_parse(request.GET.get("start"), request.GET.get("end"))
+    return date_range_parse(request.GET.get("start"), request.GET.get("end"), zone=request.account.zone)
 
 
 @account_required
@@ -71,7 +72,8 @@ def overview(request: HttpRequest) -> HttpResponse:
         "tokens_chart": charts.stacked_bars(tokens, title=f"Tokens per {unit} by model"),
         "tops": [(params.DIMENSION_LABELS[d], plural, d, shown.tops[d]) for d, plural in TOP_DIMENSIONS.items()],
         "balance_units": request.account.balance_units,
-        "forecast": spend_forecast(account=request.account, by_day=queries.forecast_days(account_id=account_id)),
+        "forecast": spend_forecast(account=request.account,
+                                   by_day=queries.forecast_days(account_id=account_id, zone=request.account.zone)),
         "savings": savings.account_savings(account_id=account_id),
     })
 
@@ -81,7 +83,8 @@ def _activity_view(request: HttpRequest, *, strict: bool = False) -> queries.Act
     does for a bad period; `strict` (the CSV) raises ParamError instead, so a download is never of
     another view than the one asked for."""
     if strict:
-        params.period_parse(request.GET.get("period"), start=request.GET.get("start"), end=request.GET.get("end"))
+        params.period_parse(request.GET.get("period"), start=request.GET.get("start"), end=request.GET.get("end"),
+                            zone=request.account.zone)
         filters = filters_parse(request.GET)
     else:
         try:
@@ -235,7 +238,7 @@ def generations(request: HttpRequest) -> HttpResponse:
     """The generation log, newest first, filtered, paged by cursor, with a histogram of the filter's
     requests; unusable filters show why and all rows."""
     try:
-        log_filter = generation_log.log_filter_parse(_log_params(request))
+        log_filter = generation_log.log_filter_parse(_log_params(request), zone=request.account.zone)
     except ParamError as error:
         messages.warning(request, f"{error} Showing every generation.")
         log_filter = generation_log.LogFilter()
@@ -273,12 +276,12 @@ def reports(request: HttpRequest) -> HttpResponse:
     try:
         first, last = _date_range(request)
     except ParamError as error:
-        first, last = date_range_parse(None, None)
+        first, last = date_range_parse(None, None, zone=request.account.zone)
         messages.warning(request, f"{error} Showing the last 30 days.")
     return render(request, "account/reports.html", {
         "start": first, "end": last, "groups": params.REPORT_GROUPS, "default_groups": params.REPORT_DEFAULT,
         "usage_columns": exports.usage_csv_header(params.REPORT_DEFAULT), "generation_columns": generation_log.CSV_HEADER,
-        "months": usage_reports.months_with_usage(account_id=request.account.pk),
+        "months": usage_reports.months_with_usage(account_id=request.account.pk, zone=request.account.zone),
     })
 
 
@@ -291,7 +294,8 @@ def usage_csv(request: HttpRequest) -> StreamingHttpResponse:
         return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
     group_by = params.report_groups_parse(request.GET.get("group_by"))
     header = exports.usage_csv_header(group_by)
-    rows = exports.usage_report(account_id=request.account.pk, first=first, last=last, group_by=group_by)
+    rows = exports.usage_report(account_id=request.account.pk, first=first, last=last, group_by=group_by,
+                                zone=request.account.zone)
     return csv_response(csv_stream(header, rows),
                         filename=f"usage-{request.account.external_id}-{first}-{last}.csv")
 
@@ -303,12 +307,13 @@ def generations_csv(request: HttpRequest) -> StreamingHttpResponse:
         first, last = _date_range(request)
     except ParamError as error:
         return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
+    zone = request.account.zone
     try:
-        log_filter = generation_log.log_filter_parse(_log_params(request))
+        log_filter = generation_log.log_filter_parse(_log_params(request), zone=zone)
     except ParamError as error:
         return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
     return csv_response(generation_log.generations_csv(account_id=request.account.pk, first=first, last=last,
-                                                       log_filter=log_filter),
+                                                       log_filter=log_filter, zone=zone),
                         filename=f"generations-{request.account.external_id}-{first}-{last}.csv")
 
 
@@ -317,5 +322,6 @@ def monthly_report(request: HttpRequest, year: int, month: int) -> HttpResponse:
     """A printable monthly usage report: totals, charts and tables by model and key (pandas)."""
     if not 1 <= month <= 12 or not 2000 <= year <= 2100:
         raise Http404
-    report = usage_reports.monthly_usage(account_id=request.account.pk, year=year, month=month)
+    report = usage_reports.monthly_usage(account_id=request.account.pk, year=year, month=month,
+                                         zone=request.account.zone)
     return render(request, "account/monthly_report.html", {"report": report})

@@ -82,7 +82,7 @@ def test_the_key_api_answers_limit_usage_and_remaining(client, key_traffic, acct
     assert body == {"id": k1.pk, "key": "k1", "name": "", "limit_usd": "0.0500000000", "interval": "monthly",
                     "usage_usd": "0.0450000000", "remaining_usd": "0.0050000000", "exhausted": False,
                     "interval_start": start.isoformat().replace("+00:00", "Z"),
-                    "resets_at": reset.isoformat().replace("+00:00", "Z")}
+                    "resets_at": reset.isoformat().replace("+00:00", "Z"), "interval_time_zone": "UTC"}
     assert client.get(f"/api/v1/keys/{kb.pk}", **auth).status_code == 404
     assert client.get("/api/v1/keys/999999", **auth).status_code == 404
     assert client.get(f"/api/v1/keys/{k1.pk}").status_code in (401, 403)
