@@ -111,7 +111,7 @@ def test_anonymous_users_are_sent_to_sign_in_from_every_account_page(site):
         assert response["Location"].startswith("/accounts/login/?next="), url
 
 
-FORMS = ("/account/switch/", "/account/members/", "/account/members/remove/", "/account/tokens/", "/account/tokens/revoke/", "/account/credits/", "/account/credits/buy/",
+FORMS = ("/account/switch/", "/account/settings/", "/account/members/", "/account/members/remove/", "/account/tokens/", "/account/tokens/revoke/", "/account/credits/", "/account/credits/buy/",
          "/account/credits/refund/", "/account/credits/auto-topup/", "/account/credits/alert/",
          "/account/credits/promo/", "/account/credits/demo-card/", "/account/keys/",
          "/accounts/logout/", "/accounts/password_change/", "/accounts/login/", "/accounts/password_reset/")

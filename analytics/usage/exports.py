@@ -86,7 +86,10 @@ def usage_report(*, account_id: int, first: date, last: date, group_by: tuple[st
     time_column = "r.hour" if hourly else "r.day"
     sql = f"SELECT {select}, {_REPORT_SUMS} {_REPORT_FROM_HOURS if hourly else _REPORT_FROM_DAYS} GROUP BY {select}"
     with connection.cursor() as cursor:
-        cursor.execute(sql, (account_id, *(days_span(first, last, zone) if hourly else (first, last))))
+        # Moments as the ORM stores them (SQLite compares text: a bare aware datetime would not match).
+        bounds = ([connection.ops.adapt_datetimefield_value(m) for m in days_span(first, last, zone)] if hourly
+                  else (first, last))
+        cursor.execute(sql, (account_id, *bounds))
         fetched = cursor.fetchall()
     width = len(columns)
     time_group = next((g for g in group_by if g in ("day", "week", "month")), None)
