@@ -125,6 +125,39 @@ def test_histogram_counts_the_filtered_requests(client, log):
     assert "only its last 90 days are counted" in long.content.decode()
 
 
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+def test_the_histogram_counts_from_the_rollups_what_the_generations_count(log, zone):
+    """Filtered on rollup dimensions and status only, the rollups answer, and exactly as the generation
+    table does (by day and by hour, in UTC and in a whole-hour zone); a session or an id goes to the table."""
+    from django.db import connection
+    from django.http import QueryDict
+    from django.test.utils import CaptureQueriesContext
+
+    from core.timerange import days_span, zone_named
+
+    tz = zone_named(zone)
+    for query in ("", "user=u1", "tag=b", "tag=a&tag=b", "status=ok", "status=error", "user=", "user=u2&tag=a"):
+        log_filter = generation_log.log_filter_parse(QueryDict(query), zone=tz)
+        for unit, (first, last) in (("day", (D2 - timedelta(days=5), D1)), ("hour", (D2, D1))):
+            start, end = days_span(first, last, tz)
+            with CaptureQueriesContext(connection) as queries:
+                from_rollups = generation_log.rollup_histogram_counts(account_id=log["a"].pk, log_filter=log_filter,
+                                                                      unit=unit, start=start, end=end)
+            assert len(queries) == 1, query
+            assert "analytics_generation" not in queries[0]["sql"], query
+            from_rows = generation_log.histogram_counts(
+                account_id=log["a"].pk, log_filter=generation_log.replace(log_filter, start=start, end=end), unit=unit,
+                zone=tz)
+            assert {k: v for k, v in from_rollups.items() if v} == {b.astimezone(UTC): n for b, n in from_rows}, query
+    assert sum(generation_log.rollup_histogram_counts(
+        account_id=log["a"].pk, log_filter=generation_log.log_filter_parse(QueryDict("status=ok")), unit="day",
+        start=days_span(D2, D1)[0], end=days_span(D2, D1)[1]).values()) == 4
+    for query in ("session=s1", "id=g1"):
+        assert generation_log.rollup_histogram_counts(
+            account_id=log["a"].pk, log_filter=generation_log.log_filter_parse(QueryDict(query)), unit="day",
+            start=days_span(D2, D1)[0], end=days_span(D2, D1)[1]) is None
+
+
 def test_user_session_and_tags_are_shown(client, log):
     client.force_login(log["alice"])
     body = client.get("/account/generations/", {"id": "g1"}).content.decode()

@@ -106,7 +106,8 @@ def test_new_york_days_months_and_the_repeated_hour(client, tmp_path):
     assert (hours["2026-11-01 00:00"], hours["2026-11-01 01:00"], hours["2026-11-01 01:00 EST"],
             hours["2026-11-01 23:00"]) == (Decimal("0.004"), Decimal("0.008"), Decimal("0.016"), Decimal("0.032"))
     page = _text(client.get("/account/activity/", {"period": "custom", "start": "2026-10-30", "end": "2026-11-02"}))
-    assert "Times in America/New_York (UTC-05:00)" in page and "a day here runs from" not in page
+    assert "Times in America/New_York (UTC-05:00)" in page
+    assert "a day here runs from" not in page
 
 
 def test_new_york_usage_csv_api_statement_report_and_log(client, tmp_path):
@@ -134,14 +135,16 @@ def test_new_york_usage_csv_api_statement_report_and_log(client, tmp_path):
     assert october.model_usage_units == 30_000_000
 
     report = client.get("/account/reports/monthly/2026-11/").context["report"]
-    assert report.totals["spend_units"] == 1_240_000_000 and report.totals["requests"] == 5
+    assert report.totals["spend_units"] == 1_240_000_000
+    assert report.totals["requests"] == 5
     daily = dict(zip(report.daily.periods, report.daily.series["lab/alpha"], strict=True))
     assert (daily["2026-11-01"], daily["2026-11-02"], daily["2026-11-03"]) == (Decimal("0.06"), Decimal("0.064"), 0)
 
     log = client.get("/account/generations/", {"start": "2026-11-01", "end": "2026-11-01"})
     assert sorted(g.id for g in log.context["page"].rows) == ["n3", "n4", "n5", "n6"]
     histogram = log.context["histogram"]
-    assert histogram.unit == "hour" and histogram.total == 4
+    assert histogram.unit == "hour"
+    assert histogram.total == 4
     assert "2026-11-01 01:30" in _text(log)  # n4, at its New York wall-clock time
     months = client.get("/account/reports/").context["months"]
     assert months == [date(2026, 11, 1), date(2026, 10, 1)]
