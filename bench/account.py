@@ -2,7 +2,7 @@
 """Account pages and exports at the server, on a PostgreSQL database already filled by ingestion.
 
     .venv/bin/python bench/account.py --database tokengrid_bench [--iterations 30] [--rows 1000000]
-        [--only pages|usage_csv|generations_csv] [--export-runs 3] [--account busiest|median|ID]
+        [--only pages|usage_csv|generations_csv] [--export-runs 3] [--account busiest|median|ID] [--zone NAME]
 
 Signs in a bench user as a member of the busiest account (most requests; `--account median`: the
 account in the middle of the ranking by requests, or an account id) and prints, as one JSON
@@ -14,7 +14,8 @@ the refresh after each ingested chunk leaves them; the grouped activity view is 
 first visit); the time to download usage.csv for the busiest account's busiest calendar month
 (day x model x key); and generations.csv over the newest days that hold `--rows` generations of
 that account, `--export-runs` times: the median rows/s, every run's, and the process's peak memory
-before the first and after the last (flat memory = no growth).
+before the first and after the last (flat memory = no growth). `--zone America/New_York` measures
+the account in that time zone (its pages then read the hourly rollup); its own zone is put back after.
 Fill a database with `bench/ingest.py --events 10000000` (it keeps its data in `tokengrid_bench`).
 """
 import argparse
@@ -80,23 +81,18 @@ def main() -> None:
     parser.add_argument("--only", choices=("pages", "usage_csv", "generations_csv"), help="measure only this")
     parser.add_argument("--export-runs", type=int, default=3, help="downloads of generations.csv (median)")
     parser.add_argument("--account", default="busiest", help="busiest, median or an account id")
+    parser.add_argument("--zone", help="an IANA time zone to measure the account in (default: its own)")
     options = parser.parse_args()
     os.environ.update(production_env(options.database))
     import django
 
     django.setup()
-    from django.contrib.auth import get_user_model
-    from django.core.cache import cache
     from django.core.management import call_command
     from django.db import connection
     from django.db.models import Sum
-    from django.db.models.functions import TruncMonth
-    from django.test import Client
 
     from analytics.models import AccountDay
-    from analytics.usage import cache as usage_cache
-    from analytics.usage import queries as usage_queries
-    from billing.models import Membership
+    from billing.models import Account
 
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
@@ -111,18 +107,52 @@ def main() -> None:
     if busiest is None:
         sys.exit("the database holds no traffic (fill it with bench/ingest.py first) or not that account")
     account_id = busiest["account_id"]
+    own_zone = Account.objects.get(pk=account_id).time_zone
+    if options.zone:
+        Account.objects.filter(pk=account_id).update(time_zone=options.zone)
+    try:
+        measure(options, client_for(account_id), account_id, busiest, result_base(options, account_id, busiest))
+    finally:
+        Account.objects.filter(pk=account_id).update(time_zone=own_zone)
+
+
+def client_for(account_id: int):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from billing.models import Membership
+
     # A user per account: the pages show a member's first account, so one user for several would
     # measure the wrong one.
     user, _ = get_user_model().objects.get_or_create(username=f"bench-account-{account_id}")
     Membership.objects.get_or_create(user=user, account_id=account_id, defaults={"role": "viewer"})
     client = Client()
     client.force_login(user)
+    return client
+
+
+def result_base(options, account_id: int, busiest: dict) -> dict:
+    from django.db import connection
+
+    from analytics.models import AccountDay, AccountHour
+
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM analytics_generation")
         generations = cursor.fetchone()[0]
-    result = {"database": options.database, "generations": generations, "account": options.account,
-              "account_id": account_id, "account_requests": busiest["n"],
-              "accountday_rows": AccountDay.objects.filter(account_id=account_id).count()}
+    return {"database": options.database, "generations": generations, "account": options.account,
+            "account_id": account_id, "account_requests": busiest["n"], "zone": options.zone or "its own",
+            "accountday_rows": AccountDay.objects.filter(account_id=account_id).count(),
+            "accounthour_rows": AccountHour.objects.filter(account_id=account_id).count()}
+
+
+def measure(options, client, account_id: int, busiest: dict, result: dict) -> None:
+    from django.core.cache import cache
+    from django.db.models import Sum
+    from django.db.models.functions import TruncMonth
+
+    from analytics.models import AccountDay
+    from analytics.usage import cache as usage_cache
+    from analytics.usage import queries as usage_queries
 
     tagged = (AccountDay.objects.filter(account_id=account_id).exclude(tags="").values("tags")
               .annotate(n=Sum("requests")).order_by("-n").first())

@@ -22,7 +22,7 @@ from billing.models import Account, ApiKey
 from billing.selectors import spend_days
 from core.charts import Series
 from core.money import units_to_usd
-from core.timerange import TimeRange, hour_label, local_day, whole_hours
+from core.timerange import TimeRange, hour_label, local_day, whole_hours, zone_named
 from marketplace.models import App, Model, Provider
 
 from . import savings
@@ -55,6 +55,12 @@ def usage_prewarm(*, account_id: int, zone: tzinfo | None = None) -> None:
     usage_filter_choices(account_id=account_id)
     forecast_days(account_id=account_id, zone=zone)
     savings.account_savings(account_id=account_id)
+
+
+def account_zones(*, account_ids: Iterable[int]) -> dict[int, tzinfo]:
+    """The time zones of these accounts, in one query."""
+    return {pk: zone_named(name) for pk, name in Account.objects.filter(pk__in=list(account_ids))
+            .values_list("pk", "time_zone")}
 
 
 def forecast_days(*, account_id: int, now: datetime | None = None, zone: tzinfo = UTC) -> dict[date, int]:

@@ -47,6 +47,9 @@ def usage_refresh_later(account_ids: list[int]) -> None:
 
 @shared_task(name="analytics.tasks.usage_prewarm", ignore_result=True)
 def usage_prewarm(account_ids: list[int]) -> None:
-    """Compute the watched accounts' default overview and activity ahead, after their version moved."""
+    """Compute the watched accounts' default overview and activity ahead, after their version moved (in each
+    account's own time zone, read for all of them at once)."""
+    zones = queries.account_zones(account_ids=account_ids)
     for account_id in account_ids:
-        queries.usage_prewarm(account_id=account_id)
+        if account_id in zones:  # an account deleted since is skipped
+            queries.usage_prewarm(account_id=account_id, zone=zones[account_id])
