@@ -124,10 +124,16 @@ def test_pricebook_uses_the_endpoint_price_in_force_then_genai_prices():
                           provider_id="anthropic", genai_request_timestamp=at).total_price
     assert cost == expected
 
-    # No endpoint for this provider: genai-prices prices it.
-    unknown_provider = book.cost(model_slug="anthropic/claude-sonnet-4", provider_name="Nowhere", created_at=at,
-                                 tokens_prompt=1000, tokens_completion=100, tokens_reasoning=0, tokens_cached=0)
-    assert unknown_provider == Decimal("0.0045")
+    # No endpoint at this provider of a model the catalog prices: unpriced (not genai-prices, not the
+    # cheapest endpoint), until staff map the provider.
+    assert book.cost(model_slug="anthropic/claude-sonnet-4", provider_name="Nowhere", created_at=at,
+                     tokens_prompt=1000, tokens_completion=100, tokens_reasoning=0, tokens_cached=0) is None
+    # A model the catalog has no endpoint of: genai-prices' own price of it.
+    Endpoint.objects.filter(model__slug="anthropic/claude-sonnet-4").delete()
+    uncatalogued = PriceBook.load().cost(model_slug="anthropic/claude-sonnet-4", provider_name="Nowhere",
+                                         created_at=at, tokens_prompt=1000, tokens_completion=100,
+                                         tokens_reasoning=0, tokens_cached=0)
+    assert uncatalogued == Decimal("0.0045")  # 1000 x $3/M + 100 x $15/M
     assert book.cost(model_slug="nobody/knows-this", provider_name="X", created_at=at, tokens_prompt=1,
                      tokens_completion=1, tokens_reasoning=0, tokens_cached=0) is None
 
