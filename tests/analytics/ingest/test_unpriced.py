@@ -136,6 +136,8 @@ def test_the_account_pages_and_api_say_how_many_requests_are_not_priced(ingested
                        HTTP_AUTHORIZATION=f"Bearer {secret}").json()
     assert [(r["model"], r["requests"], r["unpriced_requests"], r["spend_usd"]) for r in usage["rows"]] == [
         (ROCKET, 7, 1, "0.2635000000"), (MYSTERY, 2, 2, "0.0000000000")]
+    credits_api = client.get("/api/v1/credits", HTTP_AUTHORIZATION=f"Bearer {secret}").json()
+    assert (credits_api["unpriced_requests"], credits_api["balance_usd"]) == (3, "-0.2635000000")
 
 
 def test_an_account_with_everything_priced_sees_no_note(tmp_path, catalog):
