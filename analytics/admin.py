@@ -22,7 +22,7 @@ class ChunkInline(admin.TabularInline):
 
 @admin.register(IngestBatch)
 class IngestBatchAdmin(RecordAdmin):
-    list_display = ("id", "source", "format", "status", "lines", "accepted", "duplicates", "rejected",
+    list_display = ("id", "source", "format", "status", "lines", "accepted", "duplicates", "rejected", "unpriced",
                     "chunks_done", "chunks_total", "created_at")
     list_filter = ("status", "format")
     search_fields = ("source",)

@@ -40,6 +40,8 @@ class IngestBatch(models.Model):
     accepted = models.BigIntegerField(default=0)
     duplicates = models.BigIntegerField(default=0)
     rejected = models.BigIntegerField(default=0)
+    unpriced = models.BigIntegerField(default=0, db_default=0,
+                                      help_text="accepted requests Tokengrid could not price (not debited)")
     chunks_total = models.PositiveIntegerField(default=0)
     chunks_done = models.PositiveIntegerField(default=0)
     header = models.TextField(blank=True, help_text="CSV header line, prepended to every chunk")
@@ -199,6 +201,9 @@ class _Usage(models.Model):
     tokens_cached = models.BigIntegerField(default=0)
     byok_tokens = models.BigIntegerField(default=0)
     spend_units = models.BigIntegerField(default=0, help_text="BYOK excluded")
+    # Requests Tokengrid could not price (Generation.CostSource.UNPRICED): in `requests` and the tokens,
+    # not in `spend_units`; db_default keeps the column's DEFAULT 0 (added without a table rewrite).
+    unpriced_requests = models.BigIntegerField(default=0, db_default=0, help_text="not priced: no catalog price")
 
     class Meta:
         abstract = True
@@ -229,6 +234,8 @@ class _EndpointUsage(_Usage):
     long_128k_requests = models.BigIntegerField(default=0)
     latency_sum = models.BigIntegerField(default=0)
     latency_count = models.BigIntegerField(default=0)
+    unpriced_tokens = models.BigIntegerField(default=0, db_default=0,
+                                             help_text="prompt + completion tokens of the unpriced requests")
 
     class Meta:
         abstract = True

@@ -4,6 +4,7 @@ The gateway asks `GET /api/v1/keys/<id>` before routing a request and refuses a 
 `remaining_usd` is 0. Only the token's account is in reach: another account's key answers 404.
 """
 from django.http import Http404
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
@@ -149,6 +150,9 @@ class CreditsApi(_AccountApi):
         overdrawn = serializers.BooleanField()
         recent = EntrySerializer(many=True, help_text="the latest ledger entries, newest first")
         forecast = ForecastSerializer(help_text="month-end spend and credit runway from the daily spend")
+        unpriced_requests = serializers.IntegerField(
+            help_text=f"requests of the last {selectors.UNPRICED_DAYS} UTC days (today included) not priced yet: "
+                      "the catalog has no price for them, so they are not debited and not in the forecast")
 
     @extend_schema(operation_id="credits", tags=["account"], parameters=[InputSerializer],
                    responses=OutputSerializer,
@@ -164,4 +168,6 @@ class CreditsApi(_AccountApi):
             "recent": [{"id": e.pk, "created": e.created, "kind": e.kind, "amount_usd": _usd(e.amount_units),
                         "balance_after_usd": _usd(e.balance_after_units), "reference": e.reference, "memo": e.memo}
                        for e in entries],
-            "forecast": selectors.spend_forecast(account=account)}).data)
+            "forecast": selectors.spend_forecast(account=account),
+            "unpriced_requests": selectors.unpriced_requests(account_id=account.pk, today=timezone.now().date()),
+        }).data)

@@ -67,6 +67,7 @@ def credits(request: HttpRequest) -> HttpResponse:
                                   ledger_page=request.GET.get("page"))
     return render(request, "account/credits.html", {
         **vars(page), **_settings_forms(request.account), "buy": buy, "quote": quote, "quote_error": quote_error,
+        "unpriced_days": selectors.UNPRICED_DAYS,
         "is_owner": request.account_ctx.can(OWNER), "is_member": request.account_ctx.can(MEMBER)})
 
 

@@ -395,6 +395,16 @@ class CreditsPage:
     purchase_max: Decimal
     refund_days: int
     forecast: SpendForecast
+    unpriced_requests: int  # in the last UNPRICED_DAYS UTC days: logged, not priced, not debited
+
+
+UNPRICED_DAYS = 30
+
+
+def unpriced_requests(*, account_id: int, today: date, days: int = UNPRICED_DAYS) -> int:
+    """The account's requests of its last `days` UTC days (today included) that Tokengrid could not price."""
+    rows = AccountDay.objects.filter(account_id=account_id, day__gt=today - timedelta(days=days))
+    return rows.aggregate(n=Sum("unpriced_requests", default=0))["n"]
 
 
 def credits_page(*, account: Account, payments_page: str | None = None, ledger_page: str | None = None,
@@ -412,4 +422,5 @@ def credits_page(*, account: Account, payments_page: str | None = None, ledger_p
         method=PaymentMethod.objects.filter(account=account).first(), gateway=gateway_name(),
         fee_percent=Decimal(settings.BILLING_FEE_PERCENT), fee_min=Decimal(settings.BILLING_FEE_MIN_USD),
         purchase_min=low, purchase_max=high, refund_days=settings.BILLING_REFUND_WINDOW_DAYS,
-        forecast=spend_forecast(account=account, now=now))
+        forecast=spend_forecast(account=account, now=now),
+        unpriced_requests=unpriced_requests(account_id=account.pk, today=now.astimezone(UTC).date()))

@@ -30,8 +30,10 @@ class ModelAdmin(admin.ModelAdmin):
 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
-    list_display = ("name", "slug", "genai_prices_id")
+    list_display = ("name", "slug", "genai_prices_id", "prices_as")
+    list_select_related = ("prices_as",)
     search_fields = ("name", "slug")
+    autocomplete_fields = ("prices_as",)
 
 
 class EndpointPriceInline(admin.TabularInline):

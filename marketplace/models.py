@@ -54,6 +54,12 @@ class Provider(models.Model):
     name = models.CharField(max_length=200, unique=True)
     genai_prices_id = models.CharField(max_length=100, blank=True)
     description = models.TextField(blank=True)
+    prices_as = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="Price this provider's traffic at that provider's endpoint prices, for every model this "
+                  "provider has no endpoint of (its own endpoints keep their own prices). Empty: such traffic "
+                  "stays unpriced (not $0, not debited) and is listed on /ops/unpriced/. Applies to requests "
+                  "ingested from now on (within 5 minutes), not to those already stored.")
 
     class Meta:
         ordering = ["name"]

@@ -1,4 +1,12 @@
-"""Price a request that arrived without total_cost: the endpoint's price in force, else genai-prices."""
+"""Price a request that arrived without total_cost.
+
+The rule (`PriceBook.cost`): the endpoint's price in force; for a provider without an endpoint of the
+model, the price of the provider staff mapped it to (`Provider.prices_as`); for a model the catalog has
+no endpoint of at all, genai-prices' price of the model. Otherwise nothing: the request is unpriced
+(never $0, never another provider's price). An unknown provider of a model the catalog prices is not
+looked up in genai-prices: that answers for whichever provider genai-prices knows, the very guess
+"unpriced unless staff map it" rules out.
+"""
 from __future__ import annotations
 
 import bisect
@@ -8,7 +16,7 @@ from decimal import Decimal
 
 from genai_prices import Usage, calc_price
 
-from .models import Endpoint, EndpointPrice
+from .models import Endpoint, EndpointPrice, Provider
 
 ZERO = Decimal(0)
 
@@ -61,9 +69,14 @@ def prices_in_force(*, model_id: int, provider_id: int, at: datetime) -> tuple[P
 
     With a price history: the last row valid from `at` or before (the first row before the
     history starts, as the price book does); without one: the endpoint's current price (since: None).
+    A provider without an endpoint of the model reads the endpoint of the provider it prices as.
     """
-    endpoint = Endpoint.objects.filter(model_id=model_id, provider_id=provider_id).values_list(
-        "pk", "prompt_price", "completion_price", "cache_read_price", "reasoning_price").first()
+    columns = ("pk", "prompt_price", "completion_price", "cache_read_price", "reasoning_price")
+    endpoint = Endpoint.objects.filter(model_id=model_id, provider_id=provider_id).values_list(*columns).first()
+    if endpoint is None:
+        endpoint = Endpoint.objects.filter(
+            model_id=model_id, provider__in=Provider.objects.filter(pk=provider_id).values("prices_as")
+        ).values_list(*columns).first()
     if endpoint is None:
         return None
     pk, *current = endpoint
@@ -81,16 +94,16 @@ class PriceBook:
     """Every endpoint's price history in memory: one dict lookup and a bisect per priced record."""
 
     def __init__(self, history: dict[tuple[str, str], tuple[list[datetime], list[Prices]]],
-                 cheapest: dict[str, Prices]):
+                 prices_as: dict[str, str]):
         self._history = history
-        self._cheapest = cheapest
+        self._prices_as = prices_as  # provider name -> the name of the provider it is priced as
+        self._catalogued = {model for model, _ in history}  # models with at least one endpoint
         self._genai_misses: set[str] = set()
 
     @classmethod
     def load(cls) -> PriceBook:
-        """Read endpoints and their price history (two queries)."""
+        """Read endpoints, their price history and the providers' mappings (three queries)."""
         history: dict[tuple[str, str], tuple[list[datetime], list[Prices]]] = {}
-        cheapest: dict[str, Prices] = {}
         endpoints = Endpoint.objects.values_list(
             "pk", "model__slug", "provider__name", "prompt_price", "completion_price", "cache_read_price",
             "reasoning_price")
@@ -99,9 +112,6 @@ class PriceBook:
             current = Prices(prompt, completion, cache_read, reasoning)
             by_pk[pk] = (model, provider)
             history[(model, provider)] = ([datetime.max.replace(tzinfo=UTC)], [current])
-            best = cheapest.get(model)
-            if best is None or (current.prompt + current.completion) < (best.prompt + best.completion):
-                cheapest[model] = current
         rows = EndpointPrice.objects.order_by("endpoint_id", "valid_from").values_list(
             "endpoint_id", "valid_from", "prompt_price", "completion_price", "cache_read_price", "reasoning_price")
         past: dict[tuple[str, str], tuple[list[datetime], list[Prices]]] = {}
@@ -111,25 +121,26 @@ class PriceBook:
             starts.append(valid_from)
             prices.append(Prices(prompt, completion, cache_read, reasoning))
         history.update(past)
-        return cls(history, cheapest)
+        prices_as = dict(Provider.objects.filter(prices_as__isnull=False).values_list("name", "prices_as__name"))
+        return cls(history, prices_as)
 
     def cost(self, *, model_slug: str, provider_name: str, created_at: datetime, tokens_prompt: int,
              tokens_completion: int, tokens_reasoning: int, tokens_cached: int) -> Decimal | None:
-        """What the request cost at created_at, or None when nothing knows the model."""
+        """What the request cost at created_at, or None (unpriced) when no price applies (module docstring)."""
         counts = {"prompt": tokens_prompt, "completion": tokens_completion, "reasoning": tokens_reasoning,
                   "cached": tokens_cached}
         entry = self._history.get((model_slug, provider_name))
+        if entry is None and provider_name in self._prices_as:
+            entry = self._history.get((model_slug, self._prices_as[provider_name]))
         if entry is not None:
             starts, prices = entry
             if starts[-1].year == 9999:  # no history rows: the current price
                 return prices[-1].cost(**counts)
             at = bisect.bisect_right(starts, created_at) - 1
             return prices[max(at, 0)].cost(**counts)
-        priced = self._genai_cost(model_slug, created_at, counts)
-        if priced is not None:
-            return priced
-        fallback = self._cheapest.get(model_slug)
-        return fallback.cost(**counts) if fallback else None
+        if model_slug in self._catalogued:
+            return None  # an unknown provider of a catalogued model, not mapped: unpriced
+        return self._genai_cost(model_slug, created_at, counts)
 
     def _genai_cost(self, model_slug: str, created_at: datetime, counts: dict[str, int]) -> Decimal | None:
         if model_slug in self._genai_misses:

@@ -90,7 +90,8 @@ def test_explorer_slices_by_user_and_tag_stay_in_the_account(site):
 
 def test_staff_pages_refuse_account_holders(site):
     batch = IngestBatch.objects.get()
-    for url in (f"/ops/ingest/{batch.pk}/", f"/ops/ingest/{batch.pk}/rejects.csv", "/ops/ingest/", "/admin/"):
+    for url in (f"/ops/ingest/{batch.pk}/", f"/ops/ingest/{batch.pk}/rejects.csv", "/ops/ingest/", "/ops/unpriced/",
+                "/admin/"):
         response = site["client"].get(url)
         assert response.status_code == 302, url
         assert response["Location"].startswith("/admin/login/"), url

@@ -117,7 +117,8 @@ def _chunk_ingest(batch_id: int, index: int) -> ChunkResult:
             rejected=result.rejected, finished_at=timezone.now())
         IngestBatch.objects.filter(pk=batch_id).update(
             accepted=F("accepted") + result.accepted, duplicates=F("duplicates") + result.duplicates,
-            rejected=F("rejected") + result.rejected, chunks_done=F("chunks_done") + 1)
+            rejected=F("rejected") + result.rejected, unpriced=F("unpriced") + applied.unpriced,
+            chunks_done=F("chunks_done") + 1)
         if IngestBatch.objects.filter(pk=batch_id, chunks_done=F("chunks_total")).exclude(
                 status=IngestBatch.Status.FAILED).update(status=IngestBatch.Status.DONE, finished_at=timezone.now()):
             transaction.on_commit(lambda: batch_files_remove(path=batch.path))  # the last chunk: nobody reads it

@@ -21,7 +21,7 @@ import orjson
 from django.db import IntegrityError, connection, transaction
 from psycopg.types.json import set_json_dumps
 
-from analytics.models import LONG_PROMPTS
+from analytics.models import LONG_PROMPTS, Generation
 
 
 class StageRow(NamedTuple):
@@ -123,6 +123,7 @@ _GENERATION_SELECT = ", ".join(
     f"NULLIF({c}, 0)" if c in ("api_key_id", "app_id") else c for c in GENERATION_COLUMNS)
 
 _SPEND = "CASE WHEN is_byok THEN 0 ELSE cost_units END"
+_UNPRICED = int(Generation.CostSource.UNPRICED)
 _BYOK_TOKENS = "CASE WHEN is_byok THEN tokens_prompt + tokens_completion ELSE 0 END"
 USAGE_SUMS = {
     "requests": "COUNT(*)",
@@ -133,6 +134,7 @@ USAGE_SUMS = {
     "tokens_cached": "SUM(tokens_cached)",
     "byok_tokens": f"SUM({_BYOK_TOKENS})",
     "spend_units": f"SUM({_SPEND})",
+    "unpriced_requests": f"SUM(CASE WHEN cost_source = {_UNPRICED} THEN 1 ELSE 0 END)",
 }
 LATENCY_SUMS = {
     "latency_sum": "SUM(CASE WHEN failed = 0 THEN COALESCE(latency, 0) ELSE 0 END)",
@@ -144,6 +146,7 @@ LATENCY_SUMS = {
 class Applied:
     inserted: int
     spend_by_account: dict[int, int]
+    unpriced: int = 0  # inserted rows Tokengrid could not price
 
 
 def _upsert(table: str, keys: tuple[str, ...], sums: dict[str, str], source: str) -> str:
@@ -163,17 +166,20 @@ def _upsert(table: str, keys: tuple[str, ...], sums: dict[str, str], source: str
 _ENDPOINT_SOURCE = (
     "(SELECT hour, day, model_id, provider_id, 1 AS request, failed, tokens_prompt, tokens_completion,"
     " tokens_reasoning, tokens_cached, cost_units, is_byok, latency, own_attempts, own_failed, own_rate_limited,"
+    " cost_source,"
     " CASE WHEN finish_reason = 'tool_calls' THEN 1 ELSE 0 END AS tool_call,"
     " COALESCE(num_media_prompt, 0) AS media,"
     f" CASE WHEN tokens_prompt > {LONG_PROMPTS[0]} THEN 1 ELSE 0 END AS long_32k,"
     f" CASE WHEN tokens_prompt > {LONG_PROMPTS[1]} THEN 1 ELSE 0 END AS long_128k"
     " FROM ingest_stage"
     " UNION ALL SELECT hour, day, model_id, provider_id, 0, 0, 0, 0, 0, 0, 0, FALSE, NULL, 1, failed, rate_limited,"
-    " 0, 0, 0, 0 FROM ingest_attempts) AS x WHERE 1 = 1")
+    " 0, 0, 0, 0, 0 FROM ingest_attempts) AS x WHERE 1 = 1")
 _ENDPOINT_SUMS = {**USAGE_SUMS, "requests": "SUM(request)", "attempts": "SUM(own_attempts)",
                   "failed_attempts": "SUM(own_failed)", "rate_limited_attempts": "SUM(own_rate_limited)",
                   "tool_call_requests": "SUM(tool_call)", "media_inputs": "SUM(media)",
-                  "long_32k_requests": "SUM(long_32k)", "long_128k_requests": "SUM(long_128k)", **LATENCY_SUMS}
+                  "long_32k_requests": "SUM(long_32k)", "long_128k_requests": "SUM(long_128k)", **LATENCY_SUMS,
+                  "unpriced_tokens": f"SUM(CASE WHEN cost_source = {_UNPRICED}"
+                                     " THEN tokens_prompt + tokens_completion ELSE 0 END)"}
 ROLLUP_SQL = (
     _upsert("analytics_endpointhour", ("hour", "model_id", "provider_id"), _ENDPOINT_SUMS, _ENDPOINT_SOURCE),
     _upsert("analytics_endpointday", ("day", "model_id", "provider_id"), _ENDPOINT_SUMS, _ENDPOINT_SOURCE),
@@ -195,6 +201,7 @@ ROLLUP_SQL = (
 _ATTEMPTS_OF_DROPPED_SQL = ("DELETE FROM ingest_attempts WHERE NOT EXISTS"
                             " (SELECT 1 FROM ingest_stage s WHERE s.id = ingest_attempts.gen_id)")
 SPEND_SQL = f"SELECT account_id, SUM({_SPEND}) FROM ingest_stage GROUP BY account_id ORDER BY account_id"
+UNPRICED_SQL = f"SELECT COUNT(*) FROM ingest_stage WHERE cost_source = {_UNPRICED}"
 
 
 def _create_temp_tables(cursor, postgres: bool) -> None:
@@ -309,6 +316,8 @@ def apply(*, stage: list[StageRow], extra_attempts: list[AttemptRow]) -> Applied
                 cursor.execute(sql)
             cursor.execute(SPEND_SQL)
             spend = {account_id: int(total) for account_id, total in cursor.fetchall() if total}
+            cursor.execute(UNPRICED_SQL)
+            unpriced = int(cursor.fetchone()[0])
         else:
-            spend = {}
-    return Applied(inserted=inserted, spend_by_account=spend)
+            spend, unpriced = {}, 0
+    return Applied(inserted=inserted, spend_by_account=spend, unpriced=unpriced)

@@ -1,9 +1,14 @@
 """Reads of ingestion state for the operator pages and the API."""
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery, Sum
 
-from analytics.models import IngestBatch, Reject
+from analytics.models import EndpointDay, IngestBatch, Reject
+from marketplace.models import Endpoint
+
+UNPRICED_DAYS = 30
 
 
 def batches_recent() -> QuerySet[IngestBatch]:
@@ -30,3 +35,30 @@ def ingest_lag_recent(*, batches: int = 20) -> float | None:
         return None
     middle = len(lags) // 2
     return lags[middle] if len(lags) % 2 else (lags[middle - 1] + lags[middle]) / 2
+
+
+@dataclass(frozen=True)
+class UnpricedRow:
+    """Unpriced traffic of one model at one provider: what staff would price (an endpoint) or map (the provider)."""
+
+    model_id: int
+    model_slug: str
+    provider_id: int
+    provider_name: str
+    prices_as: str | None  # the provider's mapping, if staff set one since
+    endpoint_id: int | None  # an endpoint added since (its price applies to requests ingested from then on)
+    requests: int
+    tokens: int
+
+
+def unpriced_endpoints(*, today: date, days: int = UNPRICED_DAYS) -> list[UnpricedRow]:
+    """Unpriced requests and tokens per model and provider over the last `days` UTC days (today included),
+    most requests first; one grouped query of the daily endpoint rollup."""
+    endpoint = Endpoint.objects.filter(model_id=OuterRef("model_id"), provider_id=OuterRef("provider_id")).values("pk")
+    rows = (EndpointDay.objects.filter(day__gt=today - timedelta(days=days), unpriced_requests__gt=0)
+            .values("model_id", "model__slug", "provider_id", "provider__name", "provider__prices_as__name")
+            .annotate(requests=Sum("unpriced_requests"), tokens=Sum("unpriced_tokens"),
+                      endpoint_id=Subquery(endpoint[:1]))
+            .order_by("-requests", "model__slug", "provider__name"))
+    return [UnpricedRow(r["model_id"], r["model__slug"], r["provider_id"], r["provider__name"],
+                        r["provider__prices_as__name"], r["endpoint_id"], r["requests"], r["tokens"]) for r in rows]

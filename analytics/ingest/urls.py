@@ -9,4 +9,5 @@ urlpatterns = [
     path("ops/ingest/<int:batch_id>/", views.ops_batch, name="ops-batch"),
     path("ops/ingest/<int:batch_id>/rejects.csv", views.ops_batch_rejects_csv, name="ops-batch-rejects"),
     path("ops/ingest/<int:batch_id>/retry", views.ops_batch_retry, name="ops-batch-retry"),
+    path("ops/unpriced/", views.ops_unpriced, name="ops-unpriced"),
 ]

@@ -1,9 +1,10 @@
-"""Operator pages for ingestion: batches, their rejects, uploads and retries (staff only)."""
+"""Operator pages for ingestion: batches, their rejects, uploads and retries, unpriced traffic (staff only)."""
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from analytics.models import IngestBatch
@@ -54,3 +55,11 @@ def ops_batch_retry(request: HttpRequest, batch_id: int) -> HttpResponse:
     queued = tasks.batch_retry(batch_id=batch_id)
     messages.success(request, f"Queued {queued} chunk(s) of batch {batch_id} again.")
     return redirect("analytics:ops-batch", batch_id=batch_id)
+
+
+@staff_member_required
+def ops_unpriced(request: HttpRequest) -> HttpResponse:
+    """List the traffic Tokengrid could not price, per model and provider, for staff to price or map."""
+    today = timezone.now().date()
+    rows = selectors.unpriced_endpoints(today=today)
+    return render(request, "analytics/ops_unpriced.html", {"rows": rows, "days": selectors.UNPRICED_DAYS})

@@ -120,10 +120,20 @@ class _RankingApi(_PublicApi):
         metric = serializers.ChoiceField(choices=list(rankings.METRICS))
         start = serializers.DateTimeField(allow_null=True, help_text="null for the `all` window")
         end = serializers.DateTimeField()
+        unpriced_requests = serializers.IntegerField(
+            allow_null=True, help_text="by spend: the window's requests left out, not priced (no catalog price, "
+                                       "so no spend); null by tokens, which counts them")
+        unpriced_share = serializers.FloatField(
+            allow_null=True, help_text="by spend: unpriced_requests as a share of the ranked traffic's requests")
         results = RankSerializer(many=True)
+
+    coverage_of = "models"  # which traffic the leaderboard ranks (rankings.ranking_coverage)
 
     def rows(self, window, metric, limit, params: dict):
         raise NotImplementedError
+
+    def coverage(self, window, params: dict) -> rankings.Coverage:
+        return rankings.ranking_coverage(window=window, of=self.coverage_of)
 
     def get(self, request):
         params = self.InputSerializer(data=request.query_params)
@@ -135,8 +145,11 @@ class _RankingApi(_PublicApi):
         def money(value):
             return None if value is None else (str(units_to_usd(value)) if metric == "spend" else str(value))
 
+        coverage = self.coverage(window, params.validated_data) if metric == "spend" else None
         return Response(self.OutputSerializer({
             "window": window.name, "metric": metric, "start": window.start, "end": window.end,
+            "unpriced_requests": coverage.unpriced_requests if coverage else None,
+            "unpriced_share": round(coverage.unpriced_share, 6) if coverage else None,
             "results": [{"rank": r.rank, "slug": r.slug, "name": r.name, "value": money(r.value),
                          "previous": money(r.previous), "change": r.change, "share": round(r.share, 6)}
                         for r in rows]}).data)
@@ -144,6 +157,7 @@ class _RankingApi(_PublicApi):
 
 _EXAMPLE = OpenApiExample("week by tokens", value={
     "window": "week", "metric": "tokens", "start": "2026-11-18T05:00:00Z", "end": "2026-11-25T05:00:00Z",
+    "unpriced_requests": None, "unpriced_share": None,
     "results": [{"rank": 1, "slug": "anthropic/claude-sonnet-4", "name": "Claude Sonnet 4", "value": "1204000000",
                  "previous": "1100000000", "change": 0.0945, "share": 0.21}]})
 _RANKING = {"responses": {200: _RankingApi.OutputSerializer, 400: FIELD_ERRORS, **_PUBLIC_ERRORS}}
@@ -161,6 +175,9 @@ class ModelRankingApi(_RankingApi):
     def rows(self, window, metric, limit, params: dict):
         return rankings.ranking_models(window=window, metric=metric, limit=limit,
                                        category=params["category"][:64])
+
+    def coverage(self, window, params: dict) -> rankings.Coverage:
+        return rankings.ranking_coverage(window=window, category=params["category"][:64])
 
 
 class AuthorRankingApi(_RankingApi):
@@ -184,6 +201,8 @@ class ProviderRankingApi(_RankingApi):
 
 
 class AppRankingApi(_RankingApi):
+    coverage_of = "apps"
+
     class InputSerializer(_RankingApi.InputSerializer):
         trending = serializers.BooleanField(required=False, default=False,
                                             help_text="rank by growth against the preceding window")

@@ -176,6 +176,39 @@ def ranking_apps(*, window: TimeRange, metric: str, limit: int = 20, trending: b
     return _ranking("apps", used, "app_id", metric, window, limit, _describe_apps, trending=trending)
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """What a ranking by spend leaves out: its window's requests that Tokengrid could not price (they carry
+    tokens but no spend), beside all of its requests."""
+
+    requests: int
+    unpriced_requests: int
+
+    @property
+    def unpriced_share(self) -> float:
+        return self.unpriced_requests / self.requests if self.requests else 0.0
+
+
+
+def ranking_coverage(*, window: TimeRange, of: str = "models", category: str = "") -> Coverage:
+    """The unpriced requests among the requests a leaderboard ranks (`of`), in the window: the models,
+    authors and providers leaderboards read the same endpoint rows; apps (and a category) their app rows."""
+    if category:
+        rows = AppDay.objects.filter(model__listed=True, app__public=True, app__categories__slug=category)
+        key = f"coverage-category-{hashlib.sha256(category.encode()).hexdigest()[:24]}"
+    elif of == "apps":
+        rows, key = AppDay.objects.filter(app__public=True, model__listed=True), "coverage-apps"
+    else:
+        rows, key = endpoint_rollup(window).objects.filter(model__listed=True), "coverage-endpoints"
+
+    def compute() -> Coverage:
+        sums = windowed(rows, window).aggregate(requests=Sum("requests", default=0),
+                                                unpriced=Sum("unpriced_requests", default=0))
+        return Coverage(requests=sums["requests"], unpriced_requests=sums["unpriced"])
+
+    return rankings_cached(f"{key}:{window.name}:{window.end:%Y%m%d%H}", compute)
+
+
 def categories_in_use() -> list[tuple[str, str]]:
     """(slug, name) of the categories public apps declare, for the selector."""
     return rankings_cached("categories", lambda: list(AppCategory.objects.filter(apps__public=True).distinct()

@@ -7,6 +7,7 @@ from .leaderboards import (
     authors_volume_vs_money,
     categories_in_use,
     ranking_apps,
+    ranking_coverage,
     ranking_models,
     ranking_providers,
     top_apps_of_model,
@@ -29,6 +30,9 @@ def rankings_prewarm() -> int:
             ranking_providers(window=window, metric=metric, limit=10)
             ranking_apps(window=window, metric=metric, limit=10)
             count += 3
+        ranking_coverage(window=window, of="providers")  # what the spend leaderboards leave out
+        ranking_coverage(window=window, of="apps")
+        count += 2
         if window.previous:
             ranking_apps(window=window, metric="tokens", limit=10, trending=True)
             count += 1

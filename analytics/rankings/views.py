@@ -29,6 +29,7 @@ from .leaderboards import (
     models_of,
     models_of_app,
     ranking_apps,
+    ranking_coverage,
     ranking_models,
     ranking_providers,
     top_apps_of_model,
@@ -78,6 +79,10 @@ def _rankings_page(request: HttpRequest) -> HttpResponse:
         if window.previous else [],
         "providers": ranking_providers(window=window, metric=metric, limit=10),
         "apps": ranking_apps(window=window, metric=metric, limit=10),
+        # What the spend leaderboards leave out: traffic Tokengrid could not price carries no spend.
+        "coverage": ranking_coverage(window=window, category=category) if metric == "spend" else None,
+        "providers_coverage": ranking_coverage(window=window, of="providers") if metric == "spend" else None,
+        "apps_coverage": ranking_coverage(window=window, of="apps") if metric == "spend" else None,
         "capabilities": [(key, CAPABILITIES[key], rows)
                          for key, rows in capability_rankings(window=window, limit=10).items()],
         **_ranking_charts(window),

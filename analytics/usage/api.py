@@ -48,6 +48,8 @@ class UsageRowSerializer(serializers.Serializer):
     tokens_total = serializers.IntegerField()
     byok_tokens = serializers.IntegerField()
     spend_usd = serializers.DecimalField(max_digits=30, decimal_places=10)
+    unpriced_requests = serializers.IntegerField(
+        help_text="requests not priced yet (the catalog has no price): in requests and tokens, not in spend_usd")
 
 
 class UsageReportSerializer(serializers.Serializer):
@@ -113,7 +115,7 @@ class UsageApi(_AccountApi):
             "rows": [{"date": "2026-11-01", "model": "openai/gpt-5", "api_key": "key_91c2", "api_key_name": "",
                       "requests": 12, "failures": 0, "tokens_prompt": 4200, "tokens_completion": 900,
                       "tokens_reasoning": 300, "tokens_cached": 1000, "tokens_total": 5100, "byok_tokens": 0,
-                      "spend_usd": "0.0142500000"}]}, response_only=True)],
+                      "spend_usd": "0.0142500000", "unpriced_requests": 0}]}, response_only=True)],
         description="Usage of the token's account per group over the account's days (its time zone, UTC unless "
                     "set on the account's settings page): the rows of usage.csv.")
     def get(self, request):

@@ -21,7 +21,7 @@ from .queries import week_label
 from .totals import REPORT_COUNTERS
 
 USAGE_CSV_COUNTERS = ("requests", "failures", "tokens_prompt", "tokens_completion", "tokens_reasoning",
-                      "tokens_cached", "tokens_total", "byok_tokens", "spend_usd")
+                      "tokens_cached", "tokens_total", "byok_tokens", "spend_usd", "unpriced_requests")
 
 
 def usage_csv_header(group_by: tuple[str, ...]) -> list[str]:
@@ -113,7 +113,7 @@ def usage_report(*, account_id: int, first: date, last: date, group_by: tuple[st
                 merged[cells] = counts
     out = []
     for key in sorted(merged):  # in Python: the same order on every database
-        requests, failed, prompt, completion, reasoning, cached, byok, spend = merged[key]
+        requests, failed, prompt, completion, reasoning, cached, byok, spend, unpriced = merged[key]
         out.append([*key, requests, failed, prompt, completion, reasoning, cached, prompt + completion, byok,
-                    units_text(spend)])
+                    units_text(spend), unpriced])
     return out

@@ -296,6 +296,17 @@ class CostBreakdown:
     from_gateway: bool
 
     billed_units: int = 0
+    cost_source: int | None = None  # Generation.CostSource; None: ingested before it was kept
+
+    @property
+    def unpriced(self) -> bool:
+        """Tokengrid could not price it when it was ingested: $0 is no price here, and nothing was debited."""
+        return self.cost_source == Generation.CostSource.UNPRICED
+
+    @property
+    def insurance(self) -> bool:
+        """Failed or empty, without a gateway cost: $0 by zero-completion insurance."""
+        return self.cost_source == Generation.CostSource.INSURANCE
 
     @property
     def matches_bill(self) -> bool:
@@ -328,7 +339,7 @@ def generation_cost(generation: Generation) -> CostBreakdown:
         parts = prices.parts(prompt=generation.tokens_prompt, completion=generation.tokens_completion,
                              reasoning=generation.tokens_reasoning, cached=generation.tokens_cached)
     return CostBreakdown(parts=parts, since=since, from_gateway=not generation.cost_priced,
-                         billed_units=generation.cost_units)
+                         billed_units=generation.cost_units, cost_source=generation.cost_source)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ class Totals(NamedTuple):
     tokens_cached: int = 0
     byok_tokens: int = 0
     spend_units: int = 0
+    unpriced_requests: int = 0  # in requests and tokens, not in spend (no price to debit)
     latency_sum: int = 0
     latency_count: int = 0
 

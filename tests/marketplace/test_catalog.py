@@ -124,10 +124,16 @@ def test_pricebook_uses_the_endpoint_price_in_force_then_genai_prices():
                           provider_id="anthropic", genai_request_timestamp=at).total_price
     assert cost == expected
 
-    # No endpoint for this provider: genai-prices prices it.
-    unknown_provider = book.cost(model_slug="anthropic/claude-sonnet-4", provider_name="Nowhere", created_at=at,
-                                 tokens_prompt=1000, tokens_completion=100, tokens_reasoning=0, tokens_cached=0)
-    assert unknown_provider == Decimal("0.0045")
+    # No endpoint at this provider of a model the catalog prices: unpriced (not genai-prices, not the
+    # cheapest endpoint), until staff map the provider.
+    assert book.cost(model_slug="anthropic/claude-sonnet-4", provider_name="Nowhere", created_at=at,
+                     tokens_prompt=1000, tokens_completion=100, tokens_reasoning=0, tokens_cached=0) is None
+    # A model the catalog has no endpoint of: genai-prices' own price of it.
+    Endpoint.objects.filter(model__slug="anthropic/claude-sonnet-4").delete()
+    uncatalogued = PriceBook.load().cost(model_slug="anthropic/claude-sonnet-4", provider_name="Nowhere",
+                                         created_at=at, tokens_prompt=1000, tokens_completion=100,
+                                         tokens_reasoning=0, tokens_cached=0)
+    assert uncatalogued == Decimal("0.0045")  # 1000 x $3/M + 100 x $15/M
     assert book.cost(model_slug="nobody/knows-this", provider_name="X", created_at=at, tokens_prompt=1,
                      tokens_completion=1, tokens_reasoning=0, tokens_cached=0) is None
 
@@ -156,3 +162,28 @@ def test_catalog_sync_runs_as_a_celery_task():
     report = catalog_sync_task.apply().get()
     assert report["models"]["added"] > 500  # the task really loaded the catalog (0 == 0 would pass too)
     assert report["models"]["added"] == Model.objects.count()
+
+
+def test_pricebook_prices_an_unknown_provider_only_through_a_staff_mapping():
+    endpoint = EndpointFactory(model__author__slug="acme", model__route_name="m", provider__name="P",
+                               prompt_price=Decimal("0.000002"), completion_price=Decimal("0.000004"))
+    EndpointFactory(model=endpoint.model, provider__name="Dear", prompt_price=Decimal("0.00001"),
+                    completion_price=Decimal("0.00002"))
+    cheap = EndpointFactory(provider__name="Cheap", prompt_price=Decimal("0.000001"),
+                            completion_price=Decimal("0.000001"))  # another model's endpoint
+    mirror = Provider.objects.create(slug="mirror", name="Mirror")
+    at = datetime(2026, 6, 1, tzinfo=UTC)
+
+    def cost(book, provider):
+        return book.cost(model_slug="acme/m", provider_name=provider, created_at=at, tokens_prompt=1000,
+                         tokens_completion=1000, tokens_reasoning=0, tokens_cached=0)
+
+    book = PriceBook.load()
+    assert cost(book, "Mirror") is None  # not the model's cheapest endpoint (P), not genai-prices
+    mirror.prices_as = endpoint.provider
+    mirror.save()
+    assert cost(PriceBook.load(), "Mirror") == Decimal("0.006")  # P's price: 1000 x $2/M + 1000 x $4/M
+    assert cost(PriceBook.load(), "Dear") == Decimal("0.03")  # its own endpoint keeps its own price
+    mirror.prices_as = cheap.provider  # mapped to a provider without an endpoint of this model: unpriced
+    mirror.save()
+    assert cost(PriceBook.load(), "Mirror") is None

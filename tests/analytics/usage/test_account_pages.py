@@ -158,10 +158,12 @@ def test_usage_csv_rows_equal_hand_computed_truth(client, alice):
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows == [
         ["date", "model", "api_key", "api_key_name", "requests", "failures", "tokens_prompt", "tokens_completion",
-         "tokens_reasoning", "tokens_cached", "tokens_total", "byok_tokens", "spend_usd"],
-        [D2.isoformat(), "lab/alpha", "k1", "", "1", "0", "1000", "500", "100", "200", "1500", "0", "0.0150000000"],
-        [D1.isoformat(), "lab/alpha", "k1", "", "1", "1", "3000", "0", "0", "0", "3000", "0", "0.0000000000"],
-        [D1.isoformat(), "lab/beta", "k2", "", "2", "0", "2100", "1100", "0", "0", "3200", "200", "0.0300000000"],
+         "tokens_reasoning", "tokens_cached", "tokens_total", "byok_tokens", "spend_usd", "unpriced_requests"],
+        [D2.isoformat(), "lab/alpha", "k1", "", "1", "0", "1000", "500", "100", "200", "1500", "0", "0.0150000000",
+         "0"],
+        [D1.isoformat(), "lab/alpha", "k1", "", "1", "1", "3000", "0", "0", "0", "3000", "0", "0.0000000000", "0"],
+        [D1.isoformat(), "lab/beta", "k2", "", "2", "0", "2100", "1100", "0", "0", "3200", "200", "0.0300000000",
+         "0"],
     ]
     by_app = list(csv.reader(io.StringIO(b"".join(client.get("/account/reports/usage.csv", {
         "start": D2.isoformat(), "end": D1.isoformat(), "group_by": "app"}).streaming_content).decode())))
@@ -269,10 +271,10 @@ def test_account_api_token_reads_only_its_account(client, alice, traffic):
     assert usage["rows"] == [
         {"model": "lab/alpha", "requests": 2, "failures": 1, "tokens_prompt": 4000, "tokens_completion": 500,
          "tokens_reasoning": 100, "tokens_cached": 200, "tokens_total": 4500, "byok_tokens": 0,
-         "spend_usd": "0.0150000000"},
+         "spend_usd": "0.0150000000", "unpriced_requests": 0},
         {"model": "lab/beta", "requests": 2, "failures": 0, "tokens_prompt": 2100, "tokens_completion": 1100,
          "tokens_reasoning": 0, "tokens_cached": 0, "tokens_total": 3200, "byok_tokens": 200,
-         "spend_usd": "0.0300000000"}]
+         "spend_usd": "0.0300000000", "unpriced_requests": 0}]
     first = client.get("/api/v1/account/generations", {"limit": 2}, **auth).json()
     assert [g["id"] for g in first["results"]] == ["r5", "r3"]
     rest = client.get("/api/v1/account/generations", {"after": first["next"], "limit": 10}, **auth).json()
