@@ -46,6 +46,12 @@ SNAPSHOT = {"genai_prices_version": "test", "providers": [
 ]}
 
 
+def _sonnet(first: dict, *dated: dict) -> list[dict]:
+    """Sonnet's price points: `first` from the start, any `dated` ones, then the June price."""
+    return [{"prices": first}, *dated, {"constraint": {"start_date": "2026-06-01"},
+                                        "prices": {"input_mtok": "2", "cache_read_mtok": "0.2", "output_mtok": "10"}}]
+
+
 def _models(data: dict, provider: str) -> list[dict]:
     return next(p for p in data["providers"] if p["id"] == provider)["models"]
 
@@ -143,10 +149,7 @@ def test_a_price_billed_by_catalog_priced_requests_is_not_moved_but_recorded_as_
     Generation.objects.filter(id="old").update(cost_source=None)  # ingested before cost_source was kept
 
     # genai-prices now says the first Sonnet price was $2.5 prompt.
-    changed = _changed(sonnet=[
-        {"prices": {"input_mtok": "2.5", "cache_read_mtok": "0.3", "output_mtok": "15"}},
-        {"constraint": {"start_date": "2026-06-01"},
-         "prices": {"input_mtok": "2", "cache_read_mtok": "0.2", "output_mtok": "10"}}])
+    changed = _changed(sonnet=_sonnet({"input_mtok": "2.5", "cache_read_mtok": "0.3", "output_mtok": "15"}))
     text = _command(tmp_path, changed)
 
     assert (f"{SONNET} @ Anthropic, valid from 2000-01-01: prompt 3 → 2.5: needs a reprice: 3 requests priced "
@@ -173,12 +176,9 @@ def test_a_new_start_inside_a_billed_interval_counts_only_the_requests_after_it(
     _sync(tmp_path)
     _ingest(tmp_path, "split", [_sonnet_request("feb", datetime(2026, 2, 10, tzinfo=UTC)),
                                 _sonnet_request("apr", datetime(2026, 4, 10, tzinfo=UTC))])
-    changed = _changed(sonnet=[
-        {"prices": {"input_mtok": "3", "cache_read_mtok": "0.3", "output_mtok": "15"}},
-        {"constraint": {"start_date": "2026-03-01"},
-         "prices": {"input_mtok": "2.8", "cache_read_mtok": "0.3", "output_mtok": "15"}},
-        {"constraint": {"start_date": "2026-06-01"},
-         "prices": {"input_mtok": "2", "cache_read_mtok": "0.2", "output_mtok": "10"}}])
+    changed = _changed(sonnet=_sonnet({"input_mtok": "3", "cache_read_mtok": "0.3", "output_mtok": "15"},
+                                     {"constraint": {"start_date": "2026-03-01"},
+                                      "prices": {"input_mtok": "2.8", "cache_read_mtok": "0.3", "output_mtok": "15"}}))
 
     report = _sync(tmp_path, changed)
 
@@ -247,10 +247,8 @@ def test_dry_run_shows_the_report_and_writes_nothing(tmp_path):
     _sync(tmp_path)
     _ingest(tmp_path, "billed", [_sonnet_request("c1", datetime(2026, 2, 3, tzinfo=UTC))])
     before = (_history(SONNET), _history(ALPHA))
-    changed = _changed(alpha={"input_mtok": "9", "output_mtok": "2"}, sonnet=[
-        {"prices": {"input_mtok": "4", "cache_read_mtok": "0.3", "output_mtok": "15"}},
-        {"constraint": {"start_date": "2026-06-01"},
-         "prices": {"input_mtok": "2", "cache_read_mtok": "0.2", "output_mtok": "10"}}])
+    changed = _changed(alpha={"input_mtok": "9", "output_mtok": "2"},
+                       sonnet=_sonnet({"input_mtok": "4", "cache_read_mtok": "0.3", "output_mtok": "15"}))
     text = _command(tmp_path, changed, "--dry-run")
 
     assert f"{ALPHA} @ Acme, valid from 2000-01-01: prompt 1 → 9: applied" in text
@@ -263,10 +261,7 @@ def test_json_output_parses_and_carries_exact_prices_per_million(tmp_path):
     _sync(tmp_path)
     _ingest(tmp_path, "billed", [_sonnet_request("c1", datetime(2026, 2, 3, tzinfo=UTC)),
                                  _sonnet_request("c2", datetime(2026, 2, 4, tzinfo=UTC))])
-    changed = _changed(sonnet=[
-        {"prices": {"input_mtok": "3", "cache_read_mtok": "0.25", "output_mtok": "15.125"}},
-        {"constraint": {"start_date": "2026-06-01"},
-         "prices": {"input_mtok": "2", "cache_read_mtok": "0.2", "output_mtok": "10"}}])
+    changed = _changed(sonnet=_sonnet({"input_mtok": "3", "cache_read_mtok": "0.25", "output_mtok": "15.125"}))
 
     report = json.loads(_command(tmp_path, changed, "--json"))
 
