@@ -199,7 +199,7 @@ def _catalog_sync(entries: list) -> SyncReport:
     model_ids = dict(Model.objects.filter(slug__in=models).values_list("slug", "pk"))
 
     # Endpoints: what genai-prices says of each, except its price, which the history below decides.
-    endpoints, sources, names = {}, {}, {}
+    endpoints, sources, names, currents = {}, {}, {}, {}
     for e in entries:
         for ep in e.endpoints:
             key = (model_ids[e.slug], provider_ids[ep.provider_name])
@@ -208,10 +208,13 @@ def _catalog_sync(entries: list) -> SyncReport:
             sources[key] = {p.valid_from: PriceSet(p.prompt, p.completion, p.cache_read, p.reasoning)
                             for p in ep.prices}
             names[key] = (e.slug, ep.provider_name)
+            currents[key] = sources[key][ep.current.valid_from]
     endpoint_fields = ("context_length", "genai_prices_ref")
     existing_endpoints = {(x.model_id, x.provider_id): x for x in Endpoint.objects.all()}
-    create, update = _sync_rows(existing_endpoints, endpoints, endpoint_fields,
-                                lambda key, v: Endpoint(model_id=key[0], provider_id=key[1], **v), report.endpoints)
+    create, update = _sync_rows(
+        existing_endpoints, endpoints, endpoint_fields,
+        lambda key, v: Endpoint(model_id=key[0], provider_id=key[1], **v, **_price_fields(currents[key])),
+        report.endpoints)
     report.new_endpoints = sorted("{} @ {}".format(*names[(x.model_id, x.provider_id)]) for x in create)
     report.removed_endpoints = sorted(
         f"{model} @ {provider}" for model_id, provider_id, model, provider in Endpoint.objects.exclude(
