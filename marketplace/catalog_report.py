@@ -65,16 +65,18 @@ class PriceChange:
         old, new = self.old.per_million(), self.new.per_million()
         return [(label, old[kind], new[kind]) for kind, label in KINDS if not _same(old[kind], new[kind])]
 
-    def line(self) -> str:
+    def line(self, *, dry_run: bool = False) -> str:
         diffs = ", ".join(f"{label} {_text(a)} → {_text(b)}" for label, a, b in self.diffs())
         when = f"valid from {self.valid_from:%Y-%m-%d}" + (" (future)" if self.future else "")
         if self.status == Status.PENDING:
             since = f"{self.billed_since:%Y-%m-%d %H:%M} UTC" if self.billed_since else "?"
             noun = "request" if self.requests == 1 else "requests"
-            outcome = (f"needs a reprice: {self.requests:,} {noun} priced with the old price since {since}; "
-                       + ("still pending, not applied" if self.already_pending else "recorded as pending, not applied"))
+            held = ("still pending, not applied" if self.already_pending else
+                    "would be recorded as pending" if dry_run else "recorded as pending, not applied")
+            outcome = f"needs a reprice: {self.requests:,} {noun} priced with the old price since {since}; {held}"
         else:
             outcome = "added as a new price" if self.future else "applied"
+            outcome = f"would be {outcome}" if dry_run else outcome
         return f"{self.model} @ {self.provider}, {when}: {diffs}: {outcome}"
 
     def as_json(self) -> dict:
@@ -142,13 +144,13 @@ class SyncReport:
         out = [f"source: {self.source}"] if self.source else []
         out += [f"{kind}: {getattr(self, kind)}" for kind in COUNTED]
         out += _names("new models", self.new_models) + _names("new endpoints", self.new_endpoints)
-        out += _names("models no longer in genai-prices (kept, not deleted)", self.removed_models)
-        out += _names("endpoints no longer in genai-prices (kept, not deleted)", self.removed_endpoints)
+        out += _names("models no longer in genai-prices", self.removed_models, note="; kept, not deleted")
+        out += _names("endpoints no longer in genai-prices", self.removed_endpoints, note="; kept, not deleted")
         if self.price_changes:
             pending = len(self.pending)
             out.append(f"price changes ({len(self.price_changes)}, USD per 1M tokens"
                        + (f"; {pending} need a reprice" if pending else "") + "):")
-            out += [f"  {change.line()}" for change in self.price_changes]
+            out += [f"  {change.line(dry_run=self.dry_run)}" for change in self.price_changes]
         else:
             out.append("price changes: none")
         if self.dry_run:
@@ -156,9 +158,9 @@ class SyncReport:
         return out
 
 
-def _names(title: str, names: list[str]) -> list[str]:
+def _names(title: str, names: list[str], *, note: str = "") -> list[str]:
     if not names:
         return []
     shown = ", ".join(names[:LISTED])
     more = f" … and {len(names) - LISTED:,} more (--json lists them all)" if len(names) > LISTED else ""
-    return [f"{title} ({len(names):,}): {shown}{more}"]
+    return [f"{title} ({len(names):,}{note}): {shown}{more}"]

@@ -232,8 +232,8 @@ def test_what_genai_prices_no_longer_lists_is_reported_and_kept(tmp_path):
 
     text = _command(tmp_path, data)
 
-    assert "models no longer in genai-prices (kept, not deleted) (1): acme/alpha" in text
-    assert "endpoints no longer in genai-prices (kept, not deleted) (1): acme/alpha @ Acme" in text
+    assert "models no longer in genai-prices (1; kept, not deleted): acme/alpha" in text
+    assert "endpoints no longer in genai-prices (1; kept, not deleted): acme/alpha @ Acme" in text
     assert Model.objects.filter(slug=ALPHA).exists()
     assert len(_history(ALPHA)) == 1
 
@@ -251,8 +251,9 @@ def test_dry_run_shows_the_report_and_writes_nothing(tmp_path):
                        sonnet=_sonnet({"input_mtok": "4", "cache_read_mtok": "0.3", "output_mtok": "15"}))
     text = _command(tmp_path, changed, "--dry-run")
 
-    assert f"{ALPHA} @ Acme, valid from 2000-01-01: prompt 1 → 9: applied" in text
-    assert f"{SONNET} @ Anthropic, valid from 2000-01-01: prompt 3 → 4: needs a reprice: 1 request" in text
+    assert f"{ALPHA} @ Acme, valid from 2000-01-01: prompt 1 → 9: would be applied" in text
+    assert (f"{SONNET} @ Anthropic, valid from 2000-01-01: prompt 3 → 4: needs a reprice: 1 request priced with "
+            "the old price since 2026-02-03 00:00 UTC; would be recorded as pending") in text
     assert (_history(SONNET), _history(ALPHA)) == before
     assert not PendingPriceChange.objects.exists()
 
