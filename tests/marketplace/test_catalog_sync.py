@@ -307,3 +307,29 @@ def test_the_suite_reads_the_pinned_snapshot_not_the_installed_release():
     in_use = data_snapshot.get_snapshot()
     assert in_use is data_snapshot._custom_snapshot  # set by the session fixture in tests/conftest.py
     assert [p.id for p in in_use.providers] == [p["id"] for p in pinned["providers"]]
+
+
+def test_a_dismissed_change_is_not_raised_again(tmp_path):
+    _sync(tmp_path)
+    _ingest(tmp_path, "billed", [_sonnet_request("c1", datetime(2026, 2, 3, tzinfo=UTC))])
+    changed = _changed(sonnet=_sonnet({"input_mtok": "4", "cache_read_mtok": "0.3", "output_mtok": "15"}))
+    _sync(tmp_path, changed)
+    PendingPriceChange.objects.update(status=PendingPriceChange.Status.DISMISSED)
+
+    report = _sync(tmp_path, changed)
+
+    assert report.price_changes == []
+    assert PendingPriceChange.objects.get().status == PendingPriceChange.Status.DISMISSED
+    assert _history(SONNET)[0][1] == Decimal("0.000003")
+
+
+def test_without_a_counter_of_billed_requests_a_change_is_refused_not_guessed(tmp_path, monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from marketplace import price_use
+
+    _sync(tmp_path)
+    monkeypatch.setattr(price_use, "_counter", None)
+    with pytest.raises(ImproperlyConfigured, match="no counter of billed generations"):
+        _sync(tmp_path, _changed(alpha={"input_mtok": "9", "output_mtok": "2"}))
+    assert _history(ALPHA)[0][1] == Decimal("0.000001")
