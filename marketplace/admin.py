@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import App, AppCategory, Author, Endpoint, EndpointPrice, Model, Provider
+from .models import App, AppCategory, Author, Endpoint, EndpointPrice, Model, PendingPriceChange, Provider
 
 
 class EndpointInline(admin.TabularInline):
@@ -72,3 +72,16 @@ class AppAdmin(admin.ModelAdmin):
     list_filter = ("public", "categories")
     search_fields = ("name", "origin")
     filter_horizontal = ("categories",)
+
+
+@admin.register(PendingPriceChange)
+class PendingPriceChangeAdmin(admin.ModelAdmin):
+    """Price changes catalog_sync held back because requests were billed at the old price."""
+
+    list_display = ("endpoint", "valid_from", "old_prompt_price", "new_prompt_price", "old_completion_price",
+                    "new_completion_price", "requests", "billed_since", "status", "detected_at")
+    list_filter = ("status",)
+    list_select_related = ("endpoint__model", "endpoint__provider")
+    search_fields = ("endpoint__model__slug", "endpoint__provider__name")
+    raw_id_fields = ("endpoint",)
+    readonly_fields = ("detected_at",)

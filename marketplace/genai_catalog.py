@@ -5,13 +5,20 @@ OpenRouter's prices; the other providers list their own model ids with match rul
 served by every provider one of whose models matches its name by genai-prices' own rules (the
 `match` clauses); a model no provider matches is served first-party, by a provider named after
 its author, at OpenRouter's price.
+
+The data is genai-prices' bundled snapshot (`data_snapshot.get_snapshot()`, which honours
+`data_snapshot.set_custom_snapshot`), or a snapshot file in genai-prices' published JSON format
+read by `snapshot_load` (the tests pin one: tests/marketplace/data/, made by
+scripts/genai_prices_snapshot.py).
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 from django.utils.text import slugify
 from genai_prices import data_snapshot, types
@@ -135,9 +142,21 @@ def _matches(provider: types.Provider, candidates: tuple[str, ...]) -> types.Mod
     return None
 
 
-def catalog_entries() -> Iterator[ModelEntry]:
-    """Every routed model of genai-prices with its endpoints and price history."""
-    providers = {p.id: p for p in data_snapshot.get_snapshot().providers}
+def snapshot_load(*, path: Path) -> data_snapshot.DataSnapshot:
+    """Read a snapshot file: genai-prices' published JSON (a list of providers, or {"providers": [...]}).
+
+    It is parsed by genai-prices' own reader of that format, the one its UpdatePrices applies to the
+    data.json it fetches (a private name: requirements.lock pins the release, and the tests load the
+    pinned file through it).
+    """
+    payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    raw = payload["providers"] if isinstance(payload, dict) else payload
+    return data_snapshot.DataSnapshot(providers=types._providers_from_raw(raw), from_auto_update=False)
+
+
+def catalog_entries(*, snapshot: data_snapshot.DataSnapshot | None = None) -> Iterator[ModelEntry]:
+    """Every routed model of genai-prices with its endpoints and price history (default: the snapshot in use)."""
+    providers = {p.id: p for p in (snapshot or data_snapshot.get_snapshot()).providers}
     serving = [(providers[pid], name) for pid, name in PROVIDER_NAMES.items() if name and pid in providers]
     for info in providers["openrouter"].models:
         if "/" not in info.id or info.id.startswith("~"):

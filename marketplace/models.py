@@ -150,3 +150,50 @@ class App(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("marketplace:app", args=[self.slug])
+
+
+class PendingPriceChange(models.Model):
+    """A genai-prices change to a price already used for billing, held back until a reprice.
+
+    `catalog_sync` never rewrites a price that catalog-priced generations were billed at: it records
+    the change here instead and leaves the endpoint's prices as they are. genai-prices says that from
+    `valid_from` on the endpoint costs `new_*`; Tokengrid billed `old_*` over
+    [reprice_from, reprice_until), where `requests` catalog-priced requests of the endpoint's model
+    and provider fell when the change was detected, the first at `billed_since` (reprice_from None:
+    since ever, as the first price of a history also covers what came before it; reprice_until None:
+    still in force). Applying it, the repricing service's job, writes the new price into the
+    endpoint's history at `valid_from` (and the endpoint's current price when it is the one in
+    force), reprices those requests and sets APPLIED; DISMISSED keeps the old price for good: a later
+    sync does not raise the same change again. At most one change is pending per endpoint and start.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending: needs a reprice"
+        APPLIED = "applied", "applied"
+        DISMISSED = "dismissed", "dismissed: the old price stays"
+
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="pending_price_changes")
+    valid_from = models.DateTimeField(help_text="the new price's start in genai-prices")
+    reprice_from = models.DateTimeField(null=True, blank=True, help_text="empty: since ever (the first price)")
+    reprice_until = models.DateTimeField(null=True, blank=True, help_text="empty: still in force")
+    old_prompt_price = models.DecimalField(**PRICE)
+    old_completion_price = models.DecimalField(**PRICE)
+    old_cache_read_price = models.DecimalField(**PRICE, null=True, blank=True)
+    old_reasoning_price = models.DecimalField(**PRICE, null=True, blank=True)
+    new_prompt_price = models.DecimalField(**PRICE)
+    new_completion_price = models.DecimalField(**PRICE)
+    new_cache_read_price = models.DecimalField(**PRICE, null=True, blank=True)
+    new_reasoning_price = models.DecimalField(**PRICE, null=True, blank=True)
+    requests = models.PositiveBigIntegerField(default=0, help_text="catalog-priced requests at the old price")
+    billed_since = models.DateTimeField(null=True, blank=True, help_text="the first of them")
+    detected_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-detected_at", "endpoint"]
+        constraints = [models.UniqueConstraint(fields=["endpoint", "valid_from"], condition=models.Q(status="pending"),
+                                               name="pending_price_change_once")]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} from {self.valid_from:%Y-%m-%d}: {self.status}"

@@ -3,18 +3,24 @@
 Registration is bulk, idempotent and safe when two workers register the same names at once
 (`bulk_create(ignore_conflicts=True)`, then select).
 """
+import bisect
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
+from genai_prices.data_snapshot import DataSnapshot
 
 from core.bulk import ids_by_key
 
+from .catalog_report import KindReport, PriceChange, PriceSet, Status, SyncReport
 from .genai_catalog import author_name as _author_name
 from .genai_catalog import catalog_entries
-from .models import App, AppCategory, Author, Endpoint, EndpointPrice, Model, Provider
+from .models import App, AppCategory, Author, Endpoint, EndpointPrice, Model, PendingPriceChange, Provider
+from .price_use import PriceInterval, PriceUse, price_use_count
 
 
 def authors_register(*, slugs: Iterable[str]) -> dict[str, int]:
@@ -114,35 +120,8 @@ def apps_register(*, apps: dict[str, tuple[str, list[str]]]) -> dict[str, int]:
     return found
 
 
-@dataclass
-class KindReport:
-    added: int = 0
-    changed: int = 0
-    unchanged: int = 0
-
-    def __str__(self) -> str:
-        return f"{self.added} added, {self.changed} changed, {self.unchanged} unchanged"
-
-
-@dataclass
-class CatalogSyncReport:
-    authors: KindReport = field(default_factory=KindReport)
-    models: KindReport = field(default_factory=KindReport)
-    providers: KindReport = field(default_factory=KindReport)
-    endpoints: KindReport = field(default_factory=KindReport)
-    prices: KindReport = field(default_factory=KindReport)
-
-    def as_dict(self) -> dict[str, dict[str, int]]:
-        return {kind: vars(getattr(self, kind)) for kind in ("authors", "models", "providers", "endpoints", "prices")}
-
-    @property
-    def changed_anything(self) -> bool:
-        return any(r.added or r.changed for r in (self.authors, self.models, self.providers, self.endpoints,
-                                                   self.prices))
-
-
 def _sync_rows(existing: dict, wanted: dict, fields: tuple[str, ...], make, report: KindReport) -> list:
-    """Create missing rows and update changed fields; returns rows to bulk_update."""
+    """Create missing rows and update changed fields; returns rows to bulk_create and to bulk_update."""
     to_update, to_create = [], []
     for key, values in wanted.items():
         row = existing.get(key)
@@ -160,14 +139,26 @@ def _sync_rows(existing: dict, wanted: dict, fields: tuple[str, ...], make, repo
     return [to_create, to_update]
 
 
-@transaction.atomic
-def catalog_sync() -> CatalogSyncReport:
+def catalog_sync(*, snapshot: DataSnapshot | None = None, source: str = "", dry_run: bool = False) -> SyncReport:
     """Load or refresh models, providers, endpoints and prices from genai-prices (offline, idempotent).
 
-    Never deletes: models first seen in traffic, and staff edits to `listed`, stay as they are.
+    `snapshot`: genai-prices data to read (default: the snapshot genai-prices has in use). Never
+    deletes: what genai-prices no longer lists is kept and reported, models first seen in traffic and
+    staff edits to `listed` stay as they are. Never moves a price already used for billing: such a
+    change becomes a PendingPriceChange (see marketplace/README.md). `dry_run`: the same report, and
+    everything rolled back.
     """
-    report = CatalogSyncReport()
-    entries = list(catalog_entries())
+    with transaction.atomic():
+        report = _catalog_sync(list(catalog_entries(snapshot=snapshot)))
+        report.source, report.dry_run = source, dry_run
+        if dry_run:
+            transaction.set_rollback(True)
+    return report
+
+
+def _catalog_sync(entries: list) -> SyncReport:
+    report = SyncReport()
+    now = timezone.now()
 
     authors = {e.author: {"name": _author_name(e.author)} for e in entries}
     existing_authors = {a.slug: a for a in Author.objects.filter(slug__in=authors)}
@@ -200,61 +191,180 @@ def catalog_sync() -> CatalogSyncReport:
     existing_models = {m.slug: m for m in Model.objects.filter(slug__in=models)}
     create, update = _sync_rows(existing_models, models, model_fields,
                                 lambda slug, v: Model(slug=slug, listed=True, **v), report.models)
+    report.new_models = sorted(m.slug for m in create)
+    report.removed_models = sorted(Model.objects.filter(from_catalog=True).exclude(slug__in=models)
+                                   .values_list("slug", flat=True))
     Model.objects.bulk_create(create, batch_size=500)
     Model.objects.bulk_update(update, list(model_fields), batch_size=500)
     model_ids = dict(Model.objects.filter(slug__in=models).values_list("slug", "pk"))
 
-    endpoints, histories = {}, {}
+    # Endpoints: what genai-prices says of each, except its price, which the history below decides.
+    endpoints, sources, names, currents = {}, {}, {}, {}
     for e in entries:
         for ep in e.endpoints:
             key = (model_ids[e.slug], provider_ids[ep.provider_name])
-            current = ep.current
-            endpoints[key] = {"prompt_price": current.prompt, "completion_price": current.completion,
-                              "cache_read_price": current.cache_read, "reasoning_price": current.reasoning,
-                              "context_length": ep.context_length,
+            endpoints[key] = {"context_length": ep.context_length,
                               "genai_prices_ref": f"{ep.genai_provider_id}:{ep.genai_ref}"[:200]}
-            histories[key] = ep.prices
-    endpoint_fields = ("prompt_price", "completion_price", "cache_read_price", "reasoning_price", "context_length",
-                       "genai_prices_ref")
+            sources[key] = {p.valid_from: PriceSet(p.prompt, p.completion, p.cache_read, p.reasoning)
+                            for p in ep.prices}
+            names[key] = (e.slug, ep.provider_name)
+            currents[key] = sources[key][ep.current.valid_from]
+    endpoint_fields = ("context_length", "genai_prices_ref")
     existing_endpoints = {(x.model_id, x.provider_id): x for x in Endpoint.objects.all()}
-    create, update = _sync_rows(existing_endpoints, endpoints, endpoint_fields,
-                                lambda key, v: Endpoint(model_id=key[0], provider_id=key[1], **v), report.endpoints)
+    create, update = _sync_rows(
+        existing_endpoints, endpoints, endpoint_fields,
+        lambda key, v: Endpoint(model_id=key[0], provider_id=key[1], **v, **_price_fields(currents[key])),
+        report.endpoints)
+    report.new_endpoints = sorted("{} @ {}".format(*names[(x.model_id, x.provider_id)]) for x in create)
+    report.removed_endpoints = sorted(
+        f"{model} @ {provider}" for model_id, provider_id, model, provider in Endpoint.objects.exclude(
+            genai_prices_ref="").values_list("model_id", "provider_id", "model__slug", "provider__name")
+        if (model_id, provider_id) not in endpoints)
+    new_keys = {(x.model_id, x.provider_id) for x in create}
     Endpoint.objects.bulk_create(create, batch_size=500)
     Endpoint.objects.bulk_update(update, list(endpoint_fields), batch_size=500)
 
-    # Price history: one row per price start; a changed price today appends a row from now on.
-    endpoint_ids = {(x.model_id, x.provider_id): x.pk for x in Endpoint.objects.all()}
-    known = {}
-    for row in EndpointPrice.objects.all():
-        known.setdefault(row.endpoint_id, {})[row.valid_from] = row
-    new_prices, changed_endpoints = [], {x.pk for x in update}
-    now = _now()
-    for key, points in histories.items():
-        endpoint_id = endpoint_ids[key]
-        have = known.get(endpoint_id, {})
-        for point in points:
-            if point.valid_from in have:
-                report.prices.unchanged += 1
-                continue
-            new_prices.append(EndpointPrice(endpoint_id=endpoint_id, valid_from=point.valid_from,
-                                            prompt_price=point.prompt, completion_price=point.completion,
-                                            cache_read_price=point.cache_read, reasoning_price=point.reasoning))
-            report.prices.added += 1
-        if endpoint_id in changed_endpoints and have:
-            values = endpoints[key]
-            latest = have[max(have)]
-            if (latest.prompt_price, latest.completion_price) != (values["prompt_price"], values["completion_price"]):
-                new_prices.append(EndpointPrice(endpoint_id=endpoint_id, valid_from=now,
-                                                prompt_price=values["prompt_price"],
-                                                completion_price=values["completion_price"],
-                                                cache_read_price=values["cache_read_price"],
-                                                reasoning_price=values["reasoning_price"]))
-                report.prices.added += 1
-    EndpointPrice.objects.bulk_create(new_prices, batch_size=1000, ignore_conflicts=True)
+    _prices_sync(report=report, sources=sources, names=names, new_keys=new_keys, now=now)
     return report
 
 
-def _now():
-    from django.utils import timezone
+@dataclass
+class _Candidate:
+    """A start whose price genai-prices changed on an existing endpoint, before its use is known."""
 
-    return timezone.now()
+    endpoint: Endpoint
+    valid_from: datetime
+    old: PriceSet
+    new: PriceSet
+    interval: PriceInterval
+
+
+def _prices_sync(*, report: SyncReport, sources: dict, names: dict, new_keys: set, now: datetime) -> None:
+    """Bring every endpoint's price history to genai-prices' except where the old price was billed.
+
+    Per endpoint, the new history has every start Tokengrid has and every start genai-prices gives
+    (genai-prices' price where it gives one). Where a start's new price differs from the price in
+    force there before, the interval from that start to the next start is checked for catalog-priced
+    requests (one aggregate query for all endpoints): unused, the new price is written (a start after
+    now is a forward change); used, the old price stays in force there (written at that start, so the
+    change is one row for the repricing to rewrite) and a PendingPriceChange records the change.
+    """
+    endpoints = {(x.model_id, x.provider_id): x for x in Endpoint.objects.all()}
+    rows: dict[int, dict[datetime, EndpointPrice]] = {}
+    for row in EndpointPrice.objects.filter(endpoint__in=[endpoints[k] for k in sources]):
+        rows.setdefault(row.endpoint_id, {})[row.valid_from] = row
+
+    plans: dict[tuple, dict[datetime, PriceSet]] = {}  # the history to write, before the held-back changes
+    candidates: list[_Candidate] = []
+    for key, source in sources.items():
+        endpoint = endpoints[key]
+        have = rows.get(endpoint.pk, {})
+        if key in new_keys:
+            plans[key] = dict(source)
+            continue
+        old_starts = sorted(have)
+        old_prices = [_price_set(have[s]) for s in old_starts]
+        current = PriceSet(endpoint.prompt_price, endpoint.completion_price, endpoint.cache_read_price,
+                           endpoint.reasoning_price)
+        starts = sorted(set(have) | set(source))
+        plan = {}
+        for i, start in enumerate(starts):
+            old = old_prices[max(bisect.bisect_right(old_starts, start) - 1, 0)] if old_starts else current
+            new = source[start] if start in source else _price_set(have[start])
+            plan[start] = new
+            if new != old:
+                candidates.append(_Candidate(endpoint, start, old, new, PriceInterval(
+                    key[0], key[1], None if i == 0 else start, starts[i + 1] if i + 1 < len(starts) else None)))
+        plans[key] = plan
+
+    use = price_use_count(intervals=[c.interval for c in candidates])
+    known = {(p.endpoint_id, p.valid_from): p for p in PendingPriceChange.objects.filter(
+        endpoint__in=[c.endpoint for c in candidates]).exclude(status=PendingPriceChange.Status.APPLIED)
+        .order_by("status", "detected_at")}  # a pending change wins over an older dismissed one
+    new_pending, renewed = [], []
+    for i, c in enumerate(candidates):
+        key = (c.endpoint.model_id, c.endpoint.provider_id)
+        used = use.get(i)
+        earlier = known.get((c.endpoint.pk, c.valid_from))
+        if earlier is not None and earlier.status == PendingPriceChange.Status.DISMISSED and _new_price(earlier) == c.new:
+            plans[key][c.valid_from] = c.old  # staff kept the old price: not raised again
+            continue
+        if used is None:
+            report.price_changes.append(PriceChange(*names[key], c.valid_from, c.old, c.new, Status.APPLIED,
+                                                    future=c.valid_from > now))
+            continue
+        plans[key][c.valid_from] = c.old  # billed: the old price stays in force until a reprice
+        pending = earlier if earlier is not None and earlier.status == PendingPriceChange.Status.PENDING else None
+        already = pending is not None and _new_price(pending) == c.new
+        report.price_changes.append(PriceChange(*names[key], c.valid_from, c.old, c.new, Status.PENDING,
+                                                future=c.valid_from > now, requests=used.requests,
+                                                billed_since=used.first, already_pending=already))
+        values = _pending_values(c, used)
+        if pending is None:
+            new_pending.append(PendingPriceChange(endpoint=c.endpoint, valid_from=c.valid_from, detected_at=now,
+                                                  **values))
+        else:
+            for name, value in values.items():
+                setattr(pending, name, value)
+            if not already:
+                pending.detected_at = now
+            renewed.append(pending)
+    PendingPriceChange.objects.bulk_create(new_pending)
+    PendingPriceChange.objects.bulk_update(renewed, [*_pending_values_fields(), "detected_at"])
+
+    to_create, to_update, current_update = [], [], []
+    for key, plan in plans.items():
+        endpoint = endpoints[key]
+        have = rows.get(endpoint.pk, {})
+        for start, price in plan.items():
+            row = have.get(start)
+            if row is None:
+                to_create.append(EndpointPrice(endpoint=endpoint, valid_from=start, **_price_fields(price)))
+                report.prices.added += 1
+            elif _price_set(row) != price:
+                for name, value in _price_fields(price).items():
+                    setattr(row, name, value)
+                to_update.append(row)
+                report.prices.changed += 1
+            else:
+                report.prices.unchanged += 1
+        starts = sorted(plan)
+        in_force = plan[starts[max(bisect.bisect_right(starts, now) - 1, 0)]]
+        if PriceSet(endpoint.prompt_price, endpoint.completion_price, endpoint.cache_read_price,
+                    endpoint.reasoning_price) != in_force:
+            for name, value in _price_fields(in_force).items():
+                setattr(endpoint, name, value)
+            current_update.append(endpoint)
+    EndpointPrice.objects.bulk_create(to_create, batch_size=1000)
+    EndpointPrice.objects.bulk_update(to_update, PRICE_FIELDS, batch_size=500)
+    Endpoint.objects.bulk_update(current_update, PRICE_FIELDS, batch_size=500)
+    report.price_changes.sort(key=lambda c: (c.model, c.provider, c.valid_from))
+
+
+def _price_set(row) -> PriceSet:
+    return PriceSet(row.prompt_price, row.completion_price, row.cache_read_price, row.reasoning_price)
+
+
+PRICE_FIELDS = ["prompt_price", "completion_price", "cache_read_price", "reasoning_price"]
+
+
+def _price_fields(price: PriceSet) -> dict:
+    return dict(zip(PRICE_FIELDS, (price.prompt, price.completion, price.cache_read, price.reasoning), strict=True))
+
+
+def _new_price(pending: PendingPriceChange) -> PriceSet:
+    return PriceSet(pending.new_prompt_price, pending.new_completion_price, pending.new_cache_read_price,
+                    pending.new_reasoning_price)
+
+
+def _pending_values(c: _Candidate, used: PriceUse) -> dict:
+    values = {"reprice_from": c.interval.start, "reprice_until": c.interval.end, "requests": used.requests,
+              "billed_since": used.first}
+    for prefix, price in (("old", c.old), ("new", c.new)):
+        values.update({f"{prefix}_{name}": value for name, value in _price_fields(price).items()})
+    return values
+
+
+def _pending_values_fields() -> list[str]:
+    return ["reprice_from", "reprice_until", "requests", "billed_since",
+            *(f"{prefix}_{name}" for prefix in ("old", "new") for name in PRICE_FIELDS)]

@@ -4,9 +4,13 @@ NOW is today at 12:00 UTC unless TOKENGRID_TEST_NOW gives another instant (ISO 8
 `TOKENGRID_TEST_NOW=2027-03-01T00:10:00Z`), so the suite can be run as if at 23:59 or on a month's
 first day. Every test outside tests/browser and tests/integration (whose Chromium and worker
 subprocesses do not share the fake clock) runs with the clock set to NOW and ticking.
+
+The whole session reads genai-prices from the pinned snapshot (PINNED_SNAPSHOT), never from the
+installed release's data: catalog_sync and genai-prices' own calc_price alike.
 """
 import os
 from datetime import UTC, datetime, time
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -23,6 +27,19 @@ def _now() -> datetime:
 NOW = _now()
 TODAY = NOW.date()
 REAL_CLOCK_DIRS = ("browser", "integration")
+PINNED_SNAPSHOT = Path(__file__).parent / "marketplace" / "data" / "genai_prices_snapshot.json"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pinned_genai_prices():
+    """genai-prices answers from the pinned snapshot for the whole session (its custom-snapshot hook)."""
+    from genai_prices import data_snapshot
+
+    from marketplace.genai_catalog import snapshot_load
+
+    data_snapshot.set_custom_snapshot(snapshot_load(path=PINNED_SNAPSHOT))
+    yield
+    data_snapshot.set_custom_snapshot(None)
 
 
 @pytest.fixture(autouse=True)
