@@ -20,6 +20,7 @@ work table, from which everything else is the same SQL.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -133,6 +134,7 @@ class RepriceApplied:
     requests: int = 0
     difference_units: int = 0
     accounts_posted: list[int] = field(default_factory=list)
+    batch_seconds: list[float] = field(default_factory=list)  # each batch transaction: how long rollup rows stayed locked
 
 
 def reprice_price(*, price: EndpointPrice) -> Prices:
@@ -228,12 +230,14 @@ def reprice_apply(*, reprice_id: int, actor: str, batch_rows: int | None = None)
             return RepriceApplied(reprice_id=reprice_id, applied_now=False)
         Reprice.objects.filter(pk=reprice_id).update(status=Reprice.Status.APPLYING)
         todo = _todo_fill(reprice, reprice.price)
-    batches = 0
+    batch_seconds = []
     for low in range(0, todo, batch_rows):
+        started = time.perf_counter()
         with transaction.atomic():
             Reprice.objects.select_for_update().filter(pk=reprice_id).values_list("pk", flat=True).get()
             _batch_apply(reprice, low, low + batch_rows)
-        batches += 1
+        batch_seconds.append(time.perf_counter() - started)
+    batches = len(batch_seconds)
     with transaction.atomic():
         reprice = Reprice.objects.select_for_update().select_related("model").get(pk=reprice_id)
         if reprice.status == Reprice.Status.APPLIED:  # a concurrent apply finished first
@@ -256,7 +260,8 @@ def reprice_apply(*, reprice_id: int, actor: str, batch_rows: int | None = None)
         transaction.on_commit(after_commit)
     return RepriceApplied(reprice_id=reprice_id, applied_now=True, batches=batches,
                           requests=sum(a.requests for a in figures),
-                          difference_units=sum(a.difference_units for a in figures), accounts_posted=posted)
+                          difference_units=sum(a.difference_units for a in figures), accounts_posted=posted,
+                          batch_seconds=batch_seconds)
 
 
 def reprice_memo(*, reprice: Reprice) -> str:

@@ -356,3 +356,60 @@ def test_the_form_refuses_an_endpoint_that_does_not_exist_and_a_price_past_15_pl
     assert "does not serve this model" in response.content.decode()
     assert "no more than 9 decimal places" in response.content.decode()
     assert not Reprice.objects.exists()
+
+
+def test_applying_moves_the_rankings_version_and_the_watched_accounts_usage_version(
+        tmp_path, django_capture_on_commit_callbacks):
+    from analytics.rankings.cache import version
+    from analytics.usage.cache import usage_version, usage_watch
+
+    world = _traffic(tmp_path)
+    usage_watch(account_id=world["a"].pk)
+    usage_before, rankings_before = usage_version(world["a"].pk), version()
+    plan = _plan(world)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        reprice_apply(reprice_id=plan.reprice_id, actor="staff")
+
+    assert version() != rankings_before
+    assert usage_version(world["a"].pk) != usage_before
+
+
+def test_the_admin_lists_reprices_read_only(tmp_path, admin_client):
+    world = _traffic(tmp_path)
+    plan = _plan(world)
+    page = admin_client.get("/admin/analytics/reprice/")
+    assert page.status_code == 200
+    assert f"/ops/reprice/{plan.reprice_id}/" in page.content.decode()
+    assert admin_client.get("/admin/analytics/reprice/add/").status_code == 403
+
+
+def test_an_interrupted_apply_resumes_where_it_stopped(tmp_path, monkeypatch):
+    from analytics.repricing import services
+
+    world = _traffic(tmp_path)
+    plan = _plan(world)
+    real, calls = services._batch_apply, []
+
+    def dies_at_the_third_batch(*args):
+        calls.append(args)
+        if len(calls) == 3:
+            raise RuntimeError("worker killed")
+        real(*args)
+
+    monkeypatch.setattr(services, "_batch_apply", dies_at_the_third_batch)
+    with pytest.raises(RuntimeError):
+        reprice_apply(reprice_id=plan.reprice_id, actor="staff", batch_rows=1)
+    assert Reprice.objects.get().status == Reprice.Status.APPLYING
+    assert sum(a.requests for a in reprice_applied_read(reprice_id=plan.reprice_id)) == 2
+    assert not LedgerEntry.objects.filter(kind=LedgerEntry.Kind.REPRICING).exists()
+    monkeypatch.setattr(services, "_batch_apply", real)
+
+    result = reprice_apply(reprice_id=plan.reprice_id, actor="staff", batch_rows=1)
+
+    assert (result.applied_now, result.batches) == (True, 2)  # the two rows left
+    assert reprice_applied_read(reprice_id=plan.reprice_id) == plan.accounts
+    assert LedgerEntry.objects.filter(kind=LedgerEntry.Kind.REPRICING).aggregate(
+        s=Sum("amount_units"))["s"] == -plan.difference_units
+    rollups_assert_equal_generations()
+    books_assert_balanced()
