@@ -413,3 +413,19 @@ def test_an_interrupted_apply_resumes_where_it_stopped(tmp_path, monkeypatch):
         s=Sum("amount_units"))["s"] == -plan.difference_units
     rollups_assert_equal_generations()
     books_assert_balanced()
+
+
+def test_a_repriced_generation_shows_its_cost_at_the_price_that_priced_it(tmp_path, client):
+    from analytics.usage.generation_log import generation_cost
+    from billing.models import Membership
+    from tests.billing.factories import member_of
+
+    world = _traffic(tmp_path)
+    reprice_apply(reprice_id=_plan(world).reprice_id, actor="staff")
+
+    breakdown = generation_cost(Generation.objects.get(id="a1"))
+
+    assert (breakdown.total_units, breakdown.since, breakdown.matches_bill) == (62_000_000, START, True)
+    client.force_login(member_of(world["a"], Membership.Role.OWNER, "alice"))
+    page = client.get("/account/generations/a1/").content.decode()
+    assert f"price #{world['new'].pk} from {FROM:%Y-%m-%d}" in page
