@@ -1,6 +1,8 @@
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
-from .models import Generation, IngestBatch, IngestChunk, Reject
+from .models import Generation, IngestBatch, IngestChunk, Reject, Reprice
 from .usage.generation_log import generations_with_id
 
 
@@ -59,3 +61,19 @@ class GenerationAdmin(RecordAdmin):
         if not search_term:
             return queryset, False
         return generations_with_id(queryset, search_term.strip()), False
+
+
+@admin.register(Reprice)
+class RepriceAdmin(RecordAdmin):
+    """Reprices are planned and applied on their staff page (/ops/reprice/), where the dry run is shown."""
+
+    list_display = ("id", "model", "provider", "start", "end", "status", "created_by", "created_at", "page")
+    list_filter = ("status",)
+    readonly_fields = [f.name for f in Reprice._meta.fields]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="dry run")
+    def page(self, reprice: Reprice) -> str:
+        return format_html('<a href="{}">plan and apply</a>', reverse("repricing:ops-reprice", args=[reprice.pk]))

@@ -8,7 +8,7 @@ serve `INSERT ... ON CONFLICT` on every database.
 from django.db import models
 
 from billing.models import Account, ApiKey
-from marketplace.models import App, Model, Provider
+from marketplace.models import App, EndpointPrice, Model, Provider
 
 # ",a,b,": at most 16 tags of at most 64 characters, each between commas (analytics.ingest.formats.fields).
 TAGS_MAX_LENGTH = 16 * (64 + 1) + 1
@@ -142,6 +142,9 @@ class Generation(models.Model):
 
     cost_source = models.SmallIntegerField(choices=CostSource.choices, null=True,
                                            help_text="where the cost came from (empty: ingested before it was kept)")
+    price_id = models.BigIntegerField(null=True, help_text="the EndpointPrice row that priced it (catalog only; "
+                                                             "empty: gateway, insurance, unpriced, no price history, "
+                                                             "or ingested before it was kept)")
     is_byok = models.BooleanField(default=False)
     latency = models.IntegerField(null=True, help_text="ms to first token")
     generation_time = models.IntegerField(null=True, help_text="ms")
@@ -361,3 +364,68 @@ class AccountHour(_AccountUsage):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}h account {self.account_id} model {self.model_id}"
+
+
+class Reprice(models.Model):
+    """Staff's repricing of an endpoint's generations over [start, end) at one price of its history.
+
+    Planned first (a dry run: `RepriceAccount` rows with each account's figures), then applied once
+    (analytics.repricing): the generations, every rollup holding their spend and one ledger entry per
+    account. Gateway-priced and insurance rows are never repriced.
+    """
+
+    class Status(models.TextChoices):
+        PLANNED = "planned"
+        APPLYING = "applying", "applying (interrupted: apply again to finish)"
+        APPLIED = "applied"
+
+    model = models.ForeignKey(Model, on_delete=models.PROTECT, related_name="+")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="+")
+    price = models.ForeignKey(EndpointPrice, on_delete=models.PROTECT, related_name="+",
+                              help_text="the price applied to every repriced generation")
+    start = models.DateTimeField()
+    end = models.DateTimeField(help_text="exclusive")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PLANNED)
+    created_by = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    excluded_gateway = models.BigIntegerField(default=0, help_text="rows in range priced by the gateway (untouched)")
+    excluded_insurance = models.BigIntegerField(default=0, help_text="failed or empty rows in range ($0, untouched)")
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"reprice {self.pk} of model {self.model_id} at provider {self.provider_id} from {self.start:%Y-%m-%d}"
+
+
+class RepriceAccount(models.Model):
+    """One account's figures of a reprice: planned by the dry run, and what applying it changed.
+
+    Spend is in units (1e-10 USD), BYOK excluded as in the rollups; `requests` counts every
+    generation whose cost, price or source changes (BYOK ones too: their cost is repriced, their spend is 0).
+    """
+
+    reprice = models.ForeignKey(Reprice, on_delete=models.CASCADE, related_name="accounts")
+    account = _ref(Account)
+    requests = models.BigIntegerField(default=0)
+    old_units = models.BigIntegerField(default=0)
+    new_units = models.BigIntegerField(default=0)
+    applied_requests = models.BigIntegerField(default=0)
+    applied_old_units = models.BigIntegerField(default=0)
+    applied_new_units = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["reprice", "account"]
+        constraints = [models.UniqueConstraint(fields=["reprice", "account"], name="repriceaccount_key")]
+
+    def __str__(self) -> str:
+        return f"reprice {self.reprice_id} account {self.account_id}"
+
+    @property
+    def difference_units(self) -> int:
+        return self.new_units - self.old_units
+
+    @property
+    def applied_difference_units(self) -> int:
+        return self.applied_new_units - self.applied_old_units

@@ -1,7 +1,8 @@
 """The one door for money: every ledger entry is written here, with its balance, in one transaction.
 
 `ledger_post` posts one entry, `ledger_debit_usage` a chunk's usage entries at once (the same rule
-on sets), `ledger_adjust` a staff correction; `ledger_verify` checks the books.
+on sets), `ledger_reprice` a reprice's entries the same way, `ledger_adjust` a staff correction;
+`ledger_verify` checks the books.
 """
 from dataclasses import dataclass, field
 
@@ -83,16 +84,36 @@ def ledger_debit_usage(*, spend_by_account: dict[int, int], idempotency_prefix: 
     (`<prefix>:account:<id>`) makes a retried chunk post nothing. Call inside the chunk's
     transaction; the caller queues the after-debit checks for the returned accounts on commit.
     """
-    debits = sorted((account_id, units) for account_id, units in spend_by_account.items() if units)
+    return _debits_post(debit_by_account=spend_by_account, kind=LedgerEntry.Kind.USAGE,
+                        idempotency_prefix=idempotency_prefix, reference=idempotency_prefix, actor="ingest",
+                        memo="usage")
+
+
+def ledger_reprice(*, debit_by_account: dict[int, int], idempotency_prefix: str, reference: str, actor: str,
+                   memo: str) -> list[int]:
+    """Post a reprice's one entry per account (analytics.repricing); returns the accounts posted now.
+
+    `debit_by_account` is new spend minus old spend (units): positive debits the account more,
+    negative credits back an overcharge. Set-based as a chunk's usage, with the key
+    `<prefix>:account:<id>`, so applying the same reprice again posts nothing.
+    """
+    return _debits_post(debit_by_account=debit_by_account, kind=LedgerEntry.Kind.REPRICING,
+                        idempotency_prefix=idempotency_prefix, reference=reference, actor=actor, memo=memo)
+
+
+def _debits_post(*, debit_by_account: dict[int, int], kind: str, idempotency_prefix: str, reference: str,
+                 actor: str, memo: str) -> list[int]:
+    """Post `-debit` to each account with a non-zero debit, in id order, in one set of statements."""
+    debits = sorted((account_id, units) for account_id, units in debit_by_account.items() if units)
     if not debits:
         return []
     if any(not isinstance(units, int) or not isinstance(account_id, int) for account_id, units in debits):
-        raise TypeError("spend_by_account maps account ids to int units (1e-10 USD)")
+        raise TypeError("debits map account ids to int units (1e-10 USD)")
     source, params = _debits_source(debits)
     insert = _USAGE_ENTRIES_SQL.format(key="CAST(%s AS TEXT) || CAST(a.id AS TEXT)", source=source)
     # In SELECT-list order: kind, the key's prefix, reference, actor, memo, created; then the debits.
-    insert_params = [LedgerEntry.Kind.USAGE, f"{idempotency_prefix}:account:", idempotency_prefix, "ingest",
-                     "usage", connection.ops.adapt_datetimefield_value(timezone.now()), *params]
+    insert_params = [kind, f"{idempotency_prefix}:account:", reference, actor, memo,
+                     connection.ops.adapt_datetimefield_value(timezone.now()), *params]
     with transaction.atomic(), connection.cursor() as cursor:
         accounts_lock_ids(account_ids=[account_id for account_id, _ in debits])
         if connection.vendor == "postgresql":

@@ -106,6 +106,7 @@ class LedgerEntry(models.Model):
         GRANT = "grant"
         ADJUSTMENT = "adjustment"
         EXPIRY = "expiry"
+        REPRICING = "repricing"  # a reprice of past usage (analytics.repricing): memo "Repricing of <model> from <date>"
 
     # Every index is paid for by each usage entry a chunk posts (tens of thousands a chunk at a
     # router's cardinality): the account's own index is the (account, created) one below, and the

@@ -194,6 +194,8 @@ class Statement:
     closing_units: int
     by_kind: dict[str, int]
     usage_by_model: list[ModelUsage] = field(default_factory=list)
+    # One line per reprice posted in the month: ("Repricing of <model> from <date>", units).
+    repricings: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def start(self) -> datetime:
@@ -223,7 +225,8 @@ class Statement:
         kinds = LedgerEntry.Kind
         return [("Purchases", self.kind(kinds.PURCHASE)), ("Promo grants", self.kind(kinds.GRANT)),
                 ("Refunds", self.kind(kinds.REFUND)), ("Usage", self.kind(kinds.USAGE)),
-                ("Adjustments", self.kind(kinds.ADJUSTMENT)), ("Expired credits", self.kind(kinds.EXPIRY))]
+                ("Adjustments", self.kind(kinds.ADJUSTMENT)), *self.repricings,
+                ("Expired credits", self.kind(kinds.EXPIRY))]
 
     @property
     def model_usage_units(self) -> int:
@@ -272,6 +275,10 @@ def statement_month(*, account: Account, month: date) -> Statement:
     statement.closing_units = _balance_before(account, end)
     statement.by_kind = dict(LedgerEntry.objects.filter(account=account, created__gte=start, created__lt=end)
                              .values_list("kind").annotate(s=Sum("amount_units")).values_list("kind", "s"))
+    # A reprice's entry carries its line's text as memo (analytics.repricing).
+    statement.repricings = [(memo, units) for memo, units in LedgerEntry.objects.filter(
+        account=account, kind=LedgerEntry.Kind.REPRICING, created__gte=start, created__lt=end).order_by(
+        "id").values_list("memo", "amount_units")]
     if account.zone is UTC:
         usage = AccountDay.objects.filter(account=account, day__gte=start.date(), day__lt=end.date())
     else:

@@ -26,6 +26,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("config.api_urls")),
     path("", include("analytics.ingest.urls")),
+    path("", include("analytics.repricing.urls")),
     path("", include("analytics.usage.urls")),
     path("", include("billing.urls")),
     path("", include("analytics.rankings.urls")),

@@ -94,10 +94,11 @@ class PriceBook:
     """Every endpoint's price history in memory: one dict lookup and a bisect per priced record."""
 
     def __init__(self, history: dict[tuple[str, str], tuple[list[datetime], list[Prices]]],
-                 prices_as: dict[str, str]):
+                 prices_as: dict[str, str], price_ids: dict[tuple[str, str], list[int]] | None = None):
         self._history = history
         self._prices_as = prices_as  # provider name -> the name of the provider it is priced as
         self._catalogued = {model for model, _ in history}  # models with at least one endpoint
+        self._price_ids = price_ids or {}  # the EndpointPrice ids of each history, in `starts` order
         self._genai_misses: set[str] = set()
 
     @classmethod
@@ -113,16 +114,18 @@ class PriceBook:
             by_pk[pk] = (model, provider)
             history[(model, provider)] = ([datetime.max.replace(tzinfo=UTC)], [current])
         rows = EndpointPrice.objects.order_by("endpoint_id", "valid_from").values_list(
-            "endpoint_id", "valid_from", "prompt_price", "completion_price", "cache_read_price", "reasoning_price")
+            "pk", "endpoint_id", "valid_from", "prompt_price", "completion_price", "cache_read_price", "reasoning_price")
         past: dict[tuple[str, str], tuple[list[datetime], list[Prices]]] = {}
-        for endpoint_id, valid_from, prompt, completion, cache_read, reasoning in rows:
+        price_ids: dict[tuple[str, str], list[int]] = {}
+        for price_id, endpoint_id, valid_from, prompt, completion, cache_read, reasoning in rows:
             key = by_pk[endpoint_id]
             starts, prices = past.setdefault(key, ([], []))
             starts.append(valid_from)
             prices.append(Prices(prompt, completion, cache_read, reasoning))
+            price_ids.setdefault(key, []).append(price_id)
         history.update(past)
         prices_as = dict(Provider.objects.filter(prices_as__isnull=False).values_list("name", "prices_as__name"))
-        return cls(history, prices_as)
+        return cls(history, prices_as, price_ids)
 
     def cost(self, *, model_slug: str, provider_name: str, created_at: datetime, tokens_prompt: int,
              tokens_completion: int, tokens_reasoning: int, tokens_cached: int) -> Decimal | None:
@@ -141,6 +144,14 @@ class PriceBook:
         if model_slug in self._catalogued:
             return None  # an unknown provider of a catalogued model, not mapped: unpriced
         return self._genai_cost(model_slug, created_at, counts)
+
+    def price_id(self, *, model_slug: str, provider_name: str, created_at: datetime) -> int | None:
+        """The id of the EndpointPrice row `cost` priced by at created_at; None when it used no history row
+        (the endpoint's current price, genai-prices, another provider's price)."""
+        ids = self._price_ids.get((model_slug, provider_name))
+        if ids is None:
+            return None
+        return ids[max(bisect.bisect_right(self._history[(model_slug, provider_name)][0], created_at) - 1, 0)]
 
     def _genai_cost(self, model_slug: str, created_at: datetime, counts: dict[str, int]) -> Decimal | None:
         if model_slug in self._genai_misses:

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import get_resolver
 
-from analytics.models import Generation, IngestBatch
+from analytics.models import Generation, IngestBatch, Reprice
 from billing.accounts import account_token_create
 from billing.models import ApiKey, Membership
 from tests.analytics.conftest import D1, D40, account_traffic
@@ -25,7 +25,7 @@ PUBLIC = {"plotly-js", "password_reset_confirm", "api-model-endpoints", "model",
 OWN_OBJECTS = {"generation", "api-key", "api-ingest-batch"}
 # Routes of the current account by period: another account's figures never appear on them.
 BY_PERIOD = {"monthly-report", "statement", "statement-csv"}
-STAFF_ONLY = {"ops-batch", "ops-batch-rejects", "ops-batch-retry"}
+STAFF_ONLY = {"ops-batch", "ops-batch-rejects", "ops-batch-retry", "ops-reprice", "ops-reprice-apply"}
 
 
 def _routes(patterns=None, prefix=""):
@@ -90,12 +90,38 @@ def test_explorer_slices_by_user_and_tag_stay_in_the_account(site):
 
 def test_staff_pages_refuse_account_holders(site):
     batch = IngestBatch.objects.get()
+    reprice = _reprice()
     for url in (f"/ops/ingest/{batch.pk}/", f"/ops/ingest/{batch.pk}/rejects.csv", "/ops/ingest/", "/ops/unpriced/",
-                "/admin/"):
+                "/admin/", "/ops/reprice/", f"/ops/reprice/{reprice.pk}/"):
         response = site["client"].get(url)
         assert response.status_code == 302, url
         assert response["Location"].startswith("/admin/login/"), url
     assert site["client"].post(f"/ops/ingest/{batch.pk}/retry").status_code == 302
+    for url in ("/ops/reprice/", f"/ops/reprice/{reprice.pk}/apply"):
+        response = site["client"].post(url, {"model": "lab/alpha", "start": "2026-01-01", "prompt": "1",
+                                             "completion": "1"})
+        assert response.status_code == 302, url
+        assert response["Location"].startswith("/admin/login/"), url
+    assert Reprice.objects.get().status == Reprice.Status.PLANNED
+    assert Reprice.objects.count() == 1
+
+
+def _reprice() -> Reprice:
+    """A planned reprice of lab/alpha at ProvOne (the fixture traffic's endpoint)."""
+    from datetime import UTC, datetime
+
+    from analytics.repricing.services import reprice_plan
+    from marketplace.models import Model, Provider
+    from marketplace.price_history import endpoint_price_set
+    from tests.marketplace.factories import EndpointFactory
+
+    endpoint = EndpointFactory(model=Model.objects.get(slug="lab/alpha"), provider=Provider.objects.get(name="ProvOne"))
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    price = endpoint_price_set(model_id=endpoint.model_id, provider_id=endpoint.provider_id, valid_from=start,
+                               prompt=1, completion=1)
+    plan = reprice_plan(model_id=endpoint.model_id, provider_id=endpoint.provider_id, price_id=price.pk, start=start,
+                        created_by="staff")
+    return Reprice.objects.get(pk=plan.reprice_id)
 
 
 def test_anonymous_users_are_sent_to_sign_in_from_every_account_page(site):

@@ -68,6 +68,7 @@ class StageRow(NamedTuple):
     tags: str  # ",a,b,"; "": none
     own_rate_limited: int  # own_attempts answered 429 (not in own_failed)
     cost_source: int  # Generation.CostSource
+    price_id: int | None  # the EndpointPrice that priced it (Generation.price_id)
 
 
 class AttemptRow(NamedTuple):
@@ -96,6 +97,7 @@ _STAGE_TYPES = {
     "failed": "smallint", "own_attempts": "integer", "own_failed": "integer",
     "latency_bucket": "smallint", "throughput_bucket": "smallint",
     "end_user": "text", "session_id": "text", "tags": "text", "own_rate_limited": "integer", "cost_source": "smallint",
+    "price_id": "bigint",
 }
 _ATTEMPT_TYPES = {"gen_id": "text", "hour": "timestamptz", "day": "date", "model_id": "bigint",
                   "provider_id": "bigint", "failed": "smallint", "rate_limited": "smallint"}
@@ -117,7 +119,7 @@ GENERATION_COLUMNS = (
     "tokens_prompt", "tokens_completion", "tokens_reasoning", "tokens_cached", "cost_units", "cost_priced",
     "is_byok", "latency", "generation_time", "status", "finish_reason", "streamed", "cancelled",
     "num_media_prompt", "num_media_completion", "num_search_results", "provider_responses",
-    "end_user", "session_id", "tags", "cost_source",
+    "end_user", "session_id", "tags", "cost_source", "price_id",
 )
 _GENERATION_SELECT = ", ".join(
     f"NULLIF({c}, 0)" if c in ("api_key_id", "app_id") else c for c in GENERATION_COLUMNS)

@@ -26,8 +26,8 @@ from core.csvutil import DANGEROUS_PREFIXES, NUMBER_PATTERN, safe_cell
 from core.money import units_text, usd_to_units
 from core.params import DATE_ERROR, DATE_MAX, DATE_MIN, ParamError, date_param
 from core.timerange import days_span, local_day, midnight
-from marketplace.models import App, Model, Provider
-from marketplace.pricing import CostParts, prices_in_force
+from marketplace.models import App, EndpointPrice, Model, Provider
+from marketplace.pricing import CostParts, Prices, prices_in_force
 
 from .filters import FILTER_COLUMNS, Filters, filters_parse
 from .queries import dimension_names
@@ -329,9 +329,18 @@ class CostBreakdown:
 
 
 def generation_cost(generation: Generation) -> CostBreakdown:
-    """The cost breakdown of one generation (two queries: its endpoint, the price row in force)."""
-    found = prices_in_force(model_id=generation.model_id, provider_id=generation.provider_id,
-                            at=generation.created_at)
+    """The cost breakdown of one generation: at the price row that priced it (`price_id`, set at ingest or by a
+    reprice; one query), else at the endpoint's price in force then (two queries)."""
+    found = None
+    if generation.price_id is not None:
+        row = EndpointPrice.objects.filter(pk=generation.price_id).values_list(
+            "prompt_price", "completion_price", "cache_read_price", "reasoning_price", "valid_from").first()
+        if row is not None:
+            *values, valid_from = row
+            found = (Prices(*values), valid_from)
+    if found is None:
+        found = prices_in_force(model_id=generation.model_id, provider_id=generation.provider_id,
+                                at=generation.created_at)
     parts = None
     since = None
     if found is not None:

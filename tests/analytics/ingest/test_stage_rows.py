@@ -59,7 +59,7 @@ def _expected_ids():
 def test_the_columns_are_the_row_fields_in_order():
     assert tuple(name for name, _ in STAGE_COLUMNS) == StageRow._fields
     assert tuple(name for name, _ in ATTEMPT_COLUMNS) == AttemptRow._fields
-    assert len(StageRow._fields) == 37
+    assert len(StageRow._fields) == 38
 
 
 def test_a_stage_row_has_each_value_in_its_named_field():
@@ -80,7 +80,7 @@ def test_a_stage_row_has_each_value_in_its_named_field():
         "latency_bucket": histograms.bucket_of(517),
         "throughput_bucket": histograms.bucket_of(22 * 1000 / 2000),
         "end_user": "user_named", "session_id": "sess_named", "tags": ",prod,team-a,", "own_rate_limited": 0,
-        "cost_source": 1,
+        "cost_source": 1, "price_id": None,
     }
     assert attempt == AttemptRow(gen_id="gen-named", hour=row.hour, day=D1, model_id=ids["model_id"],
                                  provider_id=ids["fallback_provider_id"], failed=1, rate_limited=0)

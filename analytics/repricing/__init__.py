@@ -1,0 +1,1 @@
+"""Repricing with provenance: staff reprice an endpoint's generations from a date (services, staff pages)."""

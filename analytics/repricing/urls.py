@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+app_name = "repricing"
+
+urlpatterns = [
+    path("ops/reprice/", views.ops_reprices, name="ops-reprices"),
+    path("ops/reprice/<int:reprice_id>/", views.ops_reprice, name="ops-reprice"),
+    path("ops/reprice/<int:reprice_id>/apply", views.ops_reprice_apply, name="ops-reprice-apply"),
+]

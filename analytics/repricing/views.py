@@ -1,0 +1,65 @@
+"""Staff pages of repricing: enter a price from a date and see the dry run; confirm to apply (staff only)."""
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from analytics.ingest.prices import pricebook_reset
+from analytics.models import Reprice
+from billing.models import Account
+from core.money import format_usd
+from marketplace.price_history import endpoint_price_set
+
+from . import services
+from .forms import RepriceForm
+
+
+@staff_member_required
+def ops_reprices(request: HttpRequest) -> HttpResponse:
+    """List reprices; enter a price from a date and plan its reprice (the dry run)."""
+    form = RepriceForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        start = form.moment(data["start"])
+        price = endpoint_price_set(model_id=data["model"].pk, provider_id=data["provider"].pk, valid_from=start,
+                                   prompt=data["prompt"], completion=data["completion"],
+                                   cache_read=data["cache_read"], reasoning=data["reasoning"])
+        pricebook_reset()  # this process; workers reread the price book within minutes (README "Repricing")
+        plan = services.reprice_plan(model_id=data["model"].pk, provider_id=data["provider"].pk, price_id=price.pk,
+                                     start=start, end=form.moment(data["end"]) if data["end"] else None,
+                                     created_by=request.user.get_username())
+        messages.success(request, f"Reprice {plan.reprice_id} planned: {plan.requests} request(s) to change. "
+                                  "Check the figures below, then apply.")
+        return redirect("repricing:ops-reprice", reprice_id=plan.reprice_id)
+    reprices = Reprice.objects.select_related("model", "provider")[:100]
+    return render(request, "analytics/ops_reprices.html", {"form": form, "reprices": reprices})
+
+
+@staff_member_required
+def ops_reprice(request: HttpRequest, reprice_id: int) -> HttpResponse:
+    """Show a reprice's dry run per account (and, once applied, what it changed)."""
+    reprice = get_object_or_404(Reprice.objects.select_related("model", "provider", "price"), pk=reprice_id)
+    plan = services.reprice_plan_read(reprice_id=reprice_id)
+    applied = services.reprice_applied_read(reprice_id=reprice_id) if reprice.status != Reprice.Status.PLANNED else []
+    names = dict(Account.objects.filter(pk__in=[a.account_id for a in plan.accounts + applied]).values_list(
+        "pk", "external_id"))
+    return render(request, "analytics/ops_reprice.html", {
+        "reprice": reprice, "plan": plan, "names": names, "applied": applied,
+        "rows": [(names.get(a.account_id, a.account_id), a) for a in plan.accounts],
+        "applied_rows": [(names.get(a.account_id, a.account_id), a) for a in applied]})
+
+
+@staff_member_required
+@require_POST
+def ops_reprice_apply(request: HttpRequest, reprice_id: int) -> HttpResponse:
+    """Apply a planned reprice (once: applying it again changes nothing)."""
+    get_object_or_404(Reprice, pk=reprice_id)
+    result = services.reprice_apply(reprice_id=reprice_id, actor=request.user.get_username())
+    if result.applied_now:
+        messages.success(request, f"Reprice {reprice_id} applied: {result.requests} request(s) changed, "
+                                  f"{len(result.accounts_posted)} account(s) adjusted by "
+                                  f"{format_usd(result.difference_units, places=4)} in all.")
+    else:
+        messages.info(request, f"Reprice {reprice_id} was already applied: nothing changed.")
+    return redirect("repricing:ops-reprice", reprice_id=reprice_id)
