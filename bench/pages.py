@@ -4,7 +4,8 @@
     .venv/bin/python bench/pages.py --database tokengrid_bench [--iterations 30] [--wrk-seconds 10]
 
 Prints, as one JSON line: the number of generations and rollup rows; server time p50/p90 of the
-rankings page (month window) and of the busiest model's page: cold (cache emptied before each
+rankings page (month window), of the busiest model's page and of the catalog (/models/, all of it
+and filtered to models with traffic sorted by throughput): cold (cache emptied before each
 request), prewarmed (after `rankings_prewarm`, as the rollups task leaves it, page not cached) and
 page_cached (the rendered page cached); and, when `wrk` is installed, requests/s of the rankings
 page against a trivial view (/healthz) of the same gunicorn server in the same run.
@@ -64,7 +65,8 @@ def main() -> None:
     top = (EndpointHour.objects.values("model__author__slug", "model__route_name", "model_id")
            .order_by("-tokens_completion").first())
     pages = {"rankings": "/rankings/?window=month",
-             "model": f"/models/{top['model__author__slug']}/{top['model__route_name']}/" if top else "/models/"}
+             "model": f"/models/{top['model__author__slug']}/{top['model__route_name']}/" if top else "/models/",
+             "catalog": "/models/", "catalog_filtered": "/models/?has_traffic=1&sort=throughput"}
     client = Client()
     result = {"database": options.database, "generations": generations,
               "endpointhour_rows": EndpointHour.objects.count()}
