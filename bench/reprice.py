@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--since", required=True, type=day_start, help="YYYY-MM-DD (UTC)")
     parser.add_argument("--until", type=day_start, help="YYYY-MM-DD, exclusive (default: the next price, else now)")
     parser.add_argument("--factor", type=Decimal, default=Decimal("1.1"), help="new price / price in force")
-    parser.add_argument("--batch-rows", type=int, help="rows per transaction (default INGEST_CHUNK_LINES)")
+    parser.add_argument("--batch-rows", type=int, help="rows per transaction (default REPRICE_BATCH_ROWS)")
     parser.add_argument("--verify", action="store_true", help="compare the daily rollup with the generations")
     options = parser.parse_args()
     os.environ.update(production_env(options.database))

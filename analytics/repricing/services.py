@@ -197,8 +197,8 @@ def reprice_apply(*, reprice_id: int, actor: str, batch_rows: int | None = None)
     """Apply a planned reprice once: generations, rollups and one ledger entry per account; again, a no-op.
 
     The rows to change are read first (one scan of the range, no lock), then changed in batches
-    of about a chunk's rows (INGEST_CHUNK_LINES), one transaction each, so ingestion waits at most
-    about a chunk's time on a rollup row. A batch takes its locks in the order ingestion does
+    of REPRICE_BATCH_ROWS rows, one transaction each, so ingestion waits at most about a chunk's time
+    on a rollup row. A batch takes its locks in the order ingestion does
     (analytics.ingest.loader, billing.lock_objects): the reprice row, which no chunk takes; the
     batch's generation rows, which no chunk locks (chunks insert new rows, keyed through
     `analytics_generationkey`); then the rollups table by table in the loader's order (endpoint
@@ -218,7 +218,7 @@ def reprice_apply(*, reprice_id: int, actor: str, batch_rows: int | None = None)
     from analytics.usage.tasks import usage_refresh
     from billing.tasks import billing_after_debit
 
-    batch_rows = batch_rows or settings.INGEST_CHUNK_LINES
+    batch_rows = batch_rows or settings.REPRICE_BATCH_ROWS
     with transaction.atomic():
         reprice = Reprice.objects.select_for_update().select_related("price", "model").get(pk=reprice_id)
         if reprice.status == Reprice.Status.APPLIED:

@@ -39,6 +39,11 @@ LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
 LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 50)
 LOGIN_LOCK_SECONDS = env_int("LOGIN_LOCK_SECONDS", 15 * 60)
 
+# Generations a reprice changes per transaction: a changed row moves five rollups by random index
+# probes (~0.3 ms each at 10M), so 5,000 keep a transaction, and what ingestion may wait on it, to a
+# chunk's few seconds (bench/reprice.py at 10M: longest 4.8 s; 50,000 a batch held rows for 28-67 s).
+REPRICE_BATCH_ROWS = env_int("REPRICE_BATCH_ROWS", 5000)
+
 # Raw generations (PostgreSQL, monthly partitions): months kept, counted back from the current one;
 # a month that ended more than this long ago is dropped whole (rollups are kept forever). 0: keep all.
 GENERATION_RETENTION_MONTHS = env_int("GENERATION_RETENTION_MONTHS", 13)
