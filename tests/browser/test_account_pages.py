@@ -47,7 +47,9 @@ def test_download_usage_csv_from_the_reports_page(tab, account_site):
     assert download.value.suggested_filename == f"usage-acct_a-{D2.isoformat()}-{D1.isoformat()}.csv"
     rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
     assert rows[0][:4] == ["date", "model", "api_key", "api_key_name"]
-    assert [(r[0], r[1], r[2], r[4], r[-1]) for r in rows[1:]] == [
+    spend = rows[0].index("spend_usd")
+    assert rows[0][-1] == "unpriced_requests"
+    assert [(r[0], r[1], r[2], r[4], r[spend]) for r in rows[1:]] == [
         (D2.isoformat(), "lab/alpha", "k1", "1", "0.0150000000"),
         (D1.isoformat(), "lab/alpha", "k1", "1", "0.0000000000"),
         (D1.isoformat(), "lab/beta", "k2", "2", "0.0300000000"),
