@@ -44,7 +44,8 @@ def interval_bounds(interval: str, now: datetime) -> tuple[datetime | None, date
     return None, None
 
 
-def month_after(start: datetime) -> datetime:
+def month_after(start: date) -> date:
+    """The first day (or moment) of the month after `start`'s, which is a month's first day or moment."""
     return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
 
 
@@ -204,9 +205,7 @@ class Statement:
 
     @property
     def end(self) -> datetime:
-        first = self.month.replace(day=1)
-        return midnight(first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1),
-                        self.account.zone)
+        return midnight(month_after(self.month.replace(day=1)), self.account.zone)
 
     @property
     def label(self) -> str:

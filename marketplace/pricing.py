@@ -130,28 +130,32 @@ class PriceBook:
     def cost(self, *, model_slug: str, provider_name: str, created_at: datetime, tokens_prompt: int,
              tokens_completion: int, tokens_reasoning: int, tokens_cached: int) -> Decimal | None:
         """What the request cost at created_at, or None (unpriced) when no price applies (module docstring)."""
+        return self.priced(model_slug=model_slug, provider_name=provider_name, created_at=created_at,
+                           tokens_prompt=tokens_prompt, tokens_completion=tokens_completion,
+                           tokens_reasoning=tokens_reasoning, tokens_cached=tokens_cached)[0]
+
+    def priced(self, *, model_slug: str, provider_name: str, created_at: datetime, tokens_prompt: int,
+               tokens_completion: int, tokens_reasoning: int, tokens_cached: int) -> tuple[Decimal | None, int | None]:
+        """The cost (as `cost`) and the id of the EndpointPrice row it came from, in one look-up; the id is None
+        when no history row of this endpoint priced it (its current price, genai-prices, another provider's
+        price through a mapping, or unpriced)."""
         counts = {"prompt": tokens_prompt, "completion": tokens_completion, "reasoning": tokens_reasoning,
                   "cached": tokens_cached}
-        entry = self._history.get((model_slug, provider_name))
+        key = (model_slug, provider_name)
+        entry = self._history.get(key)
         if entry is None and provider_name in self._prices_as:
+            key = None  # another provider's prices: no row of this endpoint
             entry = self._history.get((model_slug, self._prices_as[provider_name]))
         if entry is not None:
             starts, prices = entry
             if starts[-1].year == 9999:  # no history rows: the current price
-                return prices[-1].cost(**counts)
-            at = bisect.bisect_right(starts, created_at) - 1
-            return prices[max(at, 0)].cost(**counts)
+                return prices[-1].cost(**counts), None
+            at = max(bisect.bisect_right(starts, created_at) - 1, 0)
+            ids = self._price_ids.get(key) if key else None
+            return prices[at].cost(**counts), ids[at] if ids else None
         if model_slug in self._catalogued:
-            return None  # an unknown provider of a catalogued model, not mapped: unpriced
-        return self._genai_cost(model_slug, created_at, counts)
-
-    def price_id(self, *, model_slug: str, provider_name: str, created_at: datetime) -> int | None:
-        """The id of the EndpointPrice row `cost` priced by at created_at; None when it used no history row
-        (the endpoint's current price, genai-prices, another provider's price)."""
-        ids = self._price_ids.get((model_slug, provider_name))
-        if ids is None:
-            return None
-        return ids[max(bisect.bisect_right(self._history[(model_slug, provider_name)][0], created_at) - 1, 0)]
+            return None, None  # an unknown provider of a catalogued model, not mapped: unpriced
+        return self._genai_cost(model_slug, created_at, counts), None
 
     def _genai_cost(self, model_slug: str, created_at: datetime, counts: dict[str, int]) -> Decimal | None:
         if model_slug in self._genai_misses:

@@ -63,12 +63,11 @@ def stage_rows(records: list[formats.Record], batch_id: int) -> tuple[list[Stage
             cost, source = None, INSURANCE  # failed, or nothing generated: $0, as OpenRouter bills it
         else:
             prices = prices or price_book()
-            cost = prices.cost(model_slug=r.model, provider_name=r.provider_name, created_at=r.created_at,
-                               tokens_prompt=r.tokens_prompt, tokens_completion=r.tokens_completion,
-                               tokens_reasoning=r.tokens_reasoning, tokens_cached=r.tokens_cached)
+            # The cost and the price row that made it (provenance, for repricing), in one look-up.
+            cost, price_id = prices.priced(model_slug=r.model, provider_name=r.provider_name, created_at=r.created_at,
+                                           tokens_prompt=r.tokens_prompt, tokens_completion=r.tokens_completion,
+                                           tokens_reasoning=r.tokens_reasoning, tokens_cached=r.tokens_cached)
             source = CATALOG if cost is not None else UNPRICED
-            # The price row that priced it (provenance, for repricing): one more bisect, no query.
-            price_id = prices.price_id(model_slug=r.model, provider_name=r.provider_name, created_at=r.created_at)
         cost_units = int((cost * units_per_usd).quantize(one, rounding=ROUND_HALF_EVEN)) if cost else 0
         account_id = account_ids[r.account]
         provider = r.provider_name

@@ -23,7 +23,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -31,14 +30,13 @@ from django.utils import timezone
 
 from analytics.models import Generation, Reprice, RepriceAccount
 from billing.ledger import ledger_reprice
-from core.money import UNITS_PER_USD
+from core.money import usd_to_units
 from marketplace.models import EndpointPrice
 from marketplace.pricing import Prices
 
 GATEWAY, CATALOG, INSURANCE, UNPRICED = (int(s) for s in (
     Generation.CostSource.GATEWAY, Generation.CostSource.CATALOG, Generation.CostSource.INSURANCE,
     Generation.CostSource.UNPRICED))
-_UNITS, _ONE = Decimal(UNITS_PER_USD), Decimal(1)
 
 # A generation a reprice may change: priced from the catalog (or unpriced) by Tokengrid, and a request
 # that succeeded and generated something (the others are insurance: $0 whatever the price).
@@ -142,7 +140,7 @@ def reprice_units(*, prices: Prices, tokens_prompt: int, tokens_completion: int,
     """A generation's cost in units at `prices`, exactly as ingestion computes it (analytics.ingest.stage)."""
     cost = prices.cost(prompt=tokens_prompt, completion=tokens_completion, reasoning=tokens_reasoning,
                        cached=tokens_cached)
-    return int((cost * _UNITS).quantize(_ONE, rounding=ROUND_HALF_EVEN)) if cost else 0
+    return usd_to_units(cost) if cost else 0
 
 
 def reprice_plan(*, model_id: int, provider_id: int, price_id: int, start: datetime, end: datetime | None = None,
