@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, tzinfo
 
 import pandas as pd
-from django.db.models import Sum
-from django.db.models.functions import TruncMonth
+from django.db.models import Max, Min, Sum
 
 from analytics.models import AccountDay, AccountHour
+from billing.selectors import month_after
 from core import charts
 from core.charts import Series
 from core.money import units_to_usd
-from core.timerange import days_span, local_day
+from core.timerange import days_span, local_day, midnight
 
 from .queries import dimension_names
 from .totals import COUNTERS
@@ -42,13 +42,32 @@ class MonthlyReport:
 
 
 def months_with_usage(*, account_id: int, zone: tzinfo = UTC) -> list[date]:
-    """First days of the months (of `zone`) the account has usage in, newest first."""
-    if zone is UTC:
-        return list(AccountDay.objects.filter(account_id=account_id).annotate(month=TruncMonth("day"))
-                    .values_list("month", flat=True).distinct().order_by("-month"))
-    months = (AccountHour.objects.filter(account_id=account_id).annotate(month=TruncMonth("hour", tzinfo=zone))
-              .values_list("month", flat=True).distinct())
-    return sorted({m.astimezone(zone).date().replace(day=1) for m in months}, reverse=True)
+    """First days of the months (of `zone`) the account has usage in, newest first.
+
+    The account's first and last rollup row (two ends of its index), then one index probe per month
+    between them: the busiest account's hundreds of thousands of rows are never read (a DISTINCT
+    month over them took 1.6-2.5 s, 18 s cold, at 10M router-shaped generations).
+    """
+    rows, column = ((AccountDay.objects.filter(account_id=account_id), "day") if zone is UTC
+                    else (AccountHour.objects.filter(account_id=account_id), "hour"))
+    span = rows.aggregate(first=Min(column), last=Max(column))
+    if span["first"] is None:
+        return []
+
+    def month_of(value) -> date:
+        return (local_day(value, zone) if zone is not UTC else value).replace(day=1)
+
+    def in_month(first: date) -> dict:
+        if zone is UTC:
+            return {"day__gte": first, "day__lt": month_after(first)}
+        return {"hour__gte": midnight(first, zone), "hour__lt": midnight(month_after(first), zone)}
+
+    months, month, last = [], month_of(span["first"]), month_of(span["last"])
+    while month <= last:
+        if rows.filter(**in_month(month)).exists():
+            months.append(month)
+        month = month_after(month)
+    return months[::-1]
 
 
 def _table(frame: pd.DataFrame, column: str, names: dict[int, str]) -> list[dict]:

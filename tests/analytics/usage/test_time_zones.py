@@ -199,3 +199,14 @@ def test_the_settings_page_sets_the_zone_for_owners_only(client, tmp_path):
     assert Account.objects.get(external_id="acct_other").time_zone == "UTC"  # one account's setting only
     # The pages follow at once: New York's Oct 31 holds n2 alone.
     assert _series(client, start="2026-10-31", end="2026-10-31", granularity="day") == {"2026-10-31": Decimal("0.002")}
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Auckland"])
+def test_the_reports_list_the_months_with_usage_and_skip_a_month_without(client, tmp_path, zone):
+    # 2026-08-31 12:00Z is Sep 1 in Auckland (+12:00); nothing in October anywhere; November's two requests.
+    rows = [("g1", "2026-08-31T12:00:00Z", 0.001), ("g2", "2026-11-03T10:00:00Z", 0.002),
+            ("g3", "2026-11-20T10:00:00Z", 0.004)]
+    client.force_login(_owner(tmp_path, rows, zone))
+    months = client.get("/account/reports/").context["months"]
+    first = date(2026, 8, 1) if zone == "UTC" else date(2026, 9, 1)
+    assert months == [date(2026, 11, 1), first]
