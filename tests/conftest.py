@@ -42,26 +42,14 @@ def _pinned_genai_prices():
     data_snapshot.set_custom_snapshot(None)
 
 
-def _forget_latest() -> None:
-    """Forget ingestion's "now + slack", which it recomputes at most once a (real, monotonic) second: a test
-    that moved the clock (to a past date, say) would otherwise leave the next tests' records "in the future"
-    for up to a second, and they would be rejected (the empty-leaderboard failures seen in session 25)."""
-    from analytics.ingest.formats import fields
-
-    fields._latest_cache[0] = float("-inf")
-
-
 @pytest.fixture(autouse=True)
 def _frozen_now(request):
     """The clock starts at NOW and ticks (so timeouts still pass), except in the real-clock packages."""
-    _forget_latest()
     if request.path.parent.name in REAL_CLOCK_DIRS:
         yield
-        _forget_latest()
         return
     with time_machine.travel(NOW, tick=True):
         yield
-    _forget_latest()
 
 
 @pytest.fixture

@@ -195,13 +195,16 @@ def _flag(value, field: str) -> bool | None:
     raise Invalid(f"type:{field}")
 
 
-_latest_cache = [0.0, EARLIEST]
+_latest_cache = [float("-inf"), EARLIEST]
 
 
 def _latest() -> datetime:
-    """Now plus the allowed slack, recomputed at most once a second."""
-    now = time.monotonic()
-    if now - _latest_cache[0] > 1.0:
+    """Now plus the allowed slack, recomputed at most once a second, and at once when the wall clock moved
+    more than a second either way (a clock set back: a fake clock in tests, an NTP step), which a
+    monotonic clock would not see: a stale "now" read ahead of a clock set back refused today's records
+    as from the future."""
+    now = time.time()
+    if abs(now - _latest_cache[0]) > 1.0:
         _latest_cache[0], _latest_cache[1] = now, datetime.now(tz=UTC) + FUTURE_SLACK
     return _latest_cache[1]
 

@@ -176,3 +176,21 @@ def test_a_nul_escape_in_a_text_field_is_rejected_and_its_chunk_kept(tmp_path):
     assert batch.status == IngestBatch.Status.DONE, batch.error
     assert sorted(Generation.objects.values_list("id", flat=True)) == ["good-a", "good-b"]
     assert (Reject.objects.get().line, Reject.objects.get().reason) == (2, "nul_character")
+
+
+def test_the_future_follows_a_clock_set_back_and_forward_at_once():
+    """`created_at` may be at most a day ahead of now; "now" is cached for a second, but a clock moved
+    (a fake clock, an NTP step) is seen at once: a stale "now" from before a jump must not refuse today's
+    records, nor accept ones beyond the new now's day of slack."""
+    from datetime import UTC, datetime
+
+    import time_machine
+
+    from analytics.ingest.formats.fields import Invalid, _timestamp
+
+    with time_machine.travel(datetime(2026, 11, 1, 12, tzinfo=UTC), tick=False):
+        assert _timestamp("2026-11-02T11:00:00Z") == datetime(2026, 11, 2, 11, tzinfo=UTC)
+        with time_machine.travel(datetime(2026, 12, 3, 12, tzinfo=UTC), tick=False):
+            assert _timestamp("2026-12-03T11:30:00Z") == datetime(2026, 12, 3, 11, 30, tzinfo=UTC)
+        with time_machine.travel(datetime(2026, 10, 1, 12, tzinfo=UTC), tick=False), pytest.raises(Invalid, match="out_of_range:created_at"):
+            _timestamp("2026-11-01T11:00:00Z")

@@ -39,7 +39,7 @@ def leaderboard_traffic(directory: Path) -> datetime:
                tokens_completion=100, total_cost=0.05),
     ]
     batch = run_batch(write_jsonl(directory / "leaderboard.jsonl", rows))
-    # Every row in, or say why (a stale "now" once emptied them: tests/conftest.py _forget_latest).
+    # Every row in, or say why (a stale "now" once emptied them: analytics.ingest.formats.fields._latest).
     assert (batch.accepted, batch.duplicates, batch.rejected) == (len(rows), 0, 0), (now, batch.accepted, batch.duplicates,
                                                                                       batch.rejected, batch.error)
     Model.objects.filter(slug__in=["lab/alpha", "lab/beta"]).update(listed=True)
