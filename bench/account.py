@@ -8,14 +8,16 @@ Signs in a bench user as a member of the busiest account (most requests; `--acco
 account in the middle of the ranking by requests, or an account id) and prints, as one JSON
 line: server time p50/p90 of the overview (30 days, its six top tables: models, keys, apps,
 providers, users, tags) and the activity page, the explorer with two group-bys and a filter (30 days
-by day, grouped by end user and model, filtered to the account's most used tag; by model and key
-when its traffic has no tags), cold (cache emptied before each request) and cached (after `usage_prewarm`, as
+by day, grouped by end user and model, filtered to the account's most used tag: summed from its
+generations; by model and key when its traffic has no tags) and `activity_rollup`, the explorer by
+model and key filtered to its busiest provider (the daily rollup), cold (cache emptied before each request) and cached (after `usage_prewarm`, as
 the refresh after each ingested chunk leaves them; the grouped activity view is cached by its
 first visit); the time to download usage.csv for the busiest account's busiest calendar month
 (day x model x key); and generations.csv over the newest days that hold `--rows` generations of
 that account, `--export-runs` times: the median rows/s, every run's, and the process's peak memory
 before the first and after the last (flat memory = no growth). `--zone America/New_York` measures
-the account in that time zone (its pages then read the hourly rollup); its own zone is put back after.
+the account in that time zone (its pages then read the hourly rollup, and user or tag slices its
+generations); its own zone is put back after.
 Fill a database with `bench/ingest.py --events 10000000` (it keeps its data in `tokengrid_bench`).
 """
 import argparse
@@ -134,7 +136,7 @@ def client_for(account_id: int):
 def result_base(options, account_id: int, busiest: dict) -> dict:
     from django.db import connection
 
-    from analytics.models import AccountDay, AccountHour
+    from analytics.models import AccountDay, AccountHour, AccountTagDay, AccountUserDay
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM analytics_generation")
@@ -142,7 +144,9 @@ def result_base(options, account_id: int, busiest: dict) -> dict:
     return {"database": options.database, "generations": generations, "account": options.account,
             "account_id": account_id, "account_requests": busiest["n"], "zone": options.zone or "its own",
             "accountday_rows": AccountDay.objects.filter(account_id=account_id).count(),
-            "accounthour_rows": AccountHour.objects.filter(account_id=account_id).count()}
+            "accounthour_rows": AccountHour.objects.filter(account_id=account_id).count(),
+            "accountuserday_rows": AccountUserDay.objects.filter(account_id=account_id).count(),
+            "accounttagday_rows": AccountTagDay.objects.filter(account_id=account_id).count()}
 
 
 def measure(options, client, account_id: int, busiest: dict, result: dict) -> None:
@@ -150,17 +154,23 @@ def measure(options, client, account_id: int, busiest: dict, result: dict) -> No
     from django.db.models import Sum
     from django.db.models.functions import TruncMonth
 
-    from analytics.models import AccountDay
+    from analytics.models import AccountDay, AccountTagDay
     from analytics.usage import cache as usage_cache
     from analytics.usage import queries as usage_queries
 
-    tagged = (AccountDay.objects.filter(account_id=account_id).exclude(tags="").values("tags")
+    tagged = (AccountTagDay.objects.filter(account_id=account_id).exclude(tags="").values("tags")
               .annotate(n=Sum("requests")).order_by("-n").first())
     tag = tagged["tags"].strip(",").split(",")[0] if tagged else None
     explorer = (f"group_by=user&group_by=model&{urlencode({'tag': tag})}" if tag
                 else "group_by=model&group_by=api_key")
+    provider = (AccountDay.objects.filter(account_id=account_id).values("provider_id").annotate(n=Sum("requests"))
+                .order_by("-n").first()["provider_id"])
     pages = {"overview": "/account/?period=30d",
-             "activity": f"/account/activity/?metric=spend&{explorer}&granularity=day&period=30d"}
+             # a user crossed with a model under a tag filter: summed from the account's generations
+             "activity": f"/account/activity/?metric=spend&{explorer}&granularity=day&period=30d",
+             # two dimensions and a filter that the daily rollup holds
+             "activity_rollup": f"/account/activity/?metric=spend&group_by=model&group_by=api_key&provider={provider}"
+                                "&granularity=day&period=30d"}
     for name, url in pages.items() if options.only in (None, "pages") else ():
         client.get(url)  # connections, templates
         cold, cached = [], []

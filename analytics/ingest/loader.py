@@ -192,12 +192,14 @@ ROLLUP_SQL = (
             " SELECT day, model_id, provider_id, 2 AS metric, throughput_bucket AS bucket FROM ingest_stage"
             " WHERE throughput_bucket IS NOT NULL) AS x WHERE 1 = 1"),
     _upsert("analytics_appday", ("day", "app_id", "model_id"), USAGE_SUMS, "ingest_stage WHERE app_id <> 0"),
-    _upsert("analytics_accountday",
-            ("account_id", "day", "model_id", "provider_id", "api_key_id", "app_id", "end_user", "tags"),
+    _upsert("analytics_accountday", ("account_id", "day", "model_id", "provider_id", "api_key_id", "app_id"),
             {**USAGE_SUMS, **LATENCY_SUMS}, "ingest_stage WHERE 1 = 1"),
-    _upsert("analytics_accounthour",
-            ("account_id", "hour", "model_id", "provider_id", "api_key_id", "app_id", "end_user", "tags"),
+    _upsert("analytics_accounthour", ("account_id", "hour", "model_id", "provider_id", "api_key_id", "app_id"),
             {**USAGE_SUMS, **LATENCY_SUMS}, "ingest_stage WHERE 1 = 1"),
+    _upsert("analytics_accountuserday", ("account_id", "day", "end_user"), {**USAGE_SUMS, **LATENCY_SUMS},
+            "ingest_stage WHERE 1 = 1"),
+    _upsert("analytics_accounttagday", ("account_id", "day", "tags"), {**USAGE_SUMS, **LATENCY_SUMS},
+            "ingest_stage WHERE 1 = 1"),
 )
 # The fallback attempts of generations that were not inserted (duplicates) count nowhere.
 _ATTEMPTS_OF_DROPPED_SQL = ("DELETE FROM ingest_attempts WHERE NOT EXISTS"

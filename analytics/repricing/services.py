@@ -57,7 +57,7 @@ ROLLUP_DELTAS = {"spend_units": f"SUM({_SPEND_NEW} - {_SPEND_OLD})", "unpriced_r
 ENDPOINT_DELTAS = {**ROLLUP_DELTAS,
                    "unpriced_tokens": "-SUM(CASE WHEN was_unpriced = 1 THEN tokens_prompt + tokens_completion ELSE 0 END)"}
 
-_ACCOUNT_KEYS = ("account_id", "{period}", "model_id", "provider_id", "api_key_id", "app_id", "end_user", "tags")
+_ACCOUNT_KEYS = ("account_id", "{period}", "model_id", "provider_id", "api_key_id", "app_id")
 # Every rollup summing spend (analytics.ingest.loader ROLLUP_SQL), in the loader's order: table, key, rows, deltas.
 REPRICE_ROLLUPS = (
     ("analytics_endpointhour", ("hour", "model_id", "provider_id"), "1 = 1", ENDPOINT_DELTAS),
@@ -65,6 +65,8 @@ REPRICE_ROLLUPS = (
     ("analytics_appday", ("day", "app_id", "model_id"), "app_id <> 0", ROLLUP_DELTAS),
     ("analytics_accountday", tuple(k.format(period="day") for k in _ACCOUNT_KEYS), "1 = 1", ROLLUP_DELTAS),
     ("analytics_accounthour", tuple(k.format(period="hour") for k in _ACCOUNT_KEYS), "1 = 1", ROLLUP_DELTAS),
+    ("analytics_accountuserday", ("account_id", "day", "end_user"), "1 = 1", ROLLUP_DELTAS),
+    ("analytics_accounttagday", ("account_id", "day", "tags"), "1 = 1", ROLLUP_DELTAS),
 )
 
 _TODO_COLUMNS = (("n", "bigint"), ("id", "text"), ("created_at", "timestamptz"), ("account_id", "bigint"),

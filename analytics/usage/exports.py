@@ -1,7 +1,9 @@
 """usage.csv (and the usage API's rows): totals per group over an inclusive range of the account's dates.
 
-Dates, weeks and months are the account's zone's: UTC ones from AccountDay, others from AccountHour,
-each hour on the local date it starts on (core.timerange: exact for whole-hour offsets).
+Dates, weeks and months are the account's zone's: UTC ones from the daily rollups, others from hours,
+each hour on the local date it starts on (core.timerange: exact for whole-hour offsets). The rows are
+those of the smallest rollup holding the groups (`sources`): a grouping that crosses users or tags with
+another dimension, or asks for them in a zone whose days are not UTC days, sums the generations.
 
 `user` groups by end user ("" for requests without one). `tag` splits each rollup row's tags: a
 request with tags a and b counts in the row of a and in the row of b, so tag rows sum to more than
@@ -17,6 +19,7 @@ from django.db import connection
 from core.money import units_text
 from core.timerange import days_span, local_day
 
+from . import sources
 from .queries import week_label
 from .totals import REPORT_COUNTERS
 
@@ -54,22 +57,22 @@ _REPORT_SQL = {
     "tag": (("r.tags",), ("tag",)),
 }
 _REPORT_SUMS = ", ".join(f"CAST(SUM(r.{c}) AS BIGINT)" for c in REPORT_COUNTERS)
-_REPORT_JOINS = (
-    " JOIN marketplace_model m ON m.id = r.model_id"
-    " JOIN marketplace_provider p ON p.id = r.provider_id"
-    " LEFT JOIN billing_apikey k ON k.id = r.api_key_id AND k.account_id = r.account_id"
-    " LEFT JOIN marketplace_app a ON a.id = r.app_id")
-_REPORT_FROM_DAYS = f"FROM analytics_accountday r{_REPORT_JOINS} WHERE r.account_id = %s AND r.day >= %s AND r.day <= %s"
-_REPORT_FROM_HOURS = f"FROM analytics_accounthour r{_REPORT_JOINS} WHERE r.account_id = %s AND r.hour >= %s AND r.hour < %s"
+# group -> the join that names its ids (only the groups asked for are joined)
+_REPORT_JOINS = {
+    "model": " JOIN marketplace_model m ON m.id = r.model_id",
+    "provider": " JOIN marketplace_provider p ON p.id = r.provider_id",
+    "api_key": " LEFT JOIN billing_apikey k ON k.id = r.api_key_id AND k.account_id = r.account_id",
+    "app": " LEFT JOIN marketplace_app a ON a.id = r.app_id",
+}
+# group -> the rollup column it needs (sources.rollup_for)
+_REPORT_COLUMNS = {"model": "model_id", "provider": "provider_id", "api_key": "api_key_id", "app": "app_id",
+                   "user": "end_user", "tag": "tags"}
 
 
 def _row_day(value, zone: tzinfo) -> date:
-    """A fetched day (AccountDay) or hour (AccountHour: SQLite gives text) as the account's date."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value) if len(value) > 10 else date.fromisoformat(value)
-    if isinstance(value, datetime):
-        return local_day(value if value.tzinfo else value.replace(tzinfo=UTC), zone)
-    return value
+    """A fetched day or hour as the account's date."""
+    value = sources.fetched_time(value)
+    return local_day(value, zone) if isinstance(value, datetime) else value
 
 
 def usage_report(*, account_id: int, first: date, last: date, group_by: tuple[str, ...],
@@ -84,12 +87,14 @@ def usage_report(*, account_id: int, first: date, last: date, group_by: tuple[st
     columns = [("r.hour" if hourly and c == "r.day" else c) for group in group_by for c in _REPORT_SQL[group][0]]
     select = ", ".join(columns)
     time_column = "r.hour" if hourly else "r.day"
-    sql = f"SELECT {select}, {_REPORT_SUMS} {_REPORT_FROM_HOURS if hourly else _REPORT_FROM_DAYS} GROUP BY {select}"
+    start, end = days_span(first, last, zone)
+    rows = sources.account_rows(account_id, start, end, hourly=hourly,
+                                columns=[_REPORT_COLUMNS[g] for g in group_by if g in _REPORT_COLUMNS])
+    joins = "".join(_REPORT_JOINS.get(group, "") for group in group_by)
+    sql = (f"SELECT {select + ', ' if select else ''}{_REPORT_SUMS} FROM {rows.table} r{joins} WHERE {rows.where}"
+           + (f" GROUP BY {select}" if select else ""))
     with connection.cursor() as cursor:
-        # Moments as the ORM stores them (SQLite compares text: a bare aware datetime would not match).
-        bounds = ([connection.ops.adapt_datetimefield_value(m) for m in days_span(first, last, zone)] if hourly
-                  else (first, last))
-        cursor.execute(sql, (account_id, *bounds))
+        cursor.execute(sql, rows.params)
         fetched = cursor.fetchall()
     width = len(columns)
     time_group = next((g for g in group_by if g in ("day", "week", "month")), None)

@@ -20,7 +20,7 @@ from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
-from analytics.models import AccountDay, AccountHour, Generation, GenerationKey
+from analytics.models import AccountDay, Generation, GenerationKey
 from billing.models import ApiKey
 from core.csvutil import DANGEROUS_PREFIXES, NUMBER_PATTERN, safe_cell
 from core.money import units_text, usd_to_units
@@ -29,6 +29,7 @@ from core.timerange import days_span, local_day, midnight
 from marketplace.models import App, EndpointPrice, Model, Provider
 from marketplace.pricing import CostParts, Prices, prices_in_force
 
+from . import sources
 from .filters import FILTER_COLUMNS, Filters, filters_parse
 from .queries import dimension_names
 
@@ -224,17 +225,23 @@ def rollup_histogram_counts(*, account_id: int, log_filter: LogFilter, unit: str
                             end: datetime) -> dict[datetime, int] | None:
     """Requests per bucket from the account rollups, when they answer exactly: a filter on their
     dimensions and status only (no session, no id) and a range of whole UTC hours (any zone a whole
-    number of hours from UTC); None otherwise. One grouped query: AccountDay for UTC days, else
-    AccountHour summed per hour by the database and into local days here."""
+    number of hours from UTC), by a rollup holding every filtered dimension (`sources.rollup_for`);
+    None otherwise. One grouped query: a daily rollup for UTC days, else AccountHour summed per hour
+    by the database and into local days here."""
     if log_filter.session is not None or log_filter.generation_id or start.minute or end.minute:
         return None
     zone, count = log_filter.zone, _ROLLUP_COUNTS[log_filter.status]
     condition = log_filter.filters.rollup_q()
-    if unit == "day" and zone is UTC:
-        days = (AccountDay.objects.filter(condition, account_id=account_id, day__gte=start.date(), day__lt=end.date())
+    filtered = [FILTER_COLUMNS[d] for d, _ in log_filter.filters.items]
+    daily = unit == "day" and zone is UTC
+    rollup = sources.rollup_for(filtered, hourly=not daily)
+    if rollup is None:  # users or tags with another dimension, or by the hour: only the log has them
+        return None
+    if daily:
+        days = (rollup.objects.filter(condition, account_id=account_id, day__gte=start.date(), day__lt=end.date())
                 .values_list("day").annotate(n=Sum(count)).values_list("day", "n").order_by())
         return {midnight(day): int(n or 0) for day, n in days}
-    hours = (AccountHour.objects.filter(condition, account_id=account_id, hour__gte=start, hour__lt=end)
+    hours = (rollup.objects.filter(condition, account_id=account_id, hour__gte=start, hour__lt=end)
              .values_list("hour").annotate(n=Sum(count)).values_list("hour", "n").order_by())
     if unit == "hour":
         return {hour: int(n or 0) for hour, n in hours}

@@ -1,4 +1,6 @@
-"""An account's own usage, read from the account rollups: AccountHour by hour, AccountDay by day.
+"""An account's own usage, read from the account rollups (AccountHour by hour, AccountDay by day, the
+user and tag rollups) or, for slices crossing users or tags with other dimensions, its generations
+(`sources`).
 
 Every function takes the account id first and reads only that account's rows; each selector's
 result is cached under the account's usage version (`cache.account_cached`). Days, weeks and months
@@ -25,9 +27,9 @@ from core.money import units_to_usd
 from core.timerange import TimeRange, hour_label, local_day, whole_hours, zone_named
 from marketplace.models import App, Model, Provider
 
-from . import savings
+from . import savings, sources
 from .cache import account_cached, usage_cached
-from .filters import Filters
+from .filters import FILTER_COLUMNS, Filters
 from .params import (
     DIMENSION_LABELS,
     DIMENSIONS,
@@ -97,25 +99,49 @@ def _key_getter(positions: list[int]):
 
 def _grouped(account_id: int, start: datetime, end: datetime, *, hourly: bool,
              sets: Iterable[tuple[str, ...]], filters: Filters = NO_FILTERS) -> dict[tuple[str, ...], dict[tuple, Totals]]:
-    """The counters of the account's rollup rows in [start, end), summed per each set of columns.
+    """The counters of the account's rows in [start, end), summed per each set of columns.
 
-    On PostgreSQL one pass over the rows feeds every set (GROUPING SETS): the busiest account's
-    month is read once, not once per table of the page, and summed by the database. Elsewhere
-    (SQLite) one GROUP BY over all the sets' columns, added up into each set in Python.
-    Column names come from this module (DIMENSIONS and the time column), never from a request.
+    Each set is read from the smallest rows that hold its columns and the filters' (`sources`): the
+    overview's tables by model, key, app and provider from AccountDay, its top users from
+    AccountUserDay, its tags from AccountTagDay; a set crossing users or tags with anything else
+    from the generations. One query per source: on PostgreSQL one pass over its rows feeds every
+    set (GROUPING SETS), summed by the database; elsewhere (SQLite) one GROUP BY over all the sets'
+    columns, added up into each set in Python. Column names come from this module (DIMENSIONS and the
+    time column), never from a request.
     """
     sets = list(dict.fromkeys(sets))
+    filtered = [FILTER_COLUMNS[d] for d, _ in filters.items]
+    by_source: dict[object, list[tuple[str, ...]]] = defaultdict(list)
+    for cols in sets:
+        by_source[sources.rollup_for((*cols, *filtered), hourly=hourly)].append(cols)
+    out: dict[tuple[str, ...], dict[tuple, Totals]] = {}
+    for source_sets in by_source.values():
+        out.update(_grouped_from(account_id, start, end, hourly=hourly, sets=source_sets, filters=filters))
+    return out
+
+
+def _grouped_from(account_id: int, start: datetime, end: datetime, *, hourly: bool,
+                  sets: list[tuple[str, ...]], filters: Filters) -> dict[tuple[str, ...], dict[tuple, Totals]]:
+    """`_grouped` for sets that one source answers."""
     columns = list(dict.fromkeys(c for cols in sets for c in cols))
     width = len(columns)
     positions = {cols: [columns.index(c) for c in cols] for cols in sets}
     out: dict[tuple[str, ...], dict[tuple, Totals]] = {cols: {} for cols in sets}
-    rows, time_column = _source(account_id, start, end, hourly=hourly)
+    rows = sources.account_rows(account_id, start, end, hourly=hourly,
+                                columns=(*columns, *(FILTER_COLUMNS[d] for d, _ in filters.items)))
+    condition, condition_params = filters.rollup_sql()
+    time_at = next((i for i, c in enumerate(columns) if c in sources.TIME_COLUMNS), None)
+    select = ", ".join(columns)
     if connection.vendor != "postgresql":
-        rows = rows.filter(filters.rollup_q()) if filters else rows
         # One GROUP BY over every column named, added up here into each set (the demo's SQLite).
-        fetched = (rows.values_list(*columns).annotate(**_sums()).order_by() if columns
-                   else [tuple(rows.aggregate(**_sums()).values())])
+        sql = (f"SELECT {select + ', ' if columns else ''}{_SUMS_SQL} {rows.sql}{condition}"
+               + (f" GROUP BY {select}" if columns else ""))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, (*rows.params, *condition_params))
+            fetched = cursor.fetchall()
         for row in fetched:
+            if time_at is not None:
+                row = (*row[:time_at], sources.fetched_time(row[time_at]), *row[time_at + 1:])
             totals = Totals._make([int(v or 0) for v in row[width:]])
             for cols, at in positions.items():
                 key = tuple(row[i] for i in at)
@@ -126,17 +152,12 @@ def _grouped(account_id: int, start: datetime, end: datetime, *, hourly: bool,
         return out
     # GROUPING(a, b, …) has bit (width - 1 - i) set when column i is not in the row's set.
     by_mask = {sum(1 << (width - 1 - i) for i, c in enumerate(columns) if c not in cols): cols for cols in sets}
-    table = (AccountHour if hourly else AccountDay)._meta.db_table
-    select = ", ".join(columns)
     grouping = f"GROUPING({select})" if columns else "0"
     group_sets = ", ".join(f"({', '.join(cols)})" for cols in sets)
-    condition, condition_params = filters.rollup_sql()
-    sql = (f"SELECT {select + ', ' if columns else ''}{grouping}, {_SUMS_SQL} FROM {table}"
-           f" WHERE account_id = %s AND {time_column} >= %s AND {time_column} < %s{condition}"
+    sql = (f"SELECT {select + ', ' if columns else ''}{grouping}, {_SUMS_SQL} {rows.sql}{condition}"
            f" GROUP BY GROUPING SETS ({group_sets})")
-    bounds = (start, end) if hourly else (start.date(), end.date())
     with connection.cursor() as cursor:
-        cursor.execute(sql, (account_id, *bounds, *condition_params))
+        cursor.execute(sql, (*rows.params, *condition_params))
         fetched = cursor.fetchall()
     # Tens of thousands of rows for the busiest account: no per-value work in Python.
     targets = {mask: (out[cols], _key_getter(positions[cols])) for mask, cols in by_mask.items()}

@@ -106,7 +106,8 @@ def _direct_aggregate(table: str, keys: tuple[str, ...], where: str) -> dict:
 def rollups_assert_equal_generations() -> None:
     """Every rollup holding spend equals a direct aggregate of the generations, row by row."""
     by_table = {m._meta.db_table: m for m in (rollups.EndpointHour, rollups.EndpointDay, rollups.AppDay,
-                                              rollups.AccountDay, rollups.AccountHour)}
+                                              rollups.AccountDay, rollups.AccountHour, rollups.AccountUserDay,
+                                              rollups.AccountTagDay)}
     for table, keys, where, _ in REPRICE_ROLLUPS:
         model = by_table[table]
         stored = {tuple(row[:-2]): (row[-2], row[-1]) for row in model.objects.values_list(

@@ -2,7 +2,7 @@
 import pytest
 from django.db.models import Sum
 
-from analytics.models import AccountDay, AccountHour, Generation, Reject
+from analytics.models import AccountDay, AccountHour, AccountTagDay, AccountUserDay, Generation, Reject
 
 from ..conftest import D1, at, record, run_batch, write_jsonl
 
@@ -25,14 +25,20 @@ def test_users_sessions_and_tags_reach_the_generations_and_the_account_rollups(t
         "g1": ("u-1", "s-1", ",chat,prod,"), "g2": ("u-1", "s-1", ",chat,prod,"), "g3": ("u-2", "", ",prod,"),
         "g4": ("", "", ""), "g5": ("u-1", "", ",prod,")}
 
-    def sums(table, account):
-        return {(r["end_user"], r["tags"]): (r["requests"], r["spend"]) for r in
-                table.objects.filter(account__external_id=account).values("end_user", "tags")
+    def sums(table, key, account):
+        return {r[key]: (r["requests"], r["spend"]) for r in
+                table.objects.filter(account__external_id=account).values(key)
                 .annotate(requests=Sum("requests"), spend=Sum("spend_units")).order_by()}
 
-    # acct_a: u-1's two requests share a rollup row per day; u-2 and the anonymous request have their own
-    expected_a = {("u-1", ",chat,prod,"): (2, 30_000_000), ("u-2", ",prod,"): (1, 40_000_000), ("", ""): (1, 80_000_000)}
-    assert sums(AccountDay, "acct_a") == sums(AccountHour, "acct_a") == expected_a
-    assert AccountDay.objects.filter(account__external_id="acct_a").count() == 3
+    # acct_a by user and by tag set, each in its own daily rollup; the anonymous, untagged request under ""
+    assert sums(AccountUserDay, "end_user", "acct_a") == {"u-1": (2, 30_000_000), "u-2": (1, 40_000_000),
+                                                          "": (1, 80_000_000)}
+    assert sums(AccountTagDay, "tags", "acct_a") == {",chat,prod,": (2, 30_000_000), ",prod,": (1, 40_000_000),
+                                                     "": (1, 80_000_000)}
+    # the rollups by model, provider, key and app hold no user and no tags: one row for the four requests
+    assert sums(AccountDay, "model_id", "acct_a") == sums(AccountHour, "model_id", "acct_a") == {
+        Generation.objects.get(pk="g1").model_id: (4, 150_000_000)}
+    assert AccountDay.objects.filter(account__external_id="acct_a").count() == 1
+    assert AccountUserDay.objects.filter(account__external_id="acct_a").count() == 3
     # the same user id in another account is another account's user
-    assert sums(AccountDay, "acct_b") == {("u-1", ",prod,"): (1, 160_000_000)}
+    assert sums(AccountUserDay, "end_user", "acct_b") == {"u-1": (1, 160_000_000)}

@@ -4,8 +4,10 @@ from django.db import connection
 from django.db.models import Sum
 from django.http import QueryDict
 
-from analytics.models import AccountDay, Generation
-from analytics.usage.filters import Filters, filters_parse
+from analytics.models import AccountDay, AccountTagDay, AccountUserDay, Generation
+from analytics.usage import sources
+from analytics.usage.filters import FILTER_COLUMNS, Filters, filters_parse
+from core.timerange import days_span
 from core.params import ParamError
 from marketplace.models import Model
 
@@ -50,20 +52,30 @@ def test_rollups_and_generations_answer_the_same_slice(tmp_path):
     other = Model.objects.get(slug="lab/other").pk
 
     def spend(filters: Filters) -> tuple[int, int, int]:
-        by_q = AccountDay.objects.filter(filters.rollup_q(), account_id=account_id).aggregate(s=Sum("spend_units"))
+        """Through the rollup's ORM condition (or the generations', when no rollup holds the slice), the
+        SQL condition on the rows the usage queries read (sources.account_rows), and the generation table's."""
+        columns = [FILTER_COLUMNS[d] for d, _ in filters.items]
+        rollup = sources.rollup_for(columns, hourly=False)
+        by_q = (rollup.objects.filter(filters.rollup_q(), account_id=account_id) if rollup
+                else Generation.objects.filter(filters.generation_q(), account_id=account_id, is_byok=False))
+        by_q = by_q.aggregate(s=Sum("spend_units" if rollup else "cost_units"))
+        rows = sources.account_rows(account_id, *days_span(D1, D1), hourly=False, columns=columns)
         where, params = filters.rollup_sql()
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT SUM(spend_units) FROM analytics_accountday WHERE account_id = %s{where}",
-                           [account_id, *params])
+            cursor.execute(f"SELECT SUM(spend_units) {rows.sql}{where}", [*rows.params, *params])
             by_sql = cursor.fetchone()[0]
         by_generations = Generation.objects.filter(filters.generation_q(), account_id=account_id).aggregate(
             s=Sum("cost_units"))
         return int(by_q["s"] or 0), int(by_sql or 0), int(by_generations["s"] or 0)
 
     unit = 10_000_000  # $0.001
-    assert spend(filters_parse(QueryDict("tag=prod"))) == (unit,) * 3
+    assert spend(filters_parse(QueryDict("tag=prod"))) == (unit,) * 3  # AccountTagDay
     assert spend(filters_parse(QueryDict("tag=prod&tag=prod_x"))) == (3 * unit,) * 3
-    assert spend(filters_parse(QueryDict("user=u-1"))) == (13 * unit,) * 3
-    assert spend(filters_parse(QueryDict("user=u-1&tag=Prod"))) == (4 * unit,) * 3
-    assert spend(filters_parse(QueryDict(f"api_key=0&model={other}"))) == (8 * unit,) * 3
+    assert spend(filters_parse(QueryDict("user=u-1"))) == (13 * unit,) * 3  # AccountUserDay
+    assert spend(filters_parse(QueryDict("user=u-1&tag=Prod"))) == (4 * unit,) * 3  # the generations
+    assert spend(filters_parse(QueryDict(f"api_key=0&model={other}"))) == (8 * unit,) * 3  # AccountDay
+    assert spend(filters_parse(QueryDict(f"user=u-1&model={other}"))) == (8 * unit,) * 3  # the generations
     assert spend(filters_parse(QueryDict("user=nobody"))) == (0, 0, 0)
+    assert [sources.rollup_for(c, hourly=False) for c in (["tags"], ["end_user"], ["end_user", "tags"], ["model_id"])] \
+        == [AccountTagDay, AccountUserDay, None, AccountDay]
+    assert sources.rollup_for(["end_user"], hourly=True) is None

@@ -143,6 +143,12 @@ def test_the_histogram_counts_from_the_rollups_what_the_generations_count(log, z
             with CaptureQueriesContext(connection) as queries:
                 from_rollups = generation_log.rollup_histogram_counts(account_id=log["a"].pk, log_filter=log_filter,
                                                                       unit=unit, start=start, end=end)
+            # Users and tags have daily rollups of their own, each alone: by the hour, in a zone whose
+            # days are not UTC days, or a user with a tag, only the generation table answers.
+            named = {part.split("=")[0] for part in query.split("&")} & {"user", "tag"}
+            if named and (unit == "hour" or zone != "UTC" or len(named) > 1):
+                assert from_rollups is None and not queries, query
+                continue
             assert len(queries) == 1, query
             assert "analytics_generation" not in queries[0]["sql"], query
             from_rows = generation_log.histogram_counts(

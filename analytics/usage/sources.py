@@ -1,0 +1,106 @@
+"""Which rows answer a slice of an account's usage: a rollup when one holds every column the slice
+names, else the account's own generations.
+
+- AccountDay / AccountHour: by model, provider, API key and app (any of them together), by day or hour;
+- AccountUserDay: by end user alone, by day; AccountTagDay: by tag set alone, by day;
+- anything else (a user or a tag with another dimension, users with tags, either by the hour or in a
+  zone whose days are not UTC days): the generation table, through its (account, created_at) index,
+  with the same counters as the rollups (`GENERATION_ROWS`, the loader's sums per row).
+
+Users and tags are not rollup keys beside the other dimensions because at a router's density that
+rollup is nearly a row per request (analytics migration 0014): summing the account's generations
+then reads no more rows, and every other view reads a small table. Generations older than
+GENERATION_RETENTION_MONTHS are gone (their months dropped), so a crossed slice reaches back as far
+as the log does; the rollups, and slices they answer, go back to the first request.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from typing import NamedTuple
+
+from django.db import connection, models
+
+from analytics.models import AccountDay, AccountHour, AccountTagDay, AccountUserDay, Generation
+
+SLICE_COLUMNS = frozenset({"model_id", "provider_id", "api_key_id", "app_id"})
+TIME_COLUMNS = frozenset({"day", "hour"})
+_UNPRICED = int(Generation.CostSource.UNPRICED)
+
+
+def rollup_for(columns: Iterable[str], *, hourly: bool) -> type[models.Model] | None:
+    """The account rollup holding every one of `columns` (dimension columns; times are implied), or
+    None when only the generation table does."""
+    needed = set(columns) - TIME_COLUMNS
+    if needed <= SLICE_COLUMNS:
+        return AccountHour if hourly else AccountDay
+    if hourly:
+        return None
+    if needed <= {"end_user"}:
+        return AccountUserDay
+    if needed <= {"tags"}:
+        return AccountTagDay
+    return None
+
+
+def _generation_rows() -> str:
+    """The account's generations as rollup rows (one request each), named as the rollup columns."""
+    ok = "g.status >= 200 AND g.status < 300"
+    if connection.vendor == "postgresql":
+        hour = "date_trunc('hour', g.created_at, 'UTC')"
+        day = "CAST(g.created_at AT TIME ZONE 'UTC' AS date)"
+    else:  # as the ORM stores them: UTC text
+        hour, day = "strftime('%%Y-%%m-%%d %%H:00:00', g.created_at)", "date(g.created_at)"
+    return (
+        f"(SELECT g.account_id, {hour} AS hour, {day} AS day, g.model_id, g.provider_id,"
+        " COALESCE(g.api_key_id, 0) AS api_key_id, COALESCE(g.app_id, 0) AS app_id, g.end_user, g.tags,"
+        f" 1 AS requests, CASE WHEN {ok} THEN 0 ELSE 1 END AS failed, g.tokens_prompt, g.tokens_completion,"
+        " g.tokens_reasoning, g.tokens_cached,"
+        " CASE WHEN g.is_byok THEN g.tokens_prompt + g.tokens_completion ELSE 0 END AS byok_tokens,"
+        " CASE WHEN g.is_byok THEN 0 ELSE g.cost_units END AS spend_units,"
+        f" CASE WHEN g.cost_source = {_UNPRICED} THEN 1 ELSE 0 END AS unpriced_requests,"
+        f" CASE WHEN {ok} THEN COALESCE(g.latency, 0) ELSE 0 END AS latency_sum,"
+        f" CASE WHEN {ok} AND g.latency IS NOT NULL THEN 1 ELSE 0 END AS latency_count"
+        " FROM analytics_generation g WHERE g.account_id = %s AND g.created_at >= %s AND g.created_at < %s)")
+
+
+class Rows(NamedTuple):
+    """Rows of one account as SQL: `FROM {table} r … WHERE {where}` (joins may go between), with the
+    parameters of both, and whether they are generations (summed per request) or a rollup's."""
+
+    table: str
+    where: str
+    params: list
+    generations: bool
+
+    @property
+    def sql(self) -> str:
+        return f"FROM {self.table} r WHERE {self.where}"
+
+
+def account_rows(account_id: int, start: datetime, end: datetime, *, hourly: bool, columns: Iterable[str]) -> Rows:
+    """The rows of the account in [start, end) that can answer `columns`, aliased `r`: the rollup's, or
+    the generations' under the rollup's column names. `start` and `end` are whole hours (whole UTC days
+    unless hourly)."""
+    model = rollup_for(columns, hourly=hourly)
+    if model is None:
+        moments = [connection.ops.adapt_datetimefield_value(m) for m in (start, end)]
+        return Rows(_generation_rows(), "1 = 1", [account_id, *moments], True)
+    time_column = "hour" if hourly else "day"
+    if hourly:
+        bounds = [connection.ops.adapt_datetimefield_value(m) for m in (start, end)]
+    else:
+        bounds = [connection.ops.adapt_datefield_value(m.date()) for m in (start, end)]
+    return Rows(model._meta.db_table, f"r.account_id = %s AND r.{time_column} >= %s AND r.{time_column} < %s",
+                [account_id, *bounds], False)
+
+
+def fetched_time(value) -> date | datetime:
+    """A day or hour as fetched by raw SQL (SQLite gives text; PostgreSQL's hours are aware)."""
+    if isinstance(value, str):
+        if len(value) <= 10:
+            return date.fromisoformat(value)
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
