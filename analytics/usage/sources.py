@@ -23,9 +23,13 @@ from django.db import connection, models
 
 from analytics.models import AccountDay, AccountHour, AccountTagDay, AccountUserDay, Generation
 
+from .totals import COUNTERS
+
 SLICE_COLUMNS = frozenset({"model_id", "provider_id", "api_key_id", "app_id"})
 TIME_COLUMNS = frozenset({"day", "hour"})
 _UNPRICED = int(Generation.CostSource.UNPRICED)
+# The rollup counters (analytics.usage.totals.COUNTERS, in order) summed over any of these rows.
+SUMS_SQL = ", ".join(f"COALESCE(CAST(SUM({c}) AS BIGINT), 0)" for c in COUNTERS)
 
 
 def rollup_for(columns: Iterable[str], *, hourly: bool) -> type[models.Model] | None:

@@ -24,7 +24,6 @@ from analytics.models import (
     IngestBatch,
 )
 from analytics.usage import sources
-from analytics.usage.queries import _SUMS_SQL
 from analytics.usage.totals import COUNTERS
 from billing.models import Account, LedgerEntry
 from core.money import usd_to_units
@@ -147,7 +146,7 @@ def _account_rollups_assert_equal_generations() -> None:
             rows = sources.account_rows(account_id, start, end, hourly=hourly, columns=["end_user", "tags"])
             assert rows.generations
             with connection.cursor() as cursor:
-                cursor.execute(f"SELECT {', '.join(keys)}, {_SUMS_SQL} {rows.sql} GROUP BY {', '.join(keys)}",
+                cursor.execute(f"SELECT {', '.join(keys)}, {sources.SUMS_SQL} {rows.sql} GROUP BY {', '.join(keys)}",
                                rows.params)
                 summed = {(sources.fetched_time(row[0]), *row[1:len(keys)]): tuple(int(v) for v in row[len(keys):])
                           for row in cursor.fetchall()}

@@ -7,8 +7,8 @@ from django.http import QueryDict
 from analytics.models import AccountDay, AccountTagDay, AccountUserDay, Generation
 from analytics.usage import sources
 from analytics.usage.filters import FILTER_COLUMNS, Filters, filters_parse
-from core.timerange import days_span
 from core.params import ParamError
+from core.timerange import days_span
 from marketplace.models import Model
 
 from ..conftest import D1, at, record, run_batch, write_jsonl

@@ -147,7 +147,8 @@ def test_the_histogram_counts_from_the_rollups_what_the_generations_count(log, z
             # days are not UTC days, or a user with a tag, only the generation table answers.
             named = {part.split("=")[0] for part in query.split("&")} & {"user", "tag"}
             if named and (unit == "hour" or zone != "UTC" or len(named) > 1):
-                assert from_rollups is None and not queries, query
+                assert from_rollups is None, query
+                assert not queries, query
                 continue
             assert len(queries) == 1, query
             assert "analytics_generation" not in queries[0]["sql"], query
