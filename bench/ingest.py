@@ -33,7 +33,8 @@ DB = "tokengrid_bench"
 PY = sys.executable
 CELERY = str(Path(PY).parent / "celery")
 TABLES = ("analytics_generation", "analytics_generationkey", "analytics_endpointhour", "analytics_endpointday", "analytics_endpointhistogram",
-          "analytics_appday", "analytics_accountday", "analytics_accounthour", "analytics_reject", "analytics_ingestchunk", "analytics_ingestbatch",
+          "analytics_appday", "analytics_accountday", "analytics_accounthour", "analytics_accountuserday", "analytics_accounttagday",
+          "analytics_reject", "analytics_ingestchunk", "analytics_ingestbatch",
           "billing_ledgerentry")
 
 
