@@ -25,19 +25,13 @@ from datetime import UTC, date, datetime
 
 from django.db import OperationalError, connection, transaction
 
+from analytics.horizon import EXPIRED, HORIZON_OR_NULL_SQL, HORIZON_SQL, horizon  # noqa: F401  (re-exported)
+
 PARENT = "analytics_generation"
 DEFAULT = "analytics_generation_default"
-EXPIRED = "analytics_generation_expired"
 _MONTHLY = re.compile(r"^analytics_generation_p(\d{4})_(\d{2})$")
 _ADVISORY_KEY = 0x7467_0009  # one upkeep or retention run at a time
 LOCK_TIMEOUT = "5s"
-
-# The horizon in SQL: the upper bound of the expired partition, or -infinity without one. Read in
-# the statement that inserts, after it has locked the parent, so retention cannot move it between.
-HORIZON_OR_NULL_SQL = (
-    "(SELECT (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']*)''\\)'))[1]::timestamptz"
-    f" FROM pg_class c WHERE c.oid = to_regclass('{EXPIRED}'))")
-HORIZON_SQL = f"COALESCE({HORIZON_OR_NULL_SQL}, '-infinity'::timestamptz)"
 
 
 def month_start(moment: datetime | date) -> date:
@@ -74,13 +68,6 @@ def partition_months() -> list[date]:
                        " WHERE i.inhparent = to_regclass(%s)", [PARENT])
         names = [name for (name,) in cursor.fetchall()]
     return sorted(date(int(m[1]), int(m[2]), 1) for name in names if (m := _MONTHLY.match(name)))
-
-
-def horizon() -> datetime | None:
-    """The start of the oldest month kept, once retention has dropped something; else None."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {HORIZON_OR_NULL_SQL}")
-        return cursor.fetchone()[0]
 
 
 def _lock_timed_out(error: OperationalError) -> bool:

@@ -96,8 +96,8 @@ def _key_getter(positions: list[int]):
     return lambda row: ()
 
 
-def _grouped(account_id: int, start: datetime, end: datetime, *, hourly: bool,
-             sets: Iterable[tuple[str, ...]], filters: Filters = NO_FILTERS) -> dict[tuple[str, ...], dict[tuple, Totals]]:
+def _grouped(account_id: int, start: datetime, end: datetime, *, hourly: bool, sets: Iterable[tuple[str, ...]],
+             filters: Filters = NO_FILTERS, one_source: bool = False) -> dict[tuple[str, ...], dict[tuple, Totals]]:
     """The counters of the account's rows in [start, end), summed per each set of columns.
 
     Each set is read from the smallest rows that hold its columns and the filters' (`sources`): the
@@ -106,13 +106,18 @@ def _grouped(account_id: int, start: datetime, end: datetime, *, hourly: bool,
     from the generations. One query per source: on PostgreSQL one pass over its rows feeds every
     set (GROUPING SETS), summed by the database; elsewhere (SQLite) one GROUP BY over all the sets'
     columns, added up into each set in Python. Column names come from this module (DIMENSIONS and the
-    time column), never from a request.
+    time column), never from a request. `one_source`: every set from the rows that answer them all, so
+    that nested sets (a view's cells, groups and total) count the same rows, also where the generation
+    log no longer reaches (retention) and a rollup still does.
     """
     sets = list(dict.fromkeys(sets))
     filtered = [FILTER_COLUMNS[d] for d, _ in filters.items]
     by_source: dict[object, list[tuple[str, ...]]] = defaultdict(list)
-    for cols in sets:
-        by_source[sources.rollup_for((*cols, *filtered), hourly=hourly)].append(cols)
+    if one_source:
+        by_source[None] = sets
+    else:
+        for cols in sets:
+            by_source[sources.rollup_for((*cols, *filtered), hourly=hourly)].append(cols)
     out: dict[tuple[str, ...], dict[tuple, Totals]] = {}
     for source_sets in by_source.values():
         out.update(_grouped_from(account_id, start, end, hourly=hourly, sets=source_sets, filters=filters))
@@ -347,7 +352,8 @@ def usage_activity(*, account_id: int, period: TimeRange, metric: str, group_by:
     tag_at = group_by.index("tag") if "tag" in group_by else None
     # One pass: the cells (bucket x group), each group's, each bucket's and the whole period's totals.
     sets = [(time_column, *columns), columns, (time_column,), ()]
-    grouped = _grouped(account_id, period.start, period.end, hourly=hourly, sets=sets, filters=filters)
+    grouped = _grouped(account_id, period.start, period.end, hourly=hourly, sets=sets, filters=filters,
+                       one_source=True)
     raw_cells: dict[tuple, dict[str, Totals]] = defaultdict(dict)
     bucket_of: dict = {}
     for key, totals in grouped[(time_column, *columns)].items():

@@ -4,6 +4,7 @@ Each view parses the query string, reads the signed-in user's current account (`
 set by `billing.access.account_required` from their own memberships) through one selector, and
 renders. Nothing here takes an account id from the URL, so another account's data cannot be named.
 """
+from datetime import datetime
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -11,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import redirect, render
 from django.utils.html import format_html_join
 
+from analytics.horizon import horizon
 from analytics.models import Generation
 from billing.access import account_required
 from billing.selectors import spend_forecast
@@ -21,10 +23,10 @@ from core.money import units_text
 from core.params import ParamError
 from core.timerange import TimeRange, date_range_parse
 
-from . import exports, generation_log, params, queries, savings, totals
+from . import exports, generation_log, params, queries, savings, sources, totals
 from . import reports as usage_reports
 from .cache import usage_watch
-from .filters import Filters, filters_parse
+from .filters import FILTER_COLUMNS, Filters, filters_parse
 
 TOP_DIMENSIONS = {"model": "models", "api_key": "API keys", "app": "apps", "provider": "providers",
                   "user": "users", "tag": "tags"}
@@ -182,7 +184,19 @@ def activity(request: HttpRequest) -> HttpResponse:
                     for d, options in choices.items()],
         "typed": {d: result.filters.get(d) for d in ("user", "tag")},
         "csv_url": f"/account/activity.csv?{_view_query(result, result.filters)}",
+        "log_horizon": _log_horizon(result),
     })
+
+
+def _log_horizon(result: queries.Activity) -> datetime | None:
+    """The first moment the generation log still holds, when this view is summed from it (no rollup holds
+    the slice) and starts before it: retention has dropped older months (PostgreSQL)."""
+    columns = [params.DIMENSIONS[d] for d in result.group_by] + [FILTER_COLUMNS[d] for d, _ in result.filters.items]
+    hourly = result.granularity == "hour" or not result.period.daily_rollup
+    if sources.rollup_for(columns, hourly=hourly) is not None:
+        return None
+    kept_from = horizon()
+    return kept_from if kept_from and result.period.start < kept_from else None
 
 
 FORM_BLANKS = ("model", "api_key", "provider", "app", "user", "tag", "session", "id", "status", "start", "end")

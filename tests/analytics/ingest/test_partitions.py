@@ -148,3 +148,30 @@ def test_upkeep_outside_a_transaction_vacuums_the_default_partition_it_emptied(t
     finally:  # committed DDL outlives the flush of a transactional test
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {partitions.partition_name(date(2018, 7, 1))}")
+
+
+def test_a_view_only_the_log_holds_says_where_the_log_starts_after_retention(tmp_path, client):
+    """Users crossed with models are summed from generations: past the retention horizon the explorer says
+    the view counts nothing before it; a view a rollup holds (kept forever) counts those months and says nothing."""
+    from billing.models import Membership
+    from tests.billing.factories import member_of
+
+    records = [record(id=f"{month}-u", created_at=f"{month}-15T08:00:00Z", user="u1", total_cost=0.001)
+               for month in ("2025-09", "2025-10", "2025-11")]
+    run_batch(write_jsonl(tmp_path / "u.jsonl", records))
+    partitions.partitions_ensure(months_ahead=0, now=NOW)
+    assert partitions.retention_apply(months=13, now=NOW).horizon == datetime(2025, 10, 1, tzinfo=UTC)
+    client.force_login(member_of(Account.objects.get(external_id="acct_a"), Membership.Role.OWNER, "alice"))
+    view = "/account/activity/?period=custom&start=2025-09-01&end=2025-11-30&granularity=month&metric=requests"
+    notice = "the log keeps generations from 2025-10-01: the view counts nothing before that day"
+    with time_machine.travel(NOW, tick=False):
+        crossed = client.get(view + "&group_by=user&group_by=model")
+        by_model = client.get(view + "&group_by=model")
+        in_range = client.get(view.replace("2025-09-01", "2025-10-01") + "&group_by=user&group_by=model")
+    assert notice in crossed.content.decode()
+    assert notice not in by_model.content.decode()
+    assert notice not in in_range.content.decode()
+    # the requests each view counts: September is gone from the log, not from the daily rollup
+    assert [(row.labels[0], row.totals.requests) for row in crossed.context["activity"].groups] == [("u1", 2)]
+    assert crossed.context["activity"].total.requests == 2
+    assert by_model.context["activity"].total.requests == 3

@@ -1,0 +1,28 @@
+"""Where the generation log starts once retention has dropped months (analytics.ingest.partitions):
+what ingestion skips below, and what pages summed from generations cannot count before.
+
+On PostgreSQL retention attaches an empty partition `analytics_generation_expired` from MINVALUE up
+to the oldest month kept; its upper bound is the horizon. SQLite keeps everything.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import connection
+
+EXPIRED = "analytics_generation_expired"
+# The horizon in SQL: the upper bound of the expired partition, or -infinity without one. Read in
+# the statement that inserts, after it has locked the parent, so retention cannot move it between.
+HORIZON_OR_NULL_SQL = (
+    "(SELECT (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']*)''\\)'))[1]::timestamptz"
+    f" FROM pg_class c WHERE c.oid = to_regclass('{EXPIRED}'))")
+HORIZON_SQL = f"COALESCE({HORIZON_OR_NULL_SQL}, '-infinity'::timestamptz)"
+
+
+def horizon() -> datetime | None:
+    """The start of the oldest month kept, once retention has dropped something; else None (and on SQLite)."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {HORIZON_OR_NULL_SQL}")
+        return cursor.fetchone()[0]
