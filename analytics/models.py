@@ -207,6 +207,9 @@ class _Usage(models.Model):
     # Requests Tokengrid could not price (Generation.CostSource.UNPRICED): in `requests` and the tokens,
     # not in `spend_units`; db_default keeps the column's DEFAULT 0 (added without a table rewrite).
     unpriced_requests = models.BigIntegerField(default=0, db_default=0, help_text="not priced: no catalog price")
+    # Their tokens, so that a price per 1M tokens (spend / priced tokens) leaves them out of both.
+    unpriced_tokens = models.BigIntegerField(default=0, db_default=0,
+                                             help_text="prompt + completion tokens of the unpriced requests")
 
     class Meta:
         abstract = True
@@ -237,8 +240,6 @@ class _EndpointUsage(_Usage):
     long_128k_requests = models.BigIntegerField(default=0)
     latency_sum = models.BigIntegerField(default=0)
     latency_count = models.BigIntegerField(default=0)
-    unpriced_tokens = models.BigIntegerField(default=0, db_default=0,
-                                             help_text="prompt + completion tokens of the unpriced requests")
 
     class Meta:
         abstract = True

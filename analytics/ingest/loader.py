@@ -137,6 +137,9 @@ USAGE_SUMS = {
     "byok_tokens": f"SUM({_BYOK_TOKENS})",
     "spend_units": f"SUM({_SPEND})",
     "unpriced_requests": f"SUM(CASE WHEN cost_source = {_UNPRICED} THEN 1 ELSE 0 END)",
+    # BYOK tokens are out of every price per 1M already (byok_tokens): counted once, there.
+    "unpriced_tokens": f"SUM(CASE WHEN cost_source = {_UNPRICED} AND NOT is_byok"
+                       " THEN tokens_prompt + tokens_completion ELSE 0 END)",
 }
 LATENCY_SUMS = {
     "latency_sum": "SUM(CASE WHEN failed = 0 THEN COALESCE(latency, 0) ELSE 0 END)",
@@ -179,9 +182,7 @@ _ENDPOINT_SOURCE = (
 _ENDPOINT_SUMS = {**USAGE_SUMS, "requests": "SUM(request)", "attempts": "SUM(own_attempts)",
                   "failed_attempts": "SUM(own_failed)", "rate_limited_attempts": "SUM(own_rate_limited)",
                   "tool_call_requests": "SUM(tool_call)", "media_inputs": "SUM(media)",
-                  "long_32k_requests": "SUM(long_32k)", "long_128k_requests": "SUM(long_128k)", **LATENCY_SUMS,
-                  "unpriced_tokens": f"SUM(CASE WHEN cost_source = {_UNPRICED}"
-                                     " THEN tokens_prompt + tokens_completion ELSE 0 END)"}
+                  "long_32k_requests": "SUM(long_32k)", "long_128k_requests": "SUM(long_128k)", **LATENCY_SUMS}
 ROLLUP_SQL = (
     _upsert("analytics_endpointhour", ("hour", "model_id", "provider_id"), _ENDPOINT_SUMS, _ENDPOINT_SOURCE),
     _upsert("analytics_endpointday", ("day", "model_id", "provider_id"), _ENDPOINT_SUMS, _ENDPOINT_SOURCE),

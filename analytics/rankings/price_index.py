@@ -3,7 +3,7 @@
 The index of a week is the blended price of all priced traffic that is not BYOK: the spend of
 every request to a listed model (its gateway's `total_cost`, or Tokengrid's catalog price when the
 gateway gave none) divided by the tokens (prompt + completion) of the same requests, BYOK requests
-left out of both (the provider bills them, not the router; their tokens carry no spend), in USD per
+and requests Tokengrid could not price (`unpriced_tokens`: no spend, so no price) left out of both (the provider bills them, not the router; their tokens carry no spend), in USD per
 1M tokens. Weeks are UTC, Monday to Sunday; the current week is marked as so far. The same ratio is
 kept per author (the lab of the model) and per app category (the traffic of public apps declaring it;
 an app in two categories counts in both), each with its change against the week before. Free
@@ -94,10 +94,10 @@ def _week_label(value) -> str:
 
 def _lines(rows, weeks: list[str], describe) -> list[IndexLine]:
     sums: dict[object, dict[str, list[int]]] = {}
-    for week, key, spend, tokens, byok in rows:
+    for week, key, spend, tokens, left_out in rows:
         cell = sums.setdefault(key, {}).setdefault(_week_label(week), [0, 0])
         cell[0] += int(spend or 0)
-        cell[1] += int(tokens or 0) - int(byok or 0)
+        cell[1] += int(tokens or 0) - int(left_out or 0)
     ranked = sorted((k for k in sums if k is not None), key=lambda k: -sum(c[1] for c in sums[k].values()))
     described = describe(ranked[:TOP_LINES])
     return [IndexLine(*described[k], points=[IndexPoint(w, *sums[k].get(w, (0, 0))) for w in weeks])
@@ -114,13 +114,13 @@ def price_index(*, weeks: int = WEEKS, now: datetime | None = None) -> PriceInde
 
     def compute() -> PriceIndex:
         sums = {"spend": Sum("spend_units"), "tokens": Sum(F("tokens_prompt") + F("tokens_completion")),
-                "byok": Sum("byok_tokens")}
+                "left_out": Sum(F("byok_tokens") + F("unpriced_tokens"))}
         by_author = list(EndpointDay.objects.filter(model__listed=True, day__gte=starts[0].date())
                          .annotate(week=TruncWeek("day")).values("week", "model__author_id").annotate(**sums)
-                         .values_list("week", "model__author_id", "spend", "tokens", "byok").order_by())
+                         .values_list("week", "model__author_id", "spend", "tokens", "left_out").order_by())
         by_category = (AppDay.objects.filter(model__listed=True, app__public=True, day__gte=starts[0].date())
                        .annotate(week=TruncWeek("day")).values("week", "app__categories__slug").annotate(**sums)
-                       .values_list("week", "app__categories__slug", "spend", "tokens", "byok").order_by())
+                       .values_list("week", "app__categories__slug", "spend", "tokens", "left_out").order_by())
         [overall] = _lines([(w, "all", s, t, b) for w, _, s, t, b in by_author], labels,
                            lambda keys: {"all": ("All listed models", "")}) or [
             IndexLine("All listed models", "", [IndexPoint(w, 0, 0) for w in labels])]

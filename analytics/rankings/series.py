@@ -69,6 +69,7 @@ class DailyRow:
     tokens_completion: int
     spend_units: int = 0  # BYOK excluded
     byok_tokens: int = 0
+    unpriced_tokens: int = 0  # not BYOK
 
     @property
     def tokens(self) -> int:
@@ -76,8 +77,8 @@ class DailyRow:
 
     @property
     def price_per_million(self):
-        """USD per 1M tokens not BYOK (the token price index's ingredient); None without such tokens."""
-        return price_per_million(self.spend_units, self.tokens - self.byok_tokens)
+        """USD per 1M priced tokens not BYOK (the token price index's ingredient); None without such tokens."""
+        return price_per_million(self.spend_units, self.tokens - self.byok_tokens - self.unpriced_tokens)
 
 
 def daily_top_models(*, start, end, top: int = 50) -> list[DailyRow]:
@@ -85,8 +86,9 @@ def daily_top_models(*, start, end, top: int = 50) -> list[DailyRow]:
 
     rows = (EndpointDay.objects.filter(model__listed=True, day__gte=start, day__lte=end)
             .values("day", "model__slug")
-            .annotate(p=Sum("tokens_prompt"), c=Sum("tokens_completion"), s=Sum("spend_units"), b=Sum("byok_tokens"))
-            .values_list("day", "model__slug", "p", "c", "s", "b"))
+            .annotate(p=Sum("tokens_prompt"), c=Sum("tokens_completion"), s=Sum("spend_units"), b=Sum("byok_tokens"),
+                      u=Sum("unpriced_tokens"))
+            .values_list("day", "model__slug", "p", "c", "s", "b", "u"))
     per_day: dict = {}
     for day, slug, *sums in rows:
         per_day.setdefault(day, []).append((slug, *(int(v or 0) for v in sums)))
@@ -97,7 +99,7 @@ def daily_top_models(*, start, end, top: int = 50) -> list[DailyRow]:
         out += [DailyRow(label, i, *row) for i, row in enumerate(ranked[:top], start=1)]
         rest = ranked[top:]
         if rest:
-            out.append(DailyRow(label, None, "other", *(sum(r[i] for r in rest) for i in range(1, 5))))
+            out.append(DailyRow(label, None, "other", *(sum(r[i] for r in rest) for i in range(1, 6))))
     return out
 
 

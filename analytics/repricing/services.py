@@ -53,9 +53,10 @@ _SPEND_NEW = "CASE WHEN is_byok THEN 0 ELSE new_cost END"
 # generation that was unpriced (`was_unpriced` = 1) and is priced now leaves the unpriced counters
 # (every rollup counts its requests, the endpoint rollups its tokens too); IngestBatch.unpriced stays
 # what ingestion saw: a record of the batch, not a rollup.
-ROLLUP_DELTAS = {"spend_units": f"SUM({_SPEND_NEW} - {_SPEND_OLD})", "unpriced_requests": "-SUM(was_unpriced)"}
-ENDPOINT_DELTAS = {**ROLLUP_DELTAS,
-                   "unpriced_tokens": "-SUM(CASE WHEN was_unpriced = 1 THEN tokens_prompt + tokens_completion ELSE 0 END)"}
+ROLLUP_DELTAS = {"spend_units": f"SUM({_SPEND_NEW} - {_SPEND_OLD})", "unpriced_requests": "-SUM(was_unpriced)",
+                 "unpriced_tokens": "-SUM(CASE WHEN was_unpriced = 1 AND NOT is_byok"
+                                    " THEN tokens_prompt + tokens_completion ELSE 0 END)"}
+ENDPOINT_DELTAS = ROLLUP_DELTAS
 
 _ACCOUNT_KEYS = ("account_id", "{period}", "model_id", "provider_id", "api_key_id", "app_id")
 # Every rollup summing spend (analytics.ingest.loader ROLLUP_SQL), in the loader's order: table, key, rows, deltas.

@@ -64,7 +64,9 @@ def _generation_rows() -> str:
         " CASE WHEN g.is_byok THEN 0 ELSE g.cost_units END AS spend_units,"
         f" CASE WHEN g.cost_source = {_UNPRICED} THEN 1 ELSE 0 END AS unpriced_requests,"
         f" CASE WHEN {ok} THEN COALESCE(g.latency, 0) ELSE 0 END AS latency_sum,"
-        f" CASE WHEN {ok} AND g.latency IS NOT NULL THEN 1 ELSE 0 END AS latency_count"
+        f" CASE WHEN {ok} AND g.latency IS NOT NULL THEN 1 ELSE 0 END AS latency_count,"
+        f" CASE WHEN g.cost_source = {_UNPRICED} AND NOT g.is_byok THEN g.tokens_prompt + g.tokens_completion"
+        " ELSE 0 END AS unpriced_tokens"
         " FROM analytics_generation g WHERE g.account_id = %s AND g.created_at >= %s AND g.created_at < %s)")
 
 

@@ -22,7 +22,7 @@ METRICS = {
     "requests": ("Requests", ("requests",), None),
     "failures": ("Failed requests", ("failed",), None),
     "cost_per_million": ("Cost per 1M tokens (USD)", ("spend_units",),
-                         ("tokens_prompt", "tokens_completion", "-byok_tokens")),
+                         ("tokens_prompt", "tokens_completion", "-byok_tokens", "-unpriced_tokens")),
     "cache_hit_rate": ("Cache-hit rate (%)", ("tokens_cached",), ("tokens_prompt",)),
     "failure_rate": ("Failure rate (%)", ("failed",), ("requests",)),
     "latency": ("Mean latency (ms)", ("latency_sum",), ("latency_count",)),
@@ -48,6 +48,7 @@ class Totals(NamedTuple):
     byok_tokens: int = 0
     spend_units: int = 0
     unpriced_requests: int = 0  # in requests and tokens, not in spend (no price to debit)
+    unpriced_tokens: int = 0  # of the unpriced requests (not BYOK): out of a price per 1M, as their spend is
     latency_sum: int = 0
     latency_count: int = 0
 
@@ -68,8 +69,8 @@ class Totals(NamedTuple):
 
     @property
     def cost_per_million_units(self) -> int | None:
-        """Average spend per 1M tokens (BYOK tokens excluded, as their spend is)."""
-        paid = self.tokens - self.byok_tokens
+        """Average spend per 1M priced tokens (BYOK and unpriced tokens excluded, as their spend is)."""
+        paid = self.tokens - self.byok_tokens - self.unpriced_tokens
         return self.spend_units * 1_000_000 // paid if paid > 0 else None
 
     @property
@@ -101,7 +102,7 @@ class Totals(NamedTuple):
 
 
 COUNTERS = Totals._fields  # the rollups' column names (analytics.models.AccountDay and AccountHour)
-REPORT_COUNTERS = tuple(c for c in COUNTERS if not c.startswith("latency_"))  # what usage.csv sums
+REPORT_COUNTERS = tuple(c for c in COUNTERS if not c.startswith("latency_") and c != "unpriced_tokens")  # usage.csv
 
 
 def _change(now: int | float | None, before: int | float | None) -> float | None:

@@ -9,7 +9,15 @@ import pytest
 from django.test import Client
 
 from analytics import ingest
-from analytics.models import AccountDay, AccountHour, EndpointDay, EndpointHour, Generation
+from analytics.models import (
+    AccountDay,
+    AccountHour,
+    AccountTagDay,
+    AccountUserDay,
+    EndpointDay,
+    EndpointHour,
+    Generation,
+)
 from billing.accounts import account_token_create
 from billing.models import Account, LedgerEntry, Membership
 from marketplace.models import Provider
@@ -183,3 +191,28 @@ def test_the_spend_rankings_say_what_they_leave_out(ingested):
     assert by_spend["results"][0]["value"] == "0.2635000000"
     by_tokens = Client().get("/api/v1/rankings/providers", {"window": "week", "metric": "tokens"}).json()
     assert (by_tokens["unpriced_requests"], by_tokens["unpriced_share"]) == (None, None)
+
+
+def test_a_price_per_million_leaves_the_unpriced_tokens_out_as_it_leaves_their_spend(ingested):
+    """acme/rocket-1: 9,500 tokens, of which 2,200 unpriced (u-provider), for $0.2635: $0.2635 / 7,300 priced
+    tokens = $36.095890 per 1M (not $27.736842 over all 9,500). The account adds the unknown model's 1,115
+    unpriced tokens and no spend: the same 7,300 priced tokens."""
+    from analytics.rankings.price_index import price_index
+    from analytics.rankings.series import daily_top_models
+    from analytics.usage import queries
+    from analytics.usage.params import period_parse
+
+    index = price_index()
+    [point] = [p for p in index.overall.points if p.tokens]
+    assert (point.spend_units, point.tokens, point.price) == (2_635_000_000, 7300, Decimal("36.095890"))
+    [row] = daily_top_models(start=D1, end=D1)
+    assert (row.model, row.tokens, row.unpriced_tokens, row.price_per_million) == (
+        ROCKET, 9500, 2200, Decimal("36.095890"))
+
+    account = ingested["account"]
+    totals, _ = queries.usage_totals(account_id=account.pk, period=period_parse("7d"))
+    assert (totals.tokens, totals.unpriced_tokens, totals.byok_tokens) == (10_615, 3315, 0)
+    assert totals.cost_per_million_units == 2_635_000_000 * 1_000_000 // 7300 == 360_958_904_109
+    assert totals.value("cost_per_million") == Decimal("36.0958904109")
+    for rollup in (AccountDay, AccountHour, AccountUserDay, AccountTagDay):
+        assert sum(r.unpriced_tokens for r in rollup.objects.filter(account=account)) == 3315, rollup
