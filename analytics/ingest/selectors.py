@@ -6,9 +6,8 @@ from datetime import date, timedelta
 from django.db.models import OuterRef, QuerySet, Subquery, Sum
 
 from analytics.models import EndpointDay, IngestBatch, Reject
+from billing.selectors import UNPRICED_DAYS  # the operators' window is the accounts' (one number)
 from marketplace.models import Endpoint
-
-UNPRICED_DAYS = 30
 
 
 def batches_recent() -> QuerySet[IngestBatch]:

@@ -171,6 +171,9 @@ def test_the_operator_page_lists_unpriced_traffic_per_model_and_provider(ingeste
     shadow = Provider.objects.get(name="Shadow Host")
     assert f"/admin/marketplace/provider/{shadow.pk}/change/" in body
     assert f"/admin/marketplace/model/{rows[0].model_id}/change/" in body
+    batches = staff.get("/ops/ingest/").content.decode()
+    assert '<td class="num" data-stat="unpriced"><a href="/ops/unpriced/">3</a></td>' in batches  # the first batch
+    assert '<td class="num" data-stat="unpriced">0</td>' in batches  # the second
     batch_page = staff.get(f"/ops/ingest/{ingested['first'].pk}/").content.decode()
     assert 'data-stat="unpriced"' in batch_page
     assert "/ops/unpriced/" in batch_page
