@@ -1,6 +1,7 @@
 """Staff pages of repricing: enter a price from a date and see the dry run; confirm to apply (staff only)."""
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -11,7 +12,7 @@ from billing.models import Account
 from core.money import format_usd
 from marketplace.price_history import endpoint_price_set
 
-from . import services
+from . import services, tasks
 from .forms import RepriceForm
 
 
@@ -53,13 +54,14 @@ def ops_reprice(request: HttpRequest, reprice_id: int) -> HttpResponse:
 @staff_member_required
 @require_POST
 def ops_reprice_apply(request: HttpRequest, reprice_id: int) -> HttpResponse:
-    """Apply a planned reprice (once: applying it again changes nothing)."""
-    get_object_or_404(Reprice, pk=reprice_id)
-    result = services.reprice_apply(reprice_id=reprice_id, actor=request.user.get_username())
-    if result.applied_now:
-        messages.success(request, f"Reprice {reprice_id} applied: {result.requests} request(s) changed, "
-                                  f"{len(result.accounts_posted)} account(s) adjusted by "
-                                  f"{format_usd(result.difference_units, places=4)} in all.")
-    else:
+    """Queue the apply of a planned reprice (a task: minutes at a router's size); once applied, nothing."""
+    reprice = get_object_or_404(Reprice, pk=reprice_id)
+    if reprice.status == Reprice.Status.APPLIED:
         messages.info(request, f"Reprice {reprice_id} was already applied: nothing changed.")
+    else:
+        actor = request.user.get_username()
+        transaction.on_commit(lambda: tasks.reprice_apply_task.delay(reprice_id, actor))
+        difference = services.reprice_plan_read(reprice_id=reprice_id).difference_units
+        messages.success(request, f"Reprice {reprice_id} is being applied ({format_usd(difference, places=4)} in all"
+                                  " by the dry run): reload this page, its status says when it is done.")
     return redirect("repricing:ops-reprice", reprice_id=reprice_id)

@@ -12,6 +12,7 @@ from django.test import Client
 from analytics import ingest
 from analytics import models as rollups
 from analytics.models import Generation, Reprice, RepriceAccount
+from analytics.repricing import tasks as repricing_tasks
 from analytics.repricing.services import (
     REPRICE_ROLLUPS,
     reprice_applied_read,
@@ -325,7 +326,8 @@ def staff_client():
     return client
 
 
-def test_staff_enter_a_price_see_the_dry_run_and_apply_it(tmp_path, staff_client):
+def test_staff_enter_a_price_see_the_dry_run_and_apply_it(tmp_path, staff_client, monkeypatch,
+                                                        django_capture_on_commit_callbacks):
     world = _traffic(tmp_path)
     EndpointPrice.objects.filter(pk=world["new"].pk).delete()  # staff enter it through the page
     response = staff_client.post("/ops/reprice/", {
@@ -345,10 +347,17 @@ def test_staff_enter_a_price_see_the_dry_run_and_apply_it(tmp_path, staff_client
         assert difference in body
     assert "1 request(s) priced by the gateway" in body
 
-    applied = staff_client.post(f"/ops/reprice/{reprice.pk}/apply", follow=True)
-    assert "Reprice" in applied.content.decode()
-    assert "applied: 4 request(s) changed" in applied.content.decode()
+    queued = []
+    monkeypatch.setattr(repricing_tasks.reprice_apply_task, "delay", lambda *args: queued.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        applied = staff_client.post(f"/ops/reprice/{reprice.pk}/apply", follow=True)
+    # The apply is a task (minutes at a router's size), queued after the request's transaction.
+    assert f"Reprice {reprice.pk} is being applied ($0.0143 in all by the dry run)" in applied.content.decode()
+    assert queued == [(reprice.pk, "ops")]
+    assert not RepriceAccount.objects.filter(reprice=reprice, applied_requests__gt=0).exists()
+    repricing_tasks.reprice_apply_task(*queued[0])
     assert RepriceAccount.objects.filter(reprice=reprice, applied_requests__gt=0).count() == 2
+    assert staff_client.get(f"/ops/reprice/{reprice.pk}/").context["reprice"].status == Reprice.Status.APPLIED
     again = staff_client.post(f"/ops/reprice/{reprice.pk}/apply", follow=True)
     assert "already applied" in again.content.decode()
     assert LedgerEntry.objects.filter(kind=LedgerEntry.Kind.REPRICING).count() == 2
