@@ -24,7 +24,7 @@ from billing.models import Account, ApiKey
 from billing.selectors import spend_days
 from core.charts import Series
 from core.money import units_to_usd
-from core.timerange import TimeRange, hour_label, local_day, whole_hours, zone_named
+from core.timerange import TimeRange, hour_label, local_day, midnight, whole_hours, zone_named
 from marketplace.models import App, Model, Provider
 
 from . import savings, sources
@@ -117,10 +117,45 @@ def _grouped(account_id: int, start: datetime, end: datetime, *, hourly: bool, s
         by_source[None] = sets
     else:
         for cols in sets:
-            by_source[sources.rollup_for((*cols, *filtered), hourly=hourly)].append(cols)
+            source = sources.rollup_for((*cols, *filtered), hourly=hourly)
+            if source is None and hourly and not set(cols) & sources.TIME_COLUMNS \
+                    and sources.rollup_for((*cols, *filtered), hourly=False) is not None:
+                source = "edges"  # users or tags alone over local days: whole UTC days from their rollup
+            by_source[source].append(cols)
     out: dict[tuple[str, ...], dict[tuple, Totals]] = {}
-    for source_sets in by_source.values():
-        out.update(_grouped_from(account_id, start, end, hourly=hourly, sets=source_sets, filters=filters))
+    for source, source_sets in by_source.items():
+        if source == "edges":
+            out.update(_grouped_by_edges(account_id, start, end, sets=source_sets, filters=filters))
+        else:
+            out.update(_grouped_from(account_id, start, end, hourly=hourly, sets=source_sets, filters=filters))
+    return out
+
+
+def _grouped_by_edges(account_id: int, start: datetime, end: datetime, *, sets: list[tuple[str, ...]],
+                      filters: Filters) -> dict[tuple[str, ...], dict[tuple, Totals]]:
+    """Sets of users or of tags alone (no time column) over whole hours that are not whole UTC days (a
+    zone's local days, the last 24 hours): the whole UTC days inside from the daily user or tag rollup,
+    the hours before the first and after the last of them from the generations. Exact, and for the
+    busiest account's month in New York 29 rollup days and a day of generations, not a month of them."""
+    first = midnight((start - timedelta(microseconds=1)).astimezone(UTC).date() + timedelta(days=1))
+    last = midnight(end.astimezone(UTC).date())
+    if not first < last:
+        return _grouped_from(account_id, start, end, hourly=True, sets=sets, filters=filters)
+    filtered = [FILTER_COLUMNS[d] for d, _ in filters.items]
+    by_rollup: dict[object, list[tuple[str, ...]]] = defaultdict(list)
+    for cols in sets:  # users from theirs, tags from theirs
+        by_rollup[sources.rollup_for((*cols, *filtered), hourly=False)].append(cols)
+    parts = [_grouped_from(account_id, first, last, hourly=False, sets=rollup_sets, filters=filters)
+             for rollup_sets in by_rollup.values()]
+    parts += [_grouped_from(account_id, a, b, hourly=True, sets=sets, filters=filters)
+              for a, b in ((start, first), (last, end)) if a < b]
+    out: dict[tuple[str, ...], dict[tuple, Totals]] = {cols: {} for cols in sets}
+    for part in parts:  # the edges' generations in one pass for users and tags together
+        for cols, grouped in part.items():
+            target = out[cols]
+            for key, totals in grouped.items():
+                previous = target.get(key)
+                target[key] = previous + totals if previous else totals
     return out
 
 

@@ -210,3 +210,38 @@ def test_the_reports_list_the_months_with_usage_and_skip_a_month_without(client,
     months = client.get("/account/reports/").context["months"]
     first = date(2026, 8, 1) if zone == "UTC" else date(2026, 9, 1)
     assert months == [date(2026, 11, 1), first]
+
+
+def test_top_users_and_tags_in_a_zone_read_whole_utc_days_from_their_rollups_and_the_edges_from_generations(
+        tmp_path):
+    """New York, Oct 31 to Nov 2 (local): [2026-10-31 04:00Z, 2026-11-03 05:00Z). The UTC days Nov 1 and Nov 2
+    come from AccountUserDay / AccountTagDay; the hours before (Oct 31 04:00-24:00Z) and after (Nov 3
+    00:00-05:00Z) from the generations; n1 (Oct 30 local) and e3 (Nov 3 local) are outside."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    users = {"n2": "u1", "n3": "u1", "e1": "u1"}
+    tags = {"n2": ["a"], "e1": ["a"], "e2": ["a", "b"], "e3": ["a"]}
+    rows = [*NEW_YORK, ("e1", "2026-10-31T12:00:00Z", 0.128), ("e2", "2026-11-03T02:00:00Z", 0.256),
+            ("e3", "2026-11-03T05:30:00Z", 0.512)]
+    records = [record(id=gid, created_at=created, total_cost=cost, account="acct_e", model="lab/alpha",
+                      provider_name="ProvOne", api_key="k1", user=users.get(gid, "u2"), tags=tags.get(gid, ["b"]))
+               for gid, created, cost in rows]
+    assert run_batch(write_jsonl(tmp_path / "edges.jsonl", records)).accepted == len(records)
+    account = Account.objects.get(external_id="acct_e")
+    period = params.period_parse("custom", start="2026-10-31", end="2026-11-02", zone=zone_named("America/New_York"))
+    with CaptureQueriesContext(connection) as context:
+        overview = queries.usage_overview(account_id=account.pk, period=period)
+    unit = 10_000_000  # $0.001
+    # u1: n2 + n3 + e1; u2: n4 + n5 + n6 + n7 + e2
+    assert [(row.id, row.totals.spend_units) for row in overview.tops["user"]] == [("u2", 376 * unit),
+                                                                                   ("u1", 134 * unit)]
+    # b: n3..n7 + e2; a: n2 + e1 + e2 (e2 counts under both)
+    assert [(row.id, row.totals.spend_units) for row in overview.tops["tag"]] == [("a", 386 * unit),
+                                                                                  ("b", 380 * unit)]
+    assert (overview.totals.requests, overview.totals.spend_units) == (8, (2 + 4 + 8 + 16 + 32 + 64 + 128 + 256) * unit)
+    sql = [q["sql"].lower() for q in context.captured_queries]
+    assert sum("analytics_accountuserday" in s for s in sql) == 1
+    assert sum("analytics_accounttagday" in s for s in sql) == 1
+    # the two edges, for users and tags together (one pass each)
+    assert sum("analytics_generation" in s for s in sql) == 2
