@@ -8,7 +8,7 @@ from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.utils import timezone
 
-from core.bulk import SQLITE_BATCH, batches, ids_by_key
+from core.bulk import SQLITE_BATCH, batches, ids_by_key, insert_ignoring_conflicts
 from core.timerange import zone_choices
 
 from .lock_objects import account_lock, invitation_lock
@@ -20,8 +20,7 @@ TOKEN_PREFIX = "tg_"
 
 def accounts_register(*, external_ids: Iterable[str]) -> dict[str, int]:
     """Return account ids by gateway id, creating the unknown ones (safe under concurrency)."""
-    return ids_by_key(Account, "external_id", external_ids,
-                      lambda missing: [Account(external_id=e) for e in sorted(missing)])
+    return ids_by_key(Account, "external_id", external_ids)
 
 
 def api_keys_register(*, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
@@ -51,8 +50,7 @@ def api_keys_register(*, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str
     found = existing(wanted)
     missing = wanted - found.keys()
     if missing:
-        ApiKey.objects.bulk_create([ApiKey(account_id=a, external_id=e) for a, e in sorted(missing)],
-                                   ignore_conflicts=True, batch_size=5000)
+        insert_ignoring_conflicts(ApiKey, ("account_id", "external_id"), sorted(missing))
         found.update(existing(missing))
     return {key: found[key] for key in wanted}
 
