@@ -8,7 +8,7 @@ from django.core.cache import cache
 from django.db.models import Count
 from django.utils import timezone
 
-from analytics.rankings.catalog import catalog_models, catalog_query_parse
+from analytics.rankings.catalog import catalog_models, catalog_query_parse, model_weeks_refresh
 from marketplace import services
 from marketplace.models import Endpoint, Model, Provider
 from tests.analytics.conftest import record, run_batch, write_jsonl
@@ -26,6 +26,7 @@ def catalog(tmp_path, clock):
     rows += [record(id="g1", model="openai/gpt-4o", provider_name="OpenAI", created_at=at, tokens_prompt=50,
                     tokens_completion=50, latency=200, generation_time=250)]
     run_batch(write_jsonl(tmp_path / "c.jsonl", rows))
+    model_weeks_refresh()  # what the rankings task does after ingestion
     return Model.objects.filter(listed=True).count()
 
 
