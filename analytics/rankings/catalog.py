@@ -71,7 +71,7 @@ def catalog_query_parse(params) -> CatalogQuery:
 
 
 def model_weeks_refresh(*, now: datetime | None = None) -> int:
-    """Recompute every model's row of ModelWeek from the rollups in one statement; returns the rows written.
+    """Rewrite ModelWeek from the week's rollup rows (one upsert, one delete); returns the rows written.
 
     Called by the rankings task after the version moves (and every 5 minutes by beat), never by
     ingestion. The p50 is the histograms' nearest rank (`histograms.percentile`): the first bucket
