@@ -108,3 +108,17 @@ def test_an_older_refresh_never_overwrites_a_newer_one(week):
     assert model_weeks_refresh(now=week) == 0  # a slow run of an earlier hour finishing last
     assert set(ModelWeek.objects.values_list("as_of", flat=True)) == {
         later.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)}
+
+
+def test_the_rankings_task_refreshes_the_table_and_the_catalog_page_shows_it(week, client):
+    from django.core.cache import cache
+
+    from analytics.rankings.tasks import rollup_rankings_refresh
+
+    cache.clear()
+    assert not ModelWeek.objects.exists()  # ingestion itself writes no row (off the ingest path)
+    rollup_rankings_refresh.run()
+    assert ModelWeek.objects.get(model__slug="lab/a").tokens == 1_300
+    text = client.get("/models/", {"has_traffic": "1"}).content.decode()
+    assert "2 models." in text
+    assert "1.3K" in text  # lab/a's tokens this week
