@@ -469,3 +469,25 @@ class RepriceAccount(models.Model):
     @property
     def applied_difference_units(self) -> int:
         return self.applied_new_units - self.applied_old_units
+
+
+# The catalog page's week: derived from the rollups by the rankings task, not by ingestion.
+
+
+class ModelWeek(models.Model):
+    """Per model: tokens and the p50 throughput and latency buckets of the catalog's week (the UTC days
+    from 7 days before `as_of`), as the last rankings refresh left them.
+
+    Written only by analytics.rankings.catalog.model_weeks_refresh (the rollups task, one statement
+    over the rollups), so the catalog page filters, sorts and pages in SQL instead of merging the
+    week's histograms on every request. A model without traffic that week has no row.
+    """
+
+    model = models.OneToOneField(Model, on_delete=models.CASCADE, primary_key=True, related_name="week")
+    tokens = models.BigIntegerField(default=0)
+    throughput_p50_bucket = models.SmallIntegerField(null=True, help_text="analytics.histograms bucket")
+    latency_p50_bucket = models.SmallIntegerField(null=True, help_text="analytics.histograms bucket")
+    as_of = models.DateTimeField(help_text="the end of the hour the week ran to")
+
+    def __str__(self) -> str:
+        return f"model {self.model_id} week to {self.as_of:%Y-%m-%d %H}h"

@@ -7,7 +7,8 @@ Prints, as one JSON line: the number of generations and rollup rows; server time
 rankings page (month window), of the busiest model's page and of the catalog (/models/, all of it
 and filtered to models with traffic sorted by throughput): cold (cache emptied before each
 request), prewarmed (after `rankings_prewarm`, as the rollups task leaves it, page not cached) and
-page_cached (the rendered page cached); and, when `wrk` is installed, requests/s of the rankings
+page_cached (the rendered page cached); the time of the catalog's week-table refresh (the rollups
+task's, run once first: "cold" empties the cache, the table is a rollup); and, when `wrk` is installed, requests/s of the rankings
 page against a trivial view (/healthz) of the same gunicorn server in the same run.
 Fill a database with `bench/ingest.py` (it keeps its data in `tokengrid_bench`).
 """
@@ -70,8 +71,12 @@ def main() -> None:
     client = Client()
     result = {"database": options.database, "generations": generations,
               "endpointhour_rows": EndpointHour.objects.count()}
+    from analytics.rankings.catalog import model_weeks_refresh
     from analytics.rankings.prewarm import rankings_prewarm
 
+    started = time.perf_counter()
+    model_weeks_refresh()  # the catalog's week table, as the rollups task leaves it after ingestion
+    result["model_weeks_refresh_seconds"] = round(time.perf_counter() - started, 2)
     for name, url in pages.items():
         cold, prewarmed, warm = [], [], []
         for _ in range(options.iterations):

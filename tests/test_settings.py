@@ -77,7 +77,7 @@ def test_real_services_come_from_urls():
     assert result.returncode == 0, result.stderr
     engine, cache, broker, _ = result.stdout.split()
     assert engine == "django.db.backends.postgresql"
-    assert cache == "django.core.cache.backends.redis.RedisCache"
+    assert cache == "core.redis_cache.RedisCache"  # Django's, one client per pool
     assert broker == "redis://127.0.0.1:6379/0"
 
 

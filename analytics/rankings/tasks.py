@@ -7,6 +7,7 @@ from celery import shared_task
 from django.core.cache import cache
 
 from .cache import batches_mark_ranked, rankings_invalidate
+from .catalog import model_weeks_refresh
 from .prewarm import rankings_prewarm
 
 RANKINGS_MAX_AGE_SECONDS = 60
@@ -19,9 +20,10 @@ def rollup_rankings_refresh() -> None:
     Under continuous ingestion every chunk asks; the rate limit keeps pages served from the cache
     (at most a minute stale), and the prewarm means visitors never wait for a cold computation.
     A request inside the minute leaves one catch-up run behind, so the last chunk of a batch is
-    never left out of the rankings.
+    never left out of the rankings. The catalog's week table is refreshed here too, off the ingest path.
     """
     if cache.add("rankings:bumped", 1, RANKINGS_MAX_AGE_SECONDS):
+        model_weeks_refresh()
         rankings_invalidate()
         batches_mark_ranked()
         rankings_prewarm()

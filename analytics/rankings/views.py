@@ -16,7 +16,7 @@ from core.timerange import TimeRange
 from marketplace import selectors
 from marketplace.models import Author, Provider
 
-from .cache import page_cached
+from .cache import page_cached, version_pinned
 from .capabilities import CAPABILITIES, capability_rankings
 from .catalog import PAGE_SIZE, SORTS, catalog_models, catalog_query_parse
 from .endpoint_stats import STATS_WINDOWS, UPTIME_HOURS, hourly_uptime, model_endpoints
@@ -45,18 +45,20 @@ def _page_cached(request: HttpRequest, build) -> HttpResponse:
     """Serve an anonymous GET from the cache of rendered pages, keyed by the rankings version.
 
     The version moves when new traffic is ingested (at most once a minute) and at once when staff
-    hide an app or unlist a model, so a cached page never outlives what it may show.
+    hide an app or unlist a model, so a cached page never outlives what it may show. It is read once
+    for the whole request (version_pinned).
     """
-    if request.user.is_authenticated:
-        return build()
-    built: list[HttpResponse] = []
+    with version_pinned():
+        if request.user.is_authenticated:
+            return build()
+        built: list[HttpResponse] = []
 
-    def render_body() -> bytes | None:
-        built.append(build())
-        return built[0].content if built[0].status_code == 200 else None
+        def render_body() -> bytes | None:
+            built.append(build())
+            return built[0].content if built[0].status_code == 200 else None
 
-    body = page_cached(request.get_full_path(), render_body)
-    return HttpResponse(body) if body is not None else built[0]
+        body = page_cached(request.get_full_path(), render_body)
+        return HttpResponse(body) if body is not None else built[0]
 
 
 def rankings_page(request: HttpRequest) -> HttpResponse:

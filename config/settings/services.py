@@ -38,7 +38,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+    # Django's Redis backend, one client per pool (core.redis_cache).
+    CACHES = {"default": {"BACKEND": "core.redis_cache.RedisCache", "LOCATION": REDIS_URL,
                           "KEY_PREFIX": "tokengrid"}}
 elif "pytest" in sys.modules:
     # Each test run its own cache: two suites at once must not clear each other's entries.

@@ -26,6 +26,8 @@ def compact(number: int | None) -> str:
     if number is None:
         return "—"
     n = float(number)
+    if -1e3 < n < 1e3:  # most cells of a chart's table (a day without traffic is 0): no suffix to look for
+        return f"{int(number)}"
     for limit, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
         if abs(n) >= limit:
             return f"{n / limit:.1f}{suffix}"

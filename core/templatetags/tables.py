@@ -5,7 +5,7 @@ from django import template
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from .money import compact
+from .money import compact, usd
 
 register = template.Library()
 _CENT_FRACTION = Decimal("0.0001")
@@ -34,3 +34,37 @@ def series_table(data, period_label: str = "Week of") -> str:
     return mark_safe(  # noqa: S308  (every piece above is escaped or built from numbers)
         f'<div class="table-wrap"><table><thead><tr><th>{escape(period_label)}</th>{head}</tr></thead>'
         f"<tbody>{body}</tbody></table></div>")
+
+
+def _ratio(share) -> str:
+    """`{% widthratio share 1 100 %}`: a share as a whole percentage, rounded as Django's tag rounds."""
+    return str(round(float(share) * 100))
+
+
+def _change(change) -> str:
+    if change is None:
+        return '<span class="muted">new</span>'
+    if change >= 0:
+        return f'<span class="up">+{_ratio(change)}%</span>'
+    return f'<span class="down">{_ratio(change)}%</span>'
+
+
+@register.simple_tag
+def rank_rows(rows, metric: str = "tokens") -> str:
+    """The rows of a leaderboard (RankRow): rank, name and author links, value, change and share.
+
+    A page shows up to 130 of them: a template loop (an include per row) cost more than the rest of
+    the rankings page. Names and links are untrusted (app and model names, app origins) and escaped here.
+    """
+    out = []
+    for row in rows:
+        author = ""
+        if row.author:
+            name = escape(row.author)
+            link = f'<a href="{escape(row.author_url)}">{name}</a>' if row.author_url else name
+            author = f'<br><span class="muted">{link}</span>'
+        value = usd(row.value) if metric == "spend" else compact(row.value)
+        out.append(f'<tr><td class="num">{row.rank}</td><td><a href="{escape(row.url)}">{escape(row.name)}</a>{author}</td>'
+                   f'<td class="num">{escape(value)}</td><td class="num">{_change(row.change)}</td>'
+                   f'<td class="num hide-sm">{_ratio(row.share)}%</td></tr>')
+    return mark_safe("".join(out))  # noqa: S308  (every piece above is escaped or built from numbers)

@@ -8,7 +8,7 @@ from django.core.cache import cache
 from django.db.models import Count
 from django.utils import timezone
 
-from analytics.rankings.catalog import catalog_models, catalog_query_parse
+from analytics.rankings.catalog import catalog_models, catalog_query_parse, model_weeks_refresh
 from marketplace import services
 from marketplace.models import Endpoint, Model, Provider
 from tests.analytics.conftest import record, run_batch, write_jsonl
@@ -26,6 +26,7 @@ def catalog(tmp_path, clock):
     rows += [record(id="g1", model="openai/gpt-4o", provider_name="OpenAI", created_at=at, tokens_prompt=50,
                     tokens_completion=50, latency=200, generation_time=250)]
     run_batch(write_jsonl(tmp_path / "c.jsonl", rows))
+    model_weeks_refresh()  # what the rankings task does after ingestion
     return Model.objects.filter(listed=True).count()
 
 
@@ -85,3 +86,15 @@ def test_the_page_keeps_the_query_across_pages(client, catalog, django_assert_ma
     assert 'href="?sort=price&amp;page=2"' in page_two
     assert "Tokens (7d)" in page_two
     assert "No models match “zzzz-nothing”" in _text(client.get("/models/", {"q": "zzzz-nothing"}))
+
+
+def test_a_provider_filter_keeps_every_providers_count_and_the_cheapest_price(catalog):
+    busiest = Provider.objects.annotate(n=Count("endpoints")).order_by("-n").first()
+    rows = list(catalog_models(catalog_query_parse({"provider": busiest.slug})))
+    shared = [r for r in rows if r.providers > 1]
+    assert shared  # models this provider serves beside others
+    for row in shared:
+        endpoints = Endpoint.objects.filter(model=row.model)
+        assert row.providers == endpoints.count()
+        assert row.min_prompt == min(e.prompt_price for e in endpoints)  # the cheapest, at whichever provider
+        assert row.min_completion == min(e.completion_price for e in endpoints)

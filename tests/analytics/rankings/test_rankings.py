@@ -176,3 +176,22 @@ def test_the_prewarm_leaves_the_rankings_page_without_rollup_queries(client, tra
     with django_assert_max_num_queries(1):  # at most the session-less auth check; no rollup reads
         response = client.get("/rankings/", {"window": "month", "metric": "spend"})
     assert "alpha" in response.content.decode()
+
+
+def test_a_page_reads_the_rankings_version_once_and_keeps_it(client, traffic, monkeypatch):
+    from analytics.rankings import cache as rankings_cache
+
+    prewarm.rankings_prewarm()
+    reads = []
+    current = rankings_cache.VersionCounter.current
+    monkeypatch.setattr(rankings_cache.VersionCounter, "current", lambda self: reads.append(1) or current(self))
+    assert client.get("/rankings/", {"window": "month", "nocache": "1"}).status_code == 200
+    assert len(reads) == 1  # a dozen rankings and the page itself, one version read
+    before = rankings_cache.version()
+    with rankings_cache.version_pinned():
+        rankings_cache.rankings_invalidate()  # ingestion moves it mid-request
+        assert rankings_cache.version() == before
+        with rankings_cache.version_pinned():
+            assert rankings_cache.version() == before
+        assert rankings_cache.version() == before
+    assert rankings_cache.version() == before + 1
