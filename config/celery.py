@@ -11,7 +11,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # `<app>.tasks` of every installed app, and analytics' packages, one tasks module each (their
 # tasks keep the names they had in analytics/tasks.py: analytics.tasks.*).
 app.autodiscover_tasks()
-app.autodiscover_tasks(["analytics.ingest", "analytics.rankings", "analytics.usage"])
+app.autodiscover_tasks(["analytics.ingest", "analytics.rankings", "analytics.repricing", "analytics.usage"])
 
 
 @task_postrun.connect

@@ -16,7 +16,8 @@ def test_inserted_rows_hold_the_defaults_of_a_row_the_orm_makes_and_conflicts_ar
     expected = {k: v for k, v in model_to_dict(made).items() if k not in ("id", "external_id")}
     for account in Account.objects.filter(external_id__startswith="bulk-"):
         assert {k: v for k, v in model_to_dict(account).items() if k not in ("id", "external_id")} == expected
-        assert account.created is not None and abs((account.created - made.created).total_seconds()) < 60
+        assert account.created is not None
+        assert abs((account.created - made.created).total_seconds()) < 60
 
 
 def test_registering_accounts_and_keys_twice_returns_the_same_ids():

@@ -13,6 +13,7 @@ QUEUES = {
     "analytics.tasks.rollup_rankings_refresh": "rollups",
     "analytics.tasks.usage_prewarm": "rollups",
     "analytics.tasks.usage_refresh_later": "rollups",
+    "analytics.tasks.report_reprice_apply": "reports",  # minutes at a router's size: off the ingest and rollup queues
     "billing.tasks.billing_after_debit": "billing",
     "billing.tasks.billing_grants_expire": "billing",
     "marketplace.tasks.catalog_sync_task": "default",

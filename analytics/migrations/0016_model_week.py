@@ -11,7 +11,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('analytics', '0013_repricing'),
+        ('analytics', '0015_unpriced_tokens_everywhere'),
         ('marketplace', '0004_pending_price_change'),
     ]
 
