@@ -4,6 +4,8 @@ The route tables below must name every parametrized route of the site (the first
 new one appears), so that each new id-taking URL gets an access check here.
 """
 import re
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -13,6 +15,7 @@ from django.urls import get_resolver
 from analytics.models import Generation, IngestBatch, Reprice
 from billing.accounts import account_token_create
 from billing.models import ApiKey, Membership
+from marketplace.models import PendingPriceChange
 from tests.analytics.conftest import D1, D40, account_traffic
 from tests.billing.factories import member_of
 
@@ -25,7 +28,8 @@ PUBLIC = {"plotly-js", "password_reset_confirm", "api-model-endpoints", "model",
 OWN_OBJECTS = {"generation", "api-key", "api-ingest-batch"}
 # Routes of the current account by period: another account's figures never appear on them.
 BY_PERIOD = {"monthly-report", "statement", "statement-csv"}
-STAFF_ONLY = {"ops-batch", "ops-batch-rejects", "ops-batch-retry", "ops-reprice", "ops-reprice-apply"}
+STAFF_ONLY = {"ops-batch", "ops-batch-rejects", "ops-batch-retry", "ops-reprice", "ops-reprice-apply",
+              "ops-change-plan", "ops-change-dismiss"}
 
 
 def _routes(patterns=None, prefix=""):
@@ -97,13 +101,26 @@ def test_staff_pages_refuse_account_holders(site):
         assert response.status_code == 302, url
         assert response["Location"].startswith("/admin/login/"), url
     assert site["client"].post(f"/ops/ingest/{batch.pk}/retry").status_code == 302
-    for url in ("/ops/reprice/", f"/ops/reprice/{reprice.pk}/apply"):
+    change = _pending_change()
+    for url in ("/ops/reprice/", f"/ops/reprice/{reprice.pk}/apply", f"/ops/reprice/change/{change.pk}/plan",
+                f"/ops/reprice/change/{change.pk}/dismiss"):
         response = site["client"].post(url, {"model": "lab/alpha", "start": "2026-01-01", "prompt": "1",
                                              "completion": "1"})
         assert response.status_code == 302, url
         assert response["Location"].startswith("/admin/login/"), url
     assert Reprice.objects.get().status == Reprice.Status.PLANNED
     assert Reprice.objects.count() == 1
+    change.refresh_from_db()
+    assert change.status == PendingPriceChange.Status.PENDING
+
+
+def _pending_change() -> PendingPriceChange:
+    """A price change catalog_sync held back, on the fixture traffic's endpoint."""
+    endpoint = Reprice.objects.get().price.endpoint
+    return PendingPriceChange.objects.create(
+        endpoint=endpoint, valid_from=datetime(2026, 1, 1, tzinfo=UTC), old_prompt_price=Decimal("0.000001"),
+        old_completion_price=Decimal("0.000001"), new_prompt_price=Decimal("0.000002"),
+        new_completion_price=Decimal("0.000002"), detected_at=datetime(2026, 1, 2, tzinfo=UTC))
 
 
 def _reprice() -> Reprice:

@@ -31,7 +31,8 @@ from django.utils import timezone
 from analytics.models import Generation, Reprice, RepriceAccount
 from billing.ledger import ledger_reprice
 from core.money import usd_to_units
-from marketplace.models import EndpointPrice
+from marketplace.models import Endpoint, EndpointPrice, PendingPriceChange
+from marketplace.price_history import endpoint_price_set
 from marketplace.pricing import Prices
 
 GATEWAY, CATALOG, INSURANCE, UNPRICED = (int(s) for s in (
@@ -405,3 +406,44 @@ def _batch_apply(reprice: Reprice, low: int, high: int) -> None:
             " applied_old_units = analytics_repriceaccount.applied_old_units + EXCLUDED.applied_old_units,"
             " applied_new_units = analytics_repriceaccount.applied_new_units + EXCLUDED.applied_new_units",
             [reprice.pk])
+
+
+def pending_change_plan(*, change_id: int, created_by: str) -> RepricePlan:
+    """Take up a price change catalog_sync held back (marketplace.PendingPriceChange): write its new price into
+    the endpoint's history at its start and plan the reprice of the requests billed at the old one.
+
+    When that price is the one in force now, the endpoint's listed price becomes it too (marketplace/README.md).
+    The range is the change's: from `reprice_from` (or, for the history's first price, which also priced
+    what came before it, from the first billed request) to `reprice_until` (or the next price, else now).
+    The change is then applied (its price is in force for new requests at once); the billed requests
+    change when staff apply the planned reprice. Raises ValueError unless the change is pending.
+    """
+    with transaction.atomic():
+        change = PendingPriceChange.objects.select_for_update().select_related("endpoint").get(pk=change_id)
+        if change.status != PendingPriceChange.Status.PENDING:
+            raise ValueError(f"price change {change_id} is {change.status}, not pending")
+        endpoint = change.endpoint
+        price = endpoint_price_set(model_id=endpoint.model_id, provider_id=endpoint.provider_id,
+                                   valid_from=change.valid_from, prompt=change.new_prompt_price,
+                                   completion=change.new_completion_price, cache_read=change.new_cache_read_price,
+                                   reasoning=change.new_reasoning_price)
+        now = timezone.now()
+        later = EndpointPrice.objects.filter(endpoint=endpoint, valid_from__gt=change.valid_from, valid_from__lte=now)
+        if change.valid_from <= now and not later.exists():  # the row in force now: the endpoint's listed price too
+            Endpoint.objects.filter(pk=endpoint.pk).update(
+                prompt_price=change.new_prompt_price, completion_price=change.new_completion_price,
+                cache_read_price=change.new_cache_read_price, reasoning_price=change.new_reasoning_price)
+        start = change.reprice_from or change.billed_since or change.valid_from
+        plan = reprice_plan(model_id=endpoint.model_id, provider_id=endpoint.provider_id, price_id=price.pk,
+                            start=start, end=change.reprice_until, created_by=created_by)
+        change.status, change.resolved_at = PendingPriceChange.Status.APPLIED, now
+        change.save(update_fields=["status", "resolved_at"])
+    return plan
+
+
+def pending_change_dismiss(*, change_id: int) -> None:
+    """Keep the old price for good: a later catalog_sync does not raise the same change again."""
+    updated = PendingPriceChange.objects.filter(pk=change_id, status=PendingPriceChange.Status.PENDING).update(
+        status=PendingPriceChange.Status.DISMISSED, resolved_at=timezone.now())
+    if not updated:
+        raise ValueError(f"price change {change_id} is not pending")

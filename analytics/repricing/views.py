@@ -10,6 +10,7 @@ from analytics.ingest.prices import pricebook_reset
 from analytics.models import Reprice
 from billing.models import Account
 from core.money import format_usd
+from marketplace.models import PendingPriceChange
 from marketplace.price_history import endpoint_price_set
 
 from . import services, tasks
@@ -34,7 +35,41 @@ def ops_reprices(request: HttpRequest) -> HttpResponse:
                                   "Check the figures below, then apply.")
         return redirect("repricing:ops-reprice", reprice_id=plan.reprice_id)
     reprices = Reprice.objects.select_related("model", "provider")[:100]
-    return render(request, "analytics/ops_reprices.html", {"form": form, "reprices": reprices})
+    pending = (PendingPriceChange.objects.filter(status=PendingPriceChange.Status.PENDING)
+               .select_related("endpoint__model", "endpoint__provider").order_by("detected_at", "pk")[:200])
+    return render(request, "analytics/ops_reprices.html", {"form": form, "reprices": reprices, "pending": pending})
+
+
+@staff_member_required
+@require_POST
+def ops_change_plan(request: HttpRequest, change_id: int) -> HttpResponse:
+    """Take up a held-back catalog price change: its price from its start, and the dry run of its reprice."""
+    get_object_or_404(PendingPriceChange, pk=change_id)
+    try:
+        plan = services.pending_change_plan(change_id=change_id, created_by=request.user.get_username())
+    except ValueError as error:
+        messages.error(request, f"{error}.")
+        return redirect("repricing:ops-reprices")
+    pricebook_reset()  # this process; workers reread the price book within minutes (README "Repricing")
+    messages.success(request, f"Price change {change_id} taken up: the new price is in force, and reprice "
+                              f"{plan.reprice_id} is planned for the {plan.requests} request(s) billed at the old one. "
+                              "Check the figures below, then apply.")
+    return redirect("repricing:ops-reprice", reprice_id=plan.reprice_id)
+
+
+@staff_member_required
+@require_POST
+def ops_change_dismiss(request: HttpRequest, change_id: int) -> HttpResponse:
+    """Keep the old price of a held-back change for good."""
+    get_object_or_404(PendingPriceChange, pk=change_id)
+    try:
+        services.pending_change_dismiss(change_id=change_id)
+    except ValueError as error:
+        messages.error(request, f"{error}.")
+    else:
+        messages.info(request, f"Price change {change_id} dismissed: the old price stays, and catalog_sync will not "
+                               "raise it again.")
+    return redirect("repricing:ops-reprices")
 
 
 @staff_member_required

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db.models import Sum
 from django.test import Client
+from django.utils import timezone
 
 from analytics import ingest
 from analytics import models as rollups
@@ -18,12 +19,13 @@ from analytics.repricing.services import (
     reprice_applied_read,
     reprice_apply,
     reprice_plan,
+    reprice_plan_read,
     reprice_units,
 )
 from billing.ledger import ledger_verify
 from billing.models import Account, LedgerEntry
 from billing.selectors import statement_month
-from marketplace.models import EndpointPrice, Model, Provider
+from marketplace.models import EndpointPrice, Model, PendingPriceChange, Provider
 from marketplace.price_history import endpoint_price_set
 from marketplace.pricing import Prices
 from tests.analytics.conftest import at, record, run_batch, write_jsonl
@@ -446,3 +448,54 @@ def test_a_repriced_generation_shows_its_cost_at_the_price_that_priced_it(tmp_pa
     client.force_login(member_of(world["a"], Membership.Role.OWNER, "alice"))
     page = client.get("/account/generations/a1/").content.decode()
     assert f"price #{world['new'].pk} from {FROM:%Y-%m-%d}" in page
+
+
+def test_a_held_back_catalog_change_is_taken_up_into_a_planned_reprice_or_dismissed(tmp_path, staff_client):
+    """catalog_sync kept the old price at START (requests were billed at it) and recorded the change: staff see it on
+    /ops/reprice/, plan it (the new price written at START, the dry run of the billed requests: the same figures
+    as a reprice entered by hand at that price), or dismiss another one (the old price stays)."""
+    world = _traffic(tmp_path)
+    held = world["new"]
+    EndpointPrice.objects.filter(pk=held.pk).update(prompt_price=OLD["prompt"], completion_price=OLD["completion"],
+                                                    cache_read_price=None)
+    now = timezone.now()
+    change = PendingPriceChange.objects.create(
+        endpoint=world["endpoint"], valid_from=START, reprice_from=START, reprice_until=None,
+        old_prompt_price=OLD["prompt"], old_completion_price=OLD["completion"], new_prompt_price=NEW["prompt"],
+        new_completion_price=NEW["completion"], new_cache_read_price=NEW["cache_read"], requests=3,
+        billed_since=START, detected_at=now)
+    other = PendingPriceChange.objects.create(
+        endpoint=world["endpoint"], valid_from=datetime(2000, 1, 1, tzinfo=UTC), old_prompt_price=OLD["prompt"],
+        old_completion_price=OLD["completion"], new_prompt_price=Decimal("0.000009"),
+        new_completion_price=Decimal("0.000009"), requests=1, detected_at=now)
+
+    page = staff_client.get("/ops/reprice/").content.decode()
+    assert f"/ops/reprice/change/{change.pk}/plan" in page
+    assert "$1 → $3" in page  # prompt per 1M, old → new
+
+    response = staff_client.post(f"/ops/reprice/change/{change.pk}/plan", follow=True)
+    reprice = Reprice.objects.get()
+    assert response.redirect_chain[-1][0] == f"/ops/reprice/{reprice.pk}/"
+    assert f"Price change {change.pk} taken up" in response.content.decode()
+    held.refresh_from_db()
+    assert (reprice.price_id, held.prompt_price, held.completion_price, held.cache_read_price) == (
+        held.pk, NEW["prompt"], NEW["completion"], NEW["cache_read"])
+    assert reprice.start == START
+    world["endpoint"].refresh_from_db()  # the row in force now: the listed price follows
+    assert (world["endpoint"].prompt_price, world["endpoint"].completion_price) == (NEW["prompt"], NEW["completion"])
+    change.refresh_from_db()
+    assert change.status == PendingPriceChange.Status.APPLIED
+    assert change.resolved_at is not None
+    by_hand = _plan(world, end=reprice.end)  # the same price and range, entered on the form
+    planned = reprice_plan_read(reprice_id=reprice.pk)
+    assert (planned.requests, planned.difference_units) == (by_hand.requests, by_hand.difference_units) == (
+        4, 142_700_000)  # $0.014270 over 4 requests, as test_staff_enter_a_price_see_the_dry_run_and_apply_it
+    again = staff_client.post(f"/ops/reprice/change/{change.pk}/plan", follow=True).content.decode()
+    assert f"price change {change.pk} is applied, not pending." in again
+    assert Reprice.objects.count() == 2  # the one taken up and the one by hand: none from the second click
+
+    dismissed = staff_client.post(f"/ops/reprice/change/{other.pk}/dismiss", follow=True).content.decode()
+    assert f"Price change {other.pk} dismissed" in dismissed
+    other.refresh_from_db()
+    assert other.status == PendingPriceChange.Status.DISMISSED
+    assert f"/ops/reprice/change/{other.pk}/plan" not in staff_client.get("/ops/reprice/").content.decode()
