@@ -31,7 +31,7 @@ from django.utils import timezone
 from analytics.models import Generation, Reprice, RepriceAccount
 from billing.ledger import ledger_reprice
 from core.money import usd_to_units
-from marketplace.models import Endpoint, EndpointPrice, PendingPriceChange
+from marketplace.models import EndpointPrice, PendingPriceChange
 from marketplace.price_history import endpoint_price_set
 from marketplace.pricing import Prices
 
@@ -412,7 +412,7 @@ def pending_change_plan(*, change_id: int, created_by: str) -> RepricePlan:
     """Take up a price change catalog_sync held back (marketplace.PendingPriceChange): write its new price into
     the endpoint's history at its start and plan the reprice of the requests billed at the old one.
 
-    When that price is the one in force now, the endpoint's listed price becomes it too (marketplace/README.md).
+    When that price is the one in force now, the endpoint's listed price becomes it too (`endpoint_price_set`).
     The range is the change's: from `reprice_from` (or, for the history's first price, which also priced
     what came before it, from the first billed request) to `reprice_until` (or the next price, else now).
     The change is then applied (its price is in force for new requests at once); the billed requests
@@ -427,16 +427,10 @@ def pending_change_plan(*, change_id: int, created_by: str) -> RepricePlan:
                                    valid_from=change.valid_from, prompt=change.new_prompt_price,
                                    completion=change.new_completion_price, cache_read=change.new_cache_read_price,
                                    reasoning=change.new_reasoning_price)
-        now = timezone.now()
-        later = EndpointPrice.objects.filter(endpoint=endpoint, valid_from__gt=change.valid_from, valid_from__lte=now)
-        if change.valid_from <= now and not later.exists():  # the row in force now: the endpoint's listed price too
-            Endpoint.objects.filter(pk=endpoint.pk).update(
-                prompt_price=change.new_prompt_price, completion_price=change.new_completion_price,
-                cache_read_price=change.new_cache_read_price, reasoning_price=change.new_reasoning_price)
         start = change.reprice_from or change.billed_since or change.valid_from
         plan = reprice_plan(model_id=endpoint.model_id, provider_id=endpoint.provider_id, price_id=price.pk,
                             start=start, end=change.reprice_until, created_by=created_by)
-        change.status, change.resolved_at = PendingPriceChange.Status.APPLIED, now
+        change.status, change.resolved_at = PendingPriceChange.Status.APPLIED, timezone.now()
         change.save(update_fields=["status", "resolved_at"])
     return plan
 

@@ -340,6 +340,8 @@ def test_staff_enter_a_price_see_the_dry_run_and_apply_it(tmp_path, staff_client
     assert response["Location"] == f"/ops/reprice/{reprice.pk}/"
     assert (reprice.price.valid_from, reprice.price.prompt_price, reprice.price.cache_read_price) == (
         START, Decimal("0.000003"), Decimal("0.0000015"))
+    world["endpoint"].refresh_from_db()  # the entered price is the one in force now: the listed price too
+    assert world["endpoint"].prompt_price == Decimal("0.000003")
 
     page = staff_client.get(f"/ops/reprice/{reprice.pk}/")
     body = page.content.decode()
