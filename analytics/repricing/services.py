@@ -29,6 +29,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from analytics.models import Generation, Reprice, RepriceAccount
+from analytics.usage.sources import utc_hour_day_sql
 from billing.ledger import ledger_reprice
 from core.money import usd_to_units
 from marketplace.models import EndpointPrice, PendingPriceChange
@@ -367,12 +368,8 @@ def _rollup_sql(table: str, keys: tuple[str, ...], where: str, deltas: dict[str,
 def _batch_apply(reprice: Reprice, low: int, high: int) -> None:
     """Change the todo rows numbered (low, high]: generations, rollups, the reprice's per-account figures."""
     postgres = _postgres()
-    if postgres:
-        hour = "date_trunc('hour', g.created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
-        day = "CAST(g.created_at AT TIME ZONE 'UTC' AS date)"
-        same, lock = "IS NOT DISTINCT FROM", " FOR UPDATE OF g"
-    else:  # as the loader stores them (connection.ops.adapt_datetimefield_value / adapt_datefield_value)
-        hour, day, same, lock = "strftime('%%Y-%%m-%%d %%H:00:00', g.created_at)", "date(g.created_at)", "IS", ""
+    hour, day = utc_hour_day_sql("g.created_at")  # as the loader stores them
+    same, lock = ("IS NOT DISTINCT FROM", " FOR UPDATE OF g") if postgres else ("IS", "")
     with connection.cursor() as cursor:
         _temp_table(cursor, "reprice_changed", _CHANGED_COLUMNS, per_transaction=True)
         # The rows still as the todo read them (locked first): another reprice may have changed some.

@@ -20,6 +20,7 @@ from core.money import units_text
 from core.timerange import days_span, local_day
 
 from . import sources
+from .params import DIMENSIONS
 from .queries import week_label
 from .totals import REPORT_COUNTERS
 
@@ -64,9 +65,6 @@ _REPORT_JOINS = {
     "api_key": " LEFT JOIN billing_apikey k ON k.id = r.api_key_id AND k.account_id = r.account_id",
     "app": " LEFT JOIN marketplace_app a ON a.id = r.app_id",
 }
-# group -> the rollup column it needs (sources.rollup_for)
-_REPORT_COLUMNS = {"model": "model_id", "provider": "provider_id", "api_key": "api_key_id", "app": "app_id",
-                   "user": "end_user", "tag": "tags"}
 
 
 def _row_day(value, zone: tzinfo) -> date:
@@ -89,7 +87,7 @@ def usage_report(*, account_id: int, first: date, last: date, group_by: tuple[st
     time_column = "r.hour" if hourly else "r.day"
     start, end = days_span(first, last, zone)
     rows = sources.account_rows(account_id, start, end, hourly=hourly,
-                                columns=[_REPORT_COLUMNS[g] for g in group_by if g in _REPORT_COLUMNS])
+                                columns=[DIMENSIONS[g] for g in group_by if g in DIMENSIONS])
     joins = "".join(_REPORT_JOINS.get(group, "") for group in group_by)
     sql = (f"SELECT {select + ', ' if select else ''}{_REPORT_SUMS} FROM {rows.table} r{joins} WHERE {rows.where}"
            + (f" GROUP BY {select}" if select else ""))

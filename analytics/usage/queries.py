@@ -346,6 +346,7 @@ class Activity:
     groups: list[GroupRow]  # the top groups over the whole period, then "Other" (the rest, summed once)
     group_count: int  # every group (a tag grouping counts each tag)
     total: Totals
+    from_generations: bool = False  # summed from the account's generations: no rollup holds this slice
 
     @property
     def metric_label(self) -> str:
@@ -477,7 +478,9 @@ def usage_activity(*, account_id: int, period: TimeRange, metric: str, group_by:
     series = {" · ".join(name): [_chart_value(t, metric) for t in values] for name, values in buckets}
     return Activity(period=period, metric=metric, group_by=group_by, granularity=granularity, filters=filters,
                     top=top, cumulative=cumulative, series=Series(periods=periods, series=series), buckets=buckets,
-                    groups=groups, group_count=len(ordered), total=total)
+                    groups=groups, group_count=len(ordered), total=total,
+                    from_generations=sources.rollup_for((*columns, *(FILTER_COLUMNS[d] for d, _ in filters.items)),
+                                                        hourly=hourly) is None)
 
 
 def _minus(whole: Totals, parts: list[Totals]) -> Totals:

@@ -47,14 +47,18 @@ def rollup_for(columns: Iterable[str], *, hourly: bool) -> type[models.Model] | 
     return None
 
 
+def utc_hour_day_sql(column: str) -> tuple[str, str]:
+    """SQL of the UTC hour and day a generation's `created_at` (`column`) counts in, as the rollups hold
+    them: aware hours and dates on PostgreSQL; on SQLite the ORM's UTC text (`%%` for cursor.execute)."""
+    if connection.vendor == "postgresql":
+        return f"date_trunc('hour', {column}, 'UTC')", f"CAST({column} AT TIME ZONE 'UTC' AS date)"
+    return f"strftime('%%Y-%%m-%%d %%H:00:00', {column})", f"date({column})"
+
+
 def _generation_rows() -> str:
     """The account's generations as rollup rows (one request each), named as the rollup columns."""
     ok = "g.status >= 200 AND g.status < 300"
-    if connection.vendor == "postgresql":
-        hour = "date_trunc('hour', g.created_at, 'UTC')"
-        day = "CAST(g.created_at AT TIME ZONE 'UTC' AS date)"
-    else:  # as the ORM stores them: UTC text
-        hour, day = "strftime('%%Y-%%m-%%d %%H:00:00', g.created_at)", "date(g.created_at)"
+    hour, day = utc_hour_day_sql("g.created_at")
     return (
         f"(SELECT g.account_id, {hour} AS hour, {day} AS day, g.model_id, g.provider_id,"
         " COALESCE(g.api_key_id, 0) AS api_key_id, COALESCE(g.app_id, 0) AS app_id, g.end_user, g.tags,"

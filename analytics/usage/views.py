@@ -23,10 +23,10 @@ from core.money import units_text
 from core.params import ParamError
 from core.timerange import TimeRange, date_range_parse
 
-from . import exports, generation_log, params, queries, savings, sources, totals
+from . import exports, generation_log, params, queries, savings, totals
 from . import reports as usage_reports
 from .cache import usage_watch
-from .filters import FILTER_COLUMNS, Filters, filters_parse
+from .filters import Filters, filters_parse
 
 TOP_DIMENSIONS = {"model": "models", "api_key": "API keys", "app": "apps", "provider": "providers",
                   "user": "users", "tag": "tags"}
@@ -189,11 +189,9 @@ def activity(request: HttpRequest) -> HttpResponse:
 
 
 def _log_horizon(result: queries.Activity) -> datetime | None:
-    """The first moment the generation log still holds, when this view is summed from it (no rollup holds
-    the slice) and starts before it: retention has dropped older months (PostgreSQL)."""
-    columns = [params.DIMENSIONS[d] for d in result.group_by] + [FILTER_COLUMNS[d] for d, _ in result.filters.items]
-    hourly = result.granularity == "hour" or not result.period.daily_rollup
-    if sources.rollup_for(columns, hourly=hourly) is not None:
+    """The first moment the generation log still holds, when this view is summed from it and starts before
+    it: retention has dropped older months (PostgreSQL)."""
+    if not result.from_generations:
         return None
     kept_from = horizon()
     return kept_from if kept_from and result.period.start < kept_from else None

@@ -170,6 +170,7 @@ def test_a_view_only_the_log_holds_says_where_the_log_starts_after_retention(tmp
         in_range = client.get(view.replace("2025-09-01", "2025-10-01") + "&group_by=user&group_by=model")
     assert notice in crossed.content.decode()
     assert notice not in by_model.content.decode()
+    assert (crossed.context["activity"].from_generations, by_model.context["activity"].from_generations) == (True, False)
     assert notice not in in_range.content.decode()
     # the requests each view counts: September is gone from the log, not from the daily rollup
     assert [(row.labels[0], row.totals.requests) for row in crossed.context["activity"].groups] == [("u1", 2)]
