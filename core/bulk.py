@@ -97,9 +97,12 @@ def insert_ignoring_conflicts(model: type[models.Model], columns: tuple[str, ...
         model.objects.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows],
                                   ignore_conflicts=True, batch_size=5000)
         return
-    prototype = model()
     varying = [model._meta.get_field(name) for name in columns]
     constant = [f for f in model._meta.concrete_fields if f not in varying and not (f.primary_key and f.auto_created)]
+    per_row = [f.name for f in constant if f.has_default() and callable(f.default)]
+    if per_row:  # one prototype's value would be every row's (a uuid, a token): not what the model means
+        raise TypeError(f"{model.__name__}: {', '.join(per_row)} take a default per row; give them in `columns`")
+    prototype = model()
     names = ", ".join(f.column for f in (*varying, *constant))
     arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in varying)
     constants = "".join(f", %s::{f.db_type(connection)}" for f in constant)

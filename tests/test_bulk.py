@@ -30,3 +30,15 @@ def test_registering_accounts_and_keys_twice_returns_the_same_ids():
     key = ApiKey.objects.get(pk=keys[(ids["a1"], "k2")])
     assert (key.account_id, key.external_id, key.limit_units, key.limit_interval, key.name) == (
         ids["a1"], "k2", None, ApiKey.Interval.MONTHLY, "")
+
+
+@pytest.mark.postgres  # the one-statement insert is PostgreSQL's; SQLite's bulk_create makes each default
+def test_a_field_whose_default_is_made_per_row_is_refused_rather_than_shared(monkeypatch):
+    """A callable default (a uuid, a token) is made per row by the ORM; one prototype's value for all rows
+    would be wrong, so the bulk insert refuses until the caller gives that column."""
+    field = Account._meta.get_field("name")
+    monkeypatch.setattr(field, "default", lambda: "made per row")
+    with pytest.raises(TypeError, match="Account: name take a default per row; give them in `columns`"):
+        insert_ignoring_conflicts(Account, ("external_id",), [("x",)])
+    insert_ignoring_conflicts(Account, ("external_id", "name"), [("x", "given")])
+    assert Account.objects.get(external_id="x").name == "given"
