@@ -21,7 +21,8 @@ import orjson
 from django.db import IntegrityError, connection, transaction
 from psycopg.types.json import set_json_dumps
 
-from analytics.models import LONG_PROMPTS, Generation
+from analytics.counters import LATENCY_SUMS, SPEND, UNPRICED, USAGE_SUMS
+from analytics.models import LONG_PROMPTS
 
 
 class StageRow(NamedTuple):
@@ -124,29 +125,6 @@ GENERATION_COLUMNS = (
 _GENERATION_SELECT = ", ".join(
     f"NULLIF({c}, 0)" if c in ("api_key_id", "app_id") else c for c in GENERATION_COLUMNS)
 
-_SPEND = "CASE WHEN is_byok THEN 0 ELSE cost_units END"
-_UNPRICED = int(Generation.CostSource.UNPRICED)
-_BYOK_TOKENS = "CASE WHEN is_byok THEN tokens_prompt + tokens_completion ELSE 0 END"
-USAGE_SUMS = {
-    "requests": "COUNT(*)",
-    "failed": "SUM(failed)",
-    "tokens_prompt": "SUM(tokens_prompt)",
-    "tokens_completion": "SUM(tokens_completion)",
-    "tokens_reasoning": "SUM(tokens_reasoning)",
-    "tokens_cached": "SUM(tokens_cached)",
-    "byok_tokens": f"SUM({_BYOK_TOKENS})",
-    "spend_units": f"SUM({_SPEND})",
-    "unpriced_requests": f"SUM(CASE WHEN cost_source = {_UNPRICED} THEN 1 ELSE 0 END)",
-    # BYOK tokens are out of every price per 1M already (byok_tokens): counted once, there.
-    "unpriced_tokens": f"SUM(CASE WHEN cost_source = {_UNPRICED} AND NOT is_byok"
-                       " THEN tokens_prompt + tokens_completion ELSE 0 END)",
-}
-LATENCY_SUMS = {
-    "latency_sum": "SUM(CASE WHEN failed = 0 THEN COALESCE(latency, 0) ELSE 0 END)",
-    "latency_count": "COUNT(CASE WHEN failed = 0 THEN latency END)",
-}
-
-
 @dataclass(frozen=True)
 class Applied:
     inserted: int
@@ -205,8 +183,8 @@ ROLLUP_SQL = (
 # The fallback attempts of generations that were not inserted (duplicates) count nowhere.
 _ATTEMPTS_OF_DROPPED_SQL = ("DELETE FROM ingest_attempts WHERE NOT EXISTS"
                             " (SELECT 1 FROM ingest_stage s WHERE s.id = ingest_attempts.gen_id)")
-SPEND_SQL = f"SELECT account_id, SUM({_SPEND}) FROM ingest_stage GROUP BY account_id ORDER BY account_id"
-UNPRICED_SQL = f"SELECT COUNT(*) FROM ingest_stage WHERE cost_source = {_UNPRICED}"
+SPEND_SQL = f"SELECT account_id, SUM({SPEND}) FROM ingest_stage GROUP BY account_id ORDER BY account_id"
+UNPRICED_SQL = f"SELECT COUNT(*) FROM ingest_stage WHERE cost_source = {UNPRICED}"
 
 
 def _create_temp_tables(cursor, postgres: bool) -> None:
@@ -256,7 +234,7 @@ def _generations_insert_postgres(cursor, staged: int) -> int:
     Only the staging rows whose key went in stay, and they alone become generations (routed to
     their month's partition) and reach the rollups.
     """
-    from .partitions import HORIZON_SQL
+    from analytics.horizon import HORIZON_SQL
 
     # Locked first (the lock the insert takes anyway), so retention cannot move the horizon and drop
     # months between reading it here and routing rows below.

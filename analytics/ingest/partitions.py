@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime
 
 from django.db import OperationalError, connection, transaction
 
-from analytics.horizon import EXPIRED, HORIZON_OR_NULL_SQL, HORIZON_SQL, horizon  # noqa: F401  (re-exported)
+from analytics.horizon import EXPIRED, HORIZON_SQL, horizon
 
 PARENT = "analytics_generation"
 DEFAULT = "analytics_generation_default"

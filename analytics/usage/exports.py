@@ -57,7 +57,6 @@ _REPORT_SQL = {
     "user": (("r.end_user",), ("user",)),
     "tag": (("r.tags",), ("tag",)),
 }
-_REPORT_SUMS = ", ".join(f"CAST(SUM(r.{c}) AS BIGINT)" for c in REPORT_COUNTERS)
 # group -> the join that names its ids (only the groups asked for are joined)
 _REPORT_JOINS = {
     "model": " JOIN marketplace_model m ON m.id = r.model_id",
@@ -89,7 +88,7 @@ def usage_report(*, account_id: int, first: date, last: date, group_by: tuple[st
     rows = sources.account_rows(account_id, start, end, hourly=hourly,
                                 columns=[DIMENSIONS[g] for g in group_by if g in DIMENSIONS])
     joins = "".join(_REPORT_JOINS.get(group, "") for group in group_by)
-    sql = (f"SELECT {select + ', ' if select else ''}{_REPORT_SUMS} FROM {rows.table} r{joins} WHERE {rows.where}"
+    sql = (f"SELECT {select + ', ' if select else ''}{rows.sums_of(REPORT_COUNTERS)} FROM {rows.table} r{joins} WHERE {rows.where}"
            + (f" GROUP BY {select}" if select else ""))
     with connection.cursor() as cursor:
         cursor.execute(sql, rows.params)

@@ -173,7 +173,7 @@ def _grouped_from(account_id: int, start: datetime, end: datetime, *, hourly: bo
     select = ", ".join(columns)
     if connection.vendor != "postgresql":
         # One GROUP BY over every column named, added up here into each set (the demo's SQLite).
-        sql = (f"SELECT {select + ', ' if columns else ''}{sources.SUMS_SQL} {rows.sql}{condition}"
+        sql = (f"SELECT {select + ', ' if columns else ''}{rows.sums} {rows.sql}{condition}"
                + (f" GROUP BY {select}" if columns else ""))
         with connection.cursor() as cursor:
             cursor.execute(sql, (*rows.params, *condition_params))
@@ -193,7 +193,7 @@ def _grouped_from(account_id: int, start: datetime, end: datetime, *, hourly: bo
     by_mask = {sum(1 << (width - 1 - i) for i, c in enumerate(columns) if c not in cols): cols for cols in sets}
     grouping = f"GROUPING({select})" if columns else "0"
     group_sets = ", ".join(f"({', '.join(cols)})" for cols in sets)
-    sql = (f"SELECT {select + ', ' if columns else ''}{grouping}, {sources.SUMS_SQL} {rows.sql}{condition}"
+    sql = (f"SELECT {select + ', ' if columns else ''}{grouping}, {rows.sums} {rows.sql}{condition}"
            f" GROUP BY GROUPING SETS ({group_sets})")
     with connection.cursor() as cursor:
         cursor.execute(sql, (*rows.params, *condition_params))

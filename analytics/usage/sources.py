@@ -5,7 +5,7 @@ names, else the account's own generations.
 - AccountUserDay: by end user alone, by day; AccountTagDay: by tag set alone, by day;
 - anything else (a user or a tag with another dimension, users with tags, either by the hour or in a
   zone whose days are not UTC days): the generation table, through its (account, created_at) index,
-  with the same counters as the rollups (`GENERATION_ROWS`, the loader's sums per row).
+  summed by ingestion's own counter definitions (analytics.counters).
 
 Users and tags are not rollup keys beside the other dimensions because at a router's density that
 rollup is nearly a row per request (analytics migration 0014): summing the account's generations
@@ -21,15 +21,14 @@ from typing import NamedTuple
 
 from django.db import connection, models
 
-from analytics.models import AccountDay, AccountHour, AccountTagDay, AccountUserDay, Generation
+from analytics.counters import LATENCY_SUMS, USAGE_SUMS
+from analytics.models import AccountDay, AccountHour, AccountTagDay, AccountUserDay
 
 from .totals import COUNTERS
 
 SLICE_COLUMNS = frozenset({"model_id", "provider_id", "api_key_id", "app_id"})
 TIME_COLUMNS = frozenset({"day", "hour"})
-_UNPRICED = int(Generation.CostSource.UNPRICED)
-# The rollup counters (analytics.usage.totals.COUNTERS, in order) summed over any of these rows.
-SUMS_SQL = ", ".join(f"COALESCE(CAST(SUM({c}) AS BIGINT), 0)" for c in COUNTERS)
+_GENERATION_SUMS = {**USAGE_SUMS, **LATENCY_SUMS}  # ingestion's own definitions (analytics.counters)
 
 
 def rollup_for(columns: Iterable[str], *, hourly: bool) -> type[models.Model] | None:
@@ -56,21 +55,14 @@ def utc_hour_day_sql(column: str) -> tuple[str, str]:
 
 
 def _generation_rows() -> str:
-    """The account's generations as rollup rows (one request each), named as the rollup columns."""
-    ok = "g.status >= 200 AND g.status < 300"
+    """The account's generations shaped as ingestion's staging rows (`failed`, 0 for none of key and app),
+    under the rollups' key column names: `GENERATION_SUMS` adds them up as the loader does."""
     hour, day = utc_hour_day_sql("g.created_at")
     return (
         f"(SELECT g.account_id, {hour} AS hour, {day} AS day, g.model_id, g.provider_id,"
         " COALESCE(g.api_key_id, 0) AS api_key_id, COALESCE(g.app_id, 0) AS app_id, g.end_user, g.tags,"
-        f" 1 AS requests, CASE WHEN {ok} THEN 0 ELSE 1 END AS failed, g.tokens_prompt, g.tokens_completion,"
-        " g.tokens_reasoning, g.tokens_cached,"
-        " CASE WHEN g.is_byok THEN g.tokens_prompt + g.tokens_completion ELSE 0 END AS byok_tokens,"
-        " CASE WHEN g.is_byok THEN 0 ELSE g.cost_units END AS spend_units,"
-        f" CASE WHEN g.cost_source = {_UNPRICED} THEN 1 ELSE 0 END AS unpriced_requests,"
-        f" CASE WHEN {ok} THEN COALESCE(g.latency, 0) ELSE 0 END AS latency_sum,"
-        f" CASE WHEN {ok} AND g.latency IS NOT NULL THEN 1 ELSE 0 END AS latency_count,"
-        f" CASE WHEN g.cost_source = {_UNPRICED} AND NOT g.is_byok THEN g.tokens_prompt + g.tokens_completion"
-        " ELSE 0 END AS unpriced_tokens"
+        " CASE WHEN g.status >= 200 AND g.status < 300 THEN 0 ELSE 1 END AS failed, g.tokens_prompt,"
+        " g.tokens_completion, g.tokens_reasoning, g.tokens_cached, g.cost_units, g.is_byok, g.cost_source, g.latency"
         " FROM analytics_generation g WHERE g.account_id = %s AND g.created_at >= %s AND g.created_at < %s)")
 
 
@@ -86,6 +78,17 @@ class Rows(NamedTuple):
     @property
     def sql(self) -> str:
         return f"FROM {self.table} r WHERE {self.where}"
+
+    @property
+    def sums(self) -> str:
+        """Every counter (analytics.usage.totals.COUNTERS, in order) summed over these rows."""
+        return self.sums_of(COUNTERS)
+
+    def sums_of(self, counters) -> str:
+        """The `counters` summed over these rows: a rollup's columns added up, generations counted as
+        ingestion counts them into the rollups."""
+        return ", ".join(f"COALESCE(CAST({_GENERATION_SUMS[c] if self.generations else f'SUM(r.{c})'} AS BIGINT), 0)"
+                         for c in counters)
 
 
 def account_rows(account_id: int, start: datetime, end: datetime, *, hourly: bool, columns: Iterable[str]) -> Rows:

@@ -146,7 +146,7 @@ def _account_rollups_assert_equal_generations() -> None:
             rows = sources.account_rows(account_id, start, end, hourly=hourly, columns=["end_user", "tags"])
             assert rows.generations
             with connection.cursor() as cursor:
-                cursor.execute(f"SELECT {', '.join(keys)}, {sources.SUMS_SQL} {rows.sql} GROUP BY {', '.join(keys)}",
+                cursor.execute(f"SELECT {', '.join(keys)}, {rows.sums} {rows.sql} GROUP BY {', '.join(keys)}",
                                rows.params)
                 summed = {(sources.fetched_time(row[0]), *row[1:len(keys)]): tuple(int(v) for v in row[len(keys):])
                           for row in cursor.fetchall()}

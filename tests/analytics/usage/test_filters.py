@@ -62,7 +62,7 @@ def test_rollups_and_generations_answer_the_same_slice(tmp_path):
         rows = sources.account_rows(account_id, *days_span(D1, D1), hourly=False, columns=columns)
         where, params = filters.rollup_sql()
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT SUM(spend_units) {rows.sql}{where}", [*rows.params, *params])
+            cursor.execute(f"SELECT {rows.sums_of(['spend_units'])} {rows.sql}{where}", [*rows.params, *params])
             by_sql = cursor.fetchone()[0]
         by_generations = Generation.objects.filter(filters.generation_q(), account_id=account_id).aggregate(
             s=Sum("cost_units"))
