@@ -65,6 +65,11 @@ class IngestBatch(models.Model):
         return None
 
     @property
+    def in_rankings(self) -> bool:
+        """Done and counted by the public rankings (or nothing of it to count)."""
+        return self.status == self.Status.DONE and (self.ranked_at is not None or self.accepted == 0)
+
+    @property
     def lag_seconds(self) -> float | None:
         """Ingest lag: from the batch being queued to its data being in the rankings."""
         return (self.ranked_at - self.created_at).total_seconds() if self.ranked_at else None

@@ -169,16 +169,20 @@ def batches_stalled(*, idle_seconds: int) -> list[int]:
     return stalled
 
 
-def batch_wait(*, batch_ids: list[int], timeout: float | None, interval: float,
+def batch_wait(*, batch_ids: list[int], timeout: float | None, interval: float, ranked: bool = False,
                progress: Callable[[list[IngestBatch]], None] | None = None) -> list[IngestBatch]:
-    """Read the batches every `interval` seconds until each is done or failed, or `timeout` seconds
-    passed (None: no limit); returns them as last read, in id order. `progress` sees every reading.
+    """Read the batches every `interval` seconds until each is done or failed (`ranked`: failed, or done
+    and in the public rankings), or `timeout` seconds passed (None: no limit); returns them as last
+    read, in id order. `progress` sees every reading.
     """
+    def settled(batch: IngestBatch) -> bool:
+        return batch.status == IngestBatch.Status.FAILED or (batch.in_rankings if ranked else batch.status in FINISHED)
+
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         current = list(IngestBatch.objects.filter(pk__in=batch_ids).order_by("pk"))
         if progress is not None:
             progress(current)
-        if all(b.status in FINISHED for b in current) or (deadline is not None and time.monotonic() >= deadline):
+        if all(map(settled, current)) or (deadline is not None and time.monotonic() >= deadline):
             return current
         time.sleep(interval)

@@ -119,12 +119,14 @@ def _chunk_ingest(batch_id: int, index: int) -> ChunkResult:
             accepted=F("accepted") + result.accepted, duplicates=F("duplicates") + result.duplicates,
             rejected=F("rejected") + result.rejected, unpriced=F("unpriced") + applied.unpriced,
             chunks_done=F("chunks_done") + 1)
-        if IngestBatch.objects.filter(pk=batch_id, chunks_done=F("chunks_total")).exclude(
-                status=IngestBatch.Status.FAILED).update(status=IngestBatch.Status.DONE, finished_at=timezone.now()):
+        batch_end = bool(IngestBatch.objects.filter(pk=batch_id, chunks_done=F("chunks_total")).exclude(
+            status=IngestBatch.Status.FAILED).update(status=IngestBatch.Status.DONE, finished_at=timezone.now()))
+        if batch_end:
             transaction.on_commit(lambda: batch_files_remove(path=batch.path))  # the last chunk: nobody reads it
-        if applied.inserted:
-            accounts = sorted({row.account_id for row in stage})
-            transaction.on_commit(lambda: chunk_fan_out(account_ids=accounts, debited_ids=debited))
+        if applied.inserted or batch_end:
+            accounts = sorted({row.account_id for row in stage}) if applied.inserted else []
+            transaction.on_commit(lambda: chunk_fan_out(account_ids=accounts, debited_ids=debited,
+                                                        batch_end=batch_end))
     log.info("batch %s chunk %s: %s lines, %s accepted, %s duplicates, %s rejected",
              batch_id, index, result.lines, result.accepted, result.duplicates, result.rejected)
     return result

@@ -14,15 +14,20 @@ RANKINGS_MAX_AGE_SECONDS = 60
 
 
 @shared_task(name="analytics.tasks.rollup_rankings_refresh", ignore_result=True)
-def rollup_rankings_refresh() -> None:
+def rollup_rankings_refresh(*, batch_end: bool = False) -> None:
     """Bump the rankings version at most once a minute, then compute the new rankings ahead.
 
     Under continuous ingestion every chunk asks; the rate limit keeps pages served from the cache
     (at most a minute stale), and the prewarm means visitors never wait for a cold computation.
-    A request inside the minute leaves one catch-up run behind, so the last chunk of a batch is
-    never left out of the rankings. The catalog's week table is refreshed here too, off the ingest path.
+    A request inside the minute leaves one catch-up run behind, so no chunk is left out for long.
+    The last chunk of a batch (`batch_end`) moves the version at once: the limit is for chunks in the
+    middle of a stream, never for its end, so a finished file is in the rankings within seconds and
+    `ingest --wait` can wait for it (the batch's `ranked_at`). The catalog's week table is refreshed
+    here too, off the ingest path.
     """
-    if cache.add("rankings:bumped", 1, RANKINGS_MAX_AGE_SECONDS):
+    if cache.add("rankings:bumped", 1, RANKINGS_MAX_AGE_SECONDS) or batch_end:
+        if batch_end:
+            cache.set("rankings:bumped", 1, RANKINGS_MAX_AGE_SECONDS)
         model_weeks_refresh()
         rankings_invalidate()
         batches_mark_ranked()

@@ -19,7 +19,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("files", nargs="+", type=Path)
         parser.add_argument("--format", default="auto", choices=("auto", *formats.FORMATS))
-        parser.add_argument("--wait", action="store_true", help="show progress until every file is done")
+        parser.add_argument("--wait", action="store_true", help="show progress until every file is done and in the public rankings")
         parser.add_argument("--timeout", type=float, default=0, help="with --wait: give up after this many seconds")
 
     def handle(self, *args, files, format, wait, timeout, **options):
@@ -44,7 +44,8 @@ class Command(BaseCommand):
                 else:
                     self.stdout.write(f"{batch.source}: {batch.accepted} accepted, {batch.duplicates} duplicates, "
                                       f"{batch.rejected} rejected ({batch.format}, {batch.lines} lines"
-                                      + (f", {batch.seconds:.1f} s" if batch.seconds else "") + ")")
+                                      + (f", {batch.seconds:.1f} s" if batch.seconds else "") + ")"
+                                      + ("; in the public rankings" if batch.accepted else ""))
         if unreadable or failed:
             raise CommandError(f"{unreadable} unreadable file(s), {failed} failed batch(es)")
 
@@ -69,9 +70,12 @@ class Command(BaseCommand):
                 last = line
 
         current = batch_wait(batch_ids=ids, timeout=timeout or None, interval=WAIT_INTERVAL_SECONDS,
-                             progress=progress)
+                             ranked=True, progress=progress)
         if any(b.status not in FINISHED for b in current):
             raise CommandError(f"gave up waiting after {timeout:.0f} s; batches {ids} are still running")
+        if any(b.status == IngestBatch.Status.DONE and not b.in_rankings for b in current):
+            raise CommandError(f"gave up waiting after {timeout:.0f} s; batches {ids} are done but not yet in the "
+                               "rankings (is a worker on the rollups queue running?)")
         if interactive:
             self.stdout.write("")
         return current
