@@ -7,7 +7,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from core.money import format_usd, usd_to_units
+from core.money import usd_to_units
+from core.numbers import money_exact
 
 from .credit_forms import AdjustForm
 from .ledger import ledger_adjust
@@ -37,7 +38,7 @@ class AccountAdmin(admin.ModelAdmin):
     def adjust_link(self, obj: Account) -> str:
         if obj.pk is None:
             return "-"
-        return format_html('{} · <a href="{}">Adjust balance</a>', format_usd(obj.balance_units, 4),
+        return format_html('{} · <a href="{}">Adjust balance</a>', money_exact(obj.balance_units),
                            reverse("admin:billing_account_adjust", args=[obj.pk]))
 
     def adjust_view(self, request, account_id: int):
@@ -54,15 +55,15 @@ class AccountAdmin(admin.ModelAdmin):
                 if entry is None:
                     messages.warning(request, "This adjustment was already posted.")
                 else:
-                    messages.success(request, f"Adjusted by {format_usd(entry.amount_units, 4)}; balance now "
-                                              f"{format_usd(entry.balance_after_units, 4)}.")
+                    messages.success(request, f"Adjusted by {money_exact(entry.amount_units)}; balance now "
+                                              f"{money_exact(entry.balance_after_units)}.")
                 return redirect("admin:billing_account_change", account.pk)
         else:
             form = AdjustForm(initial={"token": uuid.uuid4().hex})
         return TemplateResponse(request, "admin/billing/account/adjust.html", {
             **self.admin_site.each_context(request), "opts": self.model._meta, "original": account,
             "title": f"Adjust the balance of {account}", "form": form,
-            "balance": format_usd(account.balance_units, 4)})
+            "balance": money_exact(account.balance_units)})
 
 
 @admin.register(ApiKey)

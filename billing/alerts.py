@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.bulk import ids_match_sql
-from core.money import format_usd
+from core.numbers import money
 
 from .lock_objects import accounts_for_update_sql
 from .models import Account, ApiKey
@@ -65,8 +65,8 @@ def low_balance_alerts(*, account_ids: Iterable[int]) -> list[int]:
     for account in Account.objects.filter(pk__in=claimed).order_by("pk"):
         owners_email(account=account, emails=emails.get(account.pk, []),
                      subject=f"Low credit balance on {account}",
-                     body=(f"The credit balance of {account} is {format_usd(account.balance_units)}, under your alert "
-                           f"threshold of {format_usd(account.low_balance_threshold_units)}.\n\n"
+                     body=(f"The credit balance of {account} is {money(account.balance_units)}, under your alert "
+                           f"threshold of {money(account.low_balance_threshold_units)}.\n\n"
                            "Buy credits or turn on auto top-up under Account → Credits."))
     return claimed
 
@@ -99,8 +99,8 @@ def key_alerts_send(*, account_ids: Iterable[int], now: datetime | None = None) 
         sent.append((key.pk, alert.level))
         owners_email(account=key.account, emails=emails.get(key.account_id, []),
                      subject=f"API key {key} at {alert.level}% of its limit",
-                     body=(f"The key {key} ({key.external_id}) spent {format_usd(alert.usage_units)} of its "
-                           f"{format_usd(key.limit_units)} {key.limit_interval} limit."
+                     body=(f"The key {key} ({key.external_id}) spent {money(alert.usage_units)} of its "
+                           f"{money(key.limit_units)} {key.limit_interval} limit."
                            + (" The gateway refuses it until the limit resets." if alert.level == 100 else "")))
     return sent
 

@@ -26,7 +26,7 @@ from . import accounts, alerts, promos, purchases, selectors, webhooks
 from .access import account_required
 from .credit_forms import AutoTopupForm, BuyForm, KeyLimitForm, LowBalanceForm, PromoForm
 from .models import Account, ApiKey, Membership, Payment
-from .templatetags.ledger_money import usd_input
+from core.templatetags.money import usd_input
 
 log = logging.getLogger(__name__)
 OWNER, MEMBER = Membership.Role.OWNER, Membership.Role.MEMBER

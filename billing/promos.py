@@ -9,7 +9,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from core.bulk import id_set
-from core.money import format_usd
+from core.numbers import money
 
 from .ledger import ledger_post
 from .lock_objects import account_lock, promo_code_lock, promo_redemption_lock
@@ -68,7 +68,7 @@ def grant_expire(*, redemption_id: int, now=None) -> LedgerEntry | None:
         return ledger_post(account_id=account.pk, kind=LedgerEntry.Kind.EXPIRY, amount_units=-left,
                            idempotency_key=f"expiry:promo-redemption:{redemption.pk}",
                            reference=redemption.promo.code, actor="expiry",
-                           memo=f"{format_usd(left)} of promo code {redemption.promo.code} expired")
+                           memo=f"{money(left)} of promo code {redemption.promo.code} expired")
 
 
 def grants_expire(*, now=None, account_ids: Iterable[int] | None = None) -> int:

@@ -17,7 +17,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.bulk import id_set
-from core.money import format_usd, units_to_usd, usd_to_units
+from core.money import units_to_usd, usd_to_units
+from core.numbers import money
 
 from .gateways import Checkout, GatewayError, SavedMethod, gateway_get
 from .ledger import ledger_post
@@ -107,8 +108,8 @@ def payment_complete(*, payment_id: int, method: SavedMethod | None = None,
             idempotency_key=f"payment:{payment.gateway}:{payment.external_id}",
             reference=payment.external_id or "", actor=payment.created_by.get_username() if payment.created_by
             else payment.get_kind_display(),
-            memo=f"{payment.get_kind_display()} of {format_usd(payment.amount_units)} "
-                 f"(fee {format_usd(payment.fee_units)})")
+            memo=f"{payment.get_kind_display()} of {money(payment.amount_units)} "
+                 f"(fee {money(payment.fee_units)})")
         payment.status, payment.completed_at, payment.failure = Payment.Status.SUCCEEDED, timezone.now(), ""
         payment.save(update_fields=["status", "completed_at", "failure"])
         if method is not None:
@@ -153,7 +154,7 @@ def credits_refund(*, account: Account, payment_id: int, user=None) -> LedgerEnt
         return ledger_post(
             account_id=account.pk, kind=LedgerEntry.Kind.REFUND, amount_units=-amount,
             idempotency_key=f"refund:{payment.gateway}:{refund_id}", reference=payment.external_id or "",
-            actor=user.get_username() if user else "", memo=f"refund of {format_usd(amount)} (fee kept)")
+            actor=user.get_username() if user else "", memo=f"refund of {money(amount)} (fee kept)")
 
 
 # Auto top-up -------------------------------------------------------------------------------------
@@ -217,8 +218,8 @@ def auto_topup_run(*, account_id: int) -> Payment | None:
         # Stop retrying a failing card on every debit: the owner re-enables it after fixing it.
         Account.objects.filter(pk=account_id).update(auto_topup_enabled=False)
         owners_email(account=account, subject=f"Auto top-up failed on {account}",
-                     body=(f"We could not charge {method.label} {format_usd(payment.total_units)} for "
-                           f"{format_usd(payment.amount_units)} of credits: {error}.\n\n"
+                     body=(f"We could not charge {method.label} {money(payment.total_units)} for "
+                           f"{money(payment.amount_units)} of credits: {error}.\n\n"
                            "Auto top-up is now off; turn it back on under Credits once the card works."))
         payment.refresh_from_db()
         return payment

@@ -29,13 +29,3 @@ def units_text(units: int) -> str:
     """Exact USD text with all ten decimals, for CSV and JSON: `0.0150000000`, `-1.0000000000`."""
     sign, units = ("-", -units) if units < 0 else ("", units)
     return f"{sign}{units // UNITS_PER_USD}.{units % UNITS_PER_USD:010d}"
-
-
-def format_usd(units: int | None, places: int = 2) -> str:
-    """Human money: `$1,234.57`; small non-zero amounts keep significant digits."""
-    usd = units_to_usd(units)
-    sign, usd = ("-" if usd < 0 else ""), abs(usd)
-    if usd != 0 and usd < Decimal("0.01"):
-        return f"{sign}${usd.normalize():f}" if usd >= Decimal("0.000001") else f"{'>-' if sign else '<'}$0.000001"
-    quantum = Decimal(1).scaleb(-places)
-    return f"{sign}${usd.quantize(quantum, rounding=ROUND_HALF_EVEN):,}"

@@ -11,7 +11,7 @@ def test_series_table_escapes_names_and_formats_values():
     html = series_table(data, "Day")
     assert "<img" not in html
     assert "<th class=\"num\">&lt;img src=x onerror=alert(1)&gt;</th>" in html
-    assert "<tr><td>2026-11-01</td><td class=\"num\">1.5K</td><td class=\"num\">$0.0450</td></tr>" in html
+    assert "<tr><td>2026-11-01</td><td class=\"num\">1.5K</td><td class=\"num\">$0.045</td></tr>" in html
     assert "<tr><td>2026-11-02</td><td class=\"num\">2.5M</td><td class=\"num\">—</td></tr>" in html
     assert html.startswith('<div class="table-wrap"><table><thead><tr><th>Day</th>')
 
@@ -22,7 +22,7 @@ _RANK_ROWS_LOOP = """{% load money %}{% for row in rows %}
   <td class="num">{{ row.rank }}</td>
   <td><a href="{{ row.url }}">{{ row.name }}</a>{% if row.author %}<br><span class="muted">{% if row.author_url %}<a href="{{ row.author_url }}">{{ row.author }}</a>{% else %}{{ row.author }}{% endif %}</span>{% endif %}</td>
   <td class="num">{% if metric == "spend" %}{{ row.value|usd }}{% else %}{{ row.value|compact }}{% endif %}</td>
-  <td class="num">{% if row.change is None %}<span class="muted">new</span>{% elif row.change >= 0 %}<span class="up">+{% widthratio row.change 1 100 %}%</span>{% else %}<span class="down">{% widthratio row.change 1 100 %}%</span>{% endif %}</td>
+  <td class="num">{{ row.change|change }}</td>
   <td class="num hide-sm">{% widthratio row.share 1 100 %}%</td>
 </tr>{% endfor %}"""
 
@@ -47,7 +47,7 @@ def test_rank_rows_render_as_the_template_loop_did_and_escape_names():
     html = rank_rows(rows, "tokens")
     assert "<b>" not in html
     assert "&lt;b&gt;Evil&lt;/b&gt; &amp; co" in html
-    assert '<span class="up">+23%</span>' in html  # 1,234,567 against 1,000,000
-    assert '<span class="down">-50%</span>' in html
+    assert '<span class="up">+23.5%</span>' in html  # 1,234,567 against 1,000,000
+    assert '<span class="down">-50.0%</span>' in html
     assert '<span class="muted">new</span>' in html
-    assert '<span class="down">0%</span>' in html  # -0.1% rounds to 0, still marked down
+    assert '<span class="down">-0.1%</span>' in html

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from analytics.ingest.prices import pricebook_reset
 from analytics.models import Reprice
 from billing.models import Account
-from core.money import format_usd
+from core.numbers import money
 from marketplace.models import PendingPriceChange
 from marketplace.price_history import endpoint_price_set
 
@@ -97,6 +97,6 @@ def ops_reprice_apply(request: HttpRequest, reprice_id: int) -> HttpResponse:
         actor = request.user.get_username()
         transaction.on_commit(lambda: tasks.reprice_apply_task.delay(reprice_id, actor))
         difference = services.reprice_plan_read(reprice_id=reprice_id).difference_units
-        messages.success(request, f"Reprice {reprice_id} is being applied ({format_usd(difference, places=4)} in all"
+        messages.success(request, f"Reprice {reprice_id} is being applied ({money(difference)} in all"
                                   " by the dry run): reload this page, its status says when it is done.")
     return redirect("repricing:ops-reprice", reprice_id=reprice_id)

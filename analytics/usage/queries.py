@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from django.db import connection
-from django.db.models import Q, Sum
+from django.db.models import Min, Q, Sum
 from django.utils import timezone
 
 from analytics.models import AccountDay, AccountHour
@@ -532,6 +532,7 @@ class Overview:
     spend: Series  # per day (hour) by model
     tokens: Series
     tops: dict[str, list[TopRow]]  # dimension -> top rows
+    first_day: date | None = None  # the account's first UTC day with traffic (the previous period may predate it)
 
 
 @account_cached
@@ -549,7 +550,8 @@ def usage_overview(*, account_id: int, period: TimeRange, top: int = 8) -> Overv
     grouped[("tags",)] = _fan_out(grouped[("tags",)], 0)
     tops = {d: _top_rows(grouped[(DIMENSIONS[d],)], d, account_id=account_id, limit=top, whole=now)
             for d in OVERVIEW_TOPS}
-    return Overview(totals=now, previous=before, spend=spend, tokens=tokens, tops=tops)
+    first_day = AccountDay.objects.filter(account_id=account_id).aggregate(first=Min("day"))["first"]
+    return Overview(totals=now, previous=before, spend=spend, tokens=tokens, tops=tops, first_day=first_day)
 
 
 

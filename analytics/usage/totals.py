@@ -4,11 +4,12 @@ two periods the overview shows. `COUNTERS` is the one list of them: `Totals`' fi
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import NamedTuple
 
 from core.money import units_to_usd
+from core.numbers import Change
 
 # metric -> (label, numerator counters, denominator counters or None for an additive metric); a
 # denominator counter written "-c" is subtracted. A ratio is the ratio of the sums (exact integers until
@@ -118,14 +119,21 @@ class Comparison:
     value: object
     previous: object
     kind: str  # usd | int | percent | usd_per_million | money
+    covered_days: int | None = None  # of the previous period, the days with the account's traffic behind them
+    window_days: int | None = None
 
     @property
-    def change(self) -> float | None:
-        return _change(self.value, self.previous)
+    def change(self) -> Change:
+        return Change(_change(self.value, self.previous), self.covered_days, self.window_days)
 
 
+def comparisons(now: Totals, before: Totals, *, covered_days: int | None = None,
+                window_days: int | None = None) -> list[Comparison]:
+    """The overview's figures against the previous period, which traffic may cover only in part."""
+    return [replace(c, covered_days=covered_days, window_days=window_days) for c in _comparisons(now, before)]
 
-def comparisons(now: Totals, before: Totals) -> list[Comparison]:
+
+def _comparisons(now: Totals, before: Totals) -> list[Comparison]:
     return [
         Comparison("Spend", "spend", now.spend_units, before.spend_units, "usd"),
         Comparison("Tokens", "tokens", now.tokens, before.tokens, "int"),

@@ -16,7 +16,7 @@ from analytics.horizon import horizon
 from analytics.models import Generation
 from billing.access import account_required
 from billing.selectors import spend_forecast
-from core import charts
+from core import charts, numbers
 from core.csvutil import csv_stream
 from core.http import csv_response
 from core.money import units_text
@@ -56,6 +56,15 @@ def _date_range(request: HttpRequest) -> tuple:
     return date_range_parse(request.GET.get("start"), request.GET.get("end"), zone=request.account.zone)
 
 
+def _coverage(period: TimeRange, first_day) -> dict:
+    """How much of the previous period the account's traffic covers, in whole days (a daily period only)."""
+    previous = period.previous
+    if previous is None or not period.by_day or first_day is None:
+        return {}
+    return {"covered_days": numbers.covered_days(first_day=first_day, window_start=previous.first_day,
+                                                 window_days=period.days), "window_days": period.days}
+
+
 @account_required
 def overview(request: HttpRequest) -> HttpResponse:
     """Spend, tokens, requests, cost per 1M tokens and cache hits against the previous period."""
@@ -69,7 +78,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     unit = "hour" if not period.by_day else "day"
     return render(request, "account/overview.html", {
         **_period_context(request, period),
-        "totals": now, "comparisons": totals.comparisons(now, shown.previous), "spend": spend, "tokens": tokens,
+        "totals": now, "comparisons": totals.comparisons(now, shown.previous, **_coverage(period, shown.first_day)), "spend": spend, "tokens": tokens,
         "spend_chart": charts.stacked_bars(spend, title=f"Spend per {unit} by model", unit="USD"),
         "tokens_chart": charts.stacked_bars(tokens, title=f"Tokens per {unit} by model"),
         "tops": [(params.DIMENSION_LABELS[d], plural, d, shown.tops[d]) for d, plural in TOP_DIMENSIONS.items()],

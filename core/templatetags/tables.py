@@ -1,21 +1,22 @@
 """Tables built in Python where a template loop would cost more than the rest of the page."""
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 from django import template
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from .money import compact, usd
+from core.numbers import money_usd
+
+from .money import change_html, compact, usd
 
 register = template.Library()
-_CENT_FRACTION = Decimal("0.0001")
 
 
 def _cell(value) -> str:
     if value is None:
         return "—"
     if isinstance(value, Decimal):  # money, in USD
-        return f"${value.quantize(_CENT_FRACTION, rounding=ROUND_HALF_EVEN):,}"
+        return money_usd(value)
     if isinstance(value, float):
         return f"{value:,.1f}"
     return compact(value)
@@ -41,14 +42,6 @@ def _ratio(share) -> str:
     return str(round(float(share) * 100))
 
 
-def _change(change) -> str:
-    if change is None:
-        return '<span class="muted">new</span>'
-    if change >= 0:
-        return f'<span class="up">+{_ratio(change)}%</span>'
-    return f'<span class="down">{_ratio(change)}%</span>'
-
-
 @register.simple_tag
 def rank_rows(rows, metric: str = "tokens") -> str:
     """The rows of a leaderboard (RankRow): rank, name and author links, value, change and share.
@@ -63,8 +56,8 @@ def rank_rows(rows, metric: str = "tokens") -> str:
             name = escape(row.author)
             link = f'<a href="{escape(row.author_url)}">{name}</a>' if row.author_url else name
             author = f'<br><span class="muted">{link}</span>'
-        value = usd(row.value) if metric == "spend" else compact(row.value)
+        value = usd(row.value) if metric == "spend" else compact(row.value)  # numbers only: safe
         out.append(f'<tr><td class="num">{row.rank}</td><td><a href="{escape(row.url)}">{escape(row.name)}</a>{author}</td>'
-                   f'<td class="num">{escape(value)}</td><td class="num">{_change(row.change)}</td>'
+                   f'<td class="num">{value}</td><td class="num">{change_html(row.change)}</td>'
                    f'<td class="num hide-sm">{_ratio(row.share)}%</td></tr>')
     return mark_safe("".join(out))  # noqa: S308  (every piece above is escaped or built from numbers)

@@ -12,7 +12,8 @@ from billing.models import Account, ApiKey, Membership, Payment, PromoCode, Prom
 from billing.promos import promo_redeem
 from billing.purchases import credits_purchase_start
 from billing.selectors import interval_bounds
-from core.money import format_usd, units_to_usd, usd_to_units
+from core.money import units_to_usd, usd_to_units
+from core.numbers import money
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "tokengrid-demo"  # noqa: S105  (printed by `make demo`; local demo only)
@@ -61,7 +62,7 @@ class Command(BaseCommand):
         self._key_limits(account)
         account.refresh_from_db(fields=["balance_units"])
         month = timezone.now().strftime("%Y-%m")
-        self.stdout.write(f"credits: balance {format_usd(account.balance_units)}; promo code to redeem on "
+        self.stdout.write(f"credits: balance {money(account.balance_units)}; promo code to redeem on "
                           f"/account/credits/: {DEMO_CODE}; statement: /account/statements/{month}/")
 
     def _key_limits(self, account: Account) -> None:

@@ -1,0 +1,69 @@
+"""What a person sees wrong on a page, measured in the browser: page overflow, clipped tables, and
+axe-core's serious and critical findings (the axe-core that the axe-playwright-python wheel carries:
+no CDN). Used by the browser walk (tests/browser/test_walk.py) and by scripts/page_probe.py.
+"""
+from dataclasses import dataclass, field
+
+from axe_playwright_python.sync_playwright import Axe
+
+LAYOUT_JS = """() => {
+  const root = document.documentElement;
+  const overflow = Math.max(0, root.scrollWidth - root.clientWidth);
+  const clipped = [];
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+      + (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\\s+/).join('.') : '');
+  // A table is clipped when it runs past the box of an ancestor that does not scroll it: the text
+  // past that edge is hidden, or overlaps the next card. An ancestor that scrolls it is fine.
+  for (const table of document.querySelectorAll('main table')) {
+    if (!table.getClientRects().length) continue;  // not shown (a hidden tab, print only)
+    const right = table.getBoundingClientRect().right;
+    for (let el = table.parentElement; el && el !== document.body; el = el.parentElement) {
+      const style = getComputedStyle(el);
+      if (['auto', 'scroll'].includes(style.overflowX)) break;
+      if (right > el.getBoundingClientRect().right + 1) {
+        const heading = table.closest('section, .card')?.querySelector('h2, h3')?.textContent?.trim();
+        clipped.push(`${heading || name(table)} runs ${Math.round(right - el.getBoundingClientRect().right)}px past ${name(el)}`);
+        break;
+      }
+    }
+  }
+  return {overflow, clipped};
+}"""
+
+
+@dataclass
+class Findings:
+    path: str
+    width: int
+    overflow: int = 0
+    clipped: list[str] = field(default_factory=list)
+    axe: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        found = [f"the page is {self.overflow}px wider than the window"] if self.overflow else []
+        return found + [f"clipped: {c}" for c in self.clipped] + [f"axe: {a}" for a in self.axe]
+
+
+_axe = Axe()
+
+
+def probe(page, path: str, *, accessibility: bool = True) -> Findings:
+    """Measure the loaded page (call after it is drawn)."""
+    layout = page.evaluate(LAYOUT_JS)
+    found = Findings(path=path, width=page.viewport_size["width"], overflow=layout["overflow"],
+                     clipped=layout["clipped"])
+    if accessibility:
+        results = _axe.run(page, options={"resultTypes": ["violations"]})
+        for violation in results.response["violations"]:
+            if violation["impact"] in ("serious", "critical"):
+                targets = ", ".join(str(node["target"][0]) for node in violation["nodes"][:3])
+                found.axe.append(f"{violation['id']} ({violation['impact']}, {len(violation['nodes'])} nodes: {targets})")
+    return found
+
+
+def charts_drawn(page, timeout: float = 15_000) -> None:
+    """Wait until every chart of the page is drawn."""
+    if page.locator(".chart").count():
+        page.wait_for_function("() => [...document.querySelectorAll('.chart')]"
+                               ".every(chart => chart.dataset.drawn === 'true')", timeout=timeout)
