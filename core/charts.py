@@ -10,10 +10,23 @@ draws the characters themselves.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
+from decimal import Decimal
 from html import escape
 from typing import Protocol
+
+from core import numbers
+
+TOP_SERIES = 8  # a legend reads at a glance up to about this many; the rest are one "Others"
+OTHERS = "Others"
+# Distinct on a light and a dark background alike (Tableau 10 and its lighter half).
+PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+           "#9c755f", "#2f9fd8", "#a0cbe8", "#ffbe7d", "#8cd17d", "#b6992d", "#f1ce63", "#86bcb6",
+           "#d37295", "#fabfd2", "#d4a6c8", "#79706e"]
+OTHERS_COLOUR = "#9aa4b1"
 
 
 @dataclass(frozen=True)
@@ -26,6 +39,18 @@ class Series:
     @property
     def rows(self) -> list[tuple[str, list[int]]]:
         return list(self.series.items())
+
+    def top(self, n: int = TOP_SERIES) -> Series:
+        """The `n` largest series (by their sum) with data, and the rest added up as one "Others"."""
+        with_data = [(name, values) for name, values in self.series.items() if any(values)]
+        if len(with_data) <= n:
+            return Series(self.periods, dict(with_data))
+        ranked = sorted(with_data, key=lambda item: -sum(v or 0 for v in item[1]))
+        kept = dict(ranked[:n])
+        rest = [values for _, values in ranked[n:]]
+        kept[OTHERS] = [sum((values[i] or 0 for values in rest), start=type(rest[0][i] or 0)()) for i in
+                        range(len(self.periods))]
+        return Series(self.periods, kept)
 
     @property
     def table(self) -> list[tuple[str, list[int]]]:
@@ -52,16 +77,78 @@ def _texts(values: list) -> list:
 
 
 LAYOUT = {"barmode": "stack", "legend": {"orientation": "h", "y": -0.2}, "height": 380,
-          "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)"}
+          "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)", "hovermode": "x unified"}
+
+
+class Palette:
+    """One colour per model, provider or author across every chart of a page.
+
+    A name starts from the colour its digest picks (so it tends to keep its colour from page to page)
+    and moves to the next free one when another name of the page holds it.
+    """
+
+    def __init__(self) -> None:
+        self.colours: dict[str, str] = {}
+
+    def colour(self, name: str) -> str:
+        if name == OTHERS:
+            return OTHERS_COLOUR
+        if name not in self.colours:
+            start = int(hashlib.blake2s(name.encode(), digest_size=4).hexdigest(), 16) % len(PALETTE)
+            taken = set(self.colours.values())
+            free = [PALETTE[(start + i) % len(PALETTE)] for i in range(len(PALETTE))]
+            self.colours[name] = next((c for c in free if c not in taken), PALETTE[start])
+        return self.colours[name]
+
+
+_page_palette: ContextVar[Palette | None] = ContextVar("page_palette", default=None)
+
+
+def page_palette() -> Palette:
+    """The palette of the page being built (core.middleware starts one per request)."""
+    palette = _page_palette.get()
+    if palette is None:
+        palette = Palette()
+        _page_palette.set(palette)
+    return palette
+
+
+def page_palette_reset() -> None:
+    _page_palette.set(Palette())
+
+
+def _hover_texts(values: list, unit: str) -> list[str]:
+    """Each point as the page writes it: money by magnitude, tokens exact, percentages with one decimal."""
+    if unit == "USD":
+        return [numbers.money_usd(Decimal(v)) if v is not None else "—" for v in values]
+    if unit.startswith("%"):
+        return [numbers.percent(None if v is None else float(v) / 100) for v in values]
+    if unit == "tokens" or unit == "requests":
+        return ["—" if v is None else numbers.tokens_exact(v) for v in values]
+    return ["—" if v is None else f"{v:,}" if isinstance(v, int) else f"{float(v):,.2f}" for v in values]
+
+
+def _trace(kind: dict, name: str, x: list, y: list, *, unit: str, shown: list | None = None) -> dict:
+    colour = page_palette().colour(name)
+    trace = {**kind, "name": _text(name), "x": x, "y": y, "customdata": _hover_texts(shown if shown is not None
+                                                                                      else y, unit),
+             "hovertemplate": "%{fullData.name}: %{customdata}<extra></extra>"}
+    if kind["type"] == "bar":
+        trace["marker"] = {"color": colour}
+    else:
+        trace["line"] = {"color": colour}
+        trace["marker"] = {"color": colour}
+    return trace
 
 
 def stacked_bars(series: Series, *, title: str, percent: bool = False, unit: str = "tokens") -> dict:
     """Stacked bars per period; `percent` stacks to 100%."""
+    series = series.top()
     totals = [sum(values[i] for values in series.series.values()) or 1 for i in range(len(series.periods))]
     data, x = [], _texts(series.periods)  # one list of labels for every trace
     for name, values in series.series.items():
         y = [round(v / t * 100, 3) for v, t in zip(values, totals, strict=True)] if percent else values
-        data.append({"type": "bar", "name": _text(name), "x": x, "y": y})
+        data.append(_trace({"type": "bar"}, name, x, y, unit="% of" if percent else unit))
     layout = {**LAYOUT, "title": {"text": _text(title)},
               "yaxis": {"title": {"text": _text(f"% of {unit}" if percent else unit)}}}
     return {"data": data, "layout": layout}
@@ -70,8 +157,9 @@ def stacked_bars(series: Series, *, title: str, percent: bool = False, unit: str
 def lines(series: Series, *, title: str, unit: str) -> dict:
     """One line per series (for values that do not add up, such as a mean latency)."""
     x = _texts(series.periods)  # one list of labels for every trace
-    data = [{"type": "scatter", "mode": "lines+markers", "name": _text(name), "x": x, "y": values}
-            for name, values in series.series.items()]
+    shown = [(name, values) for name, values in series.series.items() if any(v is not None for v in values)]
+    data = [_trace({"type": "scatter", "mode": "lines+markers"}, name, x, values, unit=unit)
+            for name, values in shown[:TOP_SERIES * 2]]
     layout = {**{k: v for k, v in LAYOUT.items() if k != "barmode"}, "title": {"text": _text(title)},
               "yaxis": {"title": {"text": _text(unit)}}}
     return {"data": data, "layout": layout}
@@ -107,5 +195,7 @@ def provider_health(rows: list[tuple]) -> dict:
 
 def pie(labels: list[str], values: list, *, title: str) -> dict:
     """A ring of slices (the monthly report's spend by model)."""
-    return {"data": [{"type": "pie", "labels": _texts(labels), "values": values, "hole": 0.45, "sort": False}],
+    palette = page_palette()
+    return {"data": [{"type": "pie", "labels": _texts(labels), "values": values, "hole": 0.45, "sort": False,
+                      "marker": {"colors": [palette.colour(label) for label in labels]}}],
             "layout": {"title": {"text": _text(title)}, "height": 380, "paper_bgcolor": "rgba(0,0,0,0)"}}

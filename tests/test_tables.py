@@ -11,9 +11,9 @@ def test_series_table_escapes_names_and_formats_values():
     html = series_table(data, "Day")
     assert "<img" not in html
     assert "<th class=\"num\">&lt;img src=x onerror=alert(1)&gt;</th>" in html
-    assert "<tr><td>2026-11-01</td><td class=\"num\">1.5K</td><td class=\"num\">$0.045</td></tr>" in html
-    assert "<tr><td>2026-11-02</td><td class=\"num\">2.5M</td><td class=\"num\">—</td></tr>" in html
-    assert html.startswith('<div class="table-wrap"><table><thead><tr><th>Day</th>')
+    assert "<tr><td>2026-11-01</td><td class=\"num\"><span class=\"exact\" title=\"1,500\">1.5K</span></td><td class=\"num\">$0.045</td></tr>" in html
+    assert "<tr><td>2026-11-02</td><td class=\"num\"><span class=\"exact\" title=\"2,500,000\">2.5M</span></td><td class=\"num\">—</td></tr>" in html
+    assert html.startswith('<div class="table-wrap" tabindex="0"><table><thead><tr><th>Day</th>')
 
 
 # The leaderboard rows as the template loop rendered them before `rank_rows` (an include per row).

@@ -33,7 +33,7 @@ def series_table(data, period_label: str = "Week of") -> str:
         f"<tr><td>{escape(period)}</td>" + "".join(f'<td class="num">{_cell(v)}</td>' for v in values) + "</tr>"
         for period, values in data.table)
     return mark_safe(  # noqa: S308  (every piece above is escaped or built from numbers)
-        f'<div class="table-wrap"><table><thead><tr><th>{escape(period_label)}</th>{head}</tr></thead>'
+        f'<div class="table-wrap" tabindex="0"><table><thead><tr><th>{escape(period_label)}</th>{head}</tr></thead>'
         f"<tbody>{body}</tbody></table></div>")
 
 
