@@ -38,7 +38,7 @@ def test_model_page_shows_its_endpoints_and_prices_per_million(client, catalog, 
     text = _text(response)
     assert "Claude Sonnet 4" in text
     assert "anthropic/claude-sonnet-4" in text
-    assert re.search(r"Anthropic cheapest \$3 \$15 \$0\.3", text)
+    assert re.search(r"Anthropic cheapest \$3\.00 \$15\.00 \$0\.30 ", text)
 
 
 def test_unlisted_models_and_hidden_apps_are_not_public(client):

@@ -102,7 +102,7 @@ def test_a_provider_seen_only_in_the_traffic_is_a_row_with_an_unknown_price(clie
     assert [(r.provider.name, r.endpoint is not None) for r in rows] == [("A", True), ("B", False)]
     assert (rows[1].cheapest, rows[1].blended, rows[0].cheapest) == (False, None, True)
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", client.get(model.get_absolute_url()).content.decode()))
-    assert "B not in the catalog unknown unknown unknown" in text
+    assert "B not in the catalog price unknown unknown unknown" in text
     [b] = [e for e in client.get("/api/v1/models/lab/m/endpoints").json()["endpoints"] if e["provider"] == "B"]
     assert (b["in_catalog"], b["prompt_price_per_million"], b["uptime_7d"]) == (False, None, pytest.approx(2 / 3))
 
@@ -132,8 +132,8 @@ def test_the_model_page_marks_cheapest_fastest_and_most_reliable(client, served,
     with django_assert_max_num_queries(12):
         response = client.get(model.get_absolute_url())
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
-    assert "B cheapest $1 $1" in text
-    assert "A fastest most reliable $2 $2" in text
+    assert "B cheapest $1.00 $1.00" in text
+    assert "A fastest most reliable $2.00 $2.00" in text
     assert re.search(r"A fastest most reliable .*? 80\.0% ", text)
     assert re.search(r"B cheapest .*? 66\.7% ", text)
 

@@ -65,8 +65,8 @@ def test_the_rankings_page_reads_as_a_leaderboard(client, traffic, django_assert
     with django_assert_max_num_queries(0):  # warm: everything comes from the rankings cache
         client.get("/rankings/", {"window": "day", "metric": "tokens"})
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
-    assert "1 alpha Lab 1.5K +50% 83%" in text
-    assert "2 beta Lab 300 -50% 17%" in text
+    assert "1 alpha Lab 1.5K +50.0% 83%" in text
+    assert "2 beta Lab 300 -50.0% 17%" in text
     assert "hidden" not in text
     assert "Top apps Apps are counted by UTC day: today so far, against yesterday." in text
     assert client.get("/").status_code == 200
