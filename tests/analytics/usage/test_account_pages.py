@@ -22,6 +22,13 @@ def _text(response) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
 
 
+def _change_on_hover(response, stat: str) -> str:
+    """The title of an overview card's change (a partial change shows its percentage on hover)."""
+    card = re.search(rf'data-stat="{stat}">\s*<div class="label">[^<]*</div>\s*<div class="value">.*?</div>\s*'
+                     rf'<div class="delta"><span class="\w+" title="([^"]*)">', response.content.decode())
+    return card.group(1) if card else ""
+
+
 @pytest.fixture
 def traffic(tmp_path):
     return account_traffic(tmp_path)
@@ -64,22 +71,29 @@ def test_overview_totals_against_the_previous_period(client, alice, django_asser
         response = client.get("/account/", {"period": "30d"})
     text = _text(response)
     # Spend $0.045 (BYOK r5 excluded) against $0.01: +350%; tokens 7,700 against 1,000: +670%.
-    assert re.search(r"Spend \$0\.0450 \+350\.0% vs previous", text)
-    assert re.search(r"Tokens 7\.7K \+670\.0% vs previous", text)
-    assert re.search(r"Requests 4 \+300\.0% vs previous", text)
+    # The account's traffic began on D40, inside the previous 30 days (on 11 of them, D40 to D30): each change
+    # says partial, its percentage on hover.
+    partial = "against a previous window with traffic on 11 of its 30 days"
+    assert re.search(r"Spend \$0\.045 partial: 11 of 30 days vs previous", text)
+    assert _change_on_hover(response, "spend") == f"+350.0% {partial}"
+    assert re.search(r"Tokens 7\.7K partial: 11 of 30 days vs previous", text)
+    assert _change_on_hover(response, "tokens") == f"+670.0% {partial}"
+    assert re.search(r"Requests 4 partial: 11 of 30 days vs previous", text)
+    assert _change_on_hover(response, "requests") == f"+300.0% {partial}"
     # $0.045 over the 7,500 paid tokens = $6 per 1M, against $10 before; cache hits 200 of 6,100 prompt tokens.
-    assert re.search(r"Cost per 1M tokens \$6\.0000 -40\.0% vs previous", text)
-    assert re.search(r"Cache hits 3\.3% no earlier data", text)
+    assert re.search(r"Cost per 1M tokens \$6\.00 partial: 11 of 30 days vs previous", text)
+    assert _change_on_hover(response, "cost_per_million") == f"-40.0% {partial}"
+    assert re.search(r"Cache hits 3\.3% new vs previous", text)  # no cache hits before
     assert "4 requests, 1 failed; 200 BYOK tokens (not in spend)" in text
-    assert re.search(r"Top models Model Spend Tokens Requests Share lab/beta \$0\.0300 3\.2K 2 66\.7% "
-                     r"lab/alpha \$0\.0150 4\.5K 2 33\.3%", text)
+    assert re.search(r"Top models Model Spend Tokens Requests Share lab/beta \$0\.03 3\.2K 2 66\.7% "
+                     r"lab/alpha \$0\.015 4\.5K 2 33\.3%", text)
     assert "9.99" not in text  # account B's request
 
 
 def test_overview_custom_period_and_empty_state(client, alice):
     client.force_login(alice)
     text = _text(client.get("/account/", {"period": "custom", "start": D2.isoformat(), "end": D2.isoformat()}))
-    assert re.search(r"Spend \$0\.0150 ", text)
+    assert re.search(r"Spend \$0\.015 ", text)
     assert re.search(r"Requests 1 ", text)
     empty = _text(client.get("/account/", {"period": "custom", "start": "2020-01-01", "end": "2020-01-31"}))
     assert "No requests in this period." in empty
@@ -123,7 +137,7 @@ def test_generation_log_filters_and_detail(client, alice, traffic, django_assert
     detail = _text(client.get("/account/generations/r1/"))
     assert "=HYPERLINK" in detail
     assert "1000" in detail
-    assert "$0.0150000000" in detail
+    assert "Total cost $0.015 Cost source" in detail  # the exact amount
     assert client.get("/account/generations/b1/").status_code == 404  # account B's
     assert client.get("/account/generations/nope/").status_code == 404
 
@@ -234,7 +248,7 @@ def test_switching_between_own_accounts(client, alice, traffic):
     MembershipFactory(user=alice, account=traffic["b"], role=Membership.Role.VIEWER)
     client.force_login(alice)
     assert client.post("/account/switch/", {"account_id": traffic["b"].pk}).status_code == 302
-    assert re.search(r"Spend \$9\.9900 ", _text(client.get("/account/")))
+    assert re.search(r"Spend \$9\.99 ", _text(client.get("/account/")))
     assert client.post("/account/tokens/", {"name": "x"}).status_code == 403  # a viewer of B
 
 
@@ -328,7 +342,7 @@ def test_prewarm_fills_what_the_overview_reads(client, alice, traffic, django_as
     client.force_login(alice)
     with django_assert_max_num_queries(4):  # session, user, memberships (+ savepoint): no usage query
         response = client.get("/account/")
-    assert re.search(r"Spend \$0\.0450 ", _text(response))
+    assert re.search(r"Spend \$0\.045 ", _text(response))
 
 
 def test_repeated_failed_sign_ins_lock_the_username(client, alice, settings):
