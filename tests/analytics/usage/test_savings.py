@@ -114,11 +114,11 @@ def test_the_overview_shows_the_card(client, world):
     client.force_login(member_of(world[0], Membership.Role.VIEWER, "vic"))
     page = _card(client.get("/account/"))
     assert "Savings advisor · 2027-02-14 to 2027-03-15" in page
-    assert "lab/alpha $29.1000 Midway (99.00% up) $16.0000 $13.1000" in page
-    assert "lab/beta $2.0000 no priced alternative (no price in the catalog)" in page
-    assert "lab/gamma $1.5000 no priced alternative (no provider with uptime ≥ 99% and a price)" in page
+    assert "lab/alpha $29.10 Midway (99.00% up) $16.00 $13.10" in page
+    assert "lab/beta $2.00 no priced alternative (no price in the catalog)" in page
+    assert "lab/gamma $1.50 no priced alternative (no provider with uptime ≥ 99% and a price)" in page
     assert "lab/m6" not in page  # sixth by spend
-    assert "$1.0000 of spend in such rows is left out." in page
+    assert "$1.00 of spend in such rows is left out." in page
 
 
 def test_the_api_answers_exact_decimals(client, world):
@@ -141,9 +141,9 @@ def test_one_account_never_sees_anothers_figures(client, world):
         ("lab/alpha", usd(1000), usd(600))]
     client.force_login(member_of(b, Membership.Role.OWNER, "ben"))
     page = _card(client.get("/account/"))
-    assert "lab/alpha $1,000.0000 Midway (99.00% up) $600.0000 $400.0000" in page
+    assert "lab/alpha $1,000.00 Midway (99.00% up) $600.00 $400.00" in page
     assert "lab/beta" not in page
-    assert "$29.1000" not in page
+    assert "$29.10" not in page
     _, secret = account_token_create(account=b, name="ci", created_by=member_of(b, Membership.Role.OWNER, "bo"))
     body = client.get("/api/v1/account/savings", HTTP_AUTHORIZATION=f"Bearer {secret}").json()
     assert [m["paid_usd"] for m in body["models"]] == ["1000.0000000000"]
