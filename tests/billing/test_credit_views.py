@@ -1,5 +1,6 @@
 """The credits page and its actions: buying and refunding credits, by role, each action its own POST-only
 URL, and the page a person reads."""
+import re
 from decimal import Decimal
 
 import pytest
@@ -79,9 +80,12 @@ def test_an_overdrawn_balance_says_so(client, owner, acct_a):
     buy(acct_a, "5")
     ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("7.3333")}, idempotency_prefix="t")
     client.force_login(owner)
-    page = text_of(client.get("/account/credits/"))
+    response = client.get("/account/credits/")
+    page = text_of(response)
     assert "Balance -$2.33 overdrawn" in page
-    assert "usage -$7.3333 -$2.3333" in page  # the ledger row: amount and balance after
+    assert "usage -$7.33 -$2.33" in page  # the ledger row: amount and balance after, the exact ones on hover
+    assert re.search(r'<td>usage</td>\s*<td[^>]*>\s*<span class="exact" title="-\$7\.3333">-\$7\.33</span>\s*</td>\s*'
+                     r'<td[^>]*>\s*<span class="exact" title="-\$2\.3333">-\$2\.33</span>', response.content.decode())
 
 
 def test_viewers_read_members_redeem_owners_buy(client, acct_a, viewer, member):

@@ -1,5 +1,6 @@
 """The month-end forecast and runway read from the daily rollup (billing.selectors.spend_forecast), on the
 credits page, the account overview and the credits API, against figures worked out by hand."""
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -56,9 +57,16 @@ def test_the_forecast_reads_the_accounts_own_last_14_days(alpha):
 def test_the_credits_page_and_the_overview_say_it_in_words(client, alpha, owner):
     client.force_login(owner)
     for url in ("/account/credits/", "/account/"):
-        page = text_of(client.get(url))
+        response = client.get(url)
+        body = response.content.decode()
+        # A shortened figure is a <span> with the exact amount on hover: read as it runs on with its punctuation.
+        page = text_of(response)
+        read = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"</?span\b[^>]*>", "", body)))
         assert ("Month-end spend: about $31.00 (between $28.97 and $33.03); $14.50 spent this month so far, "
-                "$1.00 a day on average.") in page, url
+                "$1.00 a day on average.") in read, url
+        # the band's ends exactly: $31 -/+ $2.0310096011
+        assert '<span class="exact" title="$28.9689903989">$28.97</span>' in body, url
+        assert '<span class="exact" title="$33.0310096011">$33.03</span>' in body, url
         assert "Credit left: $20.00, about 20.0 days at this burn." in page, url
         assert ("Auto top-up of $25.00 when the balance falls below $5.00, in about 15.0 days at this burn."
                 in page), url

@@ -51,9 +51,9 @@ def test_members_set_a_limit_and_read_usage_and_remaining(client, member, key_tr
     assert (k1.limit_units, k1.limit_interval) == (usd_to_units("0.05"), "daily")
     page = text_of(client.get("/account/keys/"))
     # $0.045 spent today (BYOK excluded, the old request outside the interval): 90%, $0.005 left.
-    assert "k1 " + str(k1.pk) + " $0.05 daily $0.0450 (90%) $0.0050 " in page
+    assert "k1 " + str(k1.pk) + " $0.05 daily $0.045 (90%) $0.005 " in page
     client.post("/account/keys/", {"key": k1.pk, "limit": "0.05", "interval": "never"})
-    assert "$0.5450 (1090%) $0.0000 · limit reached" in text_of(client.get("/account/keys/"))
+    assert "$0.545 (1090%) $0.00 · limit reached" in text_of(client.get("/account/keys/"))
 
 
 def test_viewers_read_limits_only(client, viewer, key_traffic):

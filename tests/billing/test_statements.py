@@ -50,16 +50,18 @@ def test_statement_months_and_totals(client, owner, books):
     assert f"{books['this']:%B %Y} CSV {books['last']:%B %Y} CSV" in listing
 
     previous = text_of(client.get(f"/account/statements/{last}/"))
-    assert "Opening balance $0.0000 Purchases $100.0000" in previous
-    assert "Closing balance $100.0000" in previous
+    assert "Opening balance $0.00 Purchases $100.00" in previous
+    assert "Closing balance $100.00" in previous
 
-    current = text_of(client.get(f"/account/statements/{this}/"))
-    # 100 + 30 - 30 + 10 - 0.045 = 109.955
-    assert ("Opening balance $100.0000 Purchases $30.0000 Promo grants $10.0000 Refunds -$30.0000 "
-            "Usage -$0.0450 Adjustments $0.0000 Expired credits $0.0000 Closing balance $109.9550") in current
-    assert "lab/beta 1 1,500 $0.0300" in current
-    assert "lab/alpha 1 150 $0.0150" in current
-    assert "Total $0.0450" in current
+    response = client.get(f"/account/statements/{this}/")
+    current = text_of(response)
+    # 100 + 30 - 30 + 10 - 0.045 = 109.955: $109.96 (half to even), the exact amount on hover
+    assert ("Opening balance $100.00 Purchases $30.00 Promo grants $10.00 Refunds -$30.00 "
+            "Usage -$0.045 Adjustments $0.00 Expired credits $0.00 Closing balance $109.96 ") in current
+    assert '<span class="exact" title="$109.955">$109.96</span>' in response.content.decode()
+    assert "lab/beta 1 1,500 $0.03 " in current
+    assert "lab/alpha 1 150 $0.015 " in current
+    assert "Total $0.045 " in current
     assert "$70" not in current  # acct_b's purchase
 
 
@@ -96,7 +98,7 @@ def test_months_outside_the_account_answer_404(client, owner, owner_b, books):
     client.force_login(owner_b)  # acct_b was created this month: last month is not theirs
     assert client.get(f"/account/statements/{books['last']:%Y-%m}/").status_code == 404
     mine = text_of(client.get(f"/account/statements/{books['this']:%Y-%m}/"))
-    assert "Purchases $70.0000" in mine
+    assert "Purchases $70.00 " in mine
     assert "lab/beta" not in mine
 
 
@@ -116,6 +118,6 @@ def test_backfilled_usage_has_its_months_statement(client, owner_b, tmp_path):
     between = (this_month - timedelta(days=1)).replace(day=1)
     assert f"{this_month:%B %Y} CSV {between:%B %Y} CSV {two_ago:%B %Y} CSV" in listing
     page = text_of(client.get(f"/account/statements/{two_ago:%Y-%m}/"))
-    assert "lab/alpha 2 300 $0.7500" in page  # by the days the requests ran; debited this month
+    assert "lab/alpha 2 300 $0.75 " in page  # by the days the requests ran; debited this month
     before = (two_ago.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
     assert client.get(f"/account/statements/{before}/").status_code == 404
