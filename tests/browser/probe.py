@@ -27,6 +27,16 @@ LAYOUT_JS = """() => {
       }
     }
   }
+  // At a desktop width a table should fit its card: one that must be scrolled sideways hides columns.
+  if (root.clientWidth >= 1280) {
+    for (const wrap of document.querySelectorAll('main .table-wrap')) {
+      if (!wrap.getClientRects().length || wrap.closest('details:not([open])')) continue;
+      if (wrap.scrollWidth > wrap.clientWidth + 1) {
+        const heading = wrap.closest('section, .card')?.querySelector('h2, h3')?.textContent?.trim();
+        clipped.push(`${heading || name(wrap.querySelector('table') || wrap)} needs ${wrap.scrollWidth - wrap.clientWidth}px of sideways scrolling`);
+      }
+    }
+  }
   return {overflow, clipped};
 }"""
 
