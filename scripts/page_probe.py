@@ -16,27 +16,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.browser.probe import charts_drawn, probe  # noqa: E402
-
-PUBLIC = ["/", "/rankings/?window=month&metric=spend", "/rankings/price-index/", "/models/",
-          "/accounts/login/", "/no-such-page/"]
-FOLLOW_PUBLIC = [("/rankings/", r"^/models/[^/]+/[^/]+/$"), ("/rankings/", r"^/providers/[^/]+/$"),
-                 ("/rankings/", r"^/apps/[^/]+/$"), ("/models/", r"^/authors/[^/]+/$")]
-ACCOUNT = ["/account/", "/account/activity/", "/account/generations/", "/account/reports/", "/account/credits/",
-           "/account/keys/", "/account/statements/", "/account/settings/", "/account/members/", "/account/tokens/",
-           "/ops/ingest/", "/ops/unpriced/", "/ops/reprice/"]
-FOLLOW_ACCOUNT = [("/account/generations/", r"^/account/generations/[^/?]+/$"),
-                  ("/account/statements/", r"^/account/statements/[^/]+/$"),
-                  ("/account/reports/", r"^/account/reports/monthly/"), ("/ops/ingest/", r"^/ops/ingest/\d+/$")]
-
-
-def _follow(page, base: str, start: str, pattern: str) -> str | None:
-    page.goto(base + start)
-    for href in page.eval_on_selector_all("main a[href]", "links => links.map(a => a.getAttribute('href'))"):
-        if re.match(pattern, href):
-            return href
-    return None
-
+from tests.browser.probe import ACCOUNT, FOLLOW_ACCOUNT, FOLLOW_PUBLIC, PUBLIC, charts_drawn, detail_paths, probe  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser()
@@ -54,13 +34,13 @@ def main() -> int:
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         context = browser.new_context(color_scheme="dark" if options.dark else "light")
         page = context.new_page()
-        paths = PUBLIC + [h for s, pat in FOLLOW_PUBLIC if (h := _follow(page, options.base, s, pat))]
+        paths = PUBLIC + detail_paths(page, options.base, FOLLOW_PUBLIC)
         page.goto(options.base + "/accounts/login/")
         page.get_by_label("Username").fill(options.username)
         page.get_by_label("Password").fill(options.password)
         with page.expect_navigation():
             page.get_by_role("button", name="Sign in").click()
-        paths += ACCOUNT + [h for s, pat in FOLLOW_ACCOUNT if (h := _follow(page, options.base, s, pat))]
+        paths += ACCOUNT + detail_paths(page, options.base, FOLLOW_ACCOUNT)
         if options.only:
             paths = [p for p in paths if re.search(options.only, p)]
         for width in map(int, options.widths.split(",")):

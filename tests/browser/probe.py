@@ -2,9 +2,43 @@
 axe-core's serious and critical findings (the axe-core that the axe-playwright-python wheel carries:
 no CDN). Used by the browser walk (tests/browser/test_walk.py) and by scripts/page_probe.py.
 """
+import re
 from dataclasses import dataclass, field
 
 from axe_playwright_python.sync_playwright import Axe
+
+# Every page a person reaches: the public ones, then (signed in as an owner who is staff) the account's,
+# the credits', the operators' and the admin's own; detail pages by following the first link of their kind.
+PUBLIC = ["/", "/rankings/?window=month&metric=spend", "/rankings/?window=day", "/rankings/price-index/", "/models/",
+          "/accounts/login/", "/accounts/password_reset/", "/no-such-page/"]
+FOLLOW_PUBLIC = [("/rankings/", r"^/models/[^/]+/[^/]+/$"), ("/rankings/", r"^/providers/[^/]+/$"),
+                 ("/rankings/", r"^/apps/[^/]+/$"), ("/models/", r"^/authors/[^/]+/$")]
+ACCOUNT = ["/account/", "/account/activity/", "/account/activity/?metric=tokens&group_by=model&then_by=api_key",
+           "/account/generations/", "/account/reports/", "/account/credits/", "/account/keys/", "/account/statements/",
+           "/account/settings/", "/account/members/", "/account/tokens/", "/accounts/password_change/",
+           "/ops/ingest/", "/ops/unpriced/", "/ops/reprice/"]
+FOLLOW_ACCOUNT = [("/account/generations/", r"^/account/generations/[^/?]+/$"),
+                  ("/account/statements/", r"^/account/statements/[^/]+/$"),
+                  ("/account/reports/", r"^/account/reports/monthly/"), ("/ops/ingest/", r"^/ops/ingest/\d+/$"),
+                  ("/admin/billing/account/", r"^/admin/billing/account/\d+/change/$")]
+
+
+def follow(page, base: str, start: str, pattern: str) -> str | None:
+    """The first link on `start` whose path matches `pattern`."""
+    page.goto(base + start)
+    for href in page.eval_on_selector_all("a[href]", "links => links.map(a => a.getAttribute('href'))"):
+        if re.match(pattern, href):
+            return href
+    return None
+
+
+def detail_paths(page, base: str, follows: list[tuple[str, str]]) -> list[str]:
+    """The detail pages found by following links; for an account in the admin, its balance adjustment page."""
+    found = [h for start, pattern in follows if (h := follow(page, base, start, pattern))]
+    # The admin's change pages are Django's own; the adjustment page is Tokengrid's.
+    return [h.replace("/change/", "/adjust/") if re.match(r"^/admin/billing/account/\d+/change/$", h) else h
+            for h in found]
+
 
 LAYOUT_JS = """() => {
   const root = document.documentElement;

@@ -1,0 +1,67 @@
+"""Every page a person reaches, in a real browser at a phone's and a desktop's width, light and dark:
+no page wider than the window, no table clipped (or needing sideways scrolling at desktop width), and
+no serious or critical axe-core finding. The pages are listed in tests/browser/probe.py."""
+from decimal import Decimal
+
+import pytest
+
+from billing.models import Membership
+from billing.purchases import credits_purchase_start
+from tests.analytics.conftest import account_traffic
+from tests.browser.conftest import PASSWORD
+from tests.browser.probe import ACCOUNT, FOLLOW_ACCOUNT, FOLLOW_PUBLIC, PUBLIC, charts_drawn, detail_paths, probe
+
+pytestmark = pytest.mark.browser
+
+WIDTHS = (390, 1280)
+
+
+@pytest.fixture
+def whole_site(transactional_db, tmp_path, settings):
+    """Account A's traffic (public too: listed models, an app) with a purchase (a statement with lines), and alice: its owner, staff."""
+    from django.contrib.auth import get_user_model
+
+    from marketplace.models import Model
+
+    accounts = account_traffic(tmp_path)
+    Model.objects.update(listed=True)
+    user = get_user_model().objects.create_user("alice", "alice@example.com", PASSWORD, is_staff=True,
+                                                is_superuser=True)
+    Membership.objects.create(user=user, account=accounts["a"], role=Membership.Role.OWNER)
+    settings.BILLING_GATEWAY = "demo"  # the live server runs with DEBUG off, where the demo gateway is opt-in
+    payment, _ = credits_purchase_start(account=accounts["a"], amount=Decimal(25), user=user)
+    payment.refresh_from_db()
+    assert payment.status == "succeeded", payment.status  # the demo gateway credits at once
+    return accounts
+
+
+def _walk(tab, paths: list[str], *, dark: bool) -> list[str]:
+    problems = []
+    tab.page.emulate_media(color_scheme="dark" if dark else "light")
+    for width in WIDTHS:
+        tab.page.set_viewport_size({"width": width, "height": 900})
+        for path in paths:
+            response = tab.page.goto(tab.origin + path)
+            expected = 404 if path == "/no-such-page/" else 200
+            assert response is not None and response.status == expected, (path, response and response.status)
+            charts_drawn(tab.page)
+            found = probe(tab.page, path)
+            problems += [f"{width}px{' dark' if dark else ''} {path}: {p}" for p in found.problems]
+    return problems
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_every_page_fits_and_passes_axe(tab, whole_site, dark):
+    public = PUBLIC + detail_paths(tab.page, tab.origin, FOLLOW_PUBLIC)
+    assert len(public) == len(PUBLIC) + len(FOLLOW_PUBLIC), public  # every kind of detail page was found
+    problems = _walk(tab, public, dark=dark)
+
+    tab.page.goto(tab.origin + "/accounts/login/")
+    tab.page.get_by_label("Username").fill("alice")
+    tab.page.get_by_label("Password").fill(PASSWORD)
+    with tab.page.expect_navigation():
+        tab.page.get_by_role("button", name="Sign in").click()
+    account = ACCOUNT + detail_paths(tab.page, tab.origin, FOLLOW_ACCOUNT)
+    assert len(account) == len(ACCOUNT) + len(FOLLOW_ACCOUNT), account
+    problems += _walk(tab, account, dark=dark)
+    assert problems == [], "\n".join(problems)
