@@ -128,8 +128,10 @@ def test_activity_latency_is_a_mean_not_a_sum(client, alice):
 def test_generation_log_filters_and_detail(client, alice, traffic, django_assert_max_num_queries):
     client.force_login(alice)
     with django_assert_max_num_queries(13):  # session, user, memberships, page, histogram, 4 names, 4 filter lists
-        text = _text(client.get("/account/generations/"))
-    assert text.index(D1.isoformat() + " 13:00:00") < text.index(D2.isoformat() + " 10:00:00")
+        body = client.get("/account/generations/").content.decode()
+    # newest first; a row shows month, day and time, the full timestamp on hover
+    assert (body.index(f'title="{D1.isoformat()} 13:00:00">{D1:%m-%d} 13:00:00<')
+            < body.index(f'title="{D2.isoformat()} 10:00:00">{D2:%m-%d} 10:00:00<'))
     failed = client.get("/account/generations/", {"status": "error"})
     assert [g.id for g in failed.context["page"].rows] == ["r3"]
     beta = Generation.objects.get(id="r2").model_id

@@ -145,7 +145,8 @@ def test_new_york_usage_csv_api_statement_report_and_log(client, tmp_path):
     histogram = log.context["histogram"]
     assert histogram.unit == "hour"
     assert histogram.total == 4
-    assert "2026-11-01 01:30" in _text(log)  # n4, at its New York wall-clock time
+    # n4, at its New York wall-clock time: the row shows month, day and time, the full timestamp on hover
+    assert re.search(r'title="2026-11-01 01:30:\d\d">11-01 01:30:\d\d<', log.content.decode())
     months = client.get("/account/reports/").context["months"]
     assert months == [date(2026, 11, 1), date(2026, 10, 1)]
 
