@@ -14,13 +14,16 @@ pytestmark = pytest.mark.browser
 
 def test_overview_then_a_custom_period(tab, account_site):
     sign_in(tab, next_path="/account/")
-    # Last 30 days: $0.045 (BYOK excluded) against $0.01 in the 30 days before.
-    expect(tab.page.locator('[data-stat="spend"]')).to_contain_text("$0.0450")
-    expect(tab.page.locator('[data-stat="spend"]')).to_contain_text("+350.0% vs previous")
+    # Last 30 days: $0.045 (BYOK excluded) against $0.01 in the 30 days before, which the account's
+    # traffic (from 40 days ago) covers for 11 of its 30 days: partial, the +350% on hover only.
+    expect(tab.page.locator('[data-stat="spend"]')).to_contain_text("$0.045")
+    expect(tab.page.locator('[data-stat="spend"]')).to_contain_text("partial: 11 of 30 days vs previous")
+    assert tab.page.locator('[data-stat="spend"] .delta span').first.get_attribute("title") == (
+        "+350.0% against a previous window with traffic on 11 of its 30 days")
     expect(tab.page.locator('[data-stat="requests"]')).to_contain_text("4")
     assert charts_drawn(tab.page) == ["chart-spend", "chart-tokens"]
     assert rows_of(tab.page, '[data-top="model"] table') == [
-        ["lab/beta", "$0.0300", "3.2K", "2", "66.7%"], ["lab/alpha", "$0.0150", "4.5K", "2", "33.3%"]]
+        ["lab/beta", "$0.03", "3.2K", "2", "66.7%"], ["lab/alpha", "$0.015", "4.5K", "2", "33.3%"]]
 
     tab.page.locator('input[name="start"]').fill(D2.isoformat())
     tab.page.locator('input[name="end"]').fill(D2.isoformat())
@@ -28,7 +31,7 @@ def test_overview_then_a_custom_period(tab, account_site):
         tab.page.get_by_role("button", name="Apply").click()
     assert f"start={D2.isoformat()}" in tab.page.url
     expect(tab.page.get_by_role("heading", level=1)).to_contain_text(f"{D2.isoformat()} to {D2.isoformat()}")
-    expect(tab.page.locator('[data-stat="spend"]')).to_contain_text("$0.0150")
+    expect(tab.page.locator('[data-stat="spend"]')).to_contain_text("$0.015")
     expect(tab.page.locator('[data-stat="requests"]')).to_contain_text("1")
 
     with tab.page.expect_navigation():

@@ -18,10 +18,10 @@ def test_a_model_page_lists_its_providers_with_prices_per_million_tokens(tab, pu
     # Only DeepInfra served alpha, so it alone has figures and carries every mark.
     providers = [row[:3] for row in rows_of(tab.page, "#providers")]
     assert providers == [
-        ["DeepInfra cheapest fastest most reliable", "$0.1", "$0.4"],
-        ["Other", "$0.25", "$2"],
+        ["DeepInfra cheapest fastest most reliable", "$0.10", "$0.40"],
+        ["Other", "$0.25", "$2.00"],
     ]
-    expect(tab.page.locator(".stat", has_text="Input from")).to_contain_text("$0.1")
+    expect(tab.page.locator(".stat", has_text="Input from")).to_contain_text("$0.10")
     assert charts_drawn(tab.page) == ["chart-model-uptime", "chart-model-daily"]
     expect(tab.page.locator("#chart-model-daily .gtitle")).to_have_text("Tokens per day by provider")
     expect(tab.page.locator("#chart-model-uptime .gtitle")).to_have_text("Uptime per hour, last 72 hours")

@@ -14,8 +14,8 @@ def test_the_leaderboard_lists_the_models_in_order_and_draws_its_charts(tab, pub
 
     # Last 24 h: alpha 1,000 + 500 tokens against 1,000 the day before; beta 300 against 600; hidden unlisted.
     assert rows_of(tab.page, "#model-ranking") == [
-        ["1", "alpha Lab", "1.5K", "+50%", "83%"],
-        ["2", "beta Lab", "300", "-50%", "17%"],
+        ["1", "alpha Lab", "1.5K", "+50.0%", "83%"],
+        ["2", "beta Lab", "300", "-50.0%", "17%"],
     ]
     expect(tab.page.get_by_role("main")).not_to_contain_text("hidden")
     assert charts_drawn(tab.page) == ["chart-weekly-models", "chart-price-index", "chart-author-share",
@@ -42,13 +42,13 @@ def test_window_tabs_and_the_metric_switch_change_the_url_and_the_table(tab, pub
     ]
 
     _switch(tab.page, "Window", "Day", "window=day&metric=tokens")
-    assert rows_of(tab.page, "#model-ranking")[0] == ["1", "alpha Lab", "1.5K", "+50%", "83%"]
+    assert rows_of(tab.page, "#model-ranking")[0] == ["1", "alpha Lab", "1.5K", "+50.0%", "83%"]
 
     # By spend beta leads: $0.60 against $0.05 the day before; alpha $0.20 + $0.10 against $0.05.
     _switch(tab.page, "Metric", "By spend", "window=day&metric=spend")
     assert rows_of(tab.page, "#model-ranking") == [
-        ["1", "beta Lab", "$0.60", "+1100%", "67%"],
-        ["2", "alpha Lab", "$0.30", "+500%", "33%"],
+        ["1", "beta Lab", "$0.60", "+1100.0%", "67%"],
+        ["2", "alpha Lab", "$0.30", "+500.0%", "33%"],
     ]
 
     _switch(tab.page, "Window", "All", "window=all&metric=spend")
