@@ -21,12 +21,12 @@ from core.csvutil import csv_stream
 from core.http import csv_response
 from core.money import units_to_usd, usd_to_units
 from core.params import int64_or_404
+from core.templatetags.money import usd_input
 
 from . import accounts, alerts, promos, purchases, selectors, webhooks
 from .access import account_required
 from .credit_forms import AutoTopupForm, BuyForm, KeyLimitForm, LowBalanceForm, PromoForm
 from .models import Account, ApiKey, Membership, Payment
-from core.templatetags.money import usd_input
 
 log = logging.getLogger(__name__)
 OWNER, MEMBER = Membership.Role.OWNER, Membership.Role.MEMBER

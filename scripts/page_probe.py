@@ -16,7 +16,16 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.browser.probe import ACCOUNT, FOLLOW_ACCOUNT, FOLLOW_PUBLIC, PUBLIC, charts_drawn, detail_paths, probe  # noqa: E402
+from tests.browser.probe import (  # noqa: E402
+    ACCOUNT,
+    FOLLOW_ACCOUNT,
+    FOLLOW_PUBLIC,
+    PUBLIC,
+    charts_drawn,
+    detail_paths,
+    probe,
+)
+
 
 def main() -> int:
     parser = argparse.ArgumentParser()

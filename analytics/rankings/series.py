@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import F, Sum
+from django.db.models import F, Min, Sum
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
@@ -169,3 +169,8 @@ def provider_daily_health(*, provider_id: int, days: int = 30, now: datetime | N
 
     return rankings_cached(f"provider-health:{provider_id}:{days}:{start}", compute)
 
+
+
+def first_traffic_day():
+    """The first UTC day with any traffic (None: none yet), for windows that reach back before it."""
+    return rankings_cached("first-traffic-day", lambda: EndpointDay.objects.aggregate(first=Min("day"))["first"])

@@ -10,7 +10,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from core import charts
+from core import charts, numbers
 from core.charts import Series
 from core.timerange import TimeRange
 from marketplace import selectors
@@ -36,7 +36,7 @@ from .leaderboards import (
     window_parse,
 )
 from .price_index import price_index
-from .series import app_daily_tokens, daily_series, provider_daily_health, weekly_tokens
+from .series import app_daily_tokens, daily_series, first_traffic_day, provider_daily_health, weekly_tokens
 
 STATS_WINDOWS_LABELS = {"1h": "Last hour", "1d": "Last day", "7d": "Last 7 days"}
 
@@ -66,6 +66,16 @@ def rankings_page(request: HttpRequest) -> HttpResponse:
     return _page_cached(request, lambda: _rankings_page(request))
 
 
+def _coverage(window: TimeRange) -> dict:
+    """How many days of the window before this one have traffic behind them (a window of days only)."""
+    previous = window.previous
+    if previous is None or window.days is None or window.days < 2:
+        return {}
+    covered = numbers.covered_days(first_day=first_traffic_day(), window_start=previous.start.date(),
+                                   window_days=window.days)
+    return {} if covered is None else {"covered_days": covered, "window_days": window.days}
+
+
 def _rankings_page(request: HttpRequest) -> HttpResponse:
     window = window_parse(request.GET.get("window"))
     metric = metric_parse(request.GET.get("metric"))
@@ -75,7 +85,7 @@ def _rankings_page(request: HttpRequest) -> HttpResponse:
     models = ranking_models(window=window, metric=metric, limit=100, category=category)
     return render(request, "marketplace/rankings.html", {
         "window": window, "metric": metric, "windows": list(WINDOWS), "metrics": METRICS,
-        "categories": categories, "category": category, "category_name": dict(categories).get(category, ""),
+        "coverage_of_previous": _coverage(window), "categories": categories, "category": category, "category_name": dict(categories).get(category, ""),
         "top": models[:20], "more": models[20:],
         "trending": ranking_apps(window=window, metric="tokens", limit=10, trending=True)
         if window.previous else [],

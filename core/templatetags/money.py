@@ -63,16 +63,18 @@ def percent(share: float | None, places: int = 1) -> str:
     return numbers.percent(share, places)
 
 
-def change_html(change: "numbers.Change | float | None") -> SafeString:
-    """A change against the previous window: `+12.5%` in its colour, `new`, or `partial: 5 of 30 days`."""
+def change_html(change: "numbers.Change | float | None", *, short: bool = False) -> SafeString:
+    """A change against the previous window: `+12.5%` in its colour, `new`, or `partial: 5 of 30 days`
+    (`short`, in a table's cell: `partial`, the days and the percentage on hover)."""
     if not isinstance(change, numbers.Change):
         change = numbers.Change(change)
     title = ""
     if change.partial:
         title = (f"{numbers.signed_percent(change.change)} against a previous window with traffic on "
                  f"{change.covered_days} of its {change.window_days} days")
+    text = "partial" if short and change.partial else change.text
     return format_html('<span class="{}"{}>{}</span>', change.direction,
-                       mark_safe(format_html(' title="{}"', title)) if title else "", change.text)
+                       mark_safe(format_html(' title="{}"', title)) if title else "", text)
 
 
 @register.filter

@@ -5,7 +5,7 @@ from django import template
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from core.numbers import money_usd
+from core.numbers import Change, money_usd
 
 from .money import change_html, compact, usd
 
@@ -43,7 +43,7 @@ def _ratio(share) -> str:
 
 
 @register.simple_tag
-def rank_rows(rows, metric: str = "tokens") -> str:
+def rank_rows(rows, metric: str = "tokens", coverage: dict | None = None) -> str:
     """The rows of a leaderboard (RankRow): rank, name and author links, value, change and share.
 
     A page shows up to 130 of them: a template loop (an include per row) cost more than the rest of
@@ -58,6 +58,6 @@ def rank_rows(rows, metric: str = "tokens") -> str:
             author = f'<br><span class="muted">{link}</span>'
         value = usd(row.value) if metric == "spend" else compact(row.value)  # numbers only: safe
         out.append(f'<tr><td class="num">{row.rank}</td><td><a href="{escape(row.url)}">{escape(row.name)}</a>{author}</td>'
-                   f'<td class="num">{value}</td><td class="num">{change_html(row.change)}</td>'
+                   f'<td class="num">{value}</td><td class="num">{change_html(Change(row.change, **(coverage or {})), short=True)}</td>'
                    f'<td class="num hide-sm">{_ratio(row.share)}%</td></tr>')
     return mark_safe("".join(out))  # noqa: S308  (every piece above is escaped or built from numbers)

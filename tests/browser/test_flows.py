@@ -44,13 +44,15 @@ def test_sign_in_then_filter_the_activity_and_download_that_view(tab, account_si
     assert "group_by=model" in tab.page.url
     # Last 30 days of lab/alpha for account A: r1 $0.015 and r3 (failed, $0); r4 is 40 days old.
     names = [row[0].removesuffix(" +") for row in rows_of(tab.page, "table.activity-groups")]
-    assert "lab/alpha" in names and "lab/beta" not in names
+    assert "lab/alpha" in names
+    assert "lab/beta" not in names
 
     with tab.page.expect_download() as download:
         tab.page.get_by_role("link", name="Download this view (CSV)").click()
     rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
     body = [row for row in rows[1:] if "lab/alpha" in row]
-    assert body and all("lab/beta" not in row for row in rows)
+    assert body
+    assert all("lab/beta" not in row for row in rows)
     assert sum(float(row[rows[0].index("spend_usd")]) for row in body) == pytest.approx(0.015)
 
 

@@ -9,7 +9,15 @@ from billing.models import Membership
 from billing.purchases import credits_purchase_start
 from tests.analytics.conftest import account_traffic
 from tests.browser.conftest import PASSWORD
-from tests.browser.probe import ACCOUNT, FOLLOW_ACCOUNT, FOLLOW_PUBLIC, PUBLIC, charts_drawn, detail_paths, probe
+from tests.browser.probe import (
+    ACCOUNT,
+    FOLLOW_ACCOUNT,
+    FOLLOW_PUBLIC,
+    PUBLIC,
+    charts_drawn,
+    detail_paths,
+    probe,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -43,7 +51,8 @@ def _walk(tab, paths: list[str], *, dark: bool) -> list[str]:
         for path in paths:
             response = tab.page.goto(tab.origin + path)
             expected = 404 if path == "/no-such-page/" else 200
-            assert response is not None and response.status == expected, (path, response and response.status)
+            assert response is not None, path
+            assert response.status == expected, (path, response.status)
             charts_drawn(tab.page)
             found = probe(tab.page, path)
             problems += [f"{width}px{' dark' if dark else ''} {path}: {p}" for p in found.problems]

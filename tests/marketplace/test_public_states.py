@@ -50,7 +50,8 @@ def test_every_public_page_answers_in_every_catalog_state(client, odd_catalog):
     assert not Endpoint.objects.filter(model__slug="newlab/only-traffic").exists()
     nameless = App.objects.get(origin__contains="nameless")
     urls = _public_urls()
-    assert "/models/freshlab/just-added/" in urls and nameless.get_absolute_url() in urls
+    assert "/models/freshlab/just-added/" in urls
+    assert nameless.get_absolute_url() in urls
     for url in urls:
         response = client.get(url)
         assert response.status_code == 200, url
@@ -58,7 +59,8 @@ def test_every_public_page_answers_in_every_catalog_state(client, odd_catalog):
 
 def test_a_model_seen_only_in_traffic_shows_its_providers_with_the_price_unknown(client, odd_catalog):
     text = _text(client.get("/models/newlab/only-traffic/"))
-    assert "Brand New Cloud" in text and "Second Cloud" in text
+    assert "Brand New Cloud" in text
+    assert "Second Cloud" in text
     assert "Input from" not in text  # no catalog price to start from
     assert "price unknown" in text.lower() or "—" in text
 

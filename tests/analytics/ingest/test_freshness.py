@@ -77,7 +77,6 @@ def test_a_batch_whose_last_chunk_held_only_duplicates_still_reaches_the_ranking
 
 def test_ingest_wait_returns_when_the_batch_is_in_the_rankings(db, tmp_path, monkeypatch, capsys):
     from django.core.management import CommandError, call_command
-
     from django.utils import timezone
 
     path = write_jsonl(tmp_path / "t.jsonl", [record(id="w1", created_at=at(D1, 9))])

@@ -195,3 +195,27 @@ def test_a_page_reads_the_rankings_version_once_and_keeps_it(client, traffic, mo
             assert rankings_cache.version() == before
         assert rankings_cache.version() == before
     assert rankings_cache.version() == before + 1
+
+
+def test_changes_against_a_partial_previous_window_say_so(client, tmp_path):
+    """Traffic began 9 days ago: the week before this one holds 2 of its 7 days, so a change is `partial`."""
+    from datetime import timedelta
+
+    from marketplace.models import Model
+    from tests.analytics.conftest import at, record, run_batch, write_jsonl
+    from tests.conftest import TODAY
+
+    first = TODAY - timedelta(days=9)
+    run_batch(write_jsonl(tmp_path / "t.jsonl", [
+        record(id="p1", model="lab/alpha", created_at=at(first, 10), tokens_prompt=100, tokens_completion=0),
+        record(id="p2", model="lab/alpha", created_at=at(TODAY - timedelta(days=1), 10), tokens_prompt=600,
+               tokens_completion=0)]))
+    Model.objects.update(listed=True)
+
+    page = client.get("/rankings/", {"window": "week"}).content.decode()
+    assert ('<span class="muted" title="+500.0% against a previous window with traffic on 2 of its 7 days">'
+            'partial</span>') in page
+    assert "which hold traffic on only 2 of them" in page
+    month = client.get("/rankings/", {"window": "month"}).content.decode()
+    assert '<span class="muted">new</span>' in month  # the 30 days before this month's hold no traffic
+    assert "none of them: every row is <em>new</em>" in month
