@@ -3,7 +3,8 @@
 
     .venv/bin/python scripts/screenshots.py [--base http://127.0.0.1:8000]
 
-Public pages first, then the demo login's account pages (overview, activity, credits).
+Public pages first, then the demo login's account pages (overview, activity, credits), each in the
+light and the dark scheme (`NAME.png` and `NAME-dark.png`), at 1280 px, and the rankings at a phone's 390 px.
 """
 import argparse
 from pathlib import Path
@@ -18,14 +19,17 @@ ACCOUNT = {"account-overview.png": "/account/",
 
 
 def _shoot(page, base: str, pages: dict[str, str]) -> None:
-    for name, path in pages.items():
-        page.goto(base + path)
-        page.wait_for_load_state("networkidle")
-        if page.locator(".chart").count():
-            page.wait_for_function("() => [...document.querySelectorAll('.chart')]"
-                                   ".every(chart => chart.dataset.drawn === 'true')", timeout=15_000)
-        page.screenshot(path=str(OUT / name))
-        print(OUT / name)
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        for name, path in pages.items():
+            page.goto(base + path)
+            page.wait_for_load_state("networkidle")
+            if page.locator(".chart").count():
+                page.wait_for_function("() => [...document.querySelectorAll('.chart')]"
+                                       ".every(chart => chart.dataset.drawn === 'true')", timeout=15_000)
+            out = OUT / (name if scheme == "light" else name.replace(".png", "-dark.png"))
+            page.screenshot(path=str(out))
+            print(out)
 
 
 def main() -> None:
@@ -39,7 +43,9 @@ def main() -> None:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                                           "--disable-component-update", "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        phone = browser.new_page(viewport={"width": 390, "height": 844})
+        _shoot(phone, options.base, {"rankings-phone.png": "/rankings/"})
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
         _shoot(page, options.base, PUBLIC)
         page.goto(options.base + "/accounts/login/")
         page.get_by_label("Username").fill(options.username)
