@@ -20,18 +20,13 @@ from dataclasses import dataclass, field
 
 from genai_prices import data_snapshot, types
 
-from .genai_catalog import PROVIDER_NAMES
+from .genai_catalog import PROVIDER_NAMES, name_key
 from .models import Endpoint, Model, Provider
 
 # A provider id as gateways write it (`openai`, `vertex_ai`, `together_ai`), never a display name
 # (`Google AI Studio`): display names are matched to the catalog's exactly, or by `name_key`.
 _PROVIDER_ID = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 _MEMO_MAX = 50_000
-
-
-def name_key(name: str) -> str:
-    """A provider name without case and punctuation: `Z.ai`, `Z.AI` and `zai` are one provider."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 def genai_provider_by_id(providers: list[types.Provider], provider_id: str) -> types.Provider | None:
@@ -55,22 +50,23 @@ class CatalogNames:
     _memo: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls) -> CatalogNames:
+    def load(cls, *, provider_model=Provider, endpoint_model=Endpoint, model_model=Model) -> CatalogNames:
+        """From the catalog (the models' classes: a migration passes its historical ones)."""
         genai = data_snapshot.get_snapshot().providers
-        rows = list(Provider.objects.values_list("name", "genai_prices_id"))
+        rows = list(provider_model.objects.values_list("name", "genai_prices_id"))
         keys: dict[str, set[str]] = {}
         for name, _ in rows:
             keys.setdefault(name_key(name), set()).add(name)
         slugs_by_ref: dict[str, list[str]] = {}
         slugs_by_model: dict[str, list[str]] = {}
-        for ref, slug in Endpoint.objects.exclude(genai_prices_ref="").values_list("genai_prices_ref", "model__slug"):
+        for ref, slug in endpoint_model.objects.exclude(genai_prices_ref="").values_list("genai_prices_ref", "model__slug"):
             slugs_by_ref.setdefault(ref, []).append(slug)
             slugs_by_model.setdefault(ref.split(":", 1)[-1], []).append(slug)
         return cls(
             genai=genai, providers={name for name, _ in rows},
             provider_by_key={key: next(iter(names)) for key, names in keys.items() if len(names) == 1},
             genai_id_of={name: gid for name, gid in rows if gid and gid != "openrouter"},
-            catalog_models=set(Model.objects.filter(from_catalog=True).values_list("slug", flat=True)),
+            catalog_models=set(model_model.objects.filter(from_catalog=True).values_list("slug", flat=True)),
             slugs_by_ref=slugs_by_ref, slugs_by_model=slugs_by_model)
 
     def resolve(self, model: str, provider: str) -> tuple[str, str]:
@@ -89,15 +85,23 @@ class CatalogNames:
         return self.resolve("", name)[1]
 
     def _provider(self, name: str) -> tuple[str, types.Provider | None]:
-        """The catalog provider's name, and the genai-prices provider its models are matched in."""
-        if name in self.providers:
-            gid = self.genai_id_of.get(name)
-            return name, next((p for p in self.genai if p.id == gid), None) if gid else None
+        """The catalog provider's name, and the genai-prices provider its models are matched in.
+
+        A provider genai-prices lists, by its name; then a provider id (`openai`, `gemini`) by
+        genai-prices' matching, before any provider traffic once made of that id (`openai`, slug
+        `openai-2`, which the data migration merges); then any provider by its name; then one whose
+        name differs only in case and punctuation.
+        """
+        gid = self.genai_id_of.get(name)
+        if gid is not None:
+            return name, next((p for p in self.genai if p.id == gid), None)
         genai = genai_provider_by_id(self.genai, name)
         if genai is not None and PROVIDER_NAMES.get(genai.id):
             return PROVIDER_NAMES[genai.id], genai
+        if name in self.providers:
+            return name, genai
         same = self.provider_by_key.get(name_key(name))
-        if same is not None:
+        if same is not None and same != name:
             return self._provider(same)
         return name, genai
 
@@ -128,6 +132,33 @@ class CatalogNames:
         if not slugs:
             return model  # genai-prices knows it, the catalog has no row of it: as written, for staff
         return min(slugs, key=lambda slug: _slug_rank(slug, bare.lower(), info.id))
+
+
+def provider_duplicates(*, providers: list[tuple[str, str]], genai: list[types.Provider]) -> dict[str, str]:
+    """{name: the provider it duplicates} among (name, genai-prices id) of the catalog's providers.
+
+    A provider traffic made of a gateway's provider id (`openai`, slug `openai-2`; `gemini`)
+    duplicates the provider genai-prices' matching gives that id; a provider whose name differs only
+    in case and punctuation from one genai-prices lists (`Z.ai`, made for the lab `z-ai`, beside
+    genai-prices' `Z.AI`) duplicates it. Providers genai-prices lists are never duplicates.
+    """
+    real = {name for name, gid in providers if gid and gid != "openrouter"}
+    by_key: dict[str, set[str]] = {}
+    for name in real:
+        by_key.setdefault(name_key(name), set()).add(name)
+    duplicates = {}
+    for name, gid in providers:
+        if name in real:
+            continue
+        target = None
+        if not gid and (found := genai_provider_by_id(genai, name)) is not None:
+            target = PROVIDER_NAMES.get(found.id)
+        if target not in real:
+            same = by_key.get(name_key(name), set())
+            target = next(iter(same)) if len(same) == 1 else None
+        if target is not None and target != name:
+            duplicates[name] = target
+    return duplicates
 
 
 def _slug_rank(slug: str, name: str, genai_id: str) -> tuple:
