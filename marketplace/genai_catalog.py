@@ -14,6 +14,7 @@ scripts/genai_prices_snapshot.py).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,6 +59,21 @@ AUTHOR_NAMES = {
 def author_name(slug: str) -> str:
     """A lab's display name from its slug."""
     return AUTHOR_NAMES.get(slug, slug.replace("-", " ").replace("_", " ").title())
+
+
+def name_key(name: str) -> str:
+    """A provider name without case and punctuation: `Z.ai`, `Z.AI` and `zai` are one provider."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+_SERVING_BY_KEY = {name_key(name): name for name in PROVIDER_NAMES.values() if name}
+
+
+def first_party_name(author: str) -> str:
+    """The provider that serves an author's own models: the inference provider of the same name when
+    there is one (the lab `z-ai`, "Z.ai", is genai-prices' provider "Z.AI"), else the author's name."""
+    name = author_name(author)
+    return _SERVING_BY_KEY.get(name_key(name), name)
 
 
 @dataclass(frozen=True)
@@ -180,6 +196,6 @@ def catalog_entries(*, snapshot: data_snapshot.DataSnapshot | None = None) -> It
             entry.context_length = max((ep.context_length or 0 for ep in entry.endpoints), default=0) or None
         if not entry.endpoints:
             points = _points(info.prices) or [PricePoint(EPOCH, Decimal(0), Decimal(0), None, None)]
-            entry.endpoints.append(EndpointEntry(author_name(author), "openrouter", info.id, info.context_window,
+            entry.endpoints.append(EndpointEntry(first_party_name(author), "openrouter", info.id, info.context_window,
                                                  points))
         yield entry

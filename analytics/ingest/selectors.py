@@ -3,7 +3,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from django.db.models import OuterRef, QuerySet, Subquery, Sum
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum
 
 from analytics.models import EndpointDay, IngestBatch, Reject
 from billing.selectors import UNPRICED_DAYS  # the operators' window is the accounts' (one number)
@@ -61,3 +61,35 @@ def unpriced_endpoints(*, today: date, days: int = UNPRICED_DAYS) -> list[Unpric
             .order_by("-requests", "model__slug", "provider__name"))
     return [UnpricedRow(r["model_id"], r["model__slug"], r["provider_id"], r["provider__name"],
                         r["provider__prices_as__name"], r["endpoint_id"], r["requests"], r["tokens"]) for r in rows]
+
+
+@dataclass(frozen=True)
+class NewNameRow:
+    """Traffic under a model or provider name the catalog does not know (kept as the gateway wrote it)."""
+
+    model_id: int
+    model_slug: str
+    model_new: bool  # not a genai-prices model: registered from traffic, unlisted
+    provider_id: int
+    provider_name: str
+    provider_new: bool  # not a provider genai-prices lists or the catalog serves its labs' models at
+    requests: int
+    tokens: int
+    spend_units: int
+
+
+def names_new(*, today: date, days: int = UNPRICED_DAYS) -> list[NewNameRow]:
+    """Requests per model and provider over the last `days` UTC days whose model or provider the catalog does
+    not know, most requests first: one grouped query of the daily endpoint rollup. Ingestion resolves gateway
+    names by genai-prices' matching (marketplace.names); what is left here matched nothing, for staff to
+    map (a provider's *Prices as*) or to add to the catalog."""
+    rows = (EndpointDay.objects.filter(day__gt=today - timedelta(days=days))
+            .filter(Q(model__from_catalog=False) | Q(provider__genai_prices_id=""))
+            .values("model_id", "model__slug", "model__from_catalog", "provider_id", "provider__name",
+                    "provider__genai_prices_id")
+            .annotate(n=Sum("requests"), tokens=Sum(F("tokens_prompt") + F("tokens_completion")),
+                      spend=Sum("spend_units"))
+            .order_by("-n", "model__slug", "provider__name"))
+    return [NewNameRow(r["model_id"], r["model__slug"], not r["model__from_catalog"], r["provider_id"],
+                       r["provider__name"], not r["provider__genai_prices_id"], r["n"], r["tokens"], r["spend"])
+            for r in rows]

@@ -62,4 +62,5 @@ def ops_unpriced(request: HttpRequest) -> HttpResponse:
     """List the traffic Tokengrid could not price, per model and provider, for staff to price or map."""
     today = timezone.now().date()
     rows = selectors.unpriced_endpoints(today=today)
-    return render(request, "analytics/ops_unpriced.html", {"rows": rows, "days": selectors.UNPRICED_DAYS})
+    return render(request, "analytics/ops_unpriced.html", {"rows": rows, "days": selectors.UNPRICED_DAYS,
+                                                           "new_names": selectors.names_new(today=today)})

@@ -1,4 +1,4 @@
-"""Routed-traffic log formats (../shared/formats.md): detection, parsing and validation.
+"""Routed-traffic log formats (docs/formats.md): detection, parsing and validation.
 
 One module per format (`openrouter`, `litellm`, `generic_csv`), the canonical record and its field
 checks (`fields`), and the reader of lines of any of them (`parse`). Pure Python, no database.

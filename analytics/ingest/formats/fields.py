@@ -20,7 +20,7 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)
 BOM = b"\xef\xbb\xbf"
 LIMITS = {"id": 128, "model": 200, "account": 128, "api_key": 128, "provider_name": 200, "origin": 500,
-          "app_name": 200, "finish_reason": 40, "user": 128, "session_id": 128}
+          "app_name": 200, "finish_reason": 40, "user": 128, "session_id": 128, "api_key_name": 200}
 TAGS_MAX, TAG_MAX_LENGTH = 16, 64  # analytics.models.TAGS_MAX_LENGTH holds ",a,b," of as many
 
 
@@ -67,6 +67,7 @@ class Record:
     end_user: str | None
     session_id: str | None
     tags: str  # ",a,b,": sorted, each once, between commas; "" for none (`tags_text`)
+    api_key_name: str | None = None  # the key's display name, when the gateway names it (LiteLLM's key alias)
 
 
 @dataclass(slots=True)

@@ -64,6 +64,7 @@ def _has_nul(record: Record) -> bool:
     """Whether any text of the record holds a NUL character (the checked path only)."""
     texts = [record.id, record.account, record.api_key, record.model, record.provider_name, record.origin,
              record.app_name, record.finish_reason, record.end_user, record.session_id, record.tags,
+             record.api_key_name,
              *record.app_categories,
              *(a["provider_name"] for a in record.provider_responses or ())]
     return any(text and "\x00" in text for text in texts)

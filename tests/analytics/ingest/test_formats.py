@@ -112,35 +112,78 @@ def test_timestamps_without_zone_are_utc_and_offsets_are_converted():
 
 LITELLM_HEADER = ("request_id,call_type,api_key,spend,total_tokens,prompt_tokens,completion_tokens,startTime,endTime,"
                   "completionStartTime,model,model_group,custom_llm_provider,api_base,user,metadata,cache_hit,"
-                  "request_tags,team_id,organization_id,end_user,requester_ip_address,status")
+                  "request_tags,team_id,organization_id,end_user,requester_ip_address,status,session_id")
 LITELLM_ROWS = [
-    'chatcmpl-1,acompletion,88dc28d0f0,0.00125,150,100,50,2026-03-01 10:00:00.000,2026-03-01 10:00:02.500,'
-    '2026-03-01 10:00:00.400,gpt-4o-2024-08-06,gpt-4o,openai,https://api.openai.com,u1,'
-    '"{""app"": ""https://tool.example"", ""user_api_key_alias"": ""ci""}",False,[],team-a,org-9,,10.0.0.1,success',
-    'chatcmpl-2,acompletion,99aa,0.0,0,0,0,2026-03-01 11:00:00,2026-03-01 11:00:01,,claude-3-5-sonnet,,anthropic,,'
-    'u2,{},False,[],,,,,failure',
+    'chatcmpl-1,acompletion,88dc28d0f0,0.0011564000000000001,150,100,50,2026-03-01 10:00:00,2026-03-01 10:00:02.5,'
+    '2026-03-01 10:00:00.4,gpt-4o-2024-08-06,gpt-4o,openai,https://api.openai.com,u1,'
+    '"{""spend_logs_metadata"": {""app"": ""https://tool.example"", ""app_name"": ""Tool""},'
+    ' ""user_api_key_alias"": ""ci""}",False,"[""User-Agent: curl"", ""User-Agent: curl/8.5.0"", ""prod""]",'
+    'team-a,org-9,,10.0.0.1,success,conv-1',
+    'chatcmpl-2,acompletion,99aa,0.0,0,0,0,2026-03-01 11:00:00,2026-03-01 11:00:01,2026-03-01 11:00:01,'
+    'claude-3-5-sonnet,,anthropic,,u2,{},False,[],,,,,failure,5c7e',
 ]
 
 
 def test_litellm_spend_logs_as_csv_map_to_canonical_fields():
     parsed = _parse("litellm", *LITELLM_ROWS, header=LITELLM_HEADER)
     first, second = parsed
-    assert (first.id, first.account, first.api_key, first.model, first.provider_name) == (
-        "chatcmpl-1", "org-9", "88dc28d0f0", "gpt-4o", "openai")
-    assert (first.origin, first.tokens_prompt, first.tokens_completion, first.total_cost) == (
-        "https://tool.example", 100, 50, Decimal("0.00125"))
+    assert (first.id, first.account, first.api_key, first.api_key_name, first.model, first.provider_name) == (
+        "chatcmpl-1", "org-9", "88dc28d0f0", "ci", "gpt-4o", "openai")
+    assert (first.origin, first.app_name, first.tokens_prompt, first.tokens_completion, first.total_cost) == (
+        "https://tool.example", "Tool", 100, 50, Decimal("0.0011564000"))
     assert (first.latency, first.generation_time, first.status) == (400, 2100, 200)
+    # the User-Agent tags are LiteLLM's own; `user` is the key's owner, never the end user
+    assert (first.tags, first.end_user, first.session_id) == (",prod,", None, "conv-1")
+    # not streamed: completionStartTime = endTime, so no generation was timed (unknown throughput)
     assert (second.account, second.model, second.status, second.latency, second.generation_time) == (
-        "u2", "claude-3-5-sonnet", 500, None, 1000)
+        "u2", "claude-3-5-sonnet", 500, 1000, None)
+    assert (second.total_cost, second.end_user, second.session_id, second.api_key_name) == (
+        Decimal(0), None, "5c7e", None)
 
 
 def test_litellm_spend_logs_as_json_lines():
-    row = {"request_id": "r1", "startTime": "2026-03-01T10:00:00Z", "model": "gpt-4o", "spend": 0.5,
+    row = {"request_id": "r1", "startTime": "2026-03-01T10:00:00.104", "model": "gpt-4o", "spend": 1.2e-05,
            "prompt_tokens": 3, "completion_tokens": 4, "team_id": "t1", "status": "success",
-           "metadata": {"app": "https://a.example"}, "custom_llm_provider": "azure"}
+           "metadata": json.dumps({"spend_logs_metadata": {"origin": "https://a.example"}}),
+           "custom_llm_provider": "azure"}
     [record] = _parse("litellm", json.dumps(row))
-    assert (record.account, record.origin, record.provider_name, record.total_cost) == (
-        "t1", "https://a.example", "azure", Decimal("0.5"))
+    assert (record.account, record.origin, record.app_name, record.provider_name, record.total_cost) == (
+        "t1", "https://a.example", None, "azure", Decimal("0.0000120000"))
+    assert record.created_at == datetime(2026, 3, 1, 10, 0, 0, 104000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("spend", "cost"), [
+    (0.0011564000000000001, "0.0011564000"), ("0.0011564000000000001", "0.0011564000"),
+    (2.5e-11, "0.0000000000"), (3.5e-10, "0.0000000004"), (4.5e-10, "0.0000000004"),  # half-even
+    ("1.5E-5", "0.0000150000"), (0, "0E-10"),
+])
+def test_litellm_spend_is_rounded_half_even_to_1e_10(spend, cost):
+    row = {"request_id": "r1", "startTime": "2026-03-01T10:00:00", "model": "gpt-4o", "spend": spend}
+    [record] = _parse("litellm", json.dumps(row))
+    assert record.total_cost == Decimal(cost)
+    assert record.total_cost.as_tuple().exponent == -10
+
+
+@pytest.mark.parametrize(("row", "reason"), [
+    ({"spend": -0.1}, "negative:total_cost"), ({"spend": "abc"}, "type:total_cost"),
+    ({"startTime": "yesterday"}, "bad_timestamp"), ({"endTime": "soon"}, "bad_timestamp:endTime"),
+    ({"request_id": ""}, "missing:id"), ({"prompt_tokens": "many"}, "type:tokens_prompt"),
+    ({"request_tags": "[1, 2]"}, "type:tags"), ({"request_tags": {"a": 1}}, "type:tags"),
+    ({"session_id": "s" * 129}, "too_long:session_id"),
+])
+def test_bad_litellm_rows_are_rejected_with_a_reason(row, reason):
+    base = {"request_id": "r1", "startTime": "2026-03-01T10:00:00", "model": "gpt-4o", "spend": 0.1}
+    [rejected] = _parse("litellm", json.dumps({**base, **row}))
+    assert rejected.reason == reason
+
+
+def test_litellm_metadata_that_is_not_an_object_is_no_app_and_no_key_name():
+    base = {"request_id": "r1", "startTime": "2026-03-01T10:00:00", "model": "gpt-4o", "spend": 0.1, "api_key": "h"}
+    for metadata in ("{broken", "[1]", 7, {"spend_logs_metadata": "x", "user_api_key_alias": 5},
+                     {"spend_logs_metadata": {"app": 3}, "user_api_key_alias": "k" * 300}):
+        [record] = _parse("litellm", json.dumps({**base, "metadata": metadata}))
+        assert record.origin is None
+        assert record.api_key_name in (None, "k" * 200)
 
 
 def test_generic_csv_with_a_mixed_case_header():
@@ -191,20 +234,19 @@ def test_bad_attribution_is_rejected_with_its_reason(fields, reason):
 def test_litellm_end_user_session_and_tags():
     row = {"request_id": "r1", "startTime": "2026-03-01T10:00:00Z", "model": "gpt-4o", "spend": 0.5,
            "prompt_tokens": 3, "completion_tokens": 4, "team_id": "t1", "user": "internal-7",
-           "end_user": "customer-3", "request_tags": ["prod", "batch"],
-           "metadata": {"session_id": "conv-1", "tags": ["team-a"]}}
+           "end_user": "customer-3", "request_tags": ["prod", "batch", "User-Agent: OpenAI/Python 1.99.1"],
+           "session_id": "conv-1", "metadata": {"session_id": "not-here", "tags": ["not-here"]}}
     [record] = _parse("litellm", json.dumps(row))
     assert (record.account, record.end_user, record.session_id, record.tags) == (
-        "t1", "customer-3", "conv-1", ",batch,prod,team-a,")
-    # no end_user: the user is the end user (and, with no team or organization, the account too)
-    del row["end_user"], row["team_id"], row["metadata"]
+        "t1", "customer-3", "conv-1", ",batch,prod,")
+    # no end_user: no end user (the `user` column is the key's owner), and with no team it is the account
+    del row["end_user"], row["team_id"], row["session_id"]
+    row["request_tags"] = ["User-Agent: curl", "User-Agent: curl/8.5.0"]
     [record] = _parse("litellm", json.dumps(row))
-    assert (record.account, record.end_user, record.session_id, record.tags) == (
-        "internal-7", "internal-7", None, ",batch,prod,")
-    header = "request_id,startTime,model,spend,prompt_tokens,completion_tokens,end_user,request_tags,metadata"
-    [from_csv] = _parse("litellm", 'r2,2026-03-01T10:00:00Z,gpt-4o,0.1,1,1,c-9,"[""a"", ""b""]",'
-                        '"{""session_id"": ""s2"", ""tags"": [""c""]}"', header=header)
-    assert (from_csv.end_user, from_csv.session_id, from_csv.tags) == ("c-9", "s2", ",a,b,c,")
+    assert (record.account, record.end_user, record.session_id, record.tags) == ("internal-7", None, None, "")
+    header = "request_id,startTime,model,spend,prompt_tokens,completion_tokens,end_user,request_tags,session_id"
+    [from_csv] = _parse("litellm", 'r2,2026-03-01T10:00:00Z,gpt-4o,0.1,1,1,c-9,"[""a"", ""b""]",s2', header=header)
+    assert (from_csv.end_user, from_csv.session_id, from_csv.tags) == ("c-9", "s2", ",a,b,")
     [broken] = _parse("litellm", 'r3,2026-03-01T10:00:00Z,gpt-4o,0.1,1,1,,"[""a"",",', header=header)
     assert broken.reason == "type:tags"
 

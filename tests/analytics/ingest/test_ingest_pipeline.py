@@ -185,7 +185,7 @@ def test_litellm_csv_keeps_its_header_across_chunks(tmp_path, settings):
 
     assert (batch.format, batch.chunks_total, batch.accepted, batch.rejected) == ("litellm", 2, 2, 0)
     first = Generation.objects.select_related("account", "model", "provider").get(id="req-1")
-    assert (first.account.external_id, first.model.slug, first.provider.name) == ("org-1", "openai/gpt-4o", "openai")
+    assert (first.account.external_id, first.model.slug, first.provider.name) == ("org-1", "openai/gpt-4o", "OpenAI")
     assert (first.latency, first.generation_time, first.cost_units) == (500, 1500, 25_000_000)
     second = Generation.objects.select_related("account").get(id="req-2")
     assert (second.account.external_id, second.status) == ("bob", 500)
