@@ -23,8 +23,10 @@ def test_a_real_worker_ingests_a_file_queued_by_the_command(tmp_path, workers, c
 
     out = capsys.readouterr().out
     assert "traffic.jsonl: 300 accepted, 10 duplicates, 1 rejected" in out
+    assert "; in the public rankings" in out
     batch = IngestBatch.objects.get()
     assert batch.status == IngestBatch.Status.DONE
+    assert batch.ranked_at is not None  # --wait returned after the batch's end moved the rankings
     assert Generation.objects.count() == 300
     assert EndpointHour.objects.aggregate(n=Sum("requests"))["n"] == 300
 
