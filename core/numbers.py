@@ -49,7 +49,11 @@ def money(units: int | None) -> str:
 
 def money_exact(units: int | None) -> str:
     """The exact amount, to 1e-10 USD, without trailing zeros past the cents: `$822.81712345`."""
-    return _usd(_at_least_cents(units_to_usd(units)))
+    return usd_exact(units_to_usd(units))
+
+
+def usd_exact(amount: Decimal) -> str:
+    return _usd(_at_least_cents(amount))
 
 
 def per_million(price: Decimal | None) -> str:

@@ -1,5 +1,7 @@
 """The template filters of numbers, one set for every page: money, prices, tokens, shares and changes
 (core.numbers says the rules). A shortened figure carries its exact value in a `title` (shown on hover)."""
+from decimal import Decimal
+
 from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -20,6 +22,15 @@ def _with_exact(shown: str, exact: str) -> str:
 def usd(units: int | None) -> str:
     """Integer money units by magnitude, the exact amount on hover: {{ row.spend_units|usd }}."""
     return _with_exact(numbers.money(units), numbers.money_exact(units))
+
+
+@register.filter
+def usd_amount(amount) -> str:
+    """A Decimal USD amount (a price per 1M tokens that was computed, not quoted) by magnitude, exact on hover."""
+    if amount in (None, ""):
+        return "—"
+    amount = Decimal(amount)
+    return _with_exact(numbers.money_usd(amount), numbers.usd_exact(amount))
 
 
 @register.filter
