@@ -66,10 +66,11 @@ def test_price_per_million_is_exact_and_rounded_half_even():
 
 def test_the_index_page_and_the_rankings_card(client, weeks):
     page = client.get("/rankings/price-index/").content.decode()
-    assert "$0.250000" in page
+    assert '<div class="value"><span class="exact" title="$0.25">$0.25</span>' not in page  # shown == exact: no span
+    assert '<div class="value">$0.25</div>' in page
     assert "so far" in page
     assert "BYOK requests (bring your own key) are left out of both sums" in page
     assert 'id="chart-price-index"' in page
     rankings = client.get("/rankings/").content.decode()
     assert "Token price index" in rankings
-    assert "$0.250000</strong> per 1M tokens in the week of 2026-11-23" in rankings
+    assert "$0.25</strong> per 1M tokens in the week of 2026-11-23" in rankings
