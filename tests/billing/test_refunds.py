@@ -7,7 +7,7 @@ from decimal import Decimal
 import orjson
 import pytest
 import stripe
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client
 
 from billing import purchases
@@ -68,7 +68,14 @@ def test_a_gateway_stalled_10_s_never_holds_up_a_usage_debit_of_the_account(gate
     buy(account, "30")
     stalled = gateway(delay=10)
     refunds = []
-    worker = threading.Thread(target=lambda: refunds.append(credits_refund(account=account, payment_id=payment.pk)))
+
+    def refund() -> None:
+        try:
+            refunds.append(credits_refund(account=account, payment_id=payment.pk))
+        finally:
+            connection.close()  # the thread's own connection
+
+    worker = threading.Thread(target=refund)
     worker.start()
     assert stalled.started.wait(5)  # the gateway holds the request from here for 10 s
     started = time.monotonic()
