@@ -225,11 +225,6 @@ class Refund(models.Model):
     def __str__(self) -> str:
         return f"refund {units_to_usd(self.amount_units)} of {self.payment_id} ({self.status})"
 
-    @property
-    def idempotency_key(self) -> str:
-        """The key the gateway sees: a retry of this claim is the same refund, never a second one."""
-        return f"tokengrid-refund-{self.pk}"
-
 
 class PromoCode(models.Model):
     """Credits granted by code: once per account, at most `max_redemptions` times in all."""
