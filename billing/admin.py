@@ -12,7 +12,7 @@ from core.numbers import money_exact
 
 from .credit_forms import AdjustForm
 from .ledger import ledger_adjust
-from .models import Account, ApiKey, LedgerEntry, Membership, Payment, PromoCode, PromoRedemption
+from .models import Account, ApiKey, LedgerEntry, Membership, Payment, PromoCode, PromoRedemption, Refund
 
 
 class MembershipInline(admin.TabularInline):
@@ -101,6 +101,17 @@ class PaymentAdmin(_ReadOnly):
 
     list_display = ("created", "account", "kind", "gateway", "amount_units", "fee_units", "refunded_units", "status")
     list_filter = ("status", "kind", "gateway")
+    search_fields = ("account__external_id", "external_id")
+    list_select_related = ("account",)
+
+
+@admin.register(Refund)
+class RefundAdmin(_ReadOnly):
+    """Read-only: refund claims move through `billing.purchases` and Stripe's webhook; a claim still
+    `requested` long after it was made is one whose answer and webhook were both lost."""
+
+    list_display = ("created", "account", "payment", "gateway", "amount_units", "status", "external_id", "failure")
+    list_filter = ("status", "gateway")
     search_fields = ("account__external_id", "external_id")
     list_select_related = ("account",)
 

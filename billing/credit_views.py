@@ -26,7 +26,7 @@ from core.templatetags.money import usd_input
 from . import accounts, alerts, promos, purchases, selectors, webhooks
 from .access import account_required
 from .credit_forms import AutoTopupForm, BuyForm, KeyLimitForm, LowBalanceForm, PromoForm
-from .models import Account, ApiKey, Membership, Payment
+from .models import Account, ApiKey, Membership, Payment, Refund
 
 log = logging.getLogger(__name__)
 OWNER, MEMBER = Membership.Role.OWNER, Membership.Role.MEMBER
@@ -117,14 +117,18 @@ def credits_buy(request: HttpRequest) -> HttpResponse:
 def credits_refund(request: HttpRequest) -> HttpResponse:
     """Pay back a purchase's unused credits (404 for another account's purchase)."""
     try:
-        entry = purchases.credits_refund(account=request.account, payment_id=int64_or_404(request.POST.get("payment")),
-                                         user=request.user)
+        refund = purchases.credits_refund(account=request.account,
+                                          payment_id=int64_or_404(request.POST.get("payment")), user=request.user)
     except Payment.DoesNotExist:
         raise Http404 from None
     except purchases.PurchaseError as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, f"Refunded ${-units_to_usd(entry.amount_units):,.2f}; the fee is kept.")
+        amount = f"${units_to_usd(refund.amount_units):,.2f}"
+        if refund.status == Refund.Status.SUCCEEDED:
+            messages.success(request, f"Refunded {amount}; the fee is kept.")
+        else:  # the gateway's answer was lost: its webhook settles the claim
+            messages.info(request, f"Refund of {amount} requested; it shows here once the payment provider confirms it.")
     return redirect("billing:credits")
 
 

@@ -24,6 +24,11 @@ class GatewayError(Exception):
     """The provider refused or failed: the message is safe to show and to email."""
 
 
+class GatewayNoAnswer(GatewayError):
+    """The request went out but no answer came back (a timeout, a dropped connection): the provider
+    may have acted on it. Keep the claim; the same idempotency key, or the provider's webhook, settles it."""
+
+
 @dataclass(frozen=True)
 class Checkout:
     """A started payment: `external_id` is the gateway's payment id; `redirect_url` where to pay,
@@ -69,8 +74,11 @@ class PaymentGateway(Protocol):
     def charge_saved(self, *, payment: Payment, method: PaymentMethod) -> Charge:
         """Charge a saved method without the buyer present (auto top-up); raises GatewayError."""
 
-    def refund(self, *, payment: Payment, amount_units: int) -> str:
-        """Pay back part of a payment (whole cents); returns the refund's id."""
+    def refund(self, *, payment: Payment, amount_units: int, claim_id: int) -> str:
+        """Pay back part of a payment (whole cents) for the refund claim `claim_id`; returns the refund's id.
+
+        The claim is the idempotency key: asked twice, the provider answers the same refund.
+        GatewayError when it refuses, GatewayNoAnswer when the outcome is unknown."""
 
 
 class DemoGateway:
@@ -88,8 +96,8 @@ class DemoGateway:
             raise GatewayError("the card was declined (demo)")
         return Charge(external_id=f"demo_{uuid.uuid4().hex}")
 
-    def refund(self, *, payment: Payment, amount_units: int) -> str:
-        return f"demo_re_{uuid.uuid4().hex[:16]}"
+    def refund(self, *, payment: Payment, amount_units: int, claim_id: int) -> str:
+        return f"demo_re_{claim_id}"  # one claim, one refund, as an idempotency key gives at Stripe
 
 
 class StripeGateway:
@@ -137,18 +145,26 @@ class StripeGateway:
             raise GatewayError(f"the payment is {intent['status']}")
         return Charge(external_id=intent["id"])
 
-    def refund(self, *, payment: Payment, amount_units: int) -> str:
-        key = "payment_intent" if payment.external_id.startswith("pi_") else None
+    def refund(self, *, payment: Payment, amount_units: int, claim_id: int) -> str:
         try:
-            if key is None:  # a Checkout session: refund its PaymentIntent
-                session = self.stripe.checkout.Session.retrieve(payment.external_id, **self.client_options)
-                intent = session["payment_intent"]
-            else:
+            if payment.external_id.startswith("pi_"):
                 intent = payment.external_id
-            refund = self.stripe.Refund.create(payment_intent=intent, amount=cents(amount_units),
-                                               **self.client_options)
+            else:  # a Checkout session: refund its PaymentIntent (nothing refunded yet if this fails)
+                intent = self.stripe.checkout.Session.retrieve(payment.external_id, **self.client_options)[
+                    "payment_intent"]
         except self.stripe.StripeError as error:
             raise GatewayError(error.user_message or str(error)) from error
+        try:
+            refund = self.stripe.Refund.create(
+                payment_intent=intent, amount=cents(amount_units),
+                metadata={"refund": str(claim_id), "payment": str(payment.pk), "account": str(payment.account_id)},
+                idempotency_key=f"tokengrid-refund-{claim_id}", **self.client_options)
+        except self.stripe.APIConnectionError as error:
+            raise GatewayNoAnswer("Stripe did not answer") from error
+        except self.stripe.StripeError as error:
+            raise GatewayError(error.user_message or str(error)) from error
+        if refund.get("status") in ("failed", "canceled"):
+            raise GatewayError(f"the refund is {refund['status']}")
         return refund["id"]
 
     def method_from_session(self, session: dict) -> SavedMethod | None:

@@ -1,8 +1,9 @@
 """Every row lock of billing, in one place so that the lock order can be read here.
 
 The order, which every writer keeps (no deadlock between any two of them): accounts first, in
-primary-key order; then the one payment, promo code or promo redemption the write is about; an
-invitation stands alone. Call each inside `transaction.atomic()`: the locks last until it ends.
+primary-key order; then the one payment, promo code or promo redemption the write is about (a
+refund claim after its payment); an invitation stands alone. No lock is ever held across a network
+call: take these, write, commit, and only then talk to a payment gateway (billing/README.md). Call each inside `transaction.atomic()`: the locks last until it ends.
 """
 from collections.abc import Iterable
 
@@ -10,7 +11,7 @@ from django.db import connection
 
 from core.bulk import ids_match_sql
 
-from .models import Account, Invitation, Payment, PromoCode, PromoRedemption
+from .models import Account, Invitation, Payment, PromoCode, PromoRedemption, Refund
 
 ACCOUNTS = Account._meta.db_table
 
@@ -51,6 +52,13 @@ def payment_lock(*, payment_id: int, account_id: int | None = None) -> tuple[Acc
         account_id = Payment.objects.values_list("account_id", flat=True).get(pk=payment_id)
     account = account_lock(account_id=account_id)
     return account, Payment.objects.select_for_update().get(pk=payment_id, account_id=account_id)
+
+
+def refund_lock(*, refund_id: int) -> tuple[Account, Payment, Refund]:
+    """Lock a refund claim's account, then its payment, then the claim."""
+    account_id, payment_id = Refund.objects.values_list("account_id", "payment_id").get(pk=refund_id)
+    account, payment = payment_lock(payment_id=payment_id, account_id=account_id)
+    return account, payment, Refund.objects.select_for_update().get(pk=refund_id)
 
 
 def promo_code_lock(*, code: str) -> PromoCode | None:

@@ -189,6 +189,43 @@ class Payment(models.Model):
         return self.amount_units + self.fee_units
 
 
+class Refund(models.Model):
+    """A refund of a purchase's unused credits: claimed (`requested`), then settled by the gateway's
+    answer or its webhook (`succeeded`, with the ledger entry) or released (`failed`).
+
+    At most one refund of a payment is in flight (the partial unique constraint), so two clicks
+    claim once; an account's requested refunds are reserved against its balance until settled.
+    """
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="refunds")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    gateway = models.CharField(max_length=20)
+    amount_units = models.BigIntegerField(help_text="credits paid back (whole cents)")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.REQUESTED)
+    external_id = models.CharField(max_length=200, unique=True, null=True, blank=True,
+                                   help_text="the gateway's refund id, once it answered")
+    failure = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [models.UniqueConstraint(fields=["payment"], condition=models.Q(status="requested"),
+                                               name="refund_one_requested_per_payment")]
+        indexes = [models.Index(fields=["account"], condition=models.Q(status="requested"),
+                                name="refund_requested_by_account")]
+
+    def __str__(self) -> str:
+        return f"refund {units_to_usd(self.amount_units)} of {self.payment_id} ({self.status})"
+
+
 class PromoCode(models.Model):
     """Credits granted by code: once per account, at most `max_redemptions` times in all."""
 

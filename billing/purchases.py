@@ -1,7 +1,9 @@
 """Buying credits, paying them back, and auto top-up: every credit goes through `ledger_post`.
 
 A payment credits under the idempotency key `payment:<gateway>:<gateway payment id>`, so a
-webhook delivered ten times at once, or a redirect racing its webhook, credits once.
+webhook delivered ten times at once, or a redirect racing its webhook, credits once. No gateway is
+called with a lock held or a transaction open: claim and commit, call with an idempotency key
+derived from the claim, then settle (billing/README.md).
 """
 from __future__ import annotations
 
@@ -12,18 +14,18 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
-from django.db.models import F
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from core.bulk import id_set
 from core.money import units_to_usd, usd_to_units
 from core.numbers import money
 
-from .gateways import Checkout, GatewayError, SavedMethod, gateway_get
+from .gateways import Checkout, GatewayError, GatewayNoAnswer, SavedMethod, gateway_get
 from .ledger import ledger_post
-from .lock_objects import payment_lock
-from .models import Account, LedgerEntry, Payment, PaymentMethod
+from .lock_objects import payment_lock, refund_lock
+from .models import Account, LedgerEntry, Payment, PaymentMethod, Refund
 from .selectors import owner_emails, purchase_limits, refundable_units
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ def credits_purchase_start(*, account: Account, amount: Decimal, user=None, save
     payment = Payment.objects.create(account=account, kind=Payment.Kind.PURCHASE, gateway=gateway.name,
                                      amount_units=quote.amount_units, fee_units=quote.fee_units,
                                      save_method=save_method, created_by=user)
+    network_call_allowed()  # the payment row is committed: a slow gateway holds no lock
     try:
         checkout = gateway.checkout_start(payment=payment, success_url=success_url, cancel_url=cancel_url)
     except GatewayError as error:
@@ -134,27 +137,105 @@ def demo_method_save(*, account: Account) -> PaymentMethod:
 
 # Refunds -----------------------------------------------------------------------------------------
 
-def credits_refund(*, account: Account, payment_id: int, user=None) -> LedgerEntry:
-    """Pay back a purchase's unused credits (PurchaseError when there is nothing to pay back).
+def credits_refund(*, account: Account, payment_id: int, user=None) -> Refund:
+    """Pay back a purchase's unused credits: claim, commit, ask the gateway, settle.
 
-    Locks the account, then the payment (the order every writer uses), debits the credits and
-    asks the gateway inside the transaction: if the gateway refuses, nothing was debited.
+    Returns the claim: `succeeded` (its ledger entry posted), or still `requested` when the gateway's
+    answer was lost (its webhook, or the same claim asked again, settles it). PurchaseError when
+    there is nothing to pay back, a refund of this purchase is already under way, or the gateway
+    refused (then the claim is released and the ledger untouched). No lock is held while the
+    gateway answers, so a slow gateway never holds up the account's usage debits.
+    """
+    refund = refund_claim(account=account, payment_id=payment_id, user=user)
+    return refund_send(refund_id=refund.pk)
+
+
+def refund_claim(*, account: Account, payment_id: int, user=None) -> Refund:
+    """Claim a refund of a purchase's unused credits and commit the claim (nothing moves yet).
+
+    Under the account and payment locks: at most one claim of a payment in flight (also a partial
+    unique constraint), and the amount is what the payment has left within the balance minus the
+    account's other claims in flight, so two claims never pay back the same credits.
+    """
+    try:
+        with transaction.atomic():
+            locked, payment = payment_lock(payment_id=payment_id, account_id=account.pk)
+            in_flight = Refund.objects.filter(account_id=account.pk, status=Refund.Status.REQUESTED)
+            if in_flight.filter(payment_id=payment.pk).exists():
+                raise PurchaseError("A refund of this purchase is already under way.")
+            reserved = in_flight.aggregate(s=Sum("amount_units", default=0))["s"]
+            amount = refundable_units(payment=payment, balance_units=locked.balance_units - reserved)
+            if amount <= 0:
+                raise PurchaseError("Nothing of this purchase can be refunded.")
+            return Refund.objects.create(account_id=account.pk, payment=payment, gateway=payment.gateway,
+                                         amount_units=amount, created_by=user)
+    except IntegrityError as error:  # the constraint caught what the lock should have: still one claim
+        raise PurchaseError("A refund of this purchase is already under way.") from error
+
+
+def refund_send(*, refund_id: int) -> Refund:
+    """Ask the gateway to pay a claimed refund (outside any transaction), then settle it.
+
+    Sending a claim again is safe: the claim is the gateway's idempotency key.
+    """
+    refund = Refund.objects.select_related("payment").get(pk=refund_id)
+    network_call_allowed()
+    try:
+        external_id = gateway_get(refund.gateway).refund(payment=refund.payment, amount_units=refund.amount_units,
+                                                         claim_id=refund.pk)
+    except GatewayNoAnswer:
+        log.warning("refund %s: no answer from %s; its webhook settles it", refund.pk, refund.gateway)
+        return refund
+    except GatewayError as error:
+        refund_fail(refund_id=refund.pk, reason=str(error))
+        raise PurchaseError(f"The refund failed: {error}") from error
+    refund_settle(refund_id=refund.pk, external_id=external_id)
+    refund.refresh_from_db()
+    return refund
+
+
+def refund_settle(*, refund_id: int, external_id: str) -> LedgerEntry | None:
+    """Post a refund the gateway made, once: the ledger entry under `refund:<gateway>:<refund id>`.
+
+    From the gateway's answer or its webhook, whichever comes first; None for the second (or for a
+    claim already settled). A claim released meanwhile is posted all the same: the money went back.
     """
     with transaction.atomic():
-        locked, payment = payment_lock(payment_id=payment_id, account_id=account.pk)
-        amount = refundable_units(payment=payment, balance_units=locked.balance_units)
-        if amount <= 0:
-            raise PurchaseError("Nothing of this purchase can be refunded.")
-        try:
-            refund_id = gateway_get(payment.gateway).refund(payment=payment, amount_units=amount)
-        except GatewayError as error:
-            raise PurchaseError(f"The refund failed: {error}") from error
-        payment.refunded_units += amount
+        _, payment, refund = refund_lock(refund_id=refund_id)
+        if refund.status == Refund.Status.SUCCEEDED:
+            return None
+        if refund.status == Refund.Status.FAILED:
+            log.error("refund %s was released but %s paid it back (%s): posting it", refund.pk, refund.gateway,
+                      external_id)
+        entry = ledger_post(
+            account_id=refund.account_id, kind=LedgerEntry.Kind.REFUND, amount_units=-refund.amount_units,
+            idempotency_key=f"refund:{refund.gateway}:{external_id}", reference=payment.external_id or "",
+            actor=refund.created_by.get_username() if refund.created_by else "",
+            memo=f"refund of {money(refund.amount_units)} (fee kept)")
+        if entry is None:  # this gateway refund was posted already (by another claim): never twice
+            log.error("refund %s: %s %s is already in the ledger", refund.pk, refund.gateway, external_id)
+            return None
+        payment.refunded_units += refund.amount_units
         payment.save(update_fields=["refunded_units"])
-        return ledger_post(
-            account_id=account.pk, kind=LedgerEntry.Kind.REFUND, amount_units=-amount,
-            idempotency_key=f"refund:{payment.gateway}:{refund_id}", reference=payment.external_id or "",
-            actor=user.get_username() if user else "", memo=f"refund of {money(amount)} (fee kept)")
+        refund.status, refund.external_id, refund.completed_at, refund.failure = (
+            Refund.Status.SUCCEEDED, external_id, timezone.now(), "")
+        refund.save(update_fields=["status", "external_id", "completed_at", "failure"])
+        return entry
+
+
+def refund_fail(*, refund_id: int, reason: str) -> bool:
+    """Release a claim the gateway refused: the balance and the ledger stay as they are."""
+    return bool(Refund.objects.filter(pk=refund_id, status=Refund.Status.REQUESTED).update(
+        status=Refund.Status.FAILED, failure=reason[:1000], completed_at=timezone.now()))
+
+
+def network_call_allowed() -> None:
+    """Refuse to call a gateway inside a transaction (RuntimeError): its locks would wait on the network.
+
+    A durable atomic block cannot nest in another one, so this checks the rule at every call.
+    """
+    with transaction.atomic(durable=True):
+        pass
 
 
 # Auto top-up -------------------------------------------------------------------------------------
@@ -211,6 +292,7 @@ def auto_topup_run(*, account_id: int) -> Payment | None:
         return None
     payment = Payment.objects.create(account=account, kind=Payment.Kind.AUTO_TOPUP, gateway=method.gateway,
                                      amount_units=quote.amount_units, fee_units=quote.fee_units)
+    network_call_allowed()  # claimed and recorded, both committed: a slow gateway holds no lock
     try:
         charge = gateway_get(method.gateway).charge_saved(payment=payment, method=method)
     except GatewayError as error:

@@ -26,7 +26,7 @@ from core.timerange import local_day, midnight
 from marketplace.models import Model
 
 from .gateways import GatewayError, gateway_get, units_floor_cents
-from .models import Account, ApiKey, LedgerEntry, Membership, Payment, PaymentMethod
+from .models import Account, ApiKey, LedgerEntry, Membership, Payment, PaymentMethod, Refund
 
 
 def interval_bounds(interval: str, now: datetime) -> tuple[datetime | None, datetime | None]:
@@ -378,11 +378,13 @@ def gateway_name() -> str:
 
 @dataclass(frozen=True)
 class PurchaseRow:
-    """A purchase as the credits page lists it: what can be refunded now, and until when."""
+    """A purchase as the credits page lists it: what can be refunded now, and until when, or the
+    refund already requested and not yet answered by the gateway."""
 
     payment: Payment
     refundable_units: int
     refund_until: datetime
+    refund_requested_units: int = 0
 
 
 @dataclass(frozen=True)
@@ -419,11 +421,16 @@ def credits_page(*, account: Account, payments_page: str | None = None, ledger_p
     now = now or timezone.now()
     payments = Paginator(Payment.objects.filter(account=account), 10).get_page(payments_page)
     low, high = purchase_limits()
+    # Refunds in flight hold their credits until the gateway answers (purchases.refund_claim's rule).
+    requested = dict(Refund.objects.filter(account=account, status=Refund.Status.REQUESTED)
+                     .values_list("payment_id", "amount_units"))
+    available = account.balance_units - sum(requested.values())
     return CreditsPage(
         balance_units=account.balance_units, payments=payments,
         purchases=[PurchaseRow(payment=payment, refund_until=refund_deadline(payment),
-                               refundable_units=refundable_units(payment=payment, balance_units=account.balance_units,
-                                                                 now=now)) for payment in payments],
+                               refund_requested_units=requested.get(payment.pk, 0),
+                               refundable_units=0 if payment.pk in requested else refundable_units(
+                                   payment=payment, balance_units=available, now=now)) for payment in payments],
         ledger=Paginator(account.ledger.order_by("-created", "-id"), 25).get_page(ledger_page),
         method=PaymentMethod.objects.filter(account=account).first(), gateway=gateway_name(),
         fee_percent=Decimal(settings.BILLING_FEE_PERCENT), fee_min=Decimal(settings.BILLING_FEE_MIN_USD),

@@ -1,4 +1,5 @@
-"""Stripe webhooks: verify the signature, then credit the payment a completed Checkout paid for."""
+"""Stripe webhooks: verify the signature, then credit the payment a completed Checkout paid for, or
+settle the refund a claim asked for (when the gateway's direct answer was lost)."""
 from __future__ import annotations
 
 import logging
@@ -8,13 +9,14 @@ from django.conf import settings
 
 from core.money import UNITS_PER_USD
 
-from .gateways import StripeGateway
-from .models import Payment
-from .purchases import payment_complete, payment_fail
+from .gateways import StripeGateway, cents
+from .models import Payment, Refund
+from .purchases import network_call_allowed, payment_complete, payment_fail, refund_fail, refund_settle
 
 log = logging.getLogger(__name__)
 PAID_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
 FAILED_EVENTS = {"checkout.session.async_payment_failed", "checkout.session.expired"}
+REFUND_EVENTS = {"refund.created", "refund.updated", "refund.failed"}
 
 
 class WebhookError(Exception):
@@ -37,6 +39,8 @@ def stripe_event_apply(*, event: dict) -> str:
     """Act on a verified event; returns what was done (for the log). Credits once per payment."""
     kind = event.get("type", "")
     session = (event.get("data") or {}).get("object") or {}
+    if kind in REFUND_EVENTS:
+        return stripe_refund_apply(event=event, refund=session)
     if kind not in PAID_EVENTS | FAILED_EVENTS:
         return "ignored"
     payment = Payment.objects.filter(gateway="stripe", external_id=session.get("id")).first()
@@ -50,8 +54,34 @@ def stripe_event_apply(*, event: dict) -> str:
         return "not paid yet"
     method = None
     if payment.save_method and settings.STRIPE_SECRET_KEY and payment.status == Payment.Status.PENDING:
+        network_call_allowed()
         method = StripeGateway(settings.STRIPE_SECRET_KEY).method_from_session(session)
     paid = session.get("amount_total")
     entry = payment_complete(payment_id=payment.pk, method=method,
                              amount_paid_units=None if paid is None else int(paid) * (UNITS_PER_USD // 100))
     return "credited" if entry is not None else "already credited"
+
+
+def stripe_refund_apply(*, event: dict, refund: dict) -> str:
+    """Settle the claim a Stripe refund names (`metadata.refund`): post it once, or release it if it failed.
+
+    The direct answer usually settled it already; this is for an answer that was lost.
+    """
+    claim_id = str((refund.get("metadata") or {}).get("refund", ""))
+    claim = Refund.objects.filter(pk=int(claim_id), gateway="stripe").first() if claim_id.isdigit() else None
+    if claim is None:
+        log.warning("stripe event %s for unknown refund %s", event.get("id"), refund.get("id"))
+        return "unknown refund"
+    if refund.get("amount") != cents(claim.amount_units):
+        log.error("stripe refund %s of %s cents, claim %s is %s", refund.get("id"), refund.get("amount"),
+                  claim.pk, claim.amount_units)
+        return "amount does not match"
+    if refund.get("status") in ("failed", "canceled"):
+        if refund_fail(refund_id=claim.pk, reason=f"the refund is {refund['status']}"):
+            return "refund failed"
+        # Failed after it was posted: not credited back automatically (billing/README.md).
+        log.error("stripe refund %s of claim %s is %s after it was settled", refund.get("id"), claim.pk,
+                  refund["status"])
+        return "refund failed after it was settled"
+    entry = refund_settle(refund_id=claim.pk, external_id=refund["id"])
+    return "refunded" if entry is not None else "already refunded"

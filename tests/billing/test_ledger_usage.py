@@ -170,7 +170,7 @@ def test_chunks_racing_purchases_refunds_and_promo_grants_keep_every_balance_exa
                     moved["credited"] += usd_to_units("7.25")
                 else:
                     with contextlib.suppress(PurchaseError):  # nothing left to pay back
-                        moved["refunded"] += -credits_refund(account=account, payment_id=seed[account.pk]).amount_units
+                        moved["refunded"] += credits_refund(account=account, payment_id=seed[account.pk]).amount_units
             else:
                 try:
                     promo_redeem(account=accounts[rng.randrange(40)], code=promos[rng.randrange(3)].code)

@@ -42,8 +42,9 @@ def test_twenty_threads_buying_debiting_and_refunding_keep_the_books_exact():
                 done["debited"] += sum(spend.values())
             else:
                 try:
-                    entry = credits_refund(account=account, payment_id=seed_payments[account.pk][0])
-                    done["refunded"] += -entry.amount_units
+                    refund = credits_refund(account=account, payment_id=seed_payments[account.pk][0])
+                    assert refund.status == "succeeded"
+                    done["refunded"] += refund.amount_units
                 except PurchaseError:
                     done["refused"] += 1
         return done

@@ -148,9 +148,12 @@ def test_stripe_refund_pays_back_whole_cents_of_the_payment_intent(acct_a, strip
     payment, _ = credits_purchase_start(account=acct_a, amount=Decimal("10"))
     payload = checkout_event(payment.external_id, 1080)
     Client().post(URL, payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=stripe_signature(payload))
-    entry = credits_refund(account=acct_a, payment_id=payment.pk)
+    refund = credits_refund(account=acct_a, payment_id=payment.pk)
     assert (refunds[0]["payment_intent"], refunds[0]["amount"]) == ("pi_9", 1000)  # the $0.80 fee is kept
-    assert entry.idempotency_key == "refund:stripe:re_1"
+    assert refunds[0]["idempotency_key"] == f"tokengrid-refund-{refund.pk}"  # the claim: asked twice, one refund
+    assert refunds[0]["metadata"]["refund"] == str(refund.pk)  # how its webhook finds the claim
+    assert (refund.status, refund.external_id) == ("succeeded", "re_1")
+    assert LedgerEntry.objects.get(kind="refund").idempotency_key == "refund:stripe:re_1"
 
 
 @pytest.mark.django_db
