@@ -11,6 +11,7 @@ from django.utils import timezone
 from core.bulk import SQLITE_BATCH, batches, ids_by_key, insert_ignoring_conflicts
 from core.timerange import zone_choices
 
+from .budgets import budgets_recount
 from .lock_objects import account_lock, invitation_lock
 from .models import Account, AccountToken, ApiKey, Invitation, Membership
 
@@ -58,12 +59,16 @@ def api_keys_register(*, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str
 def account_time_zone_set(*, account: Account, time_zone: str) -> None:
     """Set the zone of the account's days (an IANA name this machine knows, else ValueError).
 
-    Nothing cached needs to move: every cached page and the forecast are keyed by their zone.
+    Nothing cached needs to move: every cached page and the forecast are keyed by their zone; the
+    budgets' periods move with the zone, so their current periods are counted again.
     """
     if time_zone not in zone_choices():
         raise ValueError(f"unknown time zone: {time_zone!r}")
+    if time_zone == account.time_zone:
+        return
     account.time_zone = time_zone
     account.save(update_fields=["time_zone"])
+    budgets_recount(account=account)
 
 
 def invitation_create(*, account: Account, email: str, role: str, invited_by, accept_url) -> Invitation:
