@@ -6,6 +6,7 @@ the end user nearest to (or furthest past) the cap.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -128,3 +129,9 @@ def budget_share(use: BudgetUse) -> Decimal:
     if use.budget.amount_units == 0:
         return Decimal(1 if use.used_units else 0)
     return Decimal(use.used_units) / Decimal(use.budget.amount_units)
+
+
+def reservations_settled(*, account_id: int, generation_ids: Iterable[str]) -> dict[str, Reservation]:
+    """The reservations these generations of the account settled, by generation id (one query)."""
+    return {r.pk: r for r in Reservation.objects.filter(account_id=account_id, pk__in=list(generation_ids),
+                                                        status=Reservation.Status.SETTLED)}

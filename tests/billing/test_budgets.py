@@ -221,3 +221,13 @@ def test_a_budget_week_starts_on_the_accounts_weekday(client, funded):
     local = start.astimezone(ZoneInfo("America/New_York"))
     assert (local.weekday(), local.hour, local.minute) == (6, 0, 0)
     assert (datetime.fromisoformat(use["resets_at"].replace("Z", "+00:00")) - start) <= timedelta(days=7, hours=1)
+
+
+def test_the_generation_log_shows_the_reservation_a_generation_settled(client, funded, tmp_path, owner):
+    assert gw(client, "reserve", {"api_key": "key_1", "id": "gen-log", "amount_usd": "0.1"}).status_code == 201
+    spend(tmp_path, {"id": "gen-log", "total_cost": 0.25})
+    client.force_login(owner)
+    detail = client.get("/account/generations/gen-log/").content.decode()
+    assert "settled reservation <code>gen-log</code>: $0.1000000000 held, $0.2500000000 real cost" in detail
+    assert "over the hold by $0.1500000000" in detail
+    assert "held $0.100000" in client.get("/account/generations/").content.decode()
