@@ -11,7 +11,17 @@ from core.money import format_usd, usd_to_units
 
 from .credit_forms import AdjustForm
 from .ledger import ledger_adjust
-from .models import Account, ApiKey, LedgerEntry, Membership, Payment, PromoCode, PromoRedemption
+from .models import (
+    Account,
+    ApiKey,
+    Budget,
+    LedgerEntry,
+    Membership,
+    Payment,
+    PromoCode,
+    PromoRedemption,
+    Reservation,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -121,3 +131,23 @@ class PromoCodeAdmin(admin.ModelAdmin):
     search_fields = ("code",)
     readonly_fields = ("redemptions",)
     inlines = [PromoRedemptionInline]
+
+
+@admin.register(Budget)
+class BudgetAdmin(_ReadOnly):
+    """Read-only: owners edit budgets on their budgets page or through the account API (billing.budgets)."""
+
+    list_display = ("account", "scope", "target", "amount_units", "period", "mode", "created")
+    list_filter = ("scope", "period", "mode")
+    search_fields = ("account__external_id", "target")
+    list_select_related = ("account",)
+
+
+@admin.register(Reservation)
+class ReservationAdmin(_ReadOnly):
+    """Read-only: the gateway reserves, ingestion settles."""
+
+    list_display = ("id", "account", "amount_units", "status", "created", "expires_at", "cost_units")
+    list_filter = ("status",)
+    search_fields = ("id", "account__external_id")
+    list_select_related = ("account",)

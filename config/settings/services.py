@@ -114,6 +114,9 @@ CELERY_BEAT_SCHEDULE = {
     # generation table's ACCESS EXCLUSIVE lock.
     "partitions-retention": {"task": "analytics.tasks.partitions_retention",
                              "schedule": crontab(minute=17, hour=3)},
+    # Reservations past SPEND_RESERVATION_RETENTION_DAYS deleted (budget periods and hold expiry need
+    # no task: both are arithmetic on the clock).
+    "reservations-prune": {"task": "billing.tasks.billing_reservations_prune", "schedule": crontab(minute=41, hour=3)},
 }
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -231,3 +231,12 @@ def test_the_generation_log_shows_the_reservation_a_generation_settled(client, f
     assert "settled reservation <code>gen-log</code>: $0.1000000000 held, $0.2500000000 real cost" in detail
     assert "over the hold by $0.1500000000" in detail
     assert "held $0.100000" in client.get("/account/generations/").content.decode()
+
+
+def test_old_reservations_are_pruned_and_recent_ones_kept(funded, settings):
+    settings.SPEND_RESERVATION_RETENTION_DAYS = 35
+    key = ApiKey.objects.get(external_id="key_1")
+    budgets.spend_reserve(reservation_id="old", key=key, amount_units=1, now=NOW - timedelta(days=35, seconds=1))
+    budgets.spend_reserve(reservation_id="new", key=key, amount_units=1, now=NOW - timedelta(days=34))
+    assert budgets.reservations_prune(now=NOW) == 1
+    assert list(Reservation.objects.values_list("pk", flat=True)) == ["new"]
