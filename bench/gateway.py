@@ -98,19 +98,19 @@ def budgets_add(path: Path, share: float = 0.1) -> dict:
     """Budgets on `share` of the file's accounts (levels in turn) and 2,000 open reservations of its ids."""
     from datetime import timedelta
 
-    from django.db import connection
     from django.utils import timezone
 
     from billing.models import Account, ApiKey, Budget, Reservation
 
     rng = random.Random(32)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT DISTINCT account_id FROM analytics_accountday ORDER BY 1")
-        seen = [row[0] for row in cursor.fetchall()]
-        cursor.execute("SELECT tags FROM analytics_accounttagday WHERE tags <> '' GROUP BY tags"
-                       " ORDER BY SUM(requests) DESC LIMIT 1")
-        top = cursor.fetchone()
-    tag = top[0].strip(",").split(",")[0] if top else "prod"
+    seen = list(Account.objects.order_by("pk").values_list("pk", flat=True))  # all registered by the file
+    tags: dict[str, int] = {}
+    with path.open("rb") as handle:
+        for _, line in zip(range(20_000), handle, strict=False):
+            found = json.loads(line).get("tags") or []
+            for tag in found.split(",") if isinstance(found, str) else found:
+                tags[tag] = tags.get(tag, 0) + 1
+    tag = max(tags, key=tags.get) if tags else "prod"
     chosen = sorted(rng.sample(seen, max(1, int(len(seen) * share))))
     first_key = dict(ApiKey.objects.filter(account_id__in=chosen).order_by("account_id", "-pk")
                      .values_list("account_id", "pk"))
