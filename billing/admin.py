@@ -77,7 +77,7 @@ class AccountAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("external_id", "name", "account", "limit_units", "limit_interval", "created")
+    list_display = ("external_id", "name", "account", "created")
     search_fields = ("external_id", "name", "account__external_id")
     list_select_related = ("account",)
     readonly_fields = ("alert_80_interval", "alert_100_interval")

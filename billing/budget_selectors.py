@@ -42,12 +42,15 @@ def _holds(budget: Budget, start: datetime | None, end: datetime | None, holds: 
     return found
 
 
-def budget_uses(*, account: Account, now: datetime | None = None, budget_id: int | None = None) -> list[BudgetUse]:
-    """Every budget of the account (or one) with its use in the current period."""
+def budget_uses(*, account: Account, now: datetime | None = None, budget_id: int | None = None,
+                scope: str | None = None) -> list[BudgetUse]:
+    """Every budget of the account (or one, or those of one scope) with its use in the current period."""
     now = now or timezone.now()
     budgets = Budget.objects.filter(account=account).order_by("scope", "target", "period", "pk")
     if budget_id is not None:
         budgets = budgets.filter(pk=budget_id)
+    if scope is not None:
+        budgets = budgets.filter(scope=scope)
     budgets = list(budgets)
     if not budgets:
         return []

@@ -79,6 +79,8 @@ class ApiKey(models.Model):
     """A gateway API key of an account, known by its id or hash (never the secret)."""
 
     class Interval(models.TextChoices):
+        """A key limit's interval as the keys page and `GET /api/v1/keys/<id>` name it: a budget period."""
+
         DAILY = "daily"
         WEEKLY = "weekly"
         MONTHLY = "monthly"
@@ -88,9 +90,9 @@ class ApiKey(models.Model):
     external_id = models.CharField(max_length=128)
     name = models.CharField(max_length=200, blank=True)
     created = models.DateTimeField(auto_now_add=True)
-    limit_units = models.BigIntegerField(null=True, blank=True, help_text="spending limit per interval; empty: none")
-    limit_interval = models.CharField(max_length=8, choices=Interval.choices, default=Interval.MONTHLY)
-    # The start of the interval whose 80% / 100% alert was sent: one email per level per interval.
+    # A key's limit is its hard key budget (Budget, scope "key"; migration 0008 moved the limits
+    # there): its interval is the budget's period, in the account's zone. The start of the period
+    # whose 80% / 100% alert was sent: one email per level per period.
     alert_80_interval = models.DateTimeField(null=True, blank=True)
     alert_100_interval = models.DateTimeField(null=True, blank=True)
 

@@ -13,6 +13,9 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 DAY, WEEK, MONTH, NONE = "day", "week", "month", "none"
 PERIODS = (DAY, WEEK, MONTH, NONE)
 NONE_KEY = date(1970, 1, 1)
+# A key limit's interval (the keys page, `GET /api/v1/keys/<id>`) is its hard key budget's period.
+INTERVAL_OF = {DAY: "daily", WEEK: "weekly", MONTH: "monthly", NONE: "never"}
+PERIOD_OF = {interval: period for period, interval in INTERVAL_OF.items()}
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 

@@ -93,8 +93,8 @@ CELERY_TASK_ROUTES = {
     "billing.tasks.*": {"queue": "billing"},
 }
 CELERY_WORKER_QUEUES = "ingest,rollups,reports,billing,default"
-# Periodic work (`celery -A config beat`, or a worker with -B in the demo). Key limits need no reset
-# task: usage is counted from the start of each key's UTC interval. Statements are computed on demand.
+# Periodic work (`celery -A config beat`, or a worker with -B in the demo). Budgets and key limits need
+# no reset task: a period is arithmetic on the clock (billing.periods). Statements are computed on demand.
 CELERY_BEAT_SCHEDULE = {
     # Windows end at the current hour: refresh and prewarm the rankings as the hour turns, even
     # when no traffic arrives (rate-limited with ingestion's own refreshes).
