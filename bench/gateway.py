@@ -21,7 +21,8 @@ On PostgreSQL (a database of its own, created and migrated when missing; the cat
    whatever the answers before it), half `POST /api/v1/spend/check`, half `POST /api/v1/spend/reserve`
    ($0.0001, a new id each), on keys of budgeted accounts (80%) and of others. Server time is
    gunicorn's own (`%(D)s`: from the request read to the response sent), per endpoint: p50, p99, max;
-   the client's round trip too.
+   the client's round trip too. Then the same requests one at a time in this process (the view's own
+   time and its number of SQL statements, without HTTP or queueing).
 
 Prints one JSON line.
 """
@@ -265,6 +266,38 @@ def gateway_load(options, env: dict) -> dict:
             **{f"{kind}_client_ms": {"p50": pct(v, 0.5), "p99": pct(v, 0.99)} for kind, v in client_ms.items() if v}}
 
 
+def sequential(options, count: int = 400) -> dict:
+    """The same requests one at a time through Django in this process (no HTTP, no queueing): the
+    view's own time, what the server time is made of when the machine is not saturated."""
+    from django.conf import settings
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from billing.models import ApiKey, Budget
+
+    settings.GATEWAY_TOKEN = TOKEN
+    budgeted = set(Budget.objects.values_list("account_id", flat=True))
+    keys = [k for k in ApiKey.objects.select_related("account").order_by("?")[:2000] if k.account_id in budgeted]
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    times: dict[str, list[float]] = {"check": [], "reserve": []}
+    queries: dict[str, int] = {}
+    for i in range(count):
+        key = keys[i % len(keys)]
+        kind = "check" if i % 2 == 0 else "reserve"
+        body = {"api_key": key.external_id, "account": key.account.external_id}
+        if kind == "reserve":
+            body.update(id=f"seq-{os.getpid()}-{i}-{time.time_ns()}", amount_usd="0.0001")
+        with CaptureQueriesContext(connection) as captured:
+            started = time.perf_counter()
+            response = client.post(f"/api/v1/spend/{kind}", body, content_type="application/json")
+            times[kind].append((time.perf_counter() - started) * 1000)
+        assert response.status_code in (200, 201, 402), response.content
+        queries[kind] = len(captured)
+    return {f"{kind}_ms": {"p50": pct(v, 0.5), "p99": pct(v, 0.99)} for kind, v in times.items()} | {
+        "queries": queries, "requests": count}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", default="tokengrid_gw")
@@ -294,6 +327,7 @@ def main() -> None:
     result["generations"] = Generation.objects.count()
     if not options.skip_gateway:
         result["gateway"] = gateway_load(options, env)
+        result["sequential_in_process"] = sequential(options)
     print(json.dumps(result))
 
 

@@ -240,3 +240,21 @@ def test_old_reservations_are_pruned_and_recent_ones_kept(funded, settings):
     budgets.spend_reserve(reservation_id="new", key=key, amount_units=1, now=NOW - timedelta(days=34))
     assert budgets.reservations_prune(now=NOW) == 1
     assert list(Reservation.objects.values_list("pk", flat=True)) == ["new"]
+
+
+def test_ingestion_counts_a_new_york_day_from_its_local_midnight(client, funded, tmp_path, clock):
+    """NOW is 12:00 UTC, 07:00 in New York in winter: the local day began at 05:00 UTC (04:00 in summer)."""
+    from zoneinfo import ZoneInfo
+
+    from billing.periods import local_midnight
+
+    funded.time_zone = "America/New_York"
+    funded.save()
+    budget(funded, amount="1", period="day")
+    new_york = ZoneInfo("America/New_York")
+    midnight = local_midnight(NOW.astimezone(new_york).date(), new_york)
+    spend(tmp_path, {"created_at": iso(midnight - timedelta(minutes=30)), "total_cost": 0.4},  # 23:30 yesterday
+          {"created_at": iso(midnight + timedelta(minutes=30)), "total_cost": 0.1})  # 00:30 today
+    [use] = check(client)["budgets"]
+    assert (use["spent_usd"], use["period_start"], use["resets_at"]) == (
+        "0.1000000000", iso(midnight), iso(midnight + timedelta(days=1)))
