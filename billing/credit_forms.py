@@ -6,6 +6,7 @@ from django import forms
 from core.money import MAX_AMOUNT_USD
 
 from .models import ApiKey
+from .periods import WEEKDAYS
 
 # Amounts stay within the ledger's range (bigint units); the message names the bound.
 _UP_TO = {"max_value": f"Enter an amount up to ${MAX_AMOUNT_USD:,}."}
@@ -83,5 +84,4 @@ class BudgetForm(forms.Form):
 
 
 class WeekStartForm(forms.Form):
-    week_start = forms.TypedChoiceField(coerce=int, choices=list(enumerate(
-        ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"))))
+    week_start = forms.TypedChoiceField(coerce=int, choices=list(enumerate(WEEKDAYS)))
