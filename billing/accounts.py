@@ -12,8 +12,10 @@ from django.utils import timezone
 from core.bulk import SQLITE_BATCH, batches, ids_by_key, insert_ignoring_conflicts
 from core.timerange import zone_choices
 
+from .budgets import budget_create, budget_update, budgets_recount
 from .lock_objects import account_lock, invitation_lock
-from .models import Account, AccountToken, ApiKey, Invitation, Membership
+from .models import Account, AccountToken, ApiKey, Budget, Invitation, Membership
+from .periods import PERIOD_OF
 
 ROLE_RANK = {Membership.Role.VIEWER: 0, Membership.Role.MEMBER: 1, Membership.Role.OWNER: 2}
 TOKEN_PREFIX = "tg_"
@@ -85,12 +87,16 @@ def api_keys_name(*, names: dict[int, str]) -> int:
 def account_time_zone_set(*, account: Account, time_zone: str) -> None:
     """Set the zone of the account's days (an IANA name this machine knows, else ValueError).
 
-    Nothing cached needs to move: every cached page and the forecast are keyed by their zone.
+    Nothing cached needs to move: every cached page and the forecast are keyed by their zone; the
+    budgets' periods move with the zone, so their current periods are counted again.
     """
     if time_zone not in zone_choices():
         raise ValueError(f"unknown time zone: {time_zone!r}")
+    if time_zone == account.time_zone:
+        return
     account.time_zone = time_zone
     account.save(update_fields=["time_zone"])
+    budgets_recount(account=account)
 
 
 def invitation_create(*, account: Account, email: str, role: str, invited_by, accept_url) -> Invitation:
@@ -168,12 +174,25 @@ def account_token_revoke(*, account: Account, token_id: int) -> AccountToken:
 def api_key_limit_set(*, account: Account, key_id: int, limit_units: int | None, interval: str) -> ApiKey:
     """Set a key's spending limit and reset interval (ApiKey.DoesNotExist for another account's key).
 
-    A new limit re-arms its 80% and 100% alerts.
+    The limit is the key's hard key budget with the interval's period, in the account's zone
+    (`billing.budgets`): its other hard key budgets go, an empty limit removes them all. A new
+    limit re-arms its 80% and 100% alerts.
     """
     if limit_units is not None and limit_units < 0:
         raise ValueError("a limit cannot be negative")
     key = ApiKey.objects.get(pk=key_id, account=account)
-    key.limit_units, key.limit_interval = limit_units, interval
-    key.alert_80_interval = key.alert_100_interval = None
-    key.save(update_fields=["limit_units", "limit_interval", "alert_80_interval", "alert_100_interval"])
+    period = PERIOD_OF[interval]
+    with transaction.atomic():
+        hard = Budget.objects.filter(account=account, scope=Budget.Scope.KEY, api_key=key, mode=Budget.Mode.HARD)
+        (hard if limit_units is None else hard.exclude(period=period)).delete()
+        if limit_units is not None:
+            same = Budget.objects.filter(account=account, scope=Budget.Scope.KEY, target=key.external_id,
+                                         period=period).first()
+            if same is None:
+                budget_create(account=account, scope=Budget.Scope.KEY, target=key.external_id,
+                              amount_units=limit_units, period=period)
+            else:
+                budget_update(account=account, budget_id=same.pk, amount_units=limit_units, mode=Budget.Mode.HARD)
+        key.alert_80_interval = key.alert_100_interval = None
+        key.save(update_fields=["alert_80_interval", "alert_100_interval"])
     return key

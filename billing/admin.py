@@ -12,7 +12,18 @@ from core.numbers import money_exact
 
 from .credit_forms import AdjustForm
 from .ledger import ledger_adjust
-from .models import Account, ApiKey, LedgerEntry, Membership, Payment, PromoCode, PromoRedemption, Refund
+from .models import (
+    Account,
+    ApiKey,
+    Budget,
+    LedgerEntry,
+    Membership,
+    Payment,
+    PromoCode,
+    PromoRedemption,
+    Refund,
+    Reservation,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -68,7 +79,7 @@ class AccountAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("external_id", "name", "account", "limit_units", "limit_interval", "created")
+    list_display = ("external_id", "name", "account", "created")
     search_fields = ("external_id", "name", "account__external_id")
     list_select_related = ("account",)
     readonly_fields = ("alert_80_interval", "alert_100_interval")
@@ -133,3 +144,23 @@ class PromoCodeAdmin(admin.ModelAdmin):
     search_fields = ("code",)
     readonly_fields = ("redemptions",)
     inlines = [PromoRedemptionInline]
+
+
+@admin.register(Budget)
+class BudgetAdmin(_ReadOnly):
+    """Read-only: owners edit budgets on their budgets page or through the account API (billing.budgets)."""
+
+    list_display = ("account", "scope", "target", "amount_units", "period", "mode", "created")
+    list_filter = ("scope", "period", "mode")
+    search_fields = ("account__external_id", "target")
+    list_select_related = ("account",)
+
+
+@admin.register(Reservation)
+class ReservationAdmin(_ReadOnly):
+    """Read-only: the gateway reserves, ingestion settles."""
+
+    list_display = ("id", "account", "amount_units", "status", "created", "expires_at", "cost_units")
+    list_filter = ("status",)
+    search_fields = ("id", "account__external_id")
+    list_select_related = ("account",)

@@ -23,7 +23,7 @@ from .lock_objects import accounts_for_update_sql
 from .models import Account, ApiKey
 from .promos import grants_expire
 from .purchases import auto_topups_run, owners_email
-from .selectors import interval_bounds, key_alerts_due, owner_emails
+from .selectors import key_alerts_due, owner_emails
 
 KEY_ALERT_COLUMNS = {100: "alert_100_interval", 80: "alert_80_interval"}
 
@@ -77,8 +77,8 @@ def low_balance_check(*, account_id: int) -> bool:
 
 
 def key_alerts_send(*, account_ids: Iterable[int], now: datetime | None = None) -> list[tuple[int, int]]:
-    """Email owners about keys of these accounts that reached 80% or 100% of their limit in this
-    interval; returns the (key id, level) pairs that were sent."""
+    """Email owners about keys of these accounts that reached 80% or 100% of their limit (their hard key
+    budget) in its current period; returns the (key id, level) pairs that were sent."""
     now = now or timezone.now()
     due = key_alerts_due(account_ids=account_ids, now=now)
     if not due:
@@ -88,10 +88,10 @@ def key_alerts_send(*, account_ids: Iterable[int], now: datetime | None = None) 
     sent = []
     for alert in due:
         key = keys.get(alert.key_id)
-        if key is None or not key.limit_units:  # deleted or unlimited since the select
+        if key is None:  # deleted since the select
             continue
         column = KEY_ALERT_COLUMNS[alert.level]
-        mark = interval_bounds(key.limit_interval, now)[0] or key.created  # `never` has one interval
+        mark = alert.mark  # the period's start (`never`: the key's creation)
         claimed = ApiKey.objects.filter(pk=key.pk).filter(
             Q(**{f"{column}__isnull": True}) | ~Q(**{column: mark})).update(**{column: mark})
         if not claimed:
@@ -100,7 +100,7 @@ def key_alerts_send(*, account_ids: Iterable[int], now: datetime | None = None) 
         owners_email(account=key.account, emails=emails.get(key.account_id, []),
                      subject=f"API key {key} at {alert.level}% of its limit",
                      body=(f"The key {key} ({key.external_id}) spent {money(alert.usage_units)} of its "
-                           f"{money(key.limit_units)} {key.limit_interval} limit."
+                           f"{money(alert.limit_units)} {alert.interval} limit."
                            + (" The gateway refuses it until the limit resets." if alert.level == 100 else "")))
     return sent
 

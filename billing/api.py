@@ -39,10 +39,12 @@ class _KeyLimitOutput(serializers.Serializer):
                                          help_text="null: no limit")
     interval = serializers.ChoiceField(
         choices=["daily", "weekly", "monthly", "never"],
-        help_text="UTC days, weeks from Monday and calendar months, whatever the account's time zone")
-    interval_time_zone = serializers.CharField(help_text='always "UTC": the zone of the intervals')
+        help_text="days, weeks (from the account's first weekday) and months of the account's time zone: the "
+                  "period of the key's hard key budget, which is its limit")
+    interval_time_zone = serializers.CharField(help_text="the account's time zone: the zone of the intervals")
     usage_usd = serializers.DecimalField(max_digits=30, decimal_places=10,
-                                         help_text="spend in the current interval (BYOK excluded)")
+                                         help_text="spend in the current interval (BYOK excluded) plus what open "
+                                                   "reservations hold")
     remaining_usd = serializers.DecimalField(max_digits=30, decimal_places=10, allow_null=True)
     exhausted = serializers.BooleanField(help_text="true when the key has reached its limit")
     interval_start = serializers.DateTimeField(allow_null=True)
@@ -53,7 +55,8 @@ class _KeyLimitOutput(serializers.Serializer):
             "id": limit.key.pk, "key": limit.key.external_id, "name": limit.key.name,
             "limit_usd": _usd(limit.limit_units), "interval": limit.interval, "usage_usd": _usd(limit.usage_units),
             "remaining_usd": _usd(limit.remaining_units), "exhausted": limit.exhausted,
-            "interval_start": limit.interval_start, "resets_at": limit.resets_at, "interval_time_zone": "UTC"})
+            "interval_start": limit.interval_start, "resets_at": limit.resets_at,
+            "interval_time_zone": limit.time_zone})
 
 
 class KeyLimitApi(_AccountApi):
@@ -62,8 +65,8 @@ class KeyLimitApi(_AccountApi):
     OutputSerializer = _KeyLimitOutput
 
     @extend_schema(operation_id="key_limit", tags=["account"], responses=OutputSerializer,
-                   description="A key's limit, its usage in the current UTC interval, what remains and when it "
-                               "resets; 404 for keys of other accounts.")
+                   description="A key's limit (its hard key budget), its usage in the current interval of the "
+                               "account's zone, what remains and when it resets; 404 for keys of other accounts.")
     def get(self, request, key_id: int):
         account = api_account(request)
         # An id past 64 bits names no key; the database would refuse to compare it.

@@ -6,6 +6,7 @@ from django import forms
 from core.money import MAX_AMOUNT_USD
 
 from .models import ApiKey
+from .periods import WEEKDAYS
 
 # Amounts stay within the ledger's range (bigint units); the message names the bound.
 _UP_TO = {"max_value": f"Enter an amount up to ${MAX_AMOUNT_USD:,}."}
@@ -58,3 +59,29 @@ class AdjustForm(forms.Form):
         if self.cleaned_data["amount"] == 0:
             raise forms.ValidationError("An adjustment moves the balance.")
         return self.cleaned_data["amount"]
+
+
+class BudgetForm(forms.Form):
+    """A budget as the budgets page edits it (billing.budgets checks the rest: scope and target)."""
+
+    scope = forms.ChoiceField(choices=[(v, label) for v, label in
+                                       (("account", "the account"), ("key", "an API key"), ("user", "an end user"),
+                                        ("each_user", "each end user"), ("tag", "a tag"))])
+    target = forms.CharField(max_length=128, required=False, help_text="the key id, end user or tag; empty otherwise")
+    amount = forms.DecimalField(label="Amount (USD)", max_digits=14, decimal_places=4, min_value=Decimal(0),
+                                max_value=MAX_AMOUNT_USD, error_messages=_UP_TO)
+    period = forms.ChoiceField(choices=[("day", "per day"), ("week", "per week"), ("month", "per month"),
+                                        ("none", "in all (no reset)")])
+    mode = forms.ChoiceField(choices=[("hard", "hard: the gateway refuses"), ("soft", "soft: alerts only")])
+    alerts = forms.CharField(label="Alert at (%)", max_length=60, required=False, help_text="e.g. 50, 80, 100")
+
+    def clean_alerts(self) -> list[int]:
+        raw = [part.strip().rstrip("%") for part in self.cleaned_data["alerts"].split(",") if part.strip()]
+        try:
+            return sorted({int(part) for part in raw})
+        except ValueError:
+            raise forms.ValidationError("Whole percentages separated by commas.") from None
+
+
+class WeekStartForm(forms.Form):
+    week_start = forms.TypedChoiceField(coerce=int, choices=list(enumerate(WEEKDAYS)))

@@ -27,6 +27,7 @@ from . import accounts, alerts, promos, purchases, selectors, webhooks
 from .access import account_required
 from .credit_forms import AutoTopupForm, BuyForm, KeyLimitForm, LowBalanceForm, PromoForm
 from .models import Account, ApiKey, Membership, Payment, Refund
+from .periods import WEEKDAYS
 
 log = logging.getLogger(__name__)
 OWNER, MEMBER = Membership.Role.OWNER, Membership.Role.MEMBER
@@ -211,7 +212,7 @@ def keys(request: HttpRequest) -> HttpResponse:
         return redirect("billing:keys")
     return render(request, "account/keys.html", {
         "limits": selectors.key_limits(account_id=request.account.pk), "intervals": ApiKey.Interval.choices,
-        "can_edit": request.account_ctx.can(MEMBER)})
+        "can_edit": request.account_ctx.can(MEMBER), "week_start_name": WEEKDAYS[request.account.week_start]})
 
 
 def _month_or_404(request: HttpRequest, month: str) -> date:

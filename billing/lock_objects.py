@@ -2,8 +2,10 @@
 
 The order, which every writer keeps (no deadlock between any two of them): accounts first, in
 primary-key order; then the one payment, promo code or promo redemption the write is about (a
-refund claim after its payment); an invitation stands alone. No lock is ever held across a network
-call: take these, write, commit, and only then talk to a payment gateway (billing/README.md). Call each inside `transaction.atomic()`: the locks last until it ends.
+refund claim after its payment); an invitation stands alone, and so does an account's reservation
+lock (an advisory lock, no row). No lock is ever held across a network call: take these, write,
+commit, and only then talk to a payment gateway (billing/README.md). Call each inside
+`transaction.atomic()`: the locks last until it ends.
 """
 from collections.abc import Iterable
 
@@ -44,6 +46,27 @@ def accounts_lock_ids(*, account_ids: Iterable[int]) -> None:
     match, params = ids_match_sql("id", ids)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM ({accounts_for_update_sql(match)}) AS locked", params)
+
+
+# The namespace of reservation locks among PostgreSQL's advisory locks (analytics' partitions use another).
+_RESERVATION_LOCK_SPACE = 0x7B01
+
+
+def reservation_lock(*, account_id: int) -> None:
+    """Serialize the reservations of one account until the transaction ends.
+
+    Not the account row: a chunk holds that for its whole transaction (its debits), and a
+    reservation must not wait seconds for it. An advisory lock on (space, account id) orders the
+    account's reservations alone; it stands apart from every row lock (no lock order to keep). SQLite
+    needs nothing: its write transactions are serialized.
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        # Two int4 keys: the namespace, and the account id folded into 32 bits (a collision only
+        # makes two accounts wait on each other, never lets one through).
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_RESERVATION_LOCK_SPACE,
+                                                                 (account_id % 2**32) - 2**31])
 
 
 def payment_lock(*, payment_id: int, account_id: int | None = None) -> tuple[Account, Payment]:

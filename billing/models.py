@@ -13,6 +13,8 @@ from django.db import models
 from core.money import units_to_usd
 from core.timerange import zone_named
 
+from .periods import PERIODS, WEEKDAYS
+
 
 class Account(models.Model):
     """A customer of the router; `external_id` is the gateway's account id."""
@@ -36,6 +38,8 @@ class Account(models.Model):
     # The account's days, weeks and months (pages, reports, statements, the forecast); key-limit
     # intervals stay UTC (the gateway enforces them and its API says so).
     time_zone = models.CharField(max_length=64, default="UTC", help_text="an IANA time zone name, such as Europe/Paris")
+    # The first day of a budget's week: 0 Monday … 6 Sunday (billing.periods).
+    week_start = models.PositiveSmallIntegerField(default=0, choices=[(i, d) for i, d in enumerate(WEEKDAYS)])
 
     class Meta:
         ordering = ["external_id"]
@@ -75,6 +79,8 @@ class ApiKey(models.Model):
     """A gateway API key of an account, known by its id or hash (never the secret)."""
 
     class Interval(models.TextChoices):
+        """A key limit's interval as the keys page and `GET /api/v1/keys/<id>` name it: a budget period."""
+
         DAILY = "daily"
         WEEKLY = "weekly"
         MONTHLY = "monthly"
@@ -84,15 +90,17 @@ class ApiKey(models.Model):
     external_id = models.CharField(max_length=128)
     name = models.CharField(max_length=200, blank=True)
     created = models.DateTimeField(auto_now_add=True)
-    limit_units = models.BigIntegerField(null=True, blank=True, help_text="spending limit per interval; empty: none")
-    limit_interval = models.CharField(max_length=8, choices=Interval.choices, default=Interval.MONTHLY)
-    # The start of the interval whose 80% / 100% alert was sent: one email per level per interval.
+    # A key's limit is its hard key budget (Budget, scope "key"; migration 0008 moved the limits
+    # there): its interval is the budget's period, in the account's zone. The start of the period
+    # whose 80% / 100% alert was sent: one email per level per period.
     alert_80_interval = models.DateTimeField(null=True, blank=True)
     alert_100_interval = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["account", "external_id"]
         constraints = [models.UniqueConstraint(fields=["account", "external_id"], name="apikey_account_external")]
+        # The gateway names a key by its own id alone (the spend check and reservations).
+        indexes = [models.Index(fields=["external_id"], name="apikey_external")]
 
     def __str__(self) -> str:
         return self.name or self.external_id
@@ -308,3 +316,106 @@ class AccountToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class Budget(models.Model):
+    """A limit on spend (BYOK excluded) per period of the account's zone, at one level of the account.
+
+    `target` is the gateway's id of what it limits: a key id (`api_key` is that key), an end user,
+    a tag; empty for `account` and `each_user` (a cap on every end user of the account apart).
+    """
+
+    class Scope(models.TextChoices):
+        ACCOUNT = "account"
+        KEY = "key"
+        USER = "user"
+        EACH_USER = "each_user", "each end user"
+        TAG = "tag"
+
+    class Mode(models.TextChoices):
+        HARD = "hard", "hard (the gateway refuses)"
+        SOFT = "soft", "soft (alerts only)"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="budgets")
+    scope = models.CharField(max_length=10, choices=Scope.choices)
+    target = models.CharField(max_length=128, blank=True, default="")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, null=True, blank=True, related_name="budgets")
+    amount_units = models.BigIntegerField()
+    period = models.CharField(max_length=5, choices=[(p, p) for p in PERIODS])
+    mode = models.CharField(max_length=4, choices=Mode.choices, default=Mode.HARD)
+    alert_percentages = models.JSONField(default=list, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["account", "scope", "target", "period"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "scope", "target", "period"], name="budget_once_per_period"),
+            models.CheckConstraint(condition=models.Q(amount_units__gte=0), name="budget_amount_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.target} {units_to_usd(self.amount_units)} per {self.period}".replace("  ", " ")
+
+
+class BudgetSpend(models.Model):
+    """Ingested spend of one budget in one period (`subject`: the end user of an `each_user` budget).
+
+    Kept by ingestion, set-based per chunk (`budgets.budget_spend_ingest`); a period with no row
+    spent nothing. Never clamped: spend past the amount stays recorded.
+    """
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="spends")
+    subject = models.CharField(max_length=128, blank=True, default="")
+    period_key = models.DateField(help_text="the period's first local date (billing.periods)")
+    spent_units = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["budget", "subject", "period_key"], name="budgetspend_key")]
+
+    def __str__(self) -> str:
+        return f"{self.budget} {self.subject} from {self.period_key}: {units_to_usd(self.spent_units)}"
+
+
+class Reservation(models.Model):
+    """An amount the gateway holds for one request before it runs, named by the generation id it will log.
+
+    Open, it counts against the balance and every budget that applies (a hold), until the
+    generation is ingested (settled: its real cost replaces the hold), the gateway releases it, or
+    `expires_at` passes. `answer` is what the reserve call answered, so the same id answers it again.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        SETTLED = "settled"
+        RELEASED = "released"
+        REFUSED = "refused"  # the amount did not fit: never held
+
+    id = models.CharField(max_length=128, primary_key=True, help_text="the generation id the gateway will log")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="reservations", db_index=False)
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+", db_index=False)
+    end_user = models.CharField(max_length=128, blank=True, default="")
+    tags = models.CharField(max_length=1100, blank=True, default="", help_text='",a,b,"; "" for none')
+    amount_units = models.BigIntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    created = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    cost_units = models.BigIntegerField(null=True, blank=True, help_text="the settled generation's spend")
+    answer_status = models.PositiveSmallIntegerField()
+    answer = models.JSONField()
+
+    class Meta:
+        indexes = [
+            # The holds of an account: what every check and reserve sums.
+            models.Index(fields=["account", "expires_at"], condition=models.Q(status="open"),
+                         name="reservation_open"),
+            models.Index(fields=["created"], name="reservation_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {units_to_usd(self.amount_units)} ({self.status})"
+
+    @property
+    def over_units(self) -> int:
+        """How far the real cost went past the amount held (0 when it did not)."""
+        return max(0, (self.cost_units or 0) - self.amount_units) if self.status == self.Status.SETTLED else 0

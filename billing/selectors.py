@@ -1,9 +1,9 @@
 """Reads of billing: key limits and their usage, monthly statements, the credits page and its forecast.
 
-Key usage reads the daily rollup `AccountDay` (spend without BYOK), never raw generations: every key
-interval starts at a UTC midnight (the gateway enforces them: they stay UTC whatever the account's
-zone), so whole days answer exactly, with 24x fewer rows than the hourly rollup. Statements and the
-forecast follow the account's time zone: UTC ones read AccountDay, others AccountHour.
+A key's limit is its hard key budget (migration 0008 moved the limits there): its usage is the
+budget's use in its period of the account's zone (`budget_selectors`), and its alerts read the
+budgets' spend rows. Statements and the forecast follow the account's time zone: UTC ones read
+AccountDay, others AccountHour.
 """
 from __future__ import annotations
 
@@ -22,26 +22,14 @@ from analytics.models import AccountDay, AccountHour
 from core import forecast as spend
 from core.bulk import id_set, ids_match_sql
 from core.money import units_to_usd
-from core.timerange import local_day, midnight
+from core.timerange import local_day, midnight, zone_named
 from marketplace.models import Model
 
+from .budget_selectors import budget_uses
+from .budgets import BudgetUse
 from .gateways import GatewayError, gateway_get, units_floor_cents
-from .models import Account, ApiKey, LedgerEntry, Membership, Payment, PaymentMethod, Refund
-
-
-def interval_bounds(interval: str, now: datetime) -> tuple[datetime | None, datetime | None]:
-    """Return the current interval's start and the next reset, UTC; (None, None) for `never`."""
-    now = now.astimezone(UTC)
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    if interval == ApiKey.Interval.DAILY:
-        return midnight, midnight + timedelta(days=1)
-    if interval == ApiKey.Interval.WEEKLY:  # weeks start on Monday
-        start = midnight - timedelta(days=midnight.weekday())
-        return start, start + timedelta(days=7)
-    if interval == ApiKey.Interval.MONTHLY:
-        start = midnight.replace(day=1)
-        return start, month_after(start)
-    return None, None
+from .models import Account, ApiKey, Budget, LedgerEntry, Membership, Payment, PaymentMethod, Refund
+from .periods import INTERVAL_OF, NONE_KEY, period_now
 
 
 def month_after(start: date) -> date:
@@ -56,7 +44,8 @@ class KeyLimit:
     interval: str
     interval_start: datetime | None
     resets_at: datetime | None
-    usage_units: int
+    usage_units: int  # spend in the period plus what open reservations hold (the budget's use)
+    time_zone: str = "UTC"  # the account's: the zone of the intervals
 
     @property
     def remaining_units(self) -> int | None:
@@ -81,83 +70,102 @@ class KeyLimit:
 
 
 def key_limits(*, account_id: int, key_ids: list[int] | None = None, now: datetime | None = None) -> list[KeyLimit]:
-    """Read every key of the account (or the given ones) with its usage in its current interval: one
-    rollup query per distinct interval start."""
+    """Read every key of the account (or the given ones) with its limit: its hard key budget (the one
+    with the least left, if several), used in the budget's current period. Five queries."""
     now = now or timezone.now()
+    account = Account.objects.get(pk=account_id)
     keys = ApiKey.objects.filter(account_id=account_id).order_by("name", "external_id")
     if key_ids is not None:
         keys = keys.filter(pk__in=key_ids)
-    keys = list(keys)
-    starts: dict[datetime | None, list[int]] = {}
-    for key in keys:
-        starts.setdefault(interval_bounds(key.limit_interval, now)[0], []).append(key.pk)
-    spend: dict[int, int] = {}
-    for start, ids in starts.items():
-        rows = AccountDay.objects.filter(account_id=account_id, api_key_id__in=ids)
-        if start is not None:
-            rows = rows.filter(day__gte=start.date())
-        spend.update(rows.values_list("api_key_id").annotate(s=Sum("spend_units")).values_list("api_key_id", "s"))
+    limits: dict[int, BudgetUse] = {}
+    for use in budget_uses(account=account, now=now, scope=Budget.Scope.KEY):
+        if use.hard and (use.budget.api_key_id not in limits
+                         or use.left_units < limits[use.budget.api_key_id].left_units):
+            limits[use.budget.api_key_id] = use
     result = []
     for key in keys:
-        start, reset = interval_bounds(key.limit_interval, now)
-        result.append(KeyLimit(key=key, limit_units=key.limit_units, interval=key.limit_interval,
-                               interval_start=start, resets_at=reset, usage_units=int(spend.get(key.pk) or 0)))
+        use = limits.get(key.pk)
+        if use is None:
+            result.append(KeyLimit(key=key, limit_units=None, interval=ApiKey.Interval.MONTHLY, interval_start=None,
+                                   resets_at=None, usage_units=0, time_zone=account.time_zone))
+            continue
+        result.append(KeyLimit(key=key, limit_units=use.budget.amount_units, interval=INTERVAL_OF[use.budget.period],
+                               interval_start=use.period_start, resets_at=use.resets_at, usage_units=use.used_units,
+                               time_zone=account.time_zone))
     return result
 
 
 @dataclass(frozen=True)
 class KeyAlertDue:
-    """A key whose usage in its current interval reached an alert level not yet told this interval."""
+    """A key whose spend in its limit's current period reached an alert level not yet told this period."""
 
     key_id: int
     level: int  # 100 or 80: the highest level reached is the one to tell
     usage_units: int
-
-
-# Every limited key of the accounts with its usage since its interval's first day (a CASE on the
-# interval), kept only when the highest level it reached is not already marked with this
-# interval's start (`never`: the key's creation). The usage is a subquery per key, so each reads
-# the index (account, day, …) from its own first day on; MATERIALIZED computes it once, not once
-# per mention below. 80% as `5 x usage >= 4 x limit`: exact integers.
-_KEY_ALERTS_DUE_SQL = """
-WITH limited AS (
-    SELECT k.id, k.account_id, k.limit_units, k.alert_80_interval, k.alert_100_interval,
-           CASE k.limit_interval WHEN %s THEN %s WHEN %s THEN %s WHEN %s THEN %s ELSE %s END AS since,
-           CASE k.limit_interval WHEN %s THEN %s WHEN %s THEN %s WHEN %s THEN %s ELSE k.created END AS mark
-    FROM {keys} k
-    WHERE {accounts} AND k.limit_units > 0
-), spent AS MATERIALIZED (
-    SELECT l.id, l.limit_units, l.alert_80_interval, l.alert_100_interval, l.mark,
-           (SELECT SUM(d.spend_units) FROM {days} d
-            WHERE d.account_id = l.account_id AND d.day >= l.since AND d.api_key_id = l.id) AS spent_units
-    FROM limited l
-)
-SELECT id, CASE WHEN spent_units >= limit_units THEN 100 ELSE 80 END, spent_units
-FROM spent
-WHERE (spent_units >= limit_units AND (alert_100_interval IS NULL OR alert_100_interval <> mark))
-   OR (spent_units < limit_units AND spent_units * 5 >= limit_units * 4
-       AND (alert_80_interval IS NULL OR alert_80_interval <> mark))
-ORDER BY id
-"""
+    limit_units: int = 0
+    interval: str = ""
+    mark: datetime | None = None  # the period's start (`never`: the key's creation), kept once told
 
 
 def key_alerts_due(*, account_ids: Iterable[int], now: datetime | None = None) -> list[KeyAlertDue]:
-    """Return the keys of these accounts that reached 80% or 100% of their limit in their current interval
-    and were not told so yet: one statement for all the accounts, whatever their number."""
+    """Return the keys of these accounts whose limit (hard key budget) reached 80% or 100% in its current
+    period and were not told so yet: one statement for all the accounts, whatever their number.
+
+    The statement reads every limited key of the accounts with the spend rows of the few period keys
+    in play (today, this week, this month in each zone; `none`); the current one is picked here.
+    """
     now = now or timezone.now()
-    ops = connection.ops
-    since: list = []
-    marks: list = []
-    for interval in (ApiKey.Interval.DAILY, ApiKey.Interval.WEEKLY, ApiKey.Interval.MONTHLY):
-        start = interval_bounds(interval, now)[0]
-        since += [interval.value, ops.adapt_datefield_value(start.date())]
-        marks += [interval.value, ops.adapt_datetimefield_value(start)]
-    accounts, ids_params = ids_match_sql("k.account_id", account_ids)
-    sql = _KEY_ALERTS_DUE_SQL.format(keys=ApiKey._meta.db_table, days=AccountDay._meta.db_table, accounts=accounts)
+    accounts, params = ids_match_sql("b.account_id", account_ids)
+    sql = ("SELECT b.id, b.api_key_id, b.amount_units, b.period, a.time_zone, a.week_start, k.created,"
+           " k.alert_80_interval, k.alert_100_interval, s.period_key, s.spent_units"
+           " FROM billing_budget b JOIN billing_account a ON a.id = b.account_id"
+           " JOIN billing_apikey k ON k.id = b.api_key_id"
+           " LEFT JOIN billing_budgetspend s ON s.budget_id = b.id AND s.subject = ''"
+           " AND (s.period_key >= %s OR s.period_key = %s)"
+           f" WHERE {accounts} AND b.scope = 'key' AND b.mode = 'hard' AND b.amount_units > 0"
+           " ORDER BY b.api_key_id, b.id")
+    # No current period starts before the first day of last month (a week's first day is at most six
+    # days back): older spend rows are not read.
+    floor = (now.date().replace(day=1) - timedelta(days=1)).replace(day=1)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*since, ops.adapt_datefield_value(date.min), *marks, *ids_params])
+        adapt = connection.ops.adapt_datefield_value
+        cursor.execute(sql, [adapt(floor), adapt(NONE_KEY), *params])
         rows = cursor.fetchall()
-    return [KeyAlertDue(key_id=key_id, level=int(level), usage_units=int(spent)) for key_id, level, spent in rows]
+    spent: dict[int, int] = {}
+    budgets: dict[int, tuple] = {}
+    for (budget_id, key_id, amount, period, zone_name, week_start, created, told_80, told_100,
+         period_key, units) in rows:
+        zone = zone_named(zone_name)
+        current, start, _ = period_now(period=period, now=now, zone=zone, week_start=week_start)
+        budgets[budget_id] = (key_id, amount, period, start or _aware(created), told_80, told_100)
+        if period_key is not None and _as_date(period_key) == current:
+            spent[budget_id] = int(units)
+    due: dict[int, KeyAlertDue] = {}
+    for budget_id, (key_id, amount, period, mark, told_80, told_100) in budgets.items():
+        units = spent.get(budget_id, 0)
+        if units >= amount:
+            level, told = 100, _aware(told_100)
+        elif units * 5 >= amount * 4:
+            level, told = 80, _aware(told_80)
+        else:
+            continue
+        if told == mark or (key_id in due and due[key_id].level >= level):
+            continue
+        due[key_id] = KeyAlertDue(key_id=key_id, level=level, usage_units=units, limit_units=amount,
+                                  interval=INTERVAL_OF[period], mark=mark)
+    return [due[key_id] for key_id in sorted(due)]
+
+
+def _as_date(value) -> date:
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _aware(value) -> datetime | None:
+    """A datetime column's value as an aware UTC datetime (SQLite answers text)."""
+    if value is None or isinstance(value, datetime) and value.tzinfo is not None:
+        return value
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def owner_emails(*, account_ids: Iterable[int]) -> dict[int, list[str]]:

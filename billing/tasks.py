@@ -5,7 +5,7 @@ from core.retry import TRANSIENT
 
 # Imports point one way, tasks -> services: no billing module imports this one (analytics' chunk
 # fan-out queues billing_after_debit after commit, by a late import), so no cycle can close here.
-from . import alerts, promos
+from . import alerts, budgets, promos
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
@@ -23,3 +23,10 @@ def billing_after_debit(account_ids: list[int]) -> None:
 def billing_grants_expire() -> int:
     """Post the expiry of promo credits that are due (run daily, or `manage.py credits_expire`)."""
     return promos.grants_expire()
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
+def billing_reservations_prune() -> int:
+    """Delete reservations older than SPEND_RESERVATION_RETENTION_DAYS (run daily). Expiry needs no
+    task: an open hold stops counting when its `expires_at` passes."""
+    return budgets.reservations_prune()

@@ -1,7 +1,7 @@
 """Account pages owned by billing: membership, invitations, API tokens, credits, keys, statements."""
 from django.urls import path
 
-from . import credit_views, views
+from . import budget_views, credit_views, views
 
 app_name = "billing"
 
@@ -20,6 +20,10 @@ urlpatterns = [
     path("account/credits/alert/", credit_views.credits_alert, name="credits-alert"),
     path("account/credits/promo/", credit_views.credits_promo, name="credits-promo"),
     path("account/credits/demo-card/", credit_views.credits_demo_card, name="credits-demo-card"),
+    path("account/credits/budgets/", budget_views.budgets_page, name="budgets"),
+    path("account/credits/budgets/save/", budget_views.budget_save, name="budget-save"),
+    path("account/credits/budgets/delete/", budget_views.budget_delete, name="budget-delete"),
+    path("account/credits/budgets/week/", budget_views.budget_week, name="budget-week"),
     path("account/keys/", credit_views.keys, name="keys"),
     path("account/statements/", credit_views.statements, name="statements"),
     path("account/statements/<str:month>/", credit_views.statement, name="statement"),

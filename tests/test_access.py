@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 PUBLIC = {"plotly-js", "password_reset_confirm", "api-model-endpoints", "model", "author", "provider", "app",
           "invitation"}
 # Routes of an account's own objects: another account's object answers 404 (or 403).
-OWN_OBJECTS = {"generation", "api-key", "api-ingest-batch"}
+OWN_OBJECTS = {"generation", "api-key", "api-ingest-batch", "api-budget", "api-spend-release"}
 # Routes of the current account by period: another account's figures never appear on them.
 BY_PERIOD = {"monthly-report", "statement", "statement-csv"}
 STAFF_ONLY = {"ops-batch", "ops-batch-rejects", "ops-batch-retry", "ops-reprice", "ops-reprice-apply",
@@ -158,6 +158,7 @@ def test_anonymous_users_are_sent_to_sign_in_from_every_account_page(site):
 FORMS = ("/account/switch/", "/account/settings/", "/account/members/", "/account/members/remove/", "/account/tokens/", "/account/tokens/revoke/", "/account/credits/", "/account/credits/buy/",
          "/account/credits/refund/", "/account/credits/auto-topup/", "/account/credits/alert/",
          "/account/credits/promo/", "/account/credits/demo-card/", "/account/keys/",
+         "/account/credits/budgets/save/", "/account/credits/budgets/delete/", "/account/credits/budgets/week/",
          "/accounts/logout/", "/accounts/password_change/", "/accounts/login/", "/accounts/password_reset/")
 
 
@@ -166,3 +167,46 @@ def test_every_form_needs_its_csrf_token(site):
     strict.force_login(get_user_model().objects.get(username="alice"))
     for url in FORMS:
         assert strict.post(url, {"name": "x", "email": "x@example.com"}).status_code == 403, url
+
+
+def test_budgets_and_reservations_stay_in_their_account(site, settings):
+    """An account token checks, reserves and releases for its own keys only; another account's budget
+    ids answer 404 on the API and the page's forms; the gateway token reads no account page or API."""
+    from billing import budgets
+    from billing.models import Budget, Reservation
+
+    settings.GATEWAY_TOKEN = "gw-access"  # noqa: S105  (test only)
+    client, auth = site["client"], {"HTTP_AUTHORIZATION": f"Bearer {site['token']}"}
+    b_key = ApiKey.objects.get(account=site["b"])
+    a_key = ApiKey.objects.filter(account=site["a"]).first()
+    theirs = budgets.budget_create(account=site["b"], scope="account", amount_units=10**10, period="day")
+    body = {"api_key": b_key.external_id, "account": site["b"].external_id}
+    assert client.post("/api/v1/spend/check", body, content_type="application/json", **auth).status_code == 404
+    assert client.post("/api/v1/spend/reserve", {**body, "id": "x1", "amount_usd": "0.01"},
+                       content_type="application/json", **auth).status_code == 404
+    assert client.post("/api/v1/spend/check", {"api_key": a_key.external_id}, content_type="application/json",
+                       **auth).status_code == 200  # the check can pass
+    from billing.ledger import ledger_post
+    ledger_post(account_id=site["b"].pk, kind="purchase", amount_units=10**12, idempotency_key="access:b")
+    assert budgets.spend_reserve(reservation_id="b-held", key=b_key, amount_units=10**8)[0] == 201
+    assert client.delete("/api/v1/spend/reserve/b-held", **auth).status_code == 404
+    assert Reservation.objects.get(pk="b-held").status == "open"
+    for method in ("get", "patch", "delete"):
+        response = getattr(client, method)(f"/api/v1/account/budgets/{theirs.pk}", {},
+                                           content_type="application/json", **auth)
+        assert response.status_code == 404, method
+    assert client.get("/api/v1/account/budgets", **auth).json() == []
+    assert client.post("/account/credits/budgets/delete/", {"budget": theirs.pk}).status_code == 404
+    assert client.post("/account/credits/budgets/save/", {"budget": theirs.pk, "scope": "account", "amount": "1",
+                                                          "period": "day", "mode": "hard"}).status_code == 404
+    assert Budget.objects.get(pk=theirs.pk).amount_units == 10**10
+    assert "data-budget=" not in client.get("/account/credits/budgets/").content.decode()  # A has none
+
+    gateway = Client(HTTP_AUTHORIZATION="Bearer gw-access")
+    for url in ("/api/v1/account/budgets", f"/api/v1/account/budgets/{theirs.pk}", "/api/v1/credits",
+                "/api/v1/keys", "/api/v1/account/budget-settings"):
+        assert gateway.get(url).status_code == 401, url
+    for url in ("/account/", "/account/credits/", "/account/credits/budgets/", "/account/keys/"):
+        assert gateway.get(url).status_code == 302, url  # to sign-in: the token is no session
+    assert gateway.post("/api/v1/spend/check", {"api_key": b_key.external_id}, content_type="application/json"
+                        ).status_code == 200

@@ -16,6 +16,7 @@ QUEUES = {
     "analytics.tasks.report_reprice_apply": "reports",  # minutes at a router's size: off the ingest and rollup queues
     "billing.tasks.billing_after_debit": "billing",
     "billing.tasks.billing_grants_expire": "billing",
+    "billing.tasks.billing_reservations_prune": "billing",
     "marketplace.tasks.catalog_sync_task": "default",
 }
 
@@ -37,7 +38,7 @@ def test_the_beat_schedule_is_loaded_and_names_real_tasks():
     app.loader.import_default_modules()
     schedule = app.conf.beat_schedule
     assert set(schedule) == {"rankings-refresh", "credits-expire", "ingest-stalled", "ingest-files-expire", "partitions-upkeep",
-                             "partitions-retention"}
+                             "partitions-retention", "reservations-prune"}
     for entry in schedule.values():
         assert entry["task"] in app.tasks
     assert schedule["rankings-refresh"]["schedule"] == 300.0

@@ -1,43 +1,29 @@
 """The ingest API: `POST /api/v1/ingest` (the gateway sends NDJSON, optionally gzip, with its bearer
 token) and `GET /api/v1/ingest/<id>` (a batch's status and counts)."""
-import hmac
 import math
 import zlib
 
-from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.parsers import BaseParser
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.models import IngestBatch
-from core.api import ErrorSerializer
+from core.api import ErrorSerializer, StaticTokenAuthentication
 
 from . import batches, formats, tasks
 from .files import TooLarge, body_store
 
 WAIT_INTERVAL_SECONDS = 0.1
 
-class IngestTokenAuthentication(BaseAuthentication):
+class IngestTokenAuthentication(StaticTokenAuthentication):
     """`Authorization: Bearer $INGEST_TOKEN`, compared in constant time."""
 
-    def authenticate(self, request):
-        header = get_authorization_header(request).split()
-        if not header or header[0].lower() != b"bearer" or len(header) != 2:
-            return None
-        expected = settings.INGEST_TOKEN.encode()
-        if not expected or not hmac.compare_digest(header[1], expected):
-            raise AuthenticationFailed("invalid ingest token")
-        return (None, "ingest")
-
-    def authenticate_header(self, request) -> str:
-        return 'Bearer realm="ingest"'
+    setting, label = "INGEST_TOKEN", "ingest"
 
 
 class IngestTokenScheme(OpenApiAuthenticationExtension):

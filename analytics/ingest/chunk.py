@@ -19,7 +19,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from analytics.counters import SPEND
 from analytics.models import IngestBatch, IngestChunk, Reject
+from billing.budgets import budgets_chunk_apply
 from billing.ledger import ledger_debit_usage
 
 from . import formats, loader
@@ -109,6 +111,10 @@ def _chunk_ingest(batch_id: int, index: int) -> ChunkResult:
         Reject.objects.bulk_create(rejects, batch_size=1000)
         debited = ledger_debit_usage(spend_by_account=applied.spend_by_account,
                                      idempotency_prefix=f"ingest:batch:{batch_id}:chunk:{index}")
+        accounts = sorted({row.account_id for row in stage}) if applied.inserted else []
+        if applied.inserted:  # the budgets' spend and the reservations these generations settle, on sets
+            budgets_chunk_apply(stage_table=loader.STAGE_TABLE, spend_sql=SPEND,
+                                spending_account_ids=applied.spend_by_account, account_ids=accounts)
         duplicates = len(stage) - applied.inserted + in_chunk_duplicates
         result = ChunkResult(lines=len(records) + in_chunk_duplicates + len(rejects), accepted=applied.inserted,
                              duplicates=duplicates, rejected=len(rejects))
@@ -124,7 +130,6 @@ def _chunk_ingest(batch_id: int, index: int) -> ChunkResult:
         if batch_end:
             transaction.on_commit(lambda: batch_files_remove(path=batch.path))  # the last chunk: nobody reads it
         if applied.inserted or batch_end:
-            accounts = sorted({row.account_id for row in stage}) if applied.inserted else []
             transaction.on_commit(lambda: chunk_fan_out(account_ids=accounts, debited_ids=debited,
                                                         batch_end=batch_end))
     log.info("batch %s chunk %s: %s lines, %s accepted, %s duplicates, %s rejected",

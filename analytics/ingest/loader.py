@@ -85,6 +85,9 @@ class AttemptRow(NamedTuple):
     rate_limited: int  # a 429
 
 
+# The chunk's staging table: after `apply`, its rows are the inserted generations (until the commit).
+STAGE_TABLE = "ingest_stage"
+
 # The PostgreSQL type of every staging column, by name.
 _STAGE_TYPES = {
     "id": "text", "created_at": "timestamptz", "hour": "timestamptz", "day": "date",

@@ -15,6 +15,7 @@ from django.utils.html import format_html_join
 from analytics.horizon import horizon
 from analytics.models import Generation
 from billing.access import account_required
+from billing.budget_selectors import reservations_settled
 from billing.selectors import spend_forecast
 from core import charts, numbers
 from core.csvutil import csv_stream
@@ -270,6 +271,7 @@ def generations(request: HttpRequest) -> HttpResponse:
     shown = {name: value for name, value in reversed(query)}  # the form shows a dimension's first value
     return render(request, "account/generations.html", {
         "page": page, "names": generation_log.names_for(page.rows, account_id=account_id),
+        "held": reservations_settled(account_id=account_id, generation_ids=[g.id for g in page.rows]),
         "choices": generation_log.filter_choices(account_id=account_id), "filters": shown,
         "histogram": generation_log.requests_histogram(account_id=account_id, log_filter=log_filter),
         "histogram_max_days": generation_log.HISTOGRAM_MAX_DAYS,
@@ -288,7 +290,8 @@ def generation(request: HttpRequest, generation_id: str) -> HttpResponse:
         raise Http404("No such generation in this account.") from None
     return render(request, "account/generation.html", {
         "g": row, "names": generation_log.names_for([row], account_id=request.account.pk),
-        "tags": [t for t in row.tags.split(",") if t], "cost": generation_log.generation_cost(row)})
+        "tags": [t for t in row.tags.split(",") if t], "cost": generation_log.generation_cost(row),
+        "reservation": reservations_settled(account_id=request.account.pk, generation_ids=[row.id]).get(row.id)})
 
 
 @account_required

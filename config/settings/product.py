@@ -2,6 +2,13 @@
 from .env import env_int, env_str
 
 INGEST_TOKEN = env_str("INGEST_TOKEN")
+# The gateway's token for the spend check and reservations (/api/v1/spend/…); empty: only account tokens.
+GATEWAY_TOKEN = env_str("GATEWAY_TOKEN")
+# An open reservation the gateway neither logged nor released stops holding after this long.
+SPEND_RESERVATION_SECONDS = env_int("SPEND_RESERVATION_SECONDS", 600)
+# Ended reservations (settled, released, refused, expired) are deleted after this many days; the
+# generation log shows a settled one's hold until then.
+SPEND_RESERVATION_RETENTION_DAYS = env_int("SPEND_RESERVATION_RETENTION_DAYS", 35)
 INGEST_CHUNK_LINES = env_int("INGEST_CHUNK_LINES", 50_000)
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 64 * 1024 * 1024)
 INGEST_MAX_DECOMPRESSED_BYTES = env_int("INGEST_MAX_DECOMPRESSED_BYTES", 512 * 1024 * 1024)

@@ -93,8 +93,8 @@ CELERY_TASK_ROUTES = {
     "billing.tasks.*": {"queue": "billing"},
 }
 CELERY_WORKER_QUEUES = "ingest,rollups,reports,billing,default"
-# Periodic work (`celery -A config beat`, or a worker with -B in the demo). Key limits need no reset
-# task: usage is counted from the start of each key's UTC interval. Statements are computed on demand.
+# Periodic work (`celery -A config beat`, or a worker with -B in the demo). Budgets and key limits need
+# no reset task: a period is arithmetic on the clock (billing.periods). Statements are computed on demand.
 CELERY_BEAT_SCHEDULE = {
     # Windows end at the current hour: refresh and prewarm the rankings as the hour turns, even
     # when no traffic arrives (rate-limited with ingestion's own refreshes).
@@ -114,6 +114,9 @@ CELERY_BEAT_SCHEDULE = {
     # generation table's ACCESS EXCLUSIVE lock.
     "partitions-retention": {"task": "analytics.tasks.partitions_retention",
                              "schedule": crontab(minute=17, hour=3)},
+    # Reservations past SPEND_RESERVATION_RETENTION_DAYS deleted (budget periods and hold expiry need
+    # no task: both are arithmetic on the clock).
+    "reservations-prune": {"task": "billing.tasks.billing_reservations_prune", "schedule": crontab(minute=41, hour=3)},
 }
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

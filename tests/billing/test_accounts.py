@@ -19,7 +19,7 @@ from billing.accounts import (
     invitation_accept,
     membership_remove,
 )
-from billing.models import AccountToken, ApiKey, Invitation, Membership
+from billing.models import AccountToken, ApiKey, Budget, Invitation, Membership
 from tests.billing.factories import ApiKeyFactory, MembershipFactory
 
 from .conftest import make_user, text_of
@@ -203,7 +203,13 @@ def test_a_key_limit_rearms_its_alerts_and_is_never_negative_nor_another_account
     key = ApiKeyFactory(account=acct_a, external_id="k1", alert_80_interval=timezone.now())
     api_key_limit_set(account=acct_a, key_id=key.pk, limit_units=5, interval="weekly")
     key.refresh_from_db()
-    assert (key.limit_units, key.limit_interval, key.alert_80_interval) == (5, "weekly", None)
+    assert key.alert_80_interval is None
+    assert list(Budget.objects.filter(api_key=key).values_list("scope", "target", "amount_units", "period", "mode")) == [
+        ("key", "k1", 5, "week", "hard")]
+    api_key_limit_set(account=acct_a, key_id=key.pk, limit_units=7, interval="monthly")  # one limit: the new one
+    assert list(Budget.objects.filter(api_key=key).values_list("amount_units", "period")) == [(7, "month")]
+    api_key_limit_set(account=acct_a, key_id=key.pk, limit_units=None, interval="monthly")
+    assert not Budget.objects.filter(api_key=key).exists()
     with pytest.raises(ValueError, match="negative"):
         api_key_limit_set(account=acct_a, key_id=key.pk, limit_units=-1, interval="daily")
     with pytest.raises(ApiKey.DoesNotExist):

@@ -1,7 +1,7 @@
 """The checks after a chunk's debits work on sets: among a thousand debited accounts, exactly the
 few that crossed a threshold get an email or a top-up, once, in a number of queries that does not
 grow with the number of accounts; the low-balance alert emails once per crossing."""
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 import time_machine
@@ -15,14 +15,17 @@ from billing.ledger import ledger_debit_usage
 from billing.models import (
     Account,
     ApiKey,
+    Budget,
+    BudgetSpend,
     LedgerEntry,
     Membership,
     Payment,
     PaymentMethod,
     PromoRedemption,
 )
+from billing.periods import PERIOD_OF, period_key
 from billing.promos import promo_redeem
-from billing.selectors import KeyAlertDue, interval_bounds, key_alerts_due
+from billing.selectors import KeyAlertDue, key_alerts_due
 from core.money import usd_to_units
 from tests.billing.factories import PromoCodeFactory
 from tests.marketplace.factories import ModelFactory, ProviderFactory
@@ -56,7 +59,7 @@ def frozen():
 
 def world(n: int, *, crossers: bool) -> list[Account]:
     """`n` accounts made in bulk, each with $100 (one seed entry, so the books add up), a $5 low-balance
-    alert, a key limited to $10 with $1 spent today; every tenth has auto top-up at $10 and a card.
+    alert, a key limited to $10 (a hard key budget) with $1 spent today; every tenth has auto top-up at $10 and a card.
     With `crossers`, the accounts of LOW, TOPUP, KEY_80 and KEY_100 cross, those of TOLD,
     LAST_MONTH and NEVER_TOLD nearly do, and all of them have an owner."""
     balances = {i: usd("100") for i in range(n)}
@@ -75,21 +78,29 @@ def world(n: int, *, crossers: bool) -> list[Account]:
     PaymentMethod.objects.bulk_create([
         PaymentMethod(account=a, gateway="demo", token="demo_pm_saved", label="Demo card •••• 4242")
         for i, a in enumerate(accounts) if i % 10 == 0])
-    keys = ApiKey.objects.bulk_create([
-        ApiKey(account=a, external_id="k", limit_units=usd("10"), limit_interval=INTERVALS[i % 4])
-        for i, a in enumerate(accounts)])
+    keys = ApiKey.objects.bulk_create([ApiKey(account=a, external_id="k") for a in accounts])
+    intervals = {i: INTERVALS[i % 4] for i in range(n)}
     spend = {(i, TODAY): usd("1") for i in range(n)}
     if crossers:
-        intervals = {KEY_80: "daily", KEY_100: "weekly", TOLD: "daily", LAST_MONTH: "monthly", NEVER_TOLD: "never"}
-        for i, interval in intervals.items():
-            ApiKey.objects.filter(pk=keys[i].pk).update(limit_interval=interval)
-        ApiKey.objects.filter(pk=keys[TOLD].pk).update(alert_80_interval=interval_bounds("daily", NOW)[0])
+        intervals.update({KEY_80: "daily", KEY_100: "weekly", TOLD: "daily", LAST_MONTH: "monthly",
+                          NEVER_TOLD: "never"})
+        ApiKey.objects.filter(pk=keys[TOLD].pk).update(alert_80_interval=datetime(2026, 12, 2, tzinfo=UTC))
         ApiKey.objects.filter(pk=keys[NEVER_TOLD].pk).update(alert_100_interval=keys[NEVER_TOLD].created)
         spend.update({(KEY_80, TODAY): usd("8.5"), (KEY_100, MONDAY): usd("6"), (KEY_100, TODAY): usd("6"),
                       (TOLD, TODAY): usd("9"), (LAST_MONTH, MONDAY): usd("9.5"), (LAST_MONTH, YESTERDAY): usd("1"),
                       (NEVER_TOLD, date(2026, 6, 1)): usd("11")})
         for i in (*LOW, *TOPUP, KEY_80, KEY_100, TOLD, LAST_MONTH, NEVER_TOLD):
             make_user(f"owner{i}", accounts[i], Membership.Role.OWNER)
+    # Each key limited to $10 (its hard key budget), its spend in the budget's periods.
+    budgets = Budget.objects.bulk_create([
+        Budget(account=a, scope="key", target="k", api_key=keys[i], amount_units=usd("10"),
+               period=PERIOD_OF[intervals[i]], mode="hard") for i, a in enumerate(accounts)])
+    in_periods: dict[tuple[int, date], int] = {}
+    for (i, day), units in spend.items():
+        key = period_key(period=budgets[i].period, moment=datetime.combine(day, time(), tzinfo=UTC), zone=UTC)
+        in_periods[(budgets[i].pk, key)] = in_periods.get((budgets[i].pk, key), 0) + units
+    BudgetSpend.objects.bulk_create([BudgetSpend(budget_id=budget_id, period_key=key, spent_units=units)
+                                     for (budget_id, key), units in sorted(in_periods.items())])
     model = ModelFactory(author__slug="lab", author__name="Lab", route_name="alpha", name="Alpha")
     provider = ProviderFactory(slug="prov", name="Prov")
     AccountDay.objects.bulk_create([
@@ -110,8 +121,11 @@ def test_only_the_accounts_and_keys_that_crossed_are_told_or_topped_up_once(
     ids = [a.pk for a in accounts]
     key_80, key_100 = (ApiKey.objects.get(account=accounts[i]) for i in (KEY_80, KEY_100))
     # Selected in SQL: only these two keys, not those already told or over their limit long ago.
-    assert key_alerts_due(account_ids=ids) == [KeyAlertDue(key_id=key_80.pk, level=80, usage_units=usd("8.5")),
-                                                KeyAlertDue(key_id=key_100.pk, level=100, usage_units=usd("12"))]
+    assert key_alerts_due(account_ids=ids) == [
+        KeyAlertDue(key_id=key_80.pk, level=80, usage_units=usd("8.5"), limit_units=usd("10"), interval="daily",
+                    mark=datetime(2026, 12, 2, tzinfo=UTC)),
+        KeyAlertDue(key_id=key_100.pk, level=100, usage_units=usd("12"), limit_units=usd("10"), interval="weekly",
+                    mark=datetime(2026, 11, 30, tzinfo=UTC))]
     with django_capture_on_commit_callbacks(execute=True):
         billing_after_debit(account_ids=ids)
     assert sent() == [
@@ -150,8 +164,11 @@ def test_only_the_accounts_and_keys_that_crossed_are_told_or_topped_up_once(
 def test_the_next_interval_tells_a_key_again(frozen, django_capture_on_commit_callbacks):
     accounts = world(20, crossers=False)
     key = ApiKey.objects.get(account=accounts[0])
-    ApiKey.objects.filter(pk=key.pk).update(limit_interval="daily", alert_80_interval=datetime(2026, 12, 1, tzinfo=UTC))
-    AccountDay.objects.filter(api_key_id=key.pk).update(spend_units=usd("9"))
+    ApiKey.objects.filter(pk=key.pk).update(alert_80_interval=datetime(2026, 12, 1, tzinfo=UTC))
+    budget = Budget.objects.get(api_key=key)
+    Budget.objects.filter(pk=budget.pk).update(period="day")
+    BudgetSpend.objects.filter(budget=budget).delete()
+    BudgetSpend.objects.create(budget=budget, period_key=TODAY, spent_units=usd("9"))
     make_user("olga", accounts[0], Membership.Role.OWNER)
     with django_capture_on_commit_callbacks(execute=True):
         billing_after_debit(account_ids=[a.pk for a in accounts])  # told yesterday, not today

@@ -5,7 +5,7 @@ import pytest
 from django.core.management import call_command
 
 from analytics import ingest
-from billing.models import ApiKey, LedgerEntry, Payment, PromoCode
+from billing.models import Budget, LedgerEntry, Payment, PromoCode
 from tests.analytics.conftest import record, run_batch, write_jsonl
 
 from .conftest import iso
@@ -26,8 +26,8 @@ def test_demo_setup_is_idempotent(tmp_path, capsys):
     assert Payment.objects.filter(status="succeeded").count() == 1
     assert LedgerEntry.objects.filter(kind="grant").count() == 1
     assert PromoCode.objects.filter(code="DEMO-10").exists()
-    limited = ApiKey.objects.filter(limit_units__isnull=False).order_by("limit_interval")
-    assert [k.limit_interval for k in limited] == ["daily", "monthly"]
+    limited = Budget.objects.filter(scope="key", mode="hard").order_by("period")
+    assert [b.period for b in limited] == ["day", "month"]
     call_command("ledger_verify")
     # Usage so far was $15; the purchase covers it with $100 to spare, the grant adds $25.
     assert "credits: balance $125.00" in capsys.readouterr().out

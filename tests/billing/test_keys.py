@@ -1,19 +1,20 @@
-"""Per-key limits: usage in the current UTC interval from the hourly rollup, the page, the API, alerts."""
+"""Per-key limits, which are hard key budgets: usage in the current interval of the account's zone, the page,
+the API, alerts."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core import mail
 
 from analytics import ingest
-from billing.accounts import account_token_create
+from billing.accounts import account_token_create, api_key_limit_set
 from billing.alerts import key_alerts_check
-from billing.models import ApiKey
-from billing.selectors import interval_bounds
+from billing.models import ApiKey, Budget
+from billing.periods import period_now
 from core.money import usd_to_units
 from tests.analytics.conftest import record, run_batch, write_jsonl
 from tests.billing.factories import ApiKeyFactory
 
-from .conftest import iso, text_of
+from .conftest import buy, iso, text_of
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]  # intervals and months of today
 
@@ -35,20 +36,16 @@ def key_traffic(tmp_path, acct_a, acct_b):
     return {k.external_id: k for k in ApiKey.objects.all()}
 
 
-def test_interval_bounds_in_utc():
-    moment = datetime(2026, 12, 31, 23, 30, tzinfo=UTC)  # a Thursday
-    assert interval_bounds("daily", moment) == (datetime(2026, 12, 31, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
-    assert interval_bounds("weekly", moment) == (datetime(2026, 12, 28, tzinfo=UTC), datetime(2027, 1, 4, tzinfo=UTC))
-    assert interval_bounds("monthly", moment) == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
-    assert interval_bounds("never", moment) == (None, None)
+def limit(key: ApiKey, amount: str, interval: str) -> None:
+    api_key_limit_set(account=key.account, key_id=key.pk, limit_units=usd_to_units(amount), interval=interval)
 
 
 def test_members_set_a_limit_and_read_usage_and_remaining(client, member, key_traffic):
     k1 = key_traffic["k1"]
     client.force_login(member)
     assert client.post("/account/keys/", {"key": k1.pk, "limit": "0.05", "interval": "daily"}).status_code == 302
-    k1.refresh_from_db()
-    assert (k1.limit_units, k1.limit_interval) == (usd_to_units("0.05"), "daily")
+    budget = Budget.objects.get(api_key=k1)
+    assert (budget.scope, budget.amount_units, budget.period, budget.mode) == ("key", usd_to_units("0.05"), "day", "hard")
     page = text_of(client.get("/account/keys/"))
     # $0.045 spent today (BYOK excluded, the old request outside the interval): 90%, $0.005 left.
     assert "k1 " + str(k1.pk) + " $0.05 daily $0.045 (90%) $0.005 " in page
@@ -67,18 +64,17 @@ def test_another_accounts_key_answers_404(client, owner, key_traffic):
     kb = key_traffic["kb"]
     client.force_login(owner)
     assert client.post("/account/keys/", {"key": kb.pk, "limit": "1", "interval": "daily"}).status_code == 404
-    kb.refresh_from_db()
-    assert kb.limit_units is None
+    assert not Budget.objects.filter(api_key=kb).exists()
     assert "kb" not in text_of(client.get("/account/keys/"))
 
 
 def test_the_key_api_answers_limit_usage_and_remaining(client, key_traffic, acct_a, owner):
     k1, kb = key_traffic["k1"], key_traffic["kb"]
-    ApiKey.objects.filter(pk=k1.pk).update(limit_units=usd_to_units("0.05"), limit_interval="monthly")
+    limit(k1, "0.05", "monthly")
     _, secret = account_token_create(account=acct_a, name="gateway", created_by=owner)
     auth = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
     body = client.get(f"/api/v1/keys/{k1.pk}", **auth).json()
-    start, reset = interval_bounds("monthly", datetime.now(tz=UTC))
+    _, start, reset = period_now(period="month", now=datetime.now(tz=UTC), zone=UTC)
     assert body == {"id": k1.pk, "key": "k1", "name": "", "limit_usd": "0.0500000000", "interval": "monthly",
                     "usage_usd": "0.0450000000", "remaining_usd": "0.0050000000", "exhausted": False,
                     "interval_start": start.isoformat().replace("+00:00", "Z"),
@@ -94,14 +90,14 @@ def test_the_key_api_answers_limit_usage_and_remaining(client, key_traffic, acct
 
 def test_key_alerts_at_80_and_100_percent_once_per_interval(key_traffic, owner, django_capture_on_commit_callbacks):
     k1 = key_traffic["k1"]
-    ApiKey.objects.filter(pk=k1.pk).update(limit_units=usd_to_units("0.05"), limit_interval="daily")
+    limit(k1, "0.05", "daily")
     with django_capture_on_commit_callbacks(execute=True):
         assert key_alerts_check(account_id=k1.account_id) == [(k1.pk, 80)]
         assert key_alerts_check(account_id=k1.account_id) == []
     assert len(mail.outbox) == 1
     assert "at 80% of its limit" in mail.outbox[0].subject
 
-    ApiKey.objects.filter(pk=k1.pk).update(limit_units=usd_to_units("0.045"))
+    Budget.objects.filter(api_key=k1).update(amount_units=usd_to_units("0.045"))
     with django_capture_on_commit_callbacks(execute=True):
         assert key_alerts_check(account_id=k1.account_id) == [(k1.pk, 100)]
         assert key_alerts_check(account_id=k1.account_id) == []
@@ -115,9 +111,28 @@ def test_key_alerts_at_80_and_100_percent_once_per_interval(key_traffic, owner, 
 def test_the_keys_page_reads_usage_in_a_bounded_number_of_queries(client, owner, acct_a, key_traffic,
                                                                  django_assert_max_num_queries):
     for i in range(30):
-        ApiKeyFactory(account=acct_a, external_id=f"extra_{i}", limit_units=usd_to_units("1"),
-                              limit_interval=("daily", "weekly", "monthly", "never")[i % 4])
+        limit(ApiKeyFactory(account=acct_a, external_id=f"extra_{i}"), "1", ("daily", "weekly", "monthly", "never")[i % 4])
     client.force_login(owner)
     with django_assert_max_num_queries(12):
         response = client.get("/account/keys/")
     assert len(response.context["limits"]) == 32
+
+
+def test_the_key_api_follows_the_accounts_zone_and_counts_holds(client, key_traffic, acct_a, owner):
+    from billing.budgets import spend_reserve
+
+    acct_a.time_zone = "America/New_York"
+    acct_a.save()
+    k1 = key_traffic["k1"]
+    limit(k1, "1", "daily")
+    buy(acct_a, "10")
+    assert spend_reserve(reservation_id="held", key=ApiKey.objects.select_related("account").get(pk=k1.pk),
+                         amount_units=usd_to_units("0.5"))[0] == 201
+    _, secret = account_token_create(account=acct_a, name="gateway", created_by=owner)
+    body = client.get(f"/api/v1/keys/{k1.pk}", HTTP_AUTHORIZATION=f"Bearer {secret}").json()
+    from zoneinfo import ZoneInfo
+    _, start, reset = period_now(period="day", now=datetime.now(tz=UTC), zone=ZoneInfo("America/New_York"))
+    assert (body["interval_time_zone"], body["usage_usd"], body["remaining_usd"]) == (
+        "America/New_York", "0.5450000000", "0.4550000000")  # $0.045 spent today + $0.50 held
+    assert (body["interval_start"], body["resets_at"]) == (start.isoformat().replace("+00:00", "Z"),
+                                                           reset.isoformat().replace("+00:00", "Z"))

@@ -7,11 +7,12 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from analytics.models import AccountHour
+from billing.accounts import api_key_limit_set
 from billing.alerts import low_balance_threshold_set
-from billing.models import Account, ApiKey, Membership, Payment, PromoCode, PromoRedemption
+from billing.models import Account, ApiKey, Budget, Membership, Payment, PromoCode, PromoRedemption
+from billing.periods import period_now
 from billing.promos import promo_redeem
 from billing.purchases import credits_purchase_start
-from billing.selectors import interval_bounds
 from core.money import units_to_usd, usd_to_units
 from core.numbers import money
 
@@ -67,9 +68,9 @@ class Command(BaseCommand):
 
     def _key_limits(self, account: Account) -> None:
         """The busiest keys get limits, once: monthly at twice this month's spend, and a daily one."""
-        if ApiKey.objects.filter(account=account, limit_units__isnull=False).exists():
+        if Budget.objects.filter(account=account, scope=Budget.Scope.KEY).exists():
             return
-        start, _ = interval_bounds(ApiKey.Interval.MONTHLY, timezone.now())
+        _, start, _ = period_now(period="month", now=timezone.now(), zone=account.zone, week_start=account.week_start)
         spend = dict(AccountHour.objects.filter(account=account, hour__gte=start).exclude(api_key_id=0)
                      .values_list("api_key_id").annotate(s=Sum("spend_units")).values_list("api_key_id", "s"))
         keys = sorted(ApiKey.objects.filter(account=account), key=lambda k: -(spend.get(k.pk) or 0))
@@ -77,4 +78,4 @@ class Command(BaseCommand):
             used = units_to_usd(spend.get(key.pk) or 0)
             limit = max(Decimal(5), (used * 2).quantize(Decimal(1), rounding=ROUND_CEILING)) \
                 if interval == ApiKey.Interval.MONTHLY else Decimal(2)
-            ApiKey.objects.filter(pk=key.pk).update(limit_units=usd_to_units(limit), limit_interval=interval)
+            api_key_limit_set(account=account, key_id=key.pk, limit_units=usd_to_units(limit), interval=interval)

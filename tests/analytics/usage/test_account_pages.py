@@ -127,7 +127,8 @@ def test_activity_latency_is_a_mean_not_a_sum(client, alice):
 
 def test_generation_log_filters_and_detail(client, alice, traffic, django_assert_max_num_queries):
     client.force_login(alice)
-    with django_assert_max_num_queries(13):  # session, user, memberships, page, histogram, 4 names, 4 filter lists
+    with django_assert_max_num_queries(14):  # session, user, memberships, page, histogram, 4 names, 4 filter lists,
+        # the reservations the page's generations settled
         body = client.get("/account/generations/").content.decode()
     # newest first; a row shows month, day and time, the full timestamp on hover
     assert (body.index(f'title="{D1.isoformat()} 13:00:00">{D1:%m-%d} 13:00:00<')

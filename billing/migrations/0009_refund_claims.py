@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0006_ledger_repricing'),
+        ('billing', '0008_key_limits_to_budgets'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
