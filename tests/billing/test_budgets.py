@@ -228,9 +228,9 @@ def test_the_generation_log_shows_the_reservation_a_generation_settled(client, f
     spend(tmp_path, {"id": "gen-log", "total_cost": 0.25})
     client.force_login(owner)
     detail = client.get("/account/generations/gen-log/").content.decode()
-    assert "settled reservation <code>gen-log</code>: $0.1000000000 held, $0.2500000000 real cost" in detail
-    assert "over the hold by $0.1500000000" in detail
-    assert "held $0.100000" in client.get("/account/generations/").content.decode()
+    assert "settled reservation <code>gen-log</code>: $0.10 held, $0.25 real cost" in detail
+    assert "over the hold by $0.15" in detail
+    assert "held $0.10" in client.get("/account/generations/").content.decode()
 
 
 def test_old_reservations_are_pruned_and_recent_ones_kept(funded, settings):

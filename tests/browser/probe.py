@@ -14,7 +14,8 @@ PUBLIC = ["/", "/rankings/?window=month&metric=spend", "/rankings/?window=day", 
 FOLLOW_PUBLIC = [("/rankings/", r"^/models/[^/]+/[^/]+/$"), ("/rankings/", r"^/providers/[^/]+/$"),
                  ("/rankings/", r"^/apps/[^/]+/$"), ("/models/", r"^/authors/[^/]+/$")]
 ACCOUNT = ["/account/", "/account/activity/", "/account/activity/?metric=tokens&group_by=model&then_by=api_key",
-           "/account/generations/", "/account/reports/", "/account/credits/", "/account/keys/", "/account/statements/",
+           "/account/generations/", "/account/reports/", "/account/credits/", "/account/credits/budgets/", "/account/keys/",
+           "/account/statements/",
            "/account/settings/", "/account/members/", "/account/tokens/", "/accounts/password_change/",
            "/ops/ingest/", "/ops/unpriced/", "/ops/reprice/"]
 FOLLOW_ACCOUNT = [("/account/generations/", r"^/account/generations/[^/?]+/$"),

@@ -32,12 +32,12 @@ def test_an_owner_adds_a_budget_and_reads_its_use(new_tab, account_site):
     expect(tab.page.locator(".messages")).to_contain_text("Budget saved")
     # k1 spent r1 $0.015 + r3 $0 + r4 $0.01 in all (the fixture traffic), counted when the budget was made.
     budget = tab.page.locator("section.budget")
-    expect(budget.locator(".budget-spent")).to_have_text("$0.0250")
+    expect(budget.locator(".budget-spent")).to_have_text("$0.025")
     budgets.spend_reserve(reservation_id="gen-held", key=ApiKey.objects.get(account=account, external_id="k1"),
                           amount_units=usd_to_units("0.05"))
     tab.page.reload()
-    expect(budget.locator(".budget-reserved")).to_have_text("$0.0500")
-    expect(budget.locator(".budget-used")).to_contain_text("$0.0750 of $0.10 used (75%)")
+    expect(budget.locator(".budget-reserved")).to_have_text("$0.05")
+    expect(budget.locator(".budget-used")).to_contain_text("$0.075 of $0.10 used (75%)")
     expect(budget.locator(".budget-resets")).to_have_text("never")
     SHOTS.mkdir(parents=True, exist_ok=True)
     tab.page.screenshot(path=str(SHOTS / "budgets-1280.png"), full_page=True)

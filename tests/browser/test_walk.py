@@ -5,8 +5,10 @@ from decimal import Decimal
 
 import pytest
 
+from billing.budgets import budget_create
 from billing.models import Membership
 from billing.purchases import credits_purchase_start
+from core.money import usd_to_units
 from tests.analytics.conftest import account_traffic
 from tests.browser.conftest import PASSWORD
 from tests.browser.probe import (
@@ -36,6 +38,8 @@ def whole_site(transactional_db, tmp_path, settings):
     user = get_user_model().objects.create_user("alice", "alice@example.com", PASSWORD, is_staff=True,
                                                 is_superuser=True)
     Membership.objects.create(user=user, account=accounts["a"], role=Membership.Role.OWNER)
+    budget_create(account=accounts["a"], scope="key", target="k1", amount_units=usd_to_units("0.10"), period="month")
+    budget_create(account=accounts["a"], scope="each_user", amount_units=usd_to_units(5), period="week", mode="soft")
     settings.BILLING_GATEWAY = "demo"  # the live server runs with DEBUG off, where the demo gateway is opt-in
     payment, _ = credits_purchase_start(account=accounts["a"], amount=Decimal(25), user=user)
     payment.refresh_from_db()
