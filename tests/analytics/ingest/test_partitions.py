@@ -14,7 +14,7 @@ from analytics.usage.generation_log import LogFilter, generation_of, generations
 from billing.models import Account, LedgerEntry
 from tests.analytics.conftest import record, run_batch, write_jsonl
 
-pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 11, 25, 9, tzinfo=UTC)
 
