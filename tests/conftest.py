@@ -74,11 +74,27 @@ def database_url(name: str | None = None) -> str:
     return f"postgres://{db.get('USER') or 'postgres'}{password}@{host}{port}/{name or db['NAME']}"
 
 
-def pytest_unconfigure(config):
-    """Stop the embedded PostgreSQL if this session started it (a running demo's is left alone)."""
-    from config import embedded_db
+def _embedded_session() -> bool:
+    """The suite runs on the embedded PostgreSQL, and this is the session's main process (not an xdist worker)."""
+    from django.conf import settings
 
-    embedded_db.stop_if_started_here()
+    return settings.DATABASES["default"]["ENGINE"] == "config.embedded_db" and "PYTEST_XDIST_WORKER" not in os.environ
+
+
+def pytest_configure(config):
+    """The main process starts the embedded PostgreSQL (or finds it running) before any worker connects."""
+    if _embedded_session():
+        from config import embedded_db
+
+        embedded_db.ensure()
+
+
+def pytest_unconfigure(config):
+    """The main process stops the embedded PostgreSQL if it started it (a running demo's is left alone)."""
+    if _embedded_session():
+        from config import embedded_db
+
+        embedded_db.stop_if_started_here()
 
 
 @pytest.fixture(autouse=True)

@@ -61,6 +61,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_queue_dir / "processed"),
         "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
+        # An idle worker looks at the folder every 0.1 s (kombu's default: 1 s, per hop of ingestion's
+        # split → chunks → fan-out): a listing costs microseconds, and chunks now run beside a reprice
+        # as they do on Redis (tests/integration/test_reprice_race.py).
+        "polling_interval": 0.1,
     }
     for _folder in ("queue", "processed", "control"):
         (_queue_dir / _folder).mkdir(parents=True, exist_ok=True)

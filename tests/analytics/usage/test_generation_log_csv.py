@@ -138,8 +138,11 @@ def test_postgres_export_reads_the_account_index_in_order_without_a_sort(catalog
         cursor.execute("EXPLAIN " + generation_log.pg_export_select(),
                        generation_log.pg_export_params(catalog["account"].pk, START, END))
         plan = "\n".join(line for (line,) in cursor.fetchall())
-    assert "Index Scan Backward using" in plan, plan
-    assert not re.search(r"(^|->)\s*Sort\b", plan, re.MULTILINE), plan
+    # The export's own node, before the InitPlans that build the name arrays once (from PostgreSQL 16
+    # on, an ordered aggregate sorts its input there in a Sort node of its own: not a sort of the rows).
+    export = plan.split("InitPlan")[0]
+    assert "Index Scan Backward using" in export, plan
+    assert not re.search(r"(^|->)\s*Sort\b", export, re.MULTILINE), plan
     assert "Seq Scan on analytics_generation" not in plan, plan
 
 
