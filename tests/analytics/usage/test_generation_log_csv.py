@@ -149,8 +149,10 @@ def test_postgres_export_reads_the_account_index_in_order_without_a_sort(catalog
 def test_postgres_histogram_reads_only_the_accounts_range_by_its_index(catalog):
     Generation.objects.bulk_create(
         [_generation(catalog, f"h{i:04d}", START + timedelta(seconds=i)) for i in range(300)]
-        + [_generation(catalog, f"o{i:04d}", START + timedelta(seconds=i), account=catalog["other"])
-           for i in range(3000)])
+        # Another account with most of the range's rows: at 3,000 of them the bitmap index scan won by
+        # only 1.45x, and a seq scan was chosen once after a whole suite had bloated the partition's index.
+        + [_generation(catalog, f"o{i:05d}", START + timedelta(seconds=i), account=catalog["other"])
+           for i in range(20_000)])
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE analytics_generation")
     log_filter = generation_log.LogFilter(start=START, end=END)
