@@ -75,6 +75,7 @@ def _running(pgdata: Path) -> _Postmaster | None:
 @contextmanager
 def _lock(pgdata: Path):
     """One starter at a time per cluster (`make serve` and `make worker` launched together)."""
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
     with open(pgdata.with_name(pgdata.name + ".lock"), "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -123,7 +124,6 @@ def ensure(pgdata: Path = PGDATA, database: str = DATABASE) -> Path:
     postmaster = _running(pgdata)
     if postmaster is not None:
         return postmaster.socket_dir
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
     with _lock(pgdata):
         postmaster = _running(pgdata)
         if postmaster is not None:
