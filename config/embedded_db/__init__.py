@@ -84,6 +84,20 @@ def _lock(pgdata: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _leftovers(pgdata: Path) -> list[psutil.Process]:
+    """Live processes of a server in this folder (a killed postmaster's children): PostgreSQL
+    processes work in their data folder."""
+    folder, found = pgdata.resolve(), []
+    for process in psutil.process_iter(["name"]):
+        try:
+            if (process.info["name"] == "postgres" and process.status() != psutil.STATUS_ZOMBIE
+                    and Path(process.cwd()) == folder):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
 def _clear_stale(pgdata: Path) -> None:
     """Remove the postmaster.pid of a server that is gone; wait for one that is starting or stopping."""
     deadline = time.monotonic() + 30
@@ -95,6 +109,12 @@ def _clear_stale(pgdata: Path) -> None:
         except (ValueError, IndexError):
             postmaster = None  # an unreadable (truncated) pid file: nothing runs behind it
         if postmaster is None or not postmaster.is_postgres():
+            # The pid file is PostgreSQL's guard against two servers on one folder: it goes only once
+            # the dead server's children are gone too (they exit when they notice; else killed).
+            _, alive = psutil.wait_procs(_leftovers(pgdata), timeout=10)
+            for process in alive:
+                process.kill()
+            psutil.wait_procs(alive, timeout=10)
             # The socket's lock names the dead pid too (which, unreaped, may still exist as a zombie).
             socket_dir, port = (postmaster.socket_dir, postmaster.port) if postmaster else (pgdata, 5432)
             for stale in (socket_dir / f".s.PGSQL.{port}.lock", socket_dir / f".s.PGSQL.{port}",
