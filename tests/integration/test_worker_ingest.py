@@ -2,6 +2,7 @@
 from decimal import Decimal
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.db.models import Sum
 
@@ -50,6 +51,9 @@ def test_two_workers_ingesting_overlapping_files_at_once_give_exact_totals(tmp_p
     assert LedgerEntry.objects.aggregate(s=Sum("amount_units"))["s"] == -truth
 
 
+@pytest.mark.skipif(django_settings.CELERY_BROKER_URL.startswith("filesystem://"),
+                    reason="needs a broker that hands a SIGKILLed worker's message out again (Redis, as in CI):"
+                           " the filesystem broker deletes a message when a worker takes it")
 def test_a_worker_killed_mid_file_and_restarted_leaves_exact_totals(tmp_path, workers, settings):
     """SIGKILL a worker in the middle of a batch; the broker hands its chunk out again; nothing is lost or doubled."""
     import os
