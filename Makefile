@@ -1,10 +1,12 @@
-# Tokengrid: `make demo` runs it, `make test` tests it. Both need only Python 3.11.
+# Tokengrid: `make demo` runs it, `make test` tests it. Both need only Python 3.11: without
+# DATABASE_URL they run on the embedded PostgreSQL in var/postgres/ (config/embedded_db), which the
+# first connection starts; `make db-stop` stops it.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint install lock serve worker beat clean
+.PHONY: demo test lint install lock serve worker beat clean db-stop
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Tokengrid needs $(PYTHON) on PATH"; exit 1; }
@@ -47,3 +49,8 @@ serve: $(STAMP)
 
 clean:
 	rm -rf var/broker var/ingest
+
+# The embedded PostgreSQL keeps running for the next command (the demo and the test session stop
+# the one they started); this stops it. `make db-stop && rm -rf var/postgres` deletes its data.
+db-stop: $(STAMP)
+	$(PY) -m config.embedded_db stop

@@ -20,7 +20,7 @@ def catalog_price_use(intervals: Sequence[PriceInterval]) -> dict[int, PriceUse]
     """Catalog-priced requests, first and last created_at, per interval (by its index).
 
     One scan per 500 intervals: each request is labelled by a CASE over the intervals and grouped by
-    the label (a CASE, not an OR of the intervals, which SQLite would nest past its depth limit).
+    the label (a CASE, not an OR of the intervals).
     """
     found: dict[int, PriceUse] = {}
     for offset in range(0, len(intervals), BATCH):

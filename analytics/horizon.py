@@ -1,8 +1,8 @@
 """Where the generation log starts once retention has dropped months (analytics.ingest.partitions):
 what ingestion skips below, and what pages summed from generations cannot count before.
 
-On PostgreSQL retention attaches an empty partition `analytics_generation_expired` from MINVALUE up
-to the oldest month kept; its upper bound is the horizon. SQLite keeps everything.
+Retention attaches an empty partition `analytics_generation_expired` from MINVALUE up to the oldest
+month kept; its upper bound is the horizon.
 """
 from __future__ import annotations
 
@@ -20,9 +20,7 @@ HORIZON_SQL = f"COALESCE({HORIZON_OR_NULL_SQL}, '-infinity'::timestamptz)"
 
 
 def horizon() -> datetime | None:
-    """The start of the oldest month kept, once retention has dropped something; else None (and on SQLite)."""
-    if connection.vendor != "postgresql":
-        return None
+    """The start of the oldest month kept, once retention has dropped something; else None."""
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {HORIZON_OR_NULL_SQL}")
         return cursor.fetchone()[0]

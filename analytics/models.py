@@ -116,12 +116,11 @@ class Reject(models.Model):
 class Generation(models.Model):
     """One routed request, as logged by the gateway; `id` is the gateway's idempotency key.
 
-    On PostgreSQL the table is partitioned by month of `created_at` (`analytics.ingest.partitions`,
+    The table is partitioned by month of `created_at` (`analytics.ingest.partitions`,
     migration 0007): no primary key in the database (a partitioned table's unique index must hold
     `created_at`), uniqueness of `id` comes from `GenerationKey`, and one index, the account's time
     order (the generation log and exports): every index is paid on each ingested row, and pages read
-    the rollups, not this table. Its shape there is SQL of migration 0007: change it with SQL too.
-    SQLite keeps a plain table keyed by `id`.
+    the rollups, not this table. Its shape is SQL of migration 0007: change it with SQL too.
     """
 
     id = models.CharField(max_length=128, primary_key=True)
@@ -182,7 +181,7 @@ class Generation(models.Model):
 
 
 class GenerationKey(models.Model):
-    """Every generation id ingested, with its `created_at` (PostgreSQL only; empty on SQLite).
+    """Every generation id ingested, with its `created_at`.
 
     The exactly-once gate: ingestion inserts a chunk's ids here first (a plain insert, or `ON
     CONFLICT (id) DO NOTHING` once a duplicate shows up: analytics.ingest.loader) and only the ids that

@@ -126,8 +126,8 @@ def main() -> None:
     chunk.stage_rows = timed("register, price, build stage rows (Python)", chunk.stage_rows)
     # After the commit: usage versions (cache round trips) and the task messages of the fan-out.
     chunk.chunk_fan_out = timed("after commit: the fan-out (cache, task messages)", chunk.chunk_fan_out)
-    loader._load_postgres = timed("_load", loader._load_postgres)
-    loader._generations_insert_postgres = timed("_insert", loader._generations_insert_postgres)
+    loader._load = timed("_load", loader._load)
+    loader._generations_insert = timed("_insert", loader._generations_insert)
 
     connection.ensure_connection()
     connection.connection.commit = timed("COMMIT (the WAL flushed to disk)", connection.connection.commit)

@@ -9,7 +9,7 @@ from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.utils import timezone
 
-from core.bulk import SQLITE_BATCH, batches, ids_by_key, insert_ignoring_conflicts
+from core.bulk import ids_by_key, insert_ignoring_conflicts
 from core.timerange import zone_choices
 
 from .budgets import budget_create, budget_update, budgets_recount
@@ -29,26 +29,20 @@ def accounts_register(*, external_ids: Iterable[str]) -> dict[str, int]:
 def api_keys_register(*, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
     """Return API key ids by (account id, key id), creating the unknown ones.
 
-    A constant number of statements for a chunk's tens of thousands of keys (per 10,000 on SQLite).
+    A constant number of statements for a chunk's tens of thousands of keys.
     """
     wanted = set(keys)
     if not wanted:
         return {}
 
     def existing(pairs: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
-        if connection.vendor == "postgresql":  # the pairs as two arrays: one statement, two parameters
-            pairs = sorted(pairs)
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT k.account_id, k.external_id, k.id FROM unnest(%s::bigint[], %s::text[])"
-                               " AS w(account_id, external_id) JOIN billing_apikey k"
-                               " ON k.account_id = w.account_id AND k.external_id = w.external_id",
-                               [[a for a, _ in pairs], [e for _, e in pairs]])
-                return {(a, e): pk for a, e, pk in cursor.fetchall()}
-        found = {}
-        for batch in batches(pairs, size=SQLITE_BATCH // 2):
-            rows = ApiKey.objects.filter(account_id__in={a for a, _ in batch}, external_id__in={e for _, e in batch})
-            found.update(((a, e), pk) for a, e, pk in rows.values_list("account_id", "external_id", "pk"))
-        return found
+        pairs = sorted(pairs)  # the pairs as two arrays: one statement, two parameters
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT k.account_id, k.external_id, k.id FROM unnest(%s::bigint[], %s::text[])"
+                           " AS w(account_id, external_id) JOIN billing_apikey k"
+                           " ON k.account_id = w.account_id AND k.external_id = w.external_id",
+                           [[a for a, _ in pairs], [e for _, e in pairs]])
+            return {(a, e): pk for a, e, pk in cursor.fetchall()}
 
     found = existing(wanted)
     missing = wanted - found.keys()

@@ -45,11 +45,10 @@ def low_balance_claim(*, account_ids: Iterable[int]) -> list[int]:
     back at or above the threshold.
     """
     table = Account._meta.db_table
-    where, params = ids_match_sql("id", account_ids)
-    if connection.vendor == "postgresql":
-        # The rows are locked in id order, as every writer of accounts takes them (no deadlock
-        # with a chunk's debit running meanwhile).
-        where = f"id IN ({accounts_for_update_sql(f'{where} AND {_LOW_BALANCE}')})"
+    match, params = ids_match_sql("id", account_ids)
+    # The rows are locked in id order, as every writer of accounts takes them (no deadlock
+    # with a chunk's debit running meanwhile).
+    where = f"id IN ({accounts_for_update_sql(f'{match} AND {_LOW_BALANCE}')})"
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {table} SET low_balance_armed = false WHERE {where} AND {_LOW_BALANCE} RETURNING id",
                        params)

@@ -6,7 +6,6 @@ on sets), `ledger_reprice` a reprice's entries the same way, `ledger_adjust` a s
 """
 from dataclasses import dataclass, field
 
-import orjson
 from django.db import connection, transaction
 from django.db.models import Max, Sum
 from django.utils import timezone
@@ -46,14 +45,10 @@ def ledger_post(*, account_id: int, kind: str, amount_units: int, idempotency_ke
 def _debits_source(debits: list[tuple[int, int]]) -> tuple[str, list]:
     """Return the debits as a row source `(account_id, units)`, one parameter whatever their number.
 
-    PostgreSQL takes two arrays (unnest), SQLite one JSON array (json_each): the statement's size
-    and its parameter count stay constant, under SQLite's 32,766-variable limit at any chunk size.
+    Two arrays (unnest): the statement's size and its parameter count stay constant at any chunk size.
     """
-    if connection.vendor == "postgresql":
-        return ("(SELECT * FROM unnest(%s::bigint[], %s::bigint[])) AS d(account_id, units)",
-                [[a for a, _ in debits], [u for _, u in debits]])
-    return ("(SELECT json_extract(value, '$[0]') AS account_id, json_extract(value, '$[1]') AS units"
-            " FROM json_each(%s)) AS d", [orjson.dumps(debits).decode()])
+    return ("(SELECT * FROM unnest(%s::bigint[], %s::bigint[])) AS d(account_id, units)",
+            [[a for a, _ in debits], [u for _, u in debits]])
 
 
 # The usage entries of a chunk, posted in one statement: each entry's balance after is the locked
@@ -62,7 +57,7 @@ _USAGE_ENTRIES_SQL = (
     "INSERT INTO billing_ledgerentry (account_id, kind, amount_units, balance_after_units, idempotency_key,"
     " reference, actor, memo, created)"
     " SELECT a.id, %s, -d.units, a.balance_units - d.units, {key}, %s, %s, %s, %s"
-    " FROM {source} JOIN billing_account a ON a.id = d.account_id WHERE 1 = 1 ORDER BY a.id"
+    " FROM {source} JOIN billing_account a ON a.id = d.account_id ORDER BY a.id"
     " ON CONFLICT (idempotency_key) DO NOTHING RETURNING account_id, amount_units")
 # The balances move by exactly the entries that went in; the arming rule is ledger_post's.
 _BALANCES_SQL = (
@@ -116,17 +111,9 @@ def _debits_post(*, debit_by_account: dict[int, int], kind: str, idempotency_pre
                      connection.ops.adapt_datetimefield_value(timezone.now()), *params]
     with transaction.atomic(), connection.cursor() as cursor:
         accounts_lock_ids(account_ids=[account_id for account_id, _ in debits])
-        if connection.vendor == "postgresql":
-            cursor.execute(f"WITH e AS ({insert}) {_BALANCES_SQL.format(entries='e')} RETURNING billing_account.id",
-                           insert_params)
-            return sorted(row[0] for row in cursor.fetchall())
-        cursor.execute(insert, insert_params)
-        posted = sorted(cursor.fetchall())
-        if posted:
-            entries = ("(SELECT json_extract(value, '$[0]') AS account_id, json_extract(value, '$[1]')"
-                       " AS amount_units FROM json_each(%s)) AS e")
-            cursor.execute(_BALANCES_SQL.format(entries=entries), [orjson.dumps(posted).decode()])
-        return [account_id for account_id, _ in posted]
+        cursor.execute(f"WITH e AS ({insert}) {_BALANCES_SQL.format(entries='e')} RETURNING billing_account.id",
+                       insert_params)
+        return sorted(row[0] for row in cursor.fetchall())
 
 
 def ledger_adjust(*, account_id: int, amount_units: int, reason: str, actor: str,

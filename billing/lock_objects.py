@@ -38,10 +38,10 @@ def accounts_lock_ids(*, account_ids: Iterable[int]) -> None:
     """Lock many account rows in primary-key order in one statement, without loading them.
 
     For a chunk's tens of thousands of accounts, where loading them as objects would cost more
-    than the work. SQLite needs nothing: its write transactions are serialized (IMMEDIATE).
+    than the work.
     """
     ids = set(account_ids)
-    if not ids or connection.vendor != "postgresql":
+    if not ids:
         return
     match, params = ids_match_sql("id", ids)
     with connection.cursor() as cursor:

@@ -10,7 +10,7 @@ however many refused attempts follow, and a password reset from the emailed link
 
 The counters live in Redis when it is the cache (`cache.add` then `cache.incr`: INCR is atomic and
 keeps the key's expiry), otherwise in the database (`LoginCounter`, one `INSERT ... ON CONFLICT DO
-UPDATE SET count = count + 1 ... RETURNING count`, atomic on PostgreSQL and SQLite): the embedded
+UPDATE SET count = count + 1 ... RETURNING count`, atomic): the embedded
 file cache's `incr` is a read and a write, which lost 9 of 24 concurrent failures.
 
 Why not django-axes: its backend checks whether a user is locked before the password is checked

@@ -1,62 +1,34 @@
 """Sets of rows in few statements: ids as one parameter, get-or-create in bulk (safe when several
 processes register the same keys at once)."""
-import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 from django.db import connection, models
 from django.db.models.expressions import RawSQL
-
-# SQLite refuses a statement of more than 32,766 parameters; a router's chunk names tens of
-# thousands of accounts and keys. PostgreSQL takes the whole set in one statement.
-SQLITE_BATCH = 10_000
-
-
-def batches(values: Iterable, size: int = SQLITE_BATCH) -> Iterator[list]:
-    """`values` sorted, in lists small enough for one statement of this database (one on PostgreSQL)."""
-    ordered = sorted(values)
-    if connection.vendor != "sqlite":
-        if ordered:
-            yield ordered
-        return
-    for start in range(0, len(ordered), size):
-        yield ordered[start:start + size]
 
 
 def ids_match_sql(column: str, ids: Iterable[int]) -> tuple[str, list]:
     """`column` is one of the given ids, as raw SQL with one parameter whatever their number.
 
     A chunk debits tens of thousands of accounts: one parameter keeps the statement the same size,
-    under SQLite's 32,766-variable limit, and PostgreSQL parses one array instead of 50,000
-    placeholders, and plans with its real length (`= ANY`). SQLite reads a JSON array.
+    and PostgreSQL parses one array instead of 50,000 placeholders, and plans with its real length
+    (`= ANY`).
     """
-    ids = sorted({int(i) for i in ids})
-    if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s::bigint[])", [ids]
-    return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(ids)]
+    return f"{column} = ANY(%s::bigint[])", [sorted({int(i) for i in ids})]
 
 
 def id_set(ids: Iterable[int]) -> RawSQL:
     """The given ids as a subquery with one parameter, for the ORM: `filter(account_id__in=id_set(ids))`."""
-    ids = sorted({int(i) for i in ids})
-    if connection.vendor == "postgresql":
-        return RawSQL("SELECT unnest(%s::bigint[])", [ids])
-    return RawSQL("SELECT value FROM json_each(%s)", [json.dumps(ids)])
+    return RawSQL("SELECT unnest(%s::bigint[])", [sorted({int(i) for i in ids})])
 
 
 def _found(model: type[models.Model], field: str, keys: Iterable[str]) -> dict[str, int]:
-    """{key: pk} of the rows that exist: on PostgreSQL one statement with the keys as one array
-    (5x cheaper than an IN list of 20,000 placeholders, measured), on SQLite per batch."""
-    found: dict[str, int] = {}
-    if connection.vendor == "postgresql":
-        column = model._meta.get_field(field).column
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT {column}, {model._meta.pk.column} FROM {model._meta.db_table}"  # noqa: S608
-                           f" WHERE {column} = ANY(%s)", [sorted(keys)])
-            found.update(cursor.fetchall())
-        return found
-    for batch in batches(keys):
-        found.update(model.objects.filter(**{f"{field}__in": batch}).values_list(field, "pk"))
-    return found
+    """{key: pk} of the rows that exist: one statement with the keys as one array (5x cheaper than
+    an IN list of 20,000 placeholders, measured)."""
+    column = model._meta.get_field(field).column
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {column}, {model._meta.pk.column} FROM {model._meta.db_table}"  # noqa: S608
+                       f" WHERE {column} = ANY(%s)", [sorted(keys)])
+        return dict(cursor.fetchall())
 
 
 def ids_by_key(model: type[models.Model], field: str, wanted: Iterable[str],
@@ -65,7 +37,7 @@ def ids_by_key(model: type[models.Model], field: str, wanted: Iterable[str],
     only `field` set, by `insert_ignoring_conflicts`).
 
     Inserted ignoring conflicts, then a second select: a row another process inserted meanwhile is
-    found instead of raising. A constant number of statements (per 10,000 keys on SQLite).
+    found instead of raising. A constant number of statements.
     """
     wanted = set(wanted)
     if not wanted:
@@ -85,17 +57,12 @@ def insert_ignoring_conflicts(model: type[models.Model], columns: tuple[str, ...
     """Insert `rows` (values of the fields `columns`, every other field its default) in their order, skipping
     any that a unique constraint already holds.
 
-    On PostgreSQL one statement whatever the number of rows, each column one array parameter: a
-    router's chunk registers tens of thousands of accounts and keys, and `bulk_create` spends about
-    50 µs a row building and preparing model instances (a fifth of a first chunk's time at 100k
-    accounts). The other fields' values are those of one unsaved instance (defaults, `auto_now_add`),
-    prepared once. Elsewhere (SQLite) `bulk_create`.
+    One statement whatever the number of rows, each column one array parameter: a router's chunk
+    registers tens of thousands of accounts and keys, and `bulk_create` spends about 50 µs a row
+    building and preparing model instances (a fifth of a first chunk's time at 100k accounts). The
+    other fields' values are those of one unsaved instance (defaults, `auto_now_add`), prepared once.
     """
     if not rows:
-        return
-    if connection.vendor != "postgresql":
-        model.objects.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows],
-                                  ignore_conflicts=True, batch_size=5000)
         return
     varying = [model._meta.get_field(name) for name in columns]
     constant = [f for f in model._meta.concrete_fields if f not in varying and not (f.primary_key and f.auto_created)]

@@ -7,14 +7,17 @@ subprocesses do not share the fake clock) runs with the clock set to NOW and tic
 
 The whole session reads genai-prices from the pinned snapshot (PINNED_SNAPSHOT), never from the
 installed release's data: catalog_sync and genai-prices' own calc_price alike.
+
+The database is PostgreSQL: the operator's when DATABASE_URL is set, else the embedded cluster in
+var/postgres/ (config/embedded_db), started by the session's first connection.
 """
 import os
 from datetime import UTC, datetime, time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import time_machine
-from django.db import connection
 
 
 def _now() -> datetime:
@@ -60,21 +63,38 @@ def clock():
         yield traveller
 
 
-@pytest.fixture
-def on_postgres() -> bool:
-    return connection.vendor == "postgresql"
+def database_url(name: str | None = None) -> str:
+    """The test database (or another of its server's, `name`) as a DATABASE_URL for a subprocess."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    host = quote(db.get("HOST") or "127.0.0.1", safe="")  # the embedded cluster's socket folder, quoted
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db.get('USER') or 'postgres'}{password}@{host}{port}/{name or db['NAME']}"
 
 
-def pytest_collection_modifyitems(config, items):
-    """Skip tests marked `postgres` when the suite runs on SQLite."""
+def _embedded_session() -> bool:
+    """The suite runs on the embedded PostgreSQL, and this is the session's main process (not an xdist worker)."""
     from django.conf import settings
 
-    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        return
-    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
-    for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+    return settings.DATABASES["default"]["ENGINE"] == "config.embedded_db" and "PYTEST_XDIST_WORKER" not in os.environ
+
+
+def pytest_configure(config):
+    """The main process starts the embedded PostgreSQL (or finds it running) before any worker connects."""
+    if _embedded_session():
+        from config import embedded_db
+
+        embedded_db.ensure()
+
+
+def pytest_unconfigure(config):
+    """The main process stops the embedded PostgreSQL if it started it (a running demo's is left alone)."""
+    if _embedded_session():
+        from config import embedded_db
+
+        embedded_db.stop_if_started_here()
 
 
 @pytest.fixture(autouse=True)

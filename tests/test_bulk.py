@@ -31,7 +31,6 @@ def test_registering_accounts_and_keys_twice_returns_the_same_ids():
     assert (key.account_id, key.external_id, key.name) == (ids["a1"], "k2", "")
 
 
-@pytest.mark.postgres  # the one-statement insert is PostgreSQL's; SQLite's bulk_create makes each default
 def test_a_field_whose_default_is_made_per_row_is_refused_rather_than_shared(monkeypatch):
     """A callable default (a uuid, a token) is made per row by the ORM; one prototype's value for all rows
     would be wrong, so the bulk insert refuses until the caller gives that column."""

@@ -19,7 +19,6 @@ def test_safe_cell_quotes_formula_like_text_and_leaves_numbers(cell, expected):
 
 
 @pytest.mark.django_db
-@pytest.mark.postgres
 def test_the_sql_rule_of_the_export_neutralizes_exactly_the_same_cells():
     with connection.cursor() as cursor:
         for cell, expected in CELLS.items():

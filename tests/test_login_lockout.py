@@ -157,7 +157,6 @@ def test_the_counters_are_in_the_database_unless_the_cache_is_redis(settings):
 STORES = ["database", pytest.param("cache", marks=pytest.mark.skipif(not ON_REDIS, reason="needs Redis"))]
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("store", STORES)
 def test_simultaneous_guesses_check_at_most_the_limit(settings, monkeypatch, store):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import database_url
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -41,9 +43,25 @@ def test_without_a_secret_key_production_will_not_serve():
     assert "(tokengrid.E001) DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off" in checked.stderr
 
 
-def test_without_a_secret_key_the_command_line_tools_still_run(tmp_path):
-    """The public contract's commands work from a bare shell: they sign nothing."""
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "CELERY_FILESYSTEM_DIR": str(tmp_path / "broker")}
+@pytest.fixture
+def scratch_database(django_db_blocker):
+    """An empty database beside the test database, dropped afterwards: its URL."""
+    from django.db import connection
+
+    name = f"{connection.settings_dict['NAME']}_scratch"[:63]
+    with django_db_blocker.unblock():
+        with connection._nodb_cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        yield database_url(name)
+        with connection._nodb_cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_without_a_secret_key_the_command_line_tools_still_run(tmp_path, scratch_database):
+    """The public contract's commands work from a bare shell: they sign nothing. (And a fresh
+    database migrates from nothing to the last migration.)"""
+    env = {"DATABASE_URL": scratch_database, "CELERY_FILESYSTEM_DIR": str(tmp_path / "broker")}
     migrated = _bare(["manage.py", "migrate", "--noinput", "-v", "0"], env)
     assert migrated.returncode == 0, migrated.stderr
     logs = tmp_path / "traffic.jsonl"
@@ -65,9 +83,16 @@ def test_embedded_defaults_need_no_server():
     result = _load_settings({})
     assert result.returncode == 0, result.stderr
     engine, cache, broker, debug = result.stdout.split()
-    assert engine == "django.db.backends.sqlite3"
+    assert engine == "config.embedded_db"  # PostgreSQL, in var/postgres/, started by the first connection
     assert cache == "django.core.cache.backends.filebased.FileBasedCache"  # shared by web and workers
     assert broker == "filesystem://localhost/"
+
+
+@pytest.mark.parametrize("url", ["sqlite:///var/tokengrid.sqlite3", "mysql://root@127.0.0.1/tokengrid"])
+def test_a_database_other_than_postgresql_is_refused_with_the_reason(url):
+    result = _load_settings({"DATABASE_URL": url})
+    assert result.returncode != 0
+    assert f"DATABASE_URL names a {url.split(':')[0]} database: Tokengrid runs on PostgreSQL only" in result.stderr
 
 
 def test_real_services_come_from_urls():

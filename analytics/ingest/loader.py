@@ -1,12 +1,11 @@
 """Set-based apply of one chunk: stage rows, insert the new generations, roll up exactly those.
 
-PostgreSQL: COPY into a temporary staging table; the chunk's ids go into the key table
+COPY into a temporary staging table; the chunk's ids go into the key table
 (`analytics_generationkey`, the one unique index over every monthly partition), by a plain insert
 when none was seen before and by `ON CONFLICT (id) DO NOTHING RETURNING id` after a duplicate
 (concurrent chunks wait on each other's keys, so a generation is inserted once); the staging rows
 whose key did not go in are dropped, the rest become generations and are upserted into the
-rollups. SQLite: the same SQL, with executemany for COPY and an anti-join for the conflict test
-(SQLite transactions are serialized, so the two agree).
+rollups.
 
 Every upsert groups and orders by its key, so concurrent chunks take row locks in one order and
 cannot deadlock. Must run inside the caller's transaction.
@@ -28,7 +27,7 @@ from analytics.models import LONG_PROMPTS
 class StageRow(NamedTuple):
     """One row of `ingest_stage`, built by `analytics.ingest.stage.stage_rows`.
 
-    The field order is the staging table's column order (COPY and the SQLite insert): a NamedTuple
+    The field order is the staging table's column order (COPY): a NamedTuple
     is a tuple, so COPY's `write_row` takes a row unchanged.
     """
 
@@ -141,7 +140,6 @@ def _upsert(table: str, keys: tuple[str, ...], sums: dict[str, str], source: str
     select = ", ".join((*keys, *sums.values()))
     key_list = ", ".join(keys)
     updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in sums)
-    # `WHERE 1 = 1` keeps SQLite from reading ON CONFLICT as a join constraint.
     return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {select} FROM {source} "
             f"GROUP BY {key_list} ORDER BY {key_list} "
             f"ON CONFLICT ({key_list}) DO UPDATE SET {updates}")
@@ -159,7 +157,7 @@ _ENDPOINT_SOURCE = (
     f" CASE WHEN tokens_prompt > {LONG_PROMPTS[1]} THEN 1 ELSE 0 END AS long_128k"
     " FROM ingest_stage"
     " UNION ALL SELECT hour, day, model_id, provider_id, 0, 0, 0, 0, 0, 0, 0, FALSE, NULL, 1, failed, rate_limited,"
-    " 0, 0, 0, 0, 0 FROM ingest_attempts) AS x WHERE 1 = 1")
+    " 0, 0, 0, 0, 0 FROM ingest_attempts) AS x")
 _ENDPOINT_SUMS = {**USAGE_SUMS, "requests": "SUM(request)", "attempts": "SUM(own_attempts)",
                   "failed_attempts": "SUM(own_failed)", "rate_limited_attempts": "SUM(own_rate_limited)",
                   "tool_call_requests": "SUM(tool_call)", "media_inputs": "SUM(media)",
@@ -172,16 +170,16 @@ ROLLUP_SQL = (
             "(SELECT day, model_id, provider_id, 1 AS metric, latency_bucket AS bucket FROM ingest_stage"
             " WHERE latency_bucket IS NOT NULL UNION ALL"
             " SELECT day, model_id, provider_id, 2 AS metric, throughput_bucket AS bucket FROM ingest_stage"
-            " WHERE throughput_bucket IS NOT NULL) AS x WHERE 1 = 1"),
+            " WHERE throughput_bucket IS NOT NULL) AS x"),
     _upsert("analytics_appday", ("day", "app_id", "model_id"), USAGE_SUMS, "ingest_stage WHERE app_id <> 0"),
     _upsert("analytics_accountday", ("account_id", "day", "model_id", "provider_id", "api_key_id", "app_id"),
-            {**USAGE_SUMS, **LATENCY_SUMS}, "ingest_stage WHERE 1 = 1"),
+            {**USAGE_SUMS, **LATENCY_SUMS}, "ingest_stage"),
     _upsert("analytics_accounthour", ("account_id", "hour", "model_id", "provider_id", "api_key_id", "app_id"),
-            {**USAGE_SUMS, **LATENCY_SUMS}, "ingest_stage WHERE 1 = 1"),
+            {**USAGE_SUMS, **LATENCY_SUMS}, "ingest_stage"),
     _upsert("analytics_accountuserday", ("account_id", "day", "end_user"), {**USAGE_SUMS, **LATENCY_SUMS},
-            "ingest_stage WHERE 1 = 1"),
+            "ingest_stage"),
     _upsert("analytics_accounttagday", ("account_id", "day", "tags"), {**USAGE_SUMS, **LATENCY_SUMS},
-            "ingest_stage WHERE 1 = 1"),
+            "ingest_stage"),
 )
 # The fallback attempts of generations that were not inserted (duplicates) count nowhere.
 _ATTEMPTS_OF_DROPPED_SQL = ("DELETE FROM ingest_attempts WHERE NOT EXISTS"
@@ -190,22 +188,18 @@ SPEND_SQL = f"SELECT account_id, SUM({SPEND}) FROM ingest_stage GROUP BY account
 UNPRICED_SQL = f"SELECT COUNT(*) FROM ingest_stage WHERE cost_source = {UNPRICED}"
 
 
-def _create_temp_tables(cursor, postgres: bool) -> None:
+def _create_temp_tables(cursor) -> None:
     for table, columns in (("ingest_stage", STAGE_COLUMNS), ("ingest_attempts", ATTEMPT_COLUMNS)):
-        spec = ", ".join(f"{name} {kind if postgres else ''}".rstrip() for name, kind in columns)
-        if postgres:
-            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({spec}) ON COMMIT DELETE ROWS")
-            cursor.execute(f"TRUNCATE {table}")
-        else:
-            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({spec})")
-            cursor.execute(f"DELETE FROM {table}")
+        spec = ", ".join(f"{name} {kind}" for name, kind in columns)
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({spec}) ON COMMIT DELETE ROWS")
+        cursor.execute(f"TRUNCATE {table}")
 
 
 def _json(value) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def _load_postgres(cursor, stage: list[StageRow], extra_attempts: list[AttemptRow]) -> int:
+def _load(cursor, stage: list[StageRow], extra_attempts: list[AttemptRow]) -> int:
     raw = cursor.cursor  # the psycopg cursor under Django's wrapper
     set_json_dumps(_json, context=raw)
     names = ", ".join(name for name, _ in STAGE_COLUMNS)
@@ -220,10 +214,10 @@ def _load_postgres(cursor, stage: list[StageRow], extra_attempts: list[AttemptRo
             copy.set_types([kind for _, kind in ATTEMPT_COLUMNS])
             for row in extra_attempts:
                 copy.write_row(row)
-    return _generations_insert_postgres(cursor, len(stage))
+    return _generations_insert(cursor, len(stage))
 
 
-def _generations_insert_postgres(cursor, staged: int) -> int:
+def _generations_insert(cursor, staged: int) -> int:
     """Insert the chunk's new generations; drop every other staging row; return the number inserted.
 
     The ids go into the narrow key table first (one unique index over every month, since the
@@ -263,40 +257,17 @@ def _generations_insert_postgres(cursor, staged: int) -> int:
     return keyed
 
 
-def _load_sqlite(cursor, stage: list[StageRow], extra_attempts: list[AttemptRow]) -> int:
-    ops = connection.ops
-    adapt_datetime, adapt_date = ops.adapt_datetimefield_value, ops.adapt_datefield_value
-    attempts = [a._replace(hour=adapt_datetime(a.hour), day=adapt_date(a.day)) for a in extra_attempts]
-    rows = [row._replace(created_at=adapt_datetime(row.created_at), hour=adapt_datetime(row.hour),
-                         day=adapt_date(row.day), provider_responses=_json(row.provider_responses))
-            for row in stage]
-    marks = ", ".join(["%s"] * len(STAGE_COLUMNS))
-    cursor.executemany(f"INSERT INTO ingest_stage VALUES ({marks})", rows)
-    if attempts:
-        cursor.executemany(f"INSERT INTO ingest_attempts VALUES ({', '.join(['%s'] * len(ATTEMPT_COLUMNS))})",
-                           attempts)
-    cursor.execute("DELETE FROM ingest_stage WHERE EXISTS "
-                   "(SELECT 1 FROM analytics_generation g WHERE g.id = ingest_stage.id)")
-    if cursor.rowcount and attempts:
-        cursor.execute(_ATTEMPTS_OF_DROPPED_SQL)
-    cursor.execute(f"INSERT INTO analytics_generation ({', '.join(GENERATION_COLUMNS)})"
-                   f" SELECT {_GENERATION_SELECT} FROM ingest_stage")
-    return cursor.rowcount
-
-
 def apply(*, stage: list[StageRow], extra_attempts: list[AttemptRow]) -> Applied:
     """Insert the new generations of a chunk and add exactly them into every rollup."""
     if not stage:
         return Applied(inserted=0, spend_by_account={})
-    postgres = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
-        if postgres:
-            # The sorts and hash aggregates of a 50k-row chunk fit in memory instead of spilling to
-            # disk. No JIT: the staging tables have no statistics, so the planner overestimates the
-            # endpoint rollups' join and compiled them (~40 ms a statement, more than they then took).
-            cursor.execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
-        _create_temp_tables(cursor, postgres)
-        inserted = (_load_postgres if postgres else _load_sqlite)(cursor, stage, extra_attempts)
+        # The sorts and hash aggregates of a 50k-row chunk fit in memory instead of spilling to
+        # disk. No JIT: the staging tables have no statistics, so the planner overestimates the
+        # endpoint rollups' join and compiled them (~40 ms a statement, more than they then took).
+        cursor.execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
+        _create_temp_tables(cursor)
+        inserted = _load(cursor, stage, extra_attempts)
         if inserted:
             for sql in ROLLUP_SQL:
                 cursor.execute(sql)

@@ -1,4 +1,4 @@
-"""Monthly range partitions of raw generations on PostgreSQL, and their retention.
+"""Monthly range partitions of raw generations, and their retention.
 
 `analytics_generation` is partitioned by `created_at`: one partition per UTC month
 (`analytics_generation_p2026_11`), a default partition for rows of months that have none yet, and,
@@ -15,7 +15,7 @@ scans the default partition (kept small by this very task) under ACCESS EXCLUSIV
 the window: DROP and DETACH take ACCESS EXCLUSIVE on the parent, so they wait for running chunk
 transactions and block new ones for the (short) duration. Both use `lock_timeout` and give up
 rather than queue behind a long chunk (the next run retries), and one advisory lock, so two
-schedulers never race. SQLite has a plain table: both are no-ops there.
+schedulers never race.
 """
 from __future__ import annotations
 
@@ -52,9 +52,7 @@ def _bound(month: date) -> str:
 
 
 def is_partitioned() -> bool:
-    """True when the generation table is partitioned (PostgreSQL after migration 0007)."""
-    if connection.vendor != "postgresql":
-        return False
+    """True when the generation table is partitioned (after migration 0007)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [PARENT])
         row = cursor.fetchone()
@@ -116,7 +114,7 @@ def partitions_ensure(*, months_ahead: int, now: datetime | None = None) -> Upke
     that has rows in the default partition (at or past the horizon) a partition of its own.
 
     One transaction per month, so a lock that cannot be had within LOCK_TIMEOUT costs one month's
-    work, not the run's. Idempotent; a no-op on SQLite.
+    work, not the run's. Idempotent.
     """
     if not is_partitioned():
         return Upkeep(created=[], moved_rows=0)
@@ -180,7 +178,7 @@ def retention_apply(*, months: int, now: datetime | None = None) -> Retention:
     at or before the horizon, delete the default partition's rows below it, and replace the expired
     partition by one reaching the new horizon. Then, in a second transaction that locks nothing but
     the rows, delete the keys below the horizon (ingestion already ignores records below it, so the
-    keys are not needed in between). `months` 0 keeps everything; a no-op on SQLite.
+    keys are not needed in between). `months` 0 keeps everything.
     """
     target = retention_horizon(months=months, now=now)
     if target is None or not is_partitioned():

@@ -10,8 +10,6 @@ def drop_id_pattern_index(apps, schema_editor):
 
     Nothing searches generation ids by LIKE prefix, and each index costs every ingested row.
     """
-    if schema_editor.connection.vendor != "postgresql":
-        return
     with schema_editor.connection.cursor() as cursor:
         cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'analytics_generation'"
                        " AND indexname LIKE 'analytics_generation_id_%_like'")

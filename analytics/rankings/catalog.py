@@ -77,8 +77,7 @@ def model_weeks_refresh(*, now: datetime | None = None) -> int:
     ingestion. The p50 is the histograms' nearest rank (`histograms.percentile`): the first bucket
     where the running count reaches half the total, `2 * seen >= total`, in integers. Rows of an
     earlier week are deleted after the upsert, so a reader never sees the table empty; within one
-    `as_of` the set of models only grows, so an older row is all that can be stale. Portable
-    (PostgreSQL and SQLite: window functions, `ON CONFLICT DO UPDATE`).
+    `as_of` the set of models only grows, so an older row is all that can be stale.
     """
     end = hour_end(now)
     first = (end - timedelta(days=WEEK_DAYS)).date()

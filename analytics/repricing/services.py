@@ -14,9 +14,8 @@ the log) but, as at ingestion (analytics.ingest.loader `_SPEND`), their spend is
 rollup spend and no balance. A row already at the new cost, source and price is not changed.
 
 The new cost is the ingestion's arithmetic (marketplace.pricing.Prices.cost, then units rounded
-half-even, analytics.ingest.stage): on PostgreSQL in SQL, exact NUMERIC with the same half-even
-rounding; on SQLite, which has no exact decimal, in Python over the rows. Both fill the same
-work table, from which everything else is the same SQL.
+half-even, analytics.ingest.stage), in SQL: exact NUMERIC with the same half-even rounding, into a
+work table from which everything else follows.
 """
 from __future__ import annotations
 
@@ -270,19 +269,11 @@ def reprice_memo(*, reprice: Reprice) -> str:
 
 # The work tables ------------------------------------------------------------------------------------
 
-def _postgres() -> bool:
-    return connection.vendor == "postgresql"
-
-
 def _temp_table(cursor, name: str, columns, *, per_transaction: bool) -> None:
-    if _postgres():
-        spec = ", ".join(f"{c} {kind}" for c, kind in columns)
-        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({spec})"
-                       + (" ON COMMIT DELETE ROWS" if per_transaction else ""))
-        cursor.execute(f"TRUNCATE {name}")
-    else:
-        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({', '.join(c for c, _ in columns)})")
-        cursor.execute(f"DELETE FROM {name}")
+    spec = ", ".join(f"{c} {kind}" for c, kind in columns)
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({spec})"
+                   + (" ON COMMIT DELETE ROWS" if per_transaction else ""))
+    cursor.execute(f"TRUNCATE {name}")
 
 
 def _range_params(reprice: Reprice) -> dict:
@@ -297,44 +288,30 @@ def _todo_fill(reprice: Reprice, price: EndpointPrice) -> int:
     params = {**_range_params(reprice), "price": price.pk}
     with connection.cursor() as cursor:
         _temp_table(cursor, "reprice_todo", _TODO_COLUMNS, per_transaction=False)
-        if _postgres():
-            params.update(prompt=prices.prompt, completion=prices.completion,
-                          cache_read=prices.prompt if prices.cache_read is None else prices.cache_read,
-                          reasoning=prices.completion if prices.reasoning is None else prices.reasoning)
-            # Prices.parts in NUMERIC (exact), then units rounded half-even as Decimal.quantize does:
-            # floor, plus one above a half, or at exactly a half when the floor is odd.
-            cursor.execute(
-                "INSERT INTO reprice_todo SELECT row_number() OVER (ORDER BY g.created_at, g.id), g.id, g.created_at,"
-                " g.account_id, g.is_byok, g.cost_units, g.cost_source, g.price_id, c.new_cost"
-                " FROM analytics_generation g"
-                " CROSS JOIN LATERAL (SELECT ((g.tokens_prompt - LEAST(g.tokens_cached, g.tokens_prompt))"
-                " * CAST(%(prompt)s AS numeric) + LEAST(g.tokens_cached, g.tokens_prompt) * CAST(%(cache_read)s AS numeric)"
-                " + (g.tokens_completion - LEAST(g.tokens_reasoning, g.tokens_completion)) * CAST(%(completion)s AS numeric)"
-                " + LEAST(g.tokens_reasoning, g.tokens_completion) * CAST(%(reasoning)s AS numeric))"
-                " * 10000000000 AS x) AS u"
-                " CROSS JOIN LATERAL (SELECT CAST(floor(u.x) + CASE WHEN u.x - floor(u.x) > 0.5 THEN 1"
-                " WHEN u.x - floor(u.x) < 0.5 THEN 0 WHEN mod(floor(u.x), 2) = 1 THEN 1 ELSE 0 END AS bigint)"
-                " AS new_cost) AS c"
-                f" WHERE {_IN_RANGE} AND {_ELIGIBLE}"
-                f" AND (g.cost_units <> c.new_cost OR g.price_id IS DISTINCT FROM %(price)s"
-                f" OR g.cost_source IS DISTINCT FROM {CATALOG})", params)
-            count = cursor.rowcount
-            cursor.execute("CREATE INDEX IF NOT EXISTS reprice_todo_n ON reprice_todo (n)")
-            cursor.execute("ANALYZE reprice_todo")
-            return count
+        params.update(prompt=prices.prompt, completion=prices.completion,
+                      cache_read=prices.prompt if prices.cache_read is None else prices.cache_read,
+                      reasoning=prices.completion if prices.reasoning is None else prices.reasoning)
+        # Prices.parts in NUMERIC (exact), then units rounded half-even as Decimal.quantize does:
+        # floor, plus one above a half, or at exactly a half when the floor is odd.
         cursor.execute(
-            "SELECT g.id, g.created_at, g.account_id, g.is_byok, g.cost_units, g.cost_source, g.price_id,"
-            " g.tokens_prompt, g.tokens_completion, g.tokens_reasoning, g.tokens_cached"
-            f" FROM analytics_generation g WHERE {_IN_RANGE} AND {_ELIGIBLE} ORDER BY g.created_at, g.id", params)
-        rows, n = [], 0
-        for gid, created, account_id, byok, cost, source, old_price, prompt, completion, reasoning, cached in cursor:
-            new = reprice_units(prices=prices, tokens_prompt=prompt, tokens_completion=completion,
-                                tokens_reasoning=reasoning, tokens_cached=cached)
-            if new != cost or old_price != price.pk or source != CATALOG:
-                n += 1
-                rows.append((n, gid, created, account_id, byok, cost, source, old_price, new))
-        cursor.executemany(f"INSERT INTO reprice_todo VALUES ({', '.join(['%s'] * len(_TODO_COLUMNS))})", rows)
-        return n
+            "INSERT INTO reprice_todo SELECT row_number() OVER (ORDER BY g.created_at, g.id), g.id, g.created_at,"
+            " g.account_id, g.is_byok, g.cost_units, g.cost_source, g.price_id, c.new_cost"
+            " FROM analytics_generation g"
+            " CROSS JOIN LATERAL (SELECT ((g.tokens_prompt - LEAST(g.tokens_cached, g.tokens_prompt))"
+            " * CAST(%(prompt)s AS numeric) + LEAST(g.tokens_cached, g.tokens_prompt) * CAST(%(cache_read)s AS numeric)"
+            " + (g.tokens_completion - LEAST(g.tokens_reasoning, g.tokens_completion)) * CAST(%(completion)s AS numeric)"
+            " + LEAST(g.tokens_reasoning, g.tokens_completion) * CAST(%(reasoning)s AS numeric))"
+            " * 10000000000 AS x) AS u"
+            " CROSS JOIN LATERAL (SELECT CAST(floor(u.x) + CASE WHEN u.x - floor(u.x) > 0.5 THEN 1"
+            " WHEN u.x - floor(u.x) < 0.5 THEN 0 WHEN mod(floor(u.x), 2) = 1 THEN 1 ELSE 0 END AS bigint)"
+            " AS new_cost) AS c"
+            f" WHERE {_IN_RANGE} AND {_ELIGIBLE}"
+            f" AND (g.cost_units <> c.new_cost OR g.price_id IS DISTINCT FROM %(price)s"
+            f" OR g.cost_source IS DISTINCT FROM {CATALOG})", params)
+        count = cursor.rowcount
+        cursor.execute("CREATE INDEX IF NOT EXISTS reprice_todo_n ON reprice_todo (n)")
+        cursor.execute("ANALYZE reprice_todo")
+        return count
 
 
 def _excluded(cursor, reprice: Reprice) -> tuple[int, int]:
@@ -348,28 +325,22 @@ def _excluded(cursor, reprice: Reprice) -> tuple[int, int]:
 
 
 def _rollup_sql(table: str, keys: tuple[str, ...], where: str, deltas: dict[str, str]) -> str:
-    """Move a rollup's rows by the changed rows' deltas, locking them in key order (PostgreSQL)."""
+    """Move a rollup's rows by the changed rows' deltas, locking them in key order."""
     key_list = ", ".join(keys)
     sums = ", ".join(f"{expr} AS {column}" for column, expr in deltas.items())
     delta = f"SELECT {key_list}, {sums} FROM reprice_changed WHERE {where} GROUP BY {key_list}"
-    if _postgres():
-        match = " AND ".join(f"t.{k} = d.{k}" for k in keys)
-        order = ", ".join(f"t.{k}" for k in keys)
-        moved = ", ".join(f"d.{c}" for c in deltas)
-        sets = ", ".join(f"{c} = {table}.{c} + l.{c}" for c in deltas)
-        return (f"WITH d AS ({delta}), l AS (SELECT t.id, {moved} FROM {table} t JOIN d ON {match}"
-                f" ORDER BY {order} FOR UPDATE OF t)"
-                f" UPDATE {table} SET {sets} FROM l WHERE {table}.id = l.id")
-    match = " AND ".join(f"{table}.{k} = d.{k}" for k in keys)
-    sets = ", ".join(f"{c} = {table}.{c} + d.{c}" for c in deltas)
-    return f"UPDATE {table} SET {sets} FROM ({delta}) AS d WHERE {match}"
+    match = " AND ".join(f"t.{k} = d.{k}" for k in keys)
+    order = ", ".join(f"t.{k}" for k in keys)
+    moved = ", ".join(f"d.{c}" for c in deltas)
+    sets = ", ".join(f"{c} = {table}.{c} + l.{c}" for c in deltas)
+    return (f"WITH d AS ({delta}), l AS (SELECT t.id, {moved} FROM {table} t JOIN d ON {match}"
+            f" ORDER BY {order} FOR UPDATE OF t)"
+            f" UPDATE {table} SET {sets} FROM l WHERE {table}.id = l.id")
 
 
 def _batch_apply(reprice: Reprice, low: int, high: int) -> None:
     """Change the todo rows numbered (low, high]: generations, rollups, the reprice's per-account figures."""
-    postgres = _postgres()
     hour, day = utc_hour_day_sql("g.created_at")  # as the loader stores them
-    same, lock = ("IS NOT DISTINCT FROM", " FOR UPDATE OF g") if postgres else ("IS", "")
     with connection.cursor() as cursor:
         _temp_table(cursor, "reprice_changed", _CHANGED_COLUMNS, per_transaction=True)
         # The rows still as the todo read them (locked first): another reprice may have changed some.
@@ -380,12 +351,12 @@ def _batch_apply(reprice: Reprice, low: int, high: int) -> None:
             " g.tokens_completion, g.batch_id"
             " FROM reprice_todo t JOIN analytics_generation g ON g.account_id = t.account_id"
             " AND g.created_at = t.created_at AND g.id = t.id"
-            f" WHERE t.n > %s AND t.n <= %s AND g.cost_units = t.old_cost AND g.cost_source {same} t.old_source"
-            f" AND g.price_id {same} t.old_price_id{lock}", [low, high])
+            " WHERE t.n > %s AND t.n <= %s AND g.cost_units = t.old_cost"
+            " AND g.cost_source IS NOT DISTINCT FROM t.old_source"
+            " AND g.price_id IS NOT DISTINCT FROM t.old_price_id FOR UPDATE OF g", [low, high])
         if not cursor.rowcount:
             return
-        if postgres:
-            cursor.execute("ANALYZE reprice_changed")
+        cursor.execute("ANALYZE reprice_changed")
         cursor.execute(
             f"UPDATE analytics_generation SET cost_units = c.new_cost, cost_source = {CATALOG}, price_id = %s"
             " FROM reprice_changed c WHERE analytics_generation.account_id = c.account_id"

@@ -68,7 +68,6 @@ _REPORT_JOINS = {
 
 def _row_day(value, zone: tzinfo) -> date:
     """A fetched day or hour as the account's date."""
-    value = sources.fetched_time(value)
     return local_day(value, zone) if isinstance(value, datetime) else value
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import connection
 from django.db.models import Q, Value
 from django.db.models.functions import StrIndex
 from django.db.models.lookups import GreaterThan
@@ -60,9 +59,8 @@ class Filters:
         for dimension, values in self.items:
             column = FILTER_COLUMNS[dimension]
             if dimension == "tag":
-                # A position, not LIKE: exact (LIKE is case-blind on SQLite) and nothing to escape.
-                contains = "strpos(tags, %s) > 0" if connection.vendor == "postgresql" else "instr(tags, %s) > 0"
-                clauses.append("(" + " OR ".join([contains] * len(values)) + ")")
+                # A position, not LIKE: nothing to escape.
+                clauses.append("(" + " OR ".join(["strpos(tags, %s) > 0"] * len(values)) + ")")
                 params.extend(f",{tag}," for tag in values)
             else:
                 clauses.append(f"{column} IN ({', '.join(['%s'] * len(values))})")
@@ -87,8 +85,8 @@ class Filters:
 
 
 def _any_tag(tags: tuple[str, ...]) -> Q:
-    """Rows whose ",a,b," tags hold ",tag," for one of `tags`: by position (strpos / instr), exact on
-    both databases (a LIKE is case-blind on SQLite and would need its wildcards escaped)."""
+    """Rows whose ",a,b," tags hold ",tag," for one of `tags`: by position (strpos), exact (a LIKE
+    would need its wildcards escaped)."""
     q = Q()
     for tag in tags:
         q |= Q(GreaterThan(StrIndex("tags", Value(f",{tag},")), 0))

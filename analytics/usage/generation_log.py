@@ -2,14 +2,12 @@
 
 Pages walk the index (account, created_at DESC, id DESC) from a cursor, so page 10,000 costs what
 page 1 costs, and rows that arrive while someone pages never shift what they see next (no gaps,
-no repeats). The CSV streams: on PostgreSQL straight out of `COPY (SELECT …) TO STDOUT`, with
-formula-like text cells neutralized in SQL; elsewhere through Python's csv writer.
+no repeats). The CSV streams straight out of `COPY (SELECT …) TO STDOUT`, with formula-like text
+cells neutralized in SQL.
 """
 from __future__ import annotations
 
 import base64
-import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -22,8 +20,8 @@ from django.utils import timezone
 
 from analytics.models import AccountDay, Generation, GenerationKey
 from billing.models import ApiKey
-from core.csvutil import DANGEROUS_PREFIXES, NUMBER_PATTERN, safe_cell
-from core.money import units_text, usd_to_units
+from core.csvutil import DANGEROUS_PREFIXES, NUMBER_PATTERN
+from core.money import usd_to_units
 from core.params import DATE_ERROR, DATE_MAX, DATE_MIN, ParamError, date_param
 from core.timerange import days_span, local_day, midnight
 from marketplace.models import App, EndpointPrice, Model, Provider
@@ -177,13 +175,11 @@ def generation_of(*, account_id: int, generation_id: str) -> Generation:
 def generations_with_id(rows, generation_id: str):
     """`rows` narrowed to the generation with this id (the detail page and the admin).
 
-    On PostgreSQL the key table gives the generation's `created_at` first, so the lookup reads one
-    month's partition instead of probing every month (the partitions have no index on id alone).
+    The key table gives the generation's `created_at` first, so the lookup reads one month's
+    partition instead of probing every month (the partitions have no index on id alone).
     """
-    rows = rows.filter(id=generation_id)
-    if connection.vendor == "postgresql":
-        rows = rows.filter(created_at=GenerationKey.objects.filter(id=generation_id).values("created_at")[:1])
-    return rows
+    return rows.filter(id=generation_id,
+                       created_at=GenerationKey.objects.filter(id=generation_id).values("created_at")[:1])
 
 
 HISTOGRAM_MAX_DAYS = 90
@@ -425,11 +421,6 @@ CSV_COLUMNS = (
     ("batch_id", "g.batch_id", False),
 )
 CSV_HEADER = [name for name, _, _ in CSV_COLUMNS]
-# Every generation in the range, also one whose catalog row is missing (the raw table has no
-# foreign keys): its names are empty, as on PostgreSQL, where they come from lookups, not joins.
-_FROM = ("FROM analytics_generation g LEFT JOIN marketplace_model m ON m.id = g.model_id"
-         " LEFT JOIN marketplace_provider p ON p.id = g.provider_id LEFT JOIN marketplace_app a ON a.id = g.app_id"
-         " LEFT JOIN billing_apikey k ON k.id = g.api_key_id AND k.account_id = g.account_id")
 _RANGE = "g.account_id = %s AND g.created_at >= %s AND g.created_at < %s"
 _ORDER = "ORDER BY g.created_at, g.id"
 _NUMBER = NUMBER_PATTERN
@@ -501,8 +492,7 @@ def log_filter_sql(log_filter: LogFilter | None) -> tuple[str, list]:
     for dimension, values in log_filter.filters.items:
         column = f"g.{FILTER_COLUMNS[dimension]}"
         if dimension == "tag":
-            contains = "strpos(g.tags, %s) > 0" if connection.vendor == "postgresql" else "instr(g.tags, %s) > 0"
-            clauses.append("(" + " OR ".join([contains] * len(values)) + ")")
+            clauses.append("(" + " OR ".join(["strpos(g.tags, %s) > 0"] * len(values)) + ")")
             params.extend(f",{tag}," for tag in values)
             continue
         ids = [v for v in values if v or dimension not in ("api_key", "app")]
@@ -531,10 +521,7 @@ def generations_csv(*, account_id: int, first: date, last: date, log_filter: Log
     start, end = days_span(first, last, zone)
     yield (",".join(CSV_HEADER) + "\r\n").encode()
     where, params = log_filter_sql(log_filter)
-    if connection.vendor == "postgresql":
-        yield from _csv_postgres(account_id, start, end, where, params)
-    else:
-        yield from _csv_python(account_id, start, end, where, params)
+    yield from _csv_copy(account_id, start, end, where, params)
 
 
 # The order is the account index (account, created_at DESC, id DESC) read backwards. Left alone,
@@ -556,7 +543,7 @@ def pg_export_params(account_id: int, start: datetime, end: datetime, extra: lis
     return (account_id, account_id, start, end, *extra)  # the account's keys, the range, the filter
 
 
-def _csv_postgres(account_id: int, start: datetime, end: datetime, where: str = "",
+def _csv_copy(account_id: int, start: datetime, end: datetime, where: str = "",
                   params: list | tuple = ()) -> Iterator[bytes]:
     # COPY takes no %-style escapes of its own: the filter's text goes in as parameters.
     sql = f"COPY ({pg_export_select(where)}) TO STDOUT WITH (FORMAT csv)"
@@ -577,51 +564,3 @@ def _copy_blocks(cursor, sql: str, params: tuple) -> Iterator[bytes]:
                 buffer.clear()
         if buffer:
             yield bytes(buffer)
-
-
-def _csv_value(name: str, value) -> object:
-    if value is None:
-        return ""
-    if name == "created_at":
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if name == "total_cost_usd":
-        return units_text(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if name == "provider_responses":
-        return safe_cell(orjson.dumps(value).decode())
-    if name == "tags":
-        return value.strip(",")
-    return value
-
-
-def _csv_python(account_id: int, start: datetime, end: datetime, where: str = "",
-                params: list | tuple = ()) -> Iterator[bytes]:
-    untrusted = {i for i, (_, _, flag) in enumerate(CSV_COLUMNS) if flag}
-    select = ", ".join(expression for _, expression, _ in CSV_COLUMNS)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    with connection.cursor() as cursor:
-        converters = connection.ops
-        # As the ORM stores them (SQLite compares text): a bare datetime would be sent with its
-        # "+00:00" and miss rows exactly at the start, and take rows exactly at the end.
-        bounds = [converters.adapt_datetimefield_value(moment) for moment in (start, end)]
-        cursor.execute(f"SELECT {select} {_FROM} WHERE {_RANGE}{where} {_ORDER}", (account_id, *bounds, *params))
-        while rows := cursor.fetchmany(5000):
-            for row in rows:
-                cells = []
-                for i, value in enumerate(row):
-                    name = CSV_HEADER[i]
-                    if name == "created_at" and isinstance(value, str):
-                        value = converters.convert_datetimefield_value(value, None, connection)
-                    if name in ("cost_priced_by_tokengrid", "is_byok", "streamed", "cancelled") and value is not None:
-                        value = bool(value)
-                    if name == "provider_responses" and isinstance(value, str):
-                        value = orjson.loads(value)
-                    value = _csv_value(name, value)
-                    cells.append(safe_cell(value) if i in untrusted and name != "provider_responses" else value)
-                writer.writerow(cells)
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-

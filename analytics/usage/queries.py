@@ -103,10 +103,9 @@ def _grouped(account_id: int, start: datetime, end: datetime, *, hourly: bool, s
     Each set is read from the smallest rows that hold its columns and the filters' (`sources`): the
     overview's tables by model, key, app and provider from AccountDay, its top users from
     AccountUserDay, its tags from AccountTagDay; a set crossing users or tags with anything else
-    from the generations. One query per source: on PostgreSQL one pass over its rows feeds every
-    set (GROUPING SETS), summed by the database; elsewhere (SQLite) one GROUP BY over all the sets'
-    columns, added up into each set in Python. Column names come from this module (DIMENSIONS and the
-    time column), never from a request. `one_source`: every set from the rows that answer them all, so
+    from the generations. One query per source: one pass over its rows feeds every set (GROUPING
+    SETS), summed by the database. Column names come from this module (DIMENSIONS and the time
+    column), never from a request. `one_source`: every set from the rows that answer them all, so
     that nested sets (a view's cells, groups and total) count the same rows, also where the generation
     log no longer reaches (retention) and a rollup still does.
     """
@@ -169,26 +168,7 @@ def _grouped_from(account_id: int, start: datetime, end: datetime, *, hourly: bo
     rows = sources.account_rows(account_id, start, end, hourly=hourly,
                                 columns=(*columns, *(FILTER_COLUMNS[d] for d, _ in filters.items)))
     condition, condition_params = filters.rollup_sql()
-    time_at = next((i for i, c in enumerate(columns) if c in sources.TIME_COLUMNS), None)
     select = ", ".join(columns)
-    if connection.vendor != "postgresql":
-        # One GROUP BY over every column named, added up here into each set (the demo's SQLite).
-        sql = (f"SELECT {select + ', ' if columns else ''}{rows.sums} {rows.sql}{condition}"
-               + (f" GROUP BY {select}" if columns else ""))
-        with connection.cursor() as cursor:
-            cursor.execute(sql, (*rows.params, *condition_params))
-            fetched = cursor.fetchall()
-        for row in fetched:
-            if time_at is not None:
-                row = (*row[:time_at], sources.fetched_time(row[time_at]), *row[time_at + 1:])
-            totals = Totals._make([int(v or 0) for v in row[width:]])
-            for cols, at in positions.items():
-                key = tuple(row[i] for i in at)
-                previous = out[cols].get(key)
-                out[cols][key] = previous + totals if previous else totals
-        if () in out and not out[()]:
-            out[()] = {(): Totals()}
-        return out
     # GROUPING(a, b, …) has bit (width - 1 - i) set when column i is not in the row's set.
     by_mask = {sum(1 << (width - 1 - i) for i, c in enumerate(columns) if c not in cols): cols for cols in sets}
     grouping = f"GROUPING({select})" if columns else "0"

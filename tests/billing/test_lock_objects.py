@@ -109,11 +109,8 @@ def test_accounts_are_locked_in_primary_key_order_whatever_order_they_are_asked_
     assert list(locked) == sorted(a.pk for a in accounts)
     sql = [q["sql"] for q in queries.captured_queries if "billing_account" in q["sql"]]
     assert "ORDER BY" in sql[0]
-    if connection.vendor == "postgresql":  # SQLite serializes write transactions: nothing to lock
-        assert sql[0].endswith("FOR UPDATE")
-        assert "ORDER BY id FOR UPDATE" in sql[1]
-    else:
-        assert len(sql) == 1
+    assert sql[0].endswith("FOR UPDATE")
+    assert "ORDER BY id FOR UPDATE" in sql[1]
 
 
 @pytest.mark.django_db

@@ -14,19 +14,10 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from tests.conftest import database_url
+
 ROOT = Path(__file__).resolve().parents[2]
 CELERY = Path(sys.executable).parent / "celery"
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "postgresql":
-        host = db.get("HOST") or "127.0.0.1"
-        port = db.get("PORT") or 5432
-        user = db.get("USER") or "postgres"
-        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-        return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
-    return f"sqlite:///{Path(db['NAME']).resolve()}"
 
 
 class Workers:
@@ -39,7 +30,7 @@ class Workers:
     def start(self, *, concurrency: int = 1, extra_env: dict | None = None, extra_args: tuple[str, ...] = (),
               timeout: float = 60) -> subprocess.Popen:
         log = self.tmp_path / f"worker-{len(self.procs)}.log"
-        env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "config.settings",
+        env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "config.settings",
                "INGEST_CHUNK_LINES": str(settings.INGEST_CHUNK_LINES), **(extra_env or {})}
         env.pop("CELERY_TASK_ALWAYS_EAGER", None)
         name = f"test-{uuid.uuid4().hex[:8]}@%h"

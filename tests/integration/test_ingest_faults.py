@@ -19,10 +19,11 @@ from django.db import connection
 
 from analytics.models import IngestBatch, IngestChunk
 from tests.analytics.conftest import write_jsonl
+from tests.conftest import database_url
 
-from .conftest import ROOT, _database_url, totals_assert_truth, traffic, wait_for
+from .conftest import ROOT, totals_assert_truth, traffic, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow]
 
 # Backends of this test database (never this process's own) inside a chunk's transaction: the
 # chunk's `select_for_update` holds a RowShareLock on the chunk table until commit or rollback.
@@ -151,7 +152,7 @@ print(ingest.batch_split(batch_id=batch.pk).chunks_total)
 def test_a_broker_restarted_without_its_queue_gets_the_chunks_queued_again(tmp_path, workers, settings, own_redis):
     settings.INGEST_CHUNK_LINES = 1_000
     path = write_jsonl(tmp_path / "lost.jsonl", traffic(range(6_000)))
-    env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "config.settings",
+    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "config.settings",
            "CELERY_BROKER_URL": own_redis.url, "INGEST_CHUNK_LINES": "1000"}
     env.pop("CELERY_TASK_ALWAYS_EAGER", None)
 

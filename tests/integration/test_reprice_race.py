@@ -19,7 +19,7 @@ from tests.marketplace.factories import EndpointFactory, ModelFactory, ProviderF
 
 from .conftest import wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow]
 
 DAY0 = datetime.now(tz=UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=6)
 ENDPOINT = {"model": "lab/model-r", "provider_name": "Provider R"}

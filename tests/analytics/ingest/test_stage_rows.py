@@ -98,7 +98,7 @@ def test_the_optional_fields_default_by_name():
 
 
 def test_the_staging_table_and_the_generation_take_each_field_by_name():
-    """COPY (PostgreSQL) and the plain insert (SQLite) fill the staging columns in the row's order."""
+    """COPY fills the staging columns in the row's order."""
     stage, extra = stage_rows([_record()], batch_id=77)
     assert loader.apply(stage=stage, extra_attempts=extra).inserted == 1
     with connection.cursor() as cursor:  # the temporary tables keep this transaction's rows

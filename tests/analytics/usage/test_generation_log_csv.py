@@ -1,4 +1,4 @@
-"""generations.csv: order, range bounds, neutralization and names, the same on SQLite and PostgreSQL."""
+"""generations.csv: order, range bounds, neutralization and names."""
 import csv
 import io
 import re
@@ -128,7 +128,6 @@ def test_a_key_of_another_account_is_never_named(catalog):
     assert [(r["id"], r["api_key"]) for r in _export(catalog["account"])] == [("a", "key_mine"), ("b", "")]
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the COPY plan is PostgreSQL's")
 def test_postgres_export_reads_the_account_index_in_order_without_a_sort(catalog):
     Generation.objects.bulk_create([_generation(catalog, f"g{i:04d}", START + timedelta(seconds=i)) for i in range(500)])
     with connection.cursor() as cursor:
@@ -139,17 +138,21 @@ def test_postgres_export_reads_the_account_index_in_order_without_a_sort(catalog
         cursor.execute("EXPLAIN " + generation_log.pg_export_select(),
                        generation_log.pg_export_params(catalog["account"].pk, START, END))
         plan = "\n".join(line for (line,) in cursor.fetchall())
-    assert "Index Scan Backward using" in plan, plan
-    assert not re.search(r"(^|->)\s*Sort\b", plan, re.MULTILINE), plan
+    # The export's own node, before the InitPlans that build the name arrays once (from PostgreSQL 16
+    # on, an ordered aggregate sorts its input there in a Sort node of its own: not a sort of the rows).
+    export = plan.split("InitPlan")[0]
+    assert "Index Scan Backward using" in export, plan
+    assert not re.search(r"(^|->)\s*Sort\b", export, re.MULTILINE), plan
     assert "Seq Scan on analytics_generation" not in plan, plan
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the plan is PostgreSQL's")
 def test_postgres_histogram_reads_only_the_accounts_range_by_its_index(catalog):
     Generation.objects.bulk_create(
         [_generation(catalog, f"h{i:04d}", START + timedelta(seconds=i)) for i in range(300)]
-        + [_generation(catalog, f"o{i:04d}", START + timedelta(seconds=i), account=catalog["other"])
-           for i in range(3000)])
+        # Another account with most of the range's rows: at 3,000 of them the bitmap index scan won by
+        # only 1.45x, and a seq scan was chosen once after a whole suite had bloated the partition's index.
+        + [_generation(catalog, f"o{i:05d}", START + timedelta(seconds=i), account=catalog["other"])
+           for i in range(20_000)])
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE analytics_generation")
     log_filter = generation_log.LogFilter(start=START, end=END)
