@@ -1,7 +1,6 @@
 """Who belongs to an account and what they hold: registration of accounts and API keys from
 traffic, key limits, invitations, memberships and account API tokens."""
 import hashlib
-import json
 import secrets
 from collections.abc import Iterable
 
@@ -62,20 +61,10 @@ def api_keys_name(*, names: dict[int, str]) -> int:
         return 0
     pairs = sorted(names.items())
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("UPDATE billing_apikey k SET name = w.name FROM unnest(%s::bigint[], %s::text[])"
-                           " AS w(id, name) WHERE k.id = w.id AND k.name IS DISTINCT FROM w.name",
-                           [[pk for pk, _ in pairs], [name for _, name in pairs]])
-            return cursor.rowcount
-        changed = 0
-        for batch in batches(pairs, size=SQLITE_BATCH):
-            cursor.execute("UPDATE billing_apikey SET name = (SELECT json_extract(j.value, '$[1]') FROM json_each(%s) j"
-                           " WHERE json_extract(j.value, '$[0]') = billing_apikey.id)"
-                           " WHERE id IN (SELECT json_extract(j.value, '$[0]') FROM json_each(%s) j"
-                           " WHERE json_extract(j.value, '$[1]') IS NOT billing_apikey.name)",
-                           [json.dumps(batch), json.dumps(batch)])
-            changed += cursor.rowcount
-        return changed
+        cursor.execute("UPDATE billing_apikey k SET name = w.name FROM unnest(%s::bigint[], %s::text[])"
+                       " AS w(id, name) WHERE k.id = w.id AND k.name IS DISTINCT FROM w.name",
+                       [[pk for pk, _ in pairs], [name for _, name in pairs]])
+        return cursor.rowcount
 
 
 def account_time_zone_set(*, account: Account, time_zone: str) -> None:

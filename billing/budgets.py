@@ -26,9 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
-import orjson
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Sum
@@ -357,13 +356,9 @@ class _ChunkBudget:
 
 def _rows_source(rows: list[tuple[int, str, date, int]]) -> tuple[str, list]:
     """(budget_id, subject, period_key, units) rows as one source, one or four parameters."""
-    if connection.vendor == "postgresql":
-        return ("(SELECT * FROM unnest(%s::bigint[], %s::text[], %s::date[], %s::bigint[]))"
-                " AS d(budget_id, subject, period_key, units)",
-                [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows]])
-    return ("(SELECT json_extract(value, '$[0]') AS budget_id, json_extract(value, '$[1]') AS subject,"
-            " json_extract(value, '$[2]') AS period_key, json_extract(value, '$[3]') AS units FROM json_each(%s)) AS d",
-            [orjson.dumps([[r[0], r[1], r[2].isoformat(), r[3]] for r in rows]).decode()])
+    return ("(SELECT * FROM unnest(%s::bigint[], %s::text[], %s::date[], %s::bigint[]))"
+            " AS d(budget_id, subject, period_key, units)",
+            [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows]])
 
 
 def budgets_chunk_apply(*, stage_table: str, spend_sql: str, spending_account_ids: Iterable[int],
@@ -394,8 +389,6 @@ def budgets_chunk_apply(*, stage_table: str, spend_sql: str, spending_account_id
             zones = {b.account_id: zone_named(b.time_zone) for b in budgets}
             totals: dict[tuple[int, str, date], int] = {}
             for account_id, api_key_id, end_user, tags, created_at, spend in cursor.fetchall():
-                if isinstance(created_at, str):  # SQLite keeps UTC text
-                    created_at = datetime.fromisoformat(created_at).replace(tzinfo=UTC)
                 for b in by_account[account_id]:
                     if b.scope == Budget.Scope.KEY and b.api_key_id != api_key_id:
                         continue

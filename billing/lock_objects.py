@@ -57,11 +57,8 @@ def reservation_lock(*, account_id: int) -> None:
 
     Not the account row: a chunk holds that for its whole transaction (its debits), and a
     reservation must not wait seconds for it. An advisory lock on (space, account id) orders the
-    account's reservations alone; it stands apart from every row lock (no lock order to keep). SQLite
-    needs nothing: its write transactions are serialized.
+    account's reservations alone; it stands apart from every row lock (no lock order to keep).
     """
-    if connection.vendor != "postgresql":
-        return
     with connection.cursor() as cursor:
         # Two int4 keys: the namespace, and the account id folded into 32 bits (a collision only
         # makes two accounts wait on each other, never lets one through).

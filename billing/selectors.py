@@ -137,16 +137,16 @@ def key_alerts_due(*, account_ids: Iterable[int], now: datetime | None = None) -
          period_key, units) in rows:
         zone = zone_named(zone_name)
         current, start, _ = period_now(period=period, now=now, zone=zone, week_start=week_start)
-        budgets[budget_id] = (key_id, amount, period, start or _aware(created), told_80, told_100)
-        if period_key is not None and _as_date(period_key) == current:
+        budgets[budget_id] = (key_id, amount, period, start or created, told_80, told_100)
+        if period_key is not None and period_key == current:
             spent[budget_id] = int(units)
     due: dict[int, KeyAlertDue] = {}
     for budget_id, (key_id, amount, period, mark, told_80, told_100) in budgets.items():
         units = spent.get(budget_id, 0)
         if units >= amount:
-            level, told = 100, _aware(told_100)
+            level, told = 100, told_100
         elif units * 5 >= amount * 4:
-            level, told = 80, _aware(told_80)
+            level, told = 80, told_80
         else:
             continue
         if told == mark or (key_id in due and due[key_id].level >= level):
@@ -154,18 +154,6 @@ def key_alerts_due(*, account_ids: Iterable[int], now: datetime | None = None) -
         due[key_id] = KeyAlertDue(key_id=key_id, level=level, usage_units=units, limit_units=amount,
                                   interval=INTERVAL_OF[period], mark=mark)
     return [due[key_id] for key_id in sorted(due)]
-
-
-def _as_date(value) -> date:
-    return date.fromisoformat(value) if isinstance(value, str) else value
-
-
-def _aware(value) -> datetime | None:
-    """A datetime column's value as an aware UTC datetime (SQLite answers text)."""
-    if value is None or isinstance(value, datetime) and value.tzinfo is not None:
-        return value
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def owner_emails(*, account_ids: Iterable[int]) -> dict[int, list[str]]:
