@@ -14,7 +14,7 @@ from billing.ledger import ledger_post
 from billing.models import Account, ApiKey, Reservation
 from core.money import usd_to_units
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 TOKEN = "gw-concurrency-token"  # noqa: S105  (test only)
 REQUESTS, CLIENTS = 500, 32  # clients at once: each server thread holds a connection while it answers
 
