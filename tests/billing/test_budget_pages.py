@@ -39,7 +39,7 @@ def test_the_page_shows_use_holds_and_the_reset(client, acct_a, viewer, clock):
     assert "Key key_1 : $2.00 per day hard" in text
     assert "$0.50 of $2.00 used (25%)" in text
     assert "Held by open reservations $0.50" in text
-    assert f"Resets {(NOW + timedelta(hours=12)):%a %Y-%m-%d} 00:00" in text  # UTC account: next midnight
+    assert f"Resets {NOW.date() + timedelta(days=1):%a %Y-%m-%d} 00:00" in text  # UTC account: next midnight
     assert 'name="budget"' not in response.content.decode()  # a viewer gets no edit form
     assert client.post("/account/credits/budgets/delete/", {"budget": budget.pk}).status_code == 403
     assert Budget.objects.filter(pk=budget.pk).exists()
