@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from core.money import units_to_usd
 
-_CENT = Decimal("0.01")
+CENT = Decimal("0.01")
 SIGNIFICANT = 4
 
 
@@ -27,7 +27,7 @@ def _usd(amount: Decimal) -> str:
 def _at_least_cents(amount: Decimal) -> Decimal:
     """Trailing zeros dropped, but never fewer than two decimals: 0.0150 -> 0.015, 2.2 -> 2.20."""
     amount = amount.normalize()
-    return amount.quantize(_CENT) if amount.as_tuple().exponent > -2 else amount
+    return amount.quantize(CENT) if amount.as_tuple().exponent > -2 else amount
 
 
 def money_usd(amount: Decimal) -> str:
@@ -39,7 +39,7 @@ def money_usd(amount: Decimal) -> str:
         rounded = amount.quantize(quantum, rounding=ROUND_HALF_EVEN)
         if abs(rounded) < 1:  # 0.99996 rounds up to a dollar, and is then shown as one
             return _usd(_at_least_cents(rounded))
-    return _usd(amount.quantize(_CENT, rounding=ROUND_HALF_EVEN))
+    return _usd(amount.quantize(CENT, rounding=ROUND_HALF_EVEN))
 
 
 def money(units: int | None) -> str:
@@ -73,7 +73,7 @@ def tokens(number: int | None) -> str:
     for limit, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
         if abs(n) >= limit:
             return f"{n / limit:.1f}{suffix}"
-    return f"{int(number)}"  # pragma: no cover  (every |n| >= 1000 has a suffix above)
+    raise AssertionError(number)  # every |n| >= 1000 has a suffix above
 
 
 def tokens_exact(number: int) -> str:

@@ -48,7 +48,7 @@ def usd_exact(units: int | None) -> str:
 @register.filter
 def usd_input(units: int | None) -> str:
     """Money as a form value in dollars and cents: 12.50."""
-    return "" if units is None else f"{units_to_usd(units).quantize(numbers._CENT):f}"
+    return "" if units is None else f"{units_to_usd(units).quantize(numbers.CENT):f}"
 
 
 @register.filter
