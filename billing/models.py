@@ -419,3 +419,23 @@ class Reservation(models.Model):
     def over_units(self) -> int:
         """How far the real cost went past the amount held (0 when it did not)."""
         return max(0, (self.cost_units or 0) - self.amount_units) if self.status == self.Status.SETTLED else 0
+
+
+class AlertEvent(models.Model):
+    """Something an account should hear about, recorded once per crossing (`billing.alert_events`)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="alert_events")
+    event = models.CharField(max_length=32)
+    dedupe_key = models.CharField(max_length=200, help_text="names the crossing: one event per key per account")
+    subject = models.CharField(max_length=200)
+    text = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [models.UniqueConstraint(fields=["account", "dedupe_key"], name="alertevent_once")]
+        indexes = [models.Index(fields=["account", "-created"], name="alertevent_account_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.dedupe_key}"
