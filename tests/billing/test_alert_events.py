@@ -18,7 +18,8 @@ def test_an_event_is_recorded_and_emailed_to_the_owners_once(acct_a, django_capt
                            data={"balance_usd": "3.00"})
         again = alert_emit(account=acct_a, event="balance.low", dedupe_key="balance.low:1",
                            subject="Low credit balance on Alpha Labs", text="The balance is $2.00.")
-    assert first is not None and again is None
+    assert first is not None
+    assert again is None
     assert [(m.subject, m.to) for m in mail.outbox] == [("Low credit balance on Alpha Labs", ["olga@example.com"])]
     event = AlertEvent.objects.get()
     assert (event.event, event.text, event.data) == ("balance.low", "The balance is $3.00.", {"balance_usd": "3.00"})
