@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from analytics import histograms
-from analytics.models import Generation
+from analytics import cost_sources, histograms
 from billing.accounts import accounts_register, api_keys_name, api_keys_register
 from core.money import UNITS_PER_USD
 from marketplace.services import apps_register, models_register, providers_register
@@ -17,9 +16,8 @@ from .loader import AttemptRow, StageRow
 from .prices import catalog_names, price_book
 
 # Plain ints for COPY's smallint column.
-GATEWAY, CATALOG, INSURANCE, UNPRICED = (int(s) for s in (
-    Generation.CostSource.GATEWAY, Generation.CostSource.CATALOG, Generation.CostSource.INSURANCE,
-    Generation.CostSource.UNPRICED))
+GATEWAY, CATALOG, INSURANCE, UNPRICED = (s.value for s in (
+    cost_sources.GATEWAY, cost_sources.CATALOG, cost_sources.INSURANCE, cost_sources.UNPRICED))
 
 
 def names_resolve(records: list[formats.Record]) -> set[str]:
