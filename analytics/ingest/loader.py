@@ -46,7 +46,6 @@ class StageRow(NamedTuple):
     tokens_reasoning: int
     tokens_cached: int
     cost_units: int
-    cost_priced: bool
     is_byok: bool
     latency: int | None
     generation_time: int | None
@@ -93,7 +92,7 @@ _STAGE_TYPES = {
     "account_id": "bigint", "api_key_id": "bigint", "model_id": "bigint", "provider_id": "bigint",
     "app_id": "bigint", "batch_id": "bigint",
     "tokens_prompt": "bigint", "tokens_completion": "bigint", "tokens_reasoning": "bigint",
-    "tokens_cached": "bigint", "cost_units": "bigint", "cost_priced": "boolean", "is_byok": "boolean",
+    "tokens_cached": "bigint", "cost_units": "bigint", "is_byok": "boolean",
     "latency": "integer", "generation_time": "integer", "status": "smallint", "finish_reason": "text",
     "streamed": "boolean", "cancelled": "boolean", "num_media_prompt": "integer",
     "num_media_completion": "integer", "num_search_results": "integer", "provider_responses": "jsonb",
@@ -119,7 +118,7 @@ ATTEMPT_COLUMNS = _columns(AttemptRow, _ATTEMPT_TYPES)
 
 GENERATION_COLUMNS = (
     "id", "created_at", "account_id", "api_key_id", "model_id", "provider_id", "app_id", "batch_id",
-    "tokens_prompt", "tokens_completion", "tokens_reasoning", "tokens_cached", "cost_units", "cost_priced",
+    "tokens_prompt", "tokens_completion", "tokens_reasoning", "tokens_cached", "cost_units",
     "is_byok", "latency", "generation_time", "status", "finish_reason", "streamed", "cancelled",
     "num_media_prompt", "num_media_completion", "num_search_results", "provider_responses",
     "end_user", "session_id", "tags", "cost_source", "price_id",

@@ -245,10 +245,12 @@ def test_a_reprice_of_gateway_priced_rows_only_touches_none(tmp_path):
     assert not LedgerEntry.objects.filter(kind=LedgerEntry.Kind.REPRICING).exists()
 
 
-def test_rows_older_than_cost_source_are_told_apart_by_cost_priced_and_status(tmp_path):
-    """NULL cost_source: cost_priced False is the gateway's, True is the catalog's unless it failed or was empty."""
+def test_rows_priced_before_insurance_existed_are_told_apart_by_their_status(tmp_path):
+    """Rows as migration 0018 left the old ones: every row Tokengrid priced is the catalog's, a failed or empty
+    one too (insurance did not exist yet); a reprice leaves those out as insurance, whatever their source says."""
     world = _traffic(tmp_path)
-    Generation.objects.update(cost_source=None, price_id=None)
+    Generation.objects.exclude(cost_source=Generation.CostSource.GATEWAY).update(
+        cost_source=Generation.CostSource.CATALOG, price_id=None)
     plan = _plan(world)
     assert (plan.requests, plan.excluded_gateway, plan.excluded_insurance) == (4, 1, 1)
 
