@@ -76,10 +76,6 @@ class Rollup:
         """The key columns other than the account and the time."""
         return frozenset(self.keys) - {"account_id", self.grain}
 
-    def time_sql(self, column: str) -> str:
-        """SQL of the grain's time of a generation's `created_at` (`column`)."""
-        return (HOUR_SQL if self.grain == "hour" else DAY_SQL).format(column=column)
-
     @property
     def loader_source(self) -> str:
         """The FROM of the loader's upsert: the staging rows it counts."""
