@@ -136,7 +136,6 @@ class Generation(models.Model):
     tokens_reasoning = models.BigIntegerField(default=0)
     tokens_cached = models.BigIntegerField(default=0)
     cost_units = models.BigIntegerField(default=0, help_text="total_cost in 1e-10 USD")
-    cost_priced = models.BooleanField(default=False, help_text="priced by Tokengrid (the log had no total_cost)")
 
     class CostSource(models.IntegerChoices):
         GATEWAY = 1, "the gateway's total_cost"
@@ -144,8 +143,8 @@ class Generation(models.Model):
         INSURANCE = 3, "zero-completion insurance ($0)"
         UNPRICED = 4, "not priced: the catalog has no price"
 
-    cost_source = models.SmallIntegerField(choices=CostSource.choices, null=True,
-                                           help_text="where the cost came from (empty: ingested before it was kept)")
+    # Predicates: analytics.cost_sources. Rows ingested before it was kept got theirs in migration 0018.
+    cost_source = models.SmallIntegerField(choices=CostSource.choices, help_text="where the cost came from")
     price_id = models.BigIntegerField(null=True, help_text="the EndpointPrice row that priced it (catalog only; "
                                                              "empty: gateway, insurance, unpriced, no price history, "
                                                              "or ingested before it was kept)")

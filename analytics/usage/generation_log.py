@@ -18,6 +18,7 @@ from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
+from analytics import cost_sources
 from analytics.models import AccountDay, Generation, GenerationKey
 from billing.models import ApiKey
 from core.csvutil import DANGEROUS_PREFIXES, NUMBER_PATTERN
@@ -299,7 +300,7 @@ class CostBreakdown:
     from_gateway: bool
 
     billed_units: int = 0
-    cost_source: int | None = None  # Generation.CostSource; None: ingested before it was kept
+    cost_source: int | None = None  # Generation.CostSource
 
     @property
     def unpriced(self) -> bool:
@@ -350,7 +351,7 @@ def generation_cost(generation: Generation) -> CostBreakdown:
         prices, since = found
         parts = prices.parts(prompt=generation.tokens_prompt, completion=generation.tokens_completion,
                              reasoning=generation.tokens_reasoning, cached=generation.tokens_cached)
-    return CostBreakdown(parts=parts, since=since, from_gateway=not generation.cost_priced,
+    return CostBreakdown(parts=parts, since=since, from_gateway=cost_sources.GATEWAY.of(generation),
                          billed_units=generation.cost_units, cost_source=generation.cost_source)
 
 
@@ -406,7 +407,7 @@ CSV_COLUMNS = (
     ("tokens_reasoning", "g.tokens_reasoning", False),
     ("tokens_cached", "g.tokens_cached", False),
     ("total_cost_usd", "g.cost_units", False),
-    ("cost_priced_by_tokengrid", "g.cost_priced", False),
+    ("cost_priced_by_tokengrid", f"(NOT {cost_sources.GATEWAY.sql('g.cost_source')})", False),
     ("is_byok", "g.is_byok", False),
     ("latency_ms", "g.latency", False),
     ("generation_time_ms", "g.generation_time", False),
@@ -473,7 +474,7 @@ def _pg_column(name: str, expression: str, untrusted: bool) -> str:
         return pg_safe("btrim(g.tags, ',')")
     if name == "total_cost_usd":
         return "(g.cost_units / 10000000000)::text || '.' || lpad((g.cost_units %% 10000000000)::text, 10, '0')"
-    if expression.endswith(("cost_priced", "is_byok", "streamed", "cancelled")):
+    if name in ("cost_priced_by_tokengrid", "is_byok", "streamed", "cancelled"):
         return f"{expression}::text"  # 'true' or 'false' (boolean to text; NULL stays NULL)
     if name == "provider_responses":
         # JSON text starts with [, {, ", a digit, t, f, n or a minus sign followed by a digit (a

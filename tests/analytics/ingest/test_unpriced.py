@@ -71,15 +71,15 @@ def ingested(tmp_path, catalog):
 
 
 def test_each_row_says_where_its_cost_came_from(ingested):
-    got = {g.id: (g.cost_source, g.cost_units, g.cost_priced) for g in Generation.objects.all()}
+    got = {g.id: (g.cost_source, g.cost_units) for g in Generation.objects.all()}
     assert got == {
-        "u-model": (SOURCE.UNPRICED, 0, True), "u-model-2": (SOURCE.UNPRICED, 0, True),
-        "u-provider": (SOURCE.UNPRICED, 0, True),
-        "p-catalog": (SOURCE.CATALOG, 45_000_000, True),
-        "i-503": (SOURCE.INSURANCE, 0, True), "i-cancelled": (SOURCE.INSURANCE, 0, True),
-        "i-empty": (SOURCE.INSURANCE, 0, True),
-        "g-502": (SOURCE.GATEWAY, 2_500_000_000, False),
-        "m-mapped": (SOURCE.CATALOG, 90_000_000, True),  # priced at Acme Cloud's endpoint price
+        "u-model": (SOURCE.UNPRICED, 0), "u-model-2": (SOURCE.UNPRICED, 0),
+        "u-provider": (SOURCE.UNPRICED, 0),
+        "p-catalog": (SOURCE.CATALOG, 45_000_000),
+        "i-503": (SOURCE.INSURANCE, 0), "i-cancelled": (SOURCE.INSURANCE, 0),
+        "i-empty": (SOURCE.INSURANCE, 0),
+        "g-502": (SOURCE.GATEWAY, 2_500_000_000),
+        "m-mapped": (SOURCE.CATALOG, 90_000_000),  # priced at Acme Cloud's endpoint price
     }
 
 

@@ -39,7 +39,8 @@ def catalog():
 
 
 def _generation(catalog, gid: str, created_at: datetime, **fields) -> Generation:
-    values = {"account": catalog["account"], "model": catalog["model"], "provider": catalog["provider"]}
+    values = {"account": catalog["account"], "model": catalog["model"], "provider": catalog["provider"],
+              "cost_source": Generation.CostSource.GATEWAY}
     values.update(fields)
     return Generation(id=gid, created_at=created_at, **values)
 
@@ -90,7 +91,8 @@ def test_every_field_as_text(catalog):
     key = ApiKeyFactory(account=catalog["account"], external_id="key-1")
     Generation.objects.bulk_create([
         _generation(catalog, "full", START, app=catalog["app"], api_key=key, tokens_prompt=1000, tokens_completion=500,
-                    tokens_reasoning=100, tokens_cached=200, cost_units=12_345_678_901, cost_priced=True,
+                    tokens_reasoning=100, tokens_cached=200, cost_units=12_345_678_901,
+                    cost_source=Generation.CostSource.CATALOG,
                     latency=400, generation_time=1200, status=200, finish_reason="stop", streamed=True,
                     cancelled=False, num_media_prompt=1, num_media_completion=0, num_search_results=3,
                     batch_id=7),

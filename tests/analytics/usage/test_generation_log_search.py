@@ -272,13 +272,13 @@ def priced(db):
     GenerationKey.objects.create(id="c-feb", created_at=T1 + timedelta(days=3))
     Generation.objects.bulk_create([
         Generation(id="c-jan", created_at=T0 + timedelta(days=3), account=account, model=model, provider=provider,
-                   cost_units=18_200_000, cost_priced=True, **tokens),
+                   cost_units=18_200_000, cost_source=Generation.CostSource.CATALOG, **tokens),
         Generation(id="c-feb", created_at=T1 + timedelta(days=3), account=account, model=model, provider=provider,
-                   cost_units=36_400_000, cost_priced=True, **tokens),
+                   cost_units=36_400_000, cost_source=Generation.CostSource.CATALOG, **tokens),
         Generation(id="c-gw", created_at=T0 + timedelta(days=3), account=account, model=model, provider=provider,
-                   cost_units=50_000_000, cost_priced=False, **tokens),
+                   cost_units=50_000_000, cost_source=Generation.CostSource.GATEWAY, **tokens),
         Generation(id="c-none", created_at=T0 + timedelta(days=3), account=account, model=other, provider=provider,
-                   cost_units=70_000_000, cost_priced=False, **tokens),
+                   cost_units=70_000_000, cost_source=Generation.CostSource.GATEWAY, **tokens),
     ])
     return {"account": account, "user": member_of(account, Membership.Role.OWNER, "carol")}
 
