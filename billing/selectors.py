@@ -2,8 +2,8 @@
 
 A key's limit is its hard key budget (migration 0008 moved the limits there): its usage is the
 budget's use in its period of the account's zone (`budget_selectors`), and its alerts read the
-budgets' spend rows. Statements and the forecast follow the account's time zone: UTC ones read
-AccountDay, others AccountHour.
+budgets' spend rows. Statements and the forecast follow the account's time zone; their usage is read through analytics'
+own door (`analytics.usage.spend`).
 """
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from django.db import connection
 from django.db.models import Min, Sum
 from django.utils import timezone
 
-from analytics.models import AccountDay, AccountHour
+from analytics.usage import spend as usage_spend
 from core import forecast as spend
 from core.bulk import id_set, ids_match_sql
 from core.money import units_to_usd
-from core.timerange import local_day, midnight, zone_named
+from core.timerange import midnight, zone_named
 from marketplace.models import Model
 
 from .budget_selectors import budget_uses
@@ -237,11 +237,7 @@ def statement_months(*, account: Account, today: date | None = None) -> list[dat
     zone = account.zone
     today = today or timezone.now().astimezone(zone).date()
     first_entry = LedgerEntry.objects.filter(account=account).aggregate(at=Min("created"))["at"]
-    if zone is UTC:
-        first_use = AccountDay.objects.filter(account=account).aggregate(day=Min("day"))["day"]
-    else:
-        first_hour = AccountHour.objects.filter(account=account).aggregate(hour=Min("hour"))["hour"]
-        first_use = local_day(first_hour, zone) if first_hour else None
+    first_use = usage_spend.spend_first_day(account_id=account.pk, zone=zone)
     starts = [moment.astimezone(zone).date() for moment in (account.created, first_entry) if moment]
     begin = min([*starts, first_use] if first_use else starts).replace(day=1)
     months, month = [], today.replace(day=1)
@@ -274,16 +270,11 @@ def statement_month(*, account: Account, month: date) -> Statement:
     statement.repricings = [(memo, units) for memo, units in LedgerEntry.objects.filter(
         account=account, kind=LedgerEntry.Kind.REPRICING, created__gte=start, created__lt=end).order_by(
         "id").values_list("memo", "amount_units")]
-    if account.zone is UTC:
-        usage = AccountDay.objects.filter(account=account, day__gte=start.date(), day__lt=end.date())
-    else:
-        usage = AccountHour.objects.filter(account=account, hour__gte=start, hour__lt=end)
-    rows = (usage.values("model_id").annotate(requests=Sum("requests"), prompt=Sum("tokens_prompt"), completion=Sum("tokens_completion"),
-                      spend=Sum("spend_units")).order_by("-spend", "model_id"))
-    names = dict(Model.objects.filter(pk__in=[r["model_id"] for r in rows]).values_list("pk", "slug"))
+    rows = usage_spend.spend_by_model(account_id=account.pk, start=start, end=end, zone=account.zone)
+    names = dict(Model.objects.filter(pk__in=[r.model_id for r in rows]).values_list("pk", "slug"))
     statement.usage_by_model = [
-        ModelUsage(model=names.get(r["model_id"], f"model {r['model_id']}"), requests=r["requests"],
-                   tokens=r["prompt"] + r["completion"], spend_units=r["spend"]) for r in rows]
+        ModelUsage(model=names.get(r.model_id, f"model {r.model_id}"), requests=r.requests, tokens=r.tokens,
+                   spend_units=r.spend_units) for r in rows]
     return statement
 
 
@@ -306,18 +297,7 @@ def spend_days(*, account_id: int, now: datetime | None = None, zone: tzinfo = U
     per hour by the database (at most 45 x 24 rows) and into local days here."""
     today = (now or timezone.now()).astimezone(zone).date()
     since = min(today.replace(day=1), today - timedelta(days=spend.HISTORY_DAYS))
-    if zone is UTC:
-        rows = (AccountDay.objects.filter(account_id=account_id, day__gte=since, day__lte=today).values_list("day")
-                .annotate(s=Sum("spend_units")).values_list("day", "s").order_by())
-        return {day: int(units or 0) for day, units in rows}
-    hours = (AccountHour.objects.filter(account_id=account_id, hour__gte=midnight(since, zone),
-                                        hour__lt=midnight(today + timedelta(days=1), zone))
-             .values_list("hour").annotate(s=Sum("spend_units")).values_list("hour", "s").order_by())
-    by_day: dict[date, int] = {}
-    for hour, units in hours:
-        day = local_day(hour, zone)
-        by_day[day] = by_day.get(day, 0) + int(units or 0)
-    return by_day
+    return usage_spend.spend_by_day(account_id=account_id, since=since, until=today, zone=zone)
 
 
 def spend_forecast(*, account: Account, now: datetime | None = None,
@@ -407,8 +387,7 @@ UNPRICED_DAYS = 30
 
 def unpriced_requests(*, account_id: int, today: date, days: int = UNPRICED_DAYS) -> int:
     """The account's requests of its last `days` UTC days (today included) that Tokengrid could not price."""
-    rows = AccountDay.objects.filter(account_id=account_id, day__gt=today - timedelta(days=days))
-    return rows.aggregate(n=Sum("unpriced_requests", default=0))["n"]
+    return usage_spend.unpriced_requests_since(account_id=account_id, since=today - timedelta(days=days))
 
 
 def credits_page(*, account: Account, payments_page: str | None = None, ledger_page: str | None = None,
