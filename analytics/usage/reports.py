@@ -19,7 +19,7 @@ from core.charts import Series
 from core.money import units_to_usd
 from core.timerange import days_span, local_day, midnight
 
-from .queries import dimension_names
+from .names import dimension_names
 from .totals import COUNTERS
 
 

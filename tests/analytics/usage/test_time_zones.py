@@ -28,7 +28,8 @@ from decimal import Decimal
 import pytest
 import time_machine
 
-from analytics.usage import params, queries
+from analytics.usage import params
+from analytics.usage.overview import forecast_days, usage_overview
 from billing import selectors
 from billing.models import Account, Membership
 from core.timerange import zone_named
@@ -181,7 +182,7 @@ def test_auckland_months_statements_and_forecast(client, tmp_path):
     now = datetime(2026, 11, 30, 12, tzinfo=UTC)
     forecast = selectors.spend_forecast(account=account, now=now).projection
     assert forecast.month_to_date_units == 80_000_000
-    assert queries.forecast_days(account_id=account.pk, now=now, zone=account.zone)[date(2026, 11, 30)] == 40_000_000
+    assert forecast_days(account_id=account.pk, now=now, zone=account.zone)[date(2026, 11, 30)] == 40_000_000
 
 
 def test_the_settings_page_sets_the_zone_for_owners_only(client, tmp_path):
@@ -232,7 +233,7 @@ def test_top_users_and_tags_in_a_zone_read_whole_utc_days_from_their_rollups_and
     account = Account.objects.get(external_id="acct_e")
     period = params.period_parse("custom", start="2026-10-31", end="2026-11-02", zone=zone_named("America/New_York"))
     with CaptureQueriesContext(connection) as context:
-        overview = queries.usage_overview(account_id=account.pk, period=period)
+        overview = usage_overview(account_id=account.pk, period=period)
     unit = 10_000_000  # $0.001
     # u1: n2 + n3 + e1; u2: n4 + n5 + n6 + n7 + e2
     assert [(row.id, row.totals.spend_units) for row in overview.tops["user"]] == [("u2", 376 * unit),
