@@ -1,10 +1,11 @@
 """Celery tasks of the rankings: the rate-limited refresh that moves the version and prewarms.
 
-The name is pinned to the one it had in analytics/tasks.py, so that messages already queued and the
-beat schedule still find it.
+Named after its module; the name it had in analytics/tasks.py still runs for one release, so that
+messages already queued find it (core.celery_names).
 """
-from celery import shared_task
 from django.core.cache import cache
+
+from core.celery_names import shared_task_renamed
 
 from .cache import batches_mark_ranked, rankings_invalidate
 from .catalog import model_weeks_refresh
@@ -13,7 +14,7 @@ from .prewarm import rankings_prewarm
 RANKINGS_MAX_AGE_SECONDS = 60
 
 
-@shared_task(name="analytics.tasks.rollup_rankings_refresh", ignore_result=True)
+@shared_task_renamed(old_name="analytics.tasks.rollup_rankings_refresh", ignore_result=True)
 def rollup_rankings_refresh(*, batch_end: bool = False) -> None:
     """Bump the rankings version at most once a minute, then compute the new rankings ahead.
 
