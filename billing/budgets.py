@@ -21,6 +21,10 @@ number of statements (`budgets_chunk_apply`), whatever its accounts, keys, users
 find the budgets of the chunk's spending accounts (a chunk without any stops there), one to read
 their rows, one upsert of every (budget, subject, period); one to find accounts with open
 reservations (none: stop), one update that settles them.
+
+(Longer than 400 lines: the check, the reservation and ingestion's apply share one snapshot
+statement, its lock order and the answers built from it; apart, they would have to agree by
+convention. The budgets' CRUD beside them validates what that statement reads.)
 """
 from __future__ import annotations
 

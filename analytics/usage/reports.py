@@ -13,7 +13,7 @@ import pandas as pd
 from django.db.models import Max, Min, Sum
 
 from analytics.models import AccountDay, AccountHour
-from billing.selectors import month_after
+from billing.statements import month_after
 from core import charts
 from core.charts import Series
 from core.money import units_to_usd

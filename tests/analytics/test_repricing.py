@@ -24,7 +24,7 @@ from analytics.repricing.services import (
 )
 from billing.ledger import ledger_verify
 from billing.models import Account, LedgerEntry
-from billing.selectors import statement_month
+from billing.statements import statement_month
 from marketplace.models import EndpointPrice, Model, PendingPriceChange, Provider
 from marketplace.price_history import endpoint_price_set
 from marketplace.pricing import Prices
