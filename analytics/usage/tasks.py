@@ -6,6 +6,7 @@ already queued do (core.celery_names).
 """
 from collections.abc import Iterable
 
+from core.cache import VERSION_BUMPS
 from core.celery_names import shared_task_renamed
 
 from . import cache, prewarm
@@ -34,7 +35,7 @@ def usage_refresh(*, account_ids: Iterable[int], catch_up: bool = False) -> None
     plan = cache.refresh_plan(account_ids=account_ids, catch_up=catch_up)
     if plan.later:
         # Queued before its marks are written, so that no mark exists without its task.
-        usage_refresh_later.apply_async(args=[plan.later], countdown=cache.REFRESH_SECONDS + 1)
+        usage_refresh_later.apply_async(args=[plan.later], countdown=VERSION_BUMPS.countdown)
     plan.write()
     if plan.due:  # after the new versions are written: the prewarm fills the pages they key
         usage_prewarm.delay(plan.due)
