@@ -396,7 +396,7 @@ class AccountTagDay(_AccountUsage):
 
     Keyed by the set, not by each tag, so a request tagged a and b is one row's worth: a tag
     grouping splits the sets into tags, and "any of these tags" or "Other" counts it once
-    (analytics.usage.queries). An account uses few tag sets.
+    (analytics.usage.grouping). An account uses few tag sets.
     """
 
     day = models.DateField()

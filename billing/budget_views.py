@@ -16,7 +16,7 @@ from . import budgets
 from .access import account_required
 from .budget_selectors import budget_pace, budget_share, budget_uses
 from .credit_forms import BudgetForm, WeekStartForm
-from .credit_views import OWNER, _credits_action, _form_error
+from .credit_views import OWNER, _form_error
 from .models import Budget
 from .periods import WEEKDAYS
 
@@ -46,7 +46,7 @@ def _fields(form: BudgetForm) -> dict:
             "period": data["period"], "mode": data["mode"], "alert_percentages": data["alerts"]}
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def budget_save(request: HttpRequest) -> HttpResponse:
     """Create a budget, or change the one named by `budget` (404 for another account's)."""
     form = BudgetForm(request.POST)
@@ -68,7 +68,7 @@ def budget_save(request: HttpRequest) -> HttpResponse:
     return redirect("billing:budgets")
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def budget_delete(request: HttpRequest) -> HttpResponse:
     """Delete the budget named by `budget` (404 for another account's)."""
     try:
@@ -79,7 +79,7 @@ def budget_delete(request: HttpRequest) -> HttpResponse:
     return redirect("billing:budgets")
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def budget_week(request: HttpRequest) -> HttpResponse:
     """Choose the weekday budget weeks start on."""
     form = WeekStartForm(request.POST)

@@ -5,7 +5,6 @@ and every id in a form is looked up within that account: another account's purch
 answers 404. Viewers read; members also set key limits and redeem promo codes; owners buy,
 refund and change the account's settings.
 """
-import functools
 import logging
 from datetime import date
 from decimal import Decimal
@@ -28,28 +27,11 @@ from .access import account_required
 from .credit_forms import AutoTopupForm, BuyForm, KeyLimitForm, LowBalanceForm, PromoForm
 from .models import Account, ApiKey, Membership, Payment, Refund
 from .periods import WEEKDAYS
+from .statements import statement_month, statement_months
 
 log = logging.getLogger(__name__)
 OWNER, MEMBER = Membership.Role.OWNER, Membership.Role.MEMBER
 TOPUP_THRESHOLD_DEFAULT, TOPUP_AMOUNT_DEFAULT = Decimal(5), Decimal(25)  # what the form suggests
-
-
-def _denied(request: HttpRequest, role: str) -> HttpResponse | None:
-    if request.account_ctx.can(role):
-        return None
-    return HttpResponse(f"Only {'owners' if role == OWNER else 'owners and members'} can do this.", status=403)
-
-
-def _credits_action(role: str):
-    """Make a view one POST-only action of the credits page, for `role` and up (403 below it)."""
-    def decorate(view):
-        @account_required
-        @require_POST
-        @functools.wraps(view)
-        def wrapper(request: HttpRequest) -> HttpResponse:
-            return _denied(request, role) or view(request)
-        return wrapper
-    return decorate
 
 
 @account_required
@@ -92,7 +74,7 @@ def _form_error(form, fallback: str) -> str:
     return fallback
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def credits_buy(request: HttpRequest) -> HttpResponse:
     """Buy credits: the demo gateway credits at once, Stripe's Checkout is a redirect."""
     form = BuyForm(request.POST)
@@ -114,7 +96,7 @@ def credits_buy(request: HttpRequest) -> HttpResponse:
     return redirect("billing:credits")
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def credits_refund(request: HttpRequest) -> HttpResponse:
     """Pay back a purchase's unused credits (404 for another account's purchase)."""
     try:
@@ -133,7 +115,7 @@ def credits_refund(request: HttpRequest) -> HttpResponse:
     return redirect("billing:credits")
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def credits_auto_topup(request: HttpRequest) -> HttpResponse:
     """Save the auto top-up rule."""
     form = AutoTopupForm(request.POST)
@@ -149,7 +131,7 @@ def credits_auto_topup(request: HttpRequest) -> HttpResponse:
     return redirect("billing:credits")
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def credits_alert(request: HttpRequest) -> HttpResponse:
     """Save (or clear) the low-balance alert threshold."""
     form = LowBalanceForm(request.POST)
@@ -163,7 +145,7 @@ def credits_alert(request: HttpRequest) -> HttpResponse:
     return redirect("billing:credits")
 
 
-@_credits_action(MEMBER)
+@account_required(role=MEMBER, methods=("POST",))
 def credits_promo(request: HttpRequest) -> HttpResponse:
     """Redeem a promo code."""
     form = PromoForm(request.POST)
@@ -179,7 +161,7 @@ def credits_promo(request: HttpRequest) -> HttpResponse:
     return redirect("billing:credits")
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def credits_demo_card(request: HttpRequest) -> HttpResponse:
     """Save a demo card for auto top-up (the demo gateway only)."""
     if selectors.gateway_name() != "demo":
@@ -189,13 +171,10 @@ def credits_demo_card(request: HttpRequest) -> HttpResponse:
     return redirect("billing:credits")
 
 
-@account_required
+@account_required(write_role=MEMBER)
 def keys(request: HttpRequest) -> HttpResponse:
     """Every API key's limit, usage in its current interval and what is left; members set limits."""
     if request.method == "POST":
-        denied = _denied(request, MEMBER)
-        if denied:
-            return denied
         form = KeyLimitForm(request.POST)
         key_id = int64_or_404(request.POST.get("key"))
         if not form.is_valid():
@@ -220,7 +199,7 @@ def _month_or_404(request: HttpRequest, month: str) -> date:
         first = date.fromisoformat(f"{month}-01")
     except ValueError:
         raise Http404 from None
-    if first not in selectors.statement_months(account=request.account):
+    if first not in statement_months(account=request.account):
         raise Http404
     return first
 
@@ -228,20 +207,20 @@ def _month_or_404(request: HttpRequest, month: str) -> date:
 @account_required
 def statements(request: HttpRequest) -> HttpResponse:
     """The account's months, newest first, each with a statement."""
-    return render(request, "account/statements.html", {"months": selectors.statement_months(account=request.account)})
+    return render(request, "account/statements.html", {"months": statement_months(account=request.account)})
 
 
 @account_required
 def statement(request: HttpRequest, month: str) -> HttpResponse:
     """One month: opening balance, movements by kind, usage by model, closing balance; printable."""
     return render(request, "account/statement.html", {
-        "statement": selectors.statement_month(account=request.account, month=_month_or_404(request, month))})
+        "statement": statement_month(account=request.account, month=_month_or_404(request, month))})
 
 
 @account_required
 def statement_csv(request: HttpRequest, month: str) -> HttpResponse:
     """The statement as CSV: one row per line, amounts in USD with 10 decimals."""
-    st = selectors.statement_month(account=request.account, month=_month_or_404(request, month))
+    st = statement_month(account=request.account, month=_month_or_404(request, month))
 
     def usd(units: int) -> str:
         return f"{units_to_usd(units):.10f}"

@@ -3,6 +3,9 @@
 The ledger is append-only: an account's `balance_units` always equals the sum of its entries'
 `amount_units`; both change together in `billing.ledger`, under the account's row lock.
 Money is integer units of 1e-10 USD (`core.money`).
+
+(Longer than 400 lines: Django's one models module per app; the models are mostly fields,
+constraints and their comments, and they reference each other.)
 """
 from datetime import tzinfo
 from decimal import Decimal

@@ -20,8 +20,8 @@ from core.money import units_text
 from core.timerange import days_span, local_day
 
 from . import sources
+from .buckets import week_label
 from .params import DIMENSIONS
-from .queries import week_label
 from .totals import REPORT_COUNTERS
 
 USAGE_CSV_COUNTERS = ("requests", "failures", "tokens_prompt", "tokens_completion", "tokens_reasoning",

@@ -89,11 +89,17 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
+    "analytics.ingest.tasks.ingest_*": {"queue": "ingest"},  # the partition tasks: default
+    "analytics.rankings.tasks.*": {"queue": "rollups"},
+    "analytics.usage.tasks.*": {"queue": "rollups"},
+    "analytics.repricing.tasks.*": {"queue": "reports"},
+    "billing.tasks.*": {"queue": "billing"},
+    # The names before the tasks followed their modules, for one release (core.celery_names): a message
+    # retried under one goes back to its queue.
     "analytics.tasks.ingest_*": {"queue": "ingest"},
     "analytics.tasks.rollup_*": {"queue": "rollups"},
     "analytics.tasks.usage_*": {"queue": "rollups"},
     "analytics.tasks.report_*": {"queue": "reports"},
-    "billing.tasks.*": {"queue": "billing"},
 }
 CELERY_WORKER_QUEUES = "ingest,rollups,reports,billing,default"
 # Periodic work (`celery -A config beat`, or a worker with -B in the demo). Budgets and key limits need
@@ -101,21 +107,21 @@ CELERY_WORKER_QUEUES = "ingest,rollups,reports,billing,default"
 CELERY_BEAT_SCHEDULE = {
     # Windows end at the current hour: refresh and prewarm the rankings as the hour turns, even
     # when no traffic arrives (rate-limited with ingestion's own refreshes).
-    "rankings-refresh": {"task": "analytics.tasks.rollup_rankings_refresh", "schedule": 300.0},
+    "rankings-refresh": {"task": "analytics.rankings.tasks.rollup_rankings_refresh", "schedule": 300.0},
     # Promo credits past their expiry, for accounts with no usage debit to trigger it.
     "credits-expire": {"task": "billing.tasks.billing_grants_expire", "schedule": 3600.0},
     # Batches whose chunk tasks were lost (a broker restarted without persistence) are queued again;
     # swept twice per idle period (INGEST_STALLED_SECONDS), at most every 5 minutes.
-    "ingest-stalled": {"task": "analytics.tasks.ingest_stalled_requeue",
+    "ingest-stalled": {"task": "analytics.ingest.tasks.ingest_stalled_requeue",
                        "schedule": float(min(300, max(1, INGEST_STALLED_SECONDS // 2)))},
     # Files of failed batches past INGEST_FILE_RETENTION_DAYS, and refused uploads, removed from var/ingest/.
-    "ingest-files-expire": {"task": "analytics.tasks.ingest_files_expire", "schedule": 3600.0},
+    "ingest-files-expire": {"task": "analytics.ingest.tasks.ingest_files_expire", "schedule": 3600.0},
     # Raw generation partitions for this month and the next GENERATION_PARTITIONS_AHEAD, and rows that
     # landed in the default partition moved to their month's.
-    "partitions-upkeep": {"task": "analytics.tasks.partitions_upkeep", "schedule": 3600.0},
+    "partitions-upkeep": {"task": "analytics.ingest.tasks.partitions_upkeep", "schedule": 3600.0},
     # Raw months past GENERATION_RETENTION_MONTHS dropped, at a quiet hour: it briefly holds the
     # generation table's ACCESS EXCLUSIVE lock.
-    "partitions-retention": {"task": "analytics.tasks.partitions_retention",
+    "partitions-retention": {"task": "analytics.ingest.tasks.partitions_retention",
                              "schedule": crontab(minute=17, hour=3)},
     # Reservations past SPEND_RESERVATION_RETENTION_DAYS deleted (budget periods and hold expiry need
     # no task: both are arithmetic on the clock).

@@ -24,7 +24,7 @@ from analytics.repricing.services import (
 )
 from billing.ledger import ledger_verify
 from billing.models import Account, LedgerEntry
-from billing.selectors import statement_month
+from billing.statements import statement_month
 from marketplace.models import EndpointPrice, Model, PendingPriceChange, Provider
 from marketplace.price_history import endpoint_price_set
 from marketplace.pricing import Prices
@@ -435,7 +435,7 @@ def test_an_interrupted_apply_resumes_where_it_stopped(tmp_path, monkeypatch):
 
 
 def test_a_repriced_generation_shows_its_cost_at_the_price_that_priced_it(tmp_path, client):
-    from analytics.usage.generation_log import generation_cost
+    from analytics.usage.cost_breakdown import generation_cost
     from billing.models import Membership
     from tests.billing.factories import member_of
 

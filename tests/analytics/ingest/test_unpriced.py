@@ -202,7 +202,7 @@ def test_a_price_per_million_leaves_the_unpriced_tokens_out_as_it_leaves_their_s
     unpriced tokens and no spend: the same 7,300 priced tokens."""
     from analytics.rankings.price_index import price_index
     from analytics.rankings.series import daily_top_models
-    from analytics.usage import queries
+    from analytics.usage import overview
     from analytics.usage.params import period_parse
 
     index = price_index()
@@ -213,7 +213,7 @@ def test_a_price_per_million_leaves_the_unpriced_tokens_out_as_it_leaves_their_s
         ROCKET, 9500, 2200, Decimal("36.095890"))
 
     account = ingested["account"]
-    totals, _ = queries.usage_totals(account_id=account.pk, period=period_parse("7d"))
+    totals, _ = overview.usage_totals(account_id=account.pk, period=period_parse("7d"))
     assert (totals.tokens, totals.unpriced_tokens, totals.byok_tokens) == (10_615, 3315, 0)
     assert totals.cost_per_million_units == 2_635_000_000 * 1_000_000 // 7300 == 360_958_904_109
     assert totals.value("cost_per_million") == Decimal("36.0958904109")
