@@ -256,9 +256,15 @@ def alert_delivery_attempt(*, delivery_id: int) -> Outcome | None:
 
 
 def alert_deliveries_queue_due(*, now: datetime | None = None) -> list[int]:
-    """Queue the attempts that are due (and those whose task was lost): one UPDATE … RETURNING."""
+    """Queue the attempts that are due (and those whose task was lost): one UPDATE … RETURNING.
+
+    An attempt left `sending` for 10 minutes (its worker died mid-send; the send times out after
+    10 s) is sent again: at worst a receiver gets it twice, with the same webhook-id.
+    """
     now = now or timezone.now()
     table = AlertDelivery._meta.db_table
+    AlertDelivery.objects.filter(status=AlertDelivery.Status.SENDING, sent_at__lte=now - REQUEUE_AFTER).update(
+        status=AlertDelivery.Status.QUEUED, queued_at=None)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET queued_at = %s WHERE status = 'queued' AND due_at <= %s"

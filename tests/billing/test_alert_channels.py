@@ -189,6 +189,22 @@ def test_only_transient_answers_are_retried(acct_a, receiver, code, retried):
     assert len(receiver.requests) == 1
 
 
+def test_an_attempt_whose_worker_died_is_sent_again(acct_a, receiver, clock, django_capture_on_commit_callbacks):
+    channel = alert_channel_create(account=acct_a, kind="webhook", url=receiver.url)
+    event = AlertEvent.objects.create(account=acct_a, event="balance.low", dedupe_key="k", subject="s", text="t",
+                                      created=alert_delivery.timezone.now())
+    now = alert_delivery.timezone.now()
+    stuck = AlertDelivery.objects.create(channel=channel, event=event, created=now, due_at=now, queued_at=now,
+                                         status="sending", sent_at=now)
+    clock.shift(599)
+    assert alert_deliveries_queue_due() == []  # it may still be sending
+    clock.shift(1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert alert_deliveries_queue_due() == [stuck.pk]
+    assert _log(channel) == [(1, "delivered", 200)]
+    assert len(receiver.requests) == 1
+
+
 def test_a_connection_refused_is_retried(acct_a, receiver):
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
