@@ -6,28 +6,13 @@ from standardwebhooks import Webhook
 from billing.accounts import account_token_create
 from billing.alert_channels import alert_channel_create
 from billing.models import AlertChannel, AlertDelivery, AlertEvent
-from config.celery import app as celery_app
 
+from . import test_alert_channels
 from .conftest import text_of
-from .test_alert_channels import Receiver
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def receiver(settings):
-    settings.ALERT_ALLOW_PRIVATE_URLS = True
-    server = Receiver()
-    yield server
-    server.close()
-
-
-@pytest.fixture(autouse=True)
-def eager():
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
+# The fixtures of the channel tests: a local HTTP receiver, send tasks run at once.
+receiver, eager = test_alert_channels.receiver, test_alert_channels.eager
 
 
 def api(client, secret, method, path, body=None):
