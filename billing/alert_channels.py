@@ -21,6 +21,7 @@ from django.utils import timezone
 from .alert_delivery import deliveries_queue, delivery_resend
 from .alert_events import EVENTS
 from .alert_urls import AlertUrlRefused, alert_url_check
+from .lock_objects import account_lock
 from .models import Account, AlertChannel, AlertDelivery, AlertEvent, Membership
 
 RECIPIENTS_MAX = 50
@@ -92,8 +93,9 @@ def alert_channel_create(*, account: Account, kind: str, url: str = "", events: 
               "recipients": _recipients(account=account, recipients=recipients) if kind == "email" else [],
               "secret": secret_new() if kind == AlertChannel.Kind.WEBHOOK else ""}
     with transaction.atomic():
-        # The account row orders concurrent first channels, so the owners' channel is added once.
-        Account.objects.select_for_update().filter(pk=account.pk).exists()
+        # The account row orders concurrent first channels, so the owners' channel is added once
+        # (held for two short statements; adding a channel is rare).
+        account_lock(account_id=account.pk)
         first = not AlertChannel.objects.filter(account=account).exists()
         if first and kind != AlertChannel.Kind.EMAIL:
             AlertChannel.objects.create(account=account, kind=AlertChannel.Kind.EMAIL, created=now)

@@ -20,6 +20,7 @@ Webhooks are signed with the `standardwebhooks` library: `webhook-id` is the eve
 from __future__ import annotations
 
 import json
+import logging
 import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ BACKOFF = (30, 120, 480, 1920, 7200, 28800, 47850)
 ATTEMPTS = len(BACKOFF) + 1
 REQUEUE_AFTER = timedelta(minutes=10)  # a queued attempt whose task was lost is queued again
 SEND_TASK = "billing.tasks.alert_delivery_send"
+logger = logging.getLogger(__name__)
 TEST_EVENT = "channel.test"
 
 
@@ -64,8 +66,12 @@ def _queue(delivery_ids: list[int]) -> None:
     if delivery_ids:
         def send() -> None:
             task = current_app.tasks[SEND_TASK]
-            for delivery_id in delivery_ids:
-                task.delay(delivery_id)
+            try:
+                for delivery_id in delivery_ids:
+                    task.delay(delivery_id)
+            except Exception:  # the broker is down: the caller's work stands, the sweep queues these later
+                logger.warning("alert deliveries %s not queued; the sweep queues them within %s",
+                               delivery_ids, REQUEUE_AFTER, exc_info=True)
         transaction.on_commit(send)
 
 
