@@ -7,7 +7,8 @@ the crossing was undone), so that a duplicate or concurrent emit of the same cro
 nothing and sends nothing. Emitting is one INSERT … ON CONFLICT DO NOTHING RETURNING for all the
 alerts a run found (work on sets); only the new rows are delivered, after the transaction commits.
 
-Delivery goes to the account's owners by e-mail (`purchases.owners_email`).
+Delivery goes to the account's alert channels (e-mail to chosen members, signed webhooks, Slack;
+`billing.alert_delivery`), or, for an account without an active channel, to its owners by e-mail.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.utils import timezone
 
+from .alert_delivery import events_fan_out
 from .models import Account, AlertEvent
 from .selectors import owner_emails
 
@@ -32,6 +34,7 @@ EVENTS = {
     "topup.disabled": "Auto top-up turned off",
     "forecast.runs_out": "Runs out before the period ends",
     "spend.unusual": "Unusual spend",
+    "channel.test": "Test of an alert channel",
 }
 
 
@@ -77,9 +80,18 @@ def alerts_emit(*, alerts: Iterable[Alert]) -> list[AlertEvent]:
 
 
 def alert_events_deliver(*, events: list[AlertEvent]) -> None:
-    """Send these newly recorded events (after the current transaction commits)."""
-    emails = owner_emails(account_ids={event.account_id for event in events})
-    messages = [(event.subject, event.text, emails.get(event.account_id, [])) for event in events]
+    """Send these newly recorded events (after the current transaction commits).
+
+    Each goes to every active channel of its account that wants it, one Celery task per
+    (channel, event) (`alert_delivery`). An account with no active channel, which is every account
+    until it adds one, gets the owners' e-mail as before channels existed.
+    """
+    without_channels = events_fan_out(events=events)
+    if not without_channels:
+        return
+    emails = owner_emails(account_ids=without_channels)
+    messages = [(event.subject, event.text, emails.get(event.account_id, [])) for event in events
+                if event.account_id in without_channels]
 
     def send() -> None:
         from django.core.mail import send_mail

@@ -442,3 +442,84 @@ class AlertEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.dedupe_key}"
+
+
+# --- Alert channels (issue 33): where an account's alert events go, and the log of each send. ---
+
+
+class AlertChannel(models.Model):
+    """One place an account's alerts go: e-mail to chosen members, a signed webhook, or Slack.
+
+    `events` empty means every event. An e-mail channel's `recipients` are member e-mail addresses
+    (empty: the account's owners, read at send time). A webhook's `secret` (`whsec_…`) signs each
+    request (Standard Webhooks); it is kept so that it can sign, shown once at creation and rotation.
+    A channel is paused (`paused_at`, `paused_reason`) when it keeps failing; resuming resets
+    `consecutive_failures`.
+    """
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        WEBHOOK = "webhook", "Webhook"
+        SLACK = "slack", "Slack"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="alert_channels")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    url = models.URLField(max_length=500, blank=True)
+    events = models.JSONField(default=list, blank=True, help_text="event names; empty: every event")
+    recipients = models.JSONField(default=list, blank=True, help_text="members' e-mails; empty: the owners")
+    secret = models.CharField(max_length=100, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_reason = models.CharField(max_length=300, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["account"], name="alertchannel_account")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.url or ', '.join(self.recipients) or 'owners'}"
+
+    def wants(self, event: str) -> bool:
+        return not self.events or event in self.events
+
+
+class AlertDelivery(models.Model):
+    """One attempt to send one event to one channel: the delivery log.
+
+    A retry is the next attempt (a new row, `due_at` in the future, queued by the sweep when due);
+    a resend starts a new `round` at attempt 1. (channel, event, round, attempt) is unique, so a
+    task delivered twice by the broker sends once (`status` is claimed queued → sending).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(AlertEvent, on_delete=models.CASCADE, related_name="deliveries")
+    round = models.PositiveIntegerField(default=0, help_text="0 the first sending, then one per resend")
+    attempt = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    body = models.TextField(blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    created = models.DateTimeField()
+    due_at = models.DateTimeField()
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="when its task was last queued")
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [models.UniqueConstraint(fields=["channel", "event", "round", "attempt"],
+                                               name="alertdelivery_once")]
+        indexes = [models.Index(fields=["channel", "-created"], name="alertdelivery_channel_recent"),
+                   models.Index(fields=["due_at"], name="alertdelivery_due",
+                                condition=models.Q(status="queued"))]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} → {self.channel_id} #{self.attempt} {self.status}"

@@ -18,6 +18,8 @@ QUEUES = {
     "billing.tasks.billing_after_debit": "billing",
     "billing.tasks.billing_grants_expire": "billing",
     "billing.tasks.billing_reservations_prune": "billing",
+    "billing.tasks.alert_delivery_send": "billing",
+    "billing.tasks.alert_deliveries_due": "billing",
     "marketplace.tasks.catalog_sync_task": "default",
 }
 # The names the tasks had before they followed their modules, kept for one release (core.celery_names).
@@ -72,11 +74,12 @@ def test_the_beat_schedule_is_loaded_and_names_real_tasks():
     app.loader.import_default_modules()
     schedule = app.conf.beat_schedule
     assert set(schedule) == {"rankings-refresh", "credits-expire", "ingest-stalled", "ingest-files-expire", "partitions-upkeep",
-                             "partitions-retention", "reservations-prune"}
+                             "partitions-retention", "reservations-prune", "alert-deliveries-due"}
     for entry in schedule.values():
         assert entry["task"] in app.tasks
     assert schedule["rankings-refresh"]["schedule"] == 300.0
     assert schedule["partitions-upkeep"]["schedule"] == 3600.0
+    assert schedule["alert-deliveries-due"]["schedule"] == 15.0  # the first retry (30 s) goes within a minute
 
 
 @pytest.mark.parametrize("entry", ["partitions-upkeep", "partitions-retention"])

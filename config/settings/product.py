@@ -1,5 +1,5 @@
 """Product knobs: ingestion and billing."""
-from .env import env_int, env_str
+from .env import env_bool, env_int, env_str
 
 INGEST_TOKEN = env_str("INGEST_TOKEN")
 # The gateway's token for the spend check and reservations (/api/v1/spend/…); empty: only account tokens.
@@ -56,3 +56,12 @@ REPRICE_BATCH_ROWS = env_int("REPRICE_BATCH_ROWS", 5000)
 GENERATION_RETENTION_MONTHS = env_int("GENERATION_RETENTION_MONTHS", 13)
 # Partitions made ahead by the upkeep task: this month and the next N.
 GENERATION_PARTITIONS_AHEAD = env_int("GENERATION_PARTITIONS_AHEAD", 3)
+
+# Alerts (billing.alert_delivery): webhook and Slack URLs must be https and resolve only to public
+# addresses, so that no alert is posted into the operator's network (request forgery); on: http and
+# private, loopback and link-local addresses are allowed too (tests, local development).
+ALERT_ALLOW_PRIVATE_URLS = env_bool("ALERT_ALLOW_PRIVATE_URLS", False)
+# A channel is paused after this many failed attempts in a row (or when an event's retries run out).
+ALERT_CHANNEL_PAUSE_AFTER = env_int("ALERT_CHANNEL_PAUSE_AFTER", 20)
+# Where people reach Tokengrid: the links in alert webhooks, Slack messages and e-mails.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")

@@ -126,6 +126,8 @@ CELERY_BEAT_SCHEDULE = {
     # Reservations past SPEND_RESERVATION_RETENTION_DAYS deleted (budget periods and hold expiry need
     # no task: both are arithmetic on the clock).
     "reservations-prune": {"task": "billing.tasks.billing_reservations_prune", "schedule": crontab(minute=41, hour=3)},
+    # Alert deliveries whose retry is due (the first retry comes 30 s after a failure: within a minute).
+    "alert-deliveries-due": {"task": "billing.tasks.alert_deliveries_due", "schedule": 15.0},
 }
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

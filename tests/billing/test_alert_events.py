@@ -29,8 +29,9 @@ def test_one_statement_records_many_accounts_and_skips_the_known_keys(acct_a, ac
     alert_emit(account=acct_b, event="spend.unusual", dedupe_key="unusual:2026-12-02T11", subject="s", text="t")
     alerts = [Alert(account_id=acct_a.pk, event="spend.unusual", dedupe_key="unusual:2026-12-02T11", subject="s", text="t"),
               Alert(account_id=acct_b.pk, event="spend.unusual", dedupe_key="unusual:2026-12-02T11", subject="s", text="t")]
-    # The INSERT, the read of the new rows, the owners' addresses.
-    with django_assert_num_queries(3):
+    # The INSERT, the read of the new rows, the accounts' channels (none: e-mail to the owners), the
+    # owners' addresses.
+    with django_assert_num_queries(4):
         events = alerts_emit(alerts=alerts)
     assert [e.account_id for e in events] == [acct_a.pk]
 
