@@ -1,0 +1,191 @@
+"""Thresholds chosen by the account: each percentage of a budget or key, its 100%, and the low balance,
+alert once per crossing (also when 20 debits cross at once), and again once a crossing was undone."""
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import time_machine
+from django.core import mail
+from django.db import connection, transaction
+
+from billing.accounts import api_key_limit_set
+from billing.alerts import billing_after_debit
+from billing.ledger import ledger_debit_usage
+from billing.models import Account, AlertEvent, ApiKey, Budget, BudgetAlertLevel, BudgetSpend, Membership, Reservation
+from core.money import usd_to_units
+
+from .conftest import buy, make_user, run_threads
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+DECEMBER = date(2026, 12, 1)
+
+
+def usd(amount: str) -> int:
+    return usd_to_units(amount)
+
+
+@pytest.fixture
+def frozen():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def spend_set(budget: Budget, amount: str, *, subject: str = "") -> None:
+    """The budget's December spend is now `amount` (what ingestion, or a reprice lowering it, leaves)."""
+    BudgetSpend.objects.update_or_create(budget=budget, subject=subject, period_key=DECEMBER,
+                                         defaults={"spent_units": usd(amount)})
+
+
+def events(account) -> list[tuple[str, str]]:
+    return [(e.event, e.dedupe_key) for e in AlertEvent.objects.filter(account=account).order_by("pk")]
+
+
+@pytest.mark.django_db
+def test_each_chosen_percentage_and_the_100_fire_once_with_the_figures(frozen, acct_a, owner,
+                                                                        django_capture_on_commit_callbacks):
+    budget = Budget.objects.create(account=acct_a, scope="account", amount_units=usd("10"), period="month",
+                                   mode="hard", alert_percentages=[50, 80])
+    key = f"budget:{budget.pk}::2026-12-01"
+    with django_capture_on_commit_callbacks(execute=True):
+        spend_set(budget, "4.99")
+        billing_after_debit(account_ids=[acct_a.pk])  # under 50%: nothing
+        assert events(acct_a) == []
+        spend_set(budget, "5.00")  # exactly 50%: crossed
+        billing_after_debit(account_ids=[acct_a.pk])
+        billing_after_debit(account_ids=[acct_a.pk])  # the same crossing again: nothing more
+        assert events(acct_a) == [("budget.threshold", f"{key}:50:1")]
+        # $7.50 spent and a $0.60 hold made this month: $8.10 used, 81%.
+        spend_set(budget, "7.50")
+        Reservation.objects.create(id="gen-1", account=acct_a, api_key=ApiKey.objects.create(account=acct_a,
+                                   external_id="k1"), amount_units=usd("0.60"), created=NOW - timedelta(minutes=1),
+                                   expires_at=NOW + timedelta(minutes=5), answer_status=201, answer={})
+        billing_after_debit(account_ids=[acct_a.pk])
+        spend_set(budget, "10.00")
+        billing_after_debit(account_ids=[acct_a.pk])
+    assert events(acct_a) == [("budget.threshold", f"{key}:50:1"), ("budget.threshold", f"{key}:80:1"),
+                              ("budget.exhausted", f"{key}:100:1")]
+    at_80 = AlertEvent.objects.get(dedupe_key=f"{key}:80:1")
+    assert at_80.subject == "The account's budget at 80% of its monthly budget"
+    assert at_80.text == ("The account's budget used $8.10 of its $10.00 monthly budget (80% reached; $7.50 spent,"
+                          " $0.60 held for requests in flight).")
+    assert (at_80.data["used_usd"], at_80.data["reserved_usd"], at_80.data["level"]) == (
+        "8.1000000000", "0.6000000000", 80)
+    exhausted = AlertEvent.objects.get(dedupe_key=f"{key}:100:1")
+    assert exhausted.subject == "The account's budget is exhausted"
+    assert exhausted.text.endswith("The gateway refuses its requests until the period resets.")
+    assert [m.subject for m in mail.outbox] == [
+        "The account's budget at 50% of its monthly budget", "The account's budget at 80% of its monthly budget",
+        "The account's budget is exhausted"]
+    assert mail.outbox[0].to == [owner.email]
+
+
+@pytest.mark.django_db
+def test_a_crossing_undone_and_crossed_again_fires_again(frozen, acct_a):
+    budget = Budget.objects.create(account=acct_a, scope="account", amount_units=usd("10"), period="day",
+                                   mode="soft", alert_percentages=[80])
+    day = f"budget:{budget.pk}::2026-12-02"
+    BudgetSpend.objects.create(budget=budget, period_key=NOW.date(), spent_units=usd("9"))
+    billing_after_debit(account_ids=[acct_a.pk])
+    BudgetSpend.objects.filter(budget=budget).update(spent_units=usd("7"))  # a reprice lowered it under 80%
+    billing_after_debit(account_ids=[acct_a.pk])
+    assert BudgetAlertLevel.objects.get(budget=budget, level=80).armed
+    BudgetSpend.objects.filter(budget=budget).update(spent_units=usd("8.20"))
+    billing_after_debit(account_ids=[acct_a.pk])
+    billing_after_debit(account_ids=[acct_a.pk])
+    assert events(acct_a) == [("budget.threshold", f"{day}:80:1"), ("budget.threshold", f"{day}:80:2")]
+    assert AlertEvent.objects.get(dedupe_key=f"{day}:80:2").data["used_usd"] == "8.2000000000"
+    # Tomorrow is a new period: its levels start armed.
+    with time_machine.travel(NOW + timedelta(days=1), tick=False):
+        BudgetSpend.objects.create(budget=budget, period_key=NOW.date() + timedelta(days=1), spent_units=usd("12"))
+        billing_after_debit(account_ids=[acct_a.pk])
+    tomorrow = f"budget:{budget.pk}::2026-12-03"
+    assert events(acct_a)[2:] == [("budget.threshold", f"{tomorrow}:80:1"), ("budget.exhausted", f"{tomorrow}:100:1")]
+    assert AlertEvent.objects.get(dedupe_key=f"{tomorrow}:100:1").text.endswith(
+        "It is a soft budget: requests go on, and so does the spend.")
+
+
+@pytest.mark.django_db
+def test_each_end_user_of_an_each_user_budget_crosses_apart(frozen, acct_a):
+    budget = Budget.objects.create(account=acct_a, scope="each_user", amount_units=usd("2"), period="month",
+                                   alert_percentages=[])
+    spend_set(budget, "2.50", subject="alice")
+    spend_set(budget, "1.99", subject="bob")
+    billing_after_debit(account_ids=[acct_a.pk])
+    [event] = AlertEvent.objects.filter(account=acct_a)
+    assert (event.event, event.dedupe_key, event.subject) == (
+        "budget.exhausted", f"budget:{budget.pk}:alice:2026-12-01:100:1", "The budget of end user alice is exhausted")
+
+
+@pytest.mark.django_db
+def test_a_key_limit_alerts_at_80_by_default_and_at_the_chosen_percentages(frozen, acct_a):
+    k1, k2 = (ApiKey.objects.create(account=acct_a, external_id=name) for name in ("k1", "k2"))
+    api_key_limit_set(account=acct_a, key_id=k1.pk, limit_units=usd("10"), interval="daily")
+    api_key_limit_set(account=acct_a, key_id=k2.pk, limit_units=usd("10"), interval="daily",
+                      alert_percentages=[25, 90])
+    b1, b2 = (Budget.objects.get(api_key=k) for k in (k1, k2))
+    assert (b1.alert_percentages, b2.alert_percentages) == ([80], [25, 90])
+    BudgetSpend.objects.create(budget=b1, period_key=NOW.date(), spent_units=usd("8.50"))
+    BudgetSpend.objects.create(budget=b2, period_key=NOW.date(), spent_units=usd("10.00"))
+    billing_after_debit(account_ids=[acct_a.pk])
+    assert [(e.event, e.subject) for e in AlertEvent.objects.filter(account=acct_a).order_by("dedupe_key")] == [
+        ("key.threshold", "API key k1 at 80% of its daily budget"),
+        ("budget.exhausted", "API key k2 reached its limit"),
+        ("key.threshold", "API key k2 at 25% of its daily budget"),
+        ("key.threshold", "API key k2 at 90% of its daily budget")]
+    # Setting the limit again without percentages keeps the chosen ones.
+    api_key_limit_set(account=acct_a, key_id=k2.pk, limit_units=usd("20"), interval="daily")
+    assert Budget.objects.get(api_key=k2).alert_percentages == [25, 90]
+
+
+def _debit(account_id: int, budget_id: int, units: int, tag: str) -> None:
+    """What a chunk does for one account: its budget's spend and its debit in one transaction, then
+    (after the commit, as the fan-out queues it) the checks."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT INTO billing_budgetspend (budget_id, subject, period_key, spent_units)"
+                           " VALUES (%s, '', %s, %s) ON CONFLICT (budget_id, subject, period_key)"
+                           " DO UPDATE SET spent_units = billing_budgetspend.spent_units + EXCLUDED.spent_units",
+                           [budget_id, DECEMBER, units])
+        ledger_debit_usage(spend_by_account={account_id: units}, idempotency_prefix=tag)
+    billing_after_debit(account_ids=[account_id])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_concurrent_debits_crossing_one_threshold_send_one_alert(frozen, acct_a):
+    owner = make_user("olivia", acct_a, Membership.Role.OWNER)
+    buy(acct_a, "100")
+    budget = Budget.objects.create(account=acct_a, scope="account", amount_units=usd("10"), period="month",
+                                   alert_percentages=[80])
+    BudgetSpend.objects.create(budget=budget, period_key=DECEMBER, spent_units=usd("7.90"))
+    # 20 debits of $0.01: the spend goes from $7.90 to $8.10, over $8.00 (80%) once.
+    results = run_threads(20, lambda i: _debit(acct_a.pk, budget.pk, usd("0.01"), f"chunk{i}"))
+    assert results == [None] * 20
+    assert BudgetSpend.objects.get(budget=budget).spent_units == usd("8.10")
+    key = f"budget:{budget.pk}::2026-12-01:80"
+    assert events(acct_a) == [("budget.threshold", f"{key}:1")]
+    assert [(m.subject, m.to) for m in mail.outbox] == [
+        ("The account's budget at 80% of its monthly budget", [owner.email])]
+    # Undone (a reprice takes $0.50 off: $7.60, 76%), then 20 debits cross it again: one more alert.
+    BudgetSpend.objects.filter(budget=budget).update(spent_units=usd("7.60"))
+    billing_after_debit(account_ids=[acct_a.pk])
+    results = run_threads(20, lambda i: _debit(acct_a.pk, budget.pk, usd("0.03"), f"again{i}"))
+    assert results == [None] * 20
+    assert events(acct_a) == [("budget.threshold", f"{key}:1"), ("budget.threshold", f"{key}:2")]
+    assert len(mail.outbox) == 2
+
+
+@pytest.mark.django_db
+def test_low_balance_is_an_alert_event_once_per_crossing(acct_a, owner, django_capture_on_commit_callbacks):
+    buy(acct_a, "10")
+    Account.objects.filter(pk=acct_a.pk).update(low_balance_threshold_units=usd("5"))
+    with django_capture_on_commit_callbacks(execute=True):
+        ledger_debit_usage(spend_by_account={acct_a.pk: usd("6")}, idempotency_prefix="d1")
+        billing_after_debit(account_ids=[acct_a.pk])
+        billing_after_debit(account_ids=[acct_a.pk])
+        buy(acct_a, "20")  # back above: re-armed
+        ledger_debit_usage(spend_by_account={acct_a.pk: usd("22")}, idempotency_prefix="d2")
+        billing_after_debit(account_ids=[acct_a.pk])
+    assert events(acct_a) == [("balance.low", "balance.low:1"), ("balance.low", "balance.low:2")]
+    first = AlertEvent.objects.get(dedupe_key="balance.low:1")
+    assert first.text.startswith("The credit balance of Alpha Labs is $4.00, under your alert threshold of $5.00.")
+    assert first.data == {"balance_usd": "4.0000000000", "threshold_usd": "5.0000000000", "crossing": 1}
+    assert [m.subject for m in mail.outbox] == ["Low credit balance on Alpha Labs"] * 2
