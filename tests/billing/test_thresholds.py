@@ -10,7 +10,16 @@ from django.db import connection, transaction
 from billing.accounts import api_key_limit_set
 from billing.alerts import billing_after_debit
 from billing.ledger import ledger_debit_usage
-from billing.models import Account, AlertEvent, ApiKey, Budget, BudgetAlertLevel, BudgetSpend, Membership, Reservation
+from billing.models import (
+    Account,
+    AlertEvent,
+    ApiKey,
+    Budget,
+    BudgetAlertLevel,
+    BudgetSpend,
+    Membership,
+    Reservation,
+)
 from core.money import usd_to_units
 
 from .conftest import buy, make_user, run_threads
