@@ -17,6 +17,7 @@ QUEUES = {
     "billing.tasks.billing_after_debit": "billing",
     "billing.tasks.billing_grants_expire": "billing",
     "billing.tasks.billing_reservations_prune": "billing",
+    "billing.tasks.billing_alerts_hourly": "billing",
     "marketplace.tasks.catalog_sync_task": "default",
 }
 
@@ -38,7 +39,7 @@ def test_the_beat_schedule_is_loaded_and_names_real_tasks():
     app.loader.import_default_modules()
     schedule = app.conf.beat_schedule
     assert set(schedule) == {"rankings-refresh", "credits-expire", "ingest-stalled", "ingest-files-expire", "partitions-upkeep",
-                             "partitions-retention", "reservations-prune"}
+                             "partitions-retention", "reservations-prune", "alerts-hourly"}
     for entry in schedule.values():
         assert entry["task"] in app.tasks
     assert schedule["rankings-refresh"]["schedule"] == 300.0

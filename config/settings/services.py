@@ -120,6 +120,9 @@ CELERY_BEAT_SCHEDULE = {
     # Reservations past SPEND_RESERVATION_RETENTION_DAYS deleted (budget periods and hold expiry need
     # no task: both are arithmetic on the clock).
     "reservations-prune": {"task": "billing.tasks.billing_reservations_prune", "schedule": crontab(minute=41, hour=3)},
+    # Unusual spend of the hour that just ended (billing.unusual), a few minutes in so that the
+    # hour's late logs are ingested; once per account and hour whatever the runs.
+    "alerts-hourly": {"task": "billing.tasks.billing_alerts_hourly", "schedule": crontab(minute=7)},
 }
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
