@@ -10,6 +10,7 @@ concurrent run sends nothing twice; alerts are recorded and sent through `alert_
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 
 from django.db import connection
 from django.utils import timezone
@@ -33,6 +34,16 @@ def low_balance_threshold_set(*, account: Account, threshold_units: int | None) 
     """Set (or clear) the low-balance alert threshold; the next crossing below it emails the owners."""
     account.low_balance_threshold_units, account.low_balance_armed = threshold_units, True
     account.save(update_fields=["low_balance_threshold_units", "low_balance_armed"])
+
+
+def unusual_spend_settings_set(*, account: Account, k: Decimal, minimum_units: int) -> None:
+    """Set the unusual-spend alert's k (0.5 to 99.9, one decimal) and minimum amount (billing.unusual)."""
+    if not Decimal("0.5") <= k <= Decimal("99.9") or k != k.quantize(Decimal("0.1")):
+        raise ValueError("k is 0.5 to 99.9, with one decimal")
+    if minimum_units < 0:
+        raise ValueError("the minimum cannot be negative")
+    account.unusual_spend_k, account.unusual_spend_min_units = k, minimum_units
+    account.save(update_fields=["unusual_spend_k", "unusual_spend_min_units"])
 
 
 def low_balance_claim(*, account_ids: Iterable[int]) -> list[tuple]:

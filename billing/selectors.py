@@ -45,6 +45,7 @@ class KeyLimit:
     resets_at: datetime | None
     usage_units: int  # spend in the period plus what open reservations hold (the budget's use)
     time_zone: str = "UTC"  # the account's: the zone of the intervals
+    alert_percentages: tuple[int, ...] = (80,)  # its budget's (billing.thresholds; 100% always)
 
     @property
     def remaining_units(self) -> int | None:
@@ -90,7 +91,7 @@ def key_limits(*, account_id: int, key_ids: list[int] | None = None, now: dateti
             continue
         result.append(KeyLimit(key=key, limit_units=use.budget.amount_units, interval=INTERVAL_OF[use.budget.period],
                                interval_start=use.period_start, resets_at=use.resets_at, usage_units=use.used_units,
-                               time_zone=account.time_zone))
+                               time_zone=account.time_zone, alert_percentages=tuple(use.budget.alert_percentages)))
     return result
 
 

@@ -29,4 +29,6 @@ urlpatterns = [
     path("account/statements/<str:month>/", credit_views.statement, name="statement"),
     path("account/statements/<str:month>/csv", credit_views.statement_csv, name="statement-csv"),
     path("billing/stripe/webhook/", credit_views.stripe_webhook, name="stripe-webhook"),
+    # Alert thresholds (issue 33)
+    path("account/credits/unusual/", credit_views.credits_unusual, name="credits-unusual"),
 ]

@@ -198,3 +198,61 @@ def test_low_balance_is_an_alert_event_once_per_crossing(acct_a, owner, django_c
     assert first.text.startswith("The credit balance of Alpha Labs is $4.00, under your alert threshold of $5.00.")
     assert first.data == {"balance_usd": "4.0000000000", "threshold_usd": "5.0000000000", "crossing": 1}
     assert [m.subject for m in mail.outbox] == ["Low credit balance on Alpha Labs"] * 2
+
+
+# At this pace ----------------------------------------------------------------------------------------
+
+PACE_NOW = datetime(2026, 12, 10, 12, 0, tzinfo=UTC)  # 21.5 days before the month ends (1 January 00:00 UTC)
+
+
+def daily_spend(account, days: int, amount: str) -> None:
+    """`amount` a day on each of the `days` complete days before PACE_NOW (the forecasts' history)."""
+    from analytics.models import AccountDay
+    from tests.marketplace.factories import ModelFactory, ProviderFactory
+    model, provider = ModelFactory(), ProviderFactory()
+    AccountDay.objects.bulk_create([
+        AccountDay(account=account, day=PACE_NOW.date() - timedelta(days=n + 1), model=model, provider=provider,
+                   requests=1, spend_units=usd(amount)) for n in range(days)])
+
+
+@pytest.mark.django_db
+def test_the_pace_alert_fires_once_per_period_with_the_forecast_the_pages_show(client, acct_a, acct_b, owner):
+    from billing.pace import pace_alerts_check
+    Account.objects.filter(pk__in=[acct_a.pk, acct_b.pk]).update(created=PACE_NOW - timedelta(days=60))
+    # A: $100 left, $10 a day over the last 14 days: 10 days of credit, runs out on 20 December 12:00,
+    # before the month ends (21.5 days left). B: $300 left lasts 30 days, past the month's end: no alert.
+    Account.objects.filter(pk=acct_a.pk).update(balance_units=usd("100"))
+    Account.objects.filter(pk=acct_b.pk).update(balance_units=usd("300"))
+    daily_spend(acct_a, 14, "10")
+    daily_spend(acct_b, 14, "10")
+    # A's monthly budget of $200 with $90 used: $110 left at $10 a day runs out on 21 December.
+    budget = Budget.objects.create(account=acct_a, scope="account", amount_units=usd("200"), period="month",
+                                   alert_percentages=[])
+    BudgetSpend.objects.create(budget=budget, period_key=DECEMBER, spent_units=usd("90"))
+    roomy = Budget.objects.create(account=acct_a, scope="account", amount_units=usd("900"), period="week")  # not monthly
+    BudgetSpend.objects.create(budget=roomy, period_key=date(2026, 12, 7), spent_units=usd("30"))
+    with time_machine.travel(PACE_NOW, tick=False):
+        fired = pace_alerts_check()
+        assert pace_alerts_check() == []  # once per period
+    assert sorted((e.account_id, e.dedupe_key, e.data["runs_out_on"]) for e in fired) == [
+        (acct_a.pk, "forecast:balance:2026-12", "2026-12-20"),
+        (acct_a.pk, f"forecast:budget:{budget.pk}:2026-12-01", "2026-12-21")]
+    balance = next(e for e in fired if e.data["what"] == "balance")
+    assert balance.subject == "Credit balance of Alpha Labs runs out on 2026-12-20"
+    assert balance.text == ("At this pace the credit balance of Alpha Labs runs out on Sun 2026-12-20, before the month"
+                            " ends: $100.00 left, $10.00 a day over the last 14 days, about 10.0 days.")
+    on_budget = next(e for e in fired if e.data["what"] == "budget")
+    assert on_budget.text == ("At this pace the account's monthly budget of $200.00 runs out on Mon 2026-12-21, before"
+                              " the month ends: $90.00 used, $10.00 a day over the last 14 days, $305.00 by the"
+                              " month's end.")
+    # The pages show the forecast that fired, a day later too, when the live one moved.
+    client.force_login(owner)
+    with time_machine.travel(PACE_NOW + timedelta(days=1), tick=False):
+        credits_page = client.get("/account/credits/").content.decode()
+        budgets_page = client.get("/account/credits/budgets/").content.decode()
+    assert "Forecast alert sent 2026-12-10 12:00: At this pace the credit balance of Alpha Labs runs out on Sun" \
+        " 2026-12-20" in credits_page
+    assert 'data-fired="2026-12-21"' in budgets_page
+    # In January the period is new: an alert may fire again; December's is no longer shown.
+    with time_machine.travel(datetime(2027, 1, 2, 12, tzinfo=UTC), tick=False):
+        assert "Forecast alert sent" not in client.get("/account/credits/").content.decode()
