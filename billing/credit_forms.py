@@ -57,7 +57,7 @@ class KeyLimitForm(forms.Form):
 
 class UnusualSpendForm(forms.Form):
     k = forms.DecimalField(label="Alert when the hour's spend is over the usual by more than k × its usual deviation, k =",
-                           max_digits=3, decimal_places=1, min_value=Decimal("0.5"), max_value=Decimal("99.9"))
+                           max_digits=4, decimal_places=1, min_value=Decimal("0.5"), max_value=Decimal("99.9"))
     minimum = forms.DecimalField(label="and by at least (USD)", **MONEY)
 
 

@@ -29,7 +29,7 @@ class AlertSettingsApi(_AccountApi):
         low_balance_usd = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal(0),
                                                    max_value=MAX_AMOUNT_USD, allow_null=True, required=False,
                                                    help_text="alert under this balance; null: no alert")
-        unusual_spend_k = serializers.DecimalField(max_digits=3, decimal_places=1, min_value=Decimal("0.5"),
+        unusual_spend_k = serializers.DecimalField(max_digits=4, decimal_places=1, min_value=Decimal("0.5"),
                                                    max_value=Decimal("99.9"), required=False,
                                                    help_text="alert when the hour is over the usual by more than k × MAD")
         unusual_spend_min_usd = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal(0),

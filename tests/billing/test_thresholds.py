@@ -1,6 +1,7 @@
 """Thresholds chosen by the account: each percentage of a budget or key, its 100%, and the low balance,
 alert once per crossing (also when 20 debits cross at once), and again once a crossing was undone."""
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -256,3 +257,64 @@ def test_the_pace_alert_fires_once_per_period_with_the_forecast_the_pages_show(c
     # In January the period is new: an alert may fire again; December's is no longer shown.
     with time_machine.travel(datetime(2027, 1, 2, 12, tzinfo=UTC), tick=False):
         assert "Forecast alert sent" not in client.get("/account/credits/").content.decode()
+
+
+# Pages and the API -----------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_owners_edit_thresholds_on_the_pages_and_viewers_cannot(client, acct_a, owner, viewer):
+    from .conftest import text_of
+    key = ApiKey.objects.create(account=acct_a, external_id="k1")
+    client.force_login(owner)
+    response = client.post("/account/keys/", {"key": key.pk, "limit": "10", "interval": "daily", "alerts": "50, 90%"})
+    assert response.status_code == 302
+    assert Budget.objects.get(api_key=key).alert_percentages == [50, 90]
+    assert 'value="50, 90"' in client.get("/account/keys/").content.decode()
+    response = client.post("/account/keys/", {"key": key.pk, "limit": "10", "interval": "daily", "alerts": "0"},
+                           follow=True)
+    assert "Alert at (%): at most 10 whole percentages from 1 to 1000." in text_of(response)
+    assert Budget.objects.get(api_key=key).alert_percentages == [50, 90]
+
+    response = client.post("/account/credits/unusual/", {"k": "3.5", "minimum": "25"}, follow=True)
+    assert "Unusual-spend alert saved." in text_of(response)
+    acct_a.refresh_from_db()
+    assert (acct_a.unusual_spend_k, acct_a.unusual_spend_min_units) == (Decimal("3.5"), usd("25"))
+    response = client.post("/account/credits/unusual/", {"k": "0.1", "minimum": "25"}, follow=True)
+    assert "Ensure this value is greater than or equal to 0.5." in text_of(response)
+    client.post("/account/credits/alert/", {"threshold": "7.50"})
+    acct_a.refresh_from_db()
+    assert acct_a.low_balance_threshold_units == usd("7.50")
+    budgets_page = text_of(client.get("/account/credits/budgets/"))
+    assert "Alerts at 50%, 90%, 100%" in budgets_page
+
+    client.force_login(viewer)
+    assert client.post("/account/credits/unusual/", {"k": "9", "minimum": "1"}).status_code == 403
+    assert client.post("/account/credits/alert/", {"threshold": "1"}).status_code == 403
+    assert client.post("/account/keys/", {"key": key.pk, "limit": "10", "interval": "daily",
+                                          "alerts": "10"}).status_code == 403
+    acct_a.refresh_from_db()
+    assert (acct_a.unusual_spend_k, acct_a.low_balance_threshold_units) == (Decimal("3.5"), usd("7.50"))
+    assert Budget.objects.get(api_key=key).alert_percentages == [50, 90]
+
+
+@pytest.mark.django_db
+def test_the_alert_settings_api(client, acct_a, owner, viewer):
+    from billing.accounts import account_token_create
+    _, secret = account_token_create(account=acct_a, name="o", created_by=owner)
+    _, read_only = account_token_create(account=acct_a, name="v", created_by=viewer)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    assert client.get("/api/v1/account/alert-settings", **auth).json() == {
+        "low_balance_usd": None, "unusual_spend_k": "5.0", "unusual_spend_min_usd": "10.0000000000"}
+    response = client.patch("/api/v1/account/alert-settings", {"low_balance_usd": "5", "unusual_spend_k": "2.5"},
+                            content_type="application/json", **auth)
+    assert response.json() == {"low_balance_usd": "5.0000000000", "unusual_spend_k": "2.5",
+                               "unusual_spend_min_usd": "10.0000000000"}
+    response = client.patch("/api/v1/account/alert-settings", {"unusual_spend_k": "100"},
+                            content_type="application/json", **auth)
+    assert response.status_code == 400
+    assert response.json() == {"unusual_spend_k": ["Ensure this value is less than or equal to 99.9."]}
+    response = client.patch("/api/v1/account/alert-settings", {"low_balance_usd": None},
+                            content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {read_only}")
+    assert response.status_code == 403
+    acct_a.refresh_from_db()
+    assert (acct_a.low_balance_threshold_units, acct_a.unusual_spend_k) == (usd("5"), Decimal("2.5"))
