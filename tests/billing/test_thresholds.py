@@ -114,6 +114,22 @@ def test_a_crossing_undone_and_crossed_again_fires_again(frozen, acct_a):
 
 
 @pytest.mark.django_db
+def test_a_budget_moved_to_other_spend_alerts_anew(frozen, acct_a):
+    from billing.budgets import budget_update
+    budget = Budget.objects.create(account=acct_a, scope="account", amount_units=usd("10"), period="day",
+                                   alert_percentages=[80])
+    BudgetSpend.objects.create(budget=budget, period_key=NOW.date(), spent_units=usd("9"))
+    billing_after_debit(account_ids=[acct_a.pk])
+    budget_update(account=acct_a, budget_id=budget.pk, scope="tag", target="batch")  # counts the tag's spend: none
+    assert not BudgetSpend.objects.filter(budget=budget).exists()
+    BudgetSpend.objects.create(budget=budget, period_key=NOW.date(), spent_units=usd("8.50"))  # the tag's, later
+    billing_after_debit(account_ids=[acct_a.pk])
+    day = f"budget:{budget.pk}::2026-12-02:80"
+    assert events(acct_a) == [("budget.threshold", f"{day}:1"), ("budget.threshold", f"{day}:2")]
+    assert AlertEvent.objects.get(dedupe_key=f"{day}:2").subject == "The tag budget batch at 80% of its daily budget"
+
+
+@pytest.mark.django_db
 def test_each_end_user_of_an_each_user_budget_crosses_apart(frozen, acct_a):
     budget = Budget.objects.create(account=acct_a, scope="each_user", amount_units=usd("2"), period="month",
                                    alert_percentages=[])
