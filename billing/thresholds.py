@@ -36,6 +36,7 @@ from .models import AlertEvent, Budget
 from .periods import DAY, MONTH, WEEK, period_now
 
 _PERIOD_COLUMNS = ("day", "week", "month")
+PER = {"day": "daily", "week": "weekly", "month": "monthly", "none": "total"}  # a period as the alerts say it
 
 # The crossings among the budgets of the accounts in `p` (their current periods, computed in Python
 # from each account's zone and first weekday), claimed and re-armed in the same statement.
@@ -177,9 +178,6 @@ def _named(crossing: Crossing) -> str:
     if crossing.scope == Budget.Scope.EACH_USER:
         return f"The budget of end user {crossing.subject}"
     return f"The {crossing.scope} budget {crossing.target}"
-
-
-PER = {"day": "daily", "week": "weekly", "month": "monthly", "none": "total"}
 
 
 def crossing_alert(crossing: Crossing) -> Alert:
