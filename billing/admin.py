@@ -82,7 +82,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ("external_id", "name", "account", "created")
     search_fields = ("external_id", "name", "account__external_id")
     list_select_related = ("account",)
-    readonly_fields = ("alert_80_interval", "alert_100_interval")
 
 
 class _ReadOnly(admin.ModelAdmin):

@@ -7,18 +7,15 @@ answers 404; bad input answers 400 with the field and the reason.
 """
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from core.api import FIELD_ERRORS, ErrorSerializer
 from core.params import int64_fits
 
 from . import alert_channels
-from .access import api_account
-from .accounts import ROLE_RANK
+from .access import AccountApi, api_account
 from .alert_events import EVENTS
 from .alert_selectors import alert_channels_list, alert_deliveries
-from .api import _AccountApi
 from .models import AlertChannel, Membership
 
 
@@ -77,7 +74,7 @@ class AlertDeliveryOutputSerializer(serializers.Serializer):
     sent_at = serializers.DateTimeField(allow_null=True)
 
 
-class AlertChannelListApi(_AccountApi):
+class AlertChannelListApi(AccountApi):
     """The account's alert channels; add one (owners)."""
 
     InputSerializer = _ChannelInput
@@ -90,9 +87,7 @@ class AlertChannelListApi(_AccountApi):
     @extend_schema(operation_id="alert_channel_create", tags=["account"], request=InputSerializer,
                    responses={201: _CreatedSerializer, 400: FIELD_ERRORS, 403: ErrorSerializer})
     def post(self, request):
-        account = api_account(request)
-        if ROLE_RANK[request.auth.creator_role] < ROLE_RANK[Membership.Role.OWNER]:
-            raise PermissionDenied("changing alert channels needs a token of an owner of the account")
+        account = api_account(request, role=Membership.Role.OWNER)
         params = self.InputSerializer(data=request.data)
         if not params.is_valid():
             return Response(params.errors, status=status.HTTP_400_BAD_REQUEST)
@@ -103,7 +98,7 @@ class AlertChannelListApi(_AccountApi):
         return Response(_CreatedSerializer(channel).data, status=status.HTTP_201_CREATED)
 
 
-class AlertDeliveryListApi(_AccountApi):
+class AlertDeliveryListApi(AccountApi):
     """One channel's delivery log, newest first (the last 100 attempts)."""
 
     OutputSerializer = AlertDeliveryOutputSerializer

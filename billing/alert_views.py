@@ -18,7 +18,7 @@ from .access import account_required
 from .alert_delivery import ATTEMPTS, BACKOFF
 from .alert_events import EVENTS
 from .alert_selectors import alert_channel_rows, alert_deliveries
-from .credit_views import OWNER, _credits_action
+from .credit_views import OWNER
 from .models import AlertChannel, AlertDelivery
 from .selectors import owner_emails
 
@@ -85,7 +85,7 @@ def _channel_id(request: HttpRequest) -> int:
     return int64_or_404(request.POST.get("channel"))
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def alert_channel_add(request: HttpRequest) -> HttpResponse:
     """Add a channel; a webhook's secret is shown on this answer only."""
     form = ChannelForm(request.POST, auto_id="id_new_%s")
@@ -106,7 +106,7 @@ def alert_channel_add(request: HttpRequest) -> HttpResponse:
     return redirect("billing:alerts")
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def alert_channel_events(request: HttpRequest) -> HttpResponse:
     """Choose which events go to a channel (and an e-mail channel's recipients)."""
     form = EventsForm(request.POST)
@@ -126,7 +126,7 @@ def alert_channel_events(request: HttpRequest) -> HttpResponse:
     return redirect("billing:alerts")
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def alert_channel_rotate(request: HttpRequest) -> HttpResponse:
     """Give a webhook a new signing secret, shown on this answer only."""
     try:
@@ -142,7 +142,7 @@ def alert_channel_rotate(request: HttpRequest) -> HttpResponse:
     return _page(request, secret=secret, secret_channel=channel)
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def alert_channel_pause(request: HttpRequest) -> HttpResponse:
     """Pause a channel (`paused=1`) or resume it (`paused=0`)."""
     paused = request.POST.get("paused") == "1"
@@ -155,7 +155,7 @@ def alert_channel_pause(request: HttpRequest) -> HttpResponse:
     return redirect("billing:alerts")
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def alert_channel_delete(request: HttpRequest) -> HttpResponse:
     """Delete a channel and its log."""
     try:
@@ -166,7 +166,7 @@ def alert_channel_delete(request: HttpRequest) -> HttpResponse:
     return redirect("billing:alerts")
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def alert_channel_test(request: HttpRequest) -> HttpResponse:
     """Send a test event to one channel."""
     try:
@@ -177,7 +177,7 @@ def alert_channel_test(request: HttpRequest) -> HttpResponse:
     return redirect("billing:alert-log", channel_id=delivery.channel_id)
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def alert_delivery_resend(request: HttpRequest) -> HttpResponse:
     """Send a delivery's event to its channel again (a new delivery)."""
     try:

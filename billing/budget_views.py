@@ -18,6 +18,7 @@ from .budget_selectors import budget_pace, budget_share, budget_uses
 from .credit_forms import BudgetForm, WeekStartForm
 from .credit_views import OWNER, _form_error
 from .models import Budget
+from .pace import fired_forecasts
 from .periods import WEEKDAYS
 
 
@@ -27,7 +28,9 @@ def budgets_page(request: HttpRequest) -> HttpResponse:
     """Show each budget: use in its period as a bar, what open reservations hold, the reset, the pace."""
     now = timezone.now()
     account = request.account
+    fired = fired_forecasts(account=account, now=now)
     rows = [{"use": use, "share": budget_share(use), "pace": budget_pace(use=use, account=account, now=now),
+             "fired": fired.get(use.budget.pk),
              "form": BudgetForm(initial={"scope": use.budget.scope, "target": use.budget.target,
                                          "amount": f"{units_to_usd(use.budget.amount_units).normalize():f}", "period": use.budget.period,
                                          "mode": use.budget.mode,

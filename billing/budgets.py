@@ -42,7 +42,7 @@ from core.money import MAX_AMOUNT_USD, units_text, usd_to_units
 from core.timerange import zone_named
 
 from .lock_objects import reservation_lock
-from .models import Account, ApiKey, Budget, BudgetSpend, Reservation
+from .models import Account, ApiKey, Budget, BudgetAlertLevel, BudgetSpend, Reservation
 from .periods import PERIODS, period_key, period_now
 
 
@@ -551,6 +551,9 @@ def budget_update(*, account: Account, budget_id: int, now: datetime | None = No
             budget.save()
             if moved:
                 _spend_backfill(budget=budget, now=now or timezone.now())
+                # Another scope, target or period limits other spend: its levels alert anew (re-armed,
+                # their crossing count kept, so the next crossing gets a new dedupe key).
+                BudgetAlertLevel.objects.filter(budget=budget).update(armed=True)
     except IntegrityError:
         raise BudgetInvalid("scope", "the account has a budget with this scope, target and period") from None
     return budget

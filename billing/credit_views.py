@@ -22,9 +22,10 @@ from core.money import units_to_usd, usd_to_units
 from core.params import int64_or_404
 from core.templatetags.money import usd_input
 
-from . import accounts, alerts, promos, purchases, selectors, webhooks
+from . import accounts, alerts, pace, promos, purchases, selectors, webhooks
 from .access import account_required
-from .credit_forms import AutoTopupForm, BuyForm, KeyLimitForm, LowBalanceForm, PromoForm
+from .budgets import BudgetInvalid
+from .credit_forms import AutoTopupForm, BuyForm, KeyLimitForm, LowBalanceForm, PromoForm, UnusualSpendForm
 from .models import Account, ApiKey, Membership, Payment, Refund
 from .periods import WEEKDAYS
 from .statements import statement_month, statement_months
@@ -50,6 +51,7 @@ def credits(request: HttpRequest) -> HttpResponse:
                                   ledger_page=request.GET.get("page"))
     return render(request, "account/credits.html", {
         **vars(page), **_settings_forms(request.account), "buy": buy, "quote": quote, "quote_error": quote_error,
+        "fired_forecast": pace.fired_forecasts(account=request.account).get("balance"),
         "unpriced_days": selectors.UNPRICED_DAYS,
         "is_owner": request.account_ctx.can(OWNER), "is_member": request.account_ctx.can(MEMBER)})
 
@@ -62,6 +64,8 @@ def _settings_forms(account: Account) -> dict:
             "threshold": usd_input(account.auto_topup_threshold_units or usd_to_units(TOPUP_THRESHOLD_DEFAULT)),
             "amount": usd_input(account.auto_topup_amount_units or usd_to_units(TOPUP_AMOUNT_DEFAULT))}),
         "alert_form": LowBalanceForm(initial={"threshold": usd_input(account.low_balance_threshold_units)}),
+        "unusual_form": UnusualSpendForm(initial={"k": account.unusual_spend_k,
+                                                  "minimum": usd_input(account.unusual_spend_min_units)}),
         "promo_form": PromoForm(),
     }
 
@@ -145,6 +149,19 @@ def credits_alert(request: HttpRequest) -> HttpResponse:
     return redirect("billing:credits")
 
 
+@account_required(role=OWNER, methods=("POST",))
+def credits_unusual(request: HttpRequest) -> HttpResponse:
+    """Save the unusual-spend alert's k and minimum amount."""
+    form = UnusualSpendForm(request.POST)
+    if form.is_valid():
+        alerts.unusual_spend_settings_set(account=request.account, k=form.cleaned_data["k"],
+                                          minimum_units=usd_to_units(form.cleaned_data["minimum"]))
+        messages.success(request, "Unusual-spend alert saved.")
+    else:
+        messages.error(request, _form_error(form, "Enter k (0.5 to 99.9) and the minimum in dollars and cents."))
+    return redirect("billing:credits")
+
+
 @account_required(role=MEMBER, methods=("POST",))
 def credits_promo(request: HttpRequest) -> HttpResponse:
     """Redeem a promo code."""
@@ -182,11 +199,17 @@ def keys(request: HttpRequest) -> HttpResponse:
             return redirect("billing:keys")
         limit = form.cleaned_data["limit"]
         try:
-            key = accounts.api_key_limit_set(account=request.account, key_id=key_id,
-                                             limit_units=None if limit is None else usd_to_units(limit),
-                                             interval=form.cleaned_data["interval"])
+            key = accounts.api_key_limit_set(
+                account=request.account, key_id=key_id, limit_units=None if limit is None else usd_to_units(limit),
+                interval=form.cleaned_data["interval"],
+                # A form without the field (an older page) keeps the key's percentages.
+                alert_percentages=form.cleaned_data["alerts"] if "alerts" in request.POST else None)
         except ApiKey.DoesNotExist:
             raise Http404 from None
+        except BudgetInvalid as error:
+            messages.error(request, f"Alert at (%): {error.reason}." if error.field == "alert_percentages"
+                           else str(error))
+            return redirect("billing:keys")
         messages.success(request, f"Limit of {key} saved.")
         return redirect("billing:keys")
     return render(request, "account/keys.html", {

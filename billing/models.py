@@ -26,10 +26,17 @@ class Account(models.Model):
     name = models.CharField(max_length=200, blank=True)
     balance_units = models.BigIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True)
-    # Low-balance alert: one email per crossing below the threshold; `ledger_post` re-arms it
-    # when the balance is back at or above the threshold.
+    # Low-balance alert: one `balance.low` event per crossing below the threshold; `ledger_post`
+    # re-arms it when the balance is back at or above the threshold. `low_balance_crossings` counts
+    # the claimed crossings: it names each one in the event's dedupe key.
     low_balance_threshold_units = models.BigIntegerField(null=True, blank=True)
     low_balance_armed = models.BooleanField(default=True)
+    low_balance_crossings = models.PositiveIntegerField(default=0, db_default=0)
+    # Unusual spend (billing.unusual): the last hour's spend over the usual (the median of the same
+    # hour of the week) by more than k x the MAD and by at least the minimum amount.
+    unusual_spend_k = models.DecimalField(max_digits=4, decimal_places=1, default=Decimal("5.0"),
+                                          db_default=Decimal("5.0"))
+    unusual_spend_min_units = models.BigIntegerField(default=100_000_000_000, db_default=100_000_000_000)
     # Auto top-up: after a usage debit leaves the balance under the threshold, one charge of
     # `auto_topup_amount_units` to the saved payment method. `auto_topup_armed` is the pending
     # marker: claimed by a conditional UPDATE (so one crossing charges once), re-armed by
@@ -94,10 +101,8 @@ class ApiKey(models.Model):
     name = models.CharField(max_length=200, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     # A key's limit is its hard key budget (Budget, scope "key"; migration 0008 moved the limits
-    # there): its interval is the budget's period, in the account's zone. The start of the period
-    # whose 80% / 100% alert was sent: one email per level per period.
-    alert_80_interval = models.DateTimeField(null=True, blank=True)
-    alert_100_interval = models.DateTimeField(null=True, blank=True)
+    # there): its interval is the budget's period, in the account's zone. Its alerts are that
+    # budget's `alert_percentages` (80 by default) and its 100%, once per crossing (billing.thresholds).
 
     class Meta:
         ordering = ["account", "external_id"]
@@ -523,3 +528,26 @@ class AlertDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} → {self.channel_id} #{self.attempt} {self.status}"
+# Alerts of thresholds (issue 33, billing.thresholds) -------------------------------------------------
+
+class BudgetAlertLevel(models.Model):
+    """One alert level of a budget in one period (and subject): armed, or claimed by its last crossing.
+
+    A crossing is claimed by INSERT … ON CONFLICT DO UPDATE … WHERE armed (a concurrent claim finds
+    it disarmed and sends nothing); a use that falls back under the level re-arms it, and the next
+    crossing counts one more in `crossings`, which names it in the alert's dedupe key.
+    """
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="+")
+    subject = models.CharField(max_length=128, blank=True, default="")
+    period_key = models.DateField()
+    level = models.PositiveIntegerField(help_text="a percentage of the amount")
+    armed = models.BooleanField(default=False)
+    crossings = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["budget", "subject", "period_key", "level"],
+                                               name="budgetalertlevel_key")]
+
+    def __str__(self) -> str:
+        return f"{self.budget_id} {self.subject} {self.period_key} {self.level}% ({self.crossings})"

@@ -14,20 +14,18 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db import connection
 from django.utils import timezone
 
 from analytics.usage import spend as usage_spend
 from core import forecast as spend
-from core.bulk import id_set, ids_match_sql
+from core.bulk import id_set
 from core.money import units_to_usd
-from core.timerange import zone_named
 
 from .budget_selectors import budget_uses
 from .budgets import BudgetUse
 from .gateways import GatewayError, gateway_get, units_floor_cents
 from .models import Account, ApiKey, Budget, LedgerEntry, Membership, Payment, PaymentMethod, Refund
-from .periods import INTERVAL_OF, NONE_KEY, period_now
+from .periods import INTERVAL_OF
 
 
 @dataclass(frozen=True)
@@ -39,6 +37,7 @@ class KeyLimit:
     resets_at: datetime | None
     usage_units: int  # spend in the period plus what open reservations hold (the budget's use)
     time_zone: str = "UTC"  # the account's: the zone of the intervals
+    alert_percentages: tuple[int, ...] = (80,)  # its budget's (billing.thresholds; 100% always)
 
     @property
     def remaining_units(self) -> int | None:
@@ -84,69 +83,8 @@ def key_limits(*, account_id: int, key_ids: list[int] | None = None, now: dateti
             continue
         result.append(KeyLimit(key=key, limit_units=use.budget.amount_units, interval=INTERVAL_OF[use.budget.period],
                                interval_start=use.period_start, resets_at=use.resets_at, usage_units=use.used_units,
-                               time_zone=account.time_zone))
+                               time_zone=account.time_zone, alert_percentages=tuple(use.budget.alert_percentages)))
     return result
-
-
-@dataclass(frozen=True)
-class KeyAlertDue:
-    """A key whose spend in its limit's current period reached an alert level not yet told this period."""
-
-    key_id: int
-    level: int  # 100 or 80: the highest level reached is the one to tell
-    usage_units: int
-    limit_units: int = 0
-    interval: str = ""
-    mark: datetime | None = None  # the period's start (`never`: the key's creation), kept once told
-
-
-def key_alerts_due(*, account_ids: Iterable[int], now: datetime | None = None) -> list[KeyAlertDue]:
-    """Return the keys of these accounts whose limit (hard key budget) reached 80% or 100% in its current
-    period and were not told so yet: one statement for all the accounts, whatever their number.
-
-    The statement reads every limited key of the accounts with the spend rows of the few period keys
-    in play (today, this week, this month in each zone; `none`); the current one is picked here.
-    """
-    now = now or timezone.now()
-    accounts, params = ids_match_sql("b.account_id", account_ids)
-    sql = ("SELECT b.id, b.api_key_id, b.amount_units, b.period, a.time_zone, a.week_start, k.created,"
-           " k.alert_80_interval, k.alert_100_interval, s.period_key, s.spent_units"
-           " FROM billing_budget b JOIN billing_account a ON a.id = b.account_id"
-           " JOIN billing_apikey k ON k.id = b.api_key_id"
-           " LEFT JOIN billing_budgetspend s ON s.budget_id = b.id AND s.subject = ''"
-           " AND (s.period_key >= %s OR s.period_key = %s)"
-           f" WHERE {accounts} AND b.scope = 'key' AND b.mode = 'hard' AND b.amount_units > 0"
-           " ORDER BY b.api_key_id, b.id")
-    # No current period starts before the first day of last month (a week's first day is at most six
-    # days back): older spend rows are not read.
-    floor = (now.date().replace(day=1) - timedelta(days=1)).replace(day=1)
-    with connection.cursor() as cursor:
-        adapt = connection.ops.adapt_datefield_value
-        cursor.execute(sql, [adapt(floor), adapt(NONE_KEY), *params])
-        rows = cursor.fetchall()
-    spent: dict[int, int] = {}
-    budgets: dict[int, tuple] = {}
-    for (budget_id, key_id, amount, period, zone_name, week_start, created, told_80, told_100,
-         period_key, units) in rows:
-        zone = zone_named(zone_name)
-        current, start, _ = period_now(period=period, now=now, zone=zone, week_start=week_start)
-        budgets[budget_id] = (key_id, amount, period, start or created, told_80, told_100)
-        if period_key is not None and period_key == current:
-            spent[budget_id] = int(units)
-    due: dict[int, KeyAlertDue] = {}
-    for budget_id, (key_id, amount, period, mark, told_80, told_100) in budgets.items():
-        units = spent.get(budget_id, 0)
-        if units >= amount:
-            level, told = 100, told_100
-        elif units * 5 >= amount * 4:
-            level, told = 80, told_80
-        else:
-            continue
-        if told == mark or (key_id in due and due[key_id].level >= level):
-            continue
-        due[key_id] = KeyAlertDue(key_id=key_id, level=level, usage_units=units, limit_units=amount,
-                                  interval=INTERVAL_OF[period], mark=mark)
-    return [due[key_id] for key_id in sorted(due)]
 
 
 def owner_emails(*, account_ids: Iterable[int]) -> dict[int, list[str]]:

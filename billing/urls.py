@@ -39,4 +39,6 @@ urlpatterns = [
     path("account/alerts/delete/", alert_views.alert_channel_delete, name="alert-delete"),
     path("account/alerts/test/", alert_views.alert_channel_test, name="alert-test"),
     path("account/alerts/resend/", alert_views.alert_delivery_resend, name="alert-resend"),
+    # Alert thresholds (issue 33)
+    path("account/credits/unusual/", credit_views.credits_unusual, name="credits-unusual"),
 ]

@@ -161,7 +161,7 @@ FORMS = ("/account/switch/", "/account/settings/", "/account/members/", "/accoun
          "/account/credits/promo/", "/account/credits/demo-card/", "/account/keys/",
          "/account/credits/budgets/save/", "/account/credits/budgets/delete/", "/account/credits/budgets/week/",
          "/account/alerts/add/", "/account/alerts/events/", "/account/alerts/rotate/", "/account/alerts/pause/",
-         "/account/alerts/delete/", "/account/alerts/test/", "/account/alerts/resend/",
+         "/account/alerts/delete/", "/account/alerts/test/", "/account/alerts/resend/", "/account/credits/unusual/",
          "/accounts/logout/", "/accounts/password_change/", "/accounts/login/", "/accounts/password_reset/")
 
 
@@ -245,3 +245,66 @@ def test_alert_channels_and_deliveries_stay_in_their_account(site, settings):
     assert (after.secret, after.events, after.paused_at) == (theirs.secret, [], None)
     assert AlertDelivery.objects.count() == 1
     assert AlertEvent.objects.filter(account=site["a"]).count() == 0
+
+
+def test_thresholds_stay_in_their_account(site, settings):
+    """Another account's key and budget ids answer 404 when their thresholds are posted; the alert
+    settings API reads and changes the token's account only; another account's fired forecast never
+    shows; a viewer changes no threshold; the gateway token reads no alert settings."""
+    from billing import budgets
+    from billing.accounts import api_key_limit_set
+    from billing.models import AlertEvent, Budget
+
+    settings.GATEWAY_TOKEN = "gw-access"  # noqa: S105  (test only)
+    client, auth = site["client"], {"HTTP_AUTHORIZATION": f"Bearer {site['token']}"}
+    a, b = site["a"], site["b"]
+    b_key = ApiKey.objects.get(account=b)
+    api_key_limit_set(account=b, key_id=b_key.pk, limit_units=10**10, interval="daily")
+    theirs = budgets.budget_create(account=b, scope="account", amount_units=10**10, period="month",
+                                   alert_percentages=[50])
+    assert client.post("/account/keys/", {"key": b_key.pk, "limit": "1", "interval": "daily",
+                                          "alerts": "10"}).status_code == 404
+    assert client.post("/account/credits/budgets/save/", {"budget": theirs.pk, "scope": "account", "amount": "1",
+                                                          "period": "month", "mode": "hard",
+                                                          "alerts": "10"}).status_code == 404
+    assert client.patch(f"/api/v1/account/budgets/{theirs.pk}", {"alert_percentages": [10]},
+                        content_type="application/json", **auth).status_code == 404
+    assert Budget.objects.get(api_key=b_key).alert_percentages == [80]
+    assert Budget.objects.get(pk=theirs.pk).alert_percentages == [50]
+
+    response = client.patch("/api/v1/account/alert-settings", {"low_balance_usd": "3", "unusual_spend_k": "2"},
+                            content_type="application/json", **auth)
+    assert response.status_code == 200
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.low_balance_threshold_units, a.unusual_spend_k) == (3 * 10**10, Decimal("2.0"))
+    assert (b.low_balance_threshold_units, b.unusual_spend_k) == (None, Decimal("5.0"))
+    client.post("/account/credits/unusual/", {"k": "9", "minimum": "1"})  # the current account's: A
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.unusual_spend_k, b.unusual_spend_k) == (Decimal("9.0"), Decimal("5.0"))
+
+    now = datetime.now(tz=UTC)
+    AlertEvent.objects.create(account=b, event="forecast.runs_out", dedupe_key="forecast:balance:x",
+                              subject="B runs out", text="B-ONLY forecast", created=now,
+                              data={"what": "balance", "period": now.date().replace(day=1).isoformat()})
+    AlertEvent.objects.create(account=b, event="forecast.runs_out", dedupe_key="forecast:budget:x",
+                              subject="B runs out", text="B-ONLY budget forecast", created=now,
+                              data={"what": "budget", "budget_id": theirs.pk,
+                                    "period": now.date().replace(day=1).isoformat()})
+    for url in ("/account/credits/", "/account/credits/budgets/", "/account/"):
+        assert "B-ONLY" not in client.get(url).content.decode(), url
+
+    viewer = member_of(a, Membership.Role.VIEWER, "val")
+    watcher = Client()
+    watcher.force_login(viewer)
+    a_key = ApiKey.objects.filter(account=a).first()
+    assert watcher.post("/account/keys/", {"key": a_key.pk, "limit": "1", "interval": "daily",
+                                           "alerts": "10"}).status_code == 403
+    assert watcher.post("/account/credits/unusual/", {"k": "4", "minimum": "1"}).status_code == 403
+    _, read_only = account_token_create(account=a, name="v", created_by=viewer)
+    assert client.patch("/api/v1/account/alert-settings", {"unusual_spend_k": "4"}, content_type="application/json",
+                        HTTP_AUTHORIZATION=f"Bearer {read_only}").status_code == 403
+    a.refresh_from_db()
+    assert a.unusual_spend_k == Decimal("9.0")
+    assert Client(HTTP_AUTHORIZATION="Bearer gw-access").get("/api/v1/account/alert-settings").status_code == 401

@@ -20,6 +20,7 @@ QUEUES = {
     "billing.tasks.billing_reservations_prune": "billing",
     "billing.tasks.alert_delivery_send": "billing",
     "billing.tasks.alert_deliveries_due": "billing",
+    "billing.tasks.billing_alerts_hourly": "billing",
     "marketplace.tasks.catalog_sync_task": "default",
 }
 # The names the tasks had before they followed their modules, kept for one release (core.celery_names).
@@ -74,7 +75,8 @@ def test_the_beat_schedule_is_loaded_and_names_real_tasks():
     app.loader.import_default_modules()
     schedule = app.conf.beat_schedule
     assert set(schedule) == {"rankings-refresh", "credits-expire", "ingest-stalled", "ingest-files-expire", "partitions-upkeep",
-                             "partitions-retention", "reservations-prune", "alert-deliveries-due"}
+                             "partitions-retention", "reservations-prune", "alert-deliveries-due",
+                             "alerts-hourly"}
     for entry in schedule.values():
         assert entry["task"] in app.tasks
     assert schedule["rankings-refresh"]["schedule"] == 300.0

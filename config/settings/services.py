@@ -128,6 +128,9 @@ CELERY_BEAT_SCHEDULE = {
     "reservations-prune": {"task": "billing.tasks.billing_reservations_prune", "schedule": crontab(minute=41, hour=3)},
     # Alert deliveries whose retry is due (the first retry comes 30 s after a failure: within a minute).
     "alert-deliveries-due": {"task": "billing.tasks.alert_deliveries_due", "schedule": 15.0},
+    # Unusual spend of the hour that just ended (billing.unusual), a few minutes in so that the
+    # hour's late logs are ingested; once per account and hour whatever the runs.
+    "alerts-hourly": {"task": "billing.tasks.billing_alerts_hourly", "schedule": crontab(minute=7)},
 }
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
