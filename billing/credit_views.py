@@ -10,6 +10,7 @@ import logging
 from datetime import date
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -23,7 +24,7 @@ from core.money import units_to_usd, usd_to_units
 from core.params import int64_or_404
 from core.templatetags.money import usd_input
 
-from . import accounts, alerts, promos, purchases, selectors, webhooks
+from . import accounts, alerts, promos, purchases, selectors, topup_selectors, webhooks
 from .access import account_required
 from .credit_forms import AutoTopupForm, BuyForm, KeyLimitForm, LowBalanceForm, PromoForm
 from .models import Account, ApiKey, Membership, Payment, Refund
@@ -31,7 +32,8 @@ from .periods import WEEKDAYS
 
 log = logging.getLogger(__name__)
 OWNER, MEMBER = Membership.Role.OWNER, Membership.Role.MEMBER
-TOPUP_THRESHOLD_DEFAULT, TOPUP_AMOUNT_DEFAULT = Decimal(5), Decimal(25)  # what the form suggests
+# What the form suggests: $25 under $5, at most four times a month.
+TOPUP_THRESHOLD_DEFAULT, TOPUP_AMOUNT_DEFAULT, TOPUP_CAP_DEFAULT = Decimal(5), Decimal(25), Decimal(100)
 
 
 def _denied(request: HttpRequest, role: str) -> HttpResponse | None:
@@ -68,6 +70,10 @@ def credits(request: HttpRequest) -> HttpResponse:
                                   ledger_page=request.GET.get("page"))
     return render(request, "account/credits.html", {
         **vars(page), **_settings_forms(request.account), "buy": buy, "quote": quote, "quote_error": quote_error,
+        "topup": topup_selectors.auto_topup_outlook(account=request.account),
+        "topup_changes": topup_selectors.auto_topup_changes(account=request.account),
+        "topup_interval_minutes": settings.BILLING_AUTO_TOPUP_MIN_INTERVAL_MINUTES,
+        "topup_max_failures": settings.BILLING_AUTO_TOPUP_MAX_FAILURES,
         "unpriced_days": selectors.UNPRICED_DAYS,
         "is_owner": request.account_ctx.can(OWNER), "is_member": request.account_ctx.can(MEMBER)})
 
@@ -78,7 +84,8 @@ def _settings_forms(account: Account) -> dict:
         "topup_form": AutoTopupForm(initial={
             "enabled": account.auto_topup_enabled,
             "threshold": usd_input(account.auto_topup_threshold_units or usd_to_units(TOPUP_THRESHOLD_DEFAULT)),
-            "amount": usd_input(account.auto_topup_amount_units or usd_to_units(TOPUP_AMOUNT_DEFAULT))}),
+            "amount": usd_input(account.auto_topup_amount_units or usd_to_units(TOPUP_AMOUNT_DEFAULT)),
+            "monthly_cap": usd_input(account.auto_topup_monthly_cap_units or usd_to_units(TOPUP_CAP_DEFAULT))}),
         "alert_form": LowBalanceForm(initial={"threshold": usd_input(account.low_balance_threshold_units)}),
         "promo_form": PromoForm(),
     }
@@ -139,13 +146,13 @@ def credits_auto_topup(request: HttpRequest) -> HttpResponse:
     form = AutoTopupForm(request.POST)
     if form.is_valid():
         try:
-            purchases.auto_topup_settings_save(account=request.account, **form.cleaned_data)
+            purchases.auto_topup_settings_save(account=request.account, user=request.user, **form.cleaned_data)
         except purchases.PurchaseError as error:
             messages.error(request, f"Auto top-up not saved: {error}")
         else:
             messages.success(request, "Auto top-up saved." if form.cleaned_data["enabled"] else "Auto top-up is off.")
     else:
-        messages.error(request, _form_error(form, "Auto top-up not saved: enter both amounts in dollars and cents."))
+        messages.error(request, _form_error(form, "Auto top-up not saved: enter the amounts in dollars and cents."))
     return redirect("billing:credits")
 
 
