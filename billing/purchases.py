@@ -397,14 +397,15 @@ def auto_topup_failed(*, payment_id: int, reason: str, final: bool) -> bool:
     with transaction.atomic():
         account = account_lock(account_id=payment.account_id)
         account.auto_topup_failures += 1
-        account.auto_topup_armed = not final
+        account.auto_topup_armed = not final and account.auto_topup_failures < limit
         account.save(update_fields=["auto_topup_failures", "auto_topup_armed"])
     failures = account.auto_topup_failures
     alert_emit(account=account.pk, event="topup.failed", dedupe_key=f"topup:{payment.pk}:failed",
                subject=f"Auto top-up failed on {account}",
                text=(f"We could not charge {money(payment.total_units)} for {money(payment.amount_units)} of "
-                     f"credits: {reason}." + ("" if final else f" Failure {failures} in a row of {limit}; "
-                                                                "it is tried again after the next debit.")),
+                     f"credits: {reason}." + ("" if final else f" Failure {failures} in a row of {limit}"
+                                              + ("; it is tried again after the next debit." if failures < limit
+                                                 else "."))),
                data={"payment": payment.pk, "amount": _usd(payment.amount_units), "reason": reason,
                      "final": final, "failures": failures})
     if final:
