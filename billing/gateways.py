@@ -5,6 +5,7 @@ the gateway's payment id so that a payment credits once however often it is repo
 """
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
@@ -17,6 +18,7 @@ from core.money import UNITS_PER_USD, units_to_usd
 if TYPE_CHECKING:
     from .models import Payment, PaymentMethod
 
+log = logging.getLogger(__name__)
 UNITS_PER_CENT = UNITS_PER_USD // 100
 
 
@@ -136,6 +138,11 @@ class StripeGateway:
             return GatewayNoAnswer("Stripe did not answer", code="api_connection_error", final=False)
         if isinstance(error, stripe.RateLimitError):
             return GatewayError("Stripe is busy (rate limited); try again shortly", code="rate_limit", final=False)
+        if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
+            # Our API key, not the customer's card: never shown (it may name the key); the operator fixes it.
+            log.error("stripe refused the API key: %s", error)
+            return GatewayError("the payment provider refused our credentials; please try again later",
+                                code=code or "authentication_error", final=False)
         if code == "authentication_required":
             return GatewayError("the card needs its holder to confirm the payment (3-D Secure): buy credits "
                                 "once on the Credits page to confirm it", code=code)
@@ -201,7 +208,8 @@ class StripeGateway:
                 idempotency_key=f"tokengrid-refund-{claim_id}", **self.client_options)
         except self.stripe.StripeError as error:
             raise self.failure(error, "the refund was refused") from error
-        if refund.get("status") in ("failed", "canceled"):
+        # A StripeObject is no dict (no `.get`), a test's stand-in may be one: both answer `in` and `[]`.
+        if "status" in refund and refund["status"] in ("failed", "canceled"):
             raise GatewayError(f"the refund is {refund['status']}")
         return refund["id"]
 

@@ -399,7 +399,7 @@ def auto_topup_failed(*, payment_id: int, reason: str, final: bool) -> bool:
         account.auto_topup_failures += 1
         account.auto_topup_armed = not final and account.auto_topup_failures < limit
         account.save(update_fields=["auto_topup_failures", "auto_topup_armed"])
-    failures = account.auto_topup_failures
+    failures, reason = account.auto_topup_failures, reason.rstrip(".")
     alert_emit(account=account.pk, event="topup.failed", dedupe_key=f"topup:{payment.pk}:failed",
                subject=f"Auto top-up failed on {account}",
                text=(f"We could not charge {money(payment.total_units)} for {money(payment.amount_units)} of "
