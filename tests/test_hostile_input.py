@@ -186,12 +186,13 @@ UP_TO = "Enter an amount up to $100,000,000."
 
 
 def test_the_money_forms_refuse_amounts_past_the_ledgers_range():
-    assert AutoTopupForm({"threshold": "999999999", "amount": "25"}).errors == {"threshold": [UP_TO]}
+    assert AutoTopupForm({"threshold": "999999999", "amount": "25", "monthly_cap": "100"}).errors == {
+        "threshold": [UP_TO]}
     assert LowBalanceForm({"threshold": "9999999999.99"}).errors == {"threshold": [UP_TO]}
     assert KeyLimitForm({"limit": "9999999999", "interval": "daily"}).errors == {"limit": [UP_TO]}
     adjust = AdjustForm({"amount": "-1000000000", "reason": "x", "token": "t"})
     assert adjust.errors == {"amount": ["Enter a debit up to $100,000,000."]}
-    assert AutoTopupForm({"threshold": "100000000", "amount": "25"}).is_valid()  # the bound itself is fine
+    assert AutoTopupForm({"threshold": "100000000", "amount": "25", "monthly_cap": "100000000"}).is_valid()  # the bound itself is fine
 
 
 def _messages(response) -> list[str]:
