@@ -189,6 +189,9 @@ class Payment(models.Model):
                                    related_name="+")
     created = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # An automatic charge's last request to the gateway: one whose answer was lost is sent again
+    # (same idempotency key) at most once per interval (billing.purchases.auto_topup_resend_claim).
+    attempted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created", "-id"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
@@ -28,7 +29,7 @@ from .ledger import ledger_post
 from .lock_objects import account_lock, payment_lock, refund_lock
 from .models import Account, AutoTopupChange, LedgerEntry, Payment, PaymentMethod, Refund
 from .selectors import owner_emails, purchase_limits, refundable_units
-from .topup_selectors import auto_topup_outlook
+from .topup_selectors import auto_topup_outlook, min_interval
 
 log = logging.getLogger(__name__)
 CENT = Decimal("0.01")
@@ -325,9 +326,30 @@ def auto_topup_claim(*, account: Account, quote: Quote, gateway: str) -> Payment
                     balance_units__lt=F("auto_topup_threshold_units")).update(auto_topup_armed=False):
                 return None
             return Payment.objects.create(account=account, kind=Payment.Kind.AUTO_TOPUP, gateway=gateway,
-                                          amount_units=quote.amount_units, fee_units=quote.fee_units)
+                                          amount_units=quote.amount_units, fee_units=quote.fee_units,
+                                          attempted_at=timezone.now())
     except IntegrityError:  # another automatic charge of this account is in flight
         return None
+
+
+NO_ANSWER = "no answer yet"
+# Stripe keeps an idempotency key for 24 hours: sent again later, the same request could charge twice.
+RESEND_WITHIN = timedelta(hours=23)
+
+
+def auto_topup_resend_claim(*, account_id: int) -> Payment | None:
+    """Claim the account's automatic charge whose answer was lost, to send it again with its key.
+
+    At most once per interval (`attempted_at`), and only within RESEND_WITHIN of the claim; one
+    conditional UPDATE, so two workers never both send it. Later it waits for Stripe's webhook.
+    """
+    now = timezone.now()
+    pending = Payment.objects.filter(account_id=account_id, kind=Payment.Kind.AUTO_TOPUP,
+                                     status=Payment.Status.PENDING, failure__startswith=NO_ANSWER)
+    if not pending.filter(attempted_at__lte=now - min_interval(), created__gte=now - RESEND_WITHIN).update(
+            attempted_at=now):
+        return None
+    return pending.first()
 
 
 def auto_topup_run(*, account_id: int) -> Payment | None:
@@ -345,7 +367,8 @@ def auto_topup_run(*, account_id: int) -> Payment | None:
     except PurchaseError:
         log.warning("auto top-up of account %s skipped: amount outside the purchase limits", account_id)
         return None
-    payment = auto_topup_claim(account=account, quote=quote, gateway=method.gateway)
+    payment = (auto_topup_claim(account=account, quote=quote, gateway=method.gateway)
+               or auto_topup_resend_claim(account_id=account.pk))
     if payment is None:
         return None
     network_call_allowed()  # claimed and recorded, both committed: a slow gateway holds no lock
@@ -354,9 +377,11 @@ def auto_topup_run(*, account_id: int) -> Payment | None:
     except GatewayNoAnswer as error:
         # Stripe may have charged: the payment stays in flight (no second charge meanwhile) until
         # its payment_intent webhook settles it (webhooks.stripe_intent_apply).
+        # Re-armed, so that a debit after the interval sends it again (same key) if no webhook came.
         log.warning("auto top-up %s: no answer from %s (%s); its webhook settles it", payment.pk,
                     method.gateway, error)
-        Payment.objects.filter(pk=payment.pk).update(failure=f"no answer yet: {error}"[:1000])
+        Payment.objects.filter(pk=payment.pk).update(failure=f"{NO_ANSWER}: {error}"[:1000])
+        Account.objects.filter(pk=account.pk).update(auto_topup_armed=True)
         payment.refresh_from_db()
         return payment
     except GatewayError as error:

@@ -45,6 +45,11 @@ class Migration(migrations.Migration):
             name='auto_topup_monthly_cap_units',
             field=models.BigIntegerField(default=0),
         ),
+        migrations.AddField(
+            model_name='payment',
+            name='attempted_at',
+            field=models.DateTimeField(blank=True, null=True),
+        ),
         migrations.RunSQL(
             sql="""
                 UPDATE billing_payment p SET status = 'failed', failure = 'left pending by an earlier version'

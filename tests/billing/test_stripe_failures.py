@@ -131,17 +131,15 @@ def test_a_rate_limit_counts_towards_the_failures_and_is_tried_again(topup, stub
 
 
 @pytest.mark.django_db
-def test_no_answer_keeps_the_charge_in_flight_until_its_webhook_settles_it_once(client, topup, stub):
+def test_no_answer_keeps_the_charge_in_flight_until_its_webhook_settles_it_once(client, topup, stub, clock):
     _script_intent(stub, DROP)
     payment = auto_topup_run(account_id=topup.pk)
     assert (payment.status, payment.failure) == ("pending", "no answer yet: Stripe did not answer")
     topup.refresh_from_db()
-    assert topup.auto_topup_enabled  # nothing is known to have failed
+    assert (topup.auto_topup_enabled, topup.auto_topup_failures) == (True, 0)  # nothing is known to have failed
     assert auto_topup_outlook(account=topup).refusal == "a top-up is already in flight"
-    Payment.objects.filter(pk=payment.pk).update(created=payment.created.replace(year=payment.created.year - 1))
-    topup.auto_topup_armed = True
-    topup.save(update_fields=["auto_topup_armed"])
-    assert auto_topup_run(account_id=topup.pk) is None  # still in flight: never a second charge meanwhile
+    clock.shift(59 * 60)
+    assert auto_topup_run(account_id=topup.pk) is None  # in flight, and not sent again within the interval
     assert len(stub.seen) == 1
     body = orjson.dumps({"id": "evt_pi", "object": "event", "type": "payment_intent.succeeded",
                          "data": {"object": intent(payment)[1]}})
@@ -151,6 +149,25 @@ def test_no_answer_keeps_the_charge_in_flight_until_its_webhook_settles_it_once(
     assert (payment.status, payment.external_id) == ("succeeded", "pi_3Stub0100")
     assert list(LedgerEntry.objects.filter(kind="purchase").values_list("amount_units", flat=True)) == [
         usd_to_units("25")]
+    assert _events(topup) == ["topup.charged"]
+
+
+@pytest.mark.django_db
+def test_an_unanswered_charge_is_sent_again_with_its_key_after_the_interval(topup, stub, clock):
+    _script_intent(stub, DROP)
+    payment = auto_topup_run(account_id=topup.pk)
+    clock.shift(3600)
+    _script_intent(stub, intent(payment, pi="pi_3Stub0103"))
+    again = auto_topup_run(account_id=topup.pk)  # the next debit's run: the same payment, the same key
+    assert again.pk == payment.pk
+    assert [s.idempotency_key for s in stub.seen] == [f"tokengrid-topup-{payment.pk}"] * 2
+    assert (again.status, again.external_id) == ("succeeded", "pi_3Stub0103")
+    assert Payment.objects.filter(kind="auto_topup").count() == 1
+    topup.refresh_from_db()
+    assert topup.balance_units == usd_to_units("24")
+    clock.shift(3600)
+    assert auto_topup_run(account_id=topup.pk) is None  # $24: above the threshold, nothing in flight
+    assert len(stub.seen) == 2
 
 
 @pytest.mark.django_db
