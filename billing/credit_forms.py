@@ -23,6 +23,8 @@ class AutoTopupForm(forms.Form):
     enabled = forms.BooleanField(label="Top up automatically", required=False)
     threshold = forms.DecimalField(label="When the balance falls under (USD)", **MONEY)
     amount = forms.DecimalField(label="Add (USD)", **MONEY)
+    monthly_cap = forms.DecimalField(label="At most per month (USD)", help_text="credits added automatically per month",
+                                     **MONEY)
 
 
 class LowBalanceForm(forms.Form):

@@ -9,6 +9,7 @@ import logging
 from datetime import date
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -22,7 +23,7 @@ from core.money import units_to_usd, usd_to_units
 from core.params import int64_or_404
 from core.templatetags.money import usd_input
 
-from . import accounts, alerts, pace, promos, purchases, selectors, webhooks
+from . import accounts, alerts, pace, promos, purchases, selectors, topup_selectors, webhooks
 from .access import account_required
 from .budgets import BudgetInvalid
 from .credit_forms import AutoTopupForm, BuyForm, KeyLimitForm, LowBalanceForm, PromoForm, UnusualSpendForm
@@ -32,7 +33,8 @@ from .statements import statement_month, statement_months
 
 log = logging.getLogger(__name__)
 OWNER, MEMBER = Membership.Role.OWNER, Membership.Role.MEMBER
-TOPUP_THRESHOLD_DEFAULT, TOPUP_AMOUNT_DEFAULT = Decimal(5), Decimal(25)  # what the form suggests
+# What the form suggests: $25 under $5, at most four times a month.
+TOPUP_THRESHOLD_DEFAULT, TOPUP_AMOUNT_DEFAULT, TOPUP_CAP_DEFAULT = Decimal(5), Decimal(25), Decimal(100)
 
 
 @account_required
@@ -52,6 +54,10 @@ def credits(request: HttpRequest) -> HttpResponse:
     return render(request, "account/credits.html", {
         **vars(page), **_settings_forms(request.account), "buy": buy, "quote": quote, "quote_error": quote_error,
         "fired_forecast": pace.fired_forecasts(account=request.account).get("balance"),
+        "topup": topup_selectors.auto_topup_outlook(account=request.account),
+        "topup_changes": topup_selectors.auto_topup_changes(account=request.account),
+        "topup_interval_minutes": settings.BILLING_AUTO_TOPUP_MIN_INTERVAL_MINUTES,
+        "topup_max_failures": settings.BILLING_AUTO_TOPUP_MAX_FAILURES,
         "unpriced_days": selectors.UNPRICED_DAYS,
         "is_owner": request.account_ctx.can(OWNER), "is_member": request.account_ctx.can(MEMBER)})
 
@@ -62,7 +68,8 @@ def _settings_forms(account: Account) -> dict:
         "topup_form": AutoTopupForm(initial={
             "enabled": account.auto_topup_enabled,
             "threshold": usd_input(account.auto_topup_threshold_units or usd_to_units(TOPUP_THRESHOLD_DEFAULT)),
-            "amount": usd_input(account.auto_topup_amount_units or usd_to_units(TOPUP_AMOUNT_DEFAULT))}),
+            "amount": usd_input(account.auto_topup_amount_units or usd_to_units(TOPUP_AMOUNT_DEFAULT)),
+            "monthly_cap": usd_input(account.auto_topup_monthly_cap_units or usd_to_units(TOPUP_CAP_DEFAULT))}),
         "alert_form": LowBalanceForm(initial={"threshold": usd_input(account.low_balance_threshold_units)}),
         "unusual_form": UnusualSpendForm(initial={"k": account.unusual_spend_k,
                                                   "minimum": usd_input(account.unusual_spend_min_units)}),
@@ -125,13 +132,13 @@ def credits_auto_topup(request: HttpRequest) -> HttpResponse:
     form = AutoTopupForm(request.POST)
     if form.is_valid():
         try:
-            purchases.auto_topup_settings_save(account=request.account, **form.cleaned_data)
+            purchases.auto_topup_settings_save(account=request.account, user=request.user, **form.cleaned_data)
         except purchases.PurchaseError as error:
             messages.error(request, f"Auto top-up not saved: {error}")
         else:
             messages.success(request, "Auto top-up saved." if form.cleaned_data["enabled"] else "Auto top-up is off.")
     else:
-        messages.error(request, _form_error(form, "Auto top-up not saved: enter both amounts in dollars and cents."))
+        messages.error(request, _form_error(form, "Auto top-up not saved: enter the amounts in dollars and cents."))
     return redirect("billing:credits")
 
 

@@ -45,6 +45,11 @@ class Account(models.Model):
     auto_topup_threshold_units = models.BigIntegerField(default=0)
     auto_topup_amount_units = models.BigIntegerField(default=0)
     auto_topup_armed = models.BooleanField(default=True)
+    # What keeps it from running away (billing/README.md, *Auto top-up*): at most this much charged
+    # automatically per month of the account's zone, and failed charges in a row (transient ones;
+    # a final decline turns it off at once) until it turns itself off.
+    auto_topup_monthly_cap_units = models.BigIntegerField(default=0)
+    auto_topup_failures = models.PositiveSmallIntegerField(default=0)
     # The account's days, weeks and months (pages, reports, statements, the forecast); key-limit
     # intervals stay UTC (the gateway enforces them and its API says so).
     time_zone = models.CharField(max_length=64, default="UTC", help_text="an IANA time zone name, such as Europe/Paris")
@@ -192,10 +197,17 @@ class Payment(models.Model):
                                    related_name="+")
     created = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # An automatic charge's last request to the gateway: one whose answer was lost is sent again
+    # (same idempotency key) at most once per interval (billing.purchases.auto_topup_resend_claim).
+    attempted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created", "-id"]
         indexes = [models.Index(fields=["account", "-created"])]
+        # At most one automatic charge in flight per account: the claim is this row (billing.purchases).
+        constraints = [models.UniqueConstraint(fields=["account"], condition=models.Q(kind="auto_topup",
+                                                                                      status="pending"),
+                                               name="payment_one_auto_topup_in_flight")]
 
     def __str__(self) -> str:
         return f"{self.kind} {units_to_usd(self.amount_units)} on {self.account} ({self.status})"
@@ -551,3 +563,27 @@ class BudgetAlertLevel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.budget_id} {self.subject} {self.period_key} {self.level}% ({self.crossings})"
+# Auto top-up audit ---------------------------------------------------------------------------------
+
+class AutoTopupChange(models.Model):
+    """Who turned auto top-up on or off or changed it, when, from which settings to which.
+
+    `actor` is the user's name, or "system" when billing turned it off itself (`reason` says why).
+    Settings are USD strings: {"enabled", "threshold", "amount", "monthly_cap"}.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="auto_topup_changes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="+")
+    actor = models.CharField(max_length=200)
+    reason = models.CharField(max_length=1000, blank=True)
+    old = models.JSONField(default=dict)
+    new = models.JSONField(default=dict)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["account", "-created"], name="autotopupchange_recent")]
+
+    def __str__(self) -> str:
+        return f"auto top-up of {self.account} by {self.actor}"

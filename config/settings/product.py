@@ -31,6 +31,10 @@ PUBLIC_API_MAX_AGE = env_int("PUBLIC_API_MAX_AGE", 60)
 
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+# Tests and development only: Stripe's API at another address (the tests' local Stripe stand-in);
+# empty is Stripe itself. STRIPE_MAX_NETWORK_RETRIES: the library's own retries (same idempotency key).
+STRIPE_API_BASE = env_str("STRIPE_API_BASE")
+STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
 
 # Credits (billing): amounts in USD as decimal strings, never floats.
 BILLING_FEE_PERCENT = env_str("BILLING_FEE_PERCENT", "5.5")
@@ -40,6 +44,10 @@ BILLING_PURCHASE_MAX_USD = env_str("BILLING_PURCHASE_MAX_USD", "10000")
 BILLING_REFUND_WINDOW_DAYS = env_int("BILLING_REFUND_WINDOW_DAYS", 30)
 # "demo" succeeds at once; "stripe" needs STRIPE_SECRET_KEY; empty: stripe when the key is set, else demo.
 BILLING_GATEWAY = env_str("BILLING_GATEWAY")
+# Auto top-up that cannot run away: at least this long between two automatic charges, and it
+# turns itself off after this many failed charges in a row (a final decline turns it off at once).
+BILLING_AUTO_TOPUP_MIN_INTERVAL_MINUTES = env_int("BILLING_AUTO_TOPUP_MIN_INTERVAL_MINUTES", 60)
+BILLING_AUTO_TOPUP_MAX_FAILURES = env_int("BILLING_AUTO_TOPUP_MAX_FAILURES", 3)
 
 # Sign-in: after this many failures a username (or a client address) is refused for a while.
 LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)

@@ -69,7 +69,8 @@ def world(n: int, *, crossers: bool) -> list[Account]:
         Account(external_id=f"bulk_{i:05d}", balance_units=balances[i],
                 low_balance_threshold_units=None if crossers and i in TOPUP else usd("5"),
                 auto_topup_enabled=i % 10 == 0, auto_topup_threshold_units=usd("10") if i % 10 == 0 else 0,
-                auto_topup_amount_units=usd("20") if i % 10 == 0 else 0)
+                auto_topup_amount_units=usd("20") if i % 10 == 0 else 0,
+                auto_topup_monthly_cap_units=usd("100") if i % 10 == 0 else 0)
         for i in range(n)])
     LedgerEntry.objects.bulk_create([
         LedgerEntry(account=a, kind=LedgerEntry.Kind.ADJUSTMENT, amount_units=a.balance_units,
@@ -125,13 +126,14 @@ def test_only_the_accounts_and_keys_that_crossed_are_told_or_topped_up_once(
     key_80, key_100 = (ApiKey.objects.get(account=accounts[i]) for i in (KEY_80, KEY_100))
     with django_capture_on_commit_callbacks(execute=True):
         billing_after_debit(account_ids=ids)
-    assert sent() == [
+    assert sent() == sorted([
         ("API key k at 80% of its daily budget", [f"owner{KEY_80}@example.com"]),
         ("API key k at 80% of its weekly budget", [f"owner{KEY_100}@example.com"]),
         ("API key k reached its limit", [f"owner{KEY_100}@example.com"]),
         (f"Low credit balance on bulk_00{LOW[0]}", [f"owner{LOW[0]}@example.com"]),
         (f"Low credit balance on bulk_00{LOW[1]}", [f"owner{LOW[1]}@example.com"]),
-    ]
+        *((f"Auto top-up charged on bulk_00{i}", [f"owner{i}@example.com"]) for i in TOPUP),
+    ])
     by_subject = {message.subject: message.body for message in mail.outbox}
     assert "used $8.50 of its $10.00 daily budget (80% reached;" in by_subject["API key k at 80% of its daily budget"]
     assert "used $12.00 of its $10.00 weekly budget (100% reached;" in by_subject["API key k reached its limit"]
@@ -152,7 +154,7 @@ def test_only_the_accounts_and_keys_that_crossed_are_told_or_topped_up_once(
     with django_capture_on_commit_callbacks(execute=True):  # the task delivered again: nothing more
         billing_after_debit(account_ids=ids)
         billing_after_debit(account_ids=list(reversed(ids)))
-    assert len(mail.outbox) == 5
+    assert len(mail.outbox) == 7
     assert Payment.objects.count() == 2
     assert LedgerEntry.objects.filter(kind=LedgerEntry.Kind.PURCHASE).count() == 2
 
@@ -214,8 +216,8 @@ def test_concurrent_runs_after_one_chunk_send_and_charge_once(frozen):
     ids = [a.pk for a in world(1000, crossers=True)]
     results = run_threads(6, lambda i: billing_after_debit(account_ids=ids if i % 2 else list(reversed(ids))))
     assert not [r for r in results if isinstance(r, Exception)]
-    assert len(mail.outbox) == 5  # outside a transaction the emails go at once
-    assert len({(m.subject, tuple(m.to)) for m in mail.outbox}) == 5
+    assert len(mail.outbox) == 7  # outside a transaction the emails go at once (2 of them: top-ups charged)
+    assert len({(m.subject, tuple(m.to)) for m in mail.outbox}) == 7
     assert Payment.objects.filter(kind="auto_topup", status="succeeded").count() == 2
 
 
