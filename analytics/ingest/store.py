@@ -82,8 +82,15 @@ def store_range(*, name: str, start: int, end: int) -> bytes:
     storage = _storage()
     if hasattr(storage, "bucket"):
         # S3Storage's File downloads the whole object on its first read; a ranged GET fetches just this.
+        from botocore.exceptions import ClientError
+
         key = storage._normalize_name(name)  # noqa: SLF001 - the object key under the storage's `location`
-        return storage.bucket.Object(key).get(Range=f"bytes={start}-{end - 1}")["Body"].read()
+        try:
+            return storage.bucket.Object(key).get(Range=f"bytes={start}-{end - 1}")["Body"].read()
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "InvalidRange":
+                return b""  # from the end of the object on, as a file reads past its end
+            raise
     with storage.open(name, "rb") as handle:
         handle.seek(start)
         return handle.read(end - start)
