@@ -16,7 +16,7 @@ from config.embedded_db import embedded_url
 
 from .base import STORAGES
 from .env import BASE_DIR, env_int, env_str
-from .product import INGEST_S3_BUCKET, INGEST_STALLED_SECONDS
+from .product import INGEST_S3_BUCKET, INGEST_STALLED_SECONDS, INGEST_STORE
 
 VAR_DIR = BASE_DIR / "var"
 
@@ -62,6 +62,8 @@ else:
                        "OPTIONS": {"location": env_str("INGEST_STORAGE_DIR", str(VAR_DIR / "ingest-store")),
                                    "allow_overwrite": True}}
 STORAGES = {**STORAGES, "ingest": _ingest_storage}
+if INGEST_STORE not in ("postgres", "storage"):
+    raise ImproperlyConfigured(f"INGEST_STORE is {INGEST_STORE!r}: expected `postgres` or `storage`")
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost/")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
