@@ -56,6 +56,8 @@ def store_save(*, name: str, source: BinaryIO) -> str:
         # piece, not one for the whole file: `source` may itself read the store (gzip made plain) on this
         # connection, which an open COPY holds.
         with transaction.atomic(), connection.cursor() as cursor:
+            # Saving a name again replaces it (a split redelivered after it made the plain copy).
+            IngestPiece.objects.filter(name=name).delete()
             at = 0
             while block := source.read(piece):
                 with cursor.cursor.copy(PIECES_COPY) as copy:

@@ -81,6 +81,14 @@ def test_a_saved_file_reads_back_exactly_by_byte_range(backend, start, end):
     assert store_range(name=name, start=start, end=end) == DATA[start:end]
 
 
+def test_saving_a_name_again_replaces_it(backend):
+    """A split redelivered after it made the plain copy saves it again: the second copy is the one read."""
+    store_save(name="batch-3.plain", source=io.BytesIO(DATA))
+    store_save(name="batch-3.plain", source=io.BytesIO(b"shorter"))
+    assert store_range(name="batch-3.plain", start=0, end=20_000) == b"shorter"
+    assert _stored_names(backend) == ["batch-3.plain"]
+
+
 def test_a_stored_file_reads_as_a_seekable_file_and_is_removed(backend):
     store_save(name="batch-2", source=io.BytesIO(b"first line\nsecond\n" + DATA))
     with store_open(name="batch-2") as handle:
