@@ -153,7 +153,11 @@ def store_expire(*, older_than: timedelta, keep: set[str]) -> list[str]:
         old = set(IngestPiece.objects.filter(created_at__lt=cutoff).values_list("name", flat=True).distinct())
     else:
         storage = _storage()
-        old = {name for name in storage.listdir("")[1] if storage.get_modified_time(name) < cutoff}
+        try:
+            names = storage.listdir("")[1]
+        except FileNotFoundError:  # a folder nothing was saved in yet
+            names = []
+        old = {name for name in names if storage.get_modified_time(name) < cutoff}
     removed = sorted(old - keep)
     for name in removed:
         store_remove(name=name)

@@ -5,13 +5,16 @@ import gzip
 import io
 import socket
 import tracemalloc
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+import time_machine
 from django.core.files.storage import storages
+from django.utils import timezone
 
 from analytics.ingest import files
-from analytics.ingest.store import store_open, store_range, store_remove, store_save
+from analytics.ingest.store import store_expire, store_open, store_range, store_remove, store_save
 from analytics.models import IngestBatch, IngestPiece
 from tests.analytics.conftest import record, run_batch
 
@@ -98,6 +101,18 @@ def test_a_stored_file_reads_as_a_seekable_file_and_is_removed(backend):
     assert _stored_names(backend) == ["batch-2"]
     store_remove(name="batch-2")
     assert _stored_names(backend) == []
+
+
+def test_expiry_removes_old_files_that_no_open_batch_reads(backend, tmp_path):
+    store_save(name="batch-old", source=io.BytesIO(DATA))
+    store_save(name="batch-kept", source=io.BytesIO(DATA))
+    assert store_expire(older_than=timedelta(days=7), keep=set()) == []  # both younger than 7 days
+    probe = tmp_path / "probe"  # the real clock (a folder or S3 stamps it; the test's clock starts at NOW)
+    probe.write_bytes(b"")
+    later = max(datetime.fromtimestamp(probe.stat().st_mtime, tz=UTC), timezone.now()) + timedelta(days=8)
+    with time_machine.travel(later, tick=False):
+        assert store_expire(older_than=timedelta(days=7), keep={"batch-kept"}) == ["batch-old"]
+    assert _stored_names(backend) == ["batch-kept"]
 
 
 def test_a_gzipped_batch_ingests_from_the_store_and_leaves_nothing(backend, settings, tmp_path,
