@@ -31,7 +31,7 @@ class IngestBatch(models.Model):
         FAILED = "failed"
 
     source = models.CharField(max_length=500, help_text="file name, or `api` for a POST")
-    path = models.CharField(max_length=1000, help_text="where the workers read it")
+    path = models.CharField(max_length=1000, help_text="its name in the ingest store (ingest.store)")
     format = models.CharField(max_length=20)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     error = models.TextField(blank=True)
@@ -73,6 +73,22 @@ class IngestBatch(models.Model):
     def lag_seconds(self) -> float | None:
         """Ingest lag: from the batch being queued to its data being in the rankings."""
         return (self.ranked_at - self.created_at).total_seconds() if self.ranked_at else None
+
+
+class IngestPiece(models.Model):
+    """A piece of a stored ingest file, read by byte range by whichever worker runs a chunk (ingest.store)."""
+
+    name = models.CharField(max_length=200, help_text="the file's name in the store (IngestBatch.path)")
+    at = models.BigIntegerField(help_text="offset of the piece's first byte in the file")
+    data = models.BinaryField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "at"], name="ingestpiece_name_at")]
+        indexes = [models.Index(fields=["created_at"], name="ingestpiece_created")]
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.at}"
 
 
 class IngestChunk(models.Model):

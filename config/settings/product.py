@@ -16,9 +16,17 @@ INGEST_MAX_LINE_BYTES = env_int("INGEST_MAX_LINE_BYTES", 1024 * 1024)
 # A batch with no progress for this long has its undone chunks queued again (their messages were
 # lost, e.g. a broker restarted without persistence). Longer than a chunk ever takes.
 INGEST_STALLED_SECONDS = env_int("INGEST_STALLED_SECONDS", 600)
-# A finished batch's upload and decompressed copy are removed when it finishes; a failed batch's stay this
-# long for a retry from /ops/ingest/, and are then removed with anything else left in var/ingest/.
+# A finished batch's stored file and decompressed copy are removed when it finishes; a failed batch's stay
+# this long for a retry from /ops/ingest/, and are then removed with anything else left in the store or in
+# var/ingest/ (refused uploads).
 INGEST_FILE_RETENTION_DAYS = env_int("INGEST_FILE_RETENTION_DAYS", 7)
+# Where a batch's bytes wait for the workers (analytics.ingest.store): `postgres` (pieces in the database,
+# the default: workers need nothing but the database and the broker) or `storage` (the `ingest` entry of
+# STORAGES: S3 when INGEST_S3_BUCKET is set, config/settings/base.py).
+INGEST_S3_BUCKET = env_str("INGEST_S3_BUCKET")
+INGEST_STORE = env_str("INGEST_STORE", "storage" if INGEST_S3_BUCKET else "postgres")
+# The size of a stored piece and of a read: a few MB (one chunk of 50k lines spans a handful).
+INGEST_PIECE_BYTES = env_int("INGEST_PIECE_BYTES", 4 * 1024 * 1024)
 
 # An account's usage pages (overview, activity) viewed in this many seconds are prewarmed after
 # each of its ingested chunks; the others are computed on their first view.

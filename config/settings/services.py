@@ -14,8 +14,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.embedded_db import embedded_url
 
+from .base import STORAGES
 from .env import BASE_DIR, env_int, env_str
-from .product import INGEST_STALLED_SECONDS
+from .product import INGEST_S3_BUCKET, INGEST_STALLED_SECONDS, INGEST_STORE
 
 VAR_DIR = BASE_DIR / "var"
 
@@ -49,6 +50,21 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
                           "LOCATION": str(VAR_DIR / "cache"), "OPTIONS": {"MAX_ENTRIES": 20_000}}}
 
+# Where ingest files wait for the workers when INGEST_STORE=storage (analytics.ingest.store; the default
+# keeps them in PostgreSQL): an S3-compatible bucket through django-storages, credentials from boto3's own
+# AWS_* variables; else a folder every worker mounts.
+if INGEST_S3_BUCKET:
+    _ingest_storage = {"BACKEND": "storages.backends.s3.S3Storage",
+                       "OPTIONS": {"bucket_name": INGEST_S3_BUCKET, "location": env_str("INGEST_S3_PREFIX", "ingest"),
+                                   "endpoint_url": env_str("INGEST_S3_ENDPOINT_URL") or None, "file_overwrite": True}}
+else:
+    _ingest_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                       "OPTIONS": {"location": env_str("INGEST_STORAGE_DIR", str(VAR_DIR / "ingest-store")),
+                                   "allow_overwrite": True}}
+STORAGES = {**STORAGES, "ingest": _ingest_storage}
+if INGEST_STORE not in ("postgres", "storage"):
+    raise ImproperlyConfigured(f"INGEST_STORE is {INGEST_STORE!r}: expected `postgres` or `storage`")
+
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost/")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -81,12 +97,26 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
         "unacked_restore_throttle": 1,
         "unacked_mutex_expire": min(300, _visibility_timeout),
     }
+elif CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
+    # RabbitMQ, the recommended production broker: a message a worker took but never acked goes back
+    # to its queue the moment that worker's connection drops (a SIGKILL, an OOM, a lost machine), not
+    # after a visibility timeout. Celery declares its queues durable and sends messages persistent;
+    # publisher confirms make `delay()` return only once the broker has the message (on disk), so a
+    # broker killed right after a batch was queued still has its chunks when it comes back.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+    # RabbitMQ closes the channel of a consumer holding an unacked message longer than
+    # `consumer_timeout` (30 minutes by default). An ingest chunk takes seconds and a retry's
+    # countdown at most a minute, so late acks stay far below it.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_str("CELERY_TASK_ALWAYS_EAGER", "") in {"1", "true"}
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A worker that loses its broker connection stops its running tasks: their messages were unacked and
+# the broker hands them out again, and a chunk applies once whoever finishes it (Celery 6's default).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "analytics.ingest.tasks.ingest_*": {"queue": "ingest"},  # the partition tasks: default
