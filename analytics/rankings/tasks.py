@@ -6,6 +6,8 @@ beat schedule still find it.
 from celery import shared_task
 from django.core.cache import cache
 
+from core.replica import replica_prewarm
+
 from .cache import batches_mark_ranked, rankings_invalidate
 from .catalog import model_weeks_refresh
 from .prewarm import rankings_prewarm
@@ -31,6 +33,8 @@ def rollup_rankings_refresh(*, batch_end: bool = False) -> None:
         model_weeks_refresh()
         rankings_invalidate()
         batches_mark_ranked()
-        rankings_prewarm()
+        # From the replica once it has replayed every chunk the new version stands for (core.replica).
+        with replica_prewarm():
+            rankings_prewarm()
     elif cache.add("rankings:pending", 1, RANKINGS_MAX_AGE_SECONDS):
         rollup_rankings_refresh.apply_async(countdown=RANKINGS_MAX_AGE_SECONDS + 1)

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
-from django.db import connection
 from django.db.models import Min, Q, Sum
 from django.utils import timezone
 
@@ -24,6 +23,7 @@ from billing.models import Account, ApiKey
 from billing.selectors import spend_days
 from core.charts import Series
 from core.money import units_to_usd
+from core.replica import read_connection
 from core.timerange import TimeRange, hour_label, local_day, midnight, whole_hours, zone_named
 from marketplace.models import App, Model, Provider
 
@@ -175,7 +175,7 @@ def _grouped_from(account_id: int, start: datetime, end: datetime, *, hourly: bo
     group_sets = ", ".join(f"({', '.join(cols)})" for cols in sets)
     sql = (f"SELECT {select + ', ' if columns else ''}{grouping}, {rows.sums} {rows.sql}{condition}"
            f" GROUP BY GROUPING SETS ({group_sets})")
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(sql, (*rows.params, *condition_params))
         fetched = cursor.fetchall()
     # Tens of thousands of rows for the busiest account: no per-value work in Python.
