@@ -8,7 +8,6 @@ import logging
 import re
 import threading
 import time
-from datetime import timedelta
 
 import pytest
 from django.db import connections
@@ -18,8 +17,8 @@ from analytics.rankings.cache import rankings_invalidate
 from analytics.usage.tasks import usage_prewarm
 from billing.models import Account, Membership
 from core import replica
-from tests.analytics.conftest import TODAY, at, record, run_batch, write_jsonl
 from marketplace.models import Model
+from tests.analytics.conftest import TODAY, at, record, run_batch, write_jsonl
 from tests.billing.factories import member_of
 
 from .conftest import on_the_standby, skip_without_replica
@@ -239,5 +238,5 @@ def test_a_standby_that_refuses_connections_from_the_start(client, first, standb
     with caplog.at_level(logging.WARNING, logger="core.replica"):
         response = client.get("/rankings/", {"window": "day"})
     assert _model_tokens(response) == "1.5K"
-    assert time.monotonic() - started < timedelta(seconds=10).total_seconds()
+    assert time.monotonic() - started < 10  # no long wait on a server that is gone
     assert re.match(r"read replica unavailable \(connect: .+\)", caplog.records[0].getMessage())
