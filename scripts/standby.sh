@@ -82,7 +82,13 @@ case "$ACTION" in
     if ! pg_isready -q -h 127.0.0.1 -p "$PORT"; then
       pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$CLUSTER" start
     fi
-    wait_streaming
+    if ! wait_streaming; then
+      # Left behind long ago, it needs WAL the primary no longer has: made anew from a fresh copy.
+      echo "standby: rebuilding ${VERSION}/${CLUSTER}" >&2
+      cluster_create
+      pg_ctlcluster --skip-systemctl-redirect "$VERSION" "$CLUSTER" start
+      wait_streaming
+    fi
     echo "standby: ${VERSION}/${CLUSTER} streaming on 127.0.0.1:${PORT}"
     ;;
   stop)
