@@ -185,12 +185,22 @@ def replica_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
                     response.render()  # DRF and template responses query while rendering
                 return response
             except DatabaseError as exc:
-                if not _replica_failed():
+                if _recovery_conflict(exc):
+                    # Replay removed rows the query still needed: this request only, the replica stays.
+                    logger.warning("read replica cancelled a query of %s (conflict with recovery): reading the primary",
+                                   request.path)
+                elif _replica_failed():
+                    _replica_down(exc, doing=request.path)
+                else:
                     raise
-                _replica_down(exc, doing=request.path)
         with primary_reads():
             return view(request, *args, **kwargs)
     return wrapped
+
+
+def _recovery_conflict(exc: DatabaseError) -> bool:
+    """Whether a standby cancelled the query to go on replaying (SQLSTATE 40001 on a hot standby)."""
+    return getattr(exc.__cause__, "sqlstate", None) == "40001"
 
 
 def _replica_failed() -> bool:

@@ -1,5 +1,6 @@
 """Which database a read goes to (core.replica), without a standby: tests/replica runs them on one."""
 import pytest
+from django.db import OperationalError
 from django.http import HttpResponse
 from django.test import RequestFactory
 
@@ -77,6 +78,28 @@ def test_a_request_that_wrote_reads_the_primary(method, cookie, alias, monkeypat
     response = replica.ReplicaPinMiddleware(replica.replica_view(view))(request)
     assert seen == [alias]
     assert (replica.PIN_COOKIE in response.cookies) is (method == "post")
+
+
+def test_a_query_cancelled_by_the_standby_is_answered_from_the_primary(monkeypatch, caplog):
+    """A hot standby cancels a query whose rows replay removes (SQLSTATE 40001): that request reads the
+    primary, and the replica stays in use for the next."""
+    monkeypatch.setattr(replica, "replica_configured", lambda: True)
+    monkeypatch.setattr(replica, "_replica_usable", lambda: True)
+    monkeypatch.setattr(replica, "_down_until", 0.0)
+    conflict = type("QueryCanceled", (Exception,), {"sqlstate": "40001"})
+    seen = []
+
+    def view(request):
+        seen.append(replica.read_alias())
+        if replica.read_alias() == "replica":
+            raise OperationalError("canceling statement due to conflict with recovery") from conflict()
+        return HttpResponse("ok")
+
+    response = replica.replica_view(view)(RequestFactory().get("/rankings/"))
+    assert response.content == b"ok"
+    assert seen == ["replica", "default"]
+    assert caplog.messages == ["read replica cancelled a query of /rankings/ (conflict with recovery): reading the primary"]
+    assert replica._down_until == 0.0  # no circuit breaker for a conflict
 
 
 @pytest.mark.django_db
