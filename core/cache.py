@@ -13,6 +13,8 @@ from typing import TypeVar
 
 from django.core.cache import cache
 
+from core.replica import replica_sync_for_cache
+
 T = TypeVar("T")
 
 # Part of every key: moved when a cached value's class moves or changes shape, so that values pickled
@@ -82,10 +84,14 @@ def versioned(namespace: str, version: object, key: str, compute: Callable[[], T
     """The value cached under (namespace, version, key), computed and stored when missing.
 
     `keep` decides whether a computed value is stored (a page is kept only when it answered 200).
+    Inside a replica scope, the value is computed from the replica only once it has caught up with
+    the primary as of now (or else from the primary), so no stale number is kept under a new version.
     """
     full = f"{namespace}:{CACHE_FORMAT}.{version}:{key}"
     value = cache.get(full)
     if value is None:
+        # On the read replica, first let it replay what the version stands for (core.replica).
+        replica_sync_for_cache()
         value = compute()
         if keep is None or keep(value):
             cache.set(full, value, timeout)

@@ -11,12 +11,12 @@ from tests.conftest import database_url
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL",
+def _load_settings(env: dict[str, str], code: str | None = None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_URL",
                                                                         "CELERY_"))}
     clean.update(env)
-    code = ("import django; django.setup(); from django.conf import settings as s; "
-            "print(s.DATABASES['default']['ENGINE'], s.CACHES['default']['BACKEND'], s.CELERY_BROKER_URL, s.DEBUG)")
+    code = code or ("import django; django.setup(); from django.conf import settings as s; "
+                    "print(s.DATABASES['default']['ENGINE'], s.CACHES['default']['BACKEND'], s.CELERY_BROKER_URL, s.DEBUG)")
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean | {"DJANGO_SETTINGS_MODULE": "config.settings"},
                           capture_output=True, text=True, timeout=60)
 

@@ -9,6 +9,7 @@ from django.core.cache import cache
 
 from core.cache import VERSION_BUMPS
 from core.celery_names import shared_task_renamed
+from core.replica import replica_prewarm
 
 from .cache import batches_mark_ranked, rankings_invalidate
 from .catalog import model_weeks_refresh
@@ -41,7 +42,9 @@ def rollup_rankings_refresh(*, batch_end: bool = False) -> None:
         model_weeks_refresh()
         rankings_invalidate()
         batches_mark_ranked()
-        rankings_prewarm()
+        # From the replica once it has replayed every chunk the new version stands for (core.replica).
+        with replica_prewarm():
+            rankings_prewarm()
     elif later:
         # Queued before its mark is written, so that no mark exists without its run.
         rollup_rankings_refresh.apply_async(countdown=VERSION_BUMPS.countdown)

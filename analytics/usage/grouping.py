@@ -12,10 +12,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection
 from django.db.models import Q, Sum
 
 from analytics.models import AccountDay, AccountHour
+from core.replica import read_connection
 from core.timerange import midnight
 
 from . import sources
@@ -131,7 +131,7 @@ def _grouped_from(account_id: int, start: datetime, end: datetime, *, hourly: bo
     group_sets = ", ".join(f"({', '.join(cols)})" for cols in sets)
     sql = (f"SELECT {select + ', ' if columns else ''}{grouping}, {rows.sums} {rows.sql}{condition}"
            f" GROUP BY GROUPING SETS ({group_sets})")
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(sql, (*rows.params, *condition_params))
         fetched = cursor.fetchall()
     # Tens of thousands of rows for the busiest account: no per-value work in Python.

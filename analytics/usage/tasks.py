@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from core.cache import VERSION_BUMPS
 from core.celery_names import shared_task_renamed
+from core.replica import replica_prewarm
 
 from . import cache, prewarm
 
@@ -52,6 +53,8 @@ def usage_prewarm(account_ids: list[int]) -> None:
     """Compute the watched accounts' default overview and activity ahead, after their version moved (in each
     account's own time zone, read for all of them at once)."""
     zones = prewarm.account_zones(account_ids=account_ids)
-    for account_id in account_ids:
-        if account_id in zones:  # an account deleted since is skipped
-            prewarm.usage_prewarm(account_id=account_id, zone=zones[account_id])
+    # From the replica once it has replayed the chunks that moved these versions (core.replica).
+    with replica_prewarm():
+        for account_id in account_ids:
+            if account_id in zones:  # an account deleted since is skipped
+                prewarm.usage_prewarm(account_id=account_id, zone=zones[account_id])

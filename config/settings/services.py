@@ -36,6 +36,29 @@ if not DATABASE_URL:
 DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
     f"-c jit=off -c work_mem={env_str('DB_WORK_MEM', '32MB')}")
 
+# A streaming read replica of DATABASE_URL (optional): the public pages, the account analytics and
+# their prewarm read it; billing and every write stay on the primary (core.replica, docs/scaling.md).
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
+    DATABASES["replica"]["OPTIONS"] = {
+        **DATABASES["default"]["OPTIONS"],
+        # A replica that does not answer is given up on quickly: the page is served by the primary.
+        "connect_timeout": env_int("DATABASE_REPLICA_CONNECT_TIMEOUT", 2)}
+    if "pytest" in sys.modules:
+        # The standby replays the primary's test database (same name). The pages of a test read the
+        # primary (a mirror), as its rows are never committed, except in tests/replica, which point
+        # the alias at the standby and commit (core.replica.replica_configured).
+        DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["core.replica.ReplicaRouter"]
+# How long a prewarm waits for the replica to replay the chunk it follows, and a page computing a
+# value it caches (a visitor should not wait on lag), before reading the primary; how long a failed
+# replica is left alone; how long a browser reads the primary after it wrote.
+DATABASE_REPLICA_WAIT_SECONDS = float(env_str("DATABASE_REPLICA_WAIT_SECONDS", "10"))
+DATABASE_REPLICA_PAGE_WAIT_SECONDS = float(env_str("DATABASE_REPLICA_PAGE_WAIT_SECONDS", "0.5"))
+DATABASE_REPLICA_RETRY_SECONDS = env_int("DATABASE_REPLICA_RETRY_SECONDS", 30)
+DATABASE_REPLICA_PIN_SECONDS = env_int("DATABASE_REPLICA_PIN_SECONDS", 5)
+
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     # Django's Redis backend, one client per pool (core.redis_cache).
