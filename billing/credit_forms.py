@@ -28,7 +28,7 @@ class AutoTopupForm(forms.Form):
 
 
 class LowBalanceForm(forms.Form):
-    threshold = forms.DecimalField(label="Email the owners when the balance falls under (USD)", required=False,
+    threshold = forms.DecimalField(label="Alert when the balance falls under (USD)", required=False,
                                    help_text="empty: no alert", **MONEY)
 
 
