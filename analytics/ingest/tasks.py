@@ -5,7 +5,8 @@ Every message of ingestion is sent from this module: the services (`batches`, `c
 it, so it can import them without a cycle. Tasks take ids, load, call a service, and decide about
 retries: ingest tasks ack late (a worker killed mid-chunk leaves the message to be redelivered)
 and retry only errors that a second try can cure (core.retry.TRANSIENT). Names are pinned to the
-ones they had in analytics/tasks.py, so that messages already queued still run.
+ones they had when one module held every analytics task (`analytics.tasks.*`), so that messages
+already queued still run.
 """
 import logging
 from datetime import timedelta

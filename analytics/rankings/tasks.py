@@ -1,7 +1,7 @@
 """Celery tasks of the rankings: the rate-limited refresh that moves the version and prewarms.
 
-The name is pinned to the one it had in analytics/tasks.py, so that messages already queued and the
-beat schedule still find it.
+The name is pinned to the one it had when one module held every analytics task (`analytics.tasks.*`),
+so that messages already queued and the beat schedule still find it.
 """
 from celery import shared_task
 from django.core.cache import cache

@@ -1,7 +1,8 @@
 """Celery tasks of the account usage pages, and `usage_refresh`, which queues them after a chunk.
 
 The messages are sent from this module (the cache and the queries never import it). Names are
-pinned to the ones they had in analytics/tasks.py, so that messages already queued still run.
+pinned to the ones they had when one module held every analytics task (`analytics.tasks.*`), so that
+messages already queued still run.
 """
 from collections.abc import Iterable
 
