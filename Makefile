@@ -48,7 +48,7 @@ serve: $(STAMP)
 	$(PY) manage.py runserver 127.0.0.1:8000
 
 clean:
-	rm -rf var/broker var/ingest
+	rm -rf var/broker var/ingest var/ingest-store
 
 # The embedded PostgreSQL keeps running for the next command (the demo and the test session stop
 # the one they started); this stops it. `make db-stop && rm -rf var/postgres` deletes its data.

@@ -7,13 +7,12 @@ from collections.abc import Sequence
 
 from django.db.models import Case, Count, IntegerField, Max, Min, Q, Value, When
 
+from analytics import cost_sources
 from marketplace.price_use import PriceInterval, PriceUse
 
 from .models import Generation
 
-# Catalog-priced: the cost source says so; rows ingested before the source was kept say it with cost_priced.
-CATALOG_PRICED = (Q(cost_source=Generation.CostSource.CATALOG)
-                  | Q(cost_source__isnull=True, cost_priced=True))
+CATALOG_PRICED = cost_sources.CATALOG.q
 
 
 def catalog_price_use(intervals: Sequence[PriceInterval]) -> dict[int, PriceUse]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import connection
+from core.replica import read_connection
 
 EXPIRED = "analytics_generation_expired"
 # The horizon in SQL: the upper bound of the expired partition, or -infinity without one. Read in
@@ -21,6 +21,6 @@ HORIZON_SQL = f"COALESCE({HORIZON_OR_NULL_SQL}, '-infinity'::timestamptz)"
 
 def horizon() -> datetime | None:
     """The start of the oldest month kept, once retention has dropped something; else None."""
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(f"SELECT {HORIZON_OR_NULL_SQL}")
         return cursor.fetchone()[0]

@@ -31,7 +31,7 @@ class IngestBatch(models.Model):
         FAILED = "failed"
 
     source = models.CharField(max_length=500, help_text="file name, or `api` for a POST")
-    path = models.CharField(max_length=1000, help_text="where the workers read it")
+    path = models.CharField(max_length=1000, help_text="its name in the ingest store (ingest.store)")
     format = models.CharField(max_length=20)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     error = models.TextField(blank=True)
@@ -73,6 +73,22 @@ class IngestBatch(models.Model):
     def lag_seconds(self) -> float | None:
         """Ingest lag: from the batch being queued to its data being in the rankings."""
         return (self.ranked_at - self.created_at).total_seconds() if self.ranked_at else None
+
+
+class IngestPiece(models.Model):
+    """A piece of a stored ingest file, read by byte range by whichever worker runs a chunk (ingest.store)."""
+
+    name = models.CharField(max_length=200, help_text="the file's name in the store (IngestBatch.path)")
+    at = models.BigIntegerField(help_text="offset of the piece's first byte in the file")
+    data = models.BinaryField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "at"], name="ingestpiece_name_at")]
+        indexes = [models.Index(fields=["created_at"], name="ingestpiece_created")]
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.at}"
 
 
 class IngestChunk(models.Model):
@@ -136,7 +152,6 @@ class Generation(models.Model):
     tokens_reasoning = models.BigIntegerField(default=0)
     tokens_cached = models.BigIntegerField(default=0)
     cost_units = models.BigIntegerField(default=0, help_text="total_cost in 1e-10 USD")
-    cost_priced = models.BooleanField(default=False, help_text="priced by Tokengrid (the log had no total_cost)")
 
     class CostSource(models.IntegerChoices):
         GATEWAY = 1, "the gateway's total_cost"
@@ -144,8 +159,8 @@ class Generation(models.Model):
         INSURANCE = 3, "zero-completion insurance ($0)"
         UNPRICED = 4, "not priced: the catalog has no price"
 
-    cost_source = models.SmallIntegerField(choices=CostSource.choices, null=True,
-                                           help_text="where the cost came from (empty: ingested before it was kept)")
+    # Predicates: analytics.cost_sources. Rows ingested before it was kept got theirs in migration 0018.
+    cost_source = models.SmallIntegerField(choices=CostSource.choices, help_text="where the cost came from")
     price_id = models.BigIntegerField(null=True, help_text="the EndpointPrice row that priced it (catalog only; "
                                                              "empty: gateway, insurance, unpriced, no price history, "
                                                              "or ingested before it was kept)")
@@ -398,7 +413,7 @@ class AccountTagDay(_AccountUsage):
 
     Keyed by the set, not by each tag, so a request tagged a and b is one row's worth: a tag
     grouping splits the sets into tags, and "any of these tags" or "Other" counts it once
-    (analytics.usage.queries). An account uses few tag sets.
+    (analytics.usage.grouping). An account uses few tag sets.
     """
 
     day = models.DateField()

@@ -156,7 +156,7 @@ def measure(options, client, account_id: int, busiest: dict, result: dict) -> No
 
     from analytics.models import AccountDay, AccountTagDay
     from analytics.usage import cache as usage_cache
-    from analytics.usage import queries as usage_queries
+    from analytics.usage import prewarm as usage_prewarm
 
     tagged = (AccountTagDay.objects.filter(account_id=account_id).exclude(tags="").values("tags")
               .annotate(n=Sum("requests")).order_by("-n").first())
@@ -182,7 +182,7 @@ def measure(options, client, account_id: int, busiest: dict, result: dict) -> No
         cache.clear()
         usage_cache.usage_watch(account_id=account_id)  # a watched account: the one ingestion prewarms
         started = time.perf_counter()
-        usage_queries.usage_prewarm(account_id=account_id)  # what ingestion's refresh task leaves behind
+        usage_prewarm.usage_prewarm(account_id=account_id)  # what ingestion's refresh task leaves behind
         prewarm_seconds = time.perf_counter() - started
         for _ in range(options.iterations):
             started = time.perf_counter()

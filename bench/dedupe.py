@@ -20,7 +20,7 @@ import time
 import psycopg
 
 COLUMNS = ("id, created_at, account_id, api_key_id, model_id, provider_id, app_id, batch_id, tokens_prompt,"
-           " tokens_completion, tokens_reasoning, tokens_cached, cost_units, cost_priced, is_byok, latency,"
+           " tokens_completion, tokens_reasoning, tokens_cached, cost_units, cost_source, is_byok, latency,"
            " generation_time, status, finish_reason, streamed, cancelled, num_media_prompt, num_media_completion,"
            " num_search_results, provider_responses")
 STAGE = f"CREATE TEMP TABLE ingest_stage ON COMMIT DROP AS SELECT {COLUMNS} FROM analytics_generation LIMIT 0"

@@ -9,7 +9,7 @@ a filtered page, a later page by cursor and a detail page, usage.csv for the bus
 account API's usage and generations call the same selectors) with the cache switched off,
 captures the SQL each one runs, and explains every distinct SELECT that reads a rollup or raw
 generations. generations.csv streams
-through COPY on the raw cursor, so its SELECT is explained as built by analytics.usage.generation_log,
+through COPY on the raw cursor, so its SELECT is explained as built by analytics.usage.log_export,
 over the account's newest 7 days. Everything runs in one transaction that is rolled back (the
 bench user, its session): the data is left as it was, and it is never migrated. It first runs
 ANALYZE (planner statistics, as autovacuum would after a bulk load; `--no-analyze` skips it).
@@ -62,7 +62,7 @@ def main() -> None:
     from django.test.utils import CaptureQueriesContext, override_settings
 
     from analytics.models import AccountDay, AppDay, EndpointDay, Generation
-    from analytics.usage import generation_log
+    from analytics.usage import generation_log, log_export
     from billing.models import Membership
     from marketplace.models import App, Model, Provider
 
@@ -129,7 +129,7 @@ def main() -> None:
                 # Last: the export sets its own planner options (SET LOCAL) before its COPY, and they
                 # stay for the rest of this transaction. Its SELECT is captured, not run, and explained
                 # under those options.
-                explained += _explain_all(connection, [_export_query(generation_log, connection, account_id, day)],
+                explained += _explain_all(connection, [_export_query(log_export, connection, account_id, day)],
                                           options)
                 raise Rollback
         except Rollback:
@@ -144,7 +144,7 @@ def main() -> None:
         print(text)
 
 
-def _export_query(generation_log, connection, account_id: int, day) -> dict:
+def _export_query(log_export, connection, account_id: int, day) -> dict:
     """The SELECT inside generations.csv's COPY over the account's newest 7 days, with its parameters."""
     import psycopg
 
@@ -154,11 +154,11 @@ def _export_query(generation_log, connection, account_id: int, day) -> dict:
         captured.update(sql=sql, params=params)
         return iter(())
 
-    real, generation_log._copy_blocks = generation_log._copy_blocks, capture
+    real, log_export._copy_blocks = log_export._copy_blocks, capture
     try:
-        list(generation_log.generations_csv(account_id=account_id, first=day - timedelta(days=6), last=day))
+        list(log_export.generations_csv(account_id=account_id, first=day - timedelta(days=6), last=day))
     finally:
-        generation_log._copy_blocks = real
+        log_export._copy_blocks = real
     inner = re.match(r"COPY \((.*)\) TO STDOUT", captured["sql"], re.S)[1]
     sql = psycopg.ClientCursor(connection.connection).mogrify(inner, captured["params"])
     return {"page": "generations.csv (7 days)", "url": "COPY (SELECT ...) TO STDOUT", "sql": sql}

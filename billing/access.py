@@ -7,20 +7,24 @@ memberships only, so another account's data is never in reach: its ids simply do
 An account API token lives as long as its creator's membership: removing the member revokes it
 (`accounts.membership_remove`), and every request checks, in the token's one look-up, that the
 creator still is an active member of the token's account, and reads their current role: reads need
-viewer, writes member (`api_account`).
+viewer, writes member (`api_account`), unless a view asks for more.
+
+One role check for pages and API alike: `account_required(role=…, write_role=…)` on a page,
+`api_account(request, role=…)` in an API view (every account API view derives from `AccountApi`).
 """
 import functools
 from dataclasses import dataclass
 
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.db.models import F, OuterRef, QuerySet, Subquery
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import render
 from django.utils import timezone
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
-from rest_framework.permissions import SAFE_METHODS
+from rest_framework.permissions import SAFE_METHODS, IsAuthenticated
+from rest_framework.views import APIView
+
+from core.api import BearerTokenScheme
 
 from .accounts import ROLE_RANK, TOKEN_PREFIX, token_hash
 from .models import Account, AccountToken, Membership
@@ -57,11 +61,18 @@ def account_switch(request: HttpRequest, *, account_id: int) -> bool:
     return True
 
 
-def account_required(view=None, *, role: str = Membership.Role.VIEWER):
+def _refused(role: str) -> str:
+    return f"Only {'owners' if role == Membership.Role.OWNER else 'owners and members'} can do this."
+
+
+def account_required(view=None, *, role: str = Membership.Role.VIEWER, write_role: str | None = None,
+                     refusal: str = "", methods: tuple[str, ...] | None = None):
     """Sign-in plus a membership: sets `request.account`, `request.membership`, `request.account_ctx`.
 
-    Anonymous users go to the sign-in page; a user without any account sees how to get one;
-    a role below `role` answers 403. The view runs with the account's time zone active.
+    Anonymous users go to the sign-in page; a user without any account sees how to get one; a method
+    outside `methods` (an action: `("POST",)`) answers 405; a role below `role`, or below `write_role`
+    for a POST (a page that viewers read and members or owners change), answers 403 with `refusal`
+    ("Only owners can do this." unless given). The view runs with the account's time zone active.
     """
     def decorate(func):
         @functools.wraps(func)
@@ -71,8 +82,11 @@ def account_required(view=None, *, role: str = Membership.Role.VIEWER):
             ctx = account_context(request)
             if ctx is None:
                 return render(request, "account/no_account.html", status=403)
-            if not ctx.can(role):
-                raise PermissionDenied(f"needs the {role} role on this account")
+            if methods is not None and request.method not in methods:
+                return HttpResponseNotAllowed(methods)
+            needed = write_role if write_role and request.method not in SAFE_METHODS else role
+            if not ctx.can(needed):
+                return HttpResponse(refusal or _refused(needed), status=403)
             request.account, request.membership, request.account_ctx = ctx.account, ctx.membership, ctx
             # Times on the account's pages are in its zone (templates render datetimes in the active one).
             with timezone.override(ctx.account.zone):
@@ -117,26 +131,31 @@ class AccountTokenAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
 
-def api_account(request) -> Account:
+def api_account(request, *, role: str | None = None) -> Account:
     """The account an account-API request speaks for (the token's), if its creator's role allows it.
 
-    Reads need the viewer role, writes the member role (403), as on the account pages.
+    Reads need the viewer role, writes the member role (403), as on the account pages; `role` asks
+    for another.
     """
     token = request.auth
     if not isinstance(token, AccountToken):
         raise exceptions.NotAuthenticated("send an account API token: Authorization: Bearer tg_…")
-    needed = Membership.Role.VIEWER if request.method in SAFE_METHODS else Membership.Role.MEMBER
+    needed = role or (Membership.Role.VIEWER if request.method in SAFE_METHODS else Membership.Role.MEMBER)
     if ROLE_RANK[token.creator_role] < ROLE_RANK[needed]:
         raise exceptions.PermissionDenied(f"this token's creator needs the {needed} role on the account")
     return token.account
 
 
-class AccountTokenScheme(OpenApiAuthenticationExtension):
+class AccountApi(APIView):
+    """An account API view: an account API token, and only its account in reach (`api_account`)."""
+
+    authentication_classes = [AccountTokenAuthentication]
+    permission_classes = [IsAuthenticated]
+
+
+class AccountTokenScheme(BearerTokenScheme):
     """The account token in the OpenAPI schema."""
 
     target_class = "billing.access.AccountTokenAuthentication"
     name = "accountToken"
-
-    def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer",
-                "description": "an account API token (tg_…), created on /account/tokens/"}
+    token = "an account API token (tg_…), created on /account/tokens/"

@@ -154,12 +154,17 @@ def account_token_revoke(*, account: Account, token_id: int) -> AccountToken:
     return token
 
 
-def api_key_limit_set(*, account: Account, key_id: int, limit_units: int | None, interval: str) -> ApiKey:
+KEY_ALERT_PERCENTAGES = [80]  # a key limit's alerts unless the account chose others (and 100%, always)
+
+
+def api_key_limit_set(*, account: Account, key_id: int, limit_units: int | None, interval: str,
+                      alert_percentages: list[int] | None = None) -> ApiKey:
     """Set a key's spending limit and reset interval (ApiKey.DoesNotExist for another account's key).
 
     The limit is the key's hard key budget with the interval's period, in the account's zone
-    (`billing.budgets`): its other hard key budgets go, an empty limit removes them all. A new
-    limit re-arms its 80% and 100% alerts.
+    (`billing.budgets`): its other hard key budgets go, an empty limit removes them all. Its alert
+    percentages are the budget's (`alert_percentages`; None keeps the budget's, or 80% for a new
+    limit); each fires once per crossing, and 100% always (billing.thresholds).
     """
     if limit_units is not None and limit_units < 0:
         raise ValueError("a limit cannot be negative")
@@ -173,9 +178,11 @@ def api_key_limit_set(*, account: Account, key_id: int, limit_units: int | None,
                                          period=period).first()
             if same is None:
                 budget_create(account=account, scope=Budget.Scope.KEY, target=key.external_id,
-                              amount_units=limit_units, period=period)
+                              amount_units=limit_units, period=period,
+                              alert_percentages=KEY_ALERT_PERCENTAGES if alert_percentages is None
+                              else alert_percentages)
             else:
-                budget_update(account=account, budget_id=same.pk, amount_units=limit_units, mode=Budget.Mode.HARD)
-        key.alert_80_interval = key.alert_100_interval = None
-        key.save(update_fields=["alert_80_interval", "alert_100_interval"])
+                changes = {} if alert_percentages is None else {"alert_percentages": alert_percentages}
+                budget_update(account=account, budget_id=same.pk, amount_units=limit_units, mode=Budget.Mode.HARD,
+                              **changes)
     return key

@@ -15,6 +15,7 @@ from .ledger import ledger_adjust
 from .models import (
     Account,
     ApiKey,
+    AutoTopupChange,
     Budget,
     LedgerEntry,
     Membership,
@@ -32,14 +33,30 @@ class MembershipInline(admin.TabularInline):
     raw_id_fields = ("user",)
 
 
+class AutoTopupChangeInline(admin.TabularInline):
+    """The account's auto top-up audit trail, read-only."""
+
+    model = AutoTopupChange
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("created", "actor", "old", "new", "reason")
+    ordering = ("-created", "-id")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     """Balances change only through the ledger: `Adjust balance` posts an adjustment with a reason."""
 
     list_display = ("external_id", "name", "balance", "created")
     search_fields = ("external_id", "name")
-    readonly_fields = ("balance_units", "adjust_link", "low_balance_armed", "auto_topup_armed")
-    inlines = [MembershipInline]
+    # Auto top-up changes go through the credits page, so that each one is in its audit trail.
+    readonly_fields = ("balance_units", "adjust_link", "low_balance_armed", "auto_topup_armed", "auto_topup_enabled",
+                       "auto_topup_threshold_units", "auto_topup_amount_units", "auto_topup_monthly_cap_units",
+                       "auto_topup_failures")
+    inlines = [MembershipInline, AutoTopupChangeInline]
 
     def get_urls(self):
         return [path("<int:account_id>/adjust/", self.admin_site.admin_view(self.adjust_view),
@@ -82,7 +99,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ("external_id", "name", "account", "created")
     search_fields = ("external_id", "name", "account__external_id")
     list_select_related = ("account",)
-    readonly_fields = ("alert_80_interval", "alert_100_interval")
 
 
 class _ReadOnly(admin.ModelAdmin):
@@ -163,4 +179,13 @@ class ReservationAdmin(_ReadOnly):
     list_display = ("id", "account", "amount_units", "status", "created", "expires_at", "cost_units")
     list_filter = ("status",)
     search_fields = ("id", "account__external_id")
+    list_select_related = ("account",)
+
+
+@admin.register(AutoTopupChange)
+class AutoTopupChangeAdmin(_ReadOnly):
+    """Read-only: who turned auto top-up on or off or changed it ("system": billing itself, with the reason)."""
+
+    list_display = ("created", "account", "actor", "old", "new", "reason")
+    search_fields = ("account__external_id", "actor")
     list_select_related = ("account",)

@@ -1,31 +1,30 @@
-"""What follows usage debits, on sets: due promo expiries, the low-balance email (once per
-crossing), auto top-up (once per crossing) and keys at 80% and 100% of their limit (once per level
-per interval).
+"""What follows usage debits, on sets: due promo expiries, the low-balance alert (once per
+crossing), auto top-up (once per crossing) and the budgets' and keys' threshold alerts (once per
+crossing, `billing.thresholds`).
 
 A chunk debits tens of thousands of accounts and a handful crossed something: each check is one
-statement over all of them that selects that handful, and only those are then handled one by
-one. Every email and top-up is claimed by a conditional UPDATE, so a duplicate or concurrent run
-sends nothing twice.
+statement over all of them that selects that handful, and only those are then handled. Every alert
+and top-up is claimed by a conditional UPDATE (or INSERT … ON CONFLICT … WHERE), so a duplicate or
+concurrent run sends nothing twice; alerts are recorded and sent through `alert_events.alerts_emit`.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
 
 from core.bulk import ids_match_sql
+from core.money import units_text
 from core.numbers import money
 
+from .alert_events import Alert, alerts_emit
 from .lock_objects import accounts_for_update_sql
-from .models import Account, ApiKey
+from .models import Account
 from .promos import grants_expire
-from .purchases import auto_topups_run, owners_email
-from .selectors import key_alerts_due, owner_emails
-
-KEY_ALERT_COLUMNS = {100: "alert_100_interval", 80: "alert_80_interval"}
+from .purchases import auto_topups_run
+from .thresholds import budget_thresholds_check
 
 _LOW_BALANCE = ("low_balance_armed AND low_balance_threshold_units IS NOT NULL"
                 " AND balance_units < low_balance_threshold_units")
@@ -37,8 +36,19 @@ def low_balance_threshold_set(*, account: Account, threshold_units: int | None) 
     account.save(update_fields=["low_balance_threshold_units", "low_balance_armed"])
 
 
-def low_balance_claim(*, account_ids: Iterable[int]) -> list[int]:
-    """Disarm and return the accounts among these that are under their alert threshold and armed.
+def unusual_spend_settings_set(*, account: Account, k: Decimal, minimum_units: int) -> None:
+    """Set the unusual-spend alert's k (0.5 to 99.9, one decimal) and minimum amount (billing.unusual)."""
+    if not Decimal("0.5") <= k <= Decimal("99.9") or k != k.quantize(Decimal("0.1")):
+        raise ValueError("k is 0.5 to 99.9, with one decimal")
+    if minimum_units < 0:
+        raise ValueError("the minimum cannot be negative")
+    account.unusual_spend_k, account.unusual_spend_min_units = k, minimum_units
+    account.save(update_fields=["unusual_spend_k", "unusual_spend_min_units"])
+
+
+def low_balance_claim(*, account_ids: Iterable[int]) -> list[tuple]:
+    """Disarm and return the accounts among these that are under their alert threshold and armed:
+    (id, name, external id, balance, threshold, crossings) rows, `crossings` counting this one.
 
     One conditional UPDATE … RETURNING for all of them: a concurrent claim of the same crossing
     finds the account disarmed and returns nothing; the ledger re-arms it once the balance is
@@ -50,24 +60,25 @@ def low_balance_claim(*, account_ids: Iterable[int]) -> list[int]:
     # with a chunk's debit running meanwhile).
     where = f"id IN ({accounts_for_update_sql(f'{match} AND {_LOW_BALANCE}')})"
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET low_balance_armed = false WHERE {where} AND {_LOW_BALANCE} RETURNING id",
-                       params)
-        return sorted(row[0] for row in cursor.fetchall())
+        cursor.execute(f"UPDATE {table} SET low_balance_armed = false, low_balance_crossings = low_balance_crossings + 1"
+                       f" WHERE {where} AND {_LOW_BALANCE}"
+                       " RETURNING id, name, external_id, balance_units, low_balance_threshold_units,"
+                       " low_balance_crossings", params)
+        return sorted(cursor.fetchall())
 
 
 def low_balance_alerts(*, account_ids: Iterable[int]) -> list[int]:
-    """Email the owners of the accounts among these that went under their threshold; returns them."""
+    """Emit `balance.low` for the accounts among these that went under their threshold; returns them."""
     claimed = low_balance_claim(account_ids=account_ids)
-    if not claimed:
-        return []
-    emails = owner_emails(account_ids=claimed)
-    for account in Account.objects.filter(pk__in=claimed).order_by("pk"):
-        owners_email(account=account, emails=emails.get(account.pk, []),
-                     subject=f"Low credit balance on {account}",
-                     body=(f"The credit balance of {account} is {money(account.balance_units)}, under your alert "
-                           f"threshold of {money(account.low_balance_threshold_units)}.\n\n"
-                           "Buy credits or turn on auto top-up under Account → Credits."))
-    return claimed
+    alerts = [
+        Alert(account_id=account_id, event="balance.low", dedupe_key=f"balance.low:{crossings}",
+              subject=f"Low credit balance on {name or external_id}"[:200],
+              text=(f"The credit balance of {name or external_id} is {money(balance)}, under your alert "
+                    f"threshold of {money(threshold)}.\n\nBuy credits or turn on auto top-up under Account → Credits."),
+              data={"balance_usd": units_text(balance), "threshold_usd": units_text(threshold), "crossing": crossings})
+        for account_id, name, external_id, balance, threshold, crossings in claimed]
+    alerts_emit(alerts=alerts)
+    return [row[0] for row in claimed]
 
 
 def low_balance_check(*, account_id: int) -> bool:
@@ -75,42 +86,8 @@ def low_balance_check(*, account_id: int) -> bool:
     return bool(low_balance_alerts(account_ids=[account_id]))
 
 
-def key_alerts_send(*, account_ids: Iterable[int], now: datetime | None = None) -> list[tuple[int, int]]:
-    """Email owners about keys of these accounts that reached 80% or 100% of their limit (their hard key
-    budget) in its current period; returns the (key id, level) pairs that were sent."""
-    now = now or timezone.now()
-    due = key_alerts_due(account_ids=account_ids, now=now)
-    if not due:
-        return []
-    keys = ApiKey.objects.select_related("account").in_bulk([alert.key_id for alert in due])
-    emails = owner_emails(account_ids={key.account_id for key in keys.values()})
-    sent = []
-    for alert in due:
-        key = keys.get(alert.key_id)
-        if key is None:  # deleted since the select
-            continue
-        column = KEY_ALERT_COLUMNS[alert.level]
-        mark = alert.mark  # the period's start (`never`: the key's creation)
-        claimed = ApiKey.objects.filter(pk=key.pk).filter(
-            Q(**{f"{column}__isnull": True}) | ~Q(**{column: mark})).update(**{column: mark})
-        if not claimed:
-            continue
-        sent.append((key.pk, alert.level))
-        owners_email(account=key.account, emails=emails.get(key.account_id, []),
-                     subject=f"API key {key} at {alert.level}% of its limit",
-                     body=(f"The key {key} ({key.external_id}) spent {money(alert.usage_units)} of its "
-                           f"{money(alert.limit_units)} {alert.interval} limit."
-                           + (" The gateway refuses it until the limit resets." if alert.level == 100 else "")))
-    return sent
-
-
-def key_alerts_check(*, account_id: int, now: datetime | None = None) -> list[tuple[int, int]]:
-    """Run `key_alerts_send` for one account."""
-    return key_alerts_send(account_ids=[account_id], now=now)
-
-
 def billing_after_debit(*, account_ids: Iterable[int]) -> None:
-    """Run what follows usage debits: due promo expiries, low-balance alerts, auto top-ups and key-limit alerts.
+    """Run what follows usage debits: due promo expiries, low-balance alerts, auto top-ups, budget and key alerts.
 
     A constant number of statements whatever the number of accounts, plus a few for each account
     or key that crossed something. Expiring here too means promo credits expire without a
@@ -123,4 +100,4 @@ def billing_after_debit(*, account_ids: Iterable[int]) -> None:
     grants_expire(account_ids=account_ids, now=now)
     low_balance_alerts(account_ids=account_ids)
     auto_topups_run(account_ids=account_ids)
-    key_alerts_send(account_ids=account_ids, now=now)
+    budget_thresholds_check(account_ids=account_ids, now=now)

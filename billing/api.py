@@ -7,27 +7,16 @@ from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from core import forecast as spend
-from core.money import units_to_usd
+from core.api import ClampedIntegerField, usd
 from core.params import int64_fits
 
 from . import selectors
-from .access import AccountTokenAuthentication, api_account
+from .access import AccountApi, api_account
 
 RECENT_DEFAULT, RECENT_MAX = 20, 200
-
-
-def _usd(units: int | None) -> str | None:
-    return None if units is None else f"{units_to_usd(units):f}"
-
-
-class _AccountApi(APIView):
-    authentication_classes = [AccountTokenAuthentication]
-    permission_classes = [IsAuthenticated]
 
 
 @extend_schema_serializer(component_name="KeyLimit")
@@ -53,13 +42,13 @@ class _KeyLimitOutput(serializers.Serializer):
     def to_representation(self, limit: selectors.KeyLimit) -> dict:
         return super().to_representation({
             "id": limit.key.pk, "key": limit.key.external_id, "name": limit.key.name,
-            "limit_usd": _usd(limit.limit_units), "interval": limit.interval, "usage_usd": _usd(limit.usage_units),
-            "remaining_usd": _usd(limit.remaining_units), "exhausted": limit.exhausted,
+            "limit_usd": usd(limit.limit_units), "interval": limit.interval, "usage_usd": usd(limit.usage_units),
+            "remaining_usd": usd(limit.remaining_units), "exhausted": limit.exhausted,
             "interval_start": limit.interval_start, "resets_at": limit.resets_at,
             "interval_time_zone": limit.time_zone})
 
 
-class KeyLimitApi(_AccountApi):
+class KeyLimitApi(AccountApi):
     """Answer the gateway: one key's limit and usage."""
 
     OutputSerializer = _KeyLimitOutput
@@ -76,7 +65,7 @@ class KeyLimitApi(_AccountApi):
         return Response(self.OutputSerializer(limits[0]).data)
 
 
-class KeyLimitListApi(_AccountApi):
+class KeyLimitListApi(AccountApi):
     """List every key of the account with its limit and usage."""
 
     OutputSerializer = _KeyLimitOutput  # the same answer per key as KeyLimitApi's
@@ -88,26 +77,12 @@ class KeyLimitListApi(_AccountApi):
         return Response(self.OutputSerializer(limits, many=True).data)
 
 
-class _Clamped(serializers.IntegerField):
-    """An integer brought within its bounds; a value that is not an integer reads as the default."""
-
-    def __init__(self, *, low: int, high: int, **kwargs):
-        self.low, self.high = low, high
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data) -> int:
-        try:
-            return min(max(int(data), self.low), self.high)
-        except (TypeError, ValueError):
-            return self.default
-
-
-class CreditsApi(_AccountApi):
+class CreditsApi(AccountApi):
     """Answer the account's balance and latest ledger entries."""
 
     class InputSerializer(serializers.Serializer):
-        limit = _Clamped(low=0, high=RECENT_MAX, required=False, default=RECENT_DEFAULT,
-                         help_text=f"entries, at most {RECENT_MAX} (default {RECENT_DEFAULT})")
+        limit = ClampedIntegerField(low=0, high=RECENT_MAX, required=False, default=RECENT_DEFAULT,
+                                    help_text=f"entries, at most {RECENT_MAX} (default {RECENT_DEFAULT})")
 
     @extend_schema_serializer(component_name="Credits")
     class OutputSerializer(serializers.Serializer):
@@ -144,9 +119,9 @@ class CreditsApi(_AccountApi):
             def to_representation(self, shown: selectors.SpendForecast) -> dict:
                 p = shown.projection
                 return super().to_representation({
-                    "month_end_spend_usd": _usd(p.month_end_units), "low_usd": _usd(p.low_units),
-                    "high_usd": _usd(p.high_units), "month_to_date_usd": _usd(p.month_to_date_units),
-                    "mean_daily_usd": _usd(p.mean_daily_units), "history_days": p.history_days, "runway": p.runway,
+                    "month_end_spend_usd": usd(p.month_end_units), "low_usd": usd(p.low_units),
+                    "high_usd": usd(p.high_units), "month_to_date_usd": usd(p.month_to_date_units),
+                    "mean_daily_usd": usd(p.mean_daily_units), "history_days": p.history_days, "runway": p.runway,
                     "runway_days": p.runway_days, "auto_topup_in_days": p.topup_in_days, "method": p.method})
 
         balance_usd = serializers.DecimalField(max_digits=30, decimal_places=10)
@@ -167,9 +142,9 @@ class CreditsApi(_AccountApi):
         params.is_valid(raise_exception=True)
         balance_units, entries = selectors.credits_recent(account=account, limit=params.validated_data["limit"])
         return Response(self.OutputSerializer({
-            "balance_usd": _usd(balance_units), "overdrawn": balance_units < 0,
-            "recent": [{"id": e.pk, "created": e.created, "kind": e.kind, "amount_usd": _usd(e.amount_units),
-                        "balance_after_usd": _usd(e.balance_after_units), "reference": e.reference, "memo": e.memo}
+            "balance_usd": usd(balance_units), "overdrawn": balance_units < 0,
+            "recent": [{"id": e.pk, "created": e.created, "kind": e.kind, "amount_usd": usd(e.amount_units),
+                        "balance_after_usd": usd(e.balance_after_units), "reference": e.reference, "memo": e.memo}
                        for e in entries],
             "forecast": selectors.spend_forecast(account=account),
             "unpriced_requests": selectors.unpriced_requests(account_id=account.pk, today=timezone.now().date()),

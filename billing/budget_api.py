@@ -7,7 +7,6 @@ answers 404; bad input answers 400 with the field and the reason.
 """
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from core.api import FIELD_ERRORS, ErrorSerializer
@@ -15,20 +14,14 @@ from core.money import MAX_AMOUNT_USD, usd_to_units
 from core.params import int64_fits
 
 from . import budgets
-from .access import api_account
-from .accounts import ROLE_RANK, account_time_zone_set
-from .api import _AccountApi
+from .access import AccountApi, api_account
+from .accounts import account_time_zone_set
 from .budget_selectors import budget_uses
 from .gateway_api import BudgetUseSerializer
 from .models import Budget, Membership
 from .periods import PERIODS, WEEKDAYS
 
-
-def _owner_account(request):
-    account = api_account(request)
-    if ROLE_RANK[request.auth.creator_role] < ROLE_RANK[Membership.Role.OWNER]:
-        raise PermissionDenied("changing budgets needs a token of an owner of the account")
-    return account
+OWNER = Membership.Role.OWNER
 
 
 @extend_schema_serializer(component_name="Budget")
@@ -65,7 +58,7 @@ def _invalid(error: budgets.BudgetInvalid) -> Response:
     return Response({error.field: [error.reason]}, status=status.HTTP_400_BAD_REQUEST)
 
 
-class BudgetListApi(_AccountApi):
+class BudgetListApi(AccountApi):
     """The account's budgets, each with its use in the current period; create one."""
 
     InputSerializer = _BudgetInput
@@ -78,7 +71,7 @@ class BudgetListApi(_AccountApi):
     @extend_schema(operation_id="budget_create", tags=["account"], request=InputSerializer,
                    responses={201: OutputSerializer, 400: FIELD_ERRORS, 403: ErrorSerializer})
     def post(self, request):
-        account = _owner_account(request)
+        account = api_account(request, role=OWNER)
         params = self.InputSerializer(data=request.data)
         if not params.is_valid():
             return Response(params.errors, status=status.HTTP_400_BAD_REQUEST)
@@ -90,7 +83,7 @@ class BudgetListApi(_AccountApi):
         return Response(self.OutputSerializer(use).data, status=status.HTTP_201_CREATED)
 
 
-class BudgetApi(_AccountApi):
+class BudgetApi(AccountApi):
     """One budget of the account: read, change, delete."""
 
     InputSerializer = _BudgetInput
@@ -114,7 +107,7 @@ class BudgetApi(_AccountApi):
     @extend_schema(operation_id="budget_update", tags=["account"], request=InputSerializer(partial=True),
                    responses={200: OutputSerializer, 400: FIELD_ERRORS, 404: ErrorSerializer})
     def patch(self, request, budget_id: int):
-        account = _owner_account(request)
+        account = api_account(request, role=OWNER)
         if (bad := self._id(budget_id)) is not None:
             return bad
         params = self.InputSerializer(data=request.data, partial=True)
@@ -131,7 +124,7 @@ class BudgetApi(_AccountApi):
 
     @extend_schema(operation_id="budget_delete", tags=["account"], responses={204: None, 404: ErrorSerializer})
     def delete(self, request, budget_id: int):
-        account = _owner_account(request)
+        account = api_account(request, role=OWNER)
         if (bad := self._id(budget_id)) is not None:
             return bad
         try:
@@ -141,7 +134,7 @@ class BudgetApi(_AccountApi):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class BudgetSettingsApi(_AccountApi):
+class BudgetSettingsApi(AccountApi):
     """The zone and the first weekday the account's budget periods follow."""
 
     @extend_schema_serializer(component_name="BudgetSettingsInput")
@@ -167,7 +160,7 @@ class BudgetSettingsApi(_AccountApi):
     @extend_schema(operation_id="budget_settings_update", tags=["account"], request=InputSerializer,
                    responses={200: OutputSerializer, 400: FIELD_ERRORS})
     def patch(self, request):
-        account = _owner_account(request)
+        account = api_account(request, role=OWNER)
         params = self.InputSerializer(data=request.data, partial=True)
         if not params.is_valid():
             return Response(params.errors, status=status.HTTP_400_BAD_REQUEST)

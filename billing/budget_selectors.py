@@ -12,10 +12,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
-from analytics.models import AccountDay, AccountTagDay, AccountUserDay
+from analytics.usage.spend import spend_by_utc_day
 from core import forecast
 
 from .budgets import BudgetUse, period_of
@@ -96,16 +96,14 @@ def budget_pace(*, use: BudgetUse, account: Account, now: datetime | None = None
     today = now.astimezone(zone).date()
     first = forecast.history_start(today=today, first_day=None)
     b = use.budget
+    level: dict = {}
     if b.scope == Budget.Scope.USER or b.scope == Budget.Scope.EACH_USER:
-        rows = AccountUserDay.objects.filter(account_id=account.pk, end_user=b.target or use.subject)
+        level = {"end_user": b.target or use.subject}
     elif b.scope == Budget.Scope.TAG:
-        rows = AccountTagDay.objects.filter(account_id=account.pk, tags__contains=f",{b.target},")
-    else:
-        rows = AccountDay.objects.filter(account_id=account.pk)
-        if b.scope == Budget.Scope.KEY:
-            rows = rows.filter(api_key_id=b.api_key_id)
-    by_day = dict(rows.filter(day__gte=first, day__lt=today).values_list("day").annotate(s=Sum("spend_units"))
-                  .values_list("day", "s"))
+        level = {"tag": b.target}
+    elif b.scope == Budget.Scope.KEY:
+        level = {"api_key_id": b.api_key_id}
+    by_day = spend_by_utc_day(account_id=account.pk, since=first, before=today, **level)
     days = (today - first).days
     total = sum(int(v or 0) for v in by_day.values())
     mean = Fraction(total, days) if days else Fraction(0)

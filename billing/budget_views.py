@@ -16,8 +16,9 @@ from . import budgets
 from .access import account_required
 from .budget_selectors import budget_pace, budget_share, budget_uses
 from .credit_forms import BudgetForm, WeekStartForm
-from .credit_views import OWNER, _credits_action, _form_error
+from .credit_views import OWNER, _form_error
 from .models import Budget
+from .pace import fired_forecasts
 from .periods import WEEKDAYS
 
 
@@ -27,7 +28,9 @@ def budgets_page(request: HttpRequest) -> HttpResponse:
     """Show each budget: use in its period as a bar, what open reservations hold, the reset, the pace."""
     now = timezone.now()
     account = request.account
+    fired = fired_forecasts(account=account, now=now)
     rows = [{"use": use, "share": budget_share(use), "pace": budget_pace(use=use, account=account, now=now),
+             "fired": fired.get(use.budget.pk),
              "form": BudgetForm(initial={"scope": use.budget.scope, "target": use.budget.target,
                                          "amount": f"{units_to_usd(use.budget.amount_units).normalize():f}", "period": use.budget.period,
                                          "mode": use.budget.mode,
@@ -46,7 +49,7 @@ def _fields(form: BudgetForm) -> dict:
             "period": data["period"], "mode": data["mode"], "alert_percentages": data["alerts"]}
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def budget_save(request: HttpRequest) -> HttpResponse:
     """Create a budget, or change the one named by `budget` (404 for another account's)."""
     form = BudgetForm(request.POST)
@@ -68,7 +71,7 @@ def budget_save(request: HttpRequest) -> HttpResponse:
     return redirect("billing:budgets")
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def budget_delete(request: HttpRequest) -> HttpResponse:
     """Delete the budget named by `budget` (404 for another account's)."""
     try:
@@ -79,7 +82,7 @@ def budget_delete(request: HttpRequest) -> HttpResponse:
     return redirect("billing:budgets")
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def budget_week(request: HttpRequest) -> HttpResponse:
     """Choose the weekday budget weeks start on."""
     form = WeekStartForm(request.POST)

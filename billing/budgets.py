@@ -21,6 +21,10 @@ number of statements (`budgets_chunk_apply`), whatever its accounts, keys, users
 find the budgets of the chunk's spending accounts (a chunk without any stops there), one to read
 their rows, one upsert of every (budget, subject, period); one to find accounts with open
 reservations (none: stop), one update that settles them.
+
+(Longer than 400 lines: the check, the reservation and ingestion's apply share one snapshot
+statement, its lock order and the answers built from it; apart, they would have to agree by
+convention. The budgets' CRUD beside them validates what that statement reads.)
 """
 from __future__ import annotations
 
@@ -30,16 +34,15 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, Sum
 from django.utils import timezone
 
-from analytics.models import Generation
+from analytics.usage.spend import spend_of_generations
 from core.bulk import ids_match_sql
 from core.money import MAX_AMOUNT_USD, units_text, usd_to_units
 from core.timerange import zone_named
 
 from .lock_objects import reservation_lock
-from .models import Account, ApiKey, Budget, BudgetSpend, Reservation
+from .models import Account, ApiKey, Budget, BudgetAlertLevel, BudgetSpend, Reservation
 from .periods import PERIODS, period_key, period_now
 
 
@@ -493,25 +496,16 @@ def _spend_backfill(*, budget: Budget, now: datetime) -> None:
     """
     account = budget.account
     key, start, _ = period_of(budget=budget, account=account, now=now)
-    rows = Generation.objects.filter(account_id=account.pk, is_byok=False)
-    if start is not None:
-        rows = rows.filter(created_at__gte=start)
     scope = budget.scope
-    if scope == Budget.Scope.KEY:
-        rows = rows.filter(api_key_id=budget.api_key_id)
-    elif scope == Budget.Scope.USER:
-        rows = rows.filter(end_user=budget.target)
-    elif scope == Budget.Scope.EACH_USER:
-        rows = rows.filter(~Q(end_user=""))
-    elif scope == Budget.Scope.TAG:
-        rows = rows.filter(tags__contains=f",{budget.target},")
-    if scope == Budget.Scope.EACH_USER:
-        totals = rows.values_list("end_user").annotate(s=Sum("cost_units")).values_list("end_user", "s")
-    else:
-        totals = [("", rows.aggregate(s=Sum("cost_units"))["s"])]
+    totals = spend_of_generations(
+        account_id=account.pk, since=start,
+        api_key_id=budget.api_key_id if scope == Budget.Scope.KEY else None,
+        end_user=budget.target if scope == Budget.Scope.USER else None,
+        tag=budget.target if scope == Budget.Scope.TAG else None,
+        per_end_user=scope == Budget.Scope.EACH_USER)
     BudgetSpend.objects.filter(budget=budget).delete()
-    BudgetSpend.objects.bulk_create([BudgetSpend(budget=budget, subject=subject, period_key=key, spent_units=int(s))
-                                     for subject, s in totals if s])
+    BudgetSpend.objects.bulk_create([BudgetSpend(budget=budget, subject=subject, period_key=key, spent_units=units)
+                                     for subject, units in totals.items()])
 
 
 def budget_create(*, account: Account, scope: str, target: str = "", amount_units: int, period: str,
@@ -557,6 +551,9 @@ def budget_update(*, account: Account, budget_id: int, now: datetime | None = No
             budget.save()
             if moved:
                 _spend_backfill(budget=budget, now=now or timezone.now())
+                # Another scope, target or period limits other spend: its levels alert anew (re-armed,
+                # their crossing count kept, so the next crossing gets a new dedupe key).
+                BudgetAlertLevel.objects.filter(budget=budget).update(armed=True)
     except IntegrityError:
         raise BudgetInvalid("scope", "the account has a budget with this scope, target and period") from None
     return budget

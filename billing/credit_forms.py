@@ -23,6 +23,8 @@ class AutoTopupForm(forms.Form):
     enabled = forms.BooleanField(label="Top up automatically", required=False)
     threshold = forms.DecimalField(label="When the balance falls under (USD)", **MONEY)
     amount = forms.DecimalField(label="Add (USD)", **MONEY)
+    monthly_cap = forms.DecimalField(label="At most per month (USD)", help_text="credits added automatically per month",
+                                     **MONEY)
 
 
 class LowBalanceForm(forms.Form):
@@ -34,11 +36,31 @@ class PromoForm(forms.Form):
     code = forms.CharField(max_length=40)
 
 
+def percentages(raw: str) -> list[int]:
+    """"50, 80%, 90" as [50, 80, 90] (ValidationError otherwise); the range is billing.budgets' check."""
+    parts = [part.strip().rstrip("%") for part in raw.split(",") if part.strip()]
+    try:
+        return sorted({int(part) for part in parts})
+    except ValueError:
+        raise forms.ValidationError("Whole percentages separated by commas.") from None
+
+
 class KeyLimitForm(forms.Form):
     limit = forms.DecimalField(label="Limit (USD)", required=False, max_digits=14, decimal_places=4,
                                min_value=Decimal(0), max_value=MAX_AMOUNT_USD, error_messages=_UP_TO,
                                help_text="empty: no limit")
     interval = forms.ChoiceField(choices=ApiKey.Interval.choices)
+    alerts = forms.CharField(label="Alert at (%)", max_length=60, required=False,
+                             help_text="e.g. 50, 80; 100% always alerts")
+
+    def clean_alerts(self) -> list[int]:
+        return percentages(self.cleaned_data["alerts"])
+
+
+class UnusualSpendForm(forms.Form):
+    k = forms.DecimalField(label="Alert when the hour's spend is over the usual by more than k × its usual deviation, k =",
+                           max_digits=4, decimal_places=1, min_value=Decimal("0.5"), max_value=Decimal("99.9"))
+    minimum = forms.DecimalField(label="and by at least (USD)", **MONEY)
 
 
 class AdjustForm(forms.Form):
@@ -76,11 +98,7 @@ class BudgetForm(forms.Form):
     alerts = forms.CharField(label="Alert at (%)", max_length=60, required=False, help_text="e.g. 50, 80, 100")
 
     def clean_alerts(self) -> list[int]:
-        raw = [part.strip().rstrip("%") for part in self.cleaned_data["alerts"].split(",") if part.strip()]
-        try:
-            return sorted({int(part) for part in raw})
-        except ValueError:
-            raise forms.ValidationError("Whole percentages separated by commas.") from None
+        return percentages(self.cleaned_data["alerts"])
 
 
 class WeekStartForm(forms.Form):

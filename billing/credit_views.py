@@ -5,11 +5,11 @@ and every id in a form is looked up within that account: another account's purch
 answers 404. Viewers read; members also set key limits and redeem promo codes; owners buy,
 refund and change the account's settings.
 """
-import functools
 import logging
 from datetime import date
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -23,33 +23,18 @@ from core.money import units_to_usd, usd_to_units
 from core.params import int64_or_404
 from core.templatetags.money import usd_input
 
-from . import accounts, alerts, promos, purchases, selectors, webhooks
+from . import accounts, alerts, pace, promos, purchases, selectors, topup_selectors, webhooks
 from .access import account_required
-from .credit_forms import AutoTopupForm, BuyForm, KeyLimitForm, LowBalanceForm, PromoForm
+from .budgets import BudgetInvalid
+from .credit_forms import AutoTopupForm, BuyForm, KeyLimitForm, LowBalanceForm, PromoForm, UnusualSpendForm
 from .models import Account, ApiKey, Membership, Payment, Refund
 from .periods import WEEKDAYS
+from .statements import statement_month, statement_months
 
 log = logging.getLogger(__name__)
 OWNER, MEMBER = Membership.Role.OWNER, Membership.Role.MEMBER
-TOPUP_THRESHOLD_DEFAULT, TOPUP_AMOUNT_DEFAULT = Decimal(5), Decimal(25)  # what the form suggests
-
-
-def _denied(request: HttpRequest, role: str) -> HttpResponse | None:
-    if request.account_ctx.can(role):
-        return None
-    return HttpResponse(f"Only {'owners' if role == OWNER else 'owners and members'} can do this.", status=403)
-
-
-def _credits_action(role: str):
-    """Make a view one POST-only action of the credits page, for `role` and up (403 below it)."""
-    def decorate(view):
-        @account_required
-        @require_POST
-        @functools.wraps(view)
-        def wrapper(request: HttpRequest) -> HttpResponse:
-            return _denied(request, role) or view(request)
-        return wrapper
-    return decorate
+# What the form suggests: $25 under $5, at most four times a month.
+TOPUP_THRESHOLD_DEFAULT, TOPUP_AMOUNT_DEFAULT, TOPUP_CAP_DEFAULT = Decimal(5), Decimal(25), Decimal(100)
 
 
 @account_required
@@ -68,6 +53,11 @@ def credits(request: HttpRequest) -> HttpResponse:
                                   ledger_page=request.GET.get("page"))
     return render(request, "account/credits.html", {
         **vars(page), **_settings_forms(request.account), "buy": buy, "quote": quote, "quote_error": quote_error,
+        "fired_forecast": pace.fired_forecasts(account=request.account).get("balance"),
+        "topup": topup_selectors.auto_topup_outlook(account=request.account),
+        "topup_changes": topup_selectors.auto_topup_changes(account=request.account),
+        "topup_interval_minutes": settings.BILLING_AUTO_TOPUP_MIN_INTERVAL_MINUTES,
+        "topup_max_failures": settings.BILLING_AUTO_TOPUP_MAX_FAILURES,
         "unpriced_days": selectors.UNPRICED_DAYS,
         "is_owner": request.account_ctx.can(OWNER), "is_member": request.account_ctx.can(MEMBER)})
 
@@ -78,8 +68,11 @@ def _settings_forms(account: Account) -> dict:
         "topup_form": AutoTopupForm(initial={
             "enabled": account.auto_topup_enabled,
             "threshold": usd_input(account.auto_topup_threshold_units or usd_to_units(TOPUP_THRESHOLD_DEFAULT)),
-            "amount": usd_input(account.auto_topup_amount_units or usd_to_units(TOPUP_AMOUNT_DEFAULT))}),
+            "amount": usd_input(account.auto_topup_amount_units or usd_to_units(TOPUP_AMOUNT_DEFAULT)),
+            "monthly_cap": usd_input(account.auto_topup_monthly_cap_units or usd_to_units(TOPUP_CAP_DEFAULT))}),
         "alert_form": LowBalanceForm(initial={"threshold": usd_input(account.low_balance_threshold_units)}),
+        "unusual_form": UnusualSpendForm(initial={"k": account.unusual_spend_k,
+                                                  "minimum": usd_input(account.unusual_spend_min_units)}),
         "promo_form": PromoForm(),
     }
 
@@ -92,7 +85,7 @@ def _form_error(form, fallback: str) -> str:
     return fallback
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def credits_buy(request: HttpRequest) -> HttpResponse:
     """Buy credits: the demo gateway credits at once, Stripe's Checkout is a redirect."""
     form = BuyForm(request.POST)
@@ -114,7 +107,7 @@ def credits_buy(request: HttpRequest) -> HttpResponse:
     return redirect("billing:credits")
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def credits_refund(request: HttpRequest) -> HttpResponse:
     """Pay back a purchase's unused credits (404 for another account's purchase)."""
     try:
@@ -133,23 +126,23 @@ def credits_refund(request: HttpRequest) -> HttpResponse:
     return redirect("billing:credits")
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def credits_auto_topup(request: HttpRequest) -> HttpResponse:
     """Save the auto top-up rule."""
     form = AutoTopupForm(request.POST)
     if form.is_valid():
         try:
-            purchases.auto_topup_settings_save(account=request.account, **form.cleaned_data)
+            purchases.auto_topup_settings_save(account=request.account, user=request.user, **form.cleaned_data)
         except purchases.PurchaseError as error:
             messages.error(request, f"Auto top-up not saved: {error}")
         else:
             messages.success(request, "Auto top-up saved." if form.cleaned_data["enabled"] else "Auto top-up is off.")
     else:
-        messages.error(request, _form_error(form, "Auto top-up not saved: enter both amounts in dollars and cents."))
+        messages.error(request, _form_error(form, "Auto top-up not saved: enter the amounts in dollars and cents."))
     return redirect("billing:credits")
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def credits_alert(request: HttpRequest) -> HttpResponse:
     """Save (or clear) the low-balance alert threshold."""
     form = LowBalanceForm(request.POST)
@@ -163,7 +156,20 @@ def credits_alert(request: HttpRequest) -> HttpResponse:
     return redirect("billing:credits")
 
 
-@_credits_action(MEMBER)
+@account_required(role=OWNER, methods=("POST",))
+def credits_unusual(request: HttpRequest) -> HttpResponse:
+    """Save the unusual-spend alert's k and minimum amount."""
+    form = UnusualSpendForm(request.POST)
+    if form.is_valid():
+        alerts.unusual_spend_settings_set(account=request.account, k=form.cleaned_data["k"],
+                                          minimum_units=usd_to_units(form.cleaned_data["minimum"]))
+        messages.success(request, "Unusual-spend alert saved.")
+    else:
+        messages.error(request, _form_error(form, "Enter k (0.5 to 99.9) and the minimum in dollars and cents."))
+    return redirect("billing:credits")
+
+
+@account_required(role=MEMBER, methods=("POST",))
 def credits_promo(request: HttpRequest) -> HttpResponse:
     """Redeem a promo code."""
     form = PromoForm(request.POST)
@@ -179,7 +185,7 @@ def credits_promo(request: HttpRequest) -> HttpResponse:
     return redirect("billing:credits")
 
 
-@_credits_action(OWNER)
+@account_required(role=OWNER, methods=("POST",))
 def credits_demo_card(request: HttpRequest) -> HttpResponse:
     """Save a demo card for auto top-up (the demo gateway only)."""
     if selectors.gateway_name() != "demo":
@@ -189,13 +195,10 @@ def credits_demo_card(request: HttpRequest) -> HttpResponse:
     return redirect("billing:credits")
 
 
-@account_required
+@account_required(write_role=MEMBER)
 def keys(request: HttpRequest) -> HttpResponse:
     """Every API key's limit, usage in its current interval and what is left; members set limits."""
     if request.method == "POST":
-        denied = _denied(request, MEMBER)
-        if denied:
-            return denied
         form = KeyLimitForm(request.POST)
         key_id = int64_or_404(request.POST.get("key"))
         if not form.is_valid():
@@ -203,11 +206,17 @@ def keys(request: HttpRequest) -> HttpResponse:
             return redirect("billing:keys")
         limit = form.cleaned_data["limit"]
         try:
-            key = accounts.api_key_limit_set(account=request.account, key_id=key_id,
-                                             limit_units=None if limit is None else usd_to_units(limit),
-                                             interval=form.cleaned_data["interval"])
+            key = accounts.api_key_limit_set(
+                account=request.account, key_id=key_id, limit_units=None if limit is None else usd_to_units(limit),
+                interval=form.cleaned_data["interval"],
+                # A form without the field (an older page) keeps the key's percentages.
+                alert_percentages=form.cleaned_data["alerts"] if "alerts" in request.POST else None)
         except ApiKey.DoesNotExist:
             raise Http404 from None
+        except BudgetInvalid as error:
+            messages.error(request, f"Alert at (%): {error.reason}." if error.field == "alert_percentages"
+                           else str(error))
+            return redirect("billing:keys")
         messages.success(request, f"Limit of {key} saved.")
         return redirect("billing:keys")
     return render(request, "account/keys.html", {
@@ -220,7 +229,7 @@ def _month_or_404(request: HttpRequest, month: str) -> date:
         first = date.fromisoformat(f"{month}-01")
     except ValueError:
         raise Http404 from None
-    if first not in selectors.statement_months(account=request.account):
+    if first not in statement_months(account=request.account):
         raise Http404
     return first
 
@@ -228,20 +237,20 @@ def _month_or_404(request: HttpRequest, month: str) -> date:
 @account_required
 def statements(request: HttpRequest) -> HttpResponse:
     """The account's months, newest first, each with a statement."""
-    return render(request, "account/statements.html", {"months": selectors.statement_months(account=request.account)})
+    return render(request, "account/statements.html", {"months": statement_months(account=request.account)})
 
 
 @account_required
 def statement(request: HttpRequest, month: str) -> HttpResponse:
     """One month: opening balance, movements by kind, usage by model, closing balance; printable."""
     return render(request, "account/statement.html", {
-        "statement": selectors.statement_month(account=request.account, month=_month_or_404(request, month))})
+        "statement": statement_month(account=request.account, month=_month_or_404(request, month))})
 
 
 @account_required
 def statement_csv(request: HttpRequest, month: str) -> HttpResponse:
     """The statement as CSV: one row per line, amounts in USD with 10 decimals."""
-    st = selectors.statement_month(account=request.account, month=_month_or_404(request, month))
+    st = statement_month(account=request.account, month=_month_or_404(request, month))
 
     def usd(units: int) -> str:
         return f"{units_to_usd(units):.10f}"

@@ -7,20 +7,19 @@ account's keys only (another account's key is unknown: 404). Bad input answers 4
 and the reason.
 """
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotAuthenticated, PermissionDenied
+from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import FIELD_ERRORS, ErrorSerializer, StaticTokenAuthentication
-from core.money import MAX_AMOUNT_USD, units_text, usd_to_units
+from core.api import FIELD_ERRORS, BearerTokenScheme, ErrorSerializer, StaticTokenAuthentication, usd
+from core.money import MAX_AMOUNT_USD, usd_to_units
 
 from . import budgets
-from .access import AccountTokenAuthentication
-from .accounts import ROLE_RANK, TOKEN_PREFIX
+from .access import AccountTokenAuthentication, api_account
+from .accounts import TOKEN_PREFIX
 from .models import AccountToken, ApiKey, Membership, Reservation
 
 GATEWAY = "gateway"
@@ -32,12 +31,10 @@ class GatewayTokenAuthentication(StaticTokenAuthentication):
     setting, label, pass_prefix = "GATEWAY_TOKEN", GATEWAY, TOKEN_PREFIX.encode()
 
 
-class GatewayTokenScheme(OpenApiAuthenticationExtension):
+class GatewayTokenScheme(BearerTokenScheme):
     target_class = "billing.gateway_api.GatewayTokenAuthentication"
     name = "gatewayToken"
-
-    def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "description": "the gateway's GATEWAY_TOKEN"}
+    token = "the gateway's GATEWAY_TOKEN"
 
 
 class HasGatewayOrAccountToken(BasePermission):
@@ -52,15 +49,33 @@ def _confined_account_id(request, *, write: bool) -> int | None:
         return None
     if not isinstance(token, AccountToken):
         raise NotAuthenticated("send the gateway token or an account API token")
-    needed = Membership.Role.MEMBER if write else Membership.Role.VIEWER
-    if ROLE_RANK[token.creator_role] < ROLE_RANK[needed]:
-        raise PermissionDenied(f"this token's creator needs the {needed} role on the account")
-    return token.account_id
+    return api_account(request, role=Membership.Role.MEMBER if write else Membership.Role.VIEWER).pk
 
 
 class _GatewayApi(APIView):
     authentication_classes = [GatewayTokenAuthentication, AccountTokenAuthentication]
     permission_classes = [HasGatewayOrAccountToken]
+
+
+class _SpendApi(_GatewayApi):
+    """A spend check or reservation: its body parsed by `InputSerializer`, its key found."""
+
+    InputSerializer: type[serializers.Serializer]
+    writes = False  # a reservation changes what a key may spend: an account token's creator needs member
+
+    def _parsed(self, request) -> tuple[dict, ApiKey]:
+        """The request's fields and its key: 400 with the field and the reason, 404 for an unknown key."""
+        params = self.InputSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        account_id = _confined_account_id(request, write=self.writes)
+        try:
+            key = budgets.gateway_key(api_key=data["api_key"], account=data["account"] or None, account_id=account_id)
+        except ApiKey.DoesNotExist:
+            raise NotFound("unknown key") from None
+        except budgets.AmbiguousKey as error:
+            raise ValidationError({"account": [str(error)]}) from None
+        return data, key
 
 
 _ID_MAX = 128
@@ -80,20 +95,6 @@ class _RequestSerializer(serializers.Serializer):
         if any("," in tag for tag in value):
             raise serializers.ValidationError("a tag holds no comma")
         return value
-
-
-def _errors(serializer) -> Response:
-    return Response(serializer.errors, status=status.HTTP_400_BAD_REQUEST)
-
-
-def _key(request, data: dict, *, write: bool) -> ApiKey | Response:
-    account_id = _confined_account_id(request, write=write)
-    try:
-        return budgets.gateway_key(api_key=data["api_key"], account=data["account"] or None, account_id=account_id)
-    except ApiKey.DoesNotExist:
-        return Response({"detail": "unknown key"}, status=status.HTTP_404_NOT_FOUND)
-    except budgets.AmbiguousKey as error:
-        return Response({"account": [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
 
 
 @extend_schema_serializer(component_name="SpendBinding")
@@ -124,7 +125,7 @@ class BudgetUseSerializer(serializers.Serializer):
     resets_at = serializers.DateTimeField(allow_null=True)
 
 
-class SpendCheckApi(_GatewayApi):
+class SpendCheckApi(_SpendApi):
     """May this request go ahead? The balance and every budget that applies."""
 
     InputSerializer = _RequestSerializer
@@ -143,13 +144,7 @@ class SpendCheckApi(_GatewayApi):
     @extend_schema(operation_id="spend_check", tags=["gateway"], request=InputSerializer,
                    responses={200: OutputSerializer, 400: FIELD_ERRORS, 401: ErrorSerializer, 404: ErrorSerializer})
     def post(self, request):
-        params = self.InputSerializer(data=request.data)
-        if not params.is_valid():
-            return _errors(params)
-        data = params.validated_data
-        key = _key(request, data, write=False)
-        if isinstance(key, Response):
-            return key
+        data, key = self._parsed(request)
         view = budgets.spend_view(key=key, account=key.account, user=data["user"],
                                   tags=budgets.tags_text(data["tags"]))
         return Response(budgets.check_answer(view))
@@ -167,22 +162,17 @@ class _ReserveSerializer(_RequestSerializer):
         return value
 
 
-class SpendReserveApi(_GatewayApi):
+class SpendReserveApi(_SpendApi):
     """Hold an amount for a request, all or nothing, against the balance and every hard budget."""
 
     InputSerializer = _ReserveSerializer
+    writes = True
 
     @extend_schema(operation_id="spend_reserve", tags=["gateway"], request=InputSerializer,
                    responses={201: FIELD_ERRORS, 402: FIELD_ERRORS, 400: FIELD_ERRORS, 401: ErrorSerializer,
                               404: ErrorSerializer, 409: ErrorSerializer})
     def post(self, request):
-        params = self.InputSerializer(data=request.data)
-        if not params.is_valid():
-            return _errors(params)
-        data = params.validated_data
-        key = _key(request, data, write=True)
-        if isinstance(key, Response):
-            return key
+        data, key = self._parsed(request)
         try:
             code, answer = budgets.spend_reserve(reservation_id=data["id"], key=key, user=data["user"],
                                                  tags=budgets.tags_text(data["tags"]),
@@ -210,6 +200,6 @@ class SpendReleaseApi(_GatewayApi):
             reservation = budgets.reservation_release(reservation_id=reservation_id, account_id=account_id)
         except Reservation.DoesNotExist:
             return Response({"detail": "unknown reservation"}, status=status.HTTP_404_NOT_FOUND)
-        return Response({"id": reservation.pk, "status": reservation.status,
-                         "amount_usd": units_text(reservation.amount_units),
-                         "cost_usd": None if reservation.cost_units is None else units_text(reservation.cost_units)})
+        return Response(self.OutputSerializer({"id": reservation.pk, "status": reservation.status,
+                                               "amount_usd": usd(reservation.amount_units),
+                                               "cost_usd": usd(reservation.cost_units)}).data)

@@ -5,6 +5,7 @@ the gateway's payment id so that a payment credits once however often it is repo
 """
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
@@ -17,11 +18,21 @@ from core.money import UNITS_PER_USD, units_to_usd
 if TYPE_CHECKING:
     from .models import Payment, PaymentMethod
 
+log = logging.getLogger(__name__)
 UNITS_PER_CENT = UNITS_PER_USD // 100
 
 
 class GatewayError(Exception):
-    """The provider refused or failed: the message is safe to show and to email."""
+    """The provider refused or failed: the message is safe to show and to email.
+
+    `code` is the provider's (Stripe's `card_declined`, `rate_limit`, …) when it gave one; `final`
+    says that asking again will not help (a declined card, a card that needs its holder), as
+    opposed to a transient failure (rate limited, the provider's own trouble) worth a later retry.
+    """
+
+    def __init__(self, message: str, *, code: str = "", final: bool = True):
+        super().__init__(message)
+        self.code, self.final = code, final
 
 
 class GatewayNoAnswer(GatewayError):
@@ -93,7 +104,9 @@ class DemoGateway:
 
     def charge_saved(self, *, payment: Payment, method: PaymentMethod) -> Charge:
         if method.token.startswith("decline"):
-            raise GatewayError("the card was declined (demo)")
+            raise GatewayError("the card was declined (demo)", code="card_declined")
+        if method.token.startswith("busy"):
+            raise GatewayError("the payment provider is busy (demo)", code="rate_limit", final=False)
         return Charge(external_id=f"demo_{uuid.uuid4().hex}")
 
     def refund(self, *, payment: Payment, amount_units: int, claim_id: int) -> str:
@@ -109,7 +122,33 @@ class StripeGateway:
         import stripe
 
         self.stripe = stripe
-        self.client_options = {"api_key": secret_key}
+        if settings.STRIPE_API_BASE:  # tests and development: a local stand-in for Stripe's API
+            stripe.api_base = settings.STRIPE_API_BASE
+        # The library retries a dropped connection itself, with the same idempotency key.
+        self.client_options = {"api_key": secret_key, "max_network_retries": settings.STRIPE_MAX_NETWORK_RETRIES}
+
+    def failure(self, error, fallback: str) -> GatewayError:
+        """What a Stripe error means for us: GatewayNoAnswer when the outcome is unknown (no answer,
+        or Stripe's own 5xx, which Stripe says to treat as unknown), else a GatewayError whose
+        `final` tells a refusal (card, request) from a transient failure (rate limit, our key)."""
+        stripe = self.stripe
+        code = getattr(error, "code", None) or ""
+        message = (error.user_message or fallback).strip()
+        if isinstance(error, stripe.APIConnectionError | stripe.APIError):
+            return GatewayNoAnswer("Stripe did not answer", code="api_connection_error", final=False)
+        if isinstance(error, stripe.RateLimitError):
+            return GatewayError("Stripe is busy (rate limited); try again shortly", code="rate_limit", final=False)
+        if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
+            # Our API key, not the customer's card: never shown (it may name the key); the operator fixes it.
+            log.error("stripe refused the API key: %s", error)
+            return GatewayError("the payment provider refused our credentials; please try again later",
+                                code=code or "authentication_error", final=False)
+        if code == "authentication_required":
+            return GatewayError("the card needs its holder to confirm the payment (3-D Secure): buy credits "
+                                "once on the Credits page to confirm it", code=code)
+        if isinstance(error, stripe.CardError | stripe.InvalidRequestError | stripe.IdempotencyError):
+            return GatewayError(message, code=code or "invalid_request_error")
+        return GatewayError(message, code=code or type(error).__name__, final=False)
 
     def checkout_start(self, *, payment: Payment, success_url: str, cancel_url: str) -> Checkout:
         params: dict = {
@@ -129,7 +168,7 @@ class StripeGateway:
             session = self.stripe.checkout.Session.create(
                 **params, **self.client_options, idempotency_key=f"tokengrid-checkout-{payment.pk}")
         except self.stripe.StripeError as error:
-            raise GatewayError(error.user_message or "the payment could not be started") from error
+            raise self.failure(error, "the payment could not be started") from error
         return Checkout(external_id=session["id"], redirect_url=session["url"])
 
     def charge_saved(self, *, payment: Payment, method: PaymentMethod) -> Charge:
@@ -140,9 +179,14 @@ class StripeGateway:
                 metadata={"payment": str(payment.pk), "account": str(payment.account_id)},
                 idempotency_key=f"tokengrid-topup-{payment.pk}", **self.client_options)
         except self.stripe.StripeError as error:
-            raise GatewayError(error.user_message or str(error)) from error
+            raise self.failure(error, "the card was not charged") from error
+        if intent["status"] == "processing":  # settles later: its webhook tells (payment_intent.*)
+            raise GatewayNoAnswer("the payment is processing", code="processing", final=False)
+        if intent["status"] == "requires_action":
+            raise GatewayError("the card needs its holder to confirm the payment (3-D Secure)",
+                               code="authentication_required")
         if intent["status"] != "succeeded":
-            raise GatewayError(f"the payment is {intent['status']}")
+            raise GatewayError(f"the payment is {intent['status']}", code=intent["status"])
         return Charge(external_id=intent["id"])
 
     def refund(self, *, payment: Payment, amount_units: int, claim_id: int) -> str:
@@ -153,17 +197,19 @@ class StripeGateway:
                 intent = self.stripe.checkout.Session.retrieve(payment.external_id, **self.client_options)[
                     "payment_intent"]
         except self.stripe.StripeError as error:
-            raise GatewayError(error.user_message or str(error)) from error
+            failure = self.failure(error, "the payment could not be found")
+            # Nothing was refunded yet: an unanswered look-up is a plain failure, the claim is released.
+            raise (GatewayError(str(failure), code=failure.code, final=False)
+                   if isinstance(failure, GatewayNoAnswer) else failure) from error
         try:
             refund = self.stripe.Refund.create(
                 payment_intent=intent, amount=cents(amount_units),
                 metadata={"refund": str(claim_id), "payment": str(payment.pk), "account": str(payment.account_id)},
                 idempotency_key=f"tokengrid-refund-{claim_id}", **self.client_options)
-        except self.stripe.APIConnectionError as error:
-            raise GatewayNoAnswer("Stripe did not answer") from error
         except self.stripe.StripeError as error:
-            raise GatewayError(error.user_message or str(error)) from error
-        if refund.get("status") in ("failed", "canceled"):
+            raise self.failure(error, "the refund was refused") from error
+        # A StripeObject is no dict (no `.get`), a test's stand-in may be one: both answer `in` and `[]`.
+        if "status" in refund and refund["status"] in ("failed", "canceled"):
             raise GatewayError(f"the refund is {refund['status']}")
         return refund["id"]
 

@@ -3,6 +3,9 @@
 The ledger is append-only: an account's `balance_units` always equals the sum of its entries'
 `amount_units`; both change together in `billing.ledger`, under the account's row lock.
 Money is integer units of 1e-10 USD (`core.money`).
+
+(Longer than 400 lines: Django's one models module per app; the models are mostly fields,
+constraints and their comments, and they reference each other.)
 """
 from datetime import tzinfo
 from decimal import Decimal
@@ -23,10 +26,17 @@ class Account(models.Model):
     name = models.CharField(max_length=200, blank=True)
     balance_units = models.BigIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True)
-    # Low-balance alert: one email per crossing below the threshold; `ledger_post` re-arms it
-    # when the balance is back at or above the threshold.
+    # Low-balance alert: one `balance.low` event per crossing below the threshold; `ledger_post`
+    # re-arms it when the balance is back at or above the threshold. `low_balance_crossings` counts
+    # the claimed crossings: it names each one in the event's dedupe key.
     low_balance_threshold_units = models.BigIntegerField(null=True, blank=True)
     low_balance_armed = models.BooleanField(default=True)
+    low_balance_crossings = models.PositiveIntegerField(default=0, db_default=0)
+    # Unusual spend (billing.unusual): the last hour's spend over the usual (the median of the same
+    # hour of the week) by more than k x the MAD and by at least the minimum amount.
+    unusual_spend_k = models.DecimalField(max_digits=4, decimal_places=1, default=Decimal("5.0"),
+                                          db_default=Decimal("5.0"))
+    unusual_spend_min_units = models.BigIntegerField(default=100_000_000_000, db_default=100_000_000_000)
     # Auto top-up: after a usage debit leaves the balance under the threshold, one charge of
     # `auto_topup_amount_units` to the saved payment method. `auto_topup_armed` is the pending
     # marker: claimed by a conditional UPDATE (so one crossing charges once), re-armed by
@@ -35,6 +45,11 @@ class Account(models.Model):
     auto_topup_threshold_units = models.BigIntegerField(default=0)
     auto_topup_amount_units = models.BigIntegerField(default=0)
     auto_topup_armed = models.BooleanField(default=True)
+    # What keeps it from running away (billing/README.md, *Auto top-up*): at most this much charged
+    # automatically per month of the account's zone, and failed charges in a row (transient ones;
+    # a final decline turns it off at once) until it turns itself off.
+    auto_topup_monthly_cap_units = models.BigIntegerField(default=0)
+    auto_topup_failures = models.PositiveSmallIntegerField(default=0)
     # The account's days, weeks and months (pages, reports, statements, the forecast, budgets and so
     # key limits, which are key budgets since migration 0008).
     time_zone = models.CharField(max_length=64, default="UTC", help_text="an IANA time zone name, such as Europe/Paris")
@@ -91,10 +106,8 @@ class ApiKey(models.Model):
     name = models.CharField(max_length=200, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     # A key's limit is its hard key budget (Budget, scope "key"; migration 0008 moved the limits
-    # there): its interval is the budget's period, in the account's zone. The start of the period
-    # whose 80% / 100% alert was sent: one email per level per period.
-    alert_80_interval = models.DateTimeField(null=True, blank=True)
-    alert_100_interval = models.DateTimeField(null=True, blank=True)
+    # there): its interval is the budget's period, in the account's zone. Its alerts are that
+    # budget's `alert_percentages` (80 by default) and its 100%, once per crossing (billing.thresholds).
 
     class Meta:
         ordering = ["account", "external_id"]
@@ -184,10 +197,17 @@ class Payment(models.Model):
                                    related_name="+")
     created = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # An automatic charge's last request to the gateway: one whose answer was lost is sent again
+    # (same idempotency key) at most once per interval (billing.purchases.auto_topup_resend_claim).
+    attempted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created", "-id"]
         indexes = [models.Index(fields=["account", "-created"])]
+        # At most one automatic charge in flight per account: the claim is this row (billing.purchases).
+        constraints = [models.UniqueConstraint(fields=["account"], condition=models.Q(kind="auto_topup",
+                                                                                      status="pending"),
+                                               name="payment_one_auto_topup_in_flight")]
 
     def __str__(self) -> str:
         return f"{self.kind} {units_to_usd(self.amount_units)} on {self.account} ({self.status})"
@@ -419,3 +439,151 @@ class Reservation(models.Model):
     def over_units(self) -> int:
         """How far the real cost went past the amount held (0 when it did not)."""
         return max(0, (self.cost_units or 0) - self.amount_units) if self.status == self.Status.SETTLED else 0
+
+
+class AlertEvent(models.Model):
+    """Something an account should hear about, recorded once per crossing (`billing.alert_events`)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="alert_events")
+    event = models.CharField(max_length=32)
+    dedupe_key = models.CharField(max_length=200, help_text="names the crossing: one event per key per account")
+    subject = models.CharField(max_length=200)
+    text = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [models.UniqueConstraint(fields=["account", "dedupe_key"], name="alertevent_once")]
+        indexes = [models.Index(fields=["account", "-created"], name="alertevent_account_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.dedupe_key}"
+
+
+# --- Alert channels (issue 33): where an account's alert events go, and the log of each send. ---
+
+
+class AlertChannel(models.Model):
+    """One place an account's alerts go: e-mail to chosen members, a signed webhook, or Slack.
+
+    `events` empty means every event. An e-mail channel's `recipients` are member e-mail addresses
+    (empty: the account's owners, read at send time). A webhook's `secret` (`whsec_…`) signs each
+    request (Standard Webhooks); it is kept so that it can sign, shown once at creation and rotation.
+    A channel is paused (`paused_at`, `paused_reason`) when it keeps failing; resuming resets
+    `consecutive_failures`.
+    """
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        WEBHOOK = "webhook", "Webhook"
+        SLACK = "slack", "Slack"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="alert_channels")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    url = models.URLField(max_length=500, blank=True)
+    events = models.JSONField(default=list, blank=True, help_text="event names; empty: every event")
+    recipients = models.JSONField(default=list, blank=True, help_text="members' e-mails; empty: the owners")
+    secret = models.CharField(max_length=100, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_reason = models.CharField(max_length=300, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["account"], name="alertchannel_account")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.url or ', '.join(self.recipients) or 'owners'}"
+
+    def wants(self, event: str) -> bool:
+        return not self.events or event in self.events
+
+
+class AlertDelivery(models.Model):
+    """One attempt to send one event to one channel: the delivery log.
+
+    A retry is the next attempt (a new row, `due_at` in the future, queued by the sweep when due);
+    a resend starts a new `round` at attempt 1. (channel, event, round, attempt) is unique, so a
+    task delivered twice by the broker sends once (`status` is claimed queued → sending).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(AlertEvent, on_delete=models.CASCADE, related_name="deliveries")
+    round = models.PositiveIntegerField(default=0, help_text="0 the first sending, then one per resend")
+    attempt = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    body = models.TextField(blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    created = models.DateTimeField()
+    due_at = models.DateTimeField()
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="when its task was last queued")
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [models.UniqueConstraint(fields=["channel", "event", "round", "attempt"],
+                                               name="alertdelivery_once")]
+        indexes = [models.Index(fields=["channel", "-created"], name="alertdelivery_channel_recent"),
+                   models.Index(fields=["due_at"], name="alertdelivery_due",
+                                condition=models.Q(status="queued"))]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} → {self.channel_id} #{self.attempt} {self.status}"
+# Alerts of thresholds (issue 33, billing.thresholds) -------------------------------------------------
+
+class BudgetAlertLevel(models.Model):
+    """One alert level of a budget in one period (and subject): armed, or claimed by its last crossing.
+
+    A crossing is claimed by INSERT … ON CONFLICT DO UPDATE … WHERE armed (a concurrent claim finds
+    it disarmed and sends nothing); a use that falls back under the level re-arms it, and the next
+    crossing counts one more in `crossings`, which names it in the alert's dedupe key.
+    """
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="+")
+    subject = models.CharField(max_length=128, blank=True, default="")
+    period_key = models.DateField()
+    level = models.PositiveIntegerField(help_text="a percentage of the amount")
+    armed = models.BooleanField(default=False)
+    crossings = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["budget", "subject", "period_key", "level"],
+                                               name="budgetalertlevel_key")]
+
+    def __str__(self) -> str:
+        return f"{self.budget_id} {self.subject} {self.period_key} {self.level}% ({self.crossings})"
+# Auto top-up audit ---------------------------------------------------------------------------------
+
+class AutoTopupChange(models.Model):
+    """Who turned auto top-up on or off or changed it, when, from which settings to which.
+
+    `actor` is the user's name, or "system" when billing turned it off itself (`reason` says why).
+    Settings are USD strings: {"enabled", "threshold", "amount", "monthly_cap"}.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="auto_topup_changes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="+")
+    actor = models.CharField(max_length=200)
+    reason = models.CharField(max_length=1000, blank=True)
+    old = models.JSONField(default=dict)
+    new = models.JSONField(default=dict)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["account", "-created"], name="autotopupchange_recent")]
+
+    def __str__(self) -> str:
+        return f"auto top-up of {self.account} by {self.actor}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
@@ -22,11 +23,13 @@ from core.bulk import id_set
 from core.money import units_to_usd, usd_to_units
 from core.numbers import money
 
+from .alert_events import alert_emit
 from .gateways import Checkout, GatewayError, GatewayNoAnswer, SavedMethod, gateway_get
 from .ledger import ledger_post
-from .lock_objects import payment_lock, refund_lock
-from .models import Account, LedgerEntry, Payment, PaymentMethod, Refund
+from .lock_objects import account_lock, payment_lock, refund_lock
+from .models import Account, AutoTopupChange, LedgerEntry, Payment, PaymentMethod, Refund
 from .selectors import owner_emails, purchase_limits, refundable_units
+from .topup_selectors import auto_topup_outlook, min_interval
 
 log = logging.getLogger(__name__)
 CENT = Decimal("0.01")
@@ -122,10 +125,10 @@ def payment_complete(*, payment_id: int, method: SavedMethod | None = None,
         return entry
 
 
-def payment_fail(*, payment_id: int, reason: str) -> None:
-    """Mark a pending payment failed (a paid one stays paid)."""
-    Payment.objects.filter(pk=payment_id, status=Payment.Status.PENDING).update(
-        status=Payment.Status.FAILED, failure=reason[:1000], completed_at=timezone.now())
+def payment_fail(*, payment_id: int, reason: str) -> bool:
+    """Mark a pending payment failed (a paid one stays paid); returns whether it was pending."""
+    return bool(Payment.objects.filter(pk=payment_id, status=Payment.Status.PENDING).update(
+        status=Payment.Status.FAILED, failure=reason[:1000], completed_at=timezone.now()))
 
 
 def demo_method_save(*, account: Account) -> PaymentMethod:
@@ -240,26 +243,50 @@ def network_call_allowed() -> None:
 
 # Auto top-up -------------------------------------------------------------------------------------
 
-def auto_topup_settings_save(*, account: Account, enabled: bool, threshold: Decimal, amount: Decimal) -> None:
-    """Save the auto top-up rule; enabling it needs a saved payment method."""
+SYSTEM = "system"  # the actor of a change billing made itself (auto top-up turned off after failures)
+
+
+def auto_topup_settings(account: Account) -> dict:
+    """The auto top-up settings as the audit trail keeps them (USD strings)."""
+    return {"enabled": account.auto_topup_enabled, "threshold": f"{units_to_usd(account.auto_topup_threshold_units):.2f}",
+            "amount": f"{units_to_usd(account.auto_topup_amount_units):.2f}",
+            "monthly_cap": f"{units_to_usd(account.auto_topup_monthly_cap_units):.2f}"}
+
+
+def auto_topup_settings_save(*, account: Account, enabled: bool, threshold: Decimal, amount: Decimal,
+                             monthly_cap: Decimal, user=None) -> AutoTopupChange | None:
+    """Save the auto top-up rule and record who changed what (None when nothing changed).
+
+    Enabling it needs a saved payment method and a monthly cap of at least one top-up; it starts
+    with no failures counted.
+    """
     if enabled:
         credits_quote(amount=amount)
+        if monthly_cap < amount:
+            raise PurchaseError("The monthly cap must be at least the top-up amount.")
         if not PaymentMethod.objects.filter(account=account).exists():
             raise PurchaseError("Save a payment method first: buy credits with “save for auto top-up”.")
-    account.auto_topup_enabled = enabled
-    account.auto_topup_threshold_units = usd_to_units(threshold)
-    account.auto_topup_amount_units = usd_to_units(amount)
-    account.save(update_fields=["auto_topup_enabled", "auto_topup_threshold_units", "auto_topup_amount_units"])
-    # A rule saved while the balance is already low applies to the next debit.
-    Account.objects.filter(pk=account.pk).update(auto_topup_armed=True)
-
-
-def auto_topup_claim(*, account_id: int) -> bool:
-    """Claim this crossing below the threshold: one conditional UPDATE, so two workers never both win."""
-    return bool(Account.objects.filter(
-        pk=account_id, auto_topup_enabled=True, auto_topup_armed=True,
-        balance_units__lt=F("auto_topup_threshold_units"),
-    ).update(auto_topup_armed=False))
+    with transaction.atomic():
+        locked = account_lock(account_id=account.pk)
+        old = auto_topup_settings(locked)
+        locked.auto_topup_enabled = enabled
+        locked.auto_topup_threshold_units = usd_to_units(threshold)
+        locked.auto_topup_amount_units = usd_to_units(amount)
+        locked.auto_topup_monthly_cap_units = usd_to_units(monthly_cap)
+        if enabled and not old["enabled"]:
+            locked.auto_topup_failures = 0
+        # A rule saved while the balance is already low applies to the next debit.
+        locked.auto_topup_armed = True
+        locked.save(update_fields=["auto_topup_enabled", "auto_topup_threshold_units", "auto_topup_amount_units",
+                                   "auto_topup_monthly_cap_units", "auto_topup_failures", "auto_topup_armed"])
+        for field in ("auto_topup_enabled", "auto_topup_threshold_units", "auto_topup_amount_units",
+                      "auto_topup_monthly_cap_units", "auto_topup_failures", "auto_topup_armed"):
+            setattr(account, field, getattr(locked, field))
+        new = auto_topup_settings(locked)
+        if new == old:
+            return None
+        return AutoTopupChange.objects.create(account=locked, user=user, old=old, new=new,
+                                              actor=user.get_username() if user else SYSTEM)
 
 
 def auto_topups_due(*, account_ids: Iterable[int]) -> list[int]:
@@ -277,8 +304,60 @@ def auto_topups_run(*, account_ids: Iterable[int]) -> list[Payment]:
     return [payment for payment in payments if payment is not None]
 
 
+def auto_topup_claim(*, account: Account, quote: Quote, gateway: str) -> Payment | None:
+    """Claim one automatic charge and commit the claim: the pending auto top-up `Payment` itself.
+
+    The partial unique constraint `payment_one_auto_topup_in_flight` lets one pending automatic
+    charge exist per account, so concurrent claims (however many workers, whatever the armed flag
+    says) insert one row and the others fail on the index, not on a check another may pass at the
+    same time. The crossing is claimed with it (`auto_topup_armed` cleared, conditionally). The cap
+    and the interval are read in the same transaction: a charge that was pending or succeeded is
+    always visible to it, and a concurrent one not yet committed makes the insert fail. A refusal
+    (the cap, the interval) claims nothing: the crossing stays armed, for the next debit after it.
+    """
+    try:
+        with transaction.atomic():
+            outlook = auto_topup_outlook(account=account)
+            if outlook.refusal:
+                log.info("auto top-up of account %s refused: %s", account.pk, outlook.refusal)
+                return None
+            if not Account.objects.filter(
+                    pk=account.pk, auto_topup_enabled=True, auto_topup_armed=True,
+                    balance_units__lt=F("auto_topup_threshold_units")).update(auto_topup_armed=False):
+                return None
+            return Payment.objects.create(account=account, kind=Payment.Kind.AUTO_TOPUP, gateway=gateway,
+                                          amount_units=quote.amount_units, fee_units=quote.fee_units,
+                                          attempted_at=timezone.now())
+    except IntegrityError:  # another automatic charge of this account is in flight
+        return None
+
+
+NO_ANSWER = "no answer yet"
+# Stripe keeps an idempotency key for 24 hours: sent again later, the same request could charge twice.
+RESEND_WITHIN = timedelta(hours=23)
+
+
+def auto_topup_resend_claim(*, account_id: int) -> Payment | None:
+    """Claim the account's automatic charge whose answer was lost, to send it again with its key.
+
+    At most once per interval (`attempted_at`), and only within RESEND_WITHIN of the claim; one
+    conditional UPDATE, so two workers never both send it. Later it waits for Stripe's webhook.
+    """
+    now = timezone.now()
+    pending = Payment.objects.filter(account_id=account_id, kind=Payment.Kind.AUTO_TOPUP,
+                                     status=Payment.Status.PENDING, failure__startswith=NO_ANSWER)
+    if not pending.filter(attempted_at__lte=now - min_interval(), created__gte=now - RESEND_WITHIN).update(
+            attempted_at=now):
+        return None
+    return pending.first()
+
+
 def auto_topup_run(*, account_id: int) -> Payment | None:
-    """Charge one top-up if the balance crossed under the threshold; record and email a failure."""
+    """Charge one top-up if the balance crossed under the threshold and the cap and interval allow it.
+
+    Claim (committed), then charge outside any transaction, then settle: credit it, or record the
+    failure (`auto_topup_failed`). Alerts: `topup.charged`, `topup.failed`, `topup.disabled`.
+    """
     account = Account.objects.select_related("payment_method").filter(pk=account_id).first()
     method = getattr(account, "payment_method", None) if account else None
     if method is None:
@@ -288,27 +367,105 @@ def auto_topup_run(*, account_id: int) -> Payment | None:
     except PurchaseError:
         log.warning("auto top-up of account %s skipped: amount outside the purchase limits", account_id)
         return None
-    if not auto_topup_claim(account_id=account_id):
+    payment = (auto_topup_claim(account=account, quote=quote, gateway=method.gateway)
+               or auto_topup_resend_claim(account_id=account.pk))
+    if payment is None:
         return None
-    payment = Payment.objects.create(account=account, kind=Payment.Kind.AUTO_TOPUP, gateway=method.gateway,
-                                     amount_units=quote.amount_units, fee_units=quote.fee_units)
     network_call_allowed()  # claimed and recorded, both committed: a slow gateway holds no lock
     try:
         charge = gateway_get(method.gateway).charge_saved(payment=payment, method=method)
+    except GatewayNoAnswer as error:
+        # Stripe may have charged: the payment stays in flight (no second charge meanwhile) until
+        # its payment_intent webhook settles it (webhooks.stripe_intent_apply).
+        # Re-armed, so that a debit after the interval sends it again (same key) if no webhook came.
+        log.warning("auto top-up %s: no answer from %s (%s); its webhook settles it", payment.pk,
+                    method.gateway, error)
+        Payment.objects.filter(pk=payment.pk).update(failure=f"{NO_ANSWER}: {error}"[:1000])
+        Account.objects.filter(pk=account.pk).update(auto_topup_armed=True)
+        payment.refresh_from_db()
+        return payment
     except GatewayError as error:
-        payment_fail(payment_id=payment.pk, reason=str(error))
-        # Stop retrying a failing card on every debit: the owner re-enables it after fixing it.
-        Account.objects.filter(pk=account_id).update(auto_topup_enabled=False)
-        owners_email(account=account, subject=f"Auto top-up failed on {account}",
-                     body=(f"We could not charge {method.label} {money(payment.total_units)} for "
-                           f"{money(payment.amount_units)} of credits: {error}.\n\n"
-                           "Auto top-up is now off; turn it back on under Credits once the card works."))
+        auto_topup_failed(payment_id=payment.pk, reason=str(error), final=error.final)
         payment.refresh_from_db()
         return payment
     Payment.objects.filter(pk=payment.pk).update(external_id=charge.external_id)
-    payment_complete(payment_id=payment.pk)
+    payment.external_id = charge.external_id
+    auto_topup_charged(payment_id=payment.pk)
     payment.refresh_from_db()
     return payment
+
+
+def auto_topup_charged(*, payment_id: int) -> LedgerEntry | None:
+    """Credit a paid top-up once, reset the failures in a row, and alert `topup.charged` once."""
+    entry = payment_complete(payment_id=payment_id)
+    payment = Payment.objects.select_related("account").get(pk=payment_id)
+    if payment.status != Payment.Status.SUCCEEDED:
+        return entry
+    Account.objects.filter(pk=payment.account_id).exclude(auto_topup_failures=0).update(auto_topup_failures=0)
+    alert_emit(account=payment.account_id, event="topup.charged", dedupe_key=f"topup:{payment.pk}:charged",
+               subject=f"Auto top-up charged on {payment.account}",
+               text=(f"Auto top-up added {money(payment.amount_units)} of credits to {payment.account} "
+                     f"(charged {money(payment.total_units)} with the fee)."),
+               data={"payment": payment.pk, "amount": _usd(payment.amount_units), "charged": _usd(payment.total_units)})
+    return entry
+
+
+def auto_topup_failed(*, payment_id: int, reason: str, final: bool) -> bool:
+    """Record a failed top-up, alert `topup.failed`, and turn auto top-up off when it must: at once
+    for a final refusal (a declined card, one that needs its holder), else after
+    BILLING_AUTO_TOPUP_MAX_FAILURES failures in a row (a transient failure re-arms the crossing,
+    for the next debit after the interval). Returns whether it was turned off now."""
+    if not payment_fail(payment_id=payment_id, reason=reason):
+        return False  # settled already (the direct answer and the webhook both report it): once
+    payment = Payment.objects.select_related("account").get(pk=payment_id)
+    limit = settings.BILLING_AUTO_TOPUP_MAX_FAILURES
+    with transaction.atomic():
+        account = account_lock(account_id=payment.account_id)
+        account.auto_topup_failures += 1
+        account.auto_topup_armed = not final and account.auto_topup_failures < limit
+        account.save(update_fields=["auto_topup_failures", "auto_topup_armed"])
+    failures, reason = account.auto_topup_failures, reason.rstrip(".")
+    alert_emit(account=account.pk, event="topup.failed", dedupe_key=f"topup:{payment.pk}:failed",
+               subject=f"Auto top-up failed on {account}",
+               text=(f"We could not charge {money(payment.total_units)} for {money(payment.amount_units)} of "
+                     f"credits: {reason}." + ("" if final else f" Failure {failures} in a row of {limit}"
+                                              + ("; it is tried again after the next debit." if failures < limit
+                                                 else "."))),
+               data={"payment": payment.pk, "amount": _usd(payment.amount_units), "reason": reason,
+                     "final": final, "failures": failures})
+    if final:
+        why = f"the card was refused: {reason}"
+    elif failures >= limit:
+        why = f"{failures} failed charges in a row; the last: {reason}"
+    else:
+        return False
+    return auto_topup_disable(account_id=account.pk, reason=why) is not None
+
+
+def auto_topup_disable(*, account_id: int, reason: str) -> AutoTopupChange | None:
+    """Turn auto top-up off as "system", record why, and alert `topup.disabled` (on every channel).
+
+    None when it was already off.
+    """
+    with transaction.atomic():
+        account = account_lock(account_id=account_id)
+        if not account.auto_topup_enabled:
+            return None
+        old = auto_topup_settings(account)
+        account.auto_topup_enabled = False
+        account.save(update_fields=["auto_topup_enabled"])
+        change = AutoTopupChange.objects.create(account=account, actor=SYSTEM, reason=reason[:1000], old=old,
+                                                new=auto_topup_settings(account))
+    alert_emit(account=account.pk, event="topup.disabled", dedupe_key=f"topup:disabled:{change.pk}",
+               subject=f"Auto top-up turned off on {account}",
+               text=f"Auto top-up of {account} is now off: {reason}. Turn it back on under Credits once the card works.",
+               data={"reason": reason, "change": change.pk})
+    return change
+
+
+def _usd(units: int) -> str:
+    """Money in alert data: a USD decimal string in cents ("12.50")."""
+    return f"{units_to_usd(units):.2f}"
 
 
 def owners_email(*, account: Account, subject: str, body: str, emails: list[str] | None = None) -> int:

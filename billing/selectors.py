@@ -1,40 +1,31 @@
-"""Reads of billing: key limits and their usage, monthly statements, the credits page and its forecast.
+"""Reads of billing: key limits and their usage, the credits page and its forecast (statements: `statements`).
 
 A key's limit is its hard key budget (migration 0008 moved the limits there): its usage is the
 budget's use in its period of the account's zone (`budget_selectors`), and its alerts read the
-budgets' spend rows. Statements and the forecast follow the account's time zone: UTC ones read
-AccountDay, others AccountHour.
+budgets' spend rows. The forecast follows the account's time zone; its usage is read through
+analytics' own door (`analytics.usage.spend`).
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db import connection
-from django.db.models import Min, Sum
 from django.utils import timezone
 
-from analytics.models import AccountDay, AccountHour
+from analytics.usage import spend as usage_spend
 from core import forecast as spend
-from core.bulk import id_set, ids_match_sql
+from core.bulk import id_set
 from core.money import units_to_usd
-from core.timerange import local_day, midnight, zone_named
-from marketplace.models import Model
 
 from .budget_selectors import budget_uses
 from .budgets import BudgetUse
 from .gateways import GatewayError, gateway_get, units_floor_cents
 from .models import Account, ApiKey, Budget, LedgerEntry, Membership, Payment, PaymentMethod, Refund
-from .periods import INTERVAL_OF, NONE_KEY, period_now
-
-
-def month_after(start: date) -> date:
-    """The first day (or moment) of the month after `start`'s, which is a month's first day or moment."""
-    return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+from .periods import INTERVAL_OF
 
 
 @dataclass(frozen=True)
@@ -46,6 +37,7 @@ class KeyLimit:
     resets_at: datetime | None
     usage_units: int  # spend in the period plus what open reservations hold (the budget's use)
     time_zone: str = "UTC"  # the account's: the zone of the intervals
+    alert_percentages: tuple[int, ...] = (80,)  # its budget's (billing.thresholds; 100% always)
 
     @property
     def remaining_units(self) -> int | None:
@@ -91,69 +83,8 @@ def key_limits(*, account_id: int, key_ids: list[int] | None = None, now: dateti
             continue
         result.append(KeyLimit(key=key, limit_units=use.budget.amount_units, interval=INTERVAL_OF[use.budget.period],
                                interval_start=use.period_start, resets_at=use.resets_at, usage_units=use.used_units,
-                               time_zone=account.time_zone))
+                               time_zone=account.time_zone, alert_percentages=tuple(use.budget.alert_percentages)))
     return result
-
-
-@dataclass(frozen=True)
-class KeyAlertDue:
-    """A key whose spend in its limit's current period reached an alert level not yet told this period."""
-
-    key_id: int
-    level: int  # 100 or 80: the highest level reached is the one to tell
-    usage_units: int
-    limit_units: int = 0
-    interval: str = ""
-    mark: datetime | None = None  # the period's start (`never`: the key's creation), kept once told
-
-
-def key_alerts_due(*, account_ids: Iterable[int], now: datetime | None = None) -> list[KeyAlertDue]:
-    """Return the keys of these accounts whose limit (hard key budget) reached 80% or 100% in its current
-    period and were not told so yet: one statement for all the accounts, whatever their number.
-
-    The statement reads every limited key of the accounts with the spend rows of the few period keys
-    in play (today, this week, this month in each zone; `none`); the current one is picked here.
-    """
-    now = now or timezone.now()
-    accounts, params = ids_match_sql("b.account_id", account_ids)
-    sql = ("SELECT b.id, b.api_key_id, b.amount_units, b.period, a.time_zone, a.week_start, k.created,"
-           " k.alert_80_interval, k.alert_100_interval, s.period_key, s.spent_units"
-           " FROM billing_budget b JOIN billing_account a ON a.id = b.account_id"
-           " JOIN billing_apikey k ON k.id = b.api_key_id"
-           " LEFT JOIN billing_budgetspend s ON s.budget_id = b.id AND s.subject = ''"
-           " AND (s.period_key >= %s OR s.period_key = %s)"
-           f" WHERE {accounts} AND b.scope = 'key' AND b.mode = 'hard' AND b.amount_units > 0"
-           " ORDER BY b.api_key_id, b.id")
-    # No current period starts before the first day of last month (a week's first day is at most six
-    # days back): older spend rows are not read.
-    floor = (now.date().replace(day=1) - timedelta(days=1)).replace(day=1)
-    with connection.cursor() as cursor:
-        adapt = connection.ops.adapt_datefield_value
-        cursor.execute(sql, [adapt(floor), adapt(NONE_KEY), *params])
-        rows = cursor.fetchall()
-    spent: dict[int, int] = {}
-    budgets: dict[int, tuple] = {}
-    for (budget_id, key_id, amount, period, zone_name, week_start, created, told_80, told_100,
-         period_key, units) in rows:
-        zone = zone_named(zone_name)
-        current, start, _ = period_now(period=period, now=now, zone=zone, week_start=week_start)
-        budgets[budget_id] = (key_id, amount, period, start or created, told_80, told_100)
-        if period_key is not None and period_key == current:
-            spent[budget_id] = int(units)
-    due: dict[int, KeyAlertDue] = {}
-    for budget_id, (key_id, amount, period, mark, told_80, told_100) in budgets.items():
-        units = spent.get(budget_id, 0)
-        if units >= amount:
-            level, told = 100, told_100
-        elif units * 5 >= amount * 4:
-            level, told = 80, told_80
-        else:
-            continue
-        if told == mark or (key_id in due and due[key_id].level >= level):
-            continue
-        due[key_id] = KeyAlertDue(key_id=key_id, level=level, usage_units=units, limit_units=amount,
-                                  interval=INTERVAL_OF[period], mark=mark)
-    return [due[key_id] for key_id in sorted(due)]
 
 
 def owner_emails(*, account_ids: Iterable[int]) -> dict[int, list[str]]:
@@ -173,118 +104,10 @@ def credits_recent(*, account: Account, limit: int) -> tuple[int, list[LedgerEnt
     return account.balance_units, list(account.ledger.order_by("-created", "-id")[:limit])
 
 
-# Statements --------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ModelUsage:
-    model: str
-    requests: int
-    tokens: int
-    spend_units: int
 
 
-@dataclass
-class Statement:
-    account: Account
-    month: date
-    opening_units: int
-    closing_units: int
-    by_kind: dict[str, int]
-    usage_by_model: list[ModelUsage] = field(default_factory=list)
-    # One line per reprice posted in the month: ("Repricing of <model> from <date>", units).
-    repricings: list[tuple[str, int]] = field(default_factory=list)
-
-    @property
-    def start(self) -> datetime:
-        """The month's first midnight in the account's zone (UTC moment)."""
-        return midnight(self.month.replace(day=1), self.account.zone)
-
-    @property
-    def end(self) -> datetime:
-        return midnight(month_after(self.month.replace(day=1)), self.account.zone)
-
-    @property
-    def label(self) -> str:
-        return self.month.strftime("%B %Y")
-
-    @property
-    def slug(self) -> str:
-        return self.month.strftime("%Y-%m")
-
-    def kind(self, kind: str) -> int:
-        return self.by_kind.get(kind, 0)
-
-    @property
-    def lines(self) -> list[tuple[str, int]]:
-        """The movements from opening to closing balance, in reading order."""
-        kinds = LedgerEntry.Kind
-        return [("Purchases", self.kind(kinds.PURCHASE)), ("Promo grants", self.kind(kinds.GRANT)),
-                ("Refunds", self.kind(kinds.REFUND)), ("Usage", self.kind(kinds.USAGE)),
-                ("Adjustments", self.kind(kinds.ADJUSTMENT)), *self.repricings,
-                ("Expired credits", self.kind(kinds.EXPIRY))]
-
-    @property
-    def model_usage_units(self) -> int:
-        return sum(row.spend_units for row in self.usage_by_model)
 
 
-def statement_months(*, account: Account, today: date | None = None) -> list[date]:
-    """List the months with a statement, newest first: from the account's creation, first entry or first usage to now.
-
-    Usage counts because logs may be ingested after the fact: an account registered today by a
-    backfill has statements for the months its requests ran in.
-    """
-    zone = account.zone
-    today = today or timezone.now().astimezone(zone).date()
-    first_entry = LedgerEntry.objects.filter(account=account).aggregate(at=Min("created"))["at"]
-    if zone is UTC:
-        first_use = AccountDay.objects.filter(account=account).aggregate(day=Min("day"))["day"]
-    else:
-        first_hour = AccountHour.objects.filter(account=account).aggregate(hour=Min("hour"))["hour"]
-        first_use = local_day(first_hour, zone) if first_hour else None
-    starts = [moment.astimezone(zone).date() for moment in (account.created, first_entry) if moment]
-    begin = min([*starts, first_use] if first_use else starts).replace(day=1)
-    months, month = [], today.replace(day=1)
-    while month >= begin:
-        months.append(month)
-        month = (month - timedelta(days=1)).replace(day=1)
-    return months
-
-
-def _balance_before(account: Account, moment: datetime) -> int:
-    last = (LedgerEntry.objects.filter(account=account, created__lt=moment).order_by("-created", "-id")
-            .values_list("balance_after_units", flat=True).first())
-    return last or 0
-
-
-def statement_month(*, account: Account, month: date) -> Statement:
-    """Read the opening and closing balance of a month of the account's zone, its movements by kind, and
-    usage by model.
-
-    The ledger's usage is what was debited in the month (logs may arrive late); usage by model
-    is by the hour the requests ran, so the two can differ at month edges.
-    """
-    statement = Statement(account=account, month=month.replace(day=1), opening_units=0, closing_units=0, by_kind={})
-    start, end = statement.start, statement.end
-    statement.opening_units = _balance_before(account, start)
-    statement.closing_units = _balance_before(account, end)
-    statement.by_kind = dict(LedgerEntry.objects.filter(account=account, created__gte=start, created__lt=end)
-                             .values_list("kind").annotate(s=Sum("amount_units")).values_list("kind", "s"))
-    # A reprice's entry carries its line's text as memo (analytics.repricing).
-    statement.repricings = [(memo, units) for memo, units in LedgerEntry.objects.filter(
-        account=account, kind=LedgerEntry.Kind.REPRICING, created__gte=start, created__lt=end).order_by(
-        "id").values_list("memo", "amount_units")]
-    if account.zone is UTC:
-        usage = AccountDay.objects.filter(account=account, day__gte=start.date(), day__lt=end.date())
-    else:
-        usage = AccountHour.objects.filter(account=account, hour__gte=start, hour__lt=end)
-    rows = (usage.values("model_id").annotate(requests=Sum("requests"), prompt=Sum("tokens_prompt"), completion=Sum("tokens_completion"),
-                      spend=Sum("spend_units")).order_by("-spend", "model_id"))
-    names = dict(Model.objects.filter(pk__in=[r["model_id"] for r in rows]).values_list("pk", "slug"))
-    statement.usage_by_model = [
-        ModelUsage(model=names.get(r["model_id"], f"model {r['model_id']}"), requests=r["requests"],
-                   tokens=r["prompt"] + r["completion"], spend_units=r["spend"]) for r in rows]
-    return statement
 
 
 # The forecast ----------------------------------------------------------------------------------------
@@ -306,18 +129,7 @@ def spend_days(*, account_id: int, now: datetime | None = None, zone: tzinfo = U
     per hour by the database (at most 45 x 24 rows) and into local days here."""
     today = (now or timezone.now()).astimezone(zone).date()
     since = min(today.replace(day=1), today - timedelta(days=spend.HISTORY_DAYS))
-    if zone is UTC:
-        rows = (AccountDay.objects.filter(account_id=account_id, day__gte=since, day__lte=today).values_list("day")
-                .annotate(s=Sum("spend_units")).values_list("day", "s").order_by())
-        return {day: int(units or 0) for day, units in rows}
-    hours = (AccountHour.objects.filter(account_id=account_id, hour__gte=midnight(since, zone),
-                                        hour__lt=midnight(today + timedelta(days=1), zone))
-             .values_list("hour").annotate(s=Sum("spend_units")).values_list("hour", "s").order_by())
-    by_day: dict[date, int] = {}
-    for hour, units in hours:
-        day = local_day(hour, zone)
-        by_day[day] = by_day.get(day, 0) + int(units or 0)
-    return by_day
+    return usage_spend.spend_by_day(account_id=account_id, since=since, until=today, zone=zone)
 
 
 def spend_forecast(*, account: Account, now: datetime | None = None,
@@ -407,8 +219,7 @@ UNPRICED_DAYS = 30
 
 def unpriced_requests(*, account_id: int, today: date, days: int = UNPRICED_DAYS) -> int:
     """The account's requests of its last `days` UTC days (today included) that Tokengrid could not price."""
-    rows = AccountDay.objects.filter(account_id=account_id, day__gt=today - timedelta(days=days))
-    return rows.aggregate(n=Sum("unpriced_requests", default=0))["n"]
+    return usage_spend.unpriced_requests_since(account_id=account_id, since=today - timedelta(days=days))
 
 
 def credits_page(*, account: Account, payments_page: str | None = None, ledger_page: str | None = None,

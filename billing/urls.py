@@ -1,7 +1,7 @@
 """Account pages owned by billing: membership, invitations, API tokens, credits, keys, statements."""
 from django.urls import path
 
-from . import budget_views, credit_views, views
+from . import alert_views, budget_views, credit_views, views
 
 app_name = "billing"
 
@@ -29,4 +29,16 @@ urlpatterns = [
     path("account/statements/<str:month>/", credit_views.statement, name="statement"),
     path("account/statements/<str:month>/csv", credit_views.statement_csv, name="statement-csv"),
     path("billing/stripe/webhook/", credit_views.stripe_webhook, name="stripe-webhook"),
+    # Alert channels (issue 33).
+    path("account/alerts/", alert_views.alerts_page, name="alerts"),
+    path("account/alerts/<int:channel_id>/", alert_views.alert_channel_log, name="alert-log"),
+    path("account/alerts/add/", alert_views.alert_channel_add, name="alert-add"),
+    path("account/alerts/events/", alert_views.alert_channel_events, name="alert-events"),
+    path("account/alerts/rotate/", alert_views.alert_channel_rotate, name="alert-rotate"),
+    path("account/alerts/pause/", alert_views.alert_channel_pause, name="alert-pause"),
+    path("account/alerts/delete/", alert_views.alert_channel_delete, name="alert-delete"),
+    path("account/alerts/test/", alert_views.alert_channel_test, name="alert-test"),
+    path("account/alerts/resend/", alert_views.alert_delivery_resend, name="alert-resend"),
+    # Alert thresholds (issue 33)
+    path("account/credits/unusual/", credit_views.credits_unusual, name="credits-unusual"),
 ]

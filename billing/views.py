@@ -14,7 +14,8 @@ from .access import account_required, account_switch, account_tokens
 from .forms import AccountSettingsForm, InviteForm, SignUpForm, TokenForm
 from .models import AccountToken, Invitation, Membership
 
-OWNER = Membership.Role.OWNER
+OWNER, MEMBER = Membership.Role.OWNER, Membership.Role.MEMBER
+MEMBERS_REFUSAL, TOKENS_REFUSAL = "Only owners manage members.", "Viewers cannot manage tokens."
 
 
 @login_required
@@ -27,15 +28,12 @@ def switch(request: HttpRequest) -> HttpResponse:
     return redirect(target if target.startswith("/account/") else "account:overview")
 
 
-@account_required
+@account_required(write_role=OWNER, refusal=MEMBERS_REFUSAL)
 def members(request: HttpRequest) -> HttpResponse:
     """Members of the account and open invitations; owners invite here (and remove at member_remove)."""
     account = request.account
     form = InviteForm()
     if request.method == "POST":
-        refused = _owner_refused(request)
-        if refused:
-            return refused
         form = InviteForm(request.POST)
         if form.is_valid():
             accounts.invitation_create(
@@ -51,15 +49,13 @@ def members(request: HttpRequest) -> HttpResponse:
     })
 
 
-@account_required
+@account_required(write_role=OWNER, refusal="Only owners change the account's settings.")
 def account_settings(request: HttpRequest) -> HttpResponse:
     """The account's settings (its time zone); owners change them."""
     account = request.account
     is_owner = request.account_ctx.can(OWNER)
     form = AccountSettingsForm(initial={"time_zone": account.time_zone})
     if request.method == "POST":
-        if not is_owner:
-            return HttpResponse("Only owners change the account's settings.", status=403)
         form = AccountSettingsForm(request.POST)
         if form.is_valid():
             accounts.account_time_zone_set(account=account, time_zone=form.cleaned_data["time_zone"])
@@ -68,17 +64,9 @@ def account_settings(request: HttpRequest) -> HttpResponse:
     return render(request, "account/settings.html", {"form": form, "is_owner": is_owner})
 
 
-def _owner_refused(request: HttpRequest) -> HttpResponse | None:
-    return None if request.account_ctx.can(OWNER) else HttpResponse("Only owners manage members.", status=403)
-
-
-@account_required
-@require_POST
+@account_required(role=OWNER, refusal=MEMBERS_REFUSAL, methods=("POST",))
 def member_remove(request: HttpRequest) -> HttpResponse:
     """Remove a member (owners; 404 for another account's membership; never the last owner)."""
-    refused = _owner_refused(request)
-    if refused:
-        return refused
     try:
         accounts.membership_remove(account=request.account, membership_id=int64_or_404(request.POST.get("remove")))
     except Membership.DoesNotExist:
@@ -112,20 +100,11 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "account/invitation.html", {"invite": invite, "form": form})
 
 
-def _viewer_refused(request: HttpRequest) -> HttpResponse | None:
-    if request.account_ctx.can(Membership.Role.MEMBER):
-        return None
-    return HttpResponse("Viewers cannot manage tokens.", status=403)
-
-
-@account_required
+@account_required(write_role=MEMBER, refusal=TOKENS_REFUSAL)
 def tokens(request: HttpRequest) -> HttpResponse:
     """List the account's API tokens; members create one here (the secret is shown once)."""
     form, secret = TokenForm(), None
     if request.method == "POST":
-        refused = _viewer_refused(request)
-        if refused:
-            return refused
         form = TokenForm(request.POST)
         if form.is_valid():
             _, secret = accounts.account_token_create(account=request.account, name=form.cleaned_data["name"],
@@ -135,13 +114,9 @@ def tokens(request: HttpRequest) -> HttpResponse:
         "tokens": account_tokens(account=request.account), "form": form, "secret": secret})
 
 
-@account_required
-@require_POST
+@account_required(role=MEMBER, refusal=TOKENS_REFUSAL, methods=("POST",))
 def token_revoke(request: HttpRequest) -> HttpResponse:
     """Revoke one of the account's tokens (members; 404 for another account's token)."""
-    refused = _viewer_refused(request)
-    if refused:
-        return refused
     try:
         token = accounts.account_token_revoke(account=request.account, token_id=int64_or_404(request.POST.get("revoke")))
     except AccountToken.DoesNotExist:

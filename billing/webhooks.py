@@ -11,12 +11,21 @@ from core.money import UNITS_PER_USD
 
 from .gateways import StripeGateway, cents
 from .models import Payment, Refund
-from .purchases import network_call_allowed, payment_complete, payment_fail, refund_fail, refund_settle
+from .purchases import (
+    auto_topup_charged,
+    auto_topup_failed,
+    network_call_allowed,
+    payment_complete,
+    payment_fail,
+    refund_fail,
+    refund_settle,
+)
 
 log = logging.getLogger(__name__)
 PAID_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
 FAILED_EVENTS = {"checkout.session.async_payment_failed", "checkout.session.expired"}
 REFUND_EVENTS = {"refund.created", "refund.updated", "refund.failed"}
+INTENT_EVENTS = {"payment_intent.succeeded", "payment_intent.payment_failed"}
 
 
 class WebhookError(Exception):
@@ -41,6 +50,8 @@ def stripe_event_apply(*, event: dict) -> str:
     session = (event.get("data") or {}).get("object") or {}
     if kind in REFUND_EVENTS:
         return stripe_refund_apply(event=event, refund=session)
+    if kind in INTENT_EVENTS:
+        return stripe_intent_apply(event=event, intent=session)
     if kind not in PAID_EVENTS | FAILED_EVENTS:
         return "ignored"
     payment = Payment.objects.filter(gateway="stripe", external_id=session.get("id")).first()
@@ -85,3 +96,27 @@ def stripe_refund_apply(*, event: dict, refund: dict) -> str:
         return "refund failed after it was settled"
     entry = refund_settle(refund_id=claim.pk, external_id=refund["id"])
     return "refunded" if entry is not None else "already refunded"
+
+
+def stripe_intent_apply(*, event: dict, intent: dict) -> str:
+    """Settle the automatic charge a PaymentIntent names (`metadata.payment`) when its direct answer was
+    lost: credit it once, or record the failure (a card error is final: auto top-up turns off)."""
+    payment_id = str((intent.get("metadata") or {}).get("payment", ""))
+    payment = Payment.objects.filter(pk=int(payment_id), gateway="stripe", kind=Payment.Kind.AUTO_TOPUP).first() \
+        if payment_id.isdigit() else None
+    if payment is None:
+        return "ignored"  # a Checkout's own PaymentIntent: its session's events credit it
+    if payment.status != Payment.Status.PENDING:
+        return "already settled"
+    if event.get("type") == "payment_intent.succeeded":
+        if intent.get("amount_received") != cents(payment.total_units):
+            log.error("stripe intent %s received %s cents, payment %s is %s", intent.get("id"),
+                      intent.get("amount_received"), payment.pk, payment.total_units)
+            return "amount does not match"
+        Payment.objects.filter(pk=payment.pk, external_id__isnull=True).update(external_id=intent.get("id"))
+        entry = auto_topup_charged(payment_id=payment.pk)
+        return "credited" if entry is not None else "already credited"
+    error = intent.get("last_payment_error") or {}
+    auto_topup_failed(payment_id=payment.pk, reason=error.get("message") or "the payment failed",
+                      final=error.get("type") == "card_error")
+    return "failed"

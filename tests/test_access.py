@@ -25,7 +25,8 @@ pytestmark = pytest.mark.django_db
 PUBLIC = {"plotly-js", "password_reset_confirm", "api-model-endpoints", "model", "author", "provider", "app",
           "invitation"}
 # Routes of an account's own objects: another account's object answers 404 (or 403).
-OWN_OBJECTS = {"generation", "api-key", "api-ingest-batch", "api-budget", "api-spend-release"}
+OWN_OBJECTS = {"generation", "api-key", "api-ingest-batch", "api-budget", "api-spend-release", "alert-log",
+               "api-alert-deliveries"}
 # Routes of the current account by period: another account's figures never appear on them.
 BY_PERIOD = {"monthly-report", "statement", "statement-csv"}
 STAFF_ONLY = {"ops-batch", "ops-batch-rejects", "ops-batch-retry", "ops-reprice", "ops-reprice-apply",
@@ -144,7 +145,7 @@ def _reprice() -> Reprice:
 def test_anonymous_users_are_sent_to_sign_in_from_every_account_page(site):
     anonymous = Client()
     b_generation = Generation.objects.get(account_id=site["b"].pk)
-    concrete = {"generation": f"/account/generations/{b_generation.pk}/",
+    concrete = {"generation": f"/account/generations/{b_generation.pk}/", "alert-log": "/account/alerts/1/",
                 "monthly-report": f"/account/reports/monthly/{D1:%Y-%m}/",
                 "statement": f"/account/statements/{D1:%Y-%m}/", "statement-csv": f"/account/statements/{D1:%Y-%m}/csv"}
     urls = [concrete.get(name, "/" + route) for route, name in _routes() if route.startswith("account/")]
@@ -159,6 +160,8 @@ FORMS = ("/account/switch/", "/account/settings/", "/account/members/", "/accoun
          "/account/credits/refund/", "/account/credits/auto-topup/", "/account/credits/alert/",
          "/account/credits/promo/", "/account/credits/demo-card/", "/account/keys/",
          "/account/credits/budgets/save/", "/account/credits/budgets/delete/", "/account/credits/budgets/week/",
+         "/account/alerts/add/", "/account/alerts/events/", "/account/alerts/rotate/", "/account/alerts/pause/",
+         "/account/alerts/delete/", "/account/alerts/test/", "/account/alerts/resend/", "/account/credits/unusual/",
          "/accounts/logout/", "/accounts/password_change/", "/accounts/login/", "/accounts/password_reset/")
 
 
@@ -210,3 +213,98 @@ def test_budgets_and_reservations_stay_in_their_account(site, settings):
         assert gateway.get(url).status_code == 302, url  # to sign-in: the token is no session
     assert gateway.post("/api/v1/spend/check", {"api_key": b_key.external_id}, content_type="application/json"
                         ).status_code == 200
+
+
+def test_alert_channels_and_deliveries_stay_in_their_account(site, settings):
+    """Another account's channel and delivery ids answer 404 on every page, form and API; its
+    channel's secret, URL and log never appear; nothing of it changes."""
+    from billing.alert_channels import alert_channel_create
+    from billing.models import AlertChannel, AlertDelivery, AlertEvent
+
+    settings.ALERT_ALLOW_PRIVATE_URLS = True
+    client, auth = site["client"], {"HTTP_AUTHORIZATION": f"Bearer {site['token']}"}
+    theirs = alert_channel_create(account=site["b"], kind="webhook", url="http://127.0.0.1:9/b-secret-hook")
+    event = AlertEvent.objects.create(account=site["b"], event="balance.low", dedupe_key="b", subject="B's alert",
+                                      text="t", created=theirs.created)
+    delivery = AlertDelivery.objects.create(channel=theirs, event=event, created=event.created, due_at=event.created,
+                                            status="failed", body="b-body")
+    assert client.get(f"/account/alerts/{theirs.pk}/").status_code == 404
+    for url, body in (("/account/alerts/events/", {"channel": theirs.pk, "events": ["balance.low"]}),
+                      ("/account/alerts/rotate/", {"channel": theirs.pk}),
+                      ("/account/alerts/pause/", {"channel": theirs.pk, "paused": "1"}),
+                      ("/account/alerts/delete/", {"channel": theirs.pk}),
+                      ("/account/alerts/test/", {"channel": theirs.pk}),
+                      ("/account/alerts/resend/", {"delivery": delivery.pk})):
+        assert client.post(url, body).status_code == 404, url
+    page = client.get("/account/alerts/").content.decode()
+    assert "b-secret-hook" not in page
+    assert theirs.secret not in page
+    assert client.get(f"/api/v1/account/alert-channels/{theirs.pk}/deliveries", **auth).status_code == 404
+    assert client.get("/api/v1/account/alert-channels", **auth).json() == []
+    after = AlertChannel.objects.get(pk=theirs.pk)
+    assert (after.secret, after.events, after.paused_at) == (theirs.secret, [], None)
+    assert AlertDelivery.objects.count() == 1
+    assert AlertEvent.objects.filter(account=site["a"]).count() == 0
+
+
+def test_thresholds_stay_in_their_account(site, settings):
+    """Another account's key and budget ids answer 404 when their thresholds are posted; the alert
+    settings API reads and changes the token's account only; another account's fired forecast never
+    shows; a viewer changes no threshold; the gateway token reads no alert settings."""
+    from billing import budgets
+    from billing.accounts import api_key_limit_set
+    from billing.models import AlertEvent, Budget
+
+    settings.GATEWAY_TOKEN = "gw-access"  # noqa: S105  (test only)
+    client, auth = site["client"], {"HTTP_AUTHORIZATION": f"Bearer {site['token']}"}
+    a, b = site["a"], site["b"]
+    b_key = ApiKey.objects.get(account=b)
+    api_key_limit_set(account=b, key_id=b_key.pk, limit_units=10**10, interval="daily")
+    theirs = budgets.budget_create(account=b, scope="account", amount_units=10**10, period="month",
+                                   alert_percentages=[50])
+    assert client.post("/account/keys/", {"key": b_key.pk, "limit": "1", "interval": "daily",
+                                          "alerts": "10"}).status_code == 404
+    assert client.post("/account/credits/budgets/save/", {"budget": theirs.pk, "scope": "account", "amount": "1",
+                                                          "period": "month", "mode": "hard",
+                                                          "alerts": "10"}).status_code == 404
+    assert client.patch(f"/api/v1/account/budgets/{theirs.pk}", {"alert_percentages": [10]},
+                        content_type="application/json", **auth).status_code == 404
+    assert Budget.objects.get(api_key=b_key).alert_percentages == [80]
+    assert Budget.objects.get(pk=theirs.pk).alert_percentages == [50]
+
+    response = client.patch("/api/v1/account/alert-settings", {"low_balance_usd": "3", "unusual_spend_k": "2"},
+                            content_type="application/json", **auth)
+    assert response.status_code == 200
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.low_balance_threshold_units, a.unusual_spend_k) == (3 * 10**10, Decimal("2.0"))
+    assert (b.low_balance_threshold_units, b.unusual_spend_k) == (None, Decimal("5.0"))
+    client.post("/account/credits/unusual/", {"k": "9", "minimum": "1"})  # the current account's: A
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.unusual_spend_k, b.unusual_spend_k) == (Decimal("9.0"), Decimal("5.0"))
+
+    now = datetime.now(tz=UTC)
+    AlertEvent.objects.create(account=b, event="forecast.runs_out", dedupe_key="forecast:balance:x",
+                              subject="B runs out", text="B-ONLY forecast", created=now,
+                              data={"what": "balance", "period": now.date().replace(day=1).isoformat()})
+    AlertEvent.objects.create(account=b, event="forecast.runs_out", dedupe_key="forecast:budget:x",
+                              subject="B runs out", text="B-ONLY budget forecast", created=now,
+                              data={"what": "budget", "budget_id": theirs.pk,
+                                    "period": now.date().replace(day=1).isoformat()})
+    for url in ("/account/credits/", "/account/credits/budgets/", "/account/"):
+        assert "B-ONLY" not in client.get(url).content.decode(), url
+
+    viewer = member_of(a, Membership.Role.VIEWER, "val")
+    watcher = Client()
+    watcher.force_login(viewer)
+    a_key = ApiKey.objects.filter(account=a).first()
+    assert watcher.post("/account/keys/", {"key": a_key.pk, "limit": "1", "interval": "daily",
+                                           "alerts": "10"}).status_code == 403
+    assert watcher.post("/account/credits/unusual/", {"k": "4", "minimum": "1"}).status_code == 403
+    _, read_only = account_token_create(account=a, name="v", created_by=viewer)
+    assert client.patch("/api/v1/account/alert-settings", {"unusual_spend_k": "4"}, content_type="application/json",
+                        HTTP_AUTHORIZATION=f"Bearer {read_only}").status_code == 403
+    a.refresh_from_db()
+    assert a.unusual_spend_k == Decimal("9.0")
+    assert Client(HTTP_AUTHORIZATION="Bearer gw-access").get("/api/v1/account/alert-settings").status_code == 401

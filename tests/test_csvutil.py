@@ -2,7 +2,7 @@
 import pytest
 from django.db import connection
 
-from analytics.usage.generation_log import pg_safe
+from analytics.usage.log_export import pg_safe
 from core.csvutil import safe_cell
 
 CELLS = {

@@ -186,12 +186,13 @@ UP_TO = "Enter an amount up to $100,000,000."
 
 
 def test_the_money_forms_refuse_amounts_past_the_ledgers_range():
-    assert AutoTopupForm({"threshold": "999999999", "amount": "25"}).errors == {"threshold": [UP_TO]}
+    assert AutoTopupForm({"threshold": "999999999", "amount": "25", "monthly_cap": "100"}).errors == {
+        "threshold": [UP_TO]}
     assert LowBalanceForm({"threshold": "9999999999.99"}).errors == {"threshold": [UP_TO]}
     assert KeyLimitForm({"limit": "9999999999", "interval": "daily"}).errors == {"limit": [UP_TO]}
     adjust = AdjustForm({"amount": "-1000000000", "reason": "x", "token": "t"})
     assert adjust.errors == {"amount": ["Enter a debit up to $100,000,000."]}
-    assert AutoTopupForm({"threshold": "100000000", "amount": "25"}).is_valid()  # the bound itself is fine
+    assert AutoTopupForm({"threshold": "100000000", "amount": "25", "monthly_cap": "100000000"}).is_valid()  # the bound itself is fine
 
 
 def _messages(response) -> list[str]:
@@ -199,10 +200,10 @@ def _messages(response) -> list[str]:
 
 
 def test_an_auto_top_up_past_the_ledgers_range_is_refused(site):
-    response = site["client"].post("/account/credits/auto-topup/", {"threshold": "999999999", "amount": "25"},
-                                   follow=True)
+    response = site["client"].post("/account/credits/auto-topup/", {"threshold": "999999999", "amount": "25",
+                                                                     "monthly_cap": "100"}, follow=True)
     assert response.status_code == 200
-    assert _messages(response) == ["Auto top-up not saved: enter both amounts in dollars and cents: "
+    assert _messages(response) == ["Auto top-up not saved: enter the amounts in dollars and cents: "
                                    "Enter an amount up to $100,000,000."]
     assert Account.objects.get(pk=site["a"].pk).auto_topup_threshold_units == 0  # as it was
 
@@ -236,7 +237,7 @@ def test_no_amount_makes_a_server_error(site, form, amount, other, enabled):
         key = ApiKey.objects.filter(account=site["a"]).first()
         response = site["client"].post("/account/keys/", {"key": key.pk, "limit": amount, "interval": "daily"})
     else:
-        data = {"threshold": amount, "amount": other, **({"enabled": "on"} if enabled else {})}
+        data = {"threshold": amount, "amount": other, "monthly_cap": other, **({"enabled": "on"} if enabled else {})}
         response = site["client"].post(f"/account/credits/{'auto-topup' if form == 'topup' else form}/", data)
     assert response.status_code == 302, (form, amount, other)
 

@@ -11,12 +11,12 @@ from tests.conftest import database_url
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL",
+def _load_settings(env: dict[str, str], code: str | None = None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_URL",
                                                                         "CELERY_"))}
     clean.update(env)
-    code = ("import django; django.setup(); from django.conf import settings as s; "
-            "print(s.DATABASES['default']['ENGINE'], s.CACHES['default']['BACKEND'], s.CELERY_BROKER_URL, s.DEBUG)")
+    code = code or ("import django; django.setup(); from django.conf import settings as s; "
+                    "print(s.DATABASES['default']['ENGINE'], s.CACHES['default']['BACKEND'], s.CELERY_BROKER_URL, s.DEBUG)")
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean | {"DJANGO_SETTINGS_MODULE": "config.settings"},
                           capture_output=True, text=True, timeout=60)
 
@@ -155,3 +155,27 @@ def test_production_answers_with_the_security_headers():
     assert lines[1:] == ["Strict-Transport-Security = max-age=31536000; includeSubDomains; preload",
                          "X-Content-Type-Options = nosniff", "X-Frame-Options = DENY",
                          "Referrer-Policy = same-origin", "Cross-Origin-Opener-Policy = same-origin"]
+
+
+def _settings_print(env: dict[str, str], expression: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "INGEST_", "CELERY_"))}
+    code = f"import django; django.setup(); from django.conf import settings as s; print({expression})"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env=clean | env | {"DJANGO_SETTINGS_MODULE": "config.settings"})
+
+
+def test_rabbitmq_gets_publisher_confirms_and_every_broker_late_acks_with_prefetch_one():
+    expression = ("s.CELERY_BROKER_TRANSPORT_OPTIONS, s.CELERY_TASK_ACKS_LATE, s.CELERY_WORKER_PREFETCH_MULTIPLIER,"
+                  " s.CELERY_TASK_REJECT_ON_WORKER_LOST")
+    rabbit = _settings_print({"CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//"}, expression)
+    assert rabbit.stdout.strip() == "{'confirm_publish': True} True 1 True", rabbit.stderr
+
+
+def test_ingest_files_go_to_postgres_unless_a_bucket_is_named():
+    expression = "s.INGEST_STORE, s.STORAGES['ingest']['BACKEND'], s.STORAGES['ingest']['OPTIONS'].get('bucket_name')"
+    assert _settings_print({}, expression).stdout.split() == [
+        "postgres", "django.core.files.storage.FileSystemStorage", "None"]
+    s3 = _settings_print({"INGEST_S3_BUCKET": "logs", "INGEST_S3_ENDPOINT_URL": "http://127.0.0.1:9000"}, expression)
+    assert s3.stdout.split() == ["storage", "storages.backends.s3.S3Storage", "logs"], s3.stderr
+    wrong = _settings_print({"INGEST_STORE": "disk"}, expression)
+    assert "INGEST_STORE is 'disk': expected `postgres` or `storage`" in wrong.stderr

@@ -5,7 +5,7 @@ Flow: `tasks.batch_queue` (a batch row, then the split task after commit) -> `ba
 (format, header, byte ranges of `INGEST_CHUNK_LINES` lines, one task per chunk) ->
 `chunk.chunk_ingest` (parse with `formats`, build `stage` rows, then ONE transaction through
 `loader`) -> after commit `fanout.chunk_fan_out`. `files` holds the ingest folder, `prices` the
-price book, `partitions` the raw table's months, `traffic` the demo traffic generator.
+price book, `partitions` the raw table's months. The demo traffic generator is `analytics.demo`.
 
 The names below are the package's entry points, for callers that read `analytics.ingest.X`.
 """

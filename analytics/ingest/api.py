@@ -3,7 +3,6 @@ token) and `GET /api/v1/ingest/<id>` (a batch's status and counts)."""
 import math
 import zlib
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
@@ -13,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.models import IngestBatch
-from core.api import ErrorSerializer, StaticTokenAuthentication
+from core.api import BearerTokenScheme, ErrorSerializer, StaticTokenAuthentication
 
 from . import batches, formats, tasks
 from .files import TooLarge, body_store
@@ -26,12 +25,10 @@ class IngestTokenAuthentication(StaticTokenAuthentication):
     setting, label = "INGEST_TOKEN", "ingest"
 
 
-class IngestTokenScheme(OpenApiAuthenticationExtension):
+class IngestTokenScheme(BearerTokenScheme):
     target_class = "analytics.ingest.api.IngestTokenAuthentication"
     name = "ingestToken"
-
-    def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "description": "the gateway's INGEST_TOKEN"}
+    token = "the gateway's INGEST_TOKEN"
 
 
 class HasIngestToken(BasePermission):

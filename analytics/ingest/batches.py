@@ -20,14 +20,17 @@ from django.utils import timezone
 from analytics.models import IngestBatch, IngestChunk
 
 from . import formats
-from .files import IngestError, batch_files_remove, plain_copy, superseded_remove
+from .files import IngestError, batch_files_remove, batch_store, plain_copy, superseded_remove
+from .store import store_open
 
 log = logging.getLogger(__name__)
 FINISHED = (IngestBatch.Status.DONE, IngestBatch.Status.FAILED)
 
 
 def batch_create(*, path: Path, source: str, fmt: str = "auto") -> IngestBatch:
-    """Record a batch for a readable file (IngestError for an unreadable file or an unknown format)."""
+    """Record a batch for a readable file and save its bytes in the store, where every worker reads them
+    (IngestError for an unreadable file or an unknown format). Call it inside a transaction: the batch and
+    its stored bytes commit together."""
     path = Path(path)
     try:
         with path.open("rb") as handle:
@@ -37,7 +40,10 @@ def batch_create(*, path: Path, source: str, fmt: str = "auto") -> IngestBatch:
         raise IngestError(f"cannot read {path}: {error.strerror or error}") from error
     if fmt != "auto" and fmt not in formats.FORMATS:
         raise IngestError(f"unknown format {fmt!r}; expected auto or one of {', '.join(formats.FORMATS)}")
-    return IngestBatch.objects.create(source=source[:500], path=str(path.resolve()), format=fmt, bytes=size)
+    batch = IngestBatch.objects.create(source=source[:500], format=fmt, bytes=size)
+    batch.path = batch_store(batch=batch, path=path)
+    batch.save(update_fields=["path"])
+    return batch
 
 
 def _first_record_line(handle) -> tuple[bytes, int, int]:
@@ -63,7 +69,7 @@ def batch_split(*, batch_id: int, queue_chunk: Callable[[int], None] | None = No
     IngestBatch.objects.filter(pk=batch_id).update(status=IngestBatch.Status.RUNNING, started_at=timezone.now())
     try:
         plain = plain_copy(batch)
-        with plain.open("rb") as handle:
+        with store_open(name=plain) as handle:
             first, first_number, after_first = _first_record_line(handle)
             fmt = batch.format
             if fmt == "auto":
@@ -89,14 +95,14 @@ def batch_split(*, batch_id: int, queue_chunk: Callable[[int], None] | None = No
             for i, (first_line, a, b) in enumerate(chunks)
         ])
         IngestBatch.objects.filter(pk=batch_id).update(
-            format=fmt, header=header.decode("utf-8", errors="replace").rstrip("\r\n"), path=str(plain),
+            format=fmt, header=header.decode("utf-8", errors="replace").rstrip("\r\n"), path=plain,
             lines=total_lines, chunks_total=len(chunks))
-        source = Path(batch.path)
+        source = batch.path
         transaction.on_commit(lambda: superseded_remove(source=source, plain=plain))
         if not chunks:
             IngestBatch.objects.filter(pk=batch_id).update(status=IngestBatch.Status.DONE,
                                                            finished_at=timezone.now())
-            transaction.on_commit(lambda: batch_files_remove(path=str(plain)))
+            transaction.on_commit(lambda: batch_files_remove(path=plain))
         for index in range(len(chunks) if queue_chunk else 0):
             transaction.on_commit(lambda i=index: queue_chunk(i))
     batch.refresh_from_db()

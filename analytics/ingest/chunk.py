@@ -28,6 +28,7 @@ from . import formats, loader
 from .fanout import chunk_fan_out
 from .files import batch_files_remove
 from .stage import stage_rows
+from .store import store_range
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,7 @@ class ChunkResult:
 
 
 def _chunk_lines(path: str, start: int, end: int, first_line: int) -> Iterator[tuple[int, bytes]]:
-    with open(path, "rb") as handle:
-        handle.seek(start)
-        data = handle.read(end - start)
+    data = store_range(name=path, start=start, end=end)  # from the store, on whichever host runs the chunk
     for offset, line in enumerate(data.split(b"\n")):
         yield first_line + offset, line
 

@@ -1,17 +1,23 @@
-"""Ingestion's files: the folder every worker reads, uploads and copies written there, gzip made plain."""
+"""Ingestion's files: uploads received into var/ingest/ on the host that takes them, the batch's bytes
+moved into the store (`store`, where every worker reads them), gzip made plain there, and removal."""
 from __future__ import annotations
 
 import gzip
+import io
 import shutil
 import time
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
+from django.db import transaction
 
 from analytics.models import IngestBatch
+
+from . import store
 
 GZIP_MAGIC = b"\x1f\x8b"
 BLOCK = 1 << 20
@@ -35,27 +41,44 @@ def _stamp() -> str:
     return datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%S%f")
 
 
-def plain_copy(batch: IngestBatch) -> Path:
-    """Return a path to the batch's uncompressed bytes, decompressing a gzip file once."""
-    source = Path(batch.path)
-    with source.open("rb") as handle:
-        magic = handle.read(2)
-    if magic != GZIP_MAGIC:
-        return source
-    target = ingest_dir() / f"batch-{batch.pk}.plain"
+class _Limited(io.RawIOBase):
+    """Read `source` (a gzip stream) and raise IngestError past `limit` bytes: a bomb is refused, not stored."""
+
+    def __init__(self, source: BinaryIO, limit: int):
+        self.source, self.limit, self.total = source, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.source.read(len(buffer))
+        self.total += len(data)
+        if self.total > self.limit:
+            raise IngestError(f"decompressed size exceeds {self.limit} bytes")
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def plain_copy(batch: IngestBatch) -> str:
+    """Return the store name of the batch's uncompressed bytes, decompressing a gzip file once (in the store)."""
+    if store.store_range(name=batch.path, start=0, end=len(GZIP_MAGIC)) != GZIP_MAGIC:
+        return batch.path
     limit = settings.INGEST_MAX_DECOMPRESSED_BYTES
-    written = 0
-    try:
-        with gzip.open(source, "rb") as compressed, target.open("wb") as plain:
-            while block := compressed.read(1 << 20):
-                written += len(block)
-                if written > limit:
-                    raise IngestError(f"decompressed size exceeds {limit} bytes")
-                plain.write(block)
-    except BaseException:
-        target.unlink(missing_ok=True)  # a bad or oversized gzip leaves no partial copy behind
-        raise
-    return target
+    with store.store_open(name=batch.path) as stored, gzip.GzipFile(fileobj=stored) as compressed:
+        # A bad or oversized gzip leaves no partial copy behind (store_save).
+        return store.store_save(name=f"batch-{batch.pk}.plain", source=io.BufferedReader(_Limited(compressed, limit)))
+
+
+def batch_store(*, batch: IngestBatch, path: Path) -> str:
+    """Save a batch's file into the store, where every worker reads it; returns its name there.
+
+    An upload Tokengrid wrote to var/ingest/ goes once the transaction that recorded the batch commits.
+    """
+    with path.open("rb") as handle:
+        name = store.store_save(name=f"batch-{batch.pk}", source=handle)
+    if owned(path):
+        transaction.on_commit(lambda: path.unlink(missing_ok=True))
+    return name
 
 
 
@@ -64,20 +87,20 @@ def owned(path: Path) -> bool:
     return path.parent == ingest_dir()
 
 
-def superseded_remove(*, source: Path, plain: Path) -> None:
-    """Remove an upload once its decompressed copy replaced it as the batch's file (call after commit)."""
-    if plain != source and owned(source):
-        source.unlink(missing_ok=True)
+def superseded_remove(*, source: str, plain: str) -> None:
+    """Remove a stored gzip file once its decompressed copy replaced it as the batch's file (call after commit)."""
+    if plain != source:
+        store.store_remove(name=source)
 
 
 def batch_files_remove(*, path: str) -> None:
-    """Remove a finished batch's file if Tokengrid wrote it (call after the commit that finished the batch)."""
-    if path and owned(Path(path)):
-        Path(path).unlink(missing_ok=True)
+    """Remove a finished batch's stored file (call after the commit that finished the batch)."""
+    store.store_remove(name=path)
 
 
 def files_expire(*, older_than: timedelta) -> list[str]:
-    """Remove files of the ingest folder older than `older_than` that no queued or running batch reads.
+    """Remove stored files and files of the ingest folder older than `older_than` that no queued or running
+    batch reads.
 
     What a finished batch leaves is removed when it finishes; this takes what a failed batch (kept for a retry
     until then), a refused upload or a crashed worker left. Returns the names removed.
@@ -87,10 +110,12 @@ def files_expire(*, older_than: timedelta) -> list[str]:
                   .values_list("path", flat=True))
     removed = []
     for path in sorted(ingest_dir().iterdir()):
-        if path.is_file() and path.stat().st_mtime < cutoff and str(path) not in reading:
+        if path.is_file() and path.stat().st_mtime < cutoff:
             path.unlink(missing_ok=True)
             removed.append(path.name)
-    return removed
+    # A batch's own name and its decompressed copy's.
+    reading |= {f"{name}.plain" for name in reading}
+    return removed + store.store_expire(older_than=older_than, keep=reading)
 
 
 def upload_store(*, chunks: Iterator[bytes], suffix: str = ".ndjson") -> Path:

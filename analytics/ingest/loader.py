@@ -20,8 +20,8 @@ import orjson
 from django.db import IntegrityError, connection, transaction
 from psycopg.types.json import set_json_dumps
 
-from analytics.counters import LATENCY_SUMS, SPEND, UNPRICED, USAGE_SUMS
-from analytics.models import LONG_PROMPTS
+from analytics import rollups
+from analytics.counters import SPEND, UNPRICED
 
 
 class StageRow(NamedTuple):
@@ -46,7 +46,6 @@ class StageRow(NamedTuple):
     tokens_reasoning: int
     tokens_cached: int
     cost_units: int
-    cost_priced: bool
     is_byok: bool
     latency: int | None
     generation_time: int | None
@@ -93,7 +92,7 @@ _STAGE_TYPES = {
     "account_id": "bigint", "api_key_id": "bigint", "model_id": "bigint", "provider_id": "bigint",
     "app_id": "bigint", "batch_id": "bigint",
     "tokens_prompt": "bigint", "tokens_completion": "bigint", "tokens_reasoning": "bigint",
-    "tokens_cached": "bigint", "cost_units": "bigint", "cost_priced": "boolean", "is_byok": "boolean",
+    "tokens_cached": "bigint", "cost_units": "bigint", "is_byok": "boolean",
     "latency": "integer", "generation_time": "integer", "status": "smallint", "finish_reason": "text",
     "streamed": "boolean", "cancelled": "boolean", "num_media_prompt": "integer",
     "num_media_completion": "integer", "num_search_results": "integer", "provider_responses": "jsonb",
@@ -119,7 +118,7 @@ ATTEMPT_COLUMNS = _columns(AttemptRow, _ATTEMPT_TYPES)
 
 GENERATION_COLUMNS = (
     "id", "created_at", "account_id", "api_key_id", "model_id", "provider_id", "app_id", "batch_id",
-    "tokens_prompt", "tokens_completion", "tokens_reasoning", "tokens_cached", "cost_units", "cost_priced",
+    "tokens_prompt", "tokens_completion", "tokens_reasoning", "tokens_cached", "cost_units",
     "is_byok", "latency", "generation_time", "status", "finish_reason", "streamed", "cancelled",
     "num_media_prompt", "num_media_completion", "num_search_results", "provider_responses",
     "end_user", "session_id", "tags", "cost_source", "price_id",
@@ -145,47 +144,16 @@ def _upsert(table: str, keys: tuple[str, ...], sums: dict[str, str], source: str
             f"ON CONFLICT ({key_list}) DO UPDATE SET {updates}")
 
 
-# Requests and the provider attempts of other providers (fallbacks) feed the endpoint rollups in
-# one pass: an attempt row counts as an attempt only (request 0, no tokens, no latency).
-_ENDPOINT_SOURCE = (
-    "(SELECT hour, day, model_id, provider_id, 1 AS request, failed, tokens_prompt, tokens_completion,"
-    " tokens_reasoning, tokens_cached, cost_units, is_byok, latency, own_attempts, own_failed, own_rate_limited,"
-    " cost_source,"
-    " CASE WHEN finish_reason = 'tool_calls' THEN 1 ELSE 0 END AS tool_call,"
-    " COALESCE(num_media_prompt, 0) AS media,"
-    f" CASE WHEN tokens_prompt > {LONG_PROMPTS[0]} THEN 1 ELSE 0 END AS long_32k,"
-    f" CASE WHEN tokens_prompt > {LONG_PROMPTS[1]} THEN 1 ELSE 0 END AS long_128k"
-    " FROM ingest_stage"
-    " UNION ALL SELECT hour, day, model_id, provider_id, 0, 0, 0, 0, 0, 0, 0, FALSE, NULL, 1, failed, rate_limited,"
-    " 0, 0, 0, 0, 0 FROM ingest_attempts) AS x")
-_ENDPOINT_SUMS = {**USAGE_SUMS, "requests": "SUM(request)", "attempts": "SUM(own_attempts)",
-                  "failed_attempts": "SUM(own_failed)", "rate_limited_attempts": "SUM(own_rate_limited)",
-                  "tool_call_requests": "SUM(tool_call)", "media_inputs": "SUM(media)",
-                  "long_32k_requests": "SUM(long_32k)", "long_128k_requests": "SUM(long_128k)", **LATENCY_SUMS}
-ROLLUP_SQL = (
-    _upsert("analytics_endpointhour", ("hour", "model_id", "provider_id"), _ENDPOINT_SUMS, _ENDPOINT_SOURCE),
-    _upsert("analytics_endpointday", ("day", "model_id", "provider_id"), _ENDPOINT_SUMS, _ENDPOINT_SOURCE),
-    _upsert("analytics_endpointhistogram", ("day", "model_id", "provider_id", "metric", "bucket"),
-            {"count": "COUNT(*)"},
-            "(SELECT day, model_id, provider_id, 1 AS metric, latency_bucket AS bucket FROM ingest_stage"
-            " WHERE latency_bucket IS NOT NULL UNION ALL"
-            " SELECT day, model_id, provider_id, 2 AS metric, throughput_bucket AS bucket FROM ingest_stage"
-            " WHERE throughput_bucket IS NOT NULL) AS x"),
-    _upsert("analytics_appday", ("day", "app_id", "model_id"), USAGE_SUMS, "ingest_stage WHERE app_id <> 0"),
-    _upsert("analytics_accountday", ("account_id", "day", "model_id", "provider_id", "api_key_id", "app_id"),
-            {**USAGE_SUMS, **LATENCY_SUMS}, "ingest_stage"),
-    _upsert("analytics_accounthour", ("account_id", "hour", "model_id", "provider_id", "api_key_id", "app_id"),
-            {**USAGE_SUMS, **LATENCY_SUMS}, "ingest_stage"),
-    _upsert("analytics_accountuserday", ("account_id", "day", "end_user"), {**USAGE_SUMS, **LATENCY_SUMS},
-            "ingest_stage"),
-    _upsert("analytics_accounttagday", ("account_id", "day", "tags"), {**USAGE_SUMS, **LATENCY_SUMS},
-            "ingest_stage"),
-)
+def rollup_sql() -> tuple[str, ...]:
+    """Every rollup's upsert (analytics.rollups.ROLLUPS, in its order, the lock order)."""
+    return tuple(_upsert(r.table, r.keys, r.counters, r.loader_source) for r in rollups.ROLLUPS)
+
+
 # The fallback attempts of generations that were not inserted (duplicates) count nowhere.
 _ATTEMPTS_OF_DROPPED_SQL = ("DELETE FROM ingest_attempts WHERE NOT EXISTS"
                             " (SELECT 1 FROM ingest_stage s WHERE s.id = ingest_attempts.gen_id)")
 SPEND_SQL = f"SELECT account_id, SUM({SPEND}) FROM ingest_stage GROUP BY account_id ORDER BY account_id"
-UNPRICED_SQL = f"SELECT COUNT(*) FROM ingest_stage WHERE cost_source = {UNPRICED}"
+UNPRICED_SQL = f"SELECT COUNT(*) FROM ingest_stage WHERE {UNPRICED.sql()}"
 
 
 def _create_temp_tables(cursor) -> None:
@@ -269,7 +237,7 @@ def apply(*, stage: list[StageRow], extra_attempts: list[AttemptRow]) -> Applied
         _create_temp_tables(cursor)
         inserted = _load(cursor, stage, extra_attempts)
         if inserted:
-            for sql in ROLLUP_SQL:
+            for sql in rollup_sql():
                 cursor.execute(sql)
             cursor.execute(SPEND_SQL)
             spend = {account_id: int(total) for account_id, total in cursor.fetchall() if total}

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from analytics import histograms
-from analytics.models import Generation
+from analytics import cost_sources, histograms
 from billing.accounts import accounts_register, api_keys_name, api_keys_register
 from core.money import UNITS_PER_USD
 from marketplace.services import apps_register, models_register, providers_register
@@ -17,9 +16,8 @@ from .loader import AttemptRow, StageRow
 from .prices import catalog_names, price_book
 
 # Plain ints for COPY's smallint column.
-GATEWAY, CATALOG, INSURANCE, UNPRICED = (int(s) for s in (
-    Generation.CostSource.GATEWAY, Generation.CostSource.CATALOG, Generation.CostSource.INSURANCE,
-    Generation.CostSource.UNPRICED))
+GATEWAY, CATALOG, INSURANCE, UNPRICED = (s.value for s in (
+    cost_sources.GATEWAY, cost_sources.CATALOG, cost_sources.INSURANCE, cost_sources.UNPRICED))
 
 
 def names_resolve(records: list[formats.Record]) -> set[str]:
@@ -74,16 +72,15 @@ def stage_rows(records: list[formats.Record], batch_id: int) -> tuple[list[Stage
     stage, extra_attempts = [], []
     append, extra = stage.append, extra_attempts.append
     bucket_of = histograms.bucket_of
-    new_row = tuple.__new__  # StageRow(...) is a Python call of 38 arguments: slower in this loop
+    new_row = tuple.__new__  # StageRow(...) is a Python call of 37 arguments: slower in this loop
     latency_buckets: dict[int, int] = {}  # latencies are whole ms and repeat: one log per value
     units_per_usd, one = Decimal(UNITS_PER_USD), Decimal(1)
     last_hour_key, hour, day = None, None, None
     for r in records:
         cost = r.total_cost
-        cost_priced = cost is None
         status = r.status
         price_id = None
-        if not cost_priced:
+        if cost is not None:
             source = GATEWAY  # a gateway's own cost is taken as it is, whatever the request did
         elif not 200 <= status < 300 or not r.tokens_completion:
             cost, source = None, INSURANCE  # failed, or nothing generated: $0, as OpenRouter bills it
@@ -141,7 +138,7 @@ def stage_rows(records: list[formats.Record], batch_id: int) -> tuple[list[Stage
             r.id, created, hour, day, account_id, key_ids[(account_id, r.api_key)] if r.api_key else 0,
             model_id, provider_ids[provider], app_ids[r.origin] if r.origin else 0, batch_id,
             r.tokens_prompt, completion, r.tokens_reasoning, r.tokens_cached,
-            cost_units, cost_priced, r.is_byok, latency, generation_time, status,
+            cost_units, r.is_byok, latency, generation_time, status,
             r.finish_reason or "", r.streamed, r.cancelled, r.num_media_prompt, r.num_media_completion,
             r.num_search_results, attempts, failed, own, own_failed, latency_bucket, throughput_bucket,
             r.end_user or "", r.session_id or "", r.tags, own_limited, source, price_id,

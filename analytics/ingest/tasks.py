@@ -4,19 +4,20 @@
 Every message of ingestion is sent from this module: the services (`batches`, `chunk`) never import
 it, so it can import them without a cycle. Tasks take ids, load, call a service, and decide about
 retries: ingest tasks ack late (a worker killed mid-chunk leaves the message to be redelivered)
-and retry only errors that a second try can cure (core.retry.TRANSIENT). Names are pinned to the
-ones they had when one module held every analytics task (`analytics.tasks.*`), so that messages
-already queued still run.
+and retry only errors that a second try can cure (core.retry.TRANSIENT). Names follow the module
+(`analytics.ingest.tasks.*`); the names they had when one module held every analytics task
+(`analytics.tasks.*`) still run, for one release,
+so that messages already queued do (core.celery_names).
 """
 import logging
 from datetime import timedelta
 from pathlib import Path
 
-from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
 from analytics.models import IngestBatch
+from core.celery_names import shared_task_renamed
 from core.retry import TRANSIENT
 
 from . import batches, chunk, files, partitions
@@ -63,7 +64,7 @@ def batches_stalled_requeue(*, idle_seconds: int) -> list[int]:
     return stalled
 
 
-@shared_task(name="analytics.tasks.ingest_batch_split", acks_late=True, autoretry_for=TRANSIENT,
+@shared_task_renamed(old_name="analytics.tasks.ingest_batch_split", acks_late=True, autoretry_for=TRANSIENT,
              retry_backoff=True, max_retries=8)
 def ingest_batch_split(batch_id: int) -> int:
     """Cut a batch's file into chunks and queue them; returns the number of chunks."""
@@ -73,7 +74,7 @@ def ingest_batch_split(batch_id: int) -> int:
         return 0  # recorded on the batch as failed; nothing a retry would change
 
 
-@shared_task(name="analytics.tasks.ingest_chunk", bind=True, acks_late=True, autoretry_for=TRANSIENT,
+@shared_task_renamed(old_name="analytics.tasks.ingest_chunk", bind=True, acks_late=True, autoretry_for=TRANSIENT,
              retry_backoff=True, retry_backoff_max=60, max_retries=10)
 def ingest_chunk(self, batch_id: int, index: int) -> dict:
     """Apply one chunk of a batch exactly once."""
@@ -89,26 +90,26 @@ def ingest_chunk(self, batch_id: int, index: int) -> dict:
             "skipped": result.skipped}
 
 
-@shared_task(name="analytics.tasks.ingest_stalled_requeue", ignore_result=True)
+@shared_task_renamed(old_name="analytics.tasks.ingest_stalled_requeue", ignore_result=True)
 def ingest_stalled_requeue() -> list[int]:
     """Queue again the chunks of batches with no progress for INGEST_STALLED_SECONDS (lost broker messages)."""
     return batches_stalled_requeue(idle_seconds=settings.INGEST_STALLED_SECONDS)
 
 
-@shared_task(name="analytics.tasks.ingest_files_expire", ignore_result=True)
+@shared_task_renamed(old_name="analytics.tasks.ingest_files_expire", ignore_result=True)
 def ingest_files_expire() -> list[str]:
     """Remove what failed batches and refused uploads left in the ingest folder after INGEST_FILE_RETENTION_DAYS."""
     return files.files_expire(older_than=timedelta(days=settings.INGEST_FILE_RETENTION_DAYS))
 
 
-@shared_task(name="analytics.tasks.partitions_upkeep", ignore_result=True)
+@shared_task_renamed(old_name="analytics.tasks.partitions_upkeep", ignore_result=True)
 def partitions_upkeep() -> list[str]:
     """Create the generation partitions of this month and the next ones; empty the default partition."""
     done = partitions.partitions_ensure(months_ahead=settings.GENERATION_PARTITIONS_AHEAD)
     return [f"{month:%Y-%m}" for month in done.created]
 
 
-@shared_task(name="analytics.tasks.partitions_retention", ignore_result=True)
+@shared_task_renamed(old_name="analytics.tasks.partitions_retention", ignore_result=True)
 def partitions_retention() -> list[str]:
     """Drop the raw generation partitions past GENERATION_RETENTION_MONTHS (rollups stay)."""
     done = partitions.retention_apply(months=settings.GENERATION_RETENTION_MONTHS)

@@ -3,6 +3,9 @@
 Open to anyone, so every view is a `_PublicApi`: throttled per client address (PUBLIC_API_RATE,
 30 a minute by default, as OpenRouter's data API), answered with `Cache-Control: public` and an
 `ETag` (a request whose If-None-Match names it gets 304 and no body).
+
+(Longer than 400 lines: one API view per operation, each with its nested Input/Output serializers
+and schema examples, all sharing `_PublicApi`'s throttle and caching.)
 """
 from datetime import date, timedelta
 

@@ -1,36 +1,52 @@
 """Celery tasks of the rankings: the rate-limited refresh that moves the version and prewarms.
 
-The name is pinned to the one it had when one module held every analytics task (`analytics.tasks.*`),
-so that messages already queued and the beat schedule still find it.
+Named after its module; the name it had when one module held every analytics task
+(`analytics.tasks.*`) still runs for one release, so that
+messages already queued find it (core.celery_names).
 """
-from celery import shared_task
+from time import time_ns
+
 from django.core.cache import cache
+
+from core.cache import VERSION_BUMPS
+from core.celery_names import shared_task_renamed
+from core.replica import replica_prewarm
 
 from .cache import batches_mark_ranked, rankings_invalidate
 from .catalog import model_weeks_refresh
 from .prewarm import rankings_prewarm
 
-RANKINGS_MAX_AGE_SECONDS = 60
+RANKINGS_MAX_AGE_SECONDS = VERSION_BUMPS.seconds
+MARKS_SECONDS = 24 * 3600  # when the version last moved, and until when a catch-up run is queued
 
 
-@shared_task(name="analytics.tasks.rollup_rankings_refresh", ignore_result=True)
+@shared_task_renamed(old_name="analytics.tasks.rollup_rankings_refresh", ignore_result=True)
 def rollup_rankings_refresh(*, batch_end: bool = False) -> None:
     """Bump the rankings version at most once a minute, then compute the new rankings ahead.
 
     Under continuous ingestion every chunk asks; the rate limit keeps pages served from the cache
     (at most a minute stale), and the prewarm means visitors never wait for a cold computation.
-    A request inside the minute leaves one catch-up run behind, so no chunk is left out for long.
+    A request inside the minute leaves one catch-up run behind, so no chunk is left out for long (the
+    one rate limit of version moves, core.cache.VERSION_BUMPS, which the usage pages' versions follow too).
     The last chunk of a batch (`batch_end`) moves the version at once: the limit is for chunks in the
     middle of a stream, never for its end, so a finished file is in the rankings within seconds and
     `ingest --wait` can wait for it (the batch's `ranked_at`). The catalog's week table is refreshed
     here too, off the ingest path.
     """
-    if cache.add("rankings:bumped", 1, RANKINGS_MAX_AGE_SECONDS) or batch_end:
-        if batch_end:
-            cache.set("rankings:bumped", 1, RANKINGS_MAX_AGE_SECONDS)
+    now_ms = time_ns() // 1_000_000
+    marks = cache.get_many(["rankings:bumped", "rankings:pending"])
+    due, later = VERSION_BUMPS.split(["rankings"], moved_at_ms={"rankings": marks.get("rankings:bumped")},
+                                     pending_until_ms={"rankings": marks.get("rankings:pending")}, now_ms=now_ms,
+                                     force=batch_end)
+    if due:
+        cache.set("rankings:bumped", now_ms, MARKS_SECONDS)
         model_weeks_refresh()
         rankings_invalidate()
         batches_mark_ranked()
-        rankings_prewarm()
-    elif cache.add("rankings:pending", 1, RANKINGS_MAX_AGE_SECONDS):
-        rollup_rankings_refresh.apply_async(countdown=RANKINGS_MAX_AGE_SECONDS + 1)
+        # From the replica once it has replayed every chunk the new version stands for (core.replica).
+        with replica_prewarm():
+            rankings_prewarm()
+    elif later:
+        # Queued before its mark is written, so that no mark exists without its run.
+        rollup_rankings_refresh.apply_async(countdown=VERSION_BUMPS.countdown)
+        cache.set("rankings:pending", VERSION_BUMPS.pending_mark(now_ms), MARKS_SECONDS)

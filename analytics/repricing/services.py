@@ -8,8 +8,8 @@ account posts what changed, under the key `reprice:<id>:account:<account id>`. R
 
 Which rows: the endpoint's generations in [start, end) priced by Tokengrid from the catalog, or left
 unpriced. Never the gateway's own cost, never zero-completion insurance (failed or empty requests:
-$0), whatever their age (rows older than `cost_source` tell them apart by `cost_priced` and their
-status and completion). BYOK rows are repriced like the others (their generation's cost is shown in
+$0; rows ingested before insurance existed were priced from the catalog whatever they did, and are
+told apart by their status and completion). BYOK rows are repriced like the others (their generation's cost is shown in
 the log) but, as at ingestion (analytics.ingest.loader `_SPEND`), their spend is 0: they move no
 rollup spend and no balance. A row already at the new cost, source and price is not changed.
 
@@ -27,24 +27,23 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from analytics.models import Generation, Reprice, RepriceAccount
-from analytics.usage.sources import utc_hour_day_sql
+from analytics import cost_sources, rollups
+from analytics.models import Reprice, RepriceAccount
+from analytics.rollups import Rollup, utc_hour_day_sql
 from billing.ledger import ledger_reprice
 from core.money import usd_to_units
 from marketplace.models import EndpointPrice, PendingPriceChange
 from marketplace.price_history import endpoint_price_set
 from marketplace.pricing import Prices
 
-GATEWAY, CATALOG, INSURANCE, UNPRICED = (int(s) for s in (
-    Generation.CostSource.GATEWAY, Generation.CostSource.CATALOG, Generation.CostSource.INSURANCE,
-    Generation.CostSource.UNPRICED))
+CATALOG = cost_sources.CATALOG.value
 
 # A generation a reprice may change: priced from the catalog (or unpriced) by Tokengrid, and a request
-# that succeeded and generated something (the others are insurance: $0 whatever the price).
-# (COALESCE: never NULL, so that NOT of either is what it says.)
-_ELIGIBLE = (f"(COALESCE(g.cost_source, 0) IN ({CATALOG}, {UNPRICED}) OR (g.cost_source IS NULL AND g.cost_priced))"
+# that succeeded and generated something (the others are insurance: $0 whatever the price). The predicates
+# are analytics.cost_sources'; cost_source is never NULL, so NOT of either is what it says.
+_ELIGIBLE = (f"({cost_sources.CATALOG.sql('g.cost_source')} OR {cost_sources.UNPRICED.sql('g.cost_source')})"
              " AND g.status >= 200 AND g.status < 300 AND g.tokens_completion > 0")
-_GATEWAY = f"(COALESCE(g.cost_source, 0) = {GATEWAY} OR (g.cost_source IS NULL AND NOT g.cost_priced))"
+_GATEWAY = cost_sources.GATEWAY.sql("g.cost_source")
 _IN_RANGE = ("g.model_id = %(model)s AND g.provider_id = %(provider)s"
              " AND g.created_at >= %(start)s AND g.created_at < %(end)s")
 _SPEND_OLD = "CASE WHEN is_byok THEN 0 ELSE old_cost END"
@@ -57,19 +56,12 @@ _SPEND_NEW = "CASE WHEN is_byok THEN 0 ELSE new_cost END"
 ROLLUP_DELTAS = {"spend_units": f"SUM({_SPEND_NEW} - {_SPEND_OLD})", "unpriced_requests": "-SUM(was_unpriced)",
                  "unpriced_tokens": "-SUM(CASE WHEN was_unpriced = 1 AND NOT is_byok"
                                     " THEN tokens_prompt + tokens_completion ELSE 0 END)"}
-ENDPOINT_DELTAS = ROLLUP_DELTAS
 
-_ACCOUNT_KEYS = ("account_id", "{period}", "model_id", "provider_id", "api_key_id", "app_id")
-# Every rollup summing spend (analytics.ingest.loader ROLLUP_SQL), in the loader's order: table, key, rows, deltas.
-REPRICE_ROLLUPS = (
-    ("analytics_endpointhour", ("hour", "model_id", "provider_id"), "1 = 1", ENDPOINT_DELTAS),
-    ("analytics_endpointday", ("day", "model_id", "provider_id"), "1 = 1", ENDPOINT_DELTAS),
-    ("analytics_appday", ("day", "app_id", "model_id"), "app_id <> 0", ROLLUP_DELTAS),
-    ("analytics_accountday", tuple(k.format(period="day") for k in _ACCOUNT_KEYS), "1 = 1", ROLLUP_DELTAS),
-    ("analytics_accounthour", tuple(k.format(period="hour") for k in _ACCOUNT_KEYS), "1 = 1", ROLLUP_DELTAS),
-    ("analytics_accountuserday", ("account_id", "day", "end_user"), "1 = 1", ROLLUP_DELTAS),
-    ("analytics_accounttagday", ("account_id", "day", "tags"), "1 = 1", ROLLUP_DELTAS),
-)
+
+def reprice_rollups() -> tuple[Rollup, ...]:
+    """Every rollup carrying spend (analytics.rollups), in the loader's order: a reprice moves each."""
+    return tuple(r for r in rollups.ROLLUPS if r.spend)
+
 
 _TODO_COLUMNS = (("n", "bigint"), ("id", "text"), ("created_at", "timestamptz"), ("account_id", "bigint"),
                  ("is_byok", "boolean"), ("old_cost", "bigint"), ("old_source", "smallint"),
@@ -324,8 +316,10 @@ def _excluded(cursor, reprice: Reprice) -> tuple[int, int]:
     return int(gateway or 0), int(insurance or 0)
 
 
-def _rollup_sql(table: str, keys: tuple[str, ...], where: str, deltas: dict[str, str]) -> str:
+def _rollup_sql(rollup: Rollup) -> str:
     """Move a rollup's rows by the changed rows' deltas, locking them in key order."""
+    table, keys, where = rollup.table, rollup.keys, rollup.where
+    deltas = {column: delta for column, delta in ROLLUP_DELTAS.items() if column in rollup.counters}
     key_list = ", ".join(keys)
     sums = ", ".join(f"{expr} AS {column}" for column, expr in deltas.items())
     delta = f"SELECT {key_list}, {sums} FROM reprice_changed WHERE {where} GROUP BY {key_list}"
@@ -347,7 +341,8 @@ def _batch_apply(reprice: Reprice, low: int, high: int) -> None:
         cursor.execute(
             f"INSERT INTO reprice_changed SELECT g.id, g.created_at, g.account_id, {hour}, {day}, g.model_id,"
             " g.provider_id, COALESCE(g.api_key_id, 0), COALESCE(g.app_id, 0), g.end_user, g.tags, g.is_byok,"
-            f" t.old_cost, t.new_cost, CASE WHEN g.cost_source = {UNPRICED} THEN 1 ELSE 0 END, g.tokens_prompt,"
+            f" t.old_cost, t.new_cost, CASE WHEN {cost_sources.UNPRICED.sql('g.cost_source')} THEN 1 ELSE 0 END,"
+            " g.tokens_prompt,"
             " g.tokens_completion, g.batch_id"
             " FROM reprice_todo t JOIN analytics_generation g ON g.account_id = t.account_id"
             " AND g.created_at = t.created_at AND g.id = t.id"
@@ -362,8 +357,8 @@ def _batch_apply(reprice: Reprice, low: int, high: int) -> None:
             " FROM reprice_changed c WHERE analytics_generation.account_id = c.account_id"
             " AND analytics_generation.created_at = c.created_at AND analytics_generation.id = c.id",
             [reprice.price_id])
-        for table, keys, where, deltas in REPRICE_ROLLUPS:
-            cursor.execute(_rollup_sql(table, keys, where, deltas))
+        for rollup in reprice_rollups():
+            cursor.execute(_rollup_sql(rollup))
         cursor.execute(
             "INSERT INTO analytics_repriceaccount (reprice_id, account_id, requests, old_units, new_units,"
             " applied_requests, applied_old_units, applied_new_units)"

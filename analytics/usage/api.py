@@ -5,25 +5,33 @@ every answer is about the token's account only.
 """
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from billing.access import AccountTokenAuthentication, api_account
-from core.api import FIELD_ERRORS, ErrorSerializer
-from core.money import units_text
+from billing.access import AccountApi, api_account
+from core.api import FIELD_ERRORS, ClampedIntegerField, ErrorSerializer, ParamRefused, usd
 from core.params import ParamError
 from core.timerange import TimeRange, date_range_parse, days_span, zone_label
 
 from . import exports, generation_log, params, savings
 
+PAGE_DEFAULT, PAGE_MAX = 50, 500
+
 
 class UsageInputSerializer(serializers.Serializer):
+    """The report's range (dates of the account's zone, `context["zone"]`) and its grouping, parsed once."""
+
     start = serializers.DateField(required=False, help_text="first UTC date (default: 29 days before end)")
     end = serializers.DateField(required=False, help_text="last UTC date, included (default: today)")
     group_by = serializers.CharField(required=False, default=",".join(params.REPORT_DEFAULT),
                                      help_text=f"comma list of {', '.join(params.REPORT_GROUPS)}")
+
+    def validate(self, attrs: dict) -> dict:
+        given = [attrs[f].isoformat() if attrs.get(f) else None for f in ("start", "end")]
+        try:
+            first, last = date_range_parse(*given, zone=self.context["zone"])
+        except ParamError as error:
+            raise ParamRefused(str(error)) from None
+        return {"start": first, "end": last, "group_by": params.report_groups_parse(attrs["group_by"])}
 
 
 class UsageRowSerializer(serializers.Serializer):
@@ -89,20 +97,34 @@ class AccountGenerationSerializer(serializers.Serializer):
         return [tag for tag in obj.tags.split(",") if tag]
 
     def get_total_cost_usd(self, obj) -> str:
-        return units_text(obj.cost_units)
+        return usd(obj.cost_units)
 
 
 class GenerationPageSerializer(serializers.Serializer):
     results = AccountGenerationSerializer(many=True)
     next = serializers.CharField(allow_null=True, help_text="pass as `after` for the next (older) page")
 
-
-class _AccountApi(APIView):
-    authentication_classes = [AccountTokenAuthentication]
-    permission_classes = [IsAuthenticated]
+    def to_representation(self, page: generation_log.LogPage) -> dict:
+        return super().to_representation({"results": page.rows, "next": page.next_cursor})
 
 
-class UsageApi(_AccountApi):
+class GenerationsInputSerializer(serializers.Serializer):
+    """The page size and cursor, and the log's filter (generation_log.log_filter_parse, in the account's
+    zone, `context["zone"]`) as `log_filter`. The schema lists the parameters one by one (GenerationsApi)."""
+
+    limit = ClampedIntegerField(low=1, high=PAGE_MAX, required=False, default=PAGE_DEFAULT)
+
+    def validate(self, attrs: dict) -> dict:
+        # The cursor as sent: a mangled one reads as the first page (generation_log.cursor_decode).
+        attrs["after"] = self.initial_data.get("after")
+        try:  # repeated parameters (model=1&model=2): the filter reads the whole query string
+            attrs["log_filter"] = generation_log.log_filter_parse(self.initial_data, zone=self.context["zone"])
+        except ParamError as error:
+            raise ParamRefused(str(error)) from None
+        return attrs
+
+
+class UsageApi(AccountApi):
     InputSerializer = UsageInputSerializer
     OutputSerializer = UsageReportSerializer
 
@@ -120,22 +142,20 @@ class UsageApi(_AccountApi):
                     "set on the account's settings page): the rows of usage.csv.")
     def get(self, request):
         account = api_account(request)
-        query = self.InputSerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
         zone = account.zone
-        try:
-            first, last = date_range_parse(request.query_params.get("start"), request.query_params.get("end"), zone=zone)
-        except ParamError as error:
-            raise ValidationError({"detail": str(error)}) from None
-        group_by = params.report_groups_parse(query.validated_data["group_by"])
+        query = self.InputSerializer(data=request.query_params, context={"zone": zone})
+        query.is_valid(raise_exception=True)
+        first, last, group_by = (query.validated_data[name] for name in ("start", "end", "group_by"))
         header = exports.usage_csv_header(group_by)
         rows = exports.usage_report(account_id=account.pk, first=first, last=last, group_by=group_by, zone=zone)
-        return Response({"start": first, "end": last, "time_zone": zone_label(zone),
-                         "day_starts_at": TimeRange("report", *days_span(first, last, zone), True, zone=zone).day_starts_at,
-                         "group_by": list(group_by), "rows": [dict(zip(header, row, strict=True)) for row in rows]})
+        return Response(self.OutputSerializer({
+            "start": first, "end": last, "time_zone": zone_label(zone),
+            "day_starts_at": TimeRange("report", *days_span(first, last, zone), True, zone=zone).day_starts_at,
+            "group_by": list(group_by), "rows": [dict(zip(header, row, strict=True)) for row in rows]}).data)
 
 
-class GenerationsApi(_AccountApi):
+class GenerationsApi(AccountApi):
+    InputSerializer = GenerationsInputSerializer
     OutputSerializer = GenerationPageSerializer
 
     @extend_schema(
@@ -151,29 +171,19 @@ class GenerationsApi(_AccountApi):
             OpenApiParameter("start", str, description="first date in the account's time zone, YYYY-MM-DD"),
             OpenApiParameter("end", str, description="last date in the account's time zone, included"),
             OpenApiParameter("after", str, description="the `next` cursor of the previous page"),
-            OpenApiParameter("limit", int, description="rows per page, at most 500 (default 50)")],
+            OpenApiParameter("limit", int, description=f"rows per page, at most {PAGE_MAX} (default {PAGE_DEFAULT})")],
         description="The token's account's generations, newest first, paged by cursor.")
     def get(self, request):
         account = api_account(request)
-        try:
-            limit = min(max(int(request.query_params.get("limit", 50)), 1), 500)
-        except ValueError:
-            limit = 50
-        try:
-            log_filter = generation_log.log_filter_parse(request.query_params, zone=account.zone)
-        except ParamError as error:
-            raise ValidationError({"detail": str(error)}) from None
-        page = generation_log.generations_page(account_id=account.pk, log_filter=log_filter,
-                                               after=request.query_params.get("after"), size=limit)
-        return Response({"results": AccountGenerationSerializer(page.rows, many=True).data,
-                         "next": page.next_cursor})
+        query = self.InputSerializer(data=request.query_params, context={"zone": account.zone})
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        page = generation_log.generations_page(account_id=account.pk, log_filter=data["log_filter"],
+                                               after=data["after"], size=data["limit"])
+        return Response(self.OutputSerializer(page).data)
 
 
-def _usd(units: int | None) -> str | None:
-    return None if units is None else units_text(units)
-
-
-class SavingsApi(_AccountApi):
+class SavingsApi(AccountApi):
     """Answer the savings advisor: the top models against their cheapest reliable provider."""
 
     @extend_schema_serializer(component_name="AccountSavings")
@@ -193,9 +203,9 @@ class SavingsApi(_AccountApi):
 
             def to_representation(self, row: savings.ModelSaving) -> dict:
                 return super().to_representation({
-                    "model": row.model, "paid_usd": _usd(row.paid_units), "provider": row.provider,
-                    "provider_uptime": row.uptime, "alternative_usd": _usd(row.alternative_units),
-                    "saving_usd": _usd(row.saving_units), "no_alternative_reason": row.reason})
+                    "model": row.model, "paid_usd": usd(row.paid_units), "provider": row.provider,
+                    "provider_uptime": row.uptime, "alternative_usd": usd(row.alternative_units),
+                    "saving_usd": usd(row.saving_units), "no_alternative_reason": row.reason})
 
         start = serializers.DateField()
         end = serializers.DateField(help_text="included")
@@ -208,7 +218,7 @@ class SavingsApi(_AccountApi):
         def to_representation(self, shown: savings.Savings) -> dict:
             return super().to_representation({
                 "start": shown.first_day, "end": shown.last_day, "models": shown.models,
-                "left_out_usd": _usd(shown.left_out_units), "method": shown.method})
+                "left_out_usd": usd(shown.left_out_units), "method": shown.method})
 
     @extend_schema(operation_id="account_savings", tags=["account"],
                    responses={200: OutputSerializer, 401: ErrorSerializer},

@@ -18,15 +18,11 @@ from time import time_ns
 from django.conf import settings
 from django.core.cache import cache
 
-from core.cache import versioned
+from core.cache import VERSION_BUMPS, versioned
 from core.timerange import TimeRange
 
 _SAFE_KEY = re.compile(r"[\w:=+.-]*", re.ASCII)
 CACHE_SECONDS = 3600  # keyed by the account's usage version, which ingestion moves while it is watched
-REFRESH_SECONDS = 60  # the version moves at most once a minute per account
-# A catch-up mark counts for less than its task's countdown (REFRESH_SECONDS + 1): a chunk that
-# saw the mark commits before the task runs, even with the machines' clocks a few seconds apart.
-PENDING_SECONDS = REFRESH_SECONDS - 10
 VERSION_SECONDS = 24 * 3600  # longer than any page it keys; a lost version is simply made anew
 
 
@@ -102,7 +98,7 @@ class RefreshPlan:
 
     def write(self) -> None:
         if self.later:
-            self.writes.update(dict.fromkeys(map(_pending_key, self.later), self.now_ms + PENDING_SECONDS * 1000))
+            self.writes.update(dict.fromkeys(map(_pending_key, self.later), VERSION_BUMPS.pending_mark(self.now_ms)))
         if self.writes:
             cache.set_many(self.writes, VERSION_SECONDS)
 
@@ -118,12 +114,10 @@ def refresh_plan(*, account_ids: Iterable[int], catch_up: bool = False) -> Refre
     watched = [i for i in ids if _watched_key(i) in marks]
     now_ms = time_ns() // 1_000_000
     found = cache.get_many([k for i in watched for k in (_version_key(i), _pending_key(i))])
-    due, later = [], []
-    for i in watched:
-        if _version_moved_at_ms(found.get(_version_key(i))) <= now_ms - REFRESH_SECONDS * 1000:
-            due.append(i)
-        elif catch_up or int(found.get(_pending_key(i)) or 0) <= now_ms:
-            later.append(i)
+    due, later = VERSION_BUMPS.split(
+        watched, moved_at_ms={i: _version_moved_at_ms(found.get(_version_key(i))) for i in watched},
+        pending_until_ms={i: int(found.get(_pending_key(i)) or 0) for i in watched}, now_ms=now_ms,
+        catch_up=catch_up)
     return RefreshPlan(due=due, later=later, writes=dict.fromkeys(map(_version_key, due), _version_new(now_ms)),
                        now_ms=now_ms)
 

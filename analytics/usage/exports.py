@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, tzinfo
 
-from django.db import connection
-
 from core.money import units_text
+from core.replica import read_connection
 from core.timerange import days_span, local_day
 
 from . import sources
+from .buckets import week_label
 from .params import DIMENSIONS
-from .queries import week_label
 from .totals import REPORT_COUNTERS
 
 USAGE_CSV_COUNTERS = ("requests", "failures", "tokens_prompt", "tokens_completion", "tokens_reasoning",
@@ -89,7 +88,7 @@ def usage_report(*, account_id: int, first: date, last: date, group_by: tuple[st
     joins = "".join(_REPORT_JOINS.get(group, "") for group in group_by)
     sql = (f"SELECT {select + ', ' if select else ''}{rows.sums_of(REPORT_COUNTERS)} FROM {rows.table} r{joins} WHERE {rows.where}"
            + (f" GROUP BY {select}" if select else ""))
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(sql, rows.params)
         fetched = cursor.fetchall()
     width = len(columns)

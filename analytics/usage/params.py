@@ -21,7 +21,7 @@ PERIOD_LABELS = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 da
                  "custom": "Custom range"}
 MAX_CUSTOM_DAYS = 400
 # dimension -> its column in the account rollups; `tags` holds a request's sorted tags as ",a,b,", so a
-# grouping by tag splits each row into its tags (see queries.tag_split).
+# grouping by tag splits each row into its tags (see grouping.tag_split).
 DIMENSIONS = {"model": "model_id", "api_key": "api_key_id", "provider": "provider_id", "app": "app_id",
               "user": "end_user", "tag": "tags"}
 DIMENSION_LABELS = {"model": "Model", "api_key": "API key", "provider": "Provider", "app": "App",

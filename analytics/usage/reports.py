@@ -13,13 +13,13 @@ import pandas as pd
 from django.db.models import Max, Min, Sum
 
 from analytics.models import AccountDay, AccountHour
-from billing.selectors import month_after
+from billing.statements import month_after
 from core import charts
 from core.charts import Series
 from core.money import units_to_usd
 from core.timerange import days_span, local_day, midnight
 
-from .queries import dimension_names
+from .names import dimension_names
 from .totals import COUNTERS
 
 

@@ -21,47 +21,30 @@ from typing import NamedTuple
 
 from django.db import connection, models
 
+from analytics import rollups
 from analytics.counters import LATENCY_SUMS, USAGE_SUMS
-from analytics.models import AccountDay, AccountHour, AccountTagDay, AccountUserDay
 
 from .totals import COUNTERS
 
-SLICE_COLUMNS = frozenset({"model_id", "provider_id", "api_key_id", "app_id"})
 TIME_COLUMNS = frozenset({"day", "hour"})
 _GENERATION_SUMS = {**USAGE_SUMS, **LATENCY_SUMS}  # ingestion's own definitions (analytics.counters)
 
 
 def rollup_for(columns: Iterable[str], *, hourly: bool) -> type[models.Model] | None:
     """The account rollup holding every one of `columns` (dimension columns; times are implied), or
-    None when only the generation table does."""
+    None when only the generation table does: the first, in analytics.rollups' order, of the grain."""
     needed = set(columns) - TIME_COLUMNS
-    if needed <= SLICE_COLUMNS:
-        return AccountHour if hourly else AccountDay
-    if hourly:
-        return None
-    if needed <= {"end_user"}:
-        return AccountUserDay
-    if needed <= {"tags"}:
-        return AccountTagDay
+    grain = "hour" if hourly else "day"
+    for rollup in rollups.ROLLUPS:
+        if rollup.account and rollup.where == "1 = 1" and rollup.grain == grain and needed <= rollup.dimensions:
+            return rollup.model
     return None
 
 
-def utc_hour_day_sql(column: str) -> tuple[str, str]:
-    """SQL of the UTC hour and day a generation's `created_at` (`column`) counts in, as the rollups hold
-    them: aware hours and dates."""
-    return f"date_trunc('hour', {column}, 'UTC')", f"CAST({column} AT TIME ZONE 'UTC' AS date)"
-
-
 def _generation_rows() -> str:
-    """The account's generations shaped as ingestion's staging rows (`failed`, 0 for none of key and app),
-    under the rollups' key column names: `GENERATION_SUMS` adds them up as the loader does."""
-    hour, day = utc_hour_day_sql("g.created_at")
-    return (
-        f"(SELECT g.account_id, {hour} AS hour, {day} AS day, g.model_id, g.provider_id,"
-        " COALESCE(g.api_key_id, 0) AS api_key_id, COALESCE(g.app_id, 0) AS app_id, g.end_user, g.tags,"
-        " CASE WHEN g.status >= 200 AND g.status < 300 THEN 0 ELSE 1 END AS failed, g.tokens_prompt,"
-        " g.tokens_completion, g.tokens_reasoning, g.tokens_cached, g.cost_units, g.is_byok, g.cost_source, g.latency"
-        " FROM analytics_generation g WHERE g.account_id = %s AND g.created_at >= %s AND g.created_at < %s)")
+    """The account's generations shaped as ingestion's staging rows, under the rollups' key column names:
+    `GENERATION_SUMS` adds them up as the loader does."""
+    return rollups.generation_rows_sql("g.account_id = %s AND g.created_at >= %s AND g.created_at < %s")
 
 
 class Rows(NamedTuple):

@@ -1,14 +1,17 @@
 """Celery tasks of the account usage pages, and `usage_refresh`, which queues them after a chunk.
 
-The messages are sent from this module (the cache and the queries never import it). Names are
-pinned to the ones they had when one module held every analytics task (`analytics.tasks.*`), so that
-messages already queued still run.
+The messages are sent from this module (the cache and the queries never import it). Names follow
+the module; the ones they had when one module held every analytics task
+(`analytics.tasks.*`) still run for one release, so that messages
+already queued do (core.celery_names).
 """
 from collections.abc import Iterable
 
-from celery import shared_task
+from core.cache import VERSION_BUMPS
+from core.celery_names import shared_task_renamed
+from core.replica import replica_prewarm
 
-from . import cache, queries
+from . import cache, prewarm
 
 
 def usage_refresh(*, account_ids: Iterable[int], catch_up: bool = False) -> None:
@@ -34,23 +37,25 @@ def usage_refresh(*, account_ids: Iterable[int], catch_up: bool = False) -> None
     plan = cache.refresh_plan(account_ids=account_ids, catch_up=catch_up)
     if plan.later:
         # Queued before its marks are written, so that no mark exists without its task.
-        usage_refresh_later.apply_async(args=[plan.later], countdown=cache.REFRESH_SECONDS + 1)
+        usage_refresh_later.apply_async(args=[plan.later], countdown=VERSION_BUMPS.countdown)
     plan.write()
     if plan.due:  # after the new versions are written: the prewarm fills the pages they key
         usage_prewarm.delay(plan.due)
 
 
-@shared_task(name="analytics.tasks.usage_refresh_later", ignore_result=True)
+@shared_task_renamed(old_name="analytics.tasks.usage_refresh_later", ignore_result=True)
 def usage_refresh_later(account_ids: list[int]) -> None:
     """The catch-up run of `usage_refresh` for accounts whose version had moved less than a minute before."""
     usage_refresh(account_ids=account_ids, catch_up=True)
 
 
-@shared_task(name="analytics.tasks.usage_prewarm", ignore_result=True)
+@shared_task_renamed(old_name="analytics.tasks.usage_prewarm", ignore_result=True)
 def usage_prewarm(account_ids: list[int]) -> None:
     """Compute the watched accounts' default overview and activity ahead, after their version moved (in each
     account's own time zone, read for all of them at once)."""
-    zones = queries.account_zones(account_ids=account_ids)
-    for account_id in account_ids:
-        if account_id in zones:  # an account deleted since is skipped
-            queries.usage_prewarm(account_id=account_id, zone=zones[account_id])
+    zones = prewarm.account_zones(account_ids=account_ids)
+    # From the replica once it has replayed the chunks that moved these versions (core.replica).
+    with replica_prewarm():
+        for account_id in account_ids:
+            if account_id in zones:  # an account deleted since is skipped
+                prewarm.usage_prewarm(account_id=account_id, zone=zones[account_id])

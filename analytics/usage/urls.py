@@ -1,7 +1,10 @@
-"""Account analytics pages (/account/...): overview, activity, generation log, reports."""
+"""Account analytics pages (/account/...): overview, activity, generation log, reports; each reads the
+replica when there is one (core.replica)."""
 from urllib.parse import quote, unquote
 
 from django.urls import path, register_converter
+
+from core.replica import replica_view
 
 from . import views
 
@@ -29,13 +32,13 @@ class GenerationIdConverter:
 register_converter(GenerationIdConverter, "generation_id")
 
 urlpatterns = [
-    path("account/", views.overview, name="overview"),
-    path("account/activity/", views.activity, name="activity"),
-    path("account/activity.csv", views.activity_csv, name="activity-csv"),
-    path("account/generations/", views.generations, name="generations"),
-    path("account/generations/<generation_id:generation_id>/", views.generation, name="generation"),
-    path("account/reports/", views.reports, name="reports"),
-    path("account/reports/usage.csv", views.usage_csv, name="usage-csv"),
-    path("account/reports/generations.csv", views.generations_csv, name="generations-csv"),
-    path("account/reports/monthly/<int:year>-<int:month>/", views.monthly_report, name="monthly-report"),
+    path("account/", replica_view(views.overview), name="overview"),
+    path("account/activity/", replica_view(views.activity), name="activity"),
+    path("account/activity.csv", replica_view(views.activity_csv), name="activity-csv"),
+    path("account/generations/", replica_view(views.generations), name="generations"),
+    path("account/generations/<generation_id:generation_id>/", replica_view(views.generation), name="generation"),
+    path("account/reports/", replica_view(views.reports), name="reports"),
+    path("account/reports/usage.csv", replica_view(views.usage_csv), name="usage-csv"),
+    path("account/reports/generations.csv", replica_view(views.generations_csv), name="generations-csv"),
+    path("account/reports/monthly/<int:year>-<int:month>/", replica_view(views.monthly_report), name="monthly-report"),
 ]

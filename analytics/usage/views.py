@@ -24,10 +24,22 @@ from core.money import units_text
 from core.params import ParamError
 from core.timerange import TimeRange, date_range_parse
 
-from . import exports, generation_log, params, queries, savings, totals
+from . import (
+    cost_breakdown,
+    explorer,
+    exports,
+    generation_log,
+    log_export,
+    log_histogram,
+    params,
+    savings,
+    totals,
+)
 from . import reports as usage_reports
 from .cache import usage_watch
 from .filters import Filters, filters_parse
+from .names import NO_TEXT, filter_choices, names_for
+from .overview import forecast_days, usage_overview
 
 TOP_DIMENSIONS = {"model": "models", "api_key": "API keys", "app": "apps", "provider": "providers",
                   "user": "users", "tag": "tags"}
@@ -74,7 +86,7 @@ def overview(request: HttpRequest) -> HttpResponse:
     # account not watched starts a new version, so nothing cached before it is shown.
     usage_watch(account_id=account_id)
     period = _period(request)
-    shown = queries.usage_overview(account_id=account_id, period=period)
+    shown = usage_overview(account_id=account_id, period=period)
     now, spend, tokens = shown.totals, shown.spend, shown.tokens
     unit = "hour" if not period.by_day else "day"
     return render(request, "account/overview.html", {
@@ -85,12 +97,12 @@ def overview(request: HttpRequest) -> HttpResponse:
         "tops": [(params.DIMENSION_LABELS[d], plural, d, shown.tops[d]) for d, plural in TOP_DIMENSIONS.items()],
         "balance_units": request.account.balance_units,
         "forecast": spend_forecast(account=request.account,
-                                   by_day=queries.forecast_days(account_id=account_id, zone=request.account.zone)),
+                                   by_day=forecast_days(account_id=account_id, zone=request.account.zone)),
         "savings": savings.account_savings(account_id=account_id),
     })
 
 
-def _activity_view(request: HttpRequest, *, strict: bool = False) -> queries.Activity:
+def _activity_view(request: HttpRequest, *, strict: bool = False) -> explorer.Activity:
     """The explorer's view of the query string. Unusable filters show why and are dropped, as the page
     does for a bad period; `strict` (the CSV) raises ParamError instead, so a download is never of
     another view than the one asked for."""
@@ -108,12 +120,12 @@ def _activity_view(request: HttpRequest, *, strict: bool = False) -> queries.Act
     metric = request.GET.get("metric") if request.GET.get("metric") in totals.METRICS else "spend"
     group_by = params.group_by_parse(request.GET.getlist("group_by"))
     granularity = params.activity_granularity(period, request.GET.get("granularity"))
-    return queries.usage_activity(account_id=request.account.pk, period=period, metric=metric, group_by=group_by,
+    return explorer.usage_activity(account_id=request.account.pk, period=period, metric=metric, group_by=group_by,
                                   granularity=granularity, filters=filters, top=params.top_parse(request.GET.get("top")),
                                   cumulative=request.GET.get("cumulative") == "1")
 
 
-def _view_query(result: queries.Activity, filters: Filters, **changes) -> str:
+def _view_query(result: explorer.Activity, filters: Filters, **changes) -> str:
     """The explorer URL's query for `result` with `filters` (and `changes` to its other choices)."""
     period = result.period
     choices = {"metric": result.metric, "group_by": list(result.group_by), "granularity": result.granularity,
@@ -127,7 +139,7 @@ def _view_query(result: queries.Activity, filters: Filters, **changes) -> str:
     return urlencode(pairs + filters.query())
 
 
-def _log_link(result: queries.Activity, key: tuple) -> str | None:
+def _log_link(result: explorer.Activity, key: tuple) -> str | None:
     """The generation log of one group's slice over the period; None when the filters cannot name it
     ("no tag" is not a filter value)."""
     filters = result.filters
@@ -167,11 +179,11 @@ def activity(request: HttpRequest) -> HttpResponse:
     title = f"{result.metric_label} per {result.granularity}{' (cumulative)' if result.cumulative else ''}"
     chart = (charts.stacked_bars(result.series, title=title, unit=result.metric_label) if result.additive
              else charts.lines(result.series, title=title, unit=result.metric_label))
-    choices = queries.usage_filter_choices(account_id=request.account.pk)
+    choices = filter_choices(account_id=request.account.pk)
     names = {d: dict(choices[d]) for d in choices}
 
     def chip_name(dimension: str, value) -> str:
-        return names[dimension].get(value, f"#{value}") if dimension in names else value or queries.NO_TEXT[dimension]
+        return names[dimension].get(value, f"#{value}") if dimension in names else value or NO_TEXT[dimension]
 
     chips = [(params.DIMENSION_LABELS[d], chip_name(d, v), f"?{_view_query(result, _without(result.filters, d, v))}")
              for d, values in result.filters.items for v in values]
@@ -198,7 +210,7 @@ def activity(request: HttpRequest) -> HttpResponse:
     })
 
 
-def _log_horizon(result: queries.Activity) -> datetime | None:
+def _log_horizon(result: explorer.Activity) -> datetime | None:
     """The first moment the generation log still holds, when this view is summed from it and starts before
     it: retention has dropped older months (PostgreSQL)."""
     if not result.from_generations:
@@ -270,11 +282,11 @@ def generations(request: HttpRequest) -> HttpResponse:
     query = log_filter.query()
     shown = {name: value for name, value in reversed(query)}  # the form shows a dimension's first value
     return render(request, "account/generations.html", {
-        "page": page, "names": generation_log.names_for(page.rows, account_id=account_id),
+        "page": page, "names": names_for(page.rows, account_id=account_id),
         "held": reservations_settled(account_id=account_id, generation_ids=[g.id for g in page.rows]),
-        "choices": generation_log.filter_choices(account_id=account_id), "filters": shown,
-        "histogram": generation_log.requests_histogram(account_id=account_id, log_filter=log_filter),
-        "histogram_max_days": generation_log.HISTOGRAM_MAX_DAYS,
+        "choices": filter_choices(account_id=account_id), "filters": shown,
+        "histogram": log_histogram.requests_histogram(account_id=account_id, log_filter=log_filter),
+        "histogram_max_days": log_histogram.HISTOGRAM_MAX_DAYS,
         "next_url": f"?{urlencode([*query, ('after', page.next_cursor)])}" if page.next_cursor else None,
         "first_url": f"?{urlencode(query)}" if request.GET.get("after") else None,
         "csv_query": urlencode(query),
@@ -289,8 +301,8 @@ def generation(request: HttpRequest, generation_id: str) -> HttpResponse:
     except Generation.DoesNotExist:
         raise Http404("No such generation in this account.") from None
     return render(request, "account/generation.html", {
-        "g": row, "names": generation_log.names_for([row], account_id=request.account.pk),
-        "tags": [t for t in row.tags.split(",") if t], "cost": generation_log.generation_cost(row),
+        "g": row, "names": names_for([row], account_id=request.account.pk),
+        "tags": [t for t in row.tags.split(",") if t], "cost": cost_breakdown.generation_cost(row),
         "reservation": reservations_settled(account_id=request.account.pk, generation_ids=[row.id]).get(row.id)})
 
 
@@ -304,7 +316,7 @@ def reports(request: HttpRequest) -> HttpResponse:
         messages.warning(request, f"{error} Showing the last 30 days.")
     return render(request, "account/reports.html", {
         "start": first, "end": last, "groups": params.REPORT_GROUPS, "default_groups": params.REPORT_DEFAULT,
-        "usage_columns": exports.usage_csv_header(params.REPORT_DEFAULT), "generation_columns": generation_log.CSV_HEADER,
+        "usage_columns": exports.usage_csv_header(params.REPORT_DEFAULT), "generation_columns": log_export.CSV_HEADER,
         "months": usage_reports.months_with_usage(account_id=request.account.pk, zone=request.account.zone),
     })
 
@@ -336,7 +348,7 @@ def generations_csv(request: HttpRequest) -> StreamingHttpResponse:
         log_filter = generation_log.log_filter_parse(_log_params(request), zone=zone)
     except ParamError as error:
         return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
-    return csv_response(generation_log.generations_csv(account_id=request.account.pk, first=first, last=last,
+    return csv_response(log_export.generations_csv(account_id=request.account.pk, first=first, last=last,
                                                        log_filter=log_filter, zone=zone),
                         filename=f"generations-{request.account.external_id}-{first}-{last}.csv")
 

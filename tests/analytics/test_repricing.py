@@ -15,16 +15,16 @@ from analytics import models as rollups
 from analytics.models import Generation, Reprice, RepriceAccount
 from analytics.repricing import tasks as repricing_tasks
 from analytics.repricing.services import (
-    REPRICE_ROLLUPS,
     reprice_applied_read,
     reprice_apply,
     reprice_plan,
     reprice_plan_read,
+    reprice_rollups,
     reprice_units,
 )
 from billing.ledger import ledger_verify
 from billing.models import Account, LedgerEntry
-from billing.selectors import statement_month
+from billing.statements import statement_month
 from marketplace.models import EndpointPrice, Model, PendingPriceChange, Provider
 from marketplace.price_history import endpoint_price_set
 from marketplace.pricing import Prices
@@ -90,7 +90,7 @@ def _plan(world, **kwargs):
                         end=kwargs.pop("end", END), created_by="staff", **kwargs)
 
 
-def _direct_aggregate(table: str, keys: tuple[str, ...], where: str) -> dict:
+def _direct_aggregate(keys: tuple[str, ...], where: str) -> dict:
     """A rollup's requests and spend as a direct aggregate over the generations."""
     truth: Counter = Counter()
     requests: Counter = Counter()
@@ -98,7 +98,7 @@ def _direct_aggregate(table: str, keys: tuple[str, ...], where: str) -> dict:
         fields = {"hour": g.created_at.replace(minute=0, second=0, microsecond=0), "day": g.created_at.date(),
                   "model_id": g.model_id, "provider_id": g.provider_id, "account_id": g.account_id,
                   "api_key_id": g.api_key_id or 0, "app_id": g.app_id or 0, "end_user": g.end_user, "tags": g.tags}
-        if where == "app_id <> 0" and not fields["app_id"]:
+        if not {"1 = 1": True, "app_id <> 0": fields["app_id"] != 0}[where]:
             continue
         key = tuple(fields[k] for k in keys)
         truth[key] += 0 if g.is_byok else g.cost_units
@@ -108,14 +108,10 @@ def _direct_aggregate(table: str, keys: tuple[str, ...], where: str) -> dict:
 
 def rollups_assert_equal_generations() -> None:
     """Every rollup holding spend equals a direct aggregate of the generations, row by row."""
-    by_table = {m._meta.db_table: m for m in (rollups.EndpointHour, rollups.EndpointDay, rollups.AppDay,
-                                              rollups.AccountDay, rollups.AccountHour, rollups.AccountUserDay,
-                                              rollups.AccountTagDay)}
-    for table, keys, where, _ in REPRICE_ROLLUPS:
-        model = by_table[table]
-        stored = {tuple(row[:-2]): (row[-2], row[-1]) for row in model.objects.values_list(
-            *keys, "requests", "spend_units")}
-        assert stored == _direct_aggregate(table, keys, where), table
+    for rollup in reprice_rollups():
+        stored = {tuple(row[:-2]): (row[-2], row[-1]) for row in rollup.model.objects.values_list(
+            *rollup.keys, "requests", "spend_units")}
+        assert stored == _direct_aggregate(rollup.keys, rollup.where), rollup.table
 
 
 def books_assert_balanced() -> None:
@@ -127,10 +123,10 @@ def books_assert_balanced() -> None:
 
 
 def test_every_rollup_summing_spend_is_repriced():
-    """A new rollup with spend must be added to REPRICE_ROLLUPS (or a reprice would leave it stale)."""
+    """Every model with spend is a rollup declared with spend (analytics.rollups), which a reprice moves."""
     with_spend = {m._meta.db_table for m in rollups.__dict__.values()
                   if isinstance(m, type) and issubclass(m, rollups._Usage) and not m._meta.abstract}
-    assert with_spend == {table for table, *_ in REPRICE_ROLLUPS}
+    assert with_spend == {r.table for r in reprice_rollups()}
 
 
 def test_ingestion_records_each_generations_price_reference(tmp_path):
@@ -249,10 +245,12 @@ def test_a_reprice_of_gateway_priced_rows_only_touches_none(tmp_path):
     assert not LedgerEntry.objects.filter(kind=LedgerEntry.Kind.REPRICING).exists()
 
 
-def test_rows_older_than_cost_source_are_told_apart_by_cost_priced_and_status(tmp_path):
-    """NULL cost_source: cost_priced False is the gateway's, True is the catalog's unless it failed or was empty."""
+def test_rows_priced_before_insurance_existed_are_told_apart_by_their_status(tmp_path):
+    """Rows as migration 0018 left the old ones: every row Tokengrid priced is the catalog's, a failed or empty
+    one too (insurance did not exist yet); a reprice leaves those out as insurance, whatever their source says."""
     world = _traffic(tmp_path)
-    Generation.objects.update(cost_source=None, price_id=None)
+    Generation.objects.exclude(cost_source=Generation.CostSource.GATEWAY).update(
+        cost_source=Generation.CostSource.CATALOG, price_id=None)
     plan = _plan(world)
     assert (plan.requests, plan.excluded_gateway, plan.excluded_insurance) == (4, 1, 1)
 
@@ -437,7 +435,7 @@ def test_an_interrupted_apply_resumes_where_it_stopped(tmp_path, monkeypatch):
 
 
 def test_a_repriced_generation_shows_its_cost_at_the_price_that_priced_it(tmp_path, client):
-    from analytics.usage.generation_log import generation_cost
+    from analytics.usage.cost_breakdown import generation_cost
     from billing.models import Membership
     from tests.billing.factories import member_of
 

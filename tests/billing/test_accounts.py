@@ -199,11 +199,10 @@ def test_registration_returns_the_same_ids_again_and_keys_are_per_account(acct_a
     assert api_keys_register(keys=[]) == {}
 
 
-def test_a_key_limit_rearms_its_alerts_and_is_never_negative_nor_another_accounts(acct_a, acct_b):
-    key = ApiKeyFactory(account=acct_a, external_id="k1", alert_80_interval=timezone.now())
+def test_a_key_limit_alerts_at_80_and_is_never_negative_nor_another_accounts(acct_a, acct_b):
+    key = ApiKeyFactory(account=acct_a, external_id="k1")
     api_key_limit_set(account=acct_a, key_id=key.pk, limit_units=5, interval="weekly")
-    key.refresh_from_db()
-    assert key.alert_80_interval is None
+    assert Budget.objects.get(api_key=key).alert_percentages == [80]
     assert list(Budget.objects.filter(api_key=key).values_list("scope", "target", "amount_units", "period", "mode")) == [
         ("key", "k1", 5, "week", "hard")]
     api_key_limit_set(account=acct_a, key_id=key.pk, limit_units=7, interval="monthly")  # one limit: the new one

@@ -16,6 +16,7 @@ from billing.models import (
     Account,
     ApiKey,
     Budget,
+    BudgetAlertLevel,
     BudgetSpend,
     LedgerEntry,
     Membership,
@@ -23,9 +24,8 @@ from billing.models import (
     PaymentMethod,
     PromoRedemption,
 )
-from billing.periods import PERIOD_OF, period_key
+from billing.periods import NONE_KEY, PERIOD_OF, period_key
 from billing.promos import promo_redeem
-from billing.selectors import KeyAlertDue, key_alerts_due
 from core.money import usd_to_units
 from tests.billing.factories import PromoCodeFactory
 from tests.marketplace.factories import ModelFactory, ProviderFactory
@@ -69,7 +69,8 @@ def world(n: int, *, crossers: bool) -> list[Account]:
         Account(external_id=f"bulk_{i:05d}", balance_units=balances[i],
                 low_balance_threshold_units=None if crossers and i in TOPUP else usd("5"),
                 auto_topup_enabled=i % 10 == 0, auto_topup_threshold_units=usd("10") if i % 10 == 0 else 0,
-                auto_topup_amount_units=usd("20") if i % 10 == 0 else 0)
+                auto_topup_amount_units=usd("20") if i % 10 == 0 else 0,
+                auto_topup_monthly_cap_units=usd("100") if i % 10 == 0 else 0)
         for i in range(n)])
     LedgerEntry.objects.bulk_create([
         LedgerEntry(account=a, kind=LedgerEntry.Kind.ADJUSTMENT, amount_units=a.balance_units,
@@ -84,8 +85,6 @@ def world(n: int, *, crossers: bool) -> list[Account]:
     if crossers:
         intervals.update({KEY_80: "daily", KEY_100: "weekly", TOLD: "daily", LAST_MONTH: "monthly",
                           NEVER_TOLD: "never"})
-        ApiKey.objects.filter(pk=keys[TOLD].pk).update(alert_80_interval=datetime(2026, 12, 2, tzinfo=UTC))
-        ApiKey.objects.filter(pk=keys[NEVER_TOLD].pk).update(alert_100_interval=keys[NEVER_TOLD].created)
         spend.update({(KEY_80, TODAY): usd("8.5"), (KEY_100, MONDAY): usd("6"), (KEY_100, TODAY): usd("6"),
                       (TOLD, TODAY): usd("9"), (LAST_MONTH, MONDAY): usd("9.5"), (LAST_MONTH, YESTERDAY): usd("1"),
                       (NEVER_TOLD, date(2026, 6, 1)): usd("11")})
@@ -94,7 +93,12 @@ def world(n: int, *, crossers: bool) -> list[Account]:
     # Each key limited to $10 (its hard key budget), its spend in the budget's periods.
     budgets = Budget.objects.bulk_create([
         Budget(account=a, scope="key", target="k", api_key=keys[i], amount_units=usd("10"),
-               period=PERIOD_OF[intervals[i]], mode="hard") for i, a in enumerate(accounts)])
+               period=PERIOD_OF[intervals[i]], mode="hard", alert_percentages=[80]) for i, a in enumerate(accounts)])
+    if crossers:  # told already: TOLD at 80% today, NEVER_TOLD at 80% and 100% (its period never ends)
+        BudgetAlertLevel.objects.bulk_create([
+            BudgetAlertLevel(budget=budgets[TOLD], period_key=TODAY, level=80, crossings=1),
+            *(BudgetAlertLevel(budget=budgets[NEVER_TOLD], period_key=NONE_KEY, level=level, crossings=1)
+              for level in (80, 100))])
     in_periods: dict[tuple[int, date], int] = {}
     for (i, day), units in spend.items():
         key = period_key(period=budgets[i].period, moment=datetime.combine(day, time(), tzinfo=UTC), zone=UTC)
@@ -120,23 +124,20 @@ def test_only_the_accounts_and_keys_that_crossed_are_told_or_topped_up_once(
     accounts = world(1000, crossers=True)
     ids = [a.pk for a in accounts]
     key_80, key_100 = (ApiKey.objects.get(account=accounts[i]) for i in (KEY_80, KEY_100))
-    # Selected in SQL: only these two keys, not those already told or over their limit long ago.
-    assert key_alerts_due(account_ids=ids) == [
-        KeyAlertDue(key_id=key_80.pk, level=80, usage_units=usd("8.5"), limit_units=usd("10"), interval="daily",
-                    mark=datetime(2026, 12, 2, tzinfo=UTC)),
-        KeyAlertDue(key_id=key_100.pk, level=100, usage_units=usd("12"), limit_units=usd("10"), interval="weekly",
-                    mark=datetime(2026, 11, 30, tzinfo=UTC))]
     with django_capture_on_commit_callbacks(execute=True):
         billing_after_debit(account_ids=ids)
-    assert sent() == [
-        ("API key k at 100% of its limit", [f"owner{KEY_100}@example.com"]),
-        ("API key k at 80% of its limit", [f"owner{KEY_80}@example.com"]),
+    assert sent() == sorted([
+        ("API key k at 80% of its daily budget", [f"owner{KEY_80}@example.com"]),
+        ("API key k at 80% of its weekly budget", [f"owner{KEY_100}@example.com"]),
+        ("API key k reached its limit", [f"owner{KEY_100}@example.com"]),
         (f"Low credit balance on bulk_00{LOW[0]}", [f"owner{LOW[0]}@example.com"]),
         (f"Low credit balance on bulk_00{LOW[1]}", [f"owner{LOW[1]}@example.com"]),
-    ]
+        *((f"Auto top-up charged on bulk_00{i}", [f"owner{i}@example.com"]) for i in TOPUP),
+    ])
     by_subject = {message.subject: message.body for message in mail.outbox}
-    assert "spent $8.50 of its $10.00 daily limit." in by_subject["API key k at 80% of its limit"]
-    assert "spent $12.00 of its $10.00 weekly limit." in by_subject["API key k at 100% of its limit"]
+    assert "used $8.50 of its $10.00 daily budget (80% reached;" in by_subject["API key k at 80% of its daily budget"]
+    assert "used $12.00 of its $10.00 weekly budget (100% reached;" in by_subject["API key k reached its limit"]
+    assert "The gateway refuses its requests until the period resets." in by_subject["API key k reached its limit"]
     topped_up = [accounts[i].pk for i in TOPUP]
     payments = Payment.objects.order_by("account_id")
     assert [(p.account_id, p.kind, p.status, p.amount_units) for p in payments] == [
@@ -144,18 +145,16 @@ def test_only_the_accounts_and_keys_that_crossed_are_told_or_topped_up_once(
     purchases = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.PURCHASE).order_by("account_id")
     assert [(e.account_id, e.amount_units, e.balance_after_units) for e in purchases] == [
         (pk, usd("20"), usd("24")) for pk in topped_up]
-    key_80.refresh_from_db()
-    key_100.refresh_from_db()
-    assert (key_80.alert_80_interval, key_80.alert_100_interval) == (datetime(2026, 12, 2, tzinfo=UTC), None)
-    assert (key_100.alert_80_interval, key_100.alert_100_interval) == (None, datetime(2026, 11, 30, tzinfo=UTC))
+    claimed = BudgetAlertLevel.objects.filter(budget__api_key__in=[key_80, key_100]).order_by("budget_id", "level")
+    assert [(c.budget.api_key_id, c.period_key, c.level, c.armed, c.crossings) for c in claimed] == [
+        (key_80.pk, TODAY, 80, False, 1), (key_100.pk, MONDAY, 80, False, 1), (key_100.pk, MONDAY, 100, False, 1)]
     assert list(Account.objects.filter(low_balance_armed=False).order_by("pk").values_list("pk", flat=True)) == [
         accounts[i].pk for i in LOW]
 
     with django_capture_on_commit_callbacks(execute=True):  # the task delivered again: nothing more
         billing_after_debit(account_ids=ids)
         billing_after_debit(account_ids=list(reversed(ids)))
-    assert len(mail.outbox) == 4
-    assert key_alerts_due(account_ids=ids) == []
+    assert len(mail.outbox) == 7
     assert Payment.objects.count() == 2
     assert LedgerEntry.objects.filter(kind=LedgerEntry.Kind.PURCHASE).count() == 2
 
@@ -164,8 +163,8 @@ def test_only_the_accounts_and_keys_that_crossed_are_told_or_topped_up_once(
 def test_the_next_interval_tells_a_key_again(frozen, django_capture_on_commit_callbacks):
     accounts = world(20, crossers=False)
     key = ApiKey.objects.get(account=accounts[0])
-    ApiKey.objects.filter(pk=key.pk).update(alert_80_interval=datetime(2026, 12, 1, tzinfo=UTC))
     budget = Budget.objects.get(api_key=key)
+    BudgetAlertLevel.objects.create(budget=budget, period_key=YESTERDAY, level=80, crossings=1)
     Budget.objects.filter(pk=budget.pk).update(period="day")
     BudgetSpend.objects.filter(budget=budget).delete()
     BudgetSpend.objects.create(budget=budget, period_key=TODAY, spent_units=usd("9"))
@@ -173,7 +172,7 @@ def test_the_next_interval_tells_a_key_again(frozen, django_capture_on_commit_ca
     with django_capture_on_commit_callbacks(execute=True):
         billing_after_debit(account_ids=[a.pk for a in accounts])  # told yesterday, not today
         billing_after_debit(account_ids=[a.pk for a in accounts])
-    assert sent() == [("API key k at 80% of its limit", ["olga@example.com"])]
+    assert sent() == [("API key k at 80% of its daily budget", ["olga@example.com"])]
 
 
 @pytest.mark.django_db
@@ -187,9 +186,10 @@ def test_the_number_of_queries_does_not_grow_with_the_accounts(frozen):
             billing_after_debit(account_ids=account_ids)
         return len(captured)
 
-    # Due promo expiries, the low-balance claim, the auto top-up candidates, the keys' alert levels.
+    # Due promo expiries, the low-balance claim, the auto top-up candidates, the accounts with budgets,
+    # the budgets' crossings (claimed in the same statement).
     assert {n: queries(account_ids) for n, account_ids in ((10, ids[:10]), (1000, ids), (50_000, many))} == {
-        10: 4, 1000: 4, 50_000: 4}
+        10: 5, 1000: 5, 50_000: 5}
     assert not mail.outbox
     assert not Payment.objects.exists()
 
@@ -216,8 +216,8 @@ def test_concurrent_runs_after_one_chunk_send_and_charge_once(frozen):
     ids = [a.pk for a in world(1000, crossers=True)]
     results = run_threads(6, lambda i: billing_after_debit(account_ids=ids if i % 2 else list(reversed(ids))))
     assert not [r for r in results if isinstance(r, Exception)]
-    assert len(mail.outbox) == 4  # outside a transaction the emails go at once
-    assert len({(m.subject, tuple(m.to)) for m in mail.outbox}) == 4
+    assert len(mail.outbox) == 7  # outside a transaction the emails go at once (2 of them: top-ups charged)
+    assert len({(m.subject, tuple(m.to)) for m in mail.outbox}) == 7
     assert Payment.objects.filter(kind="auto_topup", status="succeeded").count() == 2
 
 

@@ -7,9 +7,9 @@ from django.core import mail
 
 from analytics import ingest
 from billing.accounts import account_token_create, api_key_limit_set
-from billing.alerts import key_alerts_check
 from billing.models import ApiKey, Budget
 from billing.periods import period_now
+from billing.thresholds import budget_thresholds_check
 from core.money import usd_to_units
 from tests.analytics.conftest import record, run_batch, write_jsonl
 from tests.billing.factories import ApiKeyFactory
@@ -88,24 +88,28 @@ def test_the_key_api_answers_limit_usage_and_remaining(client, key_traffic, acct
     assert (no_limit["limit_usd"], no_limit["remaining_usd"]) == (None, None)
 
 
-def test_key_alerts_at_80_and_100_percent_once_per_interval(key_traffic, owner, django_capture_on_commit_callbacks):
+def test_key_alerts_at_80_and_100_percent_once_per_crossing(key_traffic, owner, django_capture_on_commit_callbacks):
     k1 = key_traffic["k1"]
     limit(k1, "0.05", "daily")
+
+    def check(now=None) -> list[tuple[str, int]]:
+        return [(e.event, e.data["level"]) for e in budget_thresholds_check(account_ids=[k1.account_id], now=now)]
+
     with django_capture_on_commit_callbacks(execute=True):
-        assert key_alerts_check(account_id=k1.account_id) == [(k1.pk, 80)]
-        assert key_alerts_check(account_id=k1.account_id) == []
+        assert check() == [("key.threshold", 80)]
+        assert check() == []
     assert len(mail.outbox) == 1
-    assert "at 80% of its limit" in mail.outbox[0].subject
+    assert "at 80% of its daily budget" in mail.outbox[0].subject
 
     Budget.objects.filter(api_key=k1).update(amount_units=usd_to_units("0.045"))
     with django_capture_on_commit_callbacks(execute=True):
-        assert key_alerts_check(account_id=k1.account_id) == [(k1.pk, 100)]
-        assert key_alerts_check(account_id=k1.account_id) == []
-    assert "at 100% of its limit" in mail.outbox[1].subject
-    assert "refuses it until the limit resets" in mail.outbox[1].body
+        assert check() == [("budget.exhausted", 100)]
+        assert check() == []
+    assert mail.outbox[1].subject == "API key k1 reached its limit"
+    assert "The gateway refuses its requests until the period resets." in mail.outbox[1].body
 
     tomorrow = datetime.now(tz=UTC) + timedelta(days=1)  # a new interval: nothing spent yet, no alert
-    assert key_alerts_check(account_id=k1.account_id, now=tomorrow) == []
+    assert check(now=tomorrow) == []
 
 
 def test_the_keys_page_reads_usage_in_a_bounded_number_of_queries(client, owner, acct_a, key_traffic,

@@ -25,8 +25,9 @@ from tests.billing.factories import AccountFactory
 from .conftest import buy, run_threads, with_demo_card
 
 
-def _rule(account, threshold="5", amount="20"):
-    auto_topup_settings_save(account=account, enabled=True, threshold=Decimal(threshold), amount=Decimal(amount))
+def _rule(account, threshold="5", amount="20", cap="200"):
+    auto_topup_settings_save(account=account, enabled=True, threshold=Decimal(threshold), amount=Decimal(amount),
+                             monthly_cap=Decimal(cap))
     account.refresh_from_db()
 
 
@@ -35,7 +36,7 @@ def _debit(account, usd: str, key: str):
 
 
 @pytest.mark.django_db
-def test_a_crossing_charges_one_top_up(acct_a, owner):
+def test_a_crossing_charges_one_top_up(acct_a, owner, clock):
     buy(acct_a, "10")
     with_demo_card(acct_a)
     _rule(acct_a)
@@ -52,6 +53,7 @@ def test_a_crossing_charges_one_top_up(acct_a, owner):
     _debit(acct_a, "3", "d2")  # 21: above the threshold, nothing to do
     billing_after_debit(account_ids=[acct_a.pk])
     assert topups.count() == 1
+    clock.shift(3600)  # past the minimum interval between two automatic charges (60 minutes)
     _debit(acct_a, "17", "d3")  # 4: a new crossing, a new top-up
     billing_after_debit(account_ids=[acct_a.pk])
     assert topups.count() == 2
@@ -87,7 +89,8 @@ def test_concurrent_checks_after_one_crossing_charge_once():
 
 
 @pytest.mark.django_db
-def test_a_failed_charge_is_recorded_emailed_and_stops_auto_top_up(acct_a, owner, django_capture_on_commit_callbacks):
+def test_a_declined_charge_is_recorded_alerted_and_stops_auto_top_up(acct_a, owner,
+                                                                     django_capture_on_commit_callbacks):
     buy(acct_a, "10")
     with_demo_card(acct_a, token="decline_pm")
     _rule(acct_a)
@@ -95,10 +98,12 @@ def test_a_failed_charge_is_recorded_emailed_and_stops_auto_top_up(acct_a, owner
     with django_capture_on_commit_callbacks(execute=True):
         payment = auto_topup_run(account_id=acct_a.pk)
     assert (payment.status, payment.failure) == ("failed", "the card was declined (demo)")
-    assert len(mail.outbox) == 1
-    assert mail.outbox[0].to == ["olivia@example.com"]
-    assert "Auto top-up failed" in mail.outbox[0].subject
-    assert "the card was declined" in mail.outbox[0].body
+    # A decline is final: failed and turned off at once, both on every channel (e-mail here).
+    # $20 + 5.5% fee = $21.10 charged.
+    assert [(m.subject, m.to) for m in mail.outbox] == [
+        ("Auto top-up failed on Alpha Labs", ["olivia@example.com"]),
+        ("Auto top-up turned off on Alpha Labs", ["olivia@example.com"])]
+    assert "could not charge $21.10 for $20.00 of credits: the card was declined (demo)." in mail.outbox[0].body
     acct_a.refresh_from_db()
     assert not acct_a.auto_topup_enabled
     assert acct_a.balance_units == usd_to_units("4")
@@ -110,10 +115,11 @@ def test_auto_top_up_needs_a_saved_method(client, owner, acct_a):
         _rule(acct_a)
     client.force_login(owner)
     client.post("/account/credits/demo-card/")
-    client.post("/account/credits/auto-topup/", {"enabled": "on", "threshold": "5", "amount": "20"})
+    client.post("/account/credits/auto-topup/", {"enabled": "on", "threshold": "5", "amount": "20",
+                                                 "monthly_cap": "100"})
     acct_a.refresh_from_db()
     assert (acct_a.auto_topup_enabled, acct_a.auto_topup_threshold_units) == (True, usd_to_units("5"))
-    assert "adds $20.00 under $5.00" in client.get("/account/credits/").content.decode()
+    assert "adds $20.00 under $5.00, at most $100.00 a month" in client.get("/account/credits/").content.decode()
 
 
 @pytest.mark.django_db

@@ -129,7 +129,8 @@ def test_stripe_auto_top_up_charges_the_saved_card_off_session(acct_a, owner, st
     monkeypatch.setattr(stripe.PaymentIntent, "create", create)
     PaymentMethod.objects.create(account=acct_a, gateway="stripe", customer_ref="cus_1", token="pm_1",
                                  label="Visa •••• 4242")
-    auto_topup_settings_save(account=acct_a, enabled=True, threshold=Decimal("5"), amount=Decimal("50"))
+    auto_topup_settings_save(account=acct_a, enabled=True, threshold=Decimal("5"), amount=Decimal("50"),
+                             monthly_cap=Decimal("200"))
     ledger_debit_usage(spend_by_account={acct_a.pk: usd_to_units("1")}, idempotency_prefix="d1")
     payment = auto_topup_run(account_id=acct_a.pk)
     assert (payment.status, payment.external_id) == ("succeeded", "pi_test_topup")

@@ -15,12 +15,13 @@ FOLLOW_PUBLIC = [("/rankings/", r"^/models/[^/]+/[^/]+/$"), ("/rankings/", r"^/p
                  ("/rankings/", r"^/apps/[^/]+/$"), ("/models/", r"^/authors/[^/]+/$")]
 ACCOUNT = ["/account/", "/account/activity/", "/account/activity/?metric=tokens&group_by=model&then_by=api_key",
            "/account/generations/", "/account/reports/", "/account/credits/", "/account/credits/budgets/", "/account/keys/",
-           "/account/statements/",
+           "/account/statements/", "/account/alerts/",
            "/account/settings/", "/account/members/", "/account/tokens/", "/accounts/password_change/",
            "/ops/ingest/", "/ops/unpriced/", "/ops/reprice/"]
 FOLLOW_ACCOUNT = [("/account/generations/", r"^/account/generations/[^/?]+/$"),
                   ("/account/statements/", r"^/account/statements/[^/]+/$"),
-                  ("/account/reports/", r"^/account/reports/monthly/"), ("/ops/ingest/", r"^/ops/ingest/\d+/$"),
+                  ("/account/reports/", r"^/account/reports/monthly/"), ("/account/alerts/", r"^/account/alerts/\d+/$"),
+                  ("/ops/ingest/", r"^/ops/ingest/\d+/$"),
                   ("/admin/billing/account/", r"^/admin/billing/account/\d+/change/$")]
 
 

@@ -45,7 +45,27 @@ def whole_site(transactional_db, tmp_path, settings):
     payment, _ = credits_purchase_start(account=accounts["a"], amount=Decimal(25), user=user)
     payment.refresh_from_db()
     assert payment.status == "succeeded", payment.status  # the demo gateway credits at once
+    _alert_channels(accounts["a"])
     return accounts
+
+
+def _alert_channels(account) -> None:
+    """A webhook with a long URL and a failed delivery with a long body: the alerts page and the log."""
+    from django.utils import timezone
+
+    from billing.models import AlertChannel, AlertDelivery, AlertEvent
+
+    now = timezone.now()
+    AlertChannel.objects.create(account=account, kind="email", created=now)
+    channel = AlertChannel.objects.create(
+        account=account, kind="webhook", created=now, secret="whsec_" + "A" * 32, events=["balance.low"],
+        url="https://hooks.example.com/services/T0123456789/B0123456789/averyveryverylongtokenwithoutanybreaks0123")
+    event = AlertEvent.objects.create(account=account, event="balance.low", dedupe_key="walk", created=now,
+                                      subject="Low credit balance on acct_a", text="The balance is $3.00.",
+                                      data={"balance_usd": "3.00"})
+    AlertDelivery.objects.create(channel=channel, event=event, created=now, due_at=now, sent_at=now, status="failed",
+                                 status_code=503, duration_ms=42, error="HTTP 503: " + "x" * 200,
+                                 body='{"type":"balance.low","data":{"subject":"' + "y" * 300 + '"}}')
 
 
 def _walk(tab, paths: list[str], *, dark: bool) -> list[str]:

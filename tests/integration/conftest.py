@@ -1,5 +1,6 @@
 """Real Celery worker processes against the test database and the configured broker, and the truth
 that ingested totals are checked against."""
+import contextlib
 import json
 import os
 import signal
@@ -28,7 +29,8 @@ class Workers:
         self.procs: list[tuple[subprocess.Popen, Path]] = []
 
     def start(self, *, concurrency: int = 1, extra_env: dict | None = None, extra_args: tuple[str, ...] = (),
-              timeout: float = 60) -> subprocess.Popen:
+              timeout: float = 60, queues: str = "ingest,rollups,reports,billing,default",
+              cwd: Path = ROOT, prefix: tuple[str, ...] = ()) -> subprocess.Popen:
         log = self.tmp_path / f"worker-{len(self.procs)}.log"
         env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "config.settings",
                "INGEST_CHUNK_LINES": str(settings.INGEST_CHUNK_LINES), **(extra_env or {})}
@@ -36,9 +38,9 @@ class Workers:
         name = f"test-{uuid.uuid4().hex[:8]}@%h"
         handle = log.open("wb")
         proc = subprocess.Popen(
-            [str(CELERY), "-A", "config", "worker", "-Q", "ingest,rollups,reports,billing,default", "-c",
+            [*prefix, str(CELERY), "-A", "config", "worker", "-Q", queues, "-c",
              str(concurrency), "-n", name, "--without-gossip", "--without-mingle", "--loglevel=INFO", *extra_args],
-            cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append((proc, log))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -79,6 +81,11 @@ def broker_purge(url: str | None = None) -> None:
     with app.connection_for_write(url) as conn:
         channel = conn.default_channel
         for queue in settings.CELERY_WORKER_QUEUES.split(","):
+            if conn.transport.driver_type == "amqp":
+                # RabbitMQ closes the channel on a queue nobody declared yet (404): nothing to purge there.
+                with conn.channel() as own, contextlib.suppress(conn.channel_errors):
+                    own.queue_purge(queue)
+                continue
             channel.queue_purge(queue)
         if conn.transport.driver_type == "redis":
             channel.client.delete(channel.unacked_key, channel.unacked_index_key, channel.unacked_mutex_key)

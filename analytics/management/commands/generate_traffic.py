@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from analytics.ingest.traffic import EmptyCatalog, traffic_generate
+from analytics.demo.traffic import EmptyCatalog, traffic_generate
 
 
 class Command(BaseCommand):

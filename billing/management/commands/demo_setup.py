@@ -3,10 +3,9 @@ from decimal import ROUND_CEILING, Decimal
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
-from django.db.models import Sum
 from django.utils import timezone
 
-from analytics.models import AccountHour
+from analytics.usage.spend import spend_busiest_account, spend_by_key
 from billing.accounts import api_key_limit_set
 from billing.alerts import low_balance_threshold_set
 from billing.models import Account, ApiKey, Budget, Membership, Payment, PromoCode, PromoRedemption
@@ -33,10 +32,9 @@ class Command(BaseCommand):
         if created:
             user.set_password(DEMO_PASSWORD)
             user.save(update_fields=["password"])
-        busiest = (AccountHour.objects.values("account_id").annotate(spend=Sum("spend_units"))
-                   .order_by("-spend").first())
-        if busiest:
-            account = Account.objects.get(pk=busiest["account_id"])
+        busiest = spend_busiest_account()
+        if busiest is not None:
+            account = Account.objects.get(pk=busiest)
         else:
             account, _ = Account.objects.get_or_create(external_id="acct_demo", defaults={"name": "Demo account"})
         if not account.name:
@@ -71,8 +69,7 @@ class Command(BaseCommand):
         if Budget.objects.filter(account=account, scope=Budget.Scope.KEY).exists():
             return
         _, start, _ = period_now(period="month", now=timezone.now(), zone=account.zone, week_start=account.week_start)
-        spend = dict(AccountHour.objects.filter(account=account, hour__gte=start).exclude(api_key_id=0)
-                     .values_list("api_key_id").annotate(s=Sum("spend_units")).values_list("api_key_id", "s"))
+        spend = spend_by_key(account_id=account.pk, since=start)
         keys = sorted(ApiKey.objects.filter(account=account), key=lambda k: -(spend.get(k.pk) or 0))
         for key, interval in zip(keys, (ApiKey.Interval.MONTHLY, ApiKey.Interval.DAILY), strict=False):
             used = units_to_usd(spend.get(key.pk) or 0)

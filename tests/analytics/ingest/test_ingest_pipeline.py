@@ -206,10 +206,10 @@ def test_unpriced_records_are_priced_from_the_endpoint_then_genai_prices(tmp_pat
 
     run_batch(path)
 
-    priced = {g.id: (g.cost_units, g.cost_priced) for g in Generation.objects.all()}
-    assert priced["p-1"] == (45_000_000, True)  # 1000 x $0.000003 + 100 x $0.000015 = $0.0045
-    assert priced["p-2"] == (45_000_000, True)
-    assert priced["p-3"] == (5_000_000_000, False)
+    priced = {g.id: (g.cost_units, g.cost_source) for g in Generation.objects.all()}
+    assert priced["p-1"] == (45_000_000, Generation.CostSource.CATALOG)  # 1000 x $0.000003 + 100 x $0.000015 = $0.0045
+    assert priced["p-2"] == (45_000_000, Generation.CostSource.CATALOG)
+    assert priced["p-3"] == (5_000_000_000, Generation.CostSource.GATEWAY)
 
 
 def test_zero_completion_insurance_and_where_each_cost_came_from(tmp_path):
@@ -232,13 +232,13 @@ def test_zero_completion_insurance_and_where_each_cost_came_from(tmp_path):
                total_cost=...),
     ]))
     source = Generation.CostSource
-    got = {g.id: (g.cost_units, g.cost_priced, g.cost_source) for g in Generation.objects.all()}
+    got = {g.id: (g.cost_units, g.cost_source) for g in Generation.objects.all()}
     assert got == {
-        "i-503": (0, True, source.INSURANCE), "i-500-tokens": (0, True, source.INSURANCE),
-        "i-cancelled": (0, True, source.INSURANCE), "i-empty": (0, True, source.INSURANCE),
-        "i-cancelled-partial": (45_000_000, True, source.CATALOG),  # 1000 x $3 + 100 x $15 per 1M
-        "i-gateway-failed": (2_500_000_000, False, source.GATEWAY),
-        "i-unknown": (0, True, source.UNPRICED),
+        "i-503": (0, source.INSURANCE), "i-500-tokens": (0, source.INSURANCE),
+        "i-cancelled": (0, source.INSURANCE), "i-empty": (0, source.INSURANCE),
+        "i-cancelled-partial": (45_000_000, source.CATALOG),  # 1000 x $3 + 100 x $15 per 1M
+        "i-gateway-failed": (2_500_000_000, source.GATEWAY),
+        "i-unknown": (0, source.UNPRICED),
     }
 
 
@@ -280,7 +280,7 @@ def test_every_field_of_a_record_is_kept(tmp_path):
     assert (g.model.slug, g.provider.name) == ("meta-llama/llama-4-scout-17b-16e-instruct", "DeepInfra")
     assert g.app.origin == "https://github.com/wvanderp/Trick-question-bench"
     assert (g.tokens_prompt, g.tokens_completion, g.tokens_reasoning, g.tokens_cached) == (65, 116, 0, 0)
-    assert (g.cost_units, g.cost_priced, g.is_byok) == (345_200, False, False)
+    assert (g.cost_units, g.cost_source, g.is_byok) == (345_200, Generation.CostSource.GATEWAY, False)
     assert (g.latency, g.generation_time, g.status, g.streamed, g.cancelled) == (1016, 2940, 200, True, True)
     assert g.provider_responses == [{"provider_name": "DeepInfra", "status": 200, "latency": 420}]
 

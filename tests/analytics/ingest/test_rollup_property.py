@@ -11,11 +11,9 @@ from django.db.models.functions import TruncDate, TruncHour
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from analytics import rollups
 from analytics.models import (
-    AccountDay,
     AccountHour,
-    AccountTagDay,
-    AccountUserDay,
     AppDay,
     EndpointDay,
     EndpointHour,
@@ -24,7 +22,6 @@ from analytics.models import (
     IngestBatch,
 )
 from analytics.usage import sources
-from analytics.usage.totals import COUNTERS
 from billing.models import Account, LedgerEntry
 from core.money import usd_to_units
 from tests.analytics.conftest import run_batch, write_jsonl
@@ -55,7 +52,7 @@ record_strategy = st.fixed_dictionaries({
 
 
 def _clean():
-    for model in (EndpointHour, EndpointDay, AccountDay, AccountHour, AccountUserDay, AccountTagDay, AppDay, Generation, GenerationKey, LedgerEntry, IngestBatch):
+    for model in (*(r.model for r in rollups.ROLLUPS), Generation, GenerationKey, LedgerEntry, IngestBatch):
         model.objects.all().delete()
     Account.objects.update(balance_units=0)
 
@@ -109,7 +106,7 @@ def test_rollups_equal_a_direct_aggregate_of_generations(records, chunk_lines, s
         account_rolled[(r.account_id, r.hour)] = (n + r.requests, s + r.spend_units)
     assert account_rolled == by_account
 
-    _account_rollups_assert_equal_generations()
+    rollups_assert_equal_generations()
 
     apps = dict(Generation.objects.filter(app__isnull=False).annotate(day=TruncDate("created_at"))
                 .values("day").annotate(n=Count("id")).values_list("day", "n"))
@@ -132,24 +129,33 @@ def test_rollups_equal_a_direct_aggregate_of_generations(records, chunk_lines, s
         assert account.balance_units == entries == -truth.get(account.external_id, 0)
 
 
-_ACCOUNT_ROLLUPS = ((AccountDay, ("day", "model_id", "provider_id", "api_key_id", "app_id"), False),
-                    (AccountHour, ("hour", "model_id", "provider_id", "api_key_id", "app_id"), True),
-                    (AccountUserDay, ("day", "end_user"), False), (AccountTagDay, ("day", "tags"), False))
-
-
-def _account_rollups_assert_equal_generations() -> None:
-    """Each account rollup, row by row and counter by counter, equals the generations summed as the usage
-    queries sum them when no rollup answers (analytics.usage.sources): the two paths agree."""
-    start, end = datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 2, 4, tzinfo=UTC)
-    for model, keys, hourly in _ACCOUNT_ROLLUPS:
+def rollups_assert_equal_generations() -> None:
+    """Each rollup fed one row per generation (analytics.rollups), row by row and counter by counter, equals
+    the generations summed by its own counters; an account rollup also equals them summed as the usage
+    queries sum them when no rollup answers (analytics.usage.sources): the paths agree."""
+    start, end = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)  # every generation
+    for rollup in rollups.ROLLUPS:
+        if not rollup.per_generation:
+            continue
+        keys, counters = rollup.keys, tuple(rollup.counters)
+        stored = {tuple(row[:len(keys)]): tuple(row[len(keys):])
+                  for row in rollup.model.objects.values_list(*keys, *counters)}
+        sums = ", ".join(f"COALESCE(CAST({expr} AS BIGINT), 0)" for expr in rollup.counters.values())
+        assert stored == _summed(f"SELECT {', '.join(keys)}, {sums} FROM {rollups.generation_rows_sql('1 = 1')} r"
+                                 f" WHERE {rollup.where} GROUP BY {', '.join(keys)}", [], len(keys)), rollup.table
+        if not rollup.account:
+            continue
         for account_id in Account.objects.values_list("pk", flat=True):
-            rows = sources.account_rows(account_id, start, end, hourly=hourly, columns=["end_user", "tags"])
+            rows = sources.account_rows(account_id, start, end, hourly=rollup.grain == "hour",
+                                        columns=["end_user", "tags"])
             assert rows.generations
-            with connection.cursor() as cursor:
-                cursor.execute(f"SELECT {', '.join(keys)}, {rows.sums} {rows.sql} GROUP BY {', '.join(keys)}",
-                               rows.params)
-                summed = {tuple(row[:len(keys)]): tuple(int(v) for v in row[len(keys):])
-                          for row in cursor.fetchall()}
-            stored = {tuple(row[:len(keys)]): tuple(row[len(keys):])
-                      for row in model.objects.filter(account_id=account_id).values_list(*keys, *COUNTERS)}
-            assert stored == summed, model.__name__
+            dims = keys[1:]
+            summed = _summed(f"SELECT {', '.join(dims)}, {rows.sums_of(counters)} {rows.sql} GROUP BY {', '.join(dims)}",
+                             rows.params, len(dims))
+            assert {k[1:]: v for k, v in stored.items() if k[0] == account_id} == summed, rollup.table
+
+
+def _summed(sql: str, params: list, width: int) -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {tuple(row[:width]): tuple(int(v) for v in row[width:]) for row in cursor.fetchall()}

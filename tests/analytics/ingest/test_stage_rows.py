@@ -59,7 +59,7 @@ def _expected_ids():
 def test_the_columns_are_the_row_fields_in_order():
     assert tuple(name for name, _ in STAGE_COLUMNS) == StageRow._fields
     assert tuple(name for name, _ in ATTEMPT_COLUMNS) == AttemptRow._fields
-    assert len(StageRow._fields) == 38
+    assert len(StageRow._fields) == 37
 
 
 def test_a_stage_row_has_each_value_in_its_named_field():
@@ -72,7 +72,7 @@ def test_a_stage_row_has_each_value_in_its_named_field():
         "account_id": ids["account_id"], "api_key_id": ids["api_key_id"], "model_id": ids["model_id"],
         "provider_id": ids["provider_id"], "app_id": ids["app_id"], "batch_id": 77,
         "tokens_prompt": 11, "tokens_completion": 22, "tokens_reasoning": 3, "tokens_cached": 4,
-        "cost_units": int(Decimal("0.0123") * UNITS_PER_USD), "cost_priced": False, "is_byok": True,
+        "cost_units": int(Decimal("0.0123") * UNITS_PER_USD), "is_byok": True,
         "latency": 517, "generation_time": 2000, "status": 200, "finish_reason": "stop",
         "streamed": True, "cancelled": False, "num_media_prompt": 5, "num_media_completion": 6,
         "num_search_results": 7, "provider_responses": RESPONSES,
@@ -123,8 +123,8 @@ def test_the_staging_table_and_the_generation_take_each_field_by_name():
         CREATED, ids["account_id"], ids["api_key_id"], ids["model_id"], ids["provider_id"], ids["app_id"],
         77)
     assert (generation.tokens_prompt, generation.tokens_completion, generation.tokens_reasoning,
-            generation.tokens_cached, generation.cost_units, generation.cost_priced, generation.is_byok) == (
-        11, 22, 3, 4, int(Decimal("0.0123") * UNITS_PER_USD), False, True)
+            generation.tokens_cached, generation.cost_units, generation.cost_source, generation.is_byok) == (
+        11, 22, 3, 4, int(Decimal("0.0123") * UNITS_PER_USD), Generation.CostSource.GATEWAY, True)
     assert (generation.latency, generation.generation_time, generation.status, generation.finish_reason,
             generation.streamed, generation.cancelled, generation.num_media_prompt,
             generation.num_media_completion, generation.num_search_results,

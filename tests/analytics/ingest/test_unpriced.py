@@ -71,15 +71,15 @@ def ingested(tmp_path, catalog):
 
 
 def test_each_row_says_where_its_cost_came_from(ingested):
-    got = {g.id: (g.cost_source, g.cost_units, g.cost_priced) for g in Generation.objects.all()}
+    got = {g.id: (g.cost_source, g.cost_units) for g in Generation.objects.all()}
     assert got == {
-        "u-model": (SOURCE.UNPRICED, 0, True), "u-model-2": (SOURCE.UNPRICED, 0, True),
-        "u-provider": (SOURCE.UNPRICED, 0, True),
-        "p-catalog": (SOURCE.CATALOG, 45_000_000, True),
-        "i-503": (SOURCE.INSURANCE, 0, True), "i-cancelled": (SOURCE.INSURANCE, 0, True),
-        "i-empty": (SOURCE.INSURANCE, 0, True),
-        "g-502": (SOURCE.GATEWAY, 2_500_000_000, False),
-        "m-mapped": (SOURCE.CATALOG, 90_000_000, True),  # priced at Acme Cloud's endpoint price
+        "u-model": (SOURCE.UNPRICED, 0), "u-model-2": (SOURCE.UNPRICED, 0),
+        "u-provider": (SOURCE.UNPRICED, 0),
+        "p-catalog": (SOURCE.CATALOG, 45_000_000),
+        "i-503": (SOURCE.INSURANCE, 0), "i-cancelled": (SOURCE.INSURANCE, 0),
+        "i-empty": (SOURCE.INSURANCE, 0),
+        "g-502": (SOURCE.GATEWAY, 2_500_000_000),
+        "m-mapped": (SOURCE.CATALOG, 90_000_000),  # priced at Acme Cloud's endpoint price
     }
 
 
@@ -202,7 +202,7 @@ def test_a_price_per_million_leaves_the_unpriced_tokens_out_as_it_leaves_their_s
     unpriced tokens and no spend: the same 7,300 priced tokens."""
     from analytics.rankings.price_index import price_index
     from analytics.rankings.series import daily_top_models
-    from analytics.usage import queries
+    from analytics.usage import overview
     from analytics.usage.params import period_parse
 
     index = price_index()
@@ -213,7 +213,7 @@ def test_a_price_per_million_leaves_the_unpriced_tokens_out_as_it_leaves_their_s
         ROCKET, 9500, 2200, Decimal("36.095890"))
 
     account = ingested["account"]
-    totals, _ = queries.usage_totals(account_id=account.pk, period=period_parse("7d"))
+    totals, _ = overview.usage_totals(account_id=account.pk, period=period_parse("7d"))
     assert (totals.tokens, totals.unpriced_tokens, totals.byok_tokens) == (10_615, 3315, 0)
     assert totals.cost_per_million_units == 2_635_000_000 * 1_000_000 // 7300 == 360_958_904_109
     assert totals.value("cost_per_million") == Decimal("36.0958904109")

@@ -271,12 +271,12 @@ def test_overview_reads_each_rollup_once_and_never_the_generations(client, alice
 
 
 def test_prewarm_fills_the_default_explorer_view(client, alice, django_assert_max_num_queries):
-    from analytics.usage import queries
+    from analytics.usage import prewarm
     from analytics.usage.cache import usage_watch
 
     account_id = alice.memberships.get().account_id
     usage_watch(account_id=account_id)
-    queries.usage_prewarm(account_id=account_id)
+    prewarm.usage_prewarm(account_id=account_id)
     client.force_login(alice)
     with CaptureQueriesContext(connection) as context:
         assert client.get("/account/activity/").status_code == 200

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection, transaction
 
 from analytics.models import Generation
-from analytics.usage import generation_log
+from analytics.usage import generation_log, log_export, log_histogram
 from billing.models import Account
 from marketplace.models import Model
 from tests.billing.factories import AccountFactory, ApiKeyFactory
@@ -39,13 +39,14 @@ def catalog():
 
 
 def _generation(catalog, gid: str, created_at: datetime, **fields) -> Generation:
-    values = {"account": catalog["account"], "model": catalog["model"], "provider": catalog["provider"]}
+    values = {"account": catalog["account"], "model": catalog["model"], "provider": catalog["provider"],
+              "cost_source": Generation.CostSource.GATEWAY}
     values.update(fields)
     return Generation(id=gid, created_at=created_at, **values)
 
 
 def _export(account: Account) -> list[dict]:
-    body = b"".join(generation_log.generations_csv(account_id=account.pk, first=FIRST, last=LAST)).decode()
+    body = b"".join(log_export.generations_csv(account_id=account.pk, first=FIRST, last=LAST)).decode()
     return list(csv.DictReader(io.StringIO(body)))
 
 
@@ -90,7 +91,8 @@ def test_every_field_as_text(catalog):
     key = ApiKeyFactory(account=catalog["account"], external_id="key-1")
     Generation.objects.bulk_create([
         _generation(catalog, "full", START, app=catalog["app"], api_key=key, tokens_prompt=1000, tokens_completion=500,
-                    tokens_reasoning=100, tokens_cached=200, cost_units=12_345_678_901, cost_priced=True,
+                    tokens_reasoning=100, tokens_cached=200, cost_units=12_345_678_901,
+                    cost_source=Generation.CostSource.CATALOG,
                     latency=400, generation_time=1200, status=200, finish_reason="stop", streamed=True,
                     cancelled=False, num_media_prompt=1, num_media_completion=0, num_search_results=3,
                     batch_id=7),
@@ -133,10 +135,10 @@ def test_postgres_export_reads_the_account_index_in_order_without_a_sort(catalog
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE analytics_generation")
     with transaction.atomic(), connection.cursor() as cursor:
-        for setting in generation_log.PG_EXPORT_SETTINGS:
+        for setting in log_export.PG_EXPORT_SETTINGS:
             cursor.execute(setting)
-        cursor.execute("EXPLAIN " + generation_log.pg_export_select(),
-                       generation_log.pg_export_params(catalog["account"].pk, START, END))
+        cursor.execute("EXPLAIN " + log_export.pg_export_select(),
+                       log_export.pg_export_params(catalog["account"].pk, START, END))
         plan = "\n".join(line for (line,) in cursor.fetchall())
     # The export's own node, before the InitPlans that build the name arrays once (from PostgreSQL 16
     # on, an ordered aggregate sorts its input there in a Sort node of its own: not a sort of the rows).
@@ -156,7 +158,7 @@ def test_postgres_histogram_reads_only_the_accounts_range_by_its_index(catalog):
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE analytics_generation")
     log_filter = generation_log.LogFilter(start=START, end=END)
-    rows = generation_log.histogram_counts(account_id=catalog["account"].pk, log_filter=log_filter, unit="day")
+    rows = log_histogram.histogram_counts(account_id=catalog["account"].pk, log_filter=log_filter, unit="day")
     plan = rows.explain()
     assert "Seq Scan" not in plan, plan
     assert "Index" in plan, plan

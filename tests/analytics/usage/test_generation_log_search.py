@@ -3,6 +3,7 @@
 Hand-computed truth on a few records; the same user id ("u1") and session ("s1") in two accounts.
 """
 import csv
+import dataclasses
 import io
 import re
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from analytics.models import Generation, GenerationKey
-from analytics.usage import generation_log
+from analytics.usage import cost_breakdown, generation_log, log_histogram
 from billing.accounts import account_token_create
 from billing.models import Account, Membership
 from marketplace.models import EndpointPrice
@@ -141,7 +142,7 @@ def test_the_histogram_counts_from_the_rollups_what_the_generations_count(log, z
         for unit, (first, last) in (("day", (D2 - timedelta(days=5), D1)), ("hour", (D2, D1))):
             start, end = days_span(first, last, tz)
             with CaptureQueriesContext(connection) as queries:
-                from_rollups = generation_log.rollup_histogram_counts(account_id=log["a"].pk, log_filter=log_filter,
+                from_rollups = log_histogram.rollup_histogram_counts(account_id=log["a"].pk, log_filter=log_filter,
                                                                       unit=unit, start=start, end=end)
             # Users and tags have daily rollups of their own, each alone: by the hour, in a zone whose
             # days are not UTC days, or a user with a tag, only the generation table answers.
@@ -152,15 +153,15 @@ def test_the_histogram_counts_from_the_rollups_what_the_generations_count(log, z
                 continue
             assert len(queries) == 1, query
             assert "analytics_generation" not in queries[0]["sql"], query
-            from_rows = generation_log.histogram_counts(
-                account_id=log["a"].pk, log_filter=generation_log.replace(log_filter, start=start, end=end), unit=unit,
+            from_rows = log_histogram.histogram_counts(
+                account_id=log["a"].pk, log_filter=dataclasses.replace(log_filter, start=start, end=end), unit=unit,
                 zone=tz)
             assert {k: v for k, v in from_rollups.items() if v} == {b.astimezone(UTC): n for b, n in from_rows}, query
-    assert sum(generation_log.rollup_histogram_counts(
+    assert sum(log_histogram.rollup_histogram_counts(
         account_id=log["a"].pk, log_filter=generation_log.log_filter_parse(QueryDict("status=ok")), unit="day",
         start=days_span(D2, D1)[0], end=days_span(D2, D1)[1]).values()) == 4
     for query in ("session=s1", "id=g1"):
-        assert generation_log.rollup_histogram_counts(
+        assert log_histogram.rollup_histogram_counts(
             account_id=log["a"].pk, log_filter=generation_log.log_filter_parse(QueryDict(query)), unit="day",
             start=days_span(D2, D1)[0], end=days_span(D2, D1)[1]) is None
 
@@ -272,19 +273,19 @@ def priced(db):
     GenerationKey.objects.create(id="c-feb", created_at=T1 + timedelta(days=3))
     Generation.objects.bulk_create([
         Generation(id="c-jan", created_at=T0 + timedelta(days=3), account=account, model=model, provider=provider,
-                   cost_units=18_200_000, cost_priced=True, **tokens),
+                   cost_units=18_200_000, cost_source=Generation.CostSource.CATALOG, **tokens),
         Generation(id="c-feb", created_at=T1 + timedelta(days=3), account=account, model=model, provider=provider,
-                   cost_units=36_400_000, cost_priced=True, **tokens),
+                   cost_units=36_400_000, cost_source=Generation.CostSource.CATALOG, **tokens),
         Generation(id="c-gw", created_at=T0 + timedelta(days=3), account=account, model=model, provider=provider,
-                   cost_units=50_000_000, cost_priced=False, **tokens),
+                   cost_units=50_000_000, cost_source=Generation.CostSource.GATEWAY, **tokens),
         Generation(id="c-none", created_at=T0 + timedelta(days=3), account=account, model=other, provider=provider,
-                   cost_units=70_000_000, cost_priced=False, **tokens),
+                   cost_units=70_000_000, cost_source=Generation.CostSource.GATEWAY, **tokens),
     ])
     return {"account": account, "user": member_of(account, Membership.Role.OWNER, "carol")}
 
 
-def _cost(generation_id: str) -> generation_log.CostBreakdown:
-    return generation_log.generation_cost(Generation.objects.get(id=generation_id))
+def _cost(generation_id: str) -> cost_breakdown.CostBreakdown:
+    return cost_breakdown.generation_cost(Generation.objects.get(id=generation_id))
 
 
 def test_cost_breakdown_at_the_price_in_force_at_created_at(priced, client):

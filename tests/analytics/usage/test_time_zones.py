@@ -28,8 +28,9 @@ from decimal import Decimal
 import pytest
 import time_machine
 
-from analytics.usage import params, queries
-from billing import selectors
+from analytics.usage import params
+from analytics.usage.overview import forecast_days, usage_overview
+from billing import selectors, statements
 from billing.models import Account, Membership
 from core.timerange import zone_named
 from tests.analytics.conftest import record, run_batch, write_jsonl
@@ -128,10 +129,10 @@ def test_new_york_usage_csv_api_statement_report_and_log(client, tmp_path):
     assert [(r["date"], r["requests"], r["spend_usd"]) for r in body["rows"]] == [("2026-11-01", 4, "0.0600000000")]
 
     account = Account.objects.get(external_id="acct_z")
-    november = selectors.statement_month(account=account, month=date(2026, 11, 1))
+    november = statements.statement_month(account=account, month=date(2026, 11, 1))
     assert (november.start, november.end) == (datetime(2026, 11, 1, 4, tzinfo=UTC), datetime(2026, 12, 1, 5, tzinfo=UTC))
     assert november.model_usage_units == 1_240_000_000  # $0.124: n3..n7
-    october = selectors.statement_month(account=account, month=date(2026, 10, 1))
+    october = statements.statement_month(account=account, month=date(2026, 10, 1))
     assert october.model_usage_units == 30_000_000
 
     report = client.get("/account/reports/monthly/2026-11/").context["report"]
@@ -172,16 +173,16 @@ def test_auckland_months_statements_and_forecast(client, tmp_path):
     account = Account.objects.get(external_id="acct_z")
     months = _series(client, start="2026-10-31", end="2026-12-01", granularity="month")
     assert months == {"2026-10": Decimal("0.001"), "2026-11": Decimal("0.006"), "2026-12": Decimal("0.008")}
-    statement = selectors.statement_month(account=account, month=date(2026, 11, 1))
+    statement = statements.statement_month(account=account, month=date(2026, 11, 1))
     assert statement.start == datetime(2026, 10, 31, 11, tzinfo=UTC)
     assert statement.model_usage_units == 60_000_000  # z2 + z3
-    assert selectors.statement_months(account=account, today=date(2026, 12, 1))[:3] == [
+    assert statements.statement_months(account=account, today=date(2026, 12, 1))[:3] == [
         date(2026, 12, 1), date(2026, 11, 1), date(2026, 10, 1)]
     # At 01:00 on Dec 1 in Auckland (12:00Z on Nov 30), December so far is z4 alone.
     now = datetime(2026, 11, 30, 12, tzinfo=UTC)
     forecast = selectors.spend_forecast(account=account, now=now).projection
     assert forecast.month_to_date_units == 80_000_000
-    assert queries.forecast_days(account_id=account.pk, now=now, zone=account.zone)[date(2026, 11, 30)] == 40_000_000
+    assert forecast_days(account_id=account.pk, now=now, zone=account.zone)[date(2026, 11, 30)] == 40_000_000
 
 
 def test_the_settings_page_sets_the_zone_for_owners_only(client, tmp_path):
@@ -232,7 +233,7 @@ def test_top_users_and_tags_in_a_zone_read_whole_utc_days_from_their_rollups_and
     account = Account.objects.get(external_id="acct_e")
     period = params.period_parse("custom", start="2026-10-31", end="2026-11-02", zone=zone_named("America/New_York"))
     with CaptureQueriesContext(connection) as context:
-        overview = queries.usage_overview(account_id=account.pk, period=period)
+        overview = usage_overview(account_id=account.pk, period=period)
     unit = 10_000_000  # $0.001
     # u1: n2 + n3 + e1; u2: n4 + n5 + n6 + n7 + e2
     assert [(row.id, row.totals.spend_units) for row in overview.tops["user"]] == [("u2", 376 * unit),

@@ -9,8 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from analytics.usage import cache as usage
-from analytics.usage import params, tasks
-from analytics.usage import queries as usage_queries
+from analytics.usage import overview, params, tasks
 from billing.models import Account, Membership
 from tests.analytics.conftest import D1, account_traffic, at, record, run_batch, write_jsonl
 from tests.billing.factories import member_of
@@ -216,7 +215,7 @@ def test_a_page_cached_while_watched_is_not_shown_after_the_mark_expired(
     assert queued["prewarm"] == [[a.pk]]  # neither moved nor prewarmed: A is not watched
     assert usage.usage_version(a.pk) == version
     period = params.period_parse(None)
-    assert usage_queries.usage_overview(account_id=a.pk, period=period).totals.requests == 5  # the stale page is there
+    assert overview.usage_overview(account_id=a.pk, period=period).totals.requests == 5  # the stale page is there
 
     with CaptureQueriesContext(connection) as queries:
         text = _text(client.get("/account/"))

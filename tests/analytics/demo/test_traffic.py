@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from analytics.ingest.traffic import ACCOUNT_EXPONENT
+from analytics.demo.traffic import ACCOUNT_EXPONENT
 from billing.models import Account
 from tests.marketplace.factories import AuthorFactory, EndpointFactory, ModelFactory, ProviderFactory
 
