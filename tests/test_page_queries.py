@@ -86,5 +86,5 @@ def test_the_credits_page_runs_the_same_queries_for_one_purchase_and_debit_or_fi
         credits_purchase_start(account=account, amount=Decimal(5 + i))
         ledger_debit_usage(spend_by_account={account.pk: usd_to_units("0.01")}, idempotency_prefix=f"page-{i}")
     client.force_login(alice)
-    response = _count(django_assert_num_queries, 11, lambda: client.get("/account/credits/"))
+    response = _count(django_assert_num_queries, 14, lambda: client.get("/account/credits/"))
     assert len(response.context["payments"]) == n
