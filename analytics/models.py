@@ -351,7 +351,8 @@ class _AccountSlice(_AccountUsage):
 
     End users and tags are not among them: at a router's density (thousands of end users per busy
     account) a row per day x model x provider x key x app x user x tags is nearly a row per request
-    (8.3M rows for 10M generations, migration 0014). Users and tags have rollups of their own
+    (8.3M rows for 10M generations before migration 0014: `generate_traffic --events 10000000 --accounts
+    100000` ingested by `bench/ingest.py --file`). Users and tags have rollups of their own
     (AccountUserDay, AccountTagDay); a slice that crosses them with another dimension, or asks for
     them by hour, is summed from the generation table (analytics.usage.sources).
     """

@@ -5,7 +5,7 @@
     .venv/bin/python bench/ingest.py --accounts [N] [--events 1000000]
 
 Creates (or reuses) the database `tokengrid_bench`, migrates it and loads the catalog, generates
-`--events` records with `generate_traffic` (or takes `--file`), runs ../shared/bench/copy_ceiling.py
+`--events` records with `generate_traffic` (or takes `--file`), runs bench/copy_ceiling.py
 on the file, empties the generation and rollup tables, then ingests the same file through the real
 path (`manage.py ingest --wait`, Celery workers on Redis, COPY + set-based rollups + usage debits)
 and prints both rates, their ratio, each worker's peak memory (VmHWM) and the CPU time each run took
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CEILING = ROOT.parent / "shared" / "bench" / "copy_ceiling.py"
+CEILING = ROOT / "bench" / "copy_ceiling.py"
 PG = "postgres://postgres@127.0.0.1:5432"
 DB = "tokengrid_bench"
 PY = sys.executable
@@ -159,7 +159,7 @@ def main() -> None:
            "REDIS_URL": "redis://127.0.0.1:6379/12", "INGEST_CHUNK_LINES": str(options.chunk_lines),
            "DJANGO_SETTINGS_MODULE": "config.settings",
            # As in production: with DEBUG on, Django keeps every statement's SQL (up to 9,000 of
-           # them, some of a chunk's 25,000 ids) and the workers' memory grows about 1 MiB a chunk.
+           # them, some of a chunk's 25,000 ids) and the workers' memory grows with every chunk.
            "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-" + "x" * 50)}
     if psql(f"SELECT 1 FROM pg_database WHERE datname = '{db}'") != "1":
         psql(f"CREATE DATABASE {db}")

@@ -50,8 +50,8 @@ class Account(models.Model):
     # a final decline turns it off at once) until it turns itself off.
     auto_topup_monthly_cap_units = models.BigIntegerField(default=0)
     auto_topup_failures = models.PositiveSmallIntegerField(default=0)
-    # The account's days, weeks and months (pages, reports, statements, the forecast); key-limit
-    # intervals stay UTC (the gateway enforces them and its API says so).
+    # The account's days, weeks and months (pages, reports, statements, the forecast, budgets and so
+    # key limits, which are key budgets since migration 0008).
     time_zone = models.CharField(max_length=64, default="UTC", help_text="an IANA time zone name, such as Europe/Paris")
     # The first day of a budget's week: 0 Monday … 6 Sunday (billing.periods).
     week_start = models.PositiveSmallIntegerField(default=0, choices=[(i, d) for i, d in enumerate(WEEKDAYS)])

@@ -9,7 +9,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("tokengrid")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # `<app>.tasks` of every installed app, and analytics' packages, one tasks module each (their tasks are
-# named after their modules; the names they had in analytics/tasks.py, analytics.tasks.*, still run for
+# named after their modules; the names they had when one module held them all, analytics.tasks.*, still run for
 # one release: core.celery_names).
 app.autodiscover_tasks()
 app.autodiscover_tasks(["analytics.ingest", "analytics.rankings", "analytics.repricing", "analytics.usage"])

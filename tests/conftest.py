@@ -1,9 +1,12 @@
 """Fixtures shared by every test package, and the one instant the tests take for now.
 
-NOW is today at 12:00 UTC unless TOKENGRID_TEST_NOW gives another instant (ISO 8601, e.g.
-`TOKENGRID_TEST_NOW=2027-03-01T00:10:00Z`), so the suite can be run as if at 23:59 or on a month's
-first day. Every test outside tests/browser and tests/integration (whose Chromium and worker
-subprocesses do not share the fake clock) runs with the clock set to NOW and ticking.
+NOW is a fixed instant, FIXED_NOW, unless TOKENGRID_TEST_NOW gives another (ISO 8601, e.g.
+`TOKENGRID_TEST_NOW=2027-03-01T00:10:00Z`, CI's clock-edge run), so the suite answers the same on
+any day it runs and can be run as if at 23:59 or on a month's first day. Every test outside
+tests/browser and tests/integration (whose Chromium and worker subprocesses do not share the fake
+clock) runs with the clock set to NOW and ticking; nothing else in a test may assume NOW is near the
+real date (PostgreSQL's own now(), the migrations' partitions and the test database's creation
+follow the real clock).
 
 The whole session reads genai-prices from the pinned snapshot (PINNED_SNAPSHOT), never from the
 installed release's data: catalog_sync and genai-prices' own calc_price alike.
@@ -12,19 +15,26 @@ The database is PostgreSQL: the operator's when DATABASE_URL is set, else the em
 var/postgres/ (config/embedded_db), started by the session's first connection.
 """
 import os
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import time_machine
 
+# A Wednesday at noon in the middle of a month, clear of every day, week, month and DST edge of the
+# zones the tests use; after every date of the tests' own fixed data (the LiteLLM fixtures' 2026-12-03,
+# the time-zone tests' Dec 1) and every price change of the pinned genai-prices snapshot but its 2027
+# ones. Run at 2026-11-18, 19 days before the real date of that run, only the tests whose fixed data
+# lies after it failed: nothing else leans on the real date.
+FIXED_NOW = datetime(2026, 12, 16, 12, tzinfo=UTC)
+
 
 def _now() -> datetime:
     raw = os.environ.get("TOKENGRID_TEST_NOW", "").strip()
     if raw:
         return datetime.fromisoformat(raw.replace("Z", "+00:00")).astimezone(UTC)
-    return datetime.combine(datetime.now(tz=UTC).date(), time(12), tzinfo=UTC)
+    return FIXED_NOW
 
 
 NOW = _now()

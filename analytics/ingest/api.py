@@ -77,8 +77,9 @@ class IngestApi(_IngestTokenApi):
     @extend_schema(
         operation_id="ingest_create",
         summary="Ingest routed-traffic records",
-        description=("The body is NDJSON (one generation per line, any format of formats.md; "
-                     "`Content-Encoding: gzip` allowed). Answers the batch with its counts when it finishes "
+        description=("The body is a log file in one of the formats of docs/formats.md (OpenRouter JSON Lines, "
+                     "LiteLLM spend logs as CSV or JSON Lines, generic CSV; `Content-Encoding: gzip` allowed)."
+                     " Answers the batch with its counts when it finishes "
                      "within `wait` seconds (200), else its id and status (202)."),
         request={"application/x-ndjson": OpenApiTypes.STR},
         parameters=[InputSerializer],

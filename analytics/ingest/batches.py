@@ -113,7 +113,7 @@ def chunk_ranges(handle, start: int, first_line: int, size: int, block_size: int
                   ) -> tuple[list[tuple[int, int, int]], int]:
     """Cut the file from `start` into (first line, byte start, byte end) ranges of `size` lines.
 
-    Reads 8 MB blocks and counts newlines in C: a 600 MB file is cut in well under a second.
+    Reads 8 MB blocks and counts newlines in C (`bytes.count`): no Python step per line.
     """
     handle.seek(start)
     chunks: list[tuple[int, int, int]] = []

@@ -232,7 +232,7 @@ def apply(*, stage: list[StageRow], extra_attempts: list[AttemptRow]) -> Applied
     with connection.cursor() as cursor:
         # The sorts and hash aggregates of a 50k-row chunk fit in memory instead of spilling to
         # disk. No JIT: the staging tables have no statistics, so the planner overestimates the
-        # endpoint rollups' join and compiled them (~40 ms a statement, more than they then took).
+        # endpoint rollups' join and compiled them, which cost more than running them.
         cursor.execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
         _create_temp_tables(cursor)
         inserted = _load(cursor, stage, extra_attempts)

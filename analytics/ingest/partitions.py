@@ -147,8 +147,8 @@ def _default_vacuum(removed: int) -> None:
     """Vacuum the default partition after rows left it.
 
     The generation log reads the default partition's account index on every unpruned page: left to
-    autovacuum, the dead entries of moved rows cost each page a walk over them (6,681 buffers and
-    82 ms after 1.5M rows moved, measured at 10M). VACUUM takes SHARE UPDATE EXCLUSIVE on it only;
+    autovacuum, the dead entries of moved rows cost each page a walk over them (docs/scaling.md, "Found
+    at 10M and fixed", has the figures). VACUUM takes SHARE UPDATE EXCLUSIVE on it only;
     inserts and reads go on. It cannot run inside a transaction (tests); autovacuum does it then.
     """
     if removed and not connection.in_atomic_block:

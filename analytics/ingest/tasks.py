@@ -5,7 +5,8 @@ Every message of ingestion is sent from this module: the services (`batches`, `c
 it, so it can import them without a cycle. Tasks take ids, load, call a service, and decide about
 retries: ingest tasks ack late (a worker killed mid-chunk leaves the message to be redelivered)
 and retry only errors that a second try can cure (core.retry.TRANSIENT). Names follow the module
-(`analytics.ingest.tasks.*`); the names they had in analytics/tasks.py still run, for one release,
+(`analytics.ingest.tasks.*`); the names they had when one module held every analytics task
+(`analytics.tasks.*`) still run, for one release,
 so that messages already queued do (core.celery_names).
 """
 import logging

@@ -1,6 +1,6 @@
 """Public leaderboards: models, authors, providers and apps by tokens or spend over a window, from rollups.
 
-Definitions (DESIGN.md): tokens = prompt + completion; spend = total cost (BYOK excluded);
+Definitions: tokens = prompt + completion; spend = total cost (BYOK excluded);
 `day` = the last 24 h, `week` = 7 days, `month` = 30 days, `all`; change is against the preceding
 window of equal length. Only listed models and public apps appear. Results are cached under the
 rankings version (`cache`).

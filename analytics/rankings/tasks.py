@@ -1,6 +1,7 @@
 """Celery tasks of the rankings: the rate-limited refresh that moves the version and prewarms.
 
-Named after its module; the name it had in analytics/tasks.py still runs for one release, so that
+Named after its module; the name it had when one module held every analytics task
+(`analytics.tasks.*`) still runs for one release, so that
 messages already queued find it (core.celery_names).
 """
 from time import time_ns

@@ -1,5 +1,5 @@
-"""The reprice apply as a Celery task: at a router's size it runs for minutes (the busiest endpoint's
-month at 10M generations: 140 s), longer than a web request may take."""
+"""The reprice apply as a Celery task: at a router's size it runs for minutes (`bench/reprice.py
+--database tokengrid_10m`: the busiest endpoint's month took 140 s), longer than a web request may take."""
 from core.celery_names import shared_task_renamed
 
 from . import services

@@ -1,7 +1,8 @@
 """Celery tasks of the account usage pages, and `usage_refresh`, which queues them after a chunk.
 
 The messages are sent from this module (the cache and the queries never import it). Names follow
-the module; the ones they had in analytics/tasks.py still run for one release, so that messages
+the module; the ones they had when one module held every analytics task
+(`analytics.tasks.*`) still run for one release, so that messages
 already queued do (core.celery_names).
 """
 from collections.abc import Iterable

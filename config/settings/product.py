@@ -62,9 +62,10 @@ LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
 LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 50)
 LOGIN_LOCK_SECONDS = env_int("LOGIN_LOCK_SECONDS", 15 * 60)
 
-# Generations a reprice changes per transaction: a changed row moves five rollups by random index
-# probes (~0.3 ms each at 10M), so 5,000 keep a transaction, and what ingestion may wait on it, to a
-# chunk's few seconds (bench/reprice.py at 10M: longest 4.8 s; 50,000 a batch held rows for 28-67 s).
+# Generations a reprice changes per transaction: a changed row moves seven rollups by random index
+# probes, so 5,000 keep a transaction, and what ingestion may wait on it, to a chunk's few seconds
+# (`bench/reprice.py --database tokengrid_10m --batch-rows N`: at 5,000 the longest took 4.8 s, at
+# 50,000 a batch held rows for 28-67 s).
 REPRICE_BATCH_ROWS = env_int("REPRICE_BATCH_ROWS", 5000)
 
 # Raw generations (PostgreSQL, monthly partitions): months kept, counted back from the current one;

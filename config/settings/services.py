@@ -31,8 +31,8 @@ if not DATABASE_URL:
     # The embedded cluster, started by the first connection of any process (config/embedded_db).
     DATABASES["default"]["ENGINE"] = "config.embedded_db"
 # Account pages aggregate tens of thousands of rollup rows for a router's busiest account: a
-# sort that fits in memory instead of spilling to disk, and no JIT, whose compilation (about
-# 30 ms) cost more than these short queries (measured on the busiest of 100k accounts at 10M).
+# sort that fits in memory instead of spilling to disk, and no JIT, whose compilation cost more
+# than these short queries (the busiest of 100k accounts' overview at 10M).
 DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
     f"-c jit=off -c work_mem={env_str('DB_WORK_MEM', '32MB')}")
 

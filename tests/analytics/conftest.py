@@ -1,5 +1,5 @@
 """Helpers to run ingestion in-process, chunk by chunk, as the workers would, and fixture traffic."""
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import orjson
@@ -50,29 +50,35 @@ def at(day, hour, minute=0) -> str:
     return datetime.combine(day, time(hour, minute), tzinfo=UTC).isoformat().replace("+00:00", "Z")
 
 
-def account_traffic(directory: Path) -> dict:
-    """Account A: four requests in the last 30 days and one 40 days ago; account B: one."""
+def account_traffic(directory: Path, *, today: date = TODAY) -> dict:
+    """Account A: four requests in the last 30 days and one 40 days ago; account B: one; and the days.
+
+    The days are D1, D2 and D40 before `today`: TODAY, the frozen clock's, except for the browser
+    tests, whose live server runs on the real clock and passes the real date.
+    """
+    d1, d2, d40 = (today - timedelta(days=n) for n in (1, 2, 40))
     alpha = {"model": "lab/alpha", "provider_name": "ProvOne", "api_key": "k1"}
     beta = {"model": "lab/beta", "provider_name": "ProvTwo", "api_key": "k2"}
     records = [
-        record(id="r1", created_at=at(D2, 10), origin="https://a.example/", app_name="@evil app", tokens_prompt=1000,
+        record(id="r1", created_at=at(d2, 10), origin="https://a.example/", app_name="@evil app", tokens_prompt=1000,
                tokens_completion=500, native_tokens_reasoning=100, native_tokens_cached=200, total_cost=0.015,
                finish_reason='=HYPERLINK("http://x")', account="acct_a", **alpha),
-        # 23:30 at UTC-5 is 04:30 UTC the next day: it belongs to D1.
-        record(id="r2", created_at=f"{D2.isoformat()}T23:30:00-05:00", tokens_prompt=2000, tokens_completion=1000,
+        # 23:30 at UTC-5 is 04:30 UTC the next day: it belongs to d1.
+        record(id="r2", created_at=f"{d2.isoformat()}T23:30:00-05:00", tokens_prompt=2000, tokens_completion=1000,
                total_cost=0.03, latency=600, account="acct_a", **beta),
-        record(id="r3", created_at=at(D1, 12), origin="https://a.example/", tokens_prompt=3000, tokens_completion=0,
+        record(id="r3", created_at=at(d1, 12), origin="https://a.example/", tokens_prompt=3000, tokens_completion=0,
                total_cost=0, status=500, latency=None, account="acct_a", **alpha),
-        record(id="r4", created_at=at(D40, 8), tokens_prompt=500, tokens_completion=500, total_cost=0.01,
+        record(id="r4", created_at=at(d40, 8), tokens_prompt=500, tokens_completion=500, total_cost=0.01,
                account="acct_a", **alpha),
-        record(id="r5", created_at=at(D1, 13), tokens_prompt=100, tokens_completion=100, total_cost=0.002,
+        record(id="r5", created_at=at(d1, 13), tokens_prompt=100, tokens_completion=100, total_cost=0.002,
                is_byok=True, account="acct_a", **beta),
-        record(id="b1", created_at=at(D1, 9), tokens_prompt=9999, tokens_completion=1, total_cost=9.99,
+        record(id="b1", created_at=at(d1, 9), tokens_prompt=9999, tokens_completion=1, total_cost=9.99,
                account="acct_b", model="lab/alpha", provider_name="ProvOne", api_key="kb"),
     ]
     batch = run_batch(write_jsonl(directory / "account-traffic.jsonl", records))
     assert batch.accepted == 6
-    return {"a": Account.objects.get(external_id="acct_a"), "b": Account.objects.get(external_id="acct_b")}
+    return {"a": Account.objects.get(external_id="acct_a"), "b": Account.objects.get(external_id="acct_b"),
+            "d1": d1, "d2": d2, "d40": d40}
 
 
 @pytest.fixture(autouse=True)

@@ -148,13 +148,17 @@ PASSWORD = "Alice-pass-2718"  # noqa: S105  (a test user's)
 
 @pytest.fixture
 def account_site(transactional_db, tmp_path):
-    """Account A's fixture traffic (tests/analytics/conftest.py) and its owner, alice."""
+    """Account A's fixture traffic (tests/analytics/conftest.py) and its owner, alice.
+
+    Its days ("d1", "d2") are before the real date: the live server and Chromium run on the real
+    clock, which moves away from the suite's fixed NOW."""
     from django.contrib.auth import get_user_model
+    from django.utils import timezone
 
     from billing.models import Membership
     from tests.analytics.conftest import account_traffic
 
-    accounts = account_traffic(tmp_path)
+    accounts = account_traffic(tmp_path, today=timezone.now().date())
     user = get_user_model().objects.create_user("alice", "alice@example.com", PASSWORD)
     Membership.objects.create(user=user, account=accounts["a"], role=Membership.Role.OWNER)
     return accounts

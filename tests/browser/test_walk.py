@@ -30,10 +30,11 @@ WIDTHS = (390, 1280)
 def whole_site(transactional_db, tmp_path, settings):
     """Account A's traffic (public too: listed models, an app) with a purchase (a statement with lines), and alice: its owner, staff."""
     from django.contrib.auth import get_user_model
+    from django.utils import timezone
 
     from marketplace.models import Model
 
-    accounts = account_traffic(tmp_path)
+    accounts = account_traffic(tmp_path, today=timezone.now().date())  # the live server's real clock
     Model.objects.update(listed=True)
     user = get_user_model().objects.create_user("alice", "alice@example.com", PASSWORD, is_staff=True,
                                                 is_superuser=True)

@@ -124,6 +124,8 @@ def totals_assert_truth(path: Path) -> None:
     from analytics.models import (
         AccountDay,
         AccountHour,
+        AccountTagDay,
+        AccountUserDay,
         AppDay,
         EndpointDay,
         EndpointHistogram,
@@ -151,7 +153,7 @@ def totals_assert_truth(path: Path) -> None:
     assert Generation.objects.aggregate(tokens_prompt=Sum("tokens_prompt"), tokens_completion=Sum("tokens_completion"),
                                         spend_units=Sum("cost_units")) == {
         k: v for k, v in truth.items() if k != "requests"}
-    for rollup in (EndpointHour, EndpointDay, AccountHour, AccountDay):
+    for rollup in (EndpointHour, EndpointDay, AccountHour, AccountDay, AccountUserDay, AccountTagDay):
         assert rollup.objects.aggregate(**sums) == truth, rollup.__name__
     assert AppDay.objects.aggregate(**sums) == app_truth
     latency = EndpointHistogram.objects.filter(metric=EndpointHistogram.Metric.LATENCY)

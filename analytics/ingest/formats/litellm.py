@@ -1,4 +1,4 @@
-"""LiteLLM spend logs (formats.md, section 2), as CSV or JSON Lines: mapped to the canonical fields.
+"""LiteLLM spend logs (docs/formats.md, section 2), as CSV or JSON Lines: mapped to the canonical fields.
 
 The rows are LiteLLM's `LiteLLM_SpendLogs` as its proxy's spend-log writer fills them (checked
 against LiteLLM 1.110): the session is the top-level `session_id` column, the end user is
@@ -59,7 +59,7 @@ def _millis_between(start: datetime, end: datetime) -> int:
 
 
 def _litellm_record(line: int, obj: dict) -> Record:
-    """Map a LiteLLM_SpendLogs row to the canonical fields (formats.md, section 2)."""
+    """Map a LiteLLM_SpendLogs row to the canonical fields (docs/formats.md, section 2)."""
     metadata = _json_object(obj.get("metadata"))
     custom = _json_object(metadata.get("spend_logs_metadata"))
     origin = next((v for k in ("app", "origin", "app_name") if isinstance(v := custom.get(k), str) and v.strip()),

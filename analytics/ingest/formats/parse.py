@@ -28,7 +28,7 @@ from .litellm import _LITELLM_CASE, _litellm_record
 
 
 def detect_format(sample: bytes) -> str:
-    """Pick the format from the first non-blank record (formats.md, "Detection")."""
+    """Pick the format from the first non-blank record (docs/formats.md, "Detection and errors")."""
     text = sample.lstrip(BOM).strip()
     if not text:
         raise FormatError("cannot detect format: the file has no records")

@@ -10,7 +10,7 @@ from tests.analytics.conftest import record, run_batch, write_jsonl
 
 pytestmark = pytest.mark.django_db
 TOKEN = "s3cret-ingest-token"
-# The real OpenRouter record of formats.md (wrapper and provider_responses shortened there).
+# The real OpenRouter record of docs/formats.md (wrapper and provider_responses shortened there).
 OPENROUTER_EXAMPLE = (
     '{"data":{"id":"gen-1771967973-0hZ8J5kY7qLMOKbPx0u3","created_at":"2026-02-24T21:19:33.705Z",'
     '"model":"meta-llama/llama-4-scout-17b-16e-instruct","provider_name":"DeepInfra",'

@@ -92,7 +92,9 @@ def test_a_failed_batchs_file_stays_for_a_retry_then_expires(folder, settings, d
 def test_expiry_spares_the_file_of_a_batch_still_running(folder, settings):
     from analytics.ingest import tasks
 
-    batch = tasks.batch_queue(path=files.upload_store(chunks=iter([LINES]), suffix=".ndjson"), source="api")
+    upload = files.upload_store(chunks=iter([LINES]), suffix=".ndjson")
+    os.utime(upload, (time.time(), time.time()))  # written now by the test's clock, not the real one (NOW is fixed)
+    batch = tasks.batch_queue(path=upload, source="api")
     IngestBatch.objects.filter(pk=batch.pk).update(status=IngestBatch.Status.RUNNING)
     IngestPiece.objects.update(created_at=timezone.now() - timedelta(days=30))
     assert ingest_files_expire() == []

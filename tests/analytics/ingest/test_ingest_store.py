@@ -106,10 +106,12 @@ def test_a_stored_file_reads_as_a_seekable_file_and_is_removed(backend):
 def test_expiry_removes_old_files_that_no_open_batch_reads(backend, tmp_path):
     store_save(name="batch-old", source=io.BytesIO(DATA))
     store_save(name="batch-kept", source=io.BytesIO(DATA))
-    assert store_expire(older_than=timedelta(days=7), keep=set()) == []  # both younger than 7 days
     probe = tmp_path / "probe"  # the real clock (a folder or S3 stamps it; the test's clock starts at NOW)
     probe.write_bytes(b"")
-    later = max(datetime.fromtimestamp(probe.stat().st_mtime, tz=UTC), timezone.now()) + timedelta(days=8)
+    stamps = (datetime.fromtimestamp(probe.stat().st_mtime, tz=UTC), timezone.now())  # NOW is fixed: days apart
+    with time_machine.travel(min(stamps), tick=False):
+        assert store_expire(older_than=timedelta(days=7), keep=set()) == []  # both younger than 7 days
+    later = max(stamps) + timedelta(days=8)
     with time_machine.travel(later, tick=False):
         assert store_expire(older_than=timedelta(days=7), keep={"batch-kept"}) == ["batch-old"]
     assert _stored_names(backend) == ["batch-kept"]
