@@ -121,19 +121,20 @@ def test_the_minimum_interval_refuses_a_charge_and_says_until_when(client, owner
     buy(acct_a, "10")
     with_demo_card(acct_a)
     _rule(acct_a, amount="25", cap="200")
-    clock.shift(32 * 60)  # 12:32 UTC
+    clock.shift(32 * 60)  # NOW + 32 min (12:32 UTC at the default NOW)
     _debit(acct_a, "6", "d1")  # $4
     assert auto_topup_run(account_id=acct_a.pk).status == "succeeded"  # $29
-    clock.shift(59 * 60)  # 13:31: one minute short
+    clock.shift(59 * 60)  # one minute short of the hour
     _debit(acct_a, "25", "d2")  # $4: a new crossing
     assert auto_topup_run(account_id=acct_a.pk) is None
+    allowed = f"{NOW + timedelta(minutes=32 + 60):%H:%M}"  # 13:32 at the default NOW
     outlook = auto_topup_outlook(account=acct_a)
-    assert outlook.refusal == "next top-up allowed after 13:32 UTC"
+    assert outlook.refusal == f"next top-up allowed after {allowed} UTC"
     client.force_login(owner)
     assert ("Tops up $25.00 when the balance falls under $5.00; $25.00 of the $200.00 monthly cap used. "
-            "A top-up now would be refused: next top-up allowed after 13:32 UTC.") in text_of(
+            f"A top-up now would be refused: next top-up allowed after {allowed} UTC.") in text_of(
         client.get("/account/credits/"))
-    clock.shift(60)  # 13:32
+    clock.shift(60)  # the hour has passed
     assert auto_topup_run(account_id=acct_a.pk).status == "succeeded"
     acct_a.refresh_from_db()
     assert acct_a.balance_units == usd_to_units("29")  # 10 - 6 + 25 - 25 + 25
