@@ -4,6 +4,9 @@ Raw generations carry no foreign-key constraints (ingest speed; the ids come fro
 ingestion registered first). Money is integer units of 1e-10 USD (`core.money`). Rollup key
 columns that may be absent (app, api key) hold 0 for "none", so a plain unique constraint can
 serve `INSERT ... ON CONFLICT` on every database.
+
+(Longer than 400 lines: Django's one models module per app; eight rollups with their keys and
+indexes, each mostly fields, read in one place beside analytics/rollups.py, which declares them.)
 """
 from django.db import models
 

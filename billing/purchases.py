@@ -4,6 +4,9 @@ A payment credits under the idempotency key `payment:<gateway>:<gateway payment 
 webhook delivered ten times at once, or a redirect racing its webhook, credits once. No gateway is
 called with a lock held or a transaction open: claim and commit, call with an idempotency key
 derived from the claim, then settle (billing/README.md).
+
+(Longer than 400 lines: buying, refunds and auto top-up share the claim, commit, call the gateway,
+settle sequence and its guard `network_call_allowed`; kept together so that the rule is read once.)
 """
 from __future__ import annotations
 

@@ -16,6 +16,9 @@ rollup spend and no balance. A row already at the new cost, source and price is 
 The new cost is the ingestion's arithmetic (marketplace.pricing.Prices.cost, then units rounded
 half-even, analytics.ingest.stage), in SQL: exact NUMERIC with the same half-even rounding, into a
 work table from which everything else follows.
+
+(Longer than 400 lines: the plan, the apply and their provenance share the one rollup walk and
+lock order; split, each half would re-derive it.)
 """
 from __future__ import annotations
 
