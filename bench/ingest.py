@@ -259,7 +259,7 @@ def orders_measure(options: argparse.Namespace, *, env: dict, db: str) -> None:
     summary = {
         "records": options.events, "orders": options.orders, "accounts": cardinalities, "workers": options.workers,
         "live_rate": options.rate if "live" in options.orders else None,
-        "live_hours": round(options.events / options.rate / 3600, 4) if "live" in options.orders else None,
+        "live_seconds": round(options.events / options.rate, 1) if "live" in options.orders else None,
         "ratio": {name: run["ratio"] for name, run in runs.items()},
         "runs": runs,
     }
