@@ -17,6 +17,21 @@ of `--events` records, one over the default 12 accounts and one over N accounts 
 the ingest of each, one after the other, each on a database emptied of accounts too (so both
 register the accounts they touch, as a first ingest does). It prints both results and the ingest
 rate at N accounts over the rate at 12 (the target: at least 0.8).
+
+    .venv/bin/python bench/ingest.py --orders live,shuffled [--accounts [N]] [--rate 8000] [--events 1000000]
+
+`--orders` measures the same content in other orders, each file against its own ceiling, in one
+run (with `--accounts`, each order at 12 and at N accounts: four runs for two orders):
+- `month` (what the runs without `--orders` measure): a month of traffic written in time order
+  (`generate_traffic --events E`); a 50k-record chunk covers about a day and a half;
+- `shuffled`: the same month with its timestamps scattered at random through the file
+  (`generate_traffic --events E --shuffle`): every chunk touches every hour of the month;
+- `live`: a router's live stream, Poisson arrivals at `--rate` requests/s (default 8,000, about
+  OpenRouter's average) over the hours that make `--events` records, ending now
+  (`generate_traffic --live --rate R --hours E/(R × 3600)`): a chunk covers a few seconds.
+Each run starts on a database emptied of accounts too. The JSON on stdout has one entry per run
+under `runs`, keyed `<order>/<accounts>` (each carries `order` and `accounts`), and per order the
+rate at N accounts over the rate at 12; a table of the same runs goes to stderr.
 """
 import argparse
 import json
@@ -67,16 +82,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def traffic_file(*, events: int, accounts: int | None, env: dict) -> Path:
-    """var/bench/traffic-<events>[-a<accounts>].jsonl, generated with seed 1 unless it exists."""
+ORDERS = ("month", "shuffled", "live")
+LIVE_RATE = 8_000  # requests/s: about OpenRouter's average
+
+
+def traffic_file(*, events: int, accounts: int | None, env: dict, order: str = "month",
+                 rate: float = LIVE_RATE) -> Path:
+    """var/bench/traffic-<events>[-a<accounts>][-shuffled|-live<rate>].jsonl, generated with seed 1 unless it exists.
+
+    A live stream has the same `events` records, at `rate` requests/s: over events / rate seconds.
+    """
     folder = ROOT / "var" / "bench"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (f"traffic-{events}.jsonl" if accounts is None else f"traffic-{events}-a{accounts}.jsonl")
+    suffix = {"month": "", "shuffled": "-shuffled", "live": f"-live{rate:g}"}[order]
+    path = folder / (f"traffic-{events}{suffix}.jsonl" if accounts is None
+                     else f"traffic-{events}-a{accounts}{suffix}.jsonl")
     if not path.exists():
         started = time.perf_counter()
         extra = [] if accounts is None else ["--accounts", str(accounts)]
-        summary = run([PY, "manage.py", "generate_traffic", "--events", str(events), "--out", str(path),
-                       "--seed", "1", *extra], env, capture_output=True).stdout.strip()
+        extra += {"month": ["--events", str(events)], "shuffled": ["--events", str(events), "--shuffle"],
+                  "live": ["--live", "--rate", repr(float(rate)), "--hours", repr(events / rate / 3600)]}[order]
+        summary = run([PY, "manage.py", "generate_traffic", "--out", str(path), "--seed", "1", *extra], env,
+                      capture_output=True).stdout.strip()
         print(f"generated {path.name} in {time.perf_counter() - started:.1f} s: {summary}", file=sys.stderr)
     return path
 
@@ -147,16 +174,28 @@ def main() -> None:
     parser.add_argument("--file", type=Path, help="an openrouter JSONL file to use instead of generating one")
     parser.add_argument("--accounts", type=int, nargs="?", const=100_000, metavar="N",
                         help="also generate and measure a file over N accounts (default 100000) against 12")
+    parser.add_argument("--orders", type=orders_list, metavar="ORDER,…",
+                        help="measure these orders of the traffic, each against its own ceiling: "
+                             "month (the default file, in time order), shuffled, live (e.g. live,shuffled)")
+    parser.add_argument("--rate", type=float, default=LIVE_RATE,
+                        help="the live stream's requests/s (its hours: --events / rate / 3600)")
     parser.add_argument("--chunk-lines", type=int, default=50_000)
     parser.add_argument("--keep", action="store_true", help="keep the generated files in var/bench/")
     parser.add_argument("--database", default=DB, help="PostgreSQL database to create or reuse")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12",
+                        help="the workers' cache (flushed before a run at fresh accounts)")
+    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/13", help="the Celery broker (purged)")
     options = parser.parse_args()
     if options.accounts is not None and (options.file or options.accounts < 1):
         parser.error("--accounts takes a positive count and generates its files: no --file")
+    if options.orders and options.file:
+        parser.error("--orders generates its files: no --file")
+    if options.rate <= 0:
+        parser.error("--rate must be positive")
     db = options.database
 
-    env = {**os.environ, "DATABASE_URL": f"{PG}/{db}", "CELERY_BROKER_URL": "redis://127.0.0.1:6379/13",
-           "REDIS_URL": "redis://127.0.0.1:6379/12", "INGEST_CHUNK_LINES": str(options.chunk_lines),
+    env = {**os.environ, "DATABASE_URL": f"{PG}/{db}", "CELERY_BROKER_URL": options.broker_url,
+           "REDIS_URL": options.redis_url, "INGEST_CHUNK_LINES": str(options.chunk_lines),
            "DJANGO_SETTINGS_MODULE": "config.settings",
            # As in production: with DEBUG on, Django keeps every statement's SQL (up to 9,000 of
            # them, some of a chunk's 25,000 ids) and the workers' memory grows with every chunk.
@@ -165,6 +204,10 @@ def main() -> None:
         psql(f"CREATE DATABASE {db}")
     run([PY, "manage.py", "migrate", "-v", "0"], env)
     run([PY, "manage.py", "catalog_sync"], env, capture_output=True)
+
+    if options.orders:
+        orders_measure(options, env=env, db=db)
+        return
 
     if options.accounts is None:
         path = options.file or traffic_file(events=options.events, accounts=None, env=env)
@@ -191,6 +234,48 @@ def main() -> None:
     }))
     if not options.keep:
         for path in paths.values():
+            path.unlink(missing_ok=True)
+
+
+def orders_list(text: str) -> list[str]:
+    orders = [order.strip() for order in text.split(",") if order.strip()]
+    unknown = sorted(set(orders) - set(ORDERS))
+    if unknown or not orders:
+        raise argparse.ArgumentTypeError(f"orders are {', '.join(ORDERS)}, not {', '.join(unknown) or 'nothing'}")
+    return list(dict.fromkeys(orders))
+
+
+def orders_measure(options: argparse.Namespace, *, env: dict, db: str) -> None:
+    """Each order of the traffic at 12 accounts (and at N with --accounts), each against its own ceiling."""
+    cardinalities = [12] if options.accounts is None else [12, options.accounts]
+    runs, paths = {}, []
+    for order in options.orders:
+        for accounts in cardinalities:
+            path = traffic_file(events=options.events, accounts=None if accounts == 12 else accounts, env=env,
+                                order=order, rate=options.rate)
+            paths.append(path)
+            result = measure(path, env=env, db=db, workers=options.workers, fresh_accounts=True)
+            runs[f"{order}/{accounts}"] = {"order": order, "accounts_configured": accounts, **result}
+    summary = {
+        "records": options.events, "orders": options.orders, "accounts": cardinalities, "workers": options.workers,
+        "live_rate": options.rate if "live" in options.orders else None,
+        "live_seconds": round(options.events / options.rate, 1) if "live" in options.orders else None,
+        "ratio": {name: run["ratio"] for name, run in runs.items()},
+        "runs": runs,
+    }
+    if options.accounts is not None:  # per order, the target: the rate at N accounts within 0.8x of 12
+        summary["rate_many_over_12"] = {
+            order: round(runs[f"{order}/{options.accounts}"]["tokengrid_rows_per_s"]
+                         / runs[f"{order}/12"]["tokengrid_rows_per_s"], 3) for order in options.orders}
+    print(f"{'order':<9} {'accounts':>8} {'records':>9} {'ceiling/s':>10} {'tokengrid/s':>11} {'ratio':>6} "
+          f"{'cpu s':>6}", file=sys.stderr)
+    for run in runs.values():
+        print(f"{run['order']:<9} {run['accounts_configured']:>8,} {run['records']:>9,} "
+              f"{run['ceiling_rows_per_s']:>10,} {run['tokengrid_rows_per_s']:>11,} {run['ratio']:>6.3f} "
+              f"{run['tokengrid_cpu_seconds']:>6.1f}", file=sys.stderr)
+    print(json.dumps(summary))
+    if not options.keep:
+        for path in paths:
             path.unlink(missing_ok=True)
 
 

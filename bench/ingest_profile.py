@@ -16,6 +16,14 @@ and the database. `--accounts N` (100,000 when omitted) profiles the router-shap
 `bench/ingest.py --accounts N --keep` (var/bench/traffic-<events>-a<N>.jsonl, generated here when
 missing) on a database emptied of accounts too, so each chunk registers the accounts it is the
 first to touch, as in that benchmark.
+
+    .venv/bin/python bench/ingest_profile.py --orders live,shuffled [--accounts [N]] [--rate 8000]
+
+`--orders` profiles each order of the traffic of `bench/ingest.py --orders` (month, shuffled, live:
+the same files, generated here when missing) at 12 accounts, and at N with `--accounts`, one after
+the other in this process, each on a database emptied of accounts too. Each prints its stages and
+its own bound (cores / µs per record), under a heading naming the order and the accounts; a table
+of the totals, rollups and bounds of every run closes the report.
 """
 import argparse
 import gc
@@ -40,6 +48,9 @@ def main() -> None:
     parser.add_argument("--database", default="tokengrid_bench")
     parser.add_argument("--chunks", type=int, default=6, help="chunks to ingest (the first is not counted)")
     parser.add_argument("--chunk-lines", type=int, default=50_000)
+    parser.add_argument("--orders", metavar="ORDER,…",
+                        help="profile these orders of the traffic: month, shuffled, live (e.g. live,shuffled)")
+    parser.add_argument("--rate", type=float, default=None, help="the live stream's requests/s (default 8000)")
     options = parser.parse_args()
     os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{options.database}"
     os.environ["INGEST_CHUNK_LINES"] = str(options.chunk_lines)
@@ -48,16 +59,34 @@ def main() -> None:
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/12")
     os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/13")
     sys.path.append(str(ROOT / "bench"))
-    from ingest import TABLES, traffic_file  # the tables bench/ingest.py empties, the file it makes
+    # The tables bench/ingest.py empties, the files it makes.
+    from ingest import LIVE_RATE, TABLES, orders_list, traffic_file
 
-    if options.file is None:
+    rate = options.rate or LIVE_RATE
+    if options.orders:
+        if options.file:
+            parser.error("--orders generates its files: no --file")
+        try:
+            orders = orders_list(options.orders)
+        except argparse.ArgumentTypeError as error:
+            parser.error(str(error))
+        cardinalities = [12] if options.accounts is None else [12, options.accounts]
+        runs = [(f"{order}, {accounts:,} accounts",
+                 traffic_file(events=options.events, accounts=None if accounts == 12 else accounts,
+                              env=dict(os.environ), order=order, rate=rate), True)
+                for order in orders for accounts in cardinalities]
+    elif options.file is None:
         folder = ROOT / "var" / "bench"
-        options.file = (traffic_file(events=options.events, accounts=options.accounts, env=dict(os.environ))
-                        if options.accounts is not None else folder / f"traffic-{options.events}.jsonl")
+        runs = [("", traffic_file(events=options.events, accounts=options.accounts, env=dict(os.environ))
+                 if options.accounts is not None else folder / f"traffic-{options.events}.jsonl",
+                 options.accounts is not None)]
+    else:
+        runs = [("", options.file, options.accounts is not None)]
 
     import django
 
     django.setup()
+    from django.core.cache import cache
     from django.db import connection
 
     from analytics import ingest
@@ -66,12 +95,6 @@ def main() -> None:
     from analytics.models import IngestChunk
     from analytics.rankings.tasks import rollup_rankings_refresh
 
-    with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {', '.join(TABLES)}")
-        if options.accounts is not None:
-            cursor.execute("TRUNCATE billing_account CASCADE")
-        else:
-            cursor.execute("UPDATE billing_account SET balance_units = 0")
     for task in (ingest_chunk, ingest_batch_split, rollup_rankings_refresh):
         task.delay = lambda *args, **kwargs: None  # this process runs the chunks itself
     spent: dict[str, float] = defaultdict(float)
@@ -111,6 +134,8 @@ def main() -> None:
             return "SQL ledger: lock the accounts"
         if sql.startswith(("SELECT external_id, id FROM billing_account", "SELECT k.account_id, k.external_id")):
             return "SQL register: look up accounts and keys"
+        if sql.startswith(("INSERT INTO billing_account ", "INSERT INTO billing_apikey ")):
+            return "SQL register: insert accounts and keys"
         return "SQL: catalog, chunk and ledger rows, savepoints"
 
     def sql_timer(execute, sql, params, many, context):
@@ -140,36 +165,62 @@ def main() -> None:
             spent["cyclic garbage collector"] += time.perf_counter() - collecting.pop()
 
     gc.callbacks.append(gc_timer)
-    batch = ingest.batch_queue(path=options.file, source="profile")
-    ingest.batch_split(batch_id=batch.pk)
-    chunks = list(IngestChunk.objects.filter(batch=batch).order_by("index").values_list("index", flat=True))
-    per_record: dict[str, list[float]] = defaultdict(list)
-    with connection.execute_wrapper(sql_timer):
-        for index in chunks[:options.chunks]:
-            spent.clear()
-            started = time.perf_counter()
-            result = ingest.chunk_ingest(batch_id=batch.pk, index=index)
-            total = time.perf_counter() - started
-            spent["COPY into staging (client and server)"] = spent.pop("_load") - spent.pop("_insert")
-            # SQL inside the Python stage (registration's look-ups) is counted once, as SQL.
-            spent["register, price, build stage rows (Python)"] -= spent.get("SQL register: look up accounts and keys", 0)
-            spent["Python: chunk bookkeeping, rejects, ledger debits"] = total - sum(spent.values())
-            if index == chunks[0]:
-                continue  # warms the catalog registration and the caches
-            for name, seconds in list(spent.items()):
-                per_record[name].append(seconds / result.lines * 1e6)
-            per_record["total"].append(total / result.lines * 1e6)
 
-    rows = {name: statistics.median(values) for name, values in per_record.items()}
-    total = rows.pop("total")
-    print(f"median of {len(per_record['total'])} chunks of {options.chunk_lines:,} records, µs per record:")
-    for name, value in sorted(rows.items(), key=lambda item: -item[1]):
-        print(f"  {value:6.2f}  {value / total:5.1%}  {name}")
-    rollups = sum(value for name, value in rows.items() if name.startswith("SQL rollup"))
+    def profile(path: Path, *, fresh_accounts: bool) -> tuple[float, float]:
+        """Run and time the chunks of one file on emptied tables; print its stages; its µs per record and rollups."""
+        with connection.cursor() as cursor:
+            cursor.execute(f"TRUNCATE {', '.join(TABLES)}")
+            if fresh_accounts:  # as bench/ingest.py: no cached state of the accounts just removed
+                cursor.execute("TRUNCATE billing_account CASCADE")
+                cache.clear()
+            else:
+                cursor.execute("UPDATE billing_account SET balance_units = 0")
+        batch = ingest.batch_queue(path=path, source="profile")
+        ingest.batch_split(batch_id=batch.pk)
+        chunks = list(IngestChunk.objects.filter(batch=batch).order_by("index").values_list("index", flat=True))
+        per_record: dict[str, list[float]] = defaultdict(list)
+        with connection.execute_wrapper(sql_timer):
+            for index in chunks[:options.chunks]:
+                spent.clear()
+                started = time.perf_counter()
+                result = ingest.chunk_ingest(batch_id=batch.pk, index=index)
+                total = time.perf_counter() - started
+                spent["COPY into staging (client and server)"] = spent.pop("_load") - spent.pop("_insert")
+                # SQL inside the Python stage (registration's look-ups) is counted once, as SQL.
+                spent["register, price, build stage rows (Python)"] -= (
+                    spent.get("SQL register: look up accounts and keys", 0)
+                    + spent.get("SQL register: insert accounts and keys", 0))
+                spent["Python: chunk bookkeeping, rejects, ledger debits"] = total - sum(spent.values())
+                if index == chunks[0]:
+                    continue  # warms the catalog registration and the caches
+                for name, seconds in list(spent.items()):
+                    per_record[name].append(seconds / result.lines * 1e6)
+                per_record["total"].append(total / result.lines * 1e6)
+
+        rows = {name: statistics.median(values) for name, values in per_record.items()}
+        total = rows.pop("total")
+        print(f"median of {len(per_record['total'])} chunks of {options.chunk_lines:,} records, µs per record:")
+        for name, value in sorted(rows.items(), key=lambda item: -item[1]):
+            print(f"  {value:6.2f}  {value / total:5.1%}  {name}")
+        rollups = sum(value for name, value in rows.items() if name.startswith("SQL rollup"))
+        cores = os.cpu_count() or 1
+        print(f"  {total:6.2f}  total (one process, nothing overlapping); rollups {rollups:.2f}")
+        print(f"with {cores} cores all busy: at most {cores / total * 1e6:,.0f} records/s; "
+              f"without any rollup at most {cores / (total - rollups) * 1e6:,.0f} records/s")
+        return total, rollups
+
     cores = os.cpu_count() or 1
-    print(f"  {total:6.2f}  total (one process, nothing overlapping); rollups {rollups:.2f}")
-    print(f"with {cores} cores all busy: at most {cores / total * 1e6:,.0f} records/s; "
-          f"without any rollup at most {cores / (total - rollups) * 1e6:,.0f} records/s")
+    bounds = []
+    for heading, path, fresh_accounts in runs:
+        if heading:
+            print(f"\n{heading} ({path.name}):")
+        total, rollups = profile(path, fresh_accounts=fresh_accounts)
+        bounds.append((heading, total, rollups))
+    if len(runs) > 1:
+        print(f"\n{'run':<32} {'µs/record':>9} {'rollups':>7} {'bound/s':>9} {'no rollups/s':>12}")
+        for heading, total, rollups in bounds:
+            print(f"{heading:<32} {total:>9.1f} {rollups:>7.1f} {cores / total * 1e6:>9,.0f} "
+                  f"{cores / (total - rollups) * 1e6:>12,.0f}")
 
 
 if __name__ == "__main__":

@@ -30,18 +30,28 @@ The traffic is shaped like a router's, at any number of accounts (`accounts=12` 
 - providers: each model is served by the providers that have an endpoint for it, weighted by a
   Pareto draw per endpoint; a request costs exactly that endpoint's price (half-even to 1e-10 USD);
 - time: weekday and hour-of-day seasonality with growth; token counts from real traces
-  (`analytics/data/realdata/`).
+  (`analytics/data/realdata/`). Three orders of the same content:
+  - a backfill (the default): `events` records over `days` days, written in time order;
+  - shuffled (`shuffle=True`): the same timestamps scattered at random through the file, the worst
+    case for the rollups (every chunk touches every hour of the month);
+  - a live stream (`live_hours=H`, `events = rate × H × 3600`): what a router emits over the last H
+    hours, in time order. Arrivals are a Poisson process: the count of each second of the window is
+    drawn (multinomial, optionally weighted by the hour-of-day shape with `diurnal=True`) and the
+    arrivals fall uniformly within their second, so gaps are exponential and timestamps never
+    decrease. The stream is drawn a block at a time: memory does not grow with the record count.
 
 Everything is drawn with numpy over blocks of 100k records from per-account arrays (popularity,
 offsets of keys and apps, user counts, profile) and per-endpoint arrays, so the cost per record
 does not depend on the number of accounts and memory stays flat apart from one timestamp per
-record. The same `seed` writes the same bytes.
+record (a backfill) or one count per second of the window (a live stream). The same `seed` writes
+the same bytes.
 """
 from __future__ import annotations
 
 import csv
 import gzip
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -54,6 +64,7 @@ from marketplace.models import Endpoint
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "realdata" / "token_counts.csv.gz"
 BLOCK = 100_000
+LIVE_SEGMENT_MS = 1_000  # a live stream's arrivals are counted per second, then placed in it
 EXPLORE_SHARE = 0.12
 ACCOUNT_EXPONENT = 1.07
 TASTES = 256
@@ -326,7 +337,7 @@ def _timestamps(rng: np.random.Generator, events: int, days: int, end: datetime)
     starts = np.array([naive + timedelta(hours=h) for h in range(hours)], dtype="datetime64[ms]")
     hour_of_day = (starts.astype("datetime64[h]").astype(np.int64)) % 24
     weekday = (starts.astype("datetime64[D]").astype(np.int64) + 3) % 7  # 0 = Monday
-    daily = 0.55 + 0.45 * np.sin((hour_of_day - 8) / 24 * 2 * np.pi) ** 2 * (hour_of_day >= 6)
+    daily = _daily(hour_of_day)
     weekly = np.where(weekday >= 5, 0.7, 1.0)
     growth = np.linspace(0.75, 1.25, hours)
     weights = daily * weekly * growth
@@ -336,6 +347,37 @@ def _timestamps(rng: np.random.Generator, events: int, days: int, end: datetime)
     ms = np.minimum(ms, now_ms)
     ms.sort()
     return ms
+
+
+def _daily(hour_of_day: np.ndarray) -> np.ndarray:
+    """The hour-of-day shape of traffic: quiet at night, busiest in the afternoon (UTC)."""
+    return 0.55 + 0.45 * np.sin((hour_of_day - 8) / 24 * 2 * np.pi) ** 2 * (hour_of_day >= 6)
+
+
+def live_timestamps(rng: np.random.Generator, events: int, hours: float, end: datetime, diurnal: bool
+                     ) -> Iterator[np.ndarray]:
+    """Millisecond epochs of `events` Poisson arrivals over the `hours` before `end`, in blocks, in order."""
+    end_ms = int(end.timestamp() * 1000)
+    start_ms = end_ms - round(hours * 3_600_000)
+    starts = np.arange(start_ms, end_ms, LIVE_SEGMENT_MS, dtype=np.int64)
+    lengths = np.minimum(starts + LIVE_SEGMENT_MS, end_ms) - starts
+    weights = lengths * (_daily((starts // 3_600_000) % 24) if diurnal else 1.0)
+    # Given their number, a Poisson process's arrivals are independent and uniform over the window
+    # (with density proportional to the rate): a multinomial count per second, uniform within it.
+    counts = rng.multinomial(events, weights / weights.sum())
+    ends = np.cumsum(counts)
+    first = 0
+    while first < len(counts):
+        # The seconds whose arrivals fill about a block (at least one second, however busy).
+        done = int(ends[first - 1]) if first else 0
+        last = max(first + 1, int(np.searchsorted(ends, done + BLOCK, side="right")))
+        block = counts[first:last]
+        ms = np.repeat(starts[first:last], block) + (
+            rng.random(int(block.sum())) * np.repeat(lengths[first:last], block)).astype(np.int64)
+        ms.sort()  # the seconds are disjoint and in order: sorting the block orders the stream
+        if len(ms):
+            yield ms
+        first = last
 
 
 def _money(units: int) -> str:
@@ -379,8 +421,15 @@ class _Seen:
 
 
 def traffic_generate(*, events: int, out: Path, seed: int = 1, days: int = 30, end: datetime | None = None,
-                     accounts: int = 12, apps: int = 250, hostile_app: bool = False) -> TrafficSummary:
-    """Write `events` openrouter-format records to `out` (gzip when it ends in .gz)."""
+                     accounts: int = 12, apps: int = 250, hostile_app: bool = False, shuffle: bool = False,
+                     live_hours: float | None = None, diurnal: bool = False) -> TrafficSummary:
+    """Write `events` openrouter-format records to `out` (gzip when it ends in .gz).
+
+    `live_hours` writes a live stream over that many hours instead of a backfill over `days`
+    (`diurnal` shapes its rate by the hour of day); `shuffle` scatters a backfill's timestamps.
+    """
+    if live_hours is not None and (shuffle or round(live_hours * 3_600_000) < 1):
+        raise ValueError("a live stream needs live_hours > 0 and is in time order (no shuffle)")
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     end = end or datetime.now(tz=UTC)
@@ -392,7 +441,13 @@ def traffic_generate(*, events: int, out: Path, seed: int = 1, days: int = 30, e
     tastes = _tastes(rng, min(accounts, TASTES), model_weights)
     account_cols = _accounts(rng, accounts, events, len(tastes.models), app_cdf)
     pairs = _token_pairs()
-    stamps = _timestamps(rng, events, days, end)
+    if live_hours is None:
+        stamps = _timestamps(rng, events, days, end)
+        if shuffle:  # a generator of its own: the other fields stay the bytes of the ordered month
+            np.random.default_rng([seed, 2]).shuffle(stamps)
+        blocks: Iterator[np.ndarray] = (stamps[i:i + BLOCK] for i in range(0, events, BLOCK))
+    else:
+        blocks = live_timestamps(np.random.default_rng([seed, 3]), events, live_hours, end, diurnal)
     speed = np.array([(rng.uniform(150, 1200), rng.uniform(25, 250)) for _ in endpoints.providers])
     label_rng = np.random.default_rng([seed, 1])
     labels = _labels(label_rng, accounts)
@@ -403,10 +458,9 @@ def traffic_generate(*, events: int, out: Path, seed: int = 1, days: int = 30, e
     out.parent.mkdir(parents=True, exist_ok=True)
     opener = gzip.open if str(out).endswith(".gz") else open
     with opener(out, "wt", encoding="utf-8", newline="\n") as handle:
-        for block_start in range(0, events, BLOCK):
-            n = min(BLOCK, events - block_start)
-            handle.write(_block(rng, stamps[block_start:block_start + n], _cdf(model_weights), endpoints, tastes,
-                                account_cols, app_list, pairs, speed, seen, label_rng, labels))
+        for ms in blocks:
+            handle.write(_block(rng, ms, _cdf(model_weights), endpoints, tastes, account_cols, app_list, pairs,
+                                speed, seen, label_rng, labels))
     users = np.unique(np.concatenate(seen.users)) if seen.users else []
     return TrafficSummary(records=events, accounts=accounts, apps=len(app_list), models=int(seen.models.sum()),
                           providers=int(seen.providers.sum()), seconds=time.perf_counter() - started,

@@ -1,5 +1,6 @@
 """generate_traffic: realistic, deterministic, priced exactly from the catalog, at a router's cardinality."""
 import gzip
+import hashlib
 import re
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
@@ -231,3 +232,122 @@ def test_the_same_seed_writes_the_same_bytes_at_many_accounts(small_catalog, tmp
     first = generate("a.jsonl", "9")
     assert generate("b.jsonl", "9") == first
     assert generate("c.jsonl", "10") != first
+
+
+# ---------------------------------------------------------------- the month (unchanged) and a live stream
+
+# sha256 of files written before the live stream existed (commit 8fecddf), on the small catalog: a
+# file written without --live must stay byte for byte what the benchmarks and the demo measured.
+MONTH_SHA256 = {
+    ("--events", "3000", "--seed", "4"): "5d64f47aea355f4ad76762ede29caa6660cb76a9b697243480cb9c450747774b",
+    ("--events", "20000", "--seed", "9", "--days", "7", "--accounts", "5000", "--apps", "300"):
+        "db9d7cc384d7470a5bf3d0a8e8dba1c9a308b5bcf7f06d24b80f33cd9c1edbdb",
+}
+
+
+@pytest.mark.parametrize("options", list(MONTH_SHA256))
+def test_without_live_the_file_is_byte_identical_to_before(small_catalog, tmp_path, options):
+    path = tmp_path / "m.jsonl"
+    call_command("generate_traffic", *options, "--out", str(path), "--end", END.isoformat())
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == MONTH_SHA256[options]
+
+
+def _stamps(path) -> list[datetime]:
+    return [datetime.fromisoformat(r["created_at"]) for r in _records(path)]
+
+
+def test_a_live_stream_is_in_time_order_at_its_rate_over_its_hours(small_catalog, tmp_path):
+    path = tmp_path / "live.jsonl"
+    call_command("generate_traffic", "--live", "--rate", "5", "--hours", "0.2", "--out", str(path),
+                 "--end", END.isoformat(), "--accounts", "40", "--seed", "6")
+    records = list(_records(path))
+    times = [datetime.fromisoformat(r["created_at"]) for r in records]
+
+    assert len(records) == 5 * 0.2 * 3600 == 3600
+    assert all(later >= earlier for earlier, later in zip(times, times[1:], strict=False))
+    # The window is the 12 minutes before --end; at 5 requests/s the first and last fall within
+    # seconds of its edges.
+    assert END - timedelta(hours=0.2) <= times[0] < END - timedelta(hours=0.2) + timedelta(seconds=10)
+    assert END - timedelta(seconds=10) < times[-1] < END
+    # Poisson arrivals: exponential gaps (mean 200 ms, standard deviation as large as the mean).
+    gaps = np.diff([t.timestamp() for t in times])
+    assert 0.19 < gaps.mean() < 0.21
+    assert 0.9 < gaps.std() / gaps.mean() < 1.1
+    # The same router-shaped content: 40 Zipf-popular accounts, the busiest with its share.
+    per_account = Counter(r["account"] for r in records)
+    mean, sd = _expected_distinct(40, 3600)
+    assert mean - 5 * sd < len(per_account) <= 40
+    weights = 1.0 / np.arange(1, 41) ** ACCOUNT_EXPONENT
+    assert 0.85 < per_account.most_common(1)[0][1] / 3600 / (weights[0] / weights.sum()) < 1.15
+    assert len({r["id"] for r in records}) == 3600
+
+
+def test_a_live_streams_count_is_rate_times_hours_rounded(small_catalog, tmp_path):
+    for rate, hours, expected in (("2.5", "0.01", 90), ("0.7", "0.001", 3)):  # 90 and 2.52
+        path = tmp_path / f"live-{rate}.jsonl"
+        call_command("generate_traffic", "--live", "--rate", rate, "--hours", hours, "--out", str(path),
+                     "--end", END.isoformat())
+        assert len(_stamps(path)) == expected
+
+
+def test_a_diurnal_live_stream_is_quiet_at_night(small_catalog, tmp_path):
+    path = tmp_path / "day.jsonl"
+    call_command("generate_traffic", "--live", "--rate", "0.2", "--hours", "24", "--diurnal", "--out", str(path),
+                 "--end", END.isoformat())
+    per_hour = Counter(t.hour for t in _stamps(path))
+    assert sum(per_hour.values()) == 17280
+    # The hour-of-day shape: 0.55 of the peak from midnight to 6 (UTC), the peak at 14:00.
+    night = sum(per_hour[h] for h in range(6)) / 6
+    assert 0.5 < night / per_hour[14] < 0.62
+
+
+def test_the_live_stream_is_drawn_a_block_at_a_time():
+    from analytics.demo.traffic import BLOCK, live_timestamps
+
+    blocks = list(live_timestamps(np.random.default_rng(1), 250_000, 1.0, END, diurnal=False))
+    assert len(blocks) == 3
+    assert all(len(b) <= BLOCK + 200 for b in blocks)  # a block ends at a second's end: ~70 arrivals
+    stamps = np.concatenate(blocks)
+    assert len(stamps) == 250_000
+    assert (np.diff(stamps) >= 0).all()
+    assert stamps[0] >= END.timestamp() * 1000 - 3_600_000
+    assert stamps[-1] < END.timestamp() * 1000
+
+
+def test_shuffle_scatters_the_months_timestamps_and_keeps_the_rest(small_catalog, tmp_path):
+    ordered, shuffled = tmp_path / "o.jsonl", tmp_path / "s.jsonl"
+    for path, extra in ((ordered, ()), (shuffled, ("--shuffle",))):
+        call_command("generate_traffic", "--events", "3000", "--seed", "4", "--out", str(path),
+                     "--end", END.isoformat(), *extra)
+    before, after = list(_records(ordered)), list(_records(shuffled))
+    assert sorted(r["created_at"] for r in after) == [r["created_at"] for r in before]
+    descents = sum(b["created_at"] < a["created_at"] for a, b in zip(after, after[1:], strict=False))
+    assert 0.45 < descents / 2999 < 0.55
+    assert [(r["account"], r["model"], r["tokens_prompt"]) for r in after] == [
+        (r["account"], r["model"], r["tokens_prompt"]) for r in before]
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (("--live", "--rate", "5", "--hours", "1", "--events", "10"),
+     "--live writes --rate × --hours × 3600 records in time order: no --events or --shuffle"),
+    (("--live", "--rate", "5", "--hours", "1", "--shuffle"),
+     "--live writes --rate × --hours × 3600 records in time order: no --events or --shuffle"),
+    (("--live", "--rate", "5"), "--live needs --rate > 0 (requests per second) and --hours > 0"),
+    (("--live", "--rate", "0", "--hours", "1"), "--live needs --rate > 0 (requests per second) and --hours > 0"),
+    ((), "--events is required (or --live with --rate and --hours)"),
+    (("--events", "10", "--rate", "5"), "--rate, --hours and --diurnal go with --live"),
+])
+def test_live_options_are_checked(tmp_path, options, message):
+    with pytest.raises(CommandError) as error:
+        call_command("generate_traffic", *options, "--out", str(tmp_path / "x.jsonl"))
+    assert str(error.value) == message
+
+
+def test_a_live_stream_ingests_without_rejects(small_catalog, tmp_path):
+    from tests.analytics.conftest import run_batch
+
+    path = tmp_path / "live.jsonl"
+    call_command("generate_traffic", "--live", "--rate", "10", "--hours", "0.1", "--out", str(path),
+                 "--end", END.isoformat(), "--accounts", "300")
+    batch = run_batch(path)
+    assert (batch.accepted, batch.rejected, batch.duplicates) == (3600, 0, 0)
