@@ -45,6 +45,10 @@ offsets of keys and apps, user counts, profile) and per-endpoint arrays, so the 
 does not depend on the number of accounts and memory stays flat apart from one timestamp per
 record (a backfill) or one count per second of the window (a live stream). The same `seed` writes
 the same bytes.
+
+(Longer than 400 lines: one generator whose three orders, the month, the shuffled month and the
+live stream, share every draw of accounts, keys, users, apps and routes; split, the files would
+no longer be byte-identical for a seed.)
 """
 from __future__ import annotations
 
