@@ -33,6 +33,8 @@ class IngestBatch(models.Model):
         DONE = "done"
         FAILED = "failed"
 
+    API_SOURCE = "api"  # the source of a body POSTed to the ingest API (a gateway's slice of its stream)
+
     source = models.CharField(max_length=500, help_text="file name, or `api` for a POST")
     path = models.CharField(max_length=1000, help_text="its name in the ingest store (ingest.store)")
     format = models.CharField(max_length=20)

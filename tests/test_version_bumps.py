@@ -1,6 +1,6 @@
-"""The one rate limit of version moves (core.cache.VERSION_BUMPS), which the rankings and every watched
-account's usage follow."""
-from core.cache import VERSION_BUMPS, BumpLimit
+"""The rate limits of version moves: the rankings' (core.cache.VERSION_BUMPS) and every watched account's
+usage (core.cache.USAGE_BUMPS)."""
+from core.cache import USAGE_BUMPS, VERSION_BUMPS, BumpLimit
 
 NOW = 1_800_000_000_000  # ms since the epoch
 
@@ -18,7 +18,7 @@ def test_a_version_moves_at_most_once_a_window_and_leaves_one_catch_up_run():
     assert (limit.countdown, limit.pending_mark(NOW)) == (61, NOW + 50_000)
 
 
-def test_the_rankings_and_the_usage_pages_queue_their_catch_up_runs_by_the_same_limit(monkeypatch):
+def test_the_rankings_and_the_usage_pages_queue_their_catch_up_runs_by_their_limits(monkeypatch):
     from django.core.cache import cache
 
     from analytics.rankings.tasks import rollup_rankings_refresh
@@ -38,4 +38,4 @@ def test_the_rankings_and_the_usage_pages_queue_their_catch_up_runs_by_the_same_
     usage_cache.usage_watch(account_id=7)
     usage_tasks.usage_refresh(account_ids=[7])
     usage_tasks.usage_refresh(account_ids=[7])  # inside the window: one catch-up run
-    assert countdowns == [VERSION_BUMPS.countdown, VERSION_BUMPS.countdown] == [61, 61]
+    assert countdowns == [VERSION_BUMPS.countdown, USAGE_BUMPS.countdown] == [61, 11]

@@ -108,7 +108,7 @@ class IngestApi(_IngestTokenApi):
         if size == 0:
             path.unlink(missing_ok=True)
             return Response({"detail": "empty body"}, status=status.HTTP_400_BAD_REQUEST)
-        batch = tasks.batch_queue(path=path, source="api", fmt=params.validated_data["format"])
+        batch = tasks.batch_queue(path=path, source=IngestBatch.API_SOURCE, fmt=params.validated_data["format"])
         [batch] = batches.batch_wait(batch_ids=[batch.pk], timeout=params.validated_data["wait"],
                                      interval=WAIT_INTERVAL_SECONDS)
         code = status.HTTP_200_OK if batch.status in batches.FINISHED else status.HTTP_202_ACCEPTED

@@ -128,9 +128,14 @@ def _chunk_ingest(batch_id: int, index: int) -> ChunkResult:
             status=IngestBatch.Status.FAILED).update(status=IngestBatch.Status.DONE, finished_at=timezone.now()))
         if batch_end:
             transaction.on_commit(lambda: batch_files_remove(path=batch.path))  # the last chunk: nobody reads it
+        # A file's end moves the rankings at once (a backfill someone waits for, `ingest --wait`); a body
+        # POSTed by a gateway is a slice of a stream, one chunk each second or so: its end follows the
+        # rankings' rate limit like any chunk, or every body would recompute every leaderboard
+        # (bench/freshness.py: 5-8 s of a worker per body, more than the chunks themselves).
+        rank_now = batch_end and batch.source != IngestBatch.API_SOURCE
         if applied.inserted or batch_end:
             transaction.on_commit(lambda: chunk_fan_out(account_ids=accounts, debited_ids=debited,
-                                                        batch_end=batch_end))
+                                                        batch_end=rank_now))
     log.info("batch %s chunk %s: %s lines, %s accepted, %s duplicates, %s rejected",
              batch_id, index, result.lines, result.accepted, result.duplicates, result.rejected)
     return result

@@ -3,7 +3,7 @@
 An account's computed usage is cached under its usage version (core.cache): until its next ingested
 chunk while watched, or its next view once it is no longer watched. `usage_watch` marks an account
 as looked at; `refresh_plan` decides, for a committed chunk's accounts, whose version moves now and
-whose a minute later (analytics.usage.tasks.usage_refresh sends the messages).
+whose USAGE_BUMPS.seconds later (analytics.usage.tasks.usage_refresh sends the messages).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from time import time_ns
 from django.conf import settings
 from django.core.cache import cache
 
-from core.cache import VERSION_BUMPS, versioned
+from core.cache import USAGE_BUMPS, versioned
 from core.timerange import TimeRange
 
 _SAFE_KEY = re.compile(r"[\w:=+.-]*", re.ASCII)
@@ -89,7 +89,7 @@ def usage_watch(*, account_id: int) -> None:
 @dataclass
 class RefreshPlan:
     """What one refresh does: the accounts whose version moves now (`due`, then prewarmed), those left
-    to a catch-up run a minute later (`later`), and the cache writes of both (`write`)."""
+    to a catch-up run seconds later (`later`), and the cache writes of both (`write`)."""
 
     due: list[int] = field(default_factory=list)
     later: list[int] = field(default_factory=list)
@@ -98,7 +98,7 @@ class RefreshPlan:
 
     def write(self) -> None:
         if self.later:
-            self.writes.update(dict.fromkeys(map(_pending_key, self.later), VERSION_BUMPS.pending_mark(self.now_ms)))
+            self.writes.update(dict.fromkeys(map(_pending_key, self.later), USAGE_BUMPS.pending_mark(self.now_ms)))
         if self.writes:
             cache.set_many(self.writes, VERSION_SECONDS)
 
@@ -114,7 +114,7 @@ def refresh_plan(*, account_ids: Iterable[int], catch_up: bool = False) -> Refre
     watched = [i for i in ids if _watched_key(i) in marks]
     now_ms = time_ns() // 1_000_000
     found = cache.get_many([k for i in watched for k in (_version_key(i), _pending_key(i))])
-    due, later = VERSION_BUMPS.split(
+    due, later = USAGE_BUMPS.split(
         watched, moved_at_ms={i: _version_moved_at_ms(found.get(_version_key(i))) for i in watched},
         pending_until_ms={i: int(found.get(_pending_key(i)) or 0) for i in watched}, now_ms=now_ms,
         catch_up=catch_up)

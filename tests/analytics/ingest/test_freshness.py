@@ -55,6 +55,35 @@ def test_the_last_chunk_of_a_batch_moves_the_rankings_inside_the_minute(
     assert batch.in_rankings
 
 
+def test_a_gateway_bodys_end_follows_the_rate_limit_and_its_catch_up_ranks_it(
+        tmp_path, client, clock, refresh_runs_now, monkeypatch, django_capture_on_commit_callbacks):
+    """A body POSTed to the ingest API is one chunk of a stream: its end does not force the refresh."""
+    catch_ups = []
+    monkeypatch.setattr(rollup_rankings_refresh, "apply_async", lambda **kw: catch_ups.append(kw["countdown"]))
+
+    def body(name: str, first: int) -> IngestBatch:
+        path = write_jsonl(tmp_path / f"{name}.jsonl", [
+            record(id=f"{name}{i}", created_at=at(D1, 23, 50 + i), tokens_prompt=100, tokens_completion=50)
+            for i in range(first)])
+        batch = ingest.batch_queue(path=path, source=IngestBatch.API_SOURCE, fmt="auto")
+        ingest.batch_split(batch_id=batch.pk)
+        with django_capture_on_commit_callbacks(execute=True):
+            ingest.chunk_ingest(batch_id=batch.pk, index=0)
+        batch.refresh_from_db()
+        return batch
+
+    first = body("a", 2)  # the version moved long ago: the first body's chunk moves it
+    _listed()
+    assert (_tokens(client), first.in_rankings) == (2 * 150, True)
+    second = body("b", 3)  # a finished batch, inside the minute: left to the one catch-up run
+    assert second.status == IngestBatch.Status.DONE
+    assert (_tokens(client), second.in_rankings, catch_ups) == (2 * 150, False, [61])
+    clock.shift(61)
+    rollup_rankings_refresh.run()  # the catch-up, its countdown later, ranks it
+    second.refresh_from_db()
+    assert (_tokens(client), second.in_rankings) == (5 * 150, True)
+
+
 def test_a_batch_whose_last_chunk_held_only_duplicates_still_reaches_the_rankings(
         tmp_path, settings, client, refresh_runs_now, django_capture_on_commit_callbacks):
     settings.INGEST_CHUNK_LINES = 10

@@ -63,13 +63,13 @@ class CountingCache:
 
 def _refresh_calls(monkeypatch, clock, account_ids: list[int], watched: list[int]) -> tuple[list, list]:
     """Cache calls of four refreshes of the same accounts, `watched` of them watched: all due, all inside
-    the minute, all waiting, all due; and the keys of each call."""
+    the window, all waiting, all due; and the keys of each call."""
     counting = CountingCache(cache)
     monkeypatch.setattr(usage, "cache", counting)
     for i in watched:
         usage.usage_watch(account_id=i)
     rounds, keys = [], []
-    for advance in (0, 10, 10, 61):
+    for advance in (0, 3, 3, 11):
         clock.shift(advance)
         counting.calls.clear()
         counting.keys.clear()
@@ -102,7 +102,7 @@ def test_refresh_makes_the_same_cache_round_trips_for_10_and_1000_accounts(monke
                    ["get_many", "get_many"], ["get_many", "get_many", "set_many"]]
     # One task per refresh whatever the number of accounts: the watched half prewarmed twice, one catch-up.
     assert [len(ids) for ids in queued["prewarm"]] == [500, 500]
-    assert queued["later"] == [{"args": [list(range(10_001, 11_001, 2))], "countdown": 61}]
+    assert queued["later"] == [{"args": [list(range(10_001, 11_001, 2))], "countdown": 11}]
 
 
 def test_unwatched_accounts_cost_one_key_of_one_get_many(monkeypatch, roomy_cache, clock, queued):
@@ -112,7 +112,7 @@ def test_unwatched_accounts_cost_one_key_of_one_get_many(monkeypatch, roomy_cach
     _cache_reset(queued)
     many, many_keys = _refresh_calls(monkeypatch, clock, list(range(1, 1001)), watched=watched)
     assert few == many
-    assert queued == sent == {"prewarm": [watched, watched], "later": [{"args": [watched], "countdown": 61}]}
+    assert queued == sent == {"prewarm": [watched, watched], "later": [{"args": [watched], "countdown": 11}]}
     # Only the first get_many grows with the accounts (one watch mark each); the rest reads and writes
     # the watched accounts' keys alone.
     assert [len(calls[0]) for calls in many_keys] == [1000, 1000, 1000, 1000]
@@ -172,7 +172,7 @@ def test_a_watched_account_is_prewarmed_an_unwatched_one_computes_right_on_first
     assert (activity.total.spend, activity.total.requests) == (Decimal(10), 2)
 
 
-def test_a_chunk_inside_the_minute_shows_after_the_catch_up(
+def test_a_chunk_inside_the_window_shows_after_the_catch_up(
         client, tmp_path, traffic, clock, queued, django_capture_on_commit_callbacks):
     client.force_login(_member("alice", traffic["a"]))
     params = {"period": "custom", "start": D1.isoformat(), "end": D1.isoformat()}
@@ -184,13 +184,13 @@ def test_a_chunk_inside_the_minute_shows_after_the_catch_up(
 
     chunk(1)  # the version moved long ago: it moves now
     assert re.search(r"Requests 4 ", _text(client.get("/account/", params)))
-    clock.shift(10)
-    chunk(2)  # inside the minute: left to one catch-up run a minute later
-    clock.shift(10)
+    clock.shift(3)
+    chunk(2)  # inside the 10 s: left to one catch-up run 11 s later
+    clock.shift(3)
     chunk(3)  # already waiting for that run: nothing more queued
-    assert queued["later"] == [{"args": [[traffic["a"].pk]], "countdown": 61}]
-    assert re.search(r"Requests 4 ", _text(client.get("/account/", params)))  # at most a minute stale
-    clock.shift(51)  # the catch-up's countdown after chunk 2
+    assert queued["later"] == [{"args": [[traffic["a"].pk]], "countdown": 11}]
+    assert re.search(r"Requests 4 ", _text(client.get("/account/", params)))  # at most 11 s stale
+    clock.shift(8)  # the catch-up's countdown after chunk 2
     tasks.usage_refresh_later.run(*queued["later"][0]["args"])
     assert re.search(r"Requests 6 ", _text(client.get("/account/", params)))
 
@@ -252,12 +252,12 @@ def test_a_view_of_a_watched_account_keeps_its_version_and_its_mark(clock, queue
 def test_a_catch_up_passes_over_an_account_no_longer_watched(clock, queued):
     usage.usage_watch(account_id=7)
     tasks.usage_refresh(account_ids=[7])
-    clock.shift(10)
-    tasks.usage_refresh(account_ids=[7])  # inside the minute: left to the catch-up
+    clock.shift(3)
+    tasks.usage_refresh(account_ids=[7])  # inside the 10 s: left to the catch-up
     version = usage.usage_version(7)
-    assert queued["later"] == [{"args": [[7]], "countdown": 61}]
+    assert queued["later"] == [{"args": [[7]], "countdown": 11}]
     cache.delete("usage:watched:7")
-    clock.shift(51)
+    clock.shift(8)
     tasks.usage_refresh_later.run([7])
     assert usage.usage_version(7) == version  # nothing to move: the next view starts a new version
     assert queued["prewarm"] == [[7]]
