@@ -2,7 +2,8 @@
 """Freshness, measured: how long until a request handed over by a router shows on each page.
 
     .venv/bin/python bench/freshness.py [--accounts 100000] [--capacity R | --capacity-events 500000]
-        [--capacity-share 0.8 | --rate R] [--duration 240] [--interval 1] [--poll 0.25] [--timeout 180] [--keep]
+        [--capacity-share 0.8 | --rate R] [--duration 240] [--interval 1] [--sample-every 1] [--poll 0.25]
+        [--timeout 180] [--keep]
 
 (Longer than 400 lines on purpose: one benchmark whose stages, the stream's plan, the services it
 starts, the feeder and the pollers, share one run's state; apart, each would need the others' setup.)
@@ -24,20 +25,21 @@ accounts, queued as one batch (`manage.py ingest FILE`) for the same workers on 
 accepted records over the batch's own time (created to finished). The database is emptied again
 (accounts too) and the workers restarted before the stream starts.
 
-The samples: one request per interval, drawn at random (seeded) among those with tokens whose model
-is among the `RANKED_MODELS` busiest so far (so it is on the public leaderboard of 100 models).
+The samples: one request per `--sample-every` seconds of traffic, drawn at random (seeded) among those
+with tokens whose model is among the `RANKED_MODELS` busiest so far (so it is on the public leaderboard
+of 100 models); its handover is its body's.
 The accounts of the samples are registered up front, each with a user who is a viewer of it and a
 signed-in session. From the moment its body is handed over, each sample is polled every `--poll`
 seconds (at most `--pollers` requests at a time, so a slow page stretches the interval) until it
 shows, or `--timeout` seconds (counted as missed):
 - overview (`/account/`, last 30 days): the Requests figure reaches the account's request count up
-  to the end of the sample's body;
+  to the end of the sample's chunk (its body cut as the workers cut it, `--chunk-lines`);
 - explorer (`/account/activity/`, its default view): the Requests of the Total row, the same;
 - generation log (`/account/generations/?id=<id>`): the sample's row (its link) is on the page;
 - rankings (`/rankings/`, anonymous, the week by tokens: cached and rate-limited as visitors see it):
-  the sample's model's row reaches the model's tokens (prompt + completion) up to the end of its body.
-(A count reached can include a later body applied first, by the other worker: a sample can show at
-most one body's processing early. The log's is exact.)
+  the sample's model's row reaches the model's tokens (prompt + completion) up to the end of its chunk.
+(A count reached can include a later chunk applied first, by the other worker: a sample can show at
+most one chunk's processing early. The log's is exact.)
 
 Prints per page p50, p99 and max from the handover (missed samples count as never: a percentile that
 falls on one prints as `>timeout`), the achieved ingest rate, the samples, the batches' own lag and
@@ -50,6 +52,7 @@ import argparse
 import concurrent.futures
 import html
 import http.client
+import itertools
 import json
 import math
 import os
@@ -63,6 +66,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -165,15 +169,16 @@ class Sample:
     id: str
     account: str
     model: str
-    account_requests: int  # the account's requests up to the end of its body
-    model_tokens: int  # its model's tokens (prompt + completion), the same
+    account_requests: int = 0  # the account's requests up to the end of its chunk
+    model_tokens: int = 0  # its model's tokens (prompt + completion), the same
     handed_at: float = 0.0  # wall clock, when its body's POST began
     shown: dict = field(default_factory=dict)  # page -> seconds after the handover; None: missed
+    chunk: int = 0  # its chunk within the body (INGEST_CHUNK_LINES lines each)
 
 
 @dataclass
 class Plan:
-    """A live file cut into bodies of `interval` seconds of traffic, and one sample per body."""
+    """A live file cut into bodies of `interval` seconds of traffic, and a sample every `sample_every`."""
     start_ms: int  # the first body's start
     interval_ms: int
     bodies: list[tuple[int, int, int]]  # (byte start, byte end, records) per body
@@ -192,45 +197,68 @@ def record_fields(line: bytes) -> tuple[int, str, str, str, int, bool]:
             record.get("status", 200) == 200)
 
 
-def plan_stream(lines, *, start_ms: int, interval_ms: int, seed: int = 1) -> Plan:
-    """Cut a time-ordered stream of lines (bytes, with their newline) into bodies of `interval_ms`
-    from `start_ms` and draw one sample per body (reservoir), with its thresholds: the running
-    request count of its account and tokens of its model at the end of its body."""
+def plan_stream(read: Callable[[], Iterable[bytes]], *, start_ms: int, interval_ms: int, sample_ms: int | None = None,
+                chunk_lines: int = 50_000, seed: int = 1) -> Plan:
+    """Cut a time-ordered stream (`read()` gives its lines, as bytes with their newline, each time it is
+    called) into bodies of `interval_ms` from `start_ms`, and draw one sample per `sample_ms` (default: per
+    body) at random among the requests with tokens whose model is among the RANKED_MODELS busiest so far.
+
+    A body is ingested as chunks of `chunk_lines` lines; a sample's thresholds are the running request
+    count of its account and tokens of its model at the end of its chunk (a second pass), so that it
+    shows once its chunk and everything before it is in.
+    """
+    sample_ms = sample_ms or interval_ms
     rng = random.Random(seed)
     bodies: list[tuple[int, int, int]] = []
     samples: list[Sample] = []
-    requests: dict[str, int] = {}
     tokens: dict[str, int] = {}
     ranked: set[str] = set()
-    offset, body_start, count, current, seen, chosen = 0, 0, 0, 0, 0, None
+    offset, body_start, count, body, slot, seen, chosen = 0, 0, 0, 0, 0, 0, None
 
-    def close() -> None:
-        nonlocal ranked
-        bodies.append((body_start, offset, count))
+    def slot_close() -> None:
+        nonlocal ranked, seen, chosen
         if chosen is not None:
-            generation_id, account, model = chosen
-            samples.append(Sample(len(bodies) - 1, generation_id, account, model, requests[account], tokens[model]))
+            samples.append(chosen)
         ranked = set(sorted(tokens, key=lambda m: -tokens[m])[:RANKED_MODELS])
+        seen, chosen = 0, None
 
-    for line in lines:
+    for line in read():  # the bodies, the samples
         if not line.strip():
             offset += len(line)
             continue
         ms, generation_id, account, model, used, ok = record_fields(line)
-        index = max(0, (ms - start_ms) // interval_ms)
-        while index > current:  # the body of the interval just closed (empty ones too: one per interval)
-            close()
-            body_start, count, current, seen, chosen = offset, 0, current + 1, 0, None
-        requests[account] = requests.get(account, 0) + 1
+        ms = max(ms, start_ms)
+        while (ms - start_ms) // sample_ms > slot:
+            slot_close()
+            slot += 1
+        while (ms - start_ms) // interval_ms > body:  # the interval just closed (an empty one too)
+            bodies.append((body_start, offset, count))
+            body_start, count, body = offset, 0, body + 1
         tokens[model] = tokens.get(model, 0) + used
         if ok and used > 0 and (not ranked or model in ranked):
             seen += 1
             if rng.random() * seen < 1:
-                chosen = (generation_id, account, model)
+                chosen = Sample(body, generation_id, account, model, chunk=count // chunk_lines)
         offset += len(line)
         count += 1
+    slot_close()
     if count:
-        close()
+        bodies.append((body_start, offset, count))
+
+    waiting: dict[tuple[int, int], list[Sample]] = {}
+    for sample in samples:
+        waiting.setdefault((sample.index, sample.chunk), []).append(sample)
+    requests: dict[str, int] = {}
+    tokens = {}
+    lines = iter(line for line in read() if line.strip())
+    for index, (_, _, records) in enumerate(bodies):  # the thresholds, at the end of each chunk
+        for first in range(0, records, chunk_lines):
+            for line in itertools.islice(lines, min(chunk_lines, records - first)):
+                _, _, account, model, used, _ = record_fields(line)
+                requests[account] = requests.get(account, 0) + 1
+                tokens[model] = tokens.get(model, 0) + used
+            for sample in waiting.get((index, first // chunk_lines), ()):
+                sample.account_requests, sample.model_tokens = requests[sample.account], tokens[sample.model]
     return Plan(start_ms, interval_ms, bodies, samples, requests, tokens)
 
 
@@ -423,7 +451,9 @@ class Feeder(threading.Thread):
         super().__init__(daemon=True)
         self.path, self.plan, self.port, self.token = path, plan, port, token
         self.wall_start, self.handed = wall_start, handed
-        self.by_body = {s.index: s for s in plan.samples}
+        self.by_body: dict[int, list[Sample]] = {}
+        for sample in plan.samples:
+            self.by_body.setdefault(sample.index, []).append(sample)
         self.late: list[float] = []  # seconds each POST began after its time
         self.errors: list[str] = []
         self.posted = 0
@@ -446,8 +476,8 @@ class Feeder(threading.Thread):
                 body = handle.read(end - start)
                 began = time.time()
                 self.late.append(began - due)
-                sample = self.by_body.get(index)
-                if sample is not None:
+                samples = self.by_body.get(index, [])
+                for sample in samples:
                     sample.handed_at = began
                 if records:
                     status, text = fetch(self.port, "/api/v1/ingest?wait=0", method="POST", body=body, headers={
@@ -455,7 +485,7 @@ class Feeder(threading.Thread):
                     if status not in (200, 202):
                         self.errors.append(f"body {index}: {status} {text[:200]}")
                     self.posted += records
-                if sample is not None:
+                for sample in samples:
                     self.handed.put(sample)
 
 
@@ -591,6 +621,8 @@ def main() -> None:
     parser.add_argument("--capacity-events", type=int, default=500_000, help="records of the capacity file")
     parser.add_argument("--duration", type=float, default=240, help="seconds of stream handed over")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds of traffic per POSTed body")
+    parser.add_argument("--sample-every", type=float, default=1.0, help="seconds of traffic per sample")
+    parser.add_argument("--chunk-lines", type=int, default=50_000, help="the workers' INGEST_CHUNK_LINES")
     parser.add_argument("--poll", type=float, default=0.25, help="seconds between two polls of a page")
     parser.add_argument("--timeout", type=float, default=180, help="seconds after which a sample counts as missed")
     parser.add_argument("--pollers", type=int, default=4, help="page requests in flight at most")
@@ -604,14 +636,15 @@ def main() -> None:
     options = parser.parse_args()
     if options.rate is not None and options.rate <= 0 or options.capacity is not None and options.capacity <= 0:
         parser.error("--rate and --capacity must be positive")
-    if not 0 < options.capacity_share <= 2 or options.duration <= 0 or options.interval <= 0:
-        parser.error("--capacity-share in (0, 2], --duration and --interval positive")
+    if not 0 < options.capacity_share <= 2 or min(options.duration, options.interval, options.sample_every) <= 0:
+        parser.error("--capacity-share in (0, 2]; --duration, --interval and --sample-every positive")
 
     db, token = options.database, secrets.token_urlsafe(24)
     env = {**os.environ, "DATABASE_URL": f"{PG}/{db}", "CELERY_BROKER_URL": options.broker_url,
            "REDIS_URL": options.redis_url, "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_DEBUG": "0",
            "DJANGO_SECRET_KEY": "freshness-bench-" + "x" * 50, "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-           "DJANGO_SECURE_SSL_REDIRECT": "0", "INGEST_TOKEN": token}
+           "DJANGO_SECURE_SSL_REDIRECT": "0", "INGEST_TOKEN": token,
+           "INGEST_CHUNK_LINES": str(options.chunk_lines)}
     folder = ROOT / "var" / "bench"
     folder.mkdir(parents=True, exist_ok=True)
     logs = folder / f"freshness-logs-{datetime.now(tz=UTC):%Y%m%dT%H%M%S}"
@@ -632,14 +665,18 @@ def main() -> None:
 
     records = round(rate * options.duration)
     path = folder / f"freshness-{records}-a{options.accounts}.jsonl"
-    # The stream starts once it is written, planned and the services are up (about 12 µs a record for the
-    # generator, 6 for the plan, half a minute for the rest): its timestamps are then just in the past.
-    lead = 45 + records * 18e-6
+    # The stream starts once it is written, planned and the services are up (about 14 µs a record for the
+    # generator, 12 for the plan's two passes, half a minute for the rest): its timestamps are then just in the past.
+    lead = 45 + records * 24e-6
     end = datetime.fromtimestamp(time.time() + lead + options.duration, tz=UTC)
     generate(path, env=env, records=records, accounts=options.accounts, rate=rate, end=end, seed=options.seed)
     start_ms = round((end.timestamp() - options.duration) * 1000)
-    with path.open("rb") as handle:
-        plan = plan_stream(handle, start_ms=start_ms, interval_ms=round(options.interval * 1000), seed=options.seed)
+    def read():
+        with path.open("rb") as handle:
+            yield from handle
+
+    plan = plan_stream(read, start_ms=start_ms, interval_ms=round(options.interval * 1000),
+                       sample_ms=round(options.sample_every * 1000), chunk_lines=options.chunk_lines, seed=options.seed)
     print(f"planned {len(plan.bodies)} bodies, {len(plan.samples)} samples over "
           f"{len({s.account for s in plan.samples})} accounts", file=sys.stderr)
 
@@ -680,7 +717,7 @@ def main() -> None:
     result = {
         "mode": mode, "accounts": options.accounts, "workers": options.workers, "capacity": capacity,
         "capacity_share": None if options.rate else options.capacity_share, "rate": rate,
-        "duration_s": options.duration, "interval_s": options.interval, "records": feeder.posted,
+        "duration_s": options.duration, "interval_s": options.interval, "sample_every_s": options.sample_every, "records": feeder.posted,
         "offered_per_s": round(offered), "handed_over_after_created_s": handed_late,
         "post_late_p99_s": round(percentile(feeder.late, 99) or 0, 2), "post_errors": feeder.errors[:5],
         "samples": len(plan.samples), "poll_s": options.poll, "timeout_s": options.timeout, **polled,

@@ -5,6 +5,7 @@ so a template change that moves a figure fails here, not silently in the benchma
 never "shows" would read as staleness).
 """
 import importlib.util
+import sys
 from pathlib import Path
 
 import orjson
@@ -18,6 +19,7 @@ from tests.billing.factories import member_of
 _PATH = Path(__file__).resolve().parents[2] / "bench" / "freshness.py"
 _spec = importlib.util.spec_from_file_location("bench_freshness", _PATH)
 freshness = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = freshness  # its dataclasses look their module up while it loads
 _spec.loader.exec_module(freshness)
 
 START_MS = 1_796_000_000_000  # 2026-11-29T23:33:20Z
@@ -57,27 +59,27 @@ def test_plan_cuts_bodies_by_interval_and_samples_with_running_thresholds():
     lines = [
         _line(100, "g1", "acct_a", "lab/alpha", 10, 5),
         _line(900, "g2", "acct_b", "lab/alpha", 20, 0, wrapped=True),
-        _line(1500, "g3", "acct_a", "lab/beta", 7, 3),
+        _line(1500, "g3", "acct_a", "lab/alpha", 7, 3),
         b"\n",
         # nothing in the third second: an empty body, handed over on time all the same
         _line(3200, "g4", "acct_a", "lab/alpha", 0, 0, status=429),  # failed, no tokens: never a sample
         _line(3300, "g5", "acct_b", "lab/alpha", 1, 1),
     ]
-    plan = freshness.plan_stream(lines, start_ms=START_MS, interval_ms=1000, seed=3)
+    plan = freshness.plan_stream(lambda: lines, start_ms=START_MS, interval_ms=1000, seed=3)
     sizes = [len(line) for line in lines]
     assert plan.bodies == [(0, sizes[0] + sizes[1], 2), (sizes[0] + sizes[1], sum(sizes[:4]), 1),
                            (sum(sizes[:4]), sum(sizes[:4]), 0), (sum(sizes[:4]), sum(sizes), 2)]
     assert [s.index for s in plan.samples] == [0, 1, 3]
     first, second, fourth = plan.samples
     assert first.id in ("g1", "g2")
-    # Thresholds are the running totals at the end of the sample's body, whichever record it is.
+    # Thresholds are the running totals at the end of the sample's body (one chunk), whichever record it is.
     assert first.account_requests == 1
     assert first.model_tokens == 35
     assert (second.id, second.account, second.account_requests, second.model, second.model_tokens) == (
-        "g3", "acct_a", 2, "lab/beta", 10)
-    assert (fourth.id, fourth.account_requests, fourth.model_tokens) == ("g5", 2, 37)
+        "g3", "acct_a", 2, "lab/alpha", 45)
+    assert (fourth.id, fourth.account_requests, fourth.model_tokens) == ("g5", 2, 47)
     assert plan.account_totals == {"acct_a": 3, "acct_b": 2}
-    assert plan.model_totals == {"lab/alpha": 37, "lab/beta": 10}
+    assert plan.model_totals == {"lab/alpha": 47}
 
 
 def test_plan_samples_only_among_the_busiest_models_so_far(monkeypatch):
@@ -85,8 +87,25 @@ def test_plan_samples_only_among_the_busiest_models_so_far(monkeypatch):
     lines = [_line(10, "a1", "acct_a", "lab/alpha", 100, 0), _line(20, "b1", "acct_a", "lab/beta", 1, 0),
              *[_line(1000 + i, f"x{i}", "acct_a", "lab/beta", 1, 0) for i in range(20)],
              _line(1500, "a2", "acct_a", "lab/alpha", 1, 0)]
-    plan = freshness.plan_stream(lines, start_ms=START_MS, interval_ms=1000)
+    plan = freshness.plan_stream(lambda: lines, start_ms=START_MS, interval_ms=1000)
     assert plan.samples[1].id == "a2"  # beta is not among the 1 busiest after the first second
+
+
+def test_plan_samples_every_given_seconds_with_thresholds_at_the_end_of_their_chunk():
+    # One body of 2 s cut into chunks of 2 lines; a sample per second: the first is in chunk 0 or 1.
+    lines = [_line(100, "s1", "acct_a", "lab/alpha", 1, 0), _line(200, "s2", "acct_a", "lab/alpha", 2, 0),
+             _line(300, "s3", "acct_a", "lab/alpha", 4, 0), _line(1100, "s4", "acct_b", "lab/alpha", 8, 0),
+             _line(1200, "s5", "acct_a", "lab/alpha", 16, 0)]
+    plan = freshness.plan_stream(lambda: lines, start_ms=START_MS, interval_ms=2000, sample_ms=1000, chunk_lines=2,
+                                 seed=5)
+    assert plan.bodies == [(0, sum(len(line) for line in lines), 5)]
+    first, second = plan.samples
+    assert (first.index, second.index) == (0, 0)
+    expected = {"s1": (0, 2, 3), "s2": (0, 2, 3), "s3": (1, 3, 15), "s4": (1, 1, 15), "s5": (2, 4, 31)}
+    for sample in (first, second):
+        assert (sample.chunk, sample.account_requests, sample.model_tokens) == expected[sample.id]
+    assert first.id in ("s1", "s2", "s3")
+    assert second.id in ("s4", "s5")
 
 
 def test_summary_counts_misses_and_prints_them_past_the_timeout():
