@@ -11,8 +11,8 @@ starts, the feeder and the pollers, share one run's state; apart, each would nee
 The stream: `generate_traffic --live` at `--rate` requests/s over `--duration` seconds, router-shaped
 (`--accounts`, 100,000 by default), written ahead with its timestamps in the near future and then
 handed over in real time: every `--interval` seconds the records of the interval that just closed
-are POSTed as one NDJSON body to the ingest API (`POST /api/v1/ingest?wait=0`, the gateway's bearer
-token). That is the path a router takes (analytics/ingest/api.py: "the gateway sends NDJSON"); the
+are POSTed as one gzipped NDJSON body to the ingest API (`POST /api/v1/ingest?wait=0`, the gateway's
+bearer token; plain, a 30-s body at 7,000/s would pass INGEST_MAX_BODY_BYTES). That is the path a router takes (analytics/ingest/api.py: "the gateway sends NDJSON"); the
 `ingest` command reads files on a host that can see them, a backfill's path. Each body becomes one
 batch of one chunk, split and applied by 2 Celery worker processes (`-P solo`, the queues
 bench/ingest.py gives them); gunicorn (DEBUG off) serves the API and the pages. With
@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import gzip
 import html
 import http.client
 import itertools
@@ -473,7 +474,7 @@ class Feeder(threading.Thread):
                 due = self.wall_start + (index + 1) * interval
                 time.sleep(max(0.0, due - time.time()))
                 handle.seek(start)
-                body = handle.read(end - start)
+                body = gzip.compress(handle.read(end - start), compresslevel=1)  # as a gateway sends it
                 began = time.time()
                 self.late.append(began - due)
                 samples = self.by_body.get(index, [])
@@ -481,7 +482,8 @@ class Feeder(threading.Thread):
                     sample.handed_at = began
                 if records:
                     status, text = fetch(self.port, "/api/v1/ingest?wait=0", method="POST", body=body, headers={
-                        "Authorization": f"Bearer {self.token}", "Content-Type": "application/x-ndjson"})
+                        "Authorization": f"Bearer {self.token}", "Content-Type": "application/x-ndjson",
+                        "Content-Encoding": "gzip"})
                     if status not in (200, 202):
                         self.errors.append(f"body {index}: {status} {text[:200]}")
                     self.posted += records
