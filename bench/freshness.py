@@ -43,8 +43,10 @@ most one chunk's processing early. The log's is exact.)
 
 Prints per page p50, p99 and max from the handover (missed samples count as never: a percentile that
 falls on one prints as `>timeout`), the achieved ingest rate, the samples, the batches' own lag and
-a check that the thresholds are what the database holds. One JSON line on stdout, the table on
-stderr. Files go to var/bench/ (removed unless `--keep`); the database is left for a look.
+a check that the thresholds are what the database holds, and the worker seconds per task (from the
+workers' INFO logs). One JSON line on stdout, the table on stderr. The stream files go to var/bench/
+(removed unless `--keep`), the processes' logs to var/bench/freshness-logs-<time>/ (kept); the
+database is left for a look.
 """
 from __future__ import annotations
 
