@@ -133,7 +133,8 @@ def measure(path: Path, *, env: dict, db: str, workers: int, fresh_accounts: boo
     runs beside the workers and the ingest's time runs until its rows are folded (the delta empty).
     """
     mode = mode or env.get("INGEST_ROLLUPS") or "chunk"
-    env = {**env, "INGEST_ROLLUPS": mode}
+    # Fold mode: the writer alone folds (every ROLLUP_FOLD_INTERVAL), not a task after each chunk.
+    env = {**env, "INGEST_ROLLUPS": mode, "ROLLUP_FOLD_AFTER_CHUNK": "0"}
     size = path.stat().st_size
     busy = busy_seconds()
     ceiling = json.loads(run([PY, str(CEILING), str(path), f"{PG}/{db}"], env, capture_output=True).stdout)
@@ -237,6 +238,8 @@ def main() -> None:
                         help="the live stream's requests/s (its hours: --events / rate / 3600)")
     parser.add_argument("--rollups", type=modes_list, metavar="MODE,…",
                         help="rollup modes to measure each file in, one after the other: chunk, fold (e.g. chunk,fold)")
+    parser.add_argument("--fold-interval", type=float, default=None,
+                        help="fold mode: the writer's seconds between folds (ROLLUP_FOLD_INTERVAL, default 2)")
     parser.add_argument("--chunk-lines", type=int, default=50_000)
     parser.add_argument("--keep", action="store_true", help="keep the generated files in var/bench/")
     parser.add_argument("--database", default=DB, help="PostgreSQL database to create or reuse")
@@ -258,6 +261,8 @@ def main() -> None:
            # As in production: with DEBUG on, Django keeps every statement's SQL (up to 9,000 of
            # them, some of a chunk's 25,000 ids) and the workers' memory grows with every chunk.
            "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-" + "x" * 50)}
+    if options.fold_interval is not None:
+        env["ROLLUP_FOLD_INTERVAL"] = repr(options.fold_interval)
     if psql(f"SELECT 1 FROM pg_database WHERE datname = '{db}'") != "1":
         psql(f"CREATE DATABASE {db}")
     run([PY, "manage.py", "migrate", "-v", "0"], env)

@@ -1,6 +1,8 @@
 """The one after-commit fan-out of a chunk: everything an applied chunk sets off, queued from here."""
 from __future__ import annotations
 
+from django.conf import settings
+
 from analytics.rankings.tasks import rollup_rankings_refresh
 from analytics.usage.tasks import usage_refresh
 from billing.tasks import billing_after_debit
@@ -20,7 +22,8 @@ def chunk_fan_out(*, account_ids: list[int], debited_ids: list[int], batch_end: 
     fold that adds them (analytics.ingest.fold.fold_fan_out), and the chunk queues a fold instead.
     """
     if fold_mode():
-        rollup_fold.delay()
+        if settings.ROLLUP_FOLD_AFTER_CHUNK:
+            rollup_fold.delay()
     else:
         rollup_rankings_refresh.delay(batch_end=batch_end)
         if account_ids:

@@ -111,27 +111,32 @@ def rollups_fold(*, wait: bool = False, max_rows: int | None = None) -> Folded |
         cursor.execute("SELECT (SELECT count(*) FROM ingest_stage), (SELECT count(*) FROM ingest_attempts)")
         rows, attempts = cursor.fetchone()
         if not rows and not attempts:
+            # A finished batch may still wait for the rankings (its last chunk held only duplicates, after
+            # its rows were folded under the rate limit): its refresh is due now.
+            transaction.on_commit(lambda: fold_fan_out(account_ids=[], folded=False))
             return Folded(0, 0, 0, time.monotonic() - started)
         for sql in loader.rollup_sql():
             cursor.execute(sql)
         cursor.execute("SELECT COALESCE(array_agg(DISTINCT account_id), '{}') FROM ingest_stage")
         accounts = cursor.fetchone()[0]
-        transaction.on_commit(lambda: fold_fan_out(account_ids=accounts))
+        transaction.on_commit(lambda: fold_fan_out(account_ids=accounts, folded=True))
     folded = Folded(rows, attempts, len(accounts), time.monotonic() - started)
     log.info("folded %s rows and %s attempts of %s accounts in %.3f s", rows, attempts, len(accounts),
              folded.seconds)
     return folded
 
 
-def fold_fan_out(*, account_ids: list[int]) -> None:
+def fold_fan_out(*, account_ids: list[int], folded: bool) -> None:
     """After a fold committed: what a chunk sets off for the rollups in chunk mode (analytics.ingest.fanout).
 
     The rankings version moves at once when a finished batch waits for it (its `ranked_at`, which
-    `ingest --wait` waits for, is stamped only once its rows are folded), else under the usual rate limit.
+    `ingest --wait` waits for, is stamped only once its rows are folded), else under the usual rate
+    limit; a fold that found nothing refreshes only for such a batch.
     """
     batch_end = IngestBatch.objects.filter(status=IngestBatch.Status.DONE, ranked_at__isnull=True,
                                            accepted__gt=0).exists()
-    rollup_rankings_refresh.delay(batch_end=batch_end)
+    if folded or batch_end:
+        rollup_rankings_refresh.delay(batch_end=batch_end)
     if account_ids:
         usage_refresh(account_ids=account_ids)
 

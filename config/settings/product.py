@@ -37,6 +37,9 @@ if INGEST_ROLLUPS not in {"chunk", "fold"}:
     raise ValueError(f"INGEST_ROLLUPS is 'chunk' or 'fold', not {INGEST_ROLLUPS!r}")
 # The rollup writer's sleep between two folds, in seconds (a fold that hit ROLLUP_FOLD_MAX_ROWS goes on at once).
 ROLLUP_FOLD_INTERVAL = float(env_str("ROLLUP_FOLD_INTERVAL", "2"))
+# A committed chunk queues a fold (the `rollup_fold` task, rollups queue), so folding goes on where only
+# Celery workers run; off where `rollup_writer` processes run, so that a fold covers an interval's chunks.
+ROLLUP_FOLD_AFTER_CHUNK = env_bool("ROLLUP_FOLD_AFTER_CHUNK", True)
 # Delta rows one fold takes at most (one transaction): a backlog is folded in several.
 ROLLUP_FOLD_MAX_ROWS = env_int("ROLLUP_FOLD_MAX_ROWS", 1_000_000)
 # An account page waits at most this long for the account's committed chunks to be folded (fold mode).
