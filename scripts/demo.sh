@@ -35,10 +35,12 @@ $PY manage.py catalog_sync
 .venv/bin/celery -A config worker -Q ingest,rollups,reports,billing,default --loglevel=WARNING \
   --concurrency 2 -B --schedule var/demo/celerybeat-schedule >var/demo/worker.log 2>&1 &
 worker=$!
-# The rollup writer (INGEST_ROLLUPS=fold, docs/ingest.md): folds the chunks' rows into the rollups every
-# ROLLUP_FOLD_INTERVAL seconds. In chunk mode it finds nothing to fold.
-$PY manage.py rollup_writer >var/demo/rollup-writer.log 2>&1 &
-writer=$!
+# Fold mode (INGEST_ROLLUPS=fold, docs/ingest.md): the rollup writer folds the chunks' rows into the rollups
+# every ROLLUP_FOLD_INTERVAL seconds (chunk mode, the default, needs none).
+if [ "${INGEST_ROLLUPS:-chunk}" = fold ]; then
+  $PY manage.py rollup_writer >var/demo/rollup-writer.log 2>&1 &
+  writer=$!
+fi
 
 if [ "$($PY manage.py shell -v 0 -c 'from analytics.models import Generation; print(int(Generation.objects.exists()))' | tail -n 1)" = "0" ]; then
   $PY manage.py generate_traffic --events "$EVENTS" --days "$DAYS" --seed 7 --hostile-app --out var/demo/traffic.jsonl
