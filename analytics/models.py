@@ -516,3 +516,69 @@ class ModelWeek(models.Model):
 
     def __str__(self) -> str:
         return f"model {self.model_id} week to {self.as_of:%Y-%m-%d %H}h"
+
+
+# Fold mode (INGEST_ROLLUPS=fold, analytics.ingest.fold): what chunks committed and the rollups do not hold yet.
+
+
+class _Delta(models.Model):
+    """Rows a chunk appended for the rollup writer to fold (`analytics.ingest.fold`): plain INSERTs, no unique
+    index, so chunks never wait on each other here; the fold deletes what it folds in its own transaction.
+
+    Unmanaged: migration 0021 creates the tables without a primary key (Django must name one; `chunk_id`
+    is not unique, so rows are read, counted and deleted in SQL, never fetched or saved one by one).
+    The columns are the staging columns the rollups' SQL reads (analytics.ingest.loader.DELTA_COLUMNS,
+    derived from analytics.rollups; tests/analytics/ingest/test_fold.py checks the tables match).
+    """
+
+    chunk_id = models.BigIntegerField(primary_key=True, help_text="the IngestChunk that appended it (not unique)")
+    hour = models.DateTimeField()
+    day = models.DateField()
+    model_id = models.BigIntegerField()
+    provider_id = models.BigIntegerField()
+    failed = models.SmallIntegerField()
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"delta of chunk {self.chunk_id}, model {self.model_id} at {self.hour:%Y-%m-%d %H}h"
+
+
+class RollupDelta(_Delta):
+    """A generation a chunk inserted, as the rollups read it (a narrow `ingest_stage` row)."""
+
+    account_id = models.BigIntegerField()
+    api_key_id = models.BigIntegerField()
+    app_id = models.BigIntegerField()
+    tokens_prompt = models.BigIntegerField()
+    tokens_completion = models.BigIntegerField()
+    tokens_reasoning = models.BigIntegerField()
+    tokens_cached = models.BigIntegerField()
+    cost_units = models.BigIntegerField()
+    is_byok = models.BooleanField()
+    latency = models.IntegerField(null=True)
+    finish_reason = models.TextField()
+    num_media_prompt = models.IntegerField(null=True)
+    own_attempts = models.IntegerField()
+    own_failed = models.IntegerField()
+    latency_bucket = models.SmallIntegerField(null=True)
+    throughput_bucket = models.SmallIntegerField(null=True)
+    end_user = models.TextField()
+    tags = models.TextField()
+    own_rate_limited = models.IntegerField()
+    cost_source = models.SmallIntegerField()
+
+    class Meta:
+        managed = False
+        db_table = "analytics_rollupdelta"
+
+
+class RollupDeltaAttempt(_Delta):
+    """A fallback attempt a chunk inserted (a narrow `ingest_attempts` row): it counts in the endpoint rollups."""
+
+    rate_limited = models.SmallIntegerField()
+
+    class Meta:
+        managed = False
+        db_table = "analytics_rollupdeltaattempt"
