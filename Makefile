@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint install lock serve worker writer beat clean db-stop
+.PHONY: demo test lint install lock serve worker beat clean db-stop
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Tokengrid needs $(PYTHON) on PATH"; exit 1; }
@@ -36,14 +36,10 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 
 # The development targets run with DEBUG on; the settings default to production (DJANGO_DEBUG unset).
-demo test worker writer beat serve: export DJANGO_DEBUG ?= 1
+demo test worker beat serve: export DJANGO_DEBUG ?= 1
 
 worker: $(STAMP)
 	$(VENV)/bin/celery -A config worker -Q ingest,rollups,reports,billing,default --loglevel=INFO
-
-# The rollup writer of fold mode (INGEST_ROLLUPS=fold, docs/ingest.md): run it beside `make worker`.
-writer: $(STAMP)
-	$(PY) manage.py rollup_writer
 
 beat: $(STAMP)
 	$(VENV)/bin/celery -A config beat --schedule var/celerybeat-schedule --loglevel=INFO

@@ -32,26 +32,14 @@ run (with `--accounts`, each order at 12 and at N accounts: four runs for two or
 Each run starts on a database emptied of accounts too. The JSON on stdout has one entry per run
 under `runs`, keyed `<order>/<accounts>` (each carries `order` and `accounts`), and per order the
 rate at N accounts over the rate at 12; a table of the same runs goes to stderr.
-
-    .venv/bin/python bench/ingest.py --orders live,shuffled --accounts --rollups chunk,fold
-
-`--rollups` (default: the setting's, INGEST_ROLLUPS) measures each file in each rollup mode, one after the
-other on the same file (keys `<order>/<accounts>/<mode>`), and prints per file the rate of each mode over
-the first's. In `fold` mode (analytics.ingest.fold) the rollup writer (`manage.py rollup_writer`) runs
-beside the workers, and a run's time ends when the batch is done AND the delta is empty: the whole
-ingest folded into the rollups, not just committed. Every run samples pg_stat_activity (every 0.25 s:
-what the active backends wait on, and the statement) into `activity`, the top entries per run.
 """
 import argparse
-import collections
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 CEILING = ROOT / "bench" / "copy_ceiling.py"
@@ -62,12 +50,7 @@ CELERY = str(Path(PY).parent / "celery")
 TABLES = ("analytics_generation", "analytics_generationkey", "analytics_endpointhour", "analytics_endpointday", "analytics_endpointhistogram",
           "analytics_appday", "analytics_accountday", "analytics_accounthour", "analytics_accountuserday", "analytics_accounttagday",
           "analytics_reject", "analytics_ingestchunk", "analytics_ingestbatch",
-          "analytics_rollupdelta", "analytics_rollupdeltaattempt", "billing_ledgerentry")
-MODES = ("chunk", "fold")
-# What the active backends of the bench database do (the sampler's own connection left out).
-ACTIVITY = ("SELECT COALESCE(wait_event_type || ':' || wait_event, 'CPU'), left(regexp_replace(query, '\\s+', ' ', 'g'), 48)"
-            " FROM pg_stat_activity WHERE datname = current_database() AND state = 'active'"
-            " AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+          "billing_ledgerentry")
 
 
 def run(args: list[str], env: dict, **kwargs) -> subprocess.CompletedProcess:
@@ -125,16 +108,8 @@ def traffic_file(*, events: int, accounts: int | None, env: dict, order: str = "
     return path
 
 
-def measure(path: Path, *, env: dict, db: str, workers: int, fresh_accounts: bool = False,
-            mode: str | None = None) -> dict:
-    """The plain-COPY ceiling of the file, then its real ingest on emptied tables: rates, CPU, memory.
-
-    `mode` (chunk or fold; None: the environment's) is the rollup mode; in fold mode the rollup writer
-    runs beside the workers and the ingest's time runs until its rows are folded (the delta empty).
-    """
-    mode = mode or env.get("INGEST_ROLLUPS") or "chunk"
-    # Fold mode: the writer alone folds (every ROLLUP_FOLD_INTERVAL), not a task after each chunk.
-    env = {**env, "INGEST_ROLLUPS": mode, "ROLLUP_FOLD_AFTER_CHUNK": "0"}
+def measure(path: Path, *, env: dict, db: str, workers: int, fresh_accounts: bool = False) -> dict:
+    """The plain-COPY ceiling of the file, then its real ingest on emptied tables: rates, CPU, memory."""
     size = path.stat().st_size
     busy = busy_seconds()
     ceiling = json.loads(run([PY, str(CEILING), str(path), f"{PG}/{db}"], env, capture_output=True).stdout)
@@ -154,38 +129,26 @@ def measure(path: Path, *, env: dict, db: str, workers: int, fresh_accounts: boo
             [CELERY, "-A", "config", "worker", "-P", "solo", "-Q", "ingest,rollups,billing,default", "-n", f"bench{n}@%h",
              "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    writer = None
-    if mode == "fold":  # the one rollup writer, beside the workers (as in production)
-        writer = subprocess.Popen([PY, "manage.py", "rollup_writer"], cwd=ROOT, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(4)
-    activity: collections.Counter = collections.Counter()
     try:
         started, busy = time.perf_counter(), busy_seconds()
-        workers_cpu = sum(cpu_seconds(p.pid) for p in [*procs, *([writer] if writer else [])])
-        command = subprocess.Popen([PY, "manage.py", "ingest", str(path), "--wait"], cwd=ROOT, env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        folded_seconds = sample(db, command, activity)
-        if command.wait() != 0:
-            raise RuntimeError(f"ingest failed: {command.stderr.read()[-2000:]}")
+        workers_cpu = sum(cpu_seconds(p.pid) for p in procs)
+        run([PY, "manage.py", "ingest", str(path), "--wait"], env, capture_output=True)
         wall = time.perf_counter() - started
         ingest_cpu = busy_seconds() - busy
-        workers_cpu = sum(cpu_seconds(p.pid) for p in [*procs, *([writer] if writer else [])]) - workers_cpu
+        workers_cpu = sum(cpu_seconds(p.pid) for p in procs) - workers_cpu
         peaks = [peak_kib(p.pid) for p in procs]
     finally:
-        for p in [*procs, *([writer] if writer else [])]:
+        for p in procs:
             p.terminate()
-        for p in [*procs, *([writer] if writer else [])]:
+        for p in procs:
             p.wait(timeout=30)
     stats = psql("SELECT accepted, duplicates, rejected, extract(epoch FROM finished_at - created_at) "
                  "FROM analytics_ingestbatch ORDER BY id DESC LIMIT 1", db).split("|")
-    accepted = int(stats[0])
-    # Chunk mode: until the last chunk committed (its rollups with it). Fold mode: until the delta was empty too.
-    seconds = float(stats[3]) if mode == "chunk" else max(float(stats[3]), folded_seconds or 0.0)
+    accepted, seconds = int(stats[0]), float(stats[3])
     rate = accepted / seconds
-    samples = sum(activity.values()) or 1
     result = {
-        "file": path.name, "rollups": mode, "records": ceiling["rows"], "bytes": size, "workers": workers,
+        "file": path.name, "records": ceiling["rows"], "bytes": size, "workers": workers,
         "ceiling_rows_per_s": ceiling["rows_per_s"], "tokengrid_rows_per_s": round(rate),
         "ratio": round(rate / ceiling["rows_per_s"], 3), "tokengrid_seconds": round(seconds, 2),
         "command_wall_seconds": round(wall, 2), "accepted": accepted, "duplicates": int(stats[1]),
@@ -196,31 +159,11 @@ def measure(path: Path, *, env: dict, db: str, workers: int, fresh_accounts: boo
         "tokengrid_workers_cpu_seconds": round(workers_cpu, 1),
         # The ratio this machine allows at this CPU cost: every core busy with ingestion.
         "ratio_cpu_bound": round((os.cpu_count() or 1) * accepted / ingest_cpu / ceiling["rows_per_s"], 3),
-        # Where the database's time went: share of the active-backend samples per (wait, statement).
-        "activity": {f"{wait} | {query}": round(n / samples, 3) for (wait, query), n in activity.most_common(10)},
     }
     if fresh_accounts:  # what the file registered: the cardinality this run paid for
         result["accounts"], result["api_keys"] = (int(v) for v in psql(
             "SELECT (SELECT count(*) FROM billing_account), (SELECT count(*) FROM billing_apikey)", db).split("|"))
     return result
-
-
-def sample(db: str, command: subprocess.Popen, activity: collections.Counter) -> float | None:
-    """Sample pg_stat_activity into `activity` until `command` exits; return the seconds from the batch's
-    creation to the moment it was done with nothing left in the rollup delta (None if never seen)."""
-    folded = None
-    with psycopg.connect(f"{PG}/{db}", autocommit=True) as conn:
-        while command.poll() is None:
-            for row in conn.execute(ACTIVITY).fetchall():
-                activity[row] += 1
-            if folded is None:
-                found = conn.execute(
-                    "SELECT extract(epoch FROM clock_timestamp() - created_at) FROM analytics_ingestbatch"
-                    " WHERE status = 'done' AND NOT EXISTS (SELECT 1 FROM analytics_rollupdelta)"
-                    " AND NOT EXISTS (SELECT 1 FROM analytics_rollupdeltaattempt) ORDER BY id DESC LIMIT 1").fetchone()
-                folded = float(found[0]) if found else None
-            time.sleep(0.25)
-    return folded
 
 
 def main() -> None:
@@ -236,10 +179,6 @@ def main() -> None:
                              "month (the default file, in time order), shuffled, live (e.g. live,shuffled)")
     parser.add_argument("--rate", type=float, default=LIVE_RATE,
                         help="the live stream's requests/s (its hours: --events / rate / 3600)")
-    parser.add_argument("--rollups", type=modes_list, metavar="MODE,…",
-                        help="rollup modes to measure each file in, one after the other: chunk, fold (e.g. chunk,fold)")
-    parser.add_argument("--fold-interval", type=float, default=None,
-                        help="fold mode: the writer's seconds between folds (ROLLUP_FOLD_INTERVAL, default 2)")
     parser.add_argument("--chunk-lines", type=int, default=50_000)
     parser.add_argument("--keep", action="store_true", help="keep the generated files in var/bench/")
     parser.add_argument("--database", default=DB, help="PostgreSQL database to create or reuse")
@@ -261,8 +200,6 @@ def main() -> None:
            # As in production: with DEBUG on, Django keeps every statement's SQL (up to 9,000 of
            # them, some of a chunk's 25,000 ids) and the workers' memory grows with every chunk.
            "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-" + "x" * 50)}
-    if options.fold_interval is not None:
-        env["ROLLUP_FOLD_INTERVAL"] = repr(options.fold_interval)
     if psql(f"SELECT 1 FROM pg_database WHERE datname = '{db}'") != "1":
         psql(f"CREATE DATABASE {db}")
     run([PY, "manage.py", "migrate", "-v", "0"], env)
@@ -300,13 +237,6 @@ def main() -> None:
             path.unlink(missing_ok=True)
 
 
-def modes_list(text: str) -> list[str]:
-    modes = [mode.strip() for mode in text.split(",") if mode.strip()]
-    if not modes or set(modes) - set(MODES):
-        raise argparse.ArgumentTypeError(f"rollup modes are {', '.join(MODES)}")
-    return list(dict.fromkeys(modes))
-
-
 def orders_list(text: str) -> list[str]:
     orders = [order.strip() for order in text.split(",") if order.strip()]
     unknown = sorted(set(orders) - set(ORDERS))
@@ -318,17 +248,14 @@ def orders_list(text: str) -> list[str]:
 def orders_measure(options: argparse.Namespace, *, env: dict, db: str) -> None:
     """Each order of the traffic at 12 accounts (and at N with --accounts), each against its own ceiling."""
     cardinalities = [12] if options.accounts is None else [12, options.accounts]
-    modes = options.rollups or [env.get("INGEST_ROLLUPS") or "chunk"]
     runs, paths = {}, []
     for order in options.orders:
         for accounts in cardinalities:
             path = traffic_file(events=options.events, accounts=None if accounts == 12 else accounts, env=env,
                                 order=order, rate=options.rate)
             paths.append(path)
-            for mode in modes:
-                result = measure(path, env=env, db=db, workers=options.workers, fresh_accounts=True, mode=mode)
-                name = f"{order}/{accounts}" + (f"/{mode}" if options.rollups else "")
-                runs[name] = {"order": order, "accounts_configured": accounts, **result}
+            result = measure(path, env=env, db=db, workers=options.workers, fresh_accounts=True)
+            runs[f"{order}/{accounts}"] = {"order": order, "accounts_configured": accounts, **result}
     summary = {
         "records": options.events, "orders": options.orders, "accounts": cardinalities, "workers": options.workers,
         "live_rate": options.rate if "live" in options.orders else None,
@@ -336,19 +263,14 @@ def orders_measure(options: argparse.Namespace, *, env: dict, db: str) -> None:
         "ratio": {name: run["ratio"] for name, run in runs.items()},
         "runs": runs,
     }
-    if options.accounts is not None and not options.rollups:  # per order: the rate at N accounts over 12's
+    if options.accounts is not None:  # per order, the target: the rate at N accounts within 0.8x of 12
         summary["rate_many_over_12"] = {
             order: round(runs[f"{order}/{options.accounts}"]["tokengrid_rows_per_s"]
                          / runs[f"{order}/12"]["tokengrid_rows_per_s"], 3) for order in options.orders}
-    if options.rollups and len(modes) > 1:  # per file: each mode's rate over the first mode's
-        summary["rate_over_" + modes[0]] = {
-            f"{order}/{accounts}/{mode}": round(runs[f"{order}/{accounts}/{mode}"]["tokengrid_rows_per_s"]
-                                                / runs[f"{order}/{accounts}/{modes[0]}"]["tokengrid_rows_per_s"], 3)
-            for order in options.orders for accounts in cardinalities for mode in modes[1:]}
-    print(f"{'order':<9} {'accounts':>8} {'rollups':>7} {'records':>9} {'ceiling/s':>10} {'tokengrid/s':>11} "
-          f"{'ratio':>6} {'cpu s':>6}", file=sys.stderr)
+    print(f"{'order':<9} {'accounts':>8} {'records':>9} {'ceiling/s':>10} {'tokengrid/s':>11} {'ratio':>6} "
+          f"{'cpu s':>6}", file=sys.stderr)
     for run in runs.values():
-        print(f"{run['order']:<9} {run['accounts_configured']:>8,} {run['rollups']:>7} {run['records']:>9,} "
+        print(f"{run['order']:<9} {run['accounts_configured']:>8,} {run['records']:>9,} "
               f"{run['ceiling_rows_per_s']:>10,} {run['tokengrid_rows_per_s']:>11,} {run['ratio']:>6.3f} "
               f"{run['tokengrid_cpu_seconds']:>6.1f}", file=sys.stderr)
     print(json.dumps(summary))

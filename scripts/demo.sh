@@ -19,13 +19,11 @@ if [ -z "${DATABASE_URL:-}" ]; then
   $PY -m config.embedded_db start
   embedded=1
 fi
-stop_all() {  # the worker and writer first (a warm shutdown finishes its task), then the database they write to
+stop_all() {  # the worker first (a warm shutdown finishes its task), then the database it writes to
   if [ -n "$worker" ]; then kill "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true; fi
-  if [ -n "$writer" ]; then kill "$writer" 2>/dev/null || true; wait "$writer" 2>/dev/null || true; fi
   if [ -n "$embedded" ]; then $PY -m config.embedded_db stop || true; fi
 }
 worker=""
-writer=""
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
@@ -35,12 +33,6 @@ $PY manage.py catalog_sync
 .venv/bin/celery -A config worker -Q ingest,rollups,reports,billing,default --loglevel=WARNING \
   --concurrency 2 -B --schedule var/demo/celerybeat-schedule >var/demo/worker.log 2>&1 &
 worker=$!
-# Fold mode (INGEST_ROLLUPS=fold, docs/ingest.md): the rollup writer folds the chunks' rows into the rollups
-# every ROLLUP_FOLD_INTERVAL seconds (chunk mode, the default, needs none).
-if [ "${INGEST_ROLLUPS:-chunk}" = fold ]; then
-  $PY manage.py rollup_writer >var/demo/rollup-writer.log 2>&1 &
-  writer=$!
-fi
 
 if [ "$($PY manage.py shell -v 0 -c 'from analytics.models import Generation; print(int(Generation.objects.exists()))' | tail -n 1)" = "0" ]; then
   $PY manage.py generate_traffic --events "$EVENTS" --days "$DAYS" --seed 7 --hostile-app --out var/demo/traffic.jsonl

@@ -11,7 +11,6 @@ QUEUES = {
     "analytics.ingest.tasks.partitions_upkeep": "default",
     "analytics.ingest.tasks.partitions_retention": "default",
     "analytics.rankings.tasks.rollup_rankings_refresh": "rollups",
-    "analytics.ingest.fold.rollup_fold": "rollups",  # fold mode (INGEST_ROLLUPS=fold): after each chunk
     "analytics.usage.tasks.usage_prewarm": "rollups",
     "analytics.usage.tasks.usage_refresh_later": "rollups",
     # minutes at a router's size: off the ingest and rollup queues

@@ -106,7 +106,7 @@ def _chunk_ingest(batch_id: int, index: int) -> ChunkResult:
         locked = IngestChunk.objects.select_for_update().get(pk=chunk.pk)
         if locked.done:  # another worker applied it while we parsed
             return ChunkResult(locked.lines, locked.accepted, locked.duplicates, locked.rejected, skipped=True)
-        applied = loader.apply(stage=stage, extra_attempts=extra_attempts, chunk_id=chunk.pk)
+        applied = loader.apply(stage=stage, extra_attempts=extra_attempts)
         Reject.objects.bulk_create(rejects, batch_size=1000)
         debited = ledger_debit_usage(spend_by_account=applied.spend_by_account,
                                      idempotency_prefix=f"ingest:batch:{batch_id}:chunk:{index}")

@@ -1,14 +1,9 @@
 """The one after-commit fan-out of a chunk: everything an applied chunk sets off, queued from here."""
 from __future__ import annotations
 
-from django.conf import settings
-
 from analytics.rankings.tasks import rollup_rankings_refresh
 from analytics.usage.tasks import usage_refresh
 from billing.tasks import billing_after_debit
-
-from .fold import rollup_fold
-from .loader import fold_mode
 
 
 def chunk_fan_out(*, account_ids: list[int], debited_ids: list[int], batch_end: bool = False) -> None:
@@ -18,15 +13,9 @@ def chunk_fan_out(*, account_ids: list[int], debited_ids: list[int], batch_end: 
     the chunk touched: the rankings refresh (rate-limited, analytics.rankings.tasks), the usage
     versions of the chunk's accounts and a prewarm of the watched ones (analytics.usage.tasks), and one billing task
     that finds, in SQL, the few debited accounts and keys that crossed a threshold (billing.alerts).
-    In fold mode the chunk's rows are not in the rollups yet: the rankings and usage refreshes follow the
-    fold that adds them (analytics.ingest.fold.fold_fan_out), and the chunk queues a fold instead.
     """
-    if fold_mode():
-        if settings.ROLLUP_FOLD_AFTER_CHUNK:
-            rollup_fold.delay()
-    else:
-        rollup_rankings_refresh.delay(batch_end=batch_end)
-        if account_ids:
-            usage_refresh(account_ids=account_ids)
+    rollup_rankings_refresh.delay(batch_end=batch_end)
+    if account_ids:
+        usage_refresh(account_ids=account_ids)
     if debited_ids:
         billing_after_debit.delay(debited_ids)

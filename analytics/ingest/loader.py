@@ -5,21 +5,18 @@ COPY into a temporary staging table; the chunk's ids go into the key table
 when none was seen before and by `ON CONFLICT (id) DO NOTHING RETURNING id` after a duplicate
 (concurrent chunks wait on each other's keys, so a generation is inserted once); the staging rows
 whose key did not go in are dropped, the rest become generations and are upserted into the
-rollups (INGEST_ROLLUPS=chunk) or appended, narrowed to the columns the rollups read, to the delta tables
-that the rollup writer folds (INGEST_ROLLUPS=fold, analytics.ingest.fold).
+rollups.
 
 Every upsert groups and orders by its key, so concurrent chunks take row locks in one order and
 cannot deadlock. Must run inside the caller's transaction.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import NamedTuple
 
 import orjson
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from psycopg.types.json import set_json_dumps
 
@@ -152,29 +149,6 @@ def rollup_sql() -> tuple[str, ...]:
     return tuple(_upsert(r.table, r.keys, r.counters, r.loader_source) for r in rollups.ROLLUPS)
 
 
-def _read_by_rollups(columns: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
-    """The columns (of `columns`, in their order) that some rollup's upsert names: what a fold needs of a row."""
-    text = " ".join(rollup_sql())
-    return tuple(name for name, _ in columns if re.search(rf"\b{name}\b", text))
-
-
-# Fold mode: the delta tables (analytics.models.RollupDelta, RollupDeltaAttempt) hold, besides the chunk's id,
-# exactly the staging columns the rollups' SQL reads, so adding a rollup over existing columns is one entry in
-# analytics.rollups; one reading a new column needs that column in the delta (a migration; test_fold checks).
-DELTA_TABLE, DELTA_ATTEMPT_TABLE = "analytics_rollupdelta", "analytics_rollupdeltaattempt"
-DELTA_COLUMNS = _read_by_rollups(STAGE_COLUMNS)
-DELTA_ATTEMPT_COLUMNS = _read_by_rollups(ATTEMPT_COLUMNS)
-_DELTA_APPEND_SQL = tuple(
-    f"INSERT INTO {table} (chunk_id, {', '.join(columns)}) SELECT %s, {', '.join(columns)} FROM {source}"
-    for table, columns, source in ((DELTA_TABLE, DELTA_COLUMNS, "ingest_stage"),
-                                   (DELTA_ATTEMPT_TABLE, DELTA_ATTEMPT_COLUMNS, "ingest_attempts")))
-
-
-def fold_mode() -> bool:
-    """Chunks append to the delta and the rollup writer folds it (INGEST_ROLLUPS=fold), or chunks upsert."""
-    return settings.INGEST_ROLLUPS == "fold"
-
-
 # The fallback attempts of generations that were not inserted (duplicates) count nowhere.
 _ATTEMPTS_OF_DROPPED_SQL = ("DELETE FROM ingest_attempts WHERE NOT EXISTS"
                             " (SELECT 1 FROM ingest_stage s WHERE s.id = ingest_attempts.gen_id)")
@@ -182,8 +156,7 @@ SPEND_SQL = f"SELECT account_id, SUM({SPEND}) FROM ingest_stage GROUP BY account
 UNPRICED_SQL = f"SELECT COUNT(*) FROM ingest_stage WHERE {UNPRICED.sql()}"
 
 
-def temp_tables_create(cursor) -> None:
-    """The staging tables `rollup_sql` reads, empty (created once per connection, emptied at each commit)."""
+def _create_temp_tables(cursor) -> None:
     for table, columns in (("ingest_stage", STAGE_COLUMNS), ("ingest_attempts", ATTEMPT_COLUMNS)):
         spec = ", ".join(f"{name} {kind}" for name, kind in columns)
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({spec}) ON COMMIT DELETE ROWS")
@@ -252,9 +225,8 @@ def _generations_insert(cursor, staged: int) -> int:
     return keyed
 
 
-def apply(*, stage: list[StageRow], extra_attempts: list[AttemptRow], chunk_id: int = 0) -> Applied:
-    """Insert the new generations of a chunk and add exactly them into every rollup, or (fold mode) append
-    them to the delta that the rollup writer folds, marked with `chunk_id`."""
+def apply(*, stage: list[StageRow], extra_attempts: list[AttemptRow]) -> Applied:
+    """Insert the new generations of a chunk and add exactly them into every rollup."""
     if not stage:
         return Applied(inserted=0, spend_by_account={})
     with connection.cursor() as cursor:
@@ -262,15 +234,11 @@ def apply(*, stage: list[StageRow], extra_attempts: list[AttemptRow], chunk_id: 
         # disk. No JIT: the staging tables have no statistics, so the planner overestimates the
         # endpoint rollups' join and compiled them, which cost more than running them.
         cursor.execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
-        temp_tables_create(cursor)
+        _create_temp_tables(cursor)
         inserted = _load(cursor, stage, extra_attempts)
         if inserted:
-            if fold_mode():
-                for sql in _DELTA_APPEND_SQL:
-                    cursor.execute(sql, [chunk_id])
-            else:
-                for sql in rollup_sql():
-                    cursor.execute(sql)
+            for sql in rollup_sql():
+                cursor.execute(sql)
             cursor.execute(SPEND_SQL)
             spend = {account_id: int(total) for account_id, total in cursor.fetchall() if total}
             cursor.execute(UNPRICED_SQL)

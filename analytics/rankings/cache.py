@@ -5,10 +5,9 @@ series and rendered public page is cached under it (core.cache).
 from contextlib import contextmanager
 
 from asgiref.local import Local
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from analytics.models import IngestBatch, IngestChunk, RollupDelta, RollupDeltaAttempt
+from analytics.models import IngestBatch
 from core.cache import VersionCounter, versioned
 
 CACHE_SECONDS = 24 * 3600  # keyed by the rankings version, so long-lived entries are never stale
@@ -51,13 +50,6 @@ def page_cached(path: str, render):
 
 
 def batches_mark_ranked() -> int:
-    """Stamp finished batches not yet in the rankings: the rankings version just moved past them.
-
-    A batch with rows still in the rollup delta (fold mode: its chunks committed, the fold has not
-    added them yet) is not stamped; the refresh that follows the fold which empties it does it.
-    """
-    unfolded = IngestChunk.objects.filter(batch_id=OuterRef("pk")).filter(
-        Exists(RollupDelta.objects.filter(chunk_id=OuterRef("pk")))
-        | Exists(RollupDeltaAttempt.objects.filter(chunk_id=OuterRef("pk"))))
-    return IngestBatch.objects.filter(status=IngestBatch.Status.DONE, ranked_at__isnull=True).exclude(
-        Exists(unfolded)).update(ranked_at=timezone.now())
+    """Stamp finished batches not yet in the rankings: the rankings version just moved past them."""
+    return IngestBatch.objects.filter(status=IngestBatch.Status.DONE, ranked_at__isnull=True).update(
+        ranked_at=timezone.now())

@@ -31,8 +31,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from analytics import cost_sources, rollups
-from analytics.ingest.fold import rollups_fold
-from analytics.ingest.loader import fold_mode
 from analytics.models import Reprice, RepriceAccount
 from analytics.rollups import Rollup, utc_hour_day_sql
 from billing.ledger import ledger_reprice
@@ -340,11 +338,6 @@ def _rollup_sql(rollup: Rollup) -> str:
 def _batch_apply(reprice: Reprice, low: int, high: int) -> None:
     """Change the todo rows numbered (low, high]: generations, rollups, the reprice's per-account figures."""
     hour, day = utc_hour_day_sql("g.created_at")  # as the loader stores them
-    if fold_mode():
-        # The rollup rows of generations still in the delta do not exist yet, and the UPDATEs below move
-        # only rows that exist: fold first, in this transaction and under the fold lock (held to its end,
-        # so no fold runs between), and every row this batch changes is in the rollups it moves.
-        rollups_fold(wait=True)
     with connection.cursor() as cursor:
         _temp_table(cursor, "reprice_changed", _CHANGED_COLUMNS, per_transaction=True)
         # The rows still as the todo read them (locked first): another reprice may have changed some.

@@ -18,7 +18,6 @@ from time import time_ns
 from django.conf import settings
 from django.core.cache import cache
 
-from analytics.delta import delta_settle
 from core.cache import USAGE_BUMPS, versioned
 from core.timerange import TimeRange
 
@@ -138,9 +137,5 @@ def account_cached(func):
 
 def usage_cached(account_id: int, key: str, compute):
     """An account's computed usage, cached under its usage version: until its next ingested chunk while
-    watched, or its next view once it is no longer watched (`usage_watch`, `refresh_plan`).
-
-    In fold mode it first lets the account's committed chunks be folded into the rollups (bounded:
-    analytics.delta.delta_settle), so that what it computes counts them."""
-    delta_settle(account_id=account_id)
+    watched, or its next view once it is no longer watched (`usage_watch`, `refresh_plan`)."""
     return versioned(f"usage:{account_id}", usage_version(account_id), key, compute, timeout=CACHE_SECONDS)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, tzinfo
 
-from analytics.delta import delta_settle
 from core.money import units_text
 from core.replica import read_connection
 from core.timerange import days_span, local_day
@@ -79,7 +78,6 @@ def usage_report(*, account_id: int, first: date, last: date, group_by: tuple[st
     or the hourly one; one grouped query that joins the names, so a month of the busiest account is a
     single scan. Without a grouping column the one row is the range's total.
     """
-    delta_settle(account_id=account_id)  # fold mode: the account's committed chunks are in the rollups
     hourly = zone is not UTC
     columns = [("r.hour" if hourly and c == "r.day" else c) for group in group_by for c in _REPORT_SQL[group][0]]
     select = ", ".join(columns)

@@ -28,23 +28,6 @@ INGEST_STORE = env_str("INGEST_STORE", "storage" if INGEST_S3_BUCKET else "postg
 # The size of a stored piece and of a read: a few MB (one chunk of 50k lines spans a handful).
 INGEST_PIECE_BYTES = env_int("INGEST_PIECE_BYTES", 4 * 1024 * 1024)
 
-# Where a chunk's rows reach the rollups (analytics.ingest.fold, docs/ingest.md): `chunk` upserts the 8 rollups
-# in the chunk's own transaction (two chunks of a time-ordered stream wait on each other's hot rows); `fold`
-# appends them to a delta table that one rollup writer (`manage.py rollup_writer`) folds into every rollup
-# every ROLLUP_FOLD_INTERVAL seconds, exactly once. Money (generations, ledger, budgets) is per chunk in both.
-INGEST_ROLLUPS = env_str("INGEST_ROLLUPS", "chunk")
-if INGEST_ROLLUPS not in {"chunk", "fold"}:
-    raise ValueError(f"INGEST_ROLLUPS is 'chunk' or 'fold', not {INGEST_ROLLUPS!r}")
-# The rollup writer's sleep between two folds, in seconds (a fold that hit ROLLUP_FOLD_MAX_ROWS goes on at once).
-ROLLUP_FOLD_INTERVAL = float(env_str("ROLLUP_FOLD_INTERVAL", "2"))
-# A committed chunk queues a fold (the `rollup_fold` task, rollups queue), so folding goes on where only
-# Celery workers run; off where `rollup_writer` processes run, so that a fold covers an interval's chunks.
-ROLLUP_FOLD_AFTER_CHUNK = env_bool("ROLLUP_FOLD_AFTER_CHUNK", True)
-# Delta rows one fold takes at most (one transaction): a backlog is folded in several.
-ROLLUP_FOLD_MAX_ROWS = env_int("ROLLUP_FOLD_MAX_ROWS", 1_000_000)
-# An account page waits at most this long for the account's committed chunks to be folded (fold mode).
-ROLLUP_READ_WAIT_SECONDS = float(env_str("ROLLUP_READ_WAIT_SECONDS", "5"))
-
 # An account's usage pages (overview, activity) viewed in this many seconds are prewarmed after
 # each of its ingested chunks; the others are computed on their first view.
 USAGE_WATCH_SECONDS = env_int("USAGE_WATCH_SECONDS", 3600)

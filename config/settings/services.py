@@ -143,7 +143,6 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "analytics.ingest.tasks.ingest_*": {"queue": "ingest"},  # the partition tasks: default
-    "analytics.ingest.fold.*": {"queue": "rollups"},  # the fold (INGEST_ROLLUPS=fold)
     "analytics.rankings.tasks.*": {"queue": "rollups"},
     "analytics.usage.tasks.*": {"queue": "rollups"},
     "analytics.repricing.tasks.*": {"queue": "reports"},

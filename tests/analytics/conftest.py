@@ -6,8 +6,6 @@ import orjson
 import pytest
 
 from analytics import ingest
-from analytics.ingest.fold import rollups_fold
-from analytics.ingest.loader import fold_mode
 from analytics.models import IngestBatch, IngestChunk
 from billing.models import Account
 from tests.conftest import TODAY
@@ -23,25 +21,13 @@ def write_jsonl(path: Path, records: list[dict | str]) -> Path:
 
 
 def run_batch(path: Path, fmt: str = "auto", source: str | None = None) -> IngestBatch:
-    """Queue, split and apply every chunk of a file in this process; return the finished batch.
-
-    In fold mode (INGEST_ROLLUPS=fold) the batch's rows are then folded into the rollups, as `ingest --wait`
-    returns only once they are (the rollup writer's fold, run here: the test's transaction never commits,
-    so no after-commit task would)."""
+    """Queue, split and apply every chunk of a file in this process; return the finished batch."""
     batch = ingest.batch_queue(path=path, source=source or path.name, fmt=fmt)
     ingest.batch_split(batch_id=batch.pk)
     for index in IngestChunk.objects.filter(batch_id=batch.pk).values_list("index", flat=True):
         ingest.chunk_ingest(batch_id=batch.pk, index=index)
-    rollups_settle()
     batch.refresh_from_db()
     return batch
-
-
-def rollups_settle() -> None:
-    """Fold mode: fold everything the chunks appended (nothing to do in chunk mode)."""
-    if fold_mode():
-        while (folded := rollups_fold()) is not None and (folded.rows or folded.attempts):
-            pass
 
 
 def record(**fields) -> dict:

@@ -68,13 +68,6 @@ class Workers:
                 proc.wait(timeout=10)
 
 
-@pytest.fixture(params=["chunk", "fold"])
-def rollups_mode(request, settings) -> dict:
-    """Both rollup modes (INGEST_ROLLUPS, docs/ingest.md): this process's setting, and the workers' environment."""
-    settings.INGEST_ROLLUPS = request.param
-    return {"INGEST_ROLLUPS": request.param}
-
-
 def broker_purge(url: str | None = None) -> None:
     """Empty every queue of ours on the broker, and on Redis the messages workers took but never acked.
 
@@ -128,8 +121,6 @@ def totals_assert_truth(path: Path) -> None:
     from django.core.management import call_command
     from django.db.models import Sum
 
-    from analytics.ingest.fold import delta_rows
-    from analytics.ingest.loader import fold_mode
     from analytics.models import (
         AccountDay,
         AccountHour,
@@ -144,8 +135,6 @@ def totals_assert_truth(path: Path) -> None:
     from billing.models import Account, LedgerEntry
     from core.money import usd_to_units
 
-    if fold_mode():  # the rollups hold a chunk once the workers' folds (or a writer's) have added it
-        wait_for(lambda: delta_rows() == 0, timeout=120, message="the delta was never folded")
     records = {}
     for line in path.read_bytes().splitlines():
         item = json.loads(line, parse_float=Decimal)

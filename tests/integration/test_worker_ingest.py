@@ -37,12 +37,12 @@ def test_a_real_worker_ingests_a_file_queued_by_the_command(tmp_path, workers, c
     assert EndpointHour.objects.aggregate(n=Sum("requests"))["n"] == 300
 
 
-def test_two_workers_ingesting_overlapping_files_at_once_give_exact_totals(tmp_path, workers, settings, rollups_mode):
+def test_two_workers_ingesting_overlapping_files_at_once_give_exact_totals(tmp_path, workers, settings):
     settings.INGEST_CHUNK_LINES = 250
     first = write_jsonl(tmp_path / "first.jsonl", traffic(range(0, 3000)))
     second = write_jsonl(tmp_path / "second.jsonl", traffic(range(1500, 4500)))
-    workers.start(concurrency=2, extra_env=rollups_mode)
-    workers.start(concurrency=1, extra_env=rollups_mode)
+    workers.start(concurrency=2)
+    workers.start(concurrency=1)
 
     call_command("ingest", str(first), str(second), "--wait", "--timeout", "240")
 
@@ -62,14 +62,13 @@ def test_two_workers_ingesting_overlapping_files_at_once_give_exact_totals(tmp_p
                     reason="needs a broker that hands a SIGKILLed worker's message out again (Redis or RabbitMQ, as"
                            " in CI): the filesystem broker deletes a message when a worker takes it")
 def test_a_worker_killed_mid_chunk_has_its_chunk_redone_by_another_and_totals_stay_exact(tmp_path, workers, settings,
-                                                                                          capsys, rollups_mode):
+                                                                                          capsys):
     """SIGKILL a worker in the middle of a chunk; the broker hands that chunk to a waiting worker; nothing is
     lost or doubled. Prints how long the chunk waited: on RabbitMQ the broker requeues it when the dead
     worker's connection drops; on Redis after the visibility timeout (3 s here, 5 minutes by default)."""
     settings.INGEST_CHUNK_LINES = 2_000  # 8 chunks; the kill after 2 lands while others wait
     path = write_jsonl(tmp_path / "big.jsonl", traffic(range(16_000)))
-    fast_redelivery = {"CELERY_VISIBILITY_TIMEOUT": "3", "CELERY_UNACKED_RESTORE_INTERVAL": "1",  # Redis only
-                       **rollups_mode}  # fold mode: the standby (rollups queue) folds, totals wait for it
+    fast_redelivery = {"CELERY_VISIBILITY_TIMEOUT": "3", "CELERY_UNACKED_RESTORE_INTERVAL": "1"}  # Redis only
     # The standby is ready and connected but takes no ingest chunk until the victim is dead: what it then
     # takes first is the redelivered message (a requeued message goes back to the head of its queue).
     workers.start(concurrency=1, extra_env=fast_redelivery, queues="rollups,reports,billing,default")

@@ -7,8 +7,6 @@ from django.core.management.base import BaseCommand, CommandError
 from analytics.ingest import formats
 from analytics.ingest.batches import FINISHED, batch_wait
 from analytics.ingest.files import IngestError
-from analytics.ingest.fold import rollups_fold
-from analytics.ingest.loader import fold_mode
 from analytics.ingest.tasks import batch_queue
 from analytics.models import IngestBatch
 
@@ -70,11 +68,6 @@ class Command(BaseCommand):
                 self.stdout.write(("\r" if interactive else "") + line, ending="" if interactive else "\n")
                 self.stdout.flush()
                 last = line
-            if fold_mode() and all(b.status in FINISHED for b in current):
-                # Fold mode: the batches' last rows may wait in the delta; fold them here too (the rollup
-                # writer or a worker may be folding already: then this returns at once), so that --wait
-                # returns with the whole ingest in the rollups, whoever else runs.
-                rollups_fold()
 
         current = batch_wait(batch_ids=ids, timeout=timeout or None, interval=WAIT_INTERVAL_SECONDS,
                              ranked=True, progress=progress)

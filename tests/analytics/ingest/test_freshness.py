@@ -3,7 +3,6 @@ import pytest
 from django.core.cache import cache
 
 from analytics import ingest
-from analytics.ingest.fold import rollup_fold
 from analytics.models import IngestBatch, IngestChunk
 from analytics.rankings.cache import rankings_invalidate
 from analytics.rankings.tasks import rollup_rankings_refresh
@@ -16,8 +15,6 @@ def refresh_runs_now(db, monkeypatch):
     """The rankings refresh runs as a worker would run it, at once; its catch-up (a minute later) never does."""
     cache.clear()
     monkeypatch.setattr(rollup_rankings_refresh, "delay", lambda **kwargs: rollup_rankings_refresh.run(**kwargs))
-    # Fold mode: the fold a chunk queues runs at once too, and the refresh follows it.
-    monkeypatch.setattr(rollup_fold, "delay", lambda: rollup_fold.run())
 
 
 def _listed() -> None:

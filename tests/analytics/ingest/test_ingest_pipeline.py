@@ -19,16 +19,10 @@ from analytics.models import (
 )
 from billing.models import Account, ApiKey, LedgerEntry
 from marketplace.models import App, Model, Provider
-from tests.analytics.conftest import record, rollups_settle, run_batch, write_jsonl
+from tests.analytics.conftest import record, run_batch, write_jsonl
 from tests.marketplace.factories import EndpointFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True, params=["chunk", "fold"])
-def rollups_mode(request, settings):
-    """Both rollup modes (INGEST_ROLLUPS): per chunk, and folded by the writer after each batch (run_batch)."""
-    settings.INGEST_ROLLUPS = request.param
 
 H21 = datetime(2026, 2, 24, 21, tzinfo=UTC)
 H22 = datetime(2026, 2, 24, 22, tzinfo=UTC)
@@ -147,7 +141,6 @@ def test_a_retried_chunk_is_not_applied_twice(tmp_path):
     before = _rollup_totals()
 
     result = ingest.chunk_ingest(batch_id=batch.pk, index=0)
-    rollups_settle()  # fold mode: a fold after the retry finds nothing of it
 
     assert result.skipped
     assert _rollup_totals() == before

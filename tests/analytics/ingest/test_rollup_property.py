@@ -20,8 +20,6 @@ from analytics.models import (
     Generation,
     GenerationKey,
     IngestBatch,
-    RollupDelta,
-    RollupDeltaAttempt,
 )
 from analytics.usage import sources
 from billing.models import Account, LedgerEntry
@@ -53,15 +51,8 @@ record_strategy = st.fixed_dictionaries({
 })
 
 
-@pytest.fixture(autouse=True, params=["chunk", "fold"])
-def rollups_mode(request, settings):
-    """Both rollup modes (INGEST_ROLLUPS): per chunk, and folded by the writer after the batch (run_batch)."""
-    settings.INGEST_ROLLUPS = request.param
-
-
 def _clean():
-    for model in (*(r.model for r in rollups.ROLLUPS), RollupDelta, RollupDeltaAttempt, Generation, GenerationKey,
-                  LedgerEntry, IngestBatch):
+    for model in (*(r.model for r in rollups.ROLLUPS), Generation, GenerationKey, LedgerEntry, IngestBatch):
         model.objects.all().delete()
     Account.objects.update(balance_units=0)
 
