@@ -210,7 +210,7 @@ def test_applying_twice_equals_applying_once_and_a_new_reprice_finds_nothing(tmp
     plan = _plan(world)
     reprice_apply(reprice_id=plan.reprice_id, actor="staff")
     state = (sorted(Generation.objects.values_list("id", "cost_units", "price_id")),
-             sorted(rollups.AccountHour.objects.values_list("id", "spend_units")),
+             sorted(rollups.AccountHour.objects.values_list("pk", "spend_units")),
              sorted(LedgerEntry.objects.values_list("id", "amount_units")),
              sorted(Account.objects.values_list("id", "balance_units")))
 
@@ -223,7 +223,7 @@ def test_applying_twice_equals_applying_once_and_a_new_reprice_finds_nothing(tmp
     assert applied_second.requests == 0
     assert applied_second.accounts_posted == []
     assert state == (sorted(Generation.objects.values_list("id", "cost_units", "price_id")),
-                     sorted(rollups.AccountHour.objects.values_list("id", "spend_units")),
+                     sorted(rollups.AccountHour.objects.values_list("pk", "spend_units")),
                      sorted(LedgerEntry.objects.values_list("id", "amount_units")),
                      sorted(Account.objects.values_list("id", "balance_units")))
     books_assert_balanced()
