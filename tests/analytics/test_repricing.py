@@ -98,7 +98,8 @@ def _direct_aggregate(keys: tuple[str, ...], where: str) -> dict:
         fields = {"hour": g.created_at.replace(minute=0, second=0, microsecond=0), "day": g.created_at.date(),
                   "model_id": g.model_id, "provider_id": g.provider_id, "account_id": g.account_id,
                   "api_key_id": g.api_key_id or 0, "app_id": g.app_id or 0, "end_user": g.end_user, "tags": g.tags}
-        if not {"1 = 1": True, "app_id <> 0": fields["app_id"] != 0}[where]:
+        if not {"1 = 1": True, "app_id <> 0": fields["app_id"] != 0, "end_user <> ''": fields["end_user"] != "",
+                    "tags <> ''": fields["tags"] != ""}[where]:
             continue
         key = tuple(fields[k] for k in keys)
         truth[key] += 0 if g.is_byok else g.cost_units
