@@ -52,8 +52,10 @@ def _rollup_for(columns: Iterable[str], *, hourly: bool) -> rollups.Rollup | Non
 
 def _left_out(rollup: rollups.Rollup) -> str | None:
     """The dimension whose empty value a rollup leaves out (`where` "<it> <> ''", its one dimension), else None."""
-    [dimension] = rollup.dimensions if len(rollup.dimensions) == 1 else (None,)
-    return dimension if dimension is not None and rollup.where == f"{dimension} <> ''" else None
+    if len(rollup.dimensions) != 1:
+        return None
+    [dimension] = rollup.dimensions
+    return dimension if rollup.where == f"{dimension} <> ''" else None
 
 
 def _whole(grain: str) -> rollups.Rollup:
