@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection, models
 from genai_prices import data_snapshot
 
 from marketplace.names import CatalogNames, provider_duplicates
@@ -105,8 +105,12 @@ def _prices_used(apps, endpoint_ids: list[int]) -> bool:
 def _rollup_merge(model, column: str, old_id: int, new_id: int) -> int:
     """Add the old id's rows into the new id's, by the table's unique key; return how many rows moved."""
     meta = model._meta
-    [key] = [c for c in meta.constraints if getattr(c, "fields", None)]
-    keys = [meta.get_field(name).column for name in key.fields]
+    if isinstance(meta.pk, models.CompositePrimaryKey):  # the account rollups: their key is the primary key
+        key_fields = meta.pk.field_names
+    else:
+        [key] = [c for c in meta.constraints if getattr(c, "fields", None)]
+        key_fields = key.fields
+    keys = [meta.get_field(name).column for name in key_fields]
     sums = [f.column for f in meta.concrete_fields if not f.primary_key and f.column not in keys]
     table = meta.db_table
     select = ", ".join("%s" if c == column else c for c in keys)

@@ -377,11 +377,8 @@ class AccountDay(_AccountSlice):
     The same counters as AccountHour; periods of days read ~24x fewer rows here.
     """
 
+    pk = models.CompositePrimaryKey("account", "day", "model", "provider", "api_key_id", "app_id")
     day = models.DateField()
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["account", "day", "model", "provider", "api_key_id", "app_id"],
-                                               name="accountday_key")]
 
     def __str__(self) -> str:
         return f"{self.day} account {self.account_id} model {self.model_id}"
@@ -390,11 +387,8 @@ class AccountDay(_AccountSlice):
 class AccountHour(_AccountSlice):
     """Per hour x account x model x provider x api key x app: account pages by hour (24 h, hourly activity)."""
 
+    pk = models.CompositePrimaryKey("account", "hour", "model", "provider", "api_key_id", "app_id")
     hour = models.DateTimeField()
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["account", "hour", "model", "provider", "api_key_id", "app_id"],
-                                               name="accounthour_key")]
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}h account {self.account_id} model {self.model_id}"
@@ -403,11 +397,9 @@ class AccountHour(_AccountSlice):
 class AccountUserDay(_AccountUsage):
     """Per day x account x end user ("" for requests without one): top users, the explorer and usage CSV by user."""
 
+    pk = models.CompositePrimaryKey("account", "day", "end_user")
     day = models.DateField()
     end_user = models.CharField(max_length=128, default="")
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["account", "day", "end_user"], name="accountuserday_key")]
 
     def __str__(self) -> str:
         return f"{self.day} account {self.account_id} user {self.end_user!r}"
@@ -421,11 +413,9 @@ class AccountTagDay(_AccountUsage):
     (analytics.usage.grouping). An account uses few tag sets.
     """
 
+    pk = models.CompositePrimaryKey("account", "day", "tags")
     day = models.DateField()
     tags = models.CharField(max_length=TAGS_MAX_LENGTH, default="")
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["account", "day", "tags"], name="accounttagday_key")]
 
     def __str__(self) -> str:
         return f"{self.day} account {self.account_id} tags {self.tags!r}"

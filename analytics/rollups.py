@@ -116,8 +116,11 @@ ROLLUPS: tuple[Rollup, ...] = (
     Rollup(m.AppDay, ("day", "app_id", "model_id"), USAGE_SUMS, "day", spend=True, where="app_id <> 0"),
     Rollup(m.AccountDay, ("account_id", "day", *_SLICE), _ACCOUNT_SUMS, "day", spend=True),
     Rollup(m.AccountHour, ("account_id", "hour", *_SLICE), _ACCOUNT_SUMS, "hour", spend=True),
-    Rollup(m.AccountUserDay, ("account_id", "day", "end_user"), _ACCOUNT_SUMS, "day", spend=True),
-    Rollup(m.AccountTagDay, ("account_id", "day", "tags"), _ACCOUNT_SUMS, "day", spend=True),
+    # No row for requests without a user or tags: it would repeat AccountDay's totals (the readers
+    # derive it from AccountDay, analytics.usage.sources).
+    Rollup(m.AccountUserDay, ("account_id", "day", "end_user"), _ACCOUNT_SUMS, "day", spend=True,
+           where="end_user <> ''"),
+    Rollup(m.AccountTagDay, ("account_id", "day", "tags"), _ACCOUNT_SUMS, "day", spend=True, where="tags <> ''"),
 )
 
 

@@ -11,3 +11,17 @@ class LoginCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.count}"
+
+
+class RegistryVersion(models.Model):
+    """One row: a random number that changes whenever a registered name's id may have (core.id_cache).
+
+    Set by triggers on the registered tables (a row deleted or renamed, the table emptied), never by
+    Python; workers compare it with the one their cached ids are of.
+    """
+
+    id = models.SmallIntegerField(primary_key=True, default=1)
+    version = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"registry version {self.version}"

@@ -23,6 +23,7 @@ from analytics.counters import SPEND
 from analytics.models import IngestBatch, IngestChunk, Reject
 from billing.budgets import budgets_chunk_apply
 from billing.ledger import ledger_debit_usage
+from core.id_cache import registry_confirm
 
 from . import formats, loader
 from .fanout import chunk_fan_out
@@ -106,6 +107,8 @@ def _chunk_ingest(batch_id: int, index: int) -> ChunkResult:
         locked = IngestChunk.objects.select_for_update().get(pk=chunk.pk)
         if locked.done:  # another worker applied it while we parsed
             return ChunkResult(locked.lines, locked.accepted, locked.duplicates, locked.rejected, skipped=True)
+        if stage:
+            registry_confirm()  # no name deleted or renamed since `stage_rows` took its ids (else retried)
         applied = loader.apply(stage=stage, extra_attempts=extra_attempts)
         Reject.objects.bulk_create(rejects, batch_size=1000)
         debited = ledger_debit_usage(spend_by_account=applied.spend_by_account,

@@ -8,6 +8,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from analytics import cost_sources, histograms
 from billing.accounts import accounts_register, api_keys_name, api_keys_register
+from core.id_cache import IdCache, registry_check
 from core.money import UNITS_PER_USD
 from marketplace.services import apps_register, models_register, providers_register
 
@@ -18,6 +19,16 @@ from .prices import catalog_names, price_book
 # Plain ints for COPY's smallint column.
 GATEWAY, CATALOG, INSURANCE, UNPRICED = (s.value for s in (
     cost_sources.GATEWAY, cost_sources.CATALOG, cost_sources.INSURANCE, cost_sources.UNPRICED))
+
+
+# Ids of what earlier chunks of this process registered, by the key each register function takes
+# (core.id_cache): a chunk sends only the names it is the first to see.
+_ACCOUNTS = IdCache("accounts")
+_KEYS = IdCache("api keys")  # by (account id, key id)
+_KEY_NAMES = IdCache("api key names")  # the name last written or seen, by key id
+_MODELS = IdCache("models")
+_PROVIDERS = IdCache("providers")
+_APPS = IdCache("apps")
 
 
 def names_resolve(records: list[formats.Record]) -> set[str]:
@@ -55,18 +66,22 @@ def stage_rows(records: list[formats.Record], batch_id: int) -> tuple[list[Stage
     `StageRow`'s field order, which tests/analytics/ingest/test_stage_rows.py checks field by field.
     """
     provider_names = names_resolve(records)
-    account_ids = accounts_register(external_ids={r.account for r in records})
-    key_ids = api_keys_register(keys={(account_ids[r.account], r.api_key) for r in records if r.api_key})
+    registry_check()  # the ids cached by earlier chunks are still right (core.id_cache)
+    account_ids = _ACCOUNTS.ids({r.account for r in records}, lambda new: accounts_register(external_ids=new))
+    key_ids = _KEYS.ids({(account_ids[r.account], r.api_key) for r in records if r.api_key},
+                        lambda new: api_keys_register(keys=new))
     key_names = {key_ids[(account_ids[r.account], r.api_key)]: r.api_key_name for r in records if r.api_key_name}
-    if key_names:
-        api_keys_name(names=key_names)
-    model_ids = models_register(slugs={r.model for r in records})
-    provider_ids = providers_register(names=provider_names)
+    renamed = {key: name for key, name in key_names.items() if _KEY_NAMES.get(key) != name}
+    if renamed:  # only names this process has not written or seen already
+        api_keys_name(names=renamed)
+        _KEY_NAMES.remember(renamed)
+    model_ids = _MODELS.ids({r.model for r in records}, lambda new: models_register(slugs=new))
+    provider_ids = _PROVIDERS.ids(provider_names, lambda new: providers_register(names=new))
     apps: dict[str, tuple[str, list[str]]] = {}
     for r in records:
         if r.origin and r.origin not in apps:
             apps[r.origin] = (r.app_name or "", list(r.app_categories))
-    app_ids = apps_register(apps=apps) if apps else {}
+    app_ids = _APPS.ids(apps, lambda new: apps_register(apps={origin: apps[origin] for origin in new})) if apps else {}
     prices = None
 
     stage, extra_attempts = [], []

@@ -330,9 +330,12 @@ def _rollup_sql(rollup: Rollup) -> str:
     order = ", ".join(f"t.{k}" for k in keys)
     moved = ", ".join(f"d.{c}" for c in deltas)
     sets = ", ".join(f"{c} = {table}.{c} + l.{c}" for c in deltas)
-    return (f"WITH d AS ({delta}), l AS (SELECT t.id, {moved} FROM {table} t JOIN d ON {match}"
+    # Matched by its key (the account rollups have no `id`: their key is their primary key).
+    locked = ", ".join(f"t.{k}" for k in keys)
+    same = " AND ".join(f"{table}.{k} = l.{k}" for k in keys)
+    return (f"WITH d AS ({delta}), l AS (SELECT {locked}, {moved} FROM {table} t JOIN d ON {match}"
             f" ORDER BY {order} FOR UPDATE OF t)"
-            f" UPDATE {table} SET {sets} FROM l WHERE {table}.id = l.id")
+            f" UPDATE {table} SET {sets} FROM l WHERE {same}")
 
 
 def _batch_apply(reprice: Reprice, low: int, high: int) -> None:

@@ -10,6 +10,7 @@ from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from analytics.models import Generation
+from core.replica import read_connection
 from core.timerange import local_day, midnight
 
 from . import sources
@@ -58,6 +59,7 @@ def histogram_counts(*, account_id: int, log_filter: LogFilter, unit: str, zone:
 
 # What the rollups count under a status filter: every request, the successful ones, the failed ones.
 _ROLLUP_COUNTS = {"": F("requests"), "ok": F("requests") - F("failed"), "error": F("failed")}
+_ROLLUP_COUNTS_SQL = {"": "r.requests", "ok": "r.requests - r.failed", "error": "r.failed"}
 
 
 
@@ -77,10 +79,13 @@ def rollup_histogram_counts(*, account_id: int, log_filter: LogFilter, unit: str
     rollup = sources.rollup_for(filtered, hourly=not daily)
     if rollup is None:  # users or tags with another dimension, or by the hour: only the log has them
         return None
-    if daily:
-        days = (rollup.objects.filter(condition, account_id=account_id, day__gte=start.date(), day__lt=end.date())
-                .values_list("day").annotate(n=Sum(count)).values_list("day", "n").order_by())
-        return {midnight(day): int(n or 0) for day, n in days}
+    if daily:  # as `sources` reads the day rollups: the user and tag rollups' "none" rows are derived
+        rows = sources.account_rows(account_id, start, end, hourly=False, columns=filtered)
+        condition_sql, condition_params = log_filter.filters.rollup_sql()
+        with read_connection().cursor() as cursor:
+            cursor.execute(f"SELECT r.day, SUM({_ROLLUP_COUNTS_SQL[log_filter.status]}) {rows.sql}{condition_sql}"
+                           " GROUP BY r.day", [*rows.params, *condition_params])
+            return {midnight(day): int(n or 0) for day, n in cursor.fetchall()}
     hours = (rollup.objects.filter(condition, account_id=account_id, hour__gte=start, hour__lt=end)
              .values_list("hour").annotate(n=Sum(count)).values_list("hour", "n").order_by())
     if unit == "hour":

@@ -68,6 +68,13 @@ def spend_by_utc_day(*, account_id: int, since: date, before: date, api_key_id: 
                      end_user: str | None = None, tag: str | None = None) -> dict[date, int]:
     """The spend per UTC day in [since, before) of the account, or of one key, end user or tag of it
     (at most one), from the daily rollup of that level."""
+    if end_user == "":  # requests without a user have no row of theirs: the account's less its users'
+        whole = spend_by_utc_day(account_id=account_id, since=since, before=before)
+        users = (AccountUserDay.objects.filter(account_id=account_id, day__gte=since, day__lt=before)
+                 .values_list("day").annotate(s=Sum("spend_units")).values_list("day", "s"))
+        for day, units in users:
+            whole[day] = whole.get(day, 0) - int(units or 0)
+        return whole
     if end_user is not None:
         rows = AccountUserDay.objects.filter(account_id=account_id, end_user=end_user)
     elif tag is not None:

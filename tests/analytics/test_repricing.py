@@ -98,7 +98,8 @@ def _direct_aggregate(keys: tuple[str, ...], where: str) -> dict:
         fields = {"hour": g.created_at.replace(minute=0, second=0, microsecond=0), "day": g.created_at.date(),
                   "model_id": g.model_id, "provider_id": g.provider_id, "account_id": g.account_id,
                   "api_key_id": g.api_key_id or 0, "app_id": g.app_id or 0, "end_user": g.end_user, "tags": g.tags}
-        if not {"1 = 1": True, "app_id <> 0": fields["app_id"] != 0}[where]:
+        if not {"1 = 1": True, "app_id <> 0": fields["app_id"] != 0, "end_user <> ''": fields["end_user"] != "",
+                    "tags <> ''": fields["tags"] != ""}[where]:
             continue
         key = tuple(fields[k] for k in keys)
         truth[key] += 0 if g.is_byok else g.cost_units
@@ -210,7 +211,7 @@ def test_applying_twice_equals_applying_once_and_a_new_reprice_finds_nothing(tmp
     plan = _plan(world)
     reprice_apply(reprice_id=plan.reprice_id, actor="staff")
     state = (sorted(Generation.objects.values_list("id", "cost_units", "price_id")),
-             sorted(rollups.AccountHour.objects.values_list("id", "spend_units")),
+             sorted(rollups.AccountHour.objects.values_list("pk", "spend_units")),
              sorted(LedgerEntry.objects.values_list("id", "amount_units")),
              sorted(Account.objects.values_list("id", "balance_units")))
 
@@ -223,7 +224,7 @@ def test_applying_twice_equals_applying_once_and_a_new_reprice_finds_nothing(tmp
     assert applied_second.requests == 0
     assert applied_second.accounts_posted == []
     assert state == (sorted(Generation.objects.values_list("id", "cost_units", "price_id")),
-                     sorted(rollups.AccountHour.objects.values_list("id", "spend_units")),
+                     sorted(rollups.AccountHour.objects.values_list("pk", "spend_units")),
                      sorted(LedgerEntry.objects.values_list("id", "amount_units")),
                      sorted(Account.objects.values_list("id", "balance_units")))
     books_assert_balanced()

@@ -1,8 +1,12 @@
 """A generation's end user, session and tags go from the log into the generation and the account rollups."""
+from datetime import UTC, datetime, time, timedelta
+
 import pytest
 from django.db.models import Sum
 
 from analytics.models import AccountDay, AccountHour, AccountTagDay, AccountUserDay, Generation, Reject
+from analytics.usage.grouping import grouped_sums
+from billing.models import Account
 
 from ..conftest import D1, at, record, run_batch, write_jsonl
 
@@ -30,15 +34,20 @@ def test_users_sessions_and_tags_reach_the_generations_and_the_account_rollups(t
                 table.objects.filter(account__external_id=account).values(key)
                 .annotate(requests=Sum("requests"), spend=Sum("spend_units")).order_by()}
 
-    # acct_a by user and by tag set, each in its own daily rollup; the anonymous, untagged request under ""
-    assert sums(AccountUserDay, "end_user", "acct_a") == {"u-1": (2, 30_000_000), "u-2": (1, 40_000_000),
-                                                          "": (1, 80_000_000)}
-    assert sums(AccountTagDay, "tags", "acct_a") == {",chat,prod,": (2, 30_000_000), ",prod,": (1, 40_000_000),
-                                                     "": (1, 80_000_000)}
+    # acct_a by user and by tag set, each in its own daily rollup; the anonymous, untagged request has no
+    # row there (it would repeat AccountDay's), and the pages read it as "" all the same (usage.sources)
+    assert sums(AccountUserDay, "end_user", "acct_a") == {"u-1": (2, 30_000_000), "u-2": (1, 40_000_000)}
+    assert sums(AccountTagDay, "tags", "acct_a") == {",chat,prod,": (2, 30_000_000), ",prod,": (1, 40_000_000)}
+    account_a = Account.objects.get(external_id="acct_a").pk
+    day = datetime.combine(D1, time(), tzinfo=UTC)
+    for column, named in (("end_user", {"u-1": (2, 30_000_000), "u-2": (1, 40_000_000)}),
+                          ("tags", {",chat,prod,": (2, 30_000_000), ",prod,": (1, 40_000_000)})):
+        read = grouped_sums(account_a, day, day + timedelta(days=1), hourly=False, sets=[(column,)])[(column,)]
+        assert {k[0]: (t.requests, t.spend_units) for k, t in read.items()} == {**named, "": (1, 80_000_000)}
     # the rollups by model, provider, key and app hold no user and no tags: one row for the four requests
     assert sums(AccountDay, "model_id", "acct_a") == sums(AccountHour, "model_id", "acct_a") == {
         Generation.objects.get(pk="g1").model_id: (4, 150_000_000)}
     assert AccountDay.objects.filter(account__external_id="acct_a").count() == 1
-    assert AccountUserDay.objects.filter(account__external_id="acct_a").count() == 3
+    assert AccountUserDay.objects.filter(account__external_id="acct_a").count() == 2
     # the same user id in another account is another account's user
     assert sums(AccountUserDay, "end_user", "acct_b") == {"u-1": (1, 160_000_000)}

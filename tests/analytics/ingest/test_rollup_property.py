@@ -150,9 +150,17 @@ def rollups_assert_equal_generations() -> None:
                                         columns=["end_user", "tags"])
             assert rows.generations
             dims = keys[1:]
-            summed = _summed(f"SELECT {', '.join(dims)}, {rows.sums_of(counters)} {rows.sql} GROUP BY {', '.join(dims)}",
-                             rows.params, len(dims))
+            summed = _summed(f"SELECT {', '.join(dims)}, {rows.sums_of(counters)} {rows.sql} AND {rollup.where}"
+                             f" GROUP BY {', '.join(dims)}", rows.params, len(dims))
             assert {k[1:]: v for k, v in stored.items() if k[0] == account_id} == summed, rollup.table
+            # What the pages read for the rollup's columns (the user and tag rollups' "none" rows derived)
+            # is every generation's, the rows the rollup leaves out included.
+            everything = _summed(f"SELECT {', '.join(dims)}, {rows.sums_of(counters)} {rows.sql}"
+                                 f" GROUP BY {', '.join(dims)}", rows.params, len(dims))
+            read = sources.account_rows(account_id, start, end, hourly=rollup.grain == "hour", columns=dims)
+            assert not read.generations
+            assert _summed(f"SELECT {', '.join(dims)}, {read.sums_of(counters)} {read.sql}"
+                           f" GROUP BY {', '.join(dims)}", read.params, len(dims)) == everything, rollup.table
 
 
 def _summed(sql: str, params: list, width: int) -> dict:

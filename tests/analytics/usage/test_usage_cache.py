@@ -160,8 +160,9 @@ def test_a_watched_account_is_prewarmed_an_unwatched_one_computes_right_on_first
         text = _text(client.get("/account/", {"period": "30d"}))
     # Not prewarmed, so computed now: the totals against the previous period, and one pass over the
     # period's rows for the chart and the four tables; the forecast's daily spend; the savings' top
-    # models and their rows; the account's first day of traffic (is the previous period partial?).
-    assert sum("analytics_accountday" in q["sql"] for q in queries.captured_queries) == 2 + 1 + 2 + 1
+    # models and their rows; the account's first day of traffic (is the previous period partial?); the
+    # top users' and tags' tables, whose "none" rows are AccountDay's less theirs (usage.sources).
+    assert sum("analytics_accountday" in q["sql"] for q in queries.captured_queries) == 2 + 1 + 2 + 1 + 2
     # b1: 9,999 + 1 tokens for $9.99 on lab/alpha; b2: 1 + 99 tokens for $0.01 on lab/beta.
     assert re.search(r"Spend \$10\.00 ", text)
     assert re.search(r"Tokens 10\.1K ", text)
@@ -224,7 +225,7 @@ def test_a_page_cached_while_watched_is_not_shown_after_the_mark_expired(
     assert re.search(r"Spend \$0\.07 ", text)
     assert re.search(r"Tokens 8\.7K ", text)
     assert re.search(r"Requests 6 ", text)
-    assert sum("analytics_accountday" in q["sql"] for q in queries.captured_queries) == 2 + 1 + 2 + 1  # as above
+    assert sum("analytics_accountday" in q["sql"] for q in queries.captured_queries) == 2 + 1 + 2 + 1 + 2  # as above
     assert usage.usage_version(a.pk) != version
     activity = client.get("/account/activity/").context["activity"]
     assert (activity.total.spend, activity.total.requests) == (Decimal("0.07"), 6)
