@@ -38,4 +38,4 @@ def test_the_rankings_and_the_usage_pages_queue_their_catch_up_runs_by_their_lim
     usage_cache.usage_watch(account_id=7)
     usage_tasks.usage_refresh(account_ids=[7])
     usage_tasks.usage_refresh(account_ids=[7])  # inside the window: one catch-up run
-    assert countdowns == [VERSION_BUMPS.countdown, USAGE_BUMPS.countdown] == [61, 11]
+    assert countdowns == [VERSION_BUMPS.countdown, USAGE_BUMPS.countdown] == [41, 11]

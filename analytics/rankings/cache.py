@@ -1,4 +1,4 @@
-"""The rankings' cache: one version for the whole site, moved by ingestion (at most once a minute,
+"""The rankings' cache: one version for the whole site, moved by ingestion (at most once every 40 s,
 analytics.rankings.tasks) and at once when staff change what may appear publicly; every ranking,
 series and rendered public page is cached under it (core.cache).
 """

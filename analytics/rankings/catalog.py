@@ -7,7 +7,7 @@ latency (p50 over the last 7 UTC days, every provider's histogram merged), newes
 in the URL; 50 models a page. The week's figures per model are a small table (ModelWeek) that the
 rankings task refreshes from the rollups, so one query filters, sorts and pages the catalog (some
 700 models) and another counts it, with nothing cached: the page is as fast cold as warm. The
-figures are as fresh as the last refresh (ingestion asks for one at most once a minute, beat every
+figures are as fresh as the last refresh (ingestion asks for one at most once every 40 s, beat every
 5 minutes).
 """
 from __future__ import annotations

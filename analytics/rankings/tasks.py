@@ -22,11 +22,11 @@ MARKS_SECONDS = 24 * 3600  # when the version last moved, and until when a catch
 
 @shared_task_renamed(old_name="analytics.tasks.rollup_rankings_refresh", ignore_result=True)
 def rollup_rankings_refresh(*, batch_end: bool = False) -> None:
-    """Bump the rankings version at most once a minute, then compute the new rankings ahead.
+    """Bump the rankings version at most once every 40 s (VERSION_BUMPS), then compute the new rankings ahead.
 
     Under continuous ingestion every chunk asks; the rate limit keeps pages served from the cache
-    (at most a minute stale), and the prewarm means visitors never wait for a cold computation.
-    A request inside the minute leaves one catch-up run behind, so no chunk is left out for long (the
+    (at most 41 s stale), and the prewarm means visitors never wait for a cold computation.
+    A request inside the window leaves one catch-up run behind, so no chunk is left out for long (the
     one rate limit of version moves, core.cache.VERSION_BUMPS, which the usage pages' versions follow too).
     The last chunk of a batch (`batch_end`) moves the version at once: the limit is for chunks in the
     middle of a stream, never for its end, so a finished file is in the rankings within seconds and

@@ -44,7 +44,7 @@ STATS_WINDOWS_LABELS = {"1h": "Last hour", "1d": "Last day", "7d": "Last 7 days"
 def _page_cached(request: HttpRequest, build) -> HttpResponse:
     """Serve an anonymous GET from the cache of rendered pages, keyed by the rankings version.
 
-    The version moves when new traffic is ingested (at most once a minute) and at once when staff
+    The version moves when new traffic is ingested (at most once every 40 s) and at once when staff
     hide an app or unlist a model, so a cached page never outlives what it may show. It is read once
     for the whole request (version_pinned).
     """

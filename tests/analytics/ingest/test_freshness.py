@@ -12,7 +12,7 @@ from tests.analytics.conftest import D1, at, record, write_jsonl
 
 @pytest.fixture
 def refresh_runs_now(db, monkeypatch):
-    """The rankings refresh runs as a worker would run it, at once; its catch-up (a minute later) never does."""
+    """The rankings refresh runs as a worker would run it, at once; its catch-up (41 s later) never does."""
     cache.clear()
     monkeypatch.setattr(rollup_rankings_refresh, "delay", lambda **kwargs: rollup_rankings_refresh.run(**kwargs))
 
@@ -44,7 +44,7 @@ def test_the_last_chunk_of_a_batch_moves_the_rankings_inside_the_minute(
     assert _tokens(client) == 10 * 150  # the first chunk moved the version; the page is cached under it
 
     with django_capture_on_commit_callbacks(execute=True):
-        ingest.chunk_ingest(batch_id=batch.pk, index=1)  # inside the minute: left to the catch-up run
+        ingest.chunk_ingest(batch_id=batch.pk, index=1)  # inside the window: left to the catch-up run
     assert _tokens(client) == 10 * 150
     with django_capture_on_commit_callbacks(execute=True):
         ingest.chunk_ingest(batch_id=batch.pk, index=2)  # the batch's end: at once
@@ -75,10 +75,10 @@ def test_a_gateway_bodys_end_follows_the_rate_limit_and_its_catch_up_ranks_it(
     first = body("a", 2)  # the version moved long ago: the first body's chunk moves it
     _listed()
     assert (_tokens(client), first.in_rankings) == (2 * 150, True)
-    second = body("b", 3)  # a finished batch, inside the minute: left to the one catch-up run
+    second = body("b", 3)  # a finished batch, inside the window: left to the one catch-up run
     assert second.status == IngestBatch.Status.DONE
-    assert (_tokens(client), second.in_rankings, catch_ups) == (2 * 150, False, [61])
-    clock.shift(61)
+    assert (_tokens(client), second.in_rankings, catch_ups) == (2 * 150, False, [41])
+    clock.shift(41)
     rollup_rankings_refresh.run()  # the catch-up, its countdown later, ranks it
     second.refresh_from_db()
     assert (_tokens(client), second.in_rankings) == (5 * 150, True)
