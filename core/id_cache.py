@@ -104,14 +104,18 @@ def _read(cursor, *, lock: bool) -> int:
     return row[0]
 
 
+def _caches_clear() -> None:
+    for cache in _CACHES:
+        cache.clear()
+
+
 def registry_check() -> None:
     """Once per chunk, before registering: empty every cache if the registry's version moved (one query)."""
     global _version
     with connection.cursor() as cursor:
         version = _read(cursor, lock=False)
     if version != _version:
-        for cache in _CACHES:
-            cache.clear()
+        _caches_clear()
         _version = version
 
 
@@ -122,8 +126,7 @@ def registry_confirm() -> None:
     with connection.cursor() as cursor:
         version = _read(cursor, lock=True)
     if version != _version:
-        for cache in _CACHES:
-            cache.clear()
+        _caches_clear()
         _version = None
         raise RegistryChanged("a registered name was deleted or renamed since this chunk registered its names")
 
@@ -131,6 +134,5 @@ def registry_confirm() -> None:
 def registry_forget() -> None:
     """Empty every cache of this process (and forget the version)."""
     global _version
-    for cache in _CACHES:
-        cache.clear()
+    _caches_clear()
     _version = None

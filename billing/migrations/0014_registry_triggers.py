@@ -4,7 +4,8 @@ from django.db import migrations
 
 
 def _triggers(table: str, columns: tuple[str, ...]) -> tuple[str, str]:
-    """core.id_cache.bump_triggers_sql as it was when this ran."""
+    """The registry triggers of `table` (core.id_cache): a copy of its own in billing 0014 and marketplace 0005,
+    as migrations keep what they ran."""
     changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in columns)
     create = (f"CREATE TRIGGER {table}_registry_delete BEFORE DELETE OR TRUNCATE ON {table}"
               f" FOR EACH STATEMENT EXECUTE FUNCTION core_registry_bump();"
